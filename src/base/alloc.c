@@ -1,0 +1,70 @@
+#include "base/alloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Fault-injection counters. Process-wide on purpose: the seam is a test hook, not state. Single
+ * threaded use only (unit tests); the server never enables it. */
+static long fail_countdown = -1;
+static long successes;
+static long failures;
+
+static int should_fail(void)
+{
+    if (fail_countdown < 0) {
+        successes++;
+        return 0;
+    }
+    if (fail_countdown == 0) {
+        failures++;
+        return 1;
+    }
+    fail_countdown--;
+    successes++;
+    return 0;
+}
+
+long cl_alloc_fail_after(long n)
+{
+    long s = successes;
+    successes = 0;
+    fail_countdown = n;
+    return s;
+}
+
+long cl_alloc_failures(void) { return failures; }
+
+void *cl_malloc(size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *cl_calloc(size_t count, size_t size)
+{
+    if (should_fail())
+        return NULL;
+    return calloc(count ? count : 1, size ? size : 1);
+}
+
+void *cl_realloc(void *p, size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void cl_free(void *p) { free(p); }
+
+char *cl_strndup(const char *s, size_t n)
+{
+    char *d = cl_malloc(n + 1);
+    if (d == NULL)
+        return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *cl_strdup(const char *s) { return cl_strndup(s, strlen(s)); }

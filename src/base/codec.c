@@ -1,0 +1,175 @@
+#include "base/codec.h"
+
+#include <string.h>
+
+#include "base/alloc.h"
+
+static const char HEX[] = "0123456789abcdef";
+
+void cl_hex_encode(const uint8_t *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = HEX[in[i] >> 4];
+        out[2 * i + 1] = HEX[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int cl_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t outlen)
+{
+    CL_ENSURE(outlen <= SIZE_MAX / 2 && inlen == 2 * outlen, CL_EHEX);
+    for (size_t i = 0; i < outlen; i++) {
+        int hi = hexval(in[2 * i]), lo = hexval(in[2 * i + 1]);
+        CL_ENSURE(hi >= 0 && lo >= 0, CL_EHEX);
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return CL_OK;
+}
+
+int cl_hex_decode_alloc(const char *in, size_t inlen, uint8_t **out, size_t *outlen)
+{
+    CL_ENSURE(inlen % 2 == 0, CL_EHEX);
+    uint8_t *p = cl_malloc(inlen / 2);
+    CL_ENSURE(p != NULL, CL_ENOMEM);
+    int rc = cl_hex_decode(in, inlen, p, inlen / 2);
+    if (rc < 0) {
+        cl_free(p);
+        return rc;
+    }
+    *out = p;
+    *outlen = inlen / 2;
+    return CL_OK;
+}
+
+static const char B64_STD[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char B64_URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t cl_b64_encoded_len(size_t n, cl_b64_variant v)
+{
+    if (v == CL_B64_STD)
+        return (n + 2) / 3 * 4;
+    return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
+}
+
+void cl_b64_encode(const uint8_t *in, size_t n, char *out, cl_b64_variant v)
+{
+    const char *a = v == CL_B64_STD ? B64_STD : B64_URL;
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t x = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = a[x >> 18];
+        out[o++] = a[(x >> 12) & 63];
+        out[o++] = a[(x >> 6) & 63];
+        out[o++] = a[x & 63];
+    }
+    size_t rest = n - i;
+    if (rest > 0) {
+        uint32_t x = (uint32_t)in[i] << 16 | (rest == 2 ? (uint32_t)in[i + 1] << 8 : 0);
+        out[o++] = a[x >> 18];
+        out[o++] = a[(x >> 12) & 63];
+        if (rest == 2)
+            out[o++] = a[(x >> 6) & 63];
+        if (v == CL_B64_STD) {
+            if (rest == 1)
+                out[o++] = '=';
+            out[o++] = '=';
+        }
+    }
+    out[o] = '\0';
+}
+
+char *cl_b64_encode_alloc(const uint8_t *in, size_t n, cl_b64_variant v)
+{
+    char *out = cl_malloc(cl_b64_encoded_len(n, v) + 1);
+    if (out != NULL)
+        cl_b64_encode(in, n, out, v);
+    return out;
+}
+
+size_t cl_b64_decoded_max(size_t inlen) { return inlen / 4 * 3 + 3; }
+
+static int b64val(char c, cl_b64_variant v)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (v == CL_B64_STD ? c == '+' : c == '-')
+        return 62;
+    if (v == CL_B64_STD ? c == '/' : c == '_')
+        return 63;
+    return -1;
+}
+
+int cl_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap, size_t *outlen,
+                  cl_b64_variant v)
+{
+    size_t body = inlen;
+    if (v == CL_B64_STD) {
+        CL_ENSURE(inlen % 4 == 0, CL_EBASE64);
+        if (inlen > 0 && in[inlen - 1] == '=')
+            body--;
+        if (body < inlen && body > 0 && in[body - 1] == '=')
+            body--;
+    } else {
+        CL_ENSURE(inlen % 4 != 1, CL_EBASE64);
+    }
+    size_t rem = body % 4;
+    CL_ENSURE(rem != 1, CL_EBASE64);
+    /* With standard padding the symbol count must round up to the padded length exactly. */
+    if (v == CL_B64_STD)
+        CL_ENSURE((body + 3) / 4 * 4 == inlen, CL_EBASE64);
+    size_t need = body / 4 * 3 + (rem ? rem - 1 : 0);
+    CL_ENSURE(need <= outcap, CL_EOVERFLOW);
+    size_t o = 0, i = 0;
+    for (; i + 4 <= body; i += 4) {
+        int a = b64val(in[i], v), b = b64val(in[i + 1], v), c = b64val(in[i + 2], v),
+            d = b64val(in[i + 3], v);
+        CL_ENSURE((a | b | c | d) >= 0, CL_EBASE64);
+        uint32_t x = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        out[o++] = (uint8_t)(x >> 16);
+        out[o++] = (uint8_t)(x >> 8);
+        out[o++] = (uint8_t)x;
+    }
+    if (rem) {
+        int a = b64val(in[i], v), b = b64val(in[i + 1], v);
+        int c = rem == 3 ? b64val(in[i + 2], v) : 0;
+        CL_ENSURE(a >= 0 && b >= 0 && c >= 0, CL_EBASE64);
+        uint32_t x = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
+        /* canonical: the unused low bits must be zero */
+        CL_ENSURE((rem == 2 ? (x & 0xffff) : (x & 0xff)) == 0, CL_EBASE64);
+        out[o++] = (uint8_t)(x >> 16);
+        if (rem == 3)
+            out[o++] = (uint8_t)(x >> 8);
+    }
+    *outlen = o;
+    return CL_OK;
+}
+
+int cl_b64_decode_alloc(const char *in, size_t inlen, uint8_t **out, size_t *outlen,
+                        cl_b64_variant v)
+{
+    size_t cap = cl_b64_decoded_max(inlen);
+    uint8_t *p = cl_malloc(cap);
+    CL_ENSURE(p != NULL, CL_ENOMEM);
+    int rc = cl_b64_decode(in, inlen, p, cap, outlen, v);
+    if (rc < 0) {
+        cl_free(p);
+        return rc;
+    }
+    *out = p;
+    return CL_OK;
+}

@@ -1,0 +1,41 @@
+/*
+ * codec.h — strict hex and base64 (standard RFC 4648 §4 with padding, and url-safe §5 without).
+ *
+ * Decoders reject anything that is not exactly the canonical alphabet: no whitespace, no stray
+ * padding, no non-zero bits after the last symbol. OpenSSL's EVP_DecodeBlock is not used because it
+ * skips whitespace and accepts non-canonical input, which would let two different receipts mean the
+ * same thing. Output buffers are caller-owned; *_len() helpers give the sizes to allocate.
+ */
+#ifndef CLEDGER_BASE_CODEC_H
+#define CLEDGER_BASE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+/* Writes 2*n lower-case hex characters and a NUL into out (size >= 2*n+1). */
+void cl_hex_encode(const uint8_t *in, size_t n, char *out);
+/* Decodes exactly `outlen` bytes from a hex string of length 2*outlen (either case). */
+CL_MUST_CHECK int cl_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t outlen);
+/* Decodes a hex string of any even length into a new heap buffer (*out, *outlen). */
+CL_MUST_CHECK int cl_hex_decode_alloc(const char *in, size_t inlen, uint8_t **out,
+                                      size_t *outlen);
+
+typedef enum { CL_B64_STD, CL_B64_URL } cl_b64_variant;
+
+/* Encoded length (without NUL). */
+size_t cl_b64_encoded_len(size_t n, cl_b64_variant v);
+/* Writes the encoding and a NUL into out (size >= cl_b64_encoded_len + 1). */
+void cl_b64_encode(const uint8_t *in, size_t n, char *out, cl_b64_variant v);
+/* Upper bound of the decoded size. */
+size_t cl_b64_decoded_max(size_t inlen);
+/* Strict decode into out (capacity outcap); *outlen receives the decoded size. */
+CL_MUST_CHECK int cl_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap,
+                                size_t *outlen, cl_b64_variant v);
+CL_MUST_CHECK int cl_b64_decode_alloc(const char *in, size_t inlen, uint8_t **out,
+                                      size_t *outlen, cl_b64_variant v);
+/* Heap-allocated, NUL-terminated encoding; NULL on allocation failure. */
+char *cl_b64_encode_alloc(const uint8_t *in, size_t n, cl_b64_variant v);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * hash.h — SHA-256 / SHA-384, HMAC-SHA256, random bytes, and wiped secret memory.
+ *
+ * The SHA-256 fast path keeps one prefetched EVP_MD and one reusable EVP_MD_CTX per thread, so the
+ * Merkle tree and the verifier (millions of 64- and 96-byte hashes) pay no per-call fetch.
+ * cl_secret_* memory comes from OpenSSL's secure heap when one is initialised and is always
+ * cleansed before it is released. Compare digests, tags and MACs with cl_ct_equal (CRYPTO_memcmp).
+ */
+#ifndef CLEDGER_CRYPTO_HASH_H
+#define CLEDGER_CRYPTO_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+#define CL_SHA256_LEN 32
+#define CL_SHA384_LEN 48
+
+void cl_sha256(const void *data, size_t len, uint8_t out[CL_SHA256_LEN]);
+/* SHA256(a || b) without copying. */
+void cl_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
+                 uint8_t out[CL_SHA256_LEN]);
+/* SHA256 over several pieces. */
+typedef struct {
+    const void *p;
+    size_t n;
+} cl_iov;
+void cl_sha256_v(const cl_iov *v, size_t count, uint8_t out[CL_SHA256_LEN]);
+
+CL_MUST_CHECK int cl_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,
+                                 uint8_t out[CL_SHA256_LEN]);
+
+CL_MUST_CHECK int cl_random(void *out, size_t n);
+
+/* Constant-time equality of two n-byte buffers: 1 equal, 0 different. */
+int cl_ct_equal(const void *a, const void *b, size_t n);
+
+void *cl_secret_alloc(size_t n); /* zeroed; NULL on failure */
+void cl_secret_free(void *p, size_t n);
+void cl_wipe(void *p, size_t n);
+
+#endif
