@@ -1,0 +1,1369 @@
+/*
+ * ledger.c — the ledger engine (see ledger.h for the invariants and the data directory).
+ *
+ * Write path: append_frame() builds a frame into `pending` (one contiguous buffer per open chunk),
+ * appends its Merkle leaf, and records its location in the open index batch. cl_ledger_sync()
+ * writes `pending` with one pwrite, fdatasyncs the chunk, commits the index batch, and only then
+ * moves durable_seqno. Any write or sync failure poisons the handle (CL_ECLOSED afterwards): after
+ * a failed fsync the page cache state is unknown, so the only safe move is to reopen, which
+ * re-derives everything from what is really on disk.
+ *
+ * Recovery (open): only the open chunk is scanned (bounded by the chunk size); a torn tail is cut.
+ * The Merkle tree and the index are then brought to exactly the durable entries by truncating or
+ * by replaying the missing suffix, which is bounded by how often they are synced (every chunk
+ * rollover and on close), so start-up never walks the whole ledger.
+ */
+#include "ledger/ledger.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/codec.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "crypto/aead.h"
+#include "crypto/hash.h"
+#include "crypto/x509.h"
+#include "ledger/chunk.h"
+#include "ledger/claims.h"
+#include "ledger/entry.h"
+#include "ledger/merkle.h"
+#include "ledger/receipt.h"
+#include "storage/index.h"
+
+#define PATH_MAX_LEN 1024
+#define DEFAULT_CHUNK (5u << 20)
+#define SIG_COLLECTION "\x01sig"
+#define SIG_COLLECTION_LEN 4
+#define CE_LABEL "cledger commit evidence v1"
+#define SECRETS_MAGIC "CLSECRT1"
+#define READ_CACHE 4
+
+typedef struct {
+    uint64_t applies_from;
+    uint8_t *key;           /* 32 bytes, secure heap */
+    uint8_t *commit_secret; /* HMAC(key, CE_LABEL), secure heap */
+} secret_rec;
+
+typedef struct {
+    uint64_t start;
+    cl_file *f;
+    uint64_t stamp;
+} read_slot;
+
+struct cl_ledger {
+    cl_fs *fs;
+    char dir[PATH_MAX_LEN], ledger_dir[PATH_MAX_LEN], node_dir[PATH_MAX_LEN];
+    char merkle_dir[PATH_MAX_LEN], index_dir[PATH_MAX_LEN];
+    uint64_t chunk_size;
+    int private_ledger;
+    int failed;
+
+    cl_key *node_key, *service_key;
+    cl_cert *node_cert, *service_cert;
+    char *node_cert_pem, *service_cert_pem;
+    uint8_t node_id[32];
+    uint64_t service_version;
+
+    secret_rec *secrets;
+    size_t nsecrets;
+
+    cl_chunk_name *chunks; /* committed chunks, in order */
+    size_t nchunks, chunks_cap;
+
+    cl_file *open_chunk; /* NULL until the first append after a rollover */
+    uint64_t open_start;
+    uint64_t open_durable; /* bytes of the open chunk known durable */
+    int open_new;          /* created since the last directory sync */
+    cl_buf pending;        /* frames not yet written; starts at file offset open_durable */
+    int roll_after_sync;
+
+    cl_merkle *tree;
+    cl_index *idx;
+    cl_index_batch *batch;
+
+    uint64_t last_seqno, durable_seqno, signed_seqno, pending_signed;
+
+    read_slot rcache[READ_CACHE];
+    uint64_t rstamp;
+    cl_buf scratch, scratch2, scratch3;
+};
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+static int path_join(char *out, const char *a, const char *b)
+{
+    int n = snprintf(out, PATH_MAX_LEN, "%s/%s", a, b);
+    return n > 0 && n < PATH_MAX_LEN ? CL_OK : CL_EOVERFLOW;
+}
+
+static int poisoned(cl_ledger *l, int rc)
+{
+    if (rc < 0 && rc != CL_EINVAL && rc != CL_EOVERFLOW) {
+        l->failed = 1;
+        cl_logf(CL_LOG_ERROR, "ledger: write path failed (%s); the handle must be reopened",
+                cl_errname(rc));
+    }
+    return rc;
+}
+
+static const secret_rec *secret_for(const cl_ledger *l, uint64_t seqno)
+{
+    for (size_t i = l->nsecrets; i > 0; i--)
+        if (l->secrets[i - 1].applies_from <= seqno)
+            return &l->secrets[i - 1];
+    return NULL;
+}
+
+static void secrets_free(cl_ledger *l)
+{
+    for (size_t i = 0; i < l->nsecrets; i++) {
+        cl_secret_free(l->secrets[i].key, 32);
+        cl_secret_free(l->secrets[i].commit_secret, 32);
+    }
+    cl_free(l->secrets);
+    l->secrets = NULL;
+    l->nsecrets = 0;
+}
+
+static int secret_add(cl_ledger *l, uint64_t applies_from, const uint8_t key[32])
+{
+    secret_rec *s = cl_realloc(l->secrets, (l->nsecrets + 1) * sizeof *s);
+    CL_ENSURE(s != NULL, CL_ENOMEM);
+    l->secrets = s;
+    secret_rec *r = &s[l->nsecrets];
+    r->applies_from = applies_from;
+    r->key = cl_secret_alloc(32);
+    r->commit_secret = cl_secret_alloc(32);
+    if (r->key == NULL || r->commit_secret == NULL) {
+        cl_secret_free(r->key, 32);
+        cl_secret_free(r->commit_secret, 32);
+        return CL_ENOMEM;
+    }
+    memcpy(r->key, key, 32);
+    int rc = cl_hmac_sha256(key, 32, CE_LABEL, strlen(CE_LABEL), r->commit_secret);
+    if (rc < 0) {
+        cl_secret_free(r->key, 32);
+        cl_secret_free(r->commit_secret, 32);
+        return rc;
+    }
+    l->nsecrets++;
+    return CL_OK;
+}
+
+/* node/ledger_secrets: magic(8) | count u32 | count x (applies_from u64 | key[32]); 0600. */
+static int secrets_save(cl_ledger *l)
+{
+    size_t n = 12 + l->nsecrets * 40;
+    uint8_t *b = cl_secret_alloc(n);
+    CL_ENSURE(b != NULL, CL_ENOMEM);
+    memcpy(b, SECRETS_MAGIC, 8);
+    cl_store_u32(b + 8, (uint32_t)l->nsecrets);
+    for (size_t i = 0; i < l->nsecrets; i++) {
+        cl_store_u64(b + 12 + 40 * i, l->secrets[i].applies_from);
+        memcpy(b + 20 + 40 * i, l->secrets[i].key, 32);
+    }
+    char path[PATH_MAX_LEN];
+    int rc = path_join(path, l->node_dir, "ledger_secrets");
+    if (rc == CL_OK)
+        rc = cl_fs_write_atomic(l->fs, path, b, n, 0600);
+    cl_secret_free(b, n);
+    return rc;
+}
+
+static int secrets_load(cl_ledger *l)
+{
+    char path[PATH_MAX_LEN];
+    CL_TRY(path_join(path, l->node_dir, "ledger_secrets"));
+    uint8_t *b = NULL;
+    size_t n = 0;
+    CL_TRY(cl_fs_read_all(l->fs, path, 1u << 20, &b, &n));
+    int rc = CL_OK;
+    uint32_t count = n >= 12 ? cl_load_u32(b + 8) : 0;
+    if (n < 12 || memcmp(b, SECRETS_MAGIC, 8) != 0 || count == 0 || n != 12 + (size_t)count * 40)
+        rc = CL_EFORMAT;
+    for (uint32_t i = 0; rc == CL_OK && i < count; i++) {
+        uint64_t from = cl_load_u64(b + 12 + 40 * i);
+        if (l->nsecrets > 0 && from <= l->secrets[l->nsecrets - 1].applies_from)
+            rc = CL_EFORMAT;
+        else
+            rc = secret_add(l, from, b + 20 + 40 * i);
+    }
+    cl_wipe(b, n);
+    cl_free(b);
+    return rc;
+}
+
+/* ---- commit evidence -------------------------------------------------------------------------- */
+
+static int commit_evidence(const cl_ledger *l, uint64_t view, uint64_t seqno, char *out, size_t cap)
+{
+    const secret_rec *s = secret_for(l, seqno);
+    CL_ENSURE(s != NULL, CL_ENOSECRET);
+    char txid[48];
+    int n = snprintf(txid, sizeof txid, "%" PRIu64 ".%" PRIu64, view, seqno);
+    uint8_t nonce[32];
+    CL_TRY(cl_hmac_sha256(s->commit_secret, 32, txid, (size_t)n, nonce));
+    char hex[65];
+    cl_hex_encode(nonce, 32, hex);
+    int w = snprintf(out, cap, "ce:%s:%s", txid, hex);
+    CL_ENSURE(w > 0 && (size_t)w < cap, CL_EOVERFLOW);
+    return CL_OK;
+}
+
+/* ---- chunks ----------------------------------------------------------------------------------- */
+
+static int chunk_path(const cl_ledger *l, const cl_chunk_name *c, char *out)
+{
+    char name[96];
+    cl_chunk_format_name(c, name, sizeof name);
+    return path_join(out, l->ledger_dir, name);
+}
+
+static int chunks_push(cl_ledger *l, const cl_chunk_name *c)
+{
+    if (l->nchunks == l->chunks_cap) {
+        size_t cap = l->chunks_cap ? l->chunks_cap * 2 : 16;
+        cl_chunk_name *p = cl_realloc(l->chunks, cap * sizeof *p);
+        CL_ENSURE(p != NULL, CL_ENOMEM);
+        l->chunks = p;
+        l->chunks_cap = cap;
+    }
+    l->chunks[l->nchunks++] = *c;
+    return CL_OK;
+}
+
+static int open_new_chunk(cl_ledger *l, uint64_t start)
+{
+    cl_chunk_name c = {start, 0, 0};
+    char path[PATH_MAX_LEN];
+    CL_TRY(chunk_path(l, &c, path));
+    CL_TRY(cl_fs_open(l->fs, path, CL_FS_RDWR | CL_FS_CREAT | CL_FS_TRUNC, 0640, &l->open_chunk));
+    l->open_start = start;
+    l->open_durable = 0;
+    l->open_new = 1;
+    uint8_t h[CL_CHUNK_HEADER_LEN];
+    cl_chunk_header_encode(start, l->private_ledger, h);
+    cl_buf_reset(&l->pending);
+    return cl_buf_append(&l->pending, h, sizeof h);
+}
+
+/* Roll the open chunk (which is durable and ends with a signature) into a committed one. */
+static int roll_chunk(cl_ledger *l)
+{
+    cl_chunk_name open = {l->open_start, 0, 0}, done = {l->open_start, l->durable_seqno, 1};
+    char from[PATH_MAX_LEN], to[PATH_MAX_LEN];
+    CL_TRY(chunk_path(l, &open, from));
+    CL_TRY(chunk_path(l, &done, to));
+    cl_file_close(l->open_chunk);
+    l->open_chunk = NULL;
+    CL_TRY(cl_fs_rename(l->fs, from, to));
+    CL_TRY(cl_fs_sync_dir(l->fs, l->ledger_dir));
+    CL_TRY(chunks_push(l, &done));
+    /* The derived structures are synced at every rollover, which bounds the replay at open. */
+    CL_TRY(cl_merkle_sync(l->tree));
+    CL_TRY(cl_index_sync(l->idx));
+    l->roll_after_sync = 0;
+    return CL_OK;
+}
+
+/* ---- the write path --------------------------------------------------------------------------- */
+
+static int ensure_batch(cl_ledger *l)
+{
+    if (l->batch == NULL)
+        CL_TRY(cl_index_batch_begin(l->idx, &l->batch));
+    return CL_OK;
+}
+
+typedef struct {
+    uint8_t type;
+    uint64_t view;
+    const cl_buf *pub;
+    const uint8_t *priv; /* plaintext */
+    size_t priv_len;
+    int encrypt;
+    const uint8_t *claims_digest; /* NULL: zeros */
+    const char *collection;       /* index under this collection, or NULL */
+    size_t collection_len;
+} frame_spec;
+
+static int append_frame(cl_ledger *l, const frame_spec *fs, uint64_t *seqno_out)
+{
+    static const uint8_t zero[32];
+    uint64_t seqno = l->last_seqno + 1;
+    if (l->open_chunk == NULL)
+        CL_TRY(open_new_chunk(l, seqno));
+    CL_TRY(ensure_batch(l));
+
+    cl_entry_view e;
+    memset(&e, 0, sizeof e);
+    e.type = fs->type;
+    e.view = fs->view;
+    e.seqno = seqno;
+    memcpy(e.claims_digest, fs->claims_digest ? fs->claims_digest : zero, 32);
+    char ce[128];
+    CL_TRY(commit_evidence(l, fs->view, seqno, ce, sizeof ce));
+    cl_sha256(ce, strlen(ce), e.ce_digest);
+    e.pub = fs->pub->data;
+    e.pub_len = fs->pub->len;
+    e.priv_len = fs->priv_len;
+    e.priv = fs->priv;
+    if (fs->encrypt) {
+        const secret_rec *s = secret_for(l, seqno);
+        CL_ENSURE(s != NULL, CL_ENOSECRET);
+        e.flags = CL_ENTRY_F_ENCRYPTED;
+        cl_entry_iv(fs->view, seqno, e.iv);
+        cl_buf_reset(&l->scratch2);
+        CL_TRY(cl_entry_aad(&e, &l->scratch2));
+        cl_buf_reset(&l->scratch3);
+        CL_TRY(cl_buf_reserve(&l->scratch3, fs->priv_len));
+        CL_TRY(cl_aead_encrypt(s->key, e.iv, l->scratch2.data, l->scratch2.len, fs->priv,
+                               fs->priv_len, l->scratch3.data, e.tag));
+        e.priv = l->scratch3.data;
+    }
+    size_t at = l->pending.len;
+    CL_TRY(cl_entry_encode(&e, &l->pending));
+    e.frame = l->pending.data + at;
+    e.frame_len = l->pending.len - at;
+
+    uint8_t wsd[32], leaf[32];
+    cl_entry_write_set_digest(&e, wsd);
+    cl_entry_leaf(wsd, e.ce_digest, e.claims_digest, leaf);
+    int rc;
+    cl_index_loc loc = {l->open_start, l->open_durable + at, (uint32_t)e.frame_len, fs->view,
+                        fs->type, 0};
+    CL_GUARD(cl_merkle_append(l->tree, leaf));
+    CL_GUARD(cl_index_put_entry(l->batch, seqno, &loc));
+    if (fs->collection != NULL)
+        CL_GUARD(cl_index_put_collection(l->batch, fs->collection, fs->collection_len, seqno));
+    l->last_seqno = seqno;
+    if (seqno_out)
+        *seqno_out = seqno;
+    return CL_OK;
+out:
+    /* The frame is in `pending` and maybe in the tree: the handle is inconsistent now. */
+    return poisoned(l, rc);
+}
+
+int cl_ledger_sync(cl_ledger *l)
+{
+    CL_ENSURE(!l->failed, CL_ECLOSED);
+    int rc = CL_OK;
+    if (l->pending.len > 0) {
+        CL_GUARD(cl_file_pwrite(l->open_chunk, l->pending.data, l->pending.len, l->open_durable));
+        CL_GUARD(cl_file_sync(l->open_chunk));
+        if (l->open_new) {
+            CL_GUARD(cl_fs_sync_dir(l->fs, l->ledger_dir));
+            l->open_new = 0;
+        }
+        l->open_durable += l->pending.len;
+        cl_buf_reset(&l->pending);
+    }
+    /* From here the entries are durable; the index and tree only describe them. */
+    l->durable_seqno = l->last_seqno;
+    l->signed_seqno = l->pending_signed;
+    if (l->batch != NULL) {
+        cl_index_batch *b = l->batch;
+        l->batch = NULL;
+        CL_GUARD(cl_index_batch_commit(b));
+    }
+    CL_GUARD(cl_merkle_flush(l->tree));
+    if (l->roll_after_sync)
+        CL_GUARD(roll_chunk(l));
+out:
+    return rc < 0 ? poisoned(l, rc) : rc;
+}
+
+int cl_ledger_append_user(cl_ledger *l, uint64_t view, const char *collection, size_t clen,
+                          const uint8_t *contents, size_t len, uint64_t *seqno)
+{
+    CL_ENSURE(!l->failed, CL_ECLOSED);
+    CL_ENSURE(clen >= 1 && clen <= CL_INDEX_COLL_MAX && memchr(collection, 0, clen) == NULL &&
+                  (uint8_t)collection[0] != 0x01,
+              CL_EINVAL);
+    uint8_t key[32], claims[32];
+    CL_TRY(cl_random(key, sizeof key));
+    int rc = cl_claims_ledger_entry_digest(key, 32, collection, clen, (const char *)contents, len,
+                                           claims);
+    if (rc < 0) {
+        cl_wipe(key, sizeof key);
+        return rc;
+    }
+    cl_buf_reset(&l->scratch);
+    cl_user_pub pub = {(const uint8_t *)collection, clen};
+    cl_buf priv = CL_BUF_INIT;
+    cl_user_priv up = {contents, len, key};
+    CL_GUARD(cl_user_pub_encode(&pub, &l->scratch));
+    CL_GUARD(cl_user_priv_encode(&up, &priv));
+    frame_spec fs = {CL_ENTRY_USER,  view,       &l->scratch, priv.data,
+                     priv.len,       l->private_ledger, claims, collection, clen};
+    CL_GUARD(append_frame(l, &fs, seqno));
+out:
+    cl_wipe(key, sizeof key);
+    cl_buf_wipe_free(&priv);
+    return rc;
+}
+
+/* Internal-table writes that the engine needs to find quickly are mirrored into the index meta:
+ * the latest certificate of every node (for receipts) and the service identity version. The same
+ * function serves the write path and replay, so a rebuilt index equals the original. */
+static int index_internal_meta(cl_index_batch *b, const cl_internal_pub *ip)
+{
+    if (ip->op != CL_OP_PUT)
+        return CL_OK;
+    char mk[CL_INDEX_META_KEY_MAX];
+    if (ip->table == CL_TABLE_NODES) {
+        CL_ENSURE(ip->key_len <= 64, CL_EFORMAT);
+        snprintf(mk, sizeof mk, "node:%.*s", (int)ip->key_len, ip->key);
+        return cl_index_put_meta(b, mk, ip->value, ip->value_len);
+    }
+    if (ip->table == CL_TABLE_SERVICE)
+        return cl_index_put_meta(b, "service_version", ip->key, ip->key_len);
+    return CL_OK;
+}
+
+int cl_ledger_append_internal(cl_ledger *l, uint64_t view, uint8_t table, uint8_t op,
+                              const char *key, size_t klen, const char *value, size_t vlen,
+                              uint64_t *seqno)
+{
+    CL_ENSURE(!l->failed, CL_ECLOSED);
+    CL_ENSURE(table >= CL_TABLE_USERS && table <= CL_TABLE_CONSTITUTION, CL_EINVAL);
+    CL_ENSURE(op == CL_OP_PUT || op == CL_OP_REMOVE, CL_EINVAL);
+    cl_buf_reset(&l->scratch);
+    cl_internal_pub p = {table, op, (const uint8_t *)key, klen, (const uint8_t *)value, vlen};
+    CL_TRY(cl_internal_pub_encode(&p, &l->scratch));
+    frame_spec fs = {CL_ENTRY_INTERNAL, view, &l->scratch, NULL, 0, 0, NULL, NULL, 0};
+    uint64_t s;
+    CL_TRY(append_frame(l, &fs, &s));
+    CL_TRY(poisoned(l, index_internal_meta(l->batch, &p)));
+    if (seqno)
+        *seqno = s;
+    return CL_OK;
+}
+
+int cl_ledger_sign(cl_ledger *l, uint64_t view, uint64_t *seqno)
+{
+    CL_ENSURE(!l->failed, CL_ECLOSED);
+    uint8_t root[32], sig[CL_ECDSA_MAX_DER];
+    size_t siglen = 0;
+    uint64_t size = cl_merkle_size(l->tree);
+    CL_ENSURE(size == l->last_seqno + 1, CL_ECORRUPT);
+    CL_TRY(cl_merkle_root(l->tree, root));
+    CL_TRY(cl_key_sign_prehashed(l->node_key, root, 32, sig, &siglen));
+    cl_sig_pub sp;
+    sp.tree_size = size;
+    memcpy(sp.root, root, 32);
+    memcpy(sp.node_id, l->node_id, 32);
+    sp.sig = sig;
+    sp.sig_len = siglen;
+    cl_buf_reset(&l->scratch);
+    CL_TRY(cl_sig_pub_encode(&sp, &l->scratch));
+    frame_spec fs = {CL_ENTRY_SIGNATURE, view, &l->scratch, NULL, 0, 0,
+                     NULL, SIG_COLLECTION, SIG_COLLECTION_LEN};
+    uint64_t s;
+    CL_TRY(append_frame(l, &fs, &s));
+    l->pending_signed = s;
+    if (seqno)
+        *seqno = s;
+    if (l->open_durable + l->pending.len >= l->chunk_size) {
+        l->roll_after_sync = 1;
+        CL_TRY(cl_ledger_sync(l));
+    }
+    return CL_OK;
+}
+
+/* ---- identities ------------------------------------------------------------------------------- */
+
+static int node_record_json(const char *cert_pem, char **out)
+{
+    json_t *j = json_pack("{s:s,s:s}", "cert", cert_pem, "status", "Trusted");
+    CL_ENSURE(j != NULL, CL_ENOMEM);
+    *out = cl_json_dump(j);
+    json_decref(j);
+    return *out ? CL_OK : CL_ENOMEM;
+}
+
+static int append_node_record(cl_ledger *l, uint64_t view)
+{
+    char hex[65], *v = NULL;
+    cl_hex_encode(l->node_id, 32, hex);
+    CL_TRY(node_record_json(l->node_cert_pem, &v));
+    int rc = cl_ledger_append_internal(l, view, CL_TABLE_NODES, CL_OP_PUT, hex, 64, v, strlen(v),
+                                       NULL);
+    cl_free(v);
+    return rc;
+}
+
+static int append_service_record(cl_ledger *l, uint64_t view, const char *endorsement_pem)
+{
+    json_t *j = json_pack("{s:s}", "cert", l->service_cert_pem);
+    CL_ENSURE(j != NULL, CL_ENOMEM);
+    if (endorsement_pem != NULL)
+        json_object_set_new(j, "endorsement", json_string(endorsement_pem));
+    char *v = cl_json_dump(j);
+    json_decref(j);
+    CL_ENSURE(v != NULL, CL_ENOMEM);
+    char key[24];
+    int n = snprintf(key, sizeof key, "%" PRIu64, l->service_version);
+    int rc = cl_ledger_append_internal(l, view, CL_TABLE_SERVICE, CL_OP_PUT, key, (size_t)n, v,
+                                       strlen(v), NULL);
+    cl_free(v);
+    return rc;
+}
+
+/* Appends the record of the newest secret; its private part is the previous secret (if any),
+ * encrypted under the newest one by the normal rule (the record's seqno >= its appliesFrom). */
+static int append_secret_record(cl_ledger *l, uint64_t view)
+{
+    const secret_rec *cur = &l->secrets[l->nsecrets - 1];
+    const secret_rec *prev = l->nsecrets > 1 ? &l->secrets[l->nsecrets - 2] : NULL;
+    char key[24], val[64];
+    int kn = snprintf(key, sizeof key, "%zu", l->nsecrets);
+    int vn = snprintf(val, sizeof val, "{\"appliesFrom\":%" PRIu64 "}", cur->applies_from);
+    cl_buf_reset(&l->scratch);
+    cl_internal_pub p = {CL_TABLE_SECRETS, CL_OP_PUT, (const uint8_t *)key, (size_t)kn,
+                         (const uint8_t *)val, (size_t)vn};
+    CL_TRY(cl_internal_pub_encode(&p, &l->scratch));
+    frame_spec fs = {CL_ENTRY_INTERNAL, view, &l->scratch, prev ? prev->key : NULL,
+                     prev ? 32 : 0,     1,    NULL,        NULL,
+                     0};
+    return append_frame(l, &fs, NULL);
+}
+
+int cl_ledger_rotate_secret(cl_ledger *l, uint64_t view)
+{
+    CL_ENSURE(!l->failed, CL_ECLOSED);
+    uint8_t key[32];
+    CL_TRY(cl_random(key, 32));
+    int rc = secret_add(l, l->last_seqno + 1, key);
+    cl_wipe(key, 32);
+    CL_TRY(rc);
+    /* Persist the new secret before anything is encrypted with it. */
+    rc = secrets_save(l);
+    if (rc < 0) {
+        l->nsecrets--;
+        cl_secret_free(l->secrets[l->nsecrets].key, 32);
+        cl_secret_free(l->secrets[l->nsecrets].commit_secret, 32);
+        return rc;
+    }
+    return append_secret_record(l, view);
+}
+
+static int write_identity_files(cl_ledger *l)
+{
+    char path[PATH_MAX_LEN];
+    CL_TRY(path_join(path, l->node_dir, "service_key.pem"));
+    CL_TRY(cl_key_save_private_pem(l->service_key, path));
+    CL_TRY(path_join(path, l->node_dir, "node_cert.pem"));
+    CL_TRY(cl_cert_save_pem(l->node_cert, path));
+    CL_TRY(path_join(path, l->dir, "service_cert.pem"));
+    return cl_cert_save_pem(l->service_cert, path);
+}
+
+static int issue_node_cert(cl_ledger *l)
+{
+    static const char *const sans[] = {"localhost", "127.0.0.1"};
+    cl_cert *c = NULL;
+    CL_TRY(cl_cert_issue(l->node_key, "cledger node", l->service_cert, l->service_key, 3650, sans,
+                         2, &c));
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = cl_cert_to_pem(c, &pem, &len);
+    if (rc < 0) {
+        cl_cert_free(c);
+        return rc;
+    }
+    cl_cert_free(l->node_cert);
+    cl_free(l->node_cert_pem);
+    l->node_cert = c;
+    l->node_cert_pem = pem;
+    return CL_OK;
+}
+
+int cl_ledger_rotate_service_identity(cl_ledger *l, uint64_t view)
+{
+    CL_ENSURE(!l->failed, CL_ECLOSED);
+    cl_key *nk = NULL;
+    cl_cert *nc = NULL, *endorsement = NULL;
+    char *endorse_pem = NULL, *cert_pem = NULL;
+    size_t len = 0;
+    int rc;
+    CL_GUARD(cl_key_generate(l->service_key->curve, &nk));
+    CL_GUARD(cl_cert_self_signed_ca(nk, "cledger service", 3650, &nc));
+    CL_GUARD(cl_cert_endorse_previous(l->service_cert, nc, nk, 3650, &endorsement));
+    CL_GUARD(cl_cert_to_pem(endorsement, &endorse_pem, &len));
+    CL_GUARD(cl_cert_to_pem(nc, &cert_pem, &len));
+    cl_key_free(l->service_key);
+    cl_cert_free(l->service_cert);
+    cl_free(l->service_cert_pem);
+    l->service_key = nk;
+    l->service_cert = nc;
+    l->service_cert_pem = cert_pem;
+    nk = NULL;
+    nc = NULL;
+    cert_pem = NULL;
+    l->service_version++;
+    CL_GUARD(issue_node_cert(l));
+    CL_GUARD(append_service_record(l, view, endorse_pem));
+    CL_GUARD(append_node_record(l, view));
+    CL_GUARD(cl_ledger_sync(l));
+    CL_GUARD(write_identity_files(l));
+out:
+    cl_key_free(nk);
+    cl_cert_free(nc);
+    cl_cert_free(endorsement);
+    cl_free(endorse_pem);
+    cl_free(cert_pem);
+    return rc;
+}
+
+/* ---- reading ---------------------------------------------------------------------------------- */
+
+static int chunk_for(const cl_ledger *l, uint64_t start, cl_chunk_name *out)
+{
+    if (l->open_chunk != NULL && start == l->open_start) {
+        cl_chunk_name c = {start, 0, 0};
+        *out = c;
+        return CL_OK;
+    }
+    size_t lo = 0, hi = l->nchunks;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l->chunks[mid].start < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    CL_ENSURE(lo < l->nchunks && l->chunks[lo].start == start, CL_ECORRUPT);
+    *out = l->chunks[lo];
+    return CL_OK;
+}
+
+static int read_file_for(cl_ledger *l, uint64_t start, cl_file **f)
+{
+    if (l->open_chunk != NULL && start == l->open_start) {
+        *f = l->open_chunk;
+        return CL_OK;
+    }
+    read_slot *victim = &l->rcache[0];
+    for (int i = 0; i < READ_CACHE; i++) {
+        if (l->rcache[i].f != NULL && l->rcache[i].start == start) {
+            l->rcache[i].stamp = ++l->rstamp;
+            *f = l->rcache[i].f;
+            return CL_OK;
+        }
+        if (l->rcache[i].stamp < victim->stamp)
+            victim = &l->rcache[i];
+    }
+    cl_chunk_name c;
+    char path[PATH_MAX_LEN];
+    CL_TRY(chunk_for(l, start, &c));
+    CL_TRY(chunk_path(l, &c, path));
+    cl_file_close(victim->f);
+    victim->f = NULL;
+    CL_TRY(cl_fs_open(l->fs, path, CL_FS_RDONLY, 0, &victim->f));
+    victim->start = start;
+    victim->stamp = ++l->rstamp;
+    *f = victim->f;
+    return CL_OK;
+}
+
+/* Reads and decodes the frame of a durable seqno into buf; e borrows buf. */
+static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *e)
+{
+    CL_ENSURE(seqno >= 1 && seqno <= l->durable_seqno, CL_ERANGE);
+    cl_index_loc loc;
+    CL_TRY(cl_index_get_entry(l->idx, seqno, &loc));
+    cl_file *f;
+    CL_TRY(read_file_for(l, loc.chunk_start, &f));
+    cl_buf_reset(buf);
+    CL_TRY(cl_buf_reserve(buf, loc.length));
+    CL_TRY(cl_file_read_exact(f, buf->data, loc.length, loc.offset));
+    buf->len = loc.length;
+    cl_cursor c;
+    cl_cursor_init(&c, buf->data, buf->len);
+    CL_TRY(cl_entry_decode(&c, e));
+    CL_ENSURE(e->seqno == seqno && cl_cursor_left(&c) == 0, CL_ECORRUPT);
+    return CL_OK;
+}
+
+static int decrypt_priv(cl_ledger *l, const cl_entry_view *e, cl_buf *plain)
+{
+    cl_buf_reset(plain);
+    CL_TRY(cl_buf_reserve(plain, e->priv_len));
+    if (!(e->flags & CL_ENTRY_F_ENCRYPTED)) {
+        CL_TRY(cl_buf_append(plain, e->priv, e->priv_len));
+        return CL_OK;
+    }
+    const secret_rec *s = secret_for(l, e->seqno);
+    CL_ENSURE(s != NULL, CL_ENOSECRET);
+    cl_buf aad = CL_BUF_INIT;
+    int rc = cl_entry_aad(e, &aad);
+    if (rc == CL_OK)
+        rc = cl_aead_decrypt(s->key, e->iv, aad.data, aad.len, e->priv, e->priv_len, e->tag,
+                             plain->data);
+    cl_buf_free(&aad);
+    CL_TRY(rc);
+    plain->len = e->priv_len;
+    return CL_OK;
+}
+
+void cl_ledger_entry_free(cl_ledger_entry *e)
+{
+    if (e->contents != NULL)
+        cl_wipe(e->contents, e->contents_len);
+    cl_free(e->contents);
+    cl_free(e->collection);
+    cl_free(e->key);
+    cl_free(e->value);
+    cl_wipe(e->claims_key, sizeof e->claims_key);
+    memset(e, 0, sizeof *e);
+}
+
+int cl_ledger_read(cl_ledger *l, uint64_t seqno, cl_ledger_entry *out)
+{
+    memset(out, 0, sizeof *out);
+    cl_entry_view e;
+    cl_buf plain = CL_BUF_INIT;
+    int rc;
+    CL_GUARD(read_frame(l, seqno, &l->scratch, &e));
+    out->seqno = seqno;
+    out->view = e.view;
+    out->type = e.type;
+    memcpy(out->claims_digest, e.claims_digest, 32);
+    if (e.type == CL_ENTRY_USER) {
+        cl_user_pub up;
+        cl_user_priv pv;
+        CL_GUARD(cl_user_pub_decode(e.pub, e.pub_len, &up));
+        CL_GUARD(decrypt_priv(l, &e, &plain));
+        CL_GUARD(cl_user_priv_decode(plain.data, plain.len, &pv));
+        out->collection = cl_strndup((const char *)up.collection, up.collection_len);
+        out->collection_len = up.collection_len;
+        out->contents = cl_malloc(pv.contents_len + 1);
+        CL_GUARD_IF(out->collection == NULL || out->contents == NULL, CL_ENOMEM);
+        memcpy(out->contents, pv.contents, pv.contents_len);
+        out->contents[pv.contents_len] = 0;
+        out->contents_len = pv.contents_len;
+        memcpy(out->claims_key, pv.claims_key, 32);
+    } else if (e.type == CL_ENTRY_INTERNAL) {
+        cl_internal_pub ip;
+        CL_GUARD(cl_internal_pub_decode(e.pub, e.pub_len, &ip));
+        out->table = ip.table;
+        out->op = ip.op;
+        out->key = cl_strndup((const char *)ip.key, ip.key_len);
+        out->value = cl_strndup((const char *)ip.value, ip.value_len);
+        CL_GUARD_IF(out->key == NULL || out->value == NULL, CL_ENOMEM);
+        out->key_len = ip.key_len;
+        out->value_len = ip.value_len;
+    }
+out:
+    cl_buf_wipe_free(&plain);
+    if (rc < 0)
+        cl_ledger_entry_free(out);
+    return rc;
+}
+
+int cl_ledger_view_of(cl_ledger *l, uint64_t seqno, uint64_t *view)
+{
+    CL_ENSURE(seqno >= 1 && seqno <= l->durable_seqno, CL_ERANGE);
+    cl_index_loc loc;
+    CL_TRY(cl_index_get_entry(l->idx, seqno, &loc));
+    *view = loc.view;
+    return CL_OK;
+}
+
+int cl_ledger_commit_evidence(cl_ledger *l, uint64_t seqno, char *out, size_t cap)
+{
+    uint64_t view;
+    CL_TRY(cl_ledger_view_of(l, seqno, &view));
+    return commit_evidence(l, view, seqno, out, cap);
+}
+
+typedef struct {
+    uint64_t found;
+} first_cb_arg;
+
+static int first_cb(void *arg, uint64_t seqno)
+{
+    ((first_cb_arg *)arg)->found = seqno;
+    return 1;
+}
+
+int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out)
+{
+    CL_ENSURE(seqno >= 1 && seqno <= l->durable_seqno, CL_ERANGE);
+    cl_entry_view e;
+    cl_receipt r;
+    cl_receipt_init(&r);
+    cl_buf sigbuf = CL_BUF_INIT;
+    int rc;
+    CL_GUARD(read_frame(l, seqno, &l->scratch, &e));
+    CL_GUARD_IF(e.type == CL_ENTRY_SIGNATURE, CL_EINVAL);
+    first_cb_arg fa = {0};
+    CL_GUARD(cl_index_collection_scan(l->idx, SIG_COLLECTION, SIG_COLLECTION_LEN, seqno + 1,
+                                      l->signed_seqno, 1, first_cb, &fa, NULL));
+    CL_GUARD_IF(fa.found == 0, CL_ENOTSIGNED);
+
+    cl_entry_write_set_digest(&e, r.write_set_digest);
+    memcpy(r.claims_digest, e.claims_digest, 32);
+    char ce[128];
+    CL_GUARD(commit_evidence(l, e.view, seqno, ce, sizeof ce));
+    CL_GUARD(cl_receipt_set_commit_evidence(&r, ce, strlen(ce)));
+
+    cl_merkle_step steps[CL_MERKLE_MAX_PATH];
+    size_t nsteps = 0;
+    CL_GUARD(cl_merkle_path(l->tree, seqno, fa.found, steps, &nsteps));
+    for (size_t i = 0; i < nsteps; i++)
+        CL_GUARD(cl_receipt_add_proof_step(&r, steps[i].hash, steps[i].is_left));
+
+    cl_entry_view se;
+    cl_sig_pub sp;
+    CL_GUARD(read_frame(l, fa.found, &sigbuf, &se));
+    CL_GUARD(cl_sig_pub_decode(se.pub, se.pub_len, &sp));
+    CL_GUARD(cl_receipt_set_signature(&r, sp.sig, sp.sig_len));
+    r.has_node_id = 1;
+    memcpy(r.node_id, sp.node_id, 32);
+
+    /* The signing node's current certificate (endorsed by the current service identity). */
+    char mk[80], hex[65];
+    cl_hex_encode(sp.node_id, 32, hex);
+    snprintf(mk, sizeof mk, "node:%s", hex);
+    size_t vlen = 0;
+    rc = cl_index_get_meta(l->idx, mk, NULL, 0, &vlen);
+    CL_GUARD_IF(rc != CL_EOVERFLOW && rc != CL_OK, rc < 0 ? rc : CL_ECORRUPT);
+    cl_buf_reset(&l->scratch2);
+    CL_GUARD(cl_buf_reserve(&l->scratch2, vlen));
+    CL_GUARD(cl_index_get_meta(l->idx, mk, l->scratch2.data, vlen, &vlen));
+    json_t *nj = NULL;
+    CL_GUARD(cl_json_parse((const char *)l->scratch2.data, vlen, 1u << 20, &nj, NULL, 0));
+    const char *pem = NULL;
+    size_t pemlen = 0;
+    rc = cl_json_get_str(nj, "cert", &pem, &pemlen);
+    if (rc == CL_OK)
+        rc = cl_receipt_set_cert(&r, pem, pemlen);
+    json_decref(nj);
+    CL_GUARD(rc);
+    CL_GUARD(cl_receipt_to_json(&r, out));
+out:
+    cl_receipt_clear(&r);
+    cl_buf_free(&sigbuf);
+    return rc;
+}
+
+/* ---- open / create / recovery ----------------------------------------------------------------- */
+
+static int alloc_ledger(const cl_ledger_opts *o, cl_ledger **out)
+{
+    CL_ENSURE(o != NULL && o->dir != NULL, CL_EINVAL);
+    cl_ledger *l = cl_calloc(1, sizeof *l);
+    CL_ENSURE(l != NULL, CL_ENOMEM);
+    l->fs = o->fs ? o->fs : cl_fs_posix();
+    l->chunk_size = o->chunk_size ? o->chunk_size : DEFAULT_CHUNK;
+    int rc = CL_OK;
+    if (snprintf(l->dir, PATH_MAX_LEN, "%s", o->dir) >= PATH_MAX_LEN ||
+        path_join(l->ledger_dir, o->dir, "ledger") < 0 ||
+        path_join(l->node_dir, o->dir, "node") < 0 ||
+        path_join(l->merkle_dir, o->dir, "merkle") < 0 ||
+        path_join(l->index_dir, o->dir, "index") < 0)
+        rc = CL_EOVERFLOW;
+    if (rc < 0) {
+        cl_free(l);
+        return rc;
+    }
+    *out = l;
+    return CL_OK;
+}
+
+static void free_ledger(cl_ledger *l)
+{
+    if (l == NULL)
+        return;
+    cl_index_batch_abort(l->batch);
+    if (l->tree)
+        cl_merkle_close(l->tree);
+    if (l->idx)
+        cl_index_close(l->idx);
+    cl_file_close(l->open_chunk);
+    for (int i = 0; i < READ_CACHE; i++)
+        cl_file_close(l->rcache[i].f);
+    cl_key_free(l->node_key);
+    cl_key_free(l->service_key);
+    cl_cert_free(l->node_cert);
+    cl_cert_free(l->service_cert);
+    cl_free(l->node_cert_pem);
+    cl_free(l->service_cert_pem);
+    secrets_free(l);
+    cl_free(l->chunks);
+    cl_buf_wipe_free(&l->pending);
+    cl_buf_wipe_free(&l->scratch);
+    cl_buf_wipe_free(&l->scratch2);
+    cl_buf_wipe_free(&l->scratch3);
+    cl_free(l);
+}
+
+void cl_ledger_abandon(cl_ledger *l)
+{
+    if (l == NULL)
+        return;
+    /* Drop what was never written, as a dead process would. */
+    cl_buf_reset(&l->pending);
+    cl_index_batch_abort(l->batch);
+    l->batch = NULL;
+    free_ledger(l);
+}
+
+int cl_ledger_close(cl_ledger *l)
+{
+    if (l == NULL)
+        return CL_OK;
+    int rc = CL_OK;
+    if (!l->failed) {
+        rc = cl_ledger_sync(l);
+        if (rc == CL_OK)
+            rc = cl_merkle_sync(l->tree);
+        if (rc == CL_OK)
+            rc = cl_index_sync(l->idx);
+    }
+    free_ledger(l);
+    return rc;
+}
+
+static int load_pem_cert(cl_ledger *l, const char *dir, const char *name, cl_cert **c, char **pem)
+{
+    char path[PATH_MAX_LEN];
+    CL_TRY(path_join(path, dir, name));
+    uint8_t *b = NULL;
+    size_t n = 0;
+    CL_TRY(cl_fs_read_all(l->fs, path, 1u << 20, &b, &n));
+    int rc = cl_cert_from_pem((const char *)b, n, c);
+    if (rc == CL_OK)
+        *pem = (char *)b;
+    else
+        cl_free(b);
+    return rc;
+}
+
+static int load_identity(cl_ledger *l)
+{
+    char path[PATH_MAX_LEN];
+    CL_TRY(path_join(path, l->node_dir, "node_key.pem"));
+    CL_TRY(cl_key_load_private_pem(path, &l->node_key));
+    CL_TRY(path_join(path, l->node_dir, "service_key.pem"));
+    CL_TRY(cl_key_load_private_pem(path, &l->service_key));
+    CL_TRY(load_pem_cert(l, l->node_dir, "node_cert.pem", &l->node_cert, &l->node_cert_pem));
+    CL_TRY(load_pem_cert(l, l->dir, "service_cert.pem", &l->service_cert, &l->service_cert_pem));
+    CL_TRY(cl_key_spki_sha256(l->node_key, l->node_id));
+    return CL_OK;
+}
+
+typedef struct {
+    cl_ledger *l;
+    int rc;
+    int open_chunks;
+} list_arg;
+
+static int list_cb(void *arg, const char *name)
+{
+    list_arg *a = arg;
+    cl_chunk_name c;
+    if (cl_chunk_parse_name(name, &c) != CL_OK)
+        return 0; /* not a chunk (e.g. a .tmp); ignored */
+    if (!c.committed) {
+        if (a->open_chunks++ > 0 || a->l->open_start != 0) {
+            a->rc = CL_ECORRUPT;
+            return 1;
+        }
+        a->l->open_start = c.start;
+        return 0;
+    }
+    a->rc = chunks_push(a->l, &c);
+    return a->rc < 0;
+}
+
+static int cmp_chunk(const void *a, const void *b)
+{
+    const cl_chunk_name *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Scans the open chunk, cuts a torn tail, and sets last/durable/signed seqnos. */
+static int recover_open_chunk(cl_ledger *l)
+{
+    uint64_t expect = l->nchunks ? l->chunks[l->nchunks - 1].end + 1 : 1;
+    l->last_seqno = expect - 1;
+    l->signed_seqno = l->last_seqno; /* a committed chunk ends with a signature */
+    if (l->open_start == 0)
+        return CL_OK;
+    if (l->open_start != expect) {
+        cl_logf(CL_LOG_ERROR, "ledger: open chunk starts at %" PRIu64 ", expected %" PRIu64,
+                l->open_start, expect);
+        return CL_ECORRUPT;
+    }
+    cl_chunk_name c = {l->open_start, 0, 0};
+    char path[PATH_MAX_LEN];
+    CL_TRY(chunk_path(l, &c, path));
+    cl_chunk_reader r;
+    CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
+    int rc = CL_OK;
+    uint8_t h[CL_CHUNK_HEADER_LEN];
+    size_t got = 0;
+    uint64_t good = 0; /* bytes of valid content */
+    CL_GUARD(cl_file_pread(r.f, h, sizeof h, 0, &got));
+    uint64_t start = 0;
+    int priv = 0;
+    const char *why = NULL;
+    if (got < sizeof h) {
+        good = 0; /* crashed while creating the chunk: nothing in it was ever durable */
+    } else {
+        CL_GUARD(cl_chunk_header_decode(h, got, &start, &priv, &why));
+        CL_GUARD_IF(start != l->open_start || priv != l->private_ledger, CL_ECORRUPT);
+        good = CL_CHUNK_HEADER_LEN;
+        for (;;) {
+            cl_entry_view e;
+            uint64_t off;
+            rc = cl_chunk_reader_next(&r, &e, &off);
+            if (rc == CL_ENOENT) {
+                rc = CL_OK;
+                break;
+            }
+            if (rc == CL_ETRUNC || rc == CL_ECORRUPT) {
+                cl_logf(CL_LOG_WARN,
+                        "ledger: cutting a torn tail of %" PRIu64 " bytes at offset %" PRIu64
+                        " of %s (after seqno %" PRIu64 ")",
+                        r.file_size - r.off, r.off, path, l->last_seqno);
+                rc = CL_OK;
+                break;
+            }
+            CL_GUARD(rc);
+            CL_GUARD_IF(e.seqno != l->last_seqno + 1, CL_ECORRUPT);
+            l->last_seqno = e.seqno;
+            if (e.type == CL_ENTRY_SIGNATURE)
+                l->signed_seqno = e.seqno;
+            good = off + e.frame_len;
+        }
+    }
+    uint64_t size = r.file_size;
+    cl_chunk_reader_close(&r);
+    CL_TRY(cl_fs_open(l->fs, path, CL_FS_RDWR, 0, &l->open_chunk));
+    if (good < CL_CHUNK_HEADER_LEN) {
+        uint8_t nh[CL_CHUNK_HEADER_LEN];
+        cl_chunk_header_encode(l->open_start, l->private_ledger, nh);
+        CL_TRY(cl_file_truncate(l->open_chunk, 0));
+        CL_TRY(cl_file_pwrite(l->open_chunk, nh, sizeof nh, 0));
+        good = CL_CHUNK_HEADER_LEN;
+        size = good + 1; /* force the sync below */
+    }
+    if (size != good) {
+        CL_TRY(cl_file_truncate(l->open_chunk, good));
+        CL_TRY(cl_file_sync(l->open_chunk));
+    }
+    l->open_durable = good;
+    return CL_OK;
+out:
+    cl_chunk_reader_close(&r);
+    if (why != NULL)
+        cl_logf(CL_LOG_ERROR, "ledger: %s: %s", path, why);
+    return rc;
+}
+
+/* Replays entries from seqno `from` to the end into the tree (if it is behind) and the index (if
+ * it is behind), reading the chunk files sequentially. */
+static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t index_from)
+{
+    size_t ci = 0;
+    while (ci < l->nchunks && l->chunks[ci].end < from)
+        ci++;
+    int rc = CL_OK;
+    cl_index_batch *b = NULL;
+    uint64_t n_in_batch = 0;
+    for (;; ci++) {
+        cl_chunk_name c;
+        if (ci < l->nchunks)
+            c = l->chunks[ci];
+        else if (ci == l->nchunks && l->open_start != 0) {
+            c.start = l->open_start;
+            c.end = 0;
+            c.committed = 0;
+        } else
+            break;
+        char path[PATH_MAX_LEN];
+        CL_TRY(chunk_path(l, &c, path));
+        cl_chunk_reader r;
+        CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
+        for (;;) {
+            cl_entry_view e;
+            uint64_t off;
+            rc = cl_chunk_reader_next(&r, &e, &off);
+            if (rc == CL_ENOENT) {
+                rc = CL_OK;
+                break;
+            }
+            if (rc < 0)
+                break;
+            if (e.seqno > l->last_seqno)
+                break;
+            if (e.seqno < from)
+                continue;
+            if (e.seqno >= tree_from) {
+                uint8_t wsd[32], leaf[32];
+                cl_entry_write_set_digest(&e, wsd);
+                cl_entry_leaf(wsd, e.ce_digest, e.claims_digest, leaf);
+                if ((rc = cl_merkle_append(l->tree, leaf)) < 0)
+                    break;
+            }
+            if (e.seqno >= index_from) {
+                if (b == NULL && (rc = cl_index_batch_begin(l->idx, &b)) < 0)
+                    break;
+                cl_index_loc loc = {c.start, off, (uint32_t)e.frame_len, e.view, e.type, 0};
+                rc = cl_index_put_entry(b, e.seqno, &loc);
+                if (rc == CL_OK && e.type == CL_ENTRY_USER) {
+                    cl_user_pub up;
+                    rc = cl_user_pub_decode(e.pub, e.pub_len, &up);
+                    if (rc == CL_OK)
+                        rc = cl_index_put_collection(b, (const char *)up.collection,
+                                                     up.collection_len, e.seqno);
+                } else if (rc == CL_OK && e.type == CL_ENTRY_SIGNATURE) {
+                    rc = cl_index_put_collection(b, SIG_COLLECTION, SIG_COLLECTION_LEN, e.seqno);
+                } else if (rc == CL_OK && e.type == CL_ENTRY_INTERNAL) {
+                    cl_internal_pub ip;
+                    rc = cl_internal_pub_decode(e.pub, e.pub_len, &ip);
+                    if (rc == CL_OK)
+                        rc = index_internal_meta(b, &ip);
+                }
+                if (rc < 0)
+                    break;
+                if (++n_in_batch == 10000) {
+                    rc = cl_index_batch_commit(b);
+                    b = NULL;
+                    n_in_batch = 0;
+                    if (rc < 0)
+                        break;
+                }
+            }
+        }
+        cl_chunk_reader_close(&r);
+        if (rc < 0)
+            break;
+    }
+    if (b != NULL) {
+        if (rc == CL_OK)
+            rc = cl_index_batch_commit(b);
+        else
+            cl_index_batch_abort(b);
+    }
+    return rc;
+}
+
+static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
+{
+    static const uint8_t zero[32];
+    CL_TRY(cl_merkle_open(l->fs, l->merkle_dir, &l->tree));
+    int rc = cl_index_open(l->index_dir, o->index_map_size ? o->index_map_size : (64u << 20),
+                           &l->idx);
+    if (rc == CL_EDB || rc == CL_EUNSUPPORTED) {
+        cl_logf(CL_LOG_WARN, "ledger: index unreadable (%s); rebuilding it from the chunks",
+                cl_errname(rc));
+        CL_TRY(cl_index_remove_files(l->index_dir));
+        rc = cl_index_open(l->index_dir, o->index_map_size ? o->index_map_size : (64u << 20),
+                           &l->idx);
+    }
+    CL_TRY(rc);
+    uint64_t want = l->last_seqno + 1; /* leaves, with leaf 0 */
+    uint64_t have = cl_merkle_size(l->tree);
+    if (have > want)
+        CL_TRY(cl_merkle_truncate(l->tree, want));
+    if (cl_merkle_size(l->tree) == 0)
+        CL_TRY(cl_merkle_append(l->tree, zero));
+    uint64_t tree_from = cl_merkle_size(l->tree);
+    uint64_t ilast = 0;
+    CL_TRY(cl_index_last_seqno(l->idx, &ilast));
+    if (ilast > l->last_seqno) {
+        CL_TRY(cl_index_truncate_from(l->idx, l->last_seqno + 1));
+        ilast = l->last_seqno;
+    }
+    uint64_t index_from = ilast + 1;
+    uint64_t from = tree_from < index_from ? tree_from : index_from;
+    if (from <= l->last_seqno) {
+        cl_logf(CL_LOG_INFO, "ledger: replaying seqnos %" PRIu64 "..%" PRIu64
+                " into the tree/index", from, l->last_seqno);
+        CL_TRY(replay(l, from, tree_from, index_from));
+    }
+    CL_ENSURE(cl_merkle_size(l->tree) == want, CL_ECORRUPT);
+    return CL_OK;
+}
+
+/* Drop secrets whose ledger record never became durable (crash between saving the secret file
+ * and syncing the record). */
+static int trim_secrets(cl_ledger *l)
+{
+    size_t keep = l->nsecrets;
+    while (keep > 1 && l->secrets[keep - 1].applies_from > l->last_seqno)
+        keep--;
+    if (keep == l->nsecrets)
+        return CL_OK;
+    for (size_t i = keep; i < l->nsecrets; i++) {
+        cl_secret_free(l->secrets[i].key, 32);
+        cl_secret_free(l->secrets[i].commit_secret, 32);
+    }
+    l->nsecrets = keep;
+    return secrets_save(l);
+}
+
+int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
+{
+    cl_ledger *l = NULL;
+    CL_TRY(alloc_ledger(o, &l));
+    int rc;
+    CL_GUARD(load_identity(l));
+    CL_GUARD(secrets_load(l));
+    list_arg la = {l, CL_OK, 0};
+    CL_GUARD(cl_fs_list(l->fs, l->ledger_dir, list_cb, &la));
+    CL_GUARD(la.rc);
+    qsort(l->chunks, l->nchunks, sizeof *l->chunks, cmp_chunk);
+    for (size_t i = 0; i < l->nchunks; i++) {
+        uint64_t expect = i ? l->chunks[i - 1].end + 1 : 1;
+        CL_GUARD_IF(l->chunks[i].start != expect, CL_ECORRUPT);
+    }
+    /* Private-ledger flag: from the chunk headers (fixed at creation). */
+    {
+        char path[PATH_MAX_LEN];
+        CL_GUARD(path_join(path, l->node_dir, "ledger_type"));
+        uint8_t *b = NULL;
+        size_t n = 0;
+        CL_GUARD(cl_fs_read_all(l->fs, path, 64, &b, &n));
+        l->private_ledger = n >= 7 && memcmp(b, "private", 7) == 0;
+        cl_free(b);
+    }
+    CL_GUARD(recover_open_chunk(l));
+    l->durable_seqno = l->last_seqno;
+    l->pending_signed = l->signed_seqno;
+    CL_GUARD(trim_secrets(l));
+    CL_GUARD(open_derived(l, o));
+    {
+        size_t vl = 0;
+        char ver[24] = {0};
+        if (cl_index_get_meta(l->idx, "service_version", ver, sizeof ver - 1, &vl) == CL_OK)
+            l->service_version = strtoull(ver, NULL, 10);
+        if (l->service_version == 0)
+            l->service_version = 1;
+    }
+    *out = l;
+    return CL_OK;
+out:
+    cl_logf(CL_LOG_ERROR, "ledger: cannot open %s: %s", o->dir, cl_strerror(rc));
+    free_ledger(l);
+    return rc;
+}
+
+int cl_ledger_create(const cl_ledger_opts *o, cl_ledger **out)
+{
+    cl_ledger *l = NULL;
+    CL_TRY(alloc_ledger(o, &l));
+    int rc;
+    char path[PATH_MAX_LEN];
+    uint8_t key[32];
+    cl_curve curve = o->curve ? o->curve : CL_CURVE_P256;
+    CL_GUARD_IF(cl_fs_exists(l->fs, l->node_dir) == 1, CL_EEXIST);
+    CL_GUARD(cl_fs_mkdir(l->fs, l->dir, 0700));
+    CL_GUARD(cl_fs_mkdir(l->fs, l->node_dir, 0700));
+    CL_GUARD(cl_fs_mkdir(l->fs, l->ledger_dir, 0700));
+    l->private_ledger = o->private_ledger != 0;
+    l->service_version = 1;
+    /* Service identity and node identity. */
+    CL_GUARD(cl_key_generate(curve, &l->service_key));
+    CL_GUARD(cl_cert_self_signed_ca(l->service_key, o->service_cn ? o->service_cn : "cledger service",
+                                    3650, &l->service_cert));
+    size_t len = 0;
+    CL_GUARD(cl_cert_to_pem(l->service_cert, &l->service_cert_pem, &len));
+    CL_GUARD(cl_key_generate(curve, &l->node_key));
+    CL_GUARD(cl_key_spki_sha256(l->node_key, l->node_id));
+    CL_GUARD(issue_node_cert(l));
+    CL_GUARD(path_join(path, l->node_dir, "node_key.pem"));
+    CL_GUARD(cl_key_save_private_pem(l->node_key, path));
+    CL_GUARD(write_identity_files(l));
+    CL_GUARD(path_join(path, l->node_dir, "ledger_type"));
+    const char *type = l->private_ledger ? "private\n" : "public\n";
+    CL_GUARD(cl_fs_write_atomic(l->fs, path, type, strlen(type), 0600));
+    /* First ledger secret, from seqno 1. */
+    CL_GUARD(cl_random(key, 32));
+    rc = secret_add(l, 1, key);
+    cl_wipe(key, 32);
+    CL_GUARD(rc);
+    CL_GUARD(secrets_save(l));
+    CL_GUARD(open_derived(l, o));
+    /* Genesis: service identity, this node, the first secret, and a signature over them. */
+    uint64_t view = 2;
+    CL_GUARD(append_service_record(l, view, NULL));
+    CL_GUARD(append_node_record(l, view));
+    CL_GUARD(append_secret_record(l, view));
+    CL_GUARD(cl_ledger_sign(l, view, NULL));
+    CL_GUARD(cl_ledger_sync(l));
+    *out = l;
+    return CL_OK;
+out:
+    cl_logf(CL_LOG_ERROR, "ledger: cannot create %s: %s", o->dir, cl_strerror(rc));
+    free_ledger(l);
+    return rc;
+}
+
+int cl_ledger_truncate(cl_ledger *l, uint64_t seqno)
+{
+    CL_ENSURE(!l->failed, CL_ECLOSED);
+    CL_ENSURE(seqno >= l->signed_seqno && seqno <= l->last_seqno, CL_ESTATE);
+    if (seqno == l->last_seqno)
+        return CL_OK;
+    /* Make everything durable first, then cut the file: simple and always correct. */
+    CL_TRY(cl_ledger_sync(l));
+    cl_index_loc loc;
+    int rc;
+    CL_GUARD(cl_index_get_entry(l->idx, seqno + 1, &loc));
+    CL_GUARD_IF(l->open_chunk == NULL || loc.chunk_start != l->open_start, CL_ESTATE);
+    CL_GUARD(cl_file_truncate(l->open_chunk, loc.offset));
+    CL_GUARD(cl_file_sync(l->open_chunk));
+    l->open_durable = loc.offset;
+    CL_GUARD(cl_index_truncate_from(l->idx, seqno + 1));
+    CL_GUARD(cl_merkle_truncate(l->tree, seqno + 1));
+    l->last_seqno = l->durable_seqno = seqno;
+out:
+    return rc < 0 ? poisoned(l, rc) : rc;
+}
+
+uint64_t cl_ledger_last_seqno(const cl_ledger *l) { return l->last_seqno; }
+uint64_t cl_ledger_durable_seqno(const cl_ledger *l) { return l->durable_seqno; }
+uint64_t cl_ledger_signed_seqno(const cl_ledger *l) { return l->signed_seqno; }
+int cl_ledger_is_private(const cl_ledger *l) { return l->private_ledger; }
+const char *cl_ledger_service_cert_pem(const cl_ledger *l) { return l->service_cert_pem; }
+
+int cl_ledger_check(cl_ledger *l)
+{
+    CL_ENSURE(cl_merkle_size(l->tree) == l->last_seqno + 1, CL_ECORRUPT);
+    CL_TRY(cl_merkle_check(l->tree));
+    uint64_t ilast = 0;
+    CL_TRY(cl_index_last_seqno(l->idx, &ilast));
+    CL_ENSURE(ilast == l->durable_seqno || l->last_seqno != l->durable_seqno, CL_ECORRUPT);
+    for (size_t i = 0; i < l->nchunks; i++) {
+        uint64_t expect = i ? l->chunks[i - 1].end + 1 : 1;
+        CL_ENSURE(l->chunks[i].start == expect, CL_ECORRUPT);
+    }
+    /* Spot-check I4 on the last durable entry: its leaf equals the stored one. */
+    if (l->durable_seqno >= 1) {
+        cl_entry_view e;
+        cl_buf b = CL_BUF_INIT;
+        int rc = read_frame(l, l->durable_seqno, &b, &e);
+        if (rc == CL_OK) {
+            uint8_t wsd[32], leaf[32], stored[32];
+            cl_entry_write_set_digest(&e, wsd);
+            cl_entry_leaf(wsd, e.ce_digest, e.claims_digest, leaf);
+            rc = cl_merkle_leaf(l->tree, l->durable_seqno, stored);
+            if (rc == CL_OK && !cl_ct_equal(leaf, stored, 32))
+                rc = CL_ECORRUPT;
+        }
+        cl_buf_free(&b);
+        CL_TRY(rc);
+    }
+    return CL_OK;
+}

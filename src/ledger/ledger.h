@@ -1,0 +1,120 @@
+/*
+ * ledger.h — the ledger engine: an append-only, signed, optionally encrypted log of entries in
+ * chunk files, with a persisted Merkle tree and an LMDB index (docs/ledger-format.md).
+ *
+ * Threading: a cl_ledger is used by one thread at a time (the daemon's loop or FSM thread). Group
+ * commit is explicit: cl_ledger_append_* assign seqnos and buffer frames; cl_ledger_sync writes
+ * every buffered frame with one pwrite per chunk and one fdatasync, and only then reports them
+ * durable. Nothing appended is durable, visible to readers, or covered by a receipt before the
+ * sync that covers it returns.
+ *
+ * Invariants (checked by cl_ledger_check in tests):
+ *   I1  seqnos are dense: entry k is the k-th frame of the ledger, starting at 1.
+ *   I2  durable bytes are never rewritten; recovery only cuts bytes past the last complete frame
+ *       of the last (open) chunk.
+ *   I3  every committed chunk `ledger_<a>-<b>.committed` holds exactly seqnos a..b and ends with a
+ *       signature entry.
+ *   I4  Merkle leaf k = leaf(entry k) for k >= 1, leaf 0 = 32 zero bytes; a signature entry at
+ *       seqno s signs the root over leaves 0..s-1.
+ *   I5  after open, the index and the Merkle tree describe exactly the durable entries.
+ *
+ * Data directory (ARCHITECTURE.md §6):
+ *   service_cert.pem          service identity (current)
+ *   node/node_key.pem         node signing key (0600)      node/node_cert.pem
+ *   node/service_key.pem      service identity key (0600)  node/ledger_secrets (0600)
+ *   ledger/                   chunk files                   merkle/  index/   (rebuildable)
+ *
+ * Ownership: strings and buffers passed in are borrowed for the call. cl_ledger_entry results own
+ * their heap memory (cl_ledger_entry_free; contents are wiped for private ledgers).
+ */
+#ifndef CLEDGER_LEDGER_LEDGER_H
+#define CLEDGER_LEDGER_LEDGER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "crypto/ec.h"
+#include "storage/fs.h"
+
+typedef struct cl_ledger cl_ledger;
+
+typedef struct {
+    const char *dir;        /* data directory */
+    cl_fs *fs;              /* NULL: the real file system */
+    uint64_t chunk_size;    /* roll the chunk after the first signature past this size;
+                               0: 5 MiB */
+    int private_ledger;     /* creation only: encrypt user contents */
+    cl_curve curve;         /* creation only: node and service keys (0: P-256) */
+    size_t index_map_size;  /* 0: 64 MiB, grows on demand */
+    const char *service_cn; /* creation only: CN of the service identity (NULL: "cledger service") */
+} cl_ledger_opts;
+
+CL_MUST_CHECK int cl_ledger_create(const cl_ledger_opts *o, cl_ledger **out);
+CL_MUST_CHECK int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out);
+/* Syncs buffered appends, the tree and the index, then frees. */
+int cl_ledger_close(cl_ledger *l);
+/* Frees without syncing anything (simulates a process that stops dead; for tests). */
+void cl_ledger_abandon(cl_ledger *l);
+
+/* Appends (buffered). *seqno receives the assigned seqno. */
+CL_MUST_CHECK int cl_ledger_append_user(cl_ledger *l, uint64_t view, const char *collection,
+                                        size_t clen, const uint8_t *contents, size_t len,
+                                        uint64_t *seqno);
+CL_MUST_CHECK int cl_ledger_append_internal(cl_ledger *l, uint64_t view, uint8_t table, uint8_t op,
+                                            const char *key, size_t klen, const char *value,
+                                            size_t vlen, uint64_t *seqno);
+/* A signature entry over the root of every entry before it, signed with the node key. */
+CL_MUST_CHECK int cl_ledger_sign(cl_ledger *l, uint64_t view, uint64_t *seqno);
+/* Group commit: everything appended so far becomes durable. */
+CL_MUST_CHECK int cl_ledger_sync(cl_ledger *l);
+/* New ledger secret (recorded in the ledger, chained to the previous one). */
+CL_MUST_CHECK int cl_ledger_rotate_secret(cl_ledger *l, uint64_t view);
+/* New service identity: records the new identity with an endorsement of the previous one and
+ * re-issues this node's certificate under it; writes the new service_cert.pem. */
+CL_MUST_CHECK int cl_ledger_rotate_service_identity(cl_ledger *l, uint64_t view);
+/* Drops every entry > seqno that is not durable or not yet signed (Raft rollback). CL_ESTATE
+ * when that would cut below the last durable signature. */
+CL_MUST_CHECK int cl_ledger_truncate(cl_ledger *l, uint64_t seqno);
+
+uint64_t cl_ledger_last_seqno(const cl_ledger *l);    /* appended (maybe not durable) */
+uint64_t cl_ledger_durable_seqno(const cl_ledger *l); /* durable */
+uint64_t cl_ledger_signed_seqno(const cl_ledger *l);  /* seqno of last durable signature */
+int cl_ledger_is_private(const cl_ledger *l);
+/* View recorded for a durable seqno. */
+CL_MUST_CHECK int cl_ledger_view_of(cl_ledger *l, uint64_t seqno, uint64_t *view);
+
+typedef struct {
+    uint64_t seqno, view;
+    uint8_t type;
+    char *collection; /* user entries; NUL-terminated */
+    size_t collection_len;
+    uint8_t *contents; /* user entries (decrypted) */
+    size_t contents_len;
+    uint8_t claims_key[32];
+    uint8_t claims_digest[32];
+    /* internal entries */
+    uint8_t table, op;
+    char *key, *value;
+    size_t key_len, value_len;
+} cl_ledger_entry;
+
+CL_MUST_CHECK int cl_ledger_read(cl_ledger *l, uint64_t seqno, cl_ledger_entry *out);
+void cl_ledger_entry_free(cl_ledger_entry *e);
+
+/* Commit evidence string "ce:<view>.<seqno>:<64 hex>" (NUL-terminated, cap >= 100). */
+CL_MUST_CHECK int cl_ledger_commit_evidence(cl_ledger *l, uint64_t seqno, char *out, size_t cap);
+
+/* Receipt for a durable, signed, non-signature entry: the camelCase receipt object of
+ * spec/receipts.md §1 (cert, leafComponents, nodeId, proof, serviceEndorsements, signature).
+ * CL_ENOTSIGNED when no durable signature follows yet; CL_EINVAL for a signature entry. */
+CL_MUST_CHECK int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out);
+
+/* The service identity certificate PEM (borrowed, valid until the next rotation). */
+const char *cl_ledger_service_cert_pem(const cl_ledger *l);
+
+/* Re-verifies invariants I1-I5 against the files (debug/test). */
+CL_MUST_CHECK int cl_ledger_check(cl_ledger *l);
+
+#endif

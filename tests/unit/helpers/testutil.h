@@ -1,0 +1,19 @@
+/* Small helpers shared by the unit tests (temporary directories, file reads). */
+#ifndef CLEDGER_TESTUTIL_H
+#define CLEDGER_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* mkdtemp under $TMPDIR or /tmp; the returned path is static storage per call slot (4 slots). */
+const char *tu_tempdir(const char *prefix);
+/* rm -rf */
+void tu_rmrf(const char *path);
+/* Whole file into a malloc'd NUL-terminated buffer; NULL on failure. */
+char *tu_read_file(const char *path, size_t *len);
+/* Path of a file in the repository (CLEDGER_SOURCE_DIR or the cwd's ..). */
+const char *tu_source_path(const char *rel);
+/* 1 if `needle` occurs in any regular file below dir. */
+int tu_grep_dir(const char *dir, const void *needle, size_t n);
+
+#endif

@@ -1,0 +1,410 @@
+/* Ledger engine: create, append, group commit, read, receipts, reopen, private ledgers, secret
+ * and identity rotation, chunk rollover, rollback of an unsigned tail, offline verification. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "crypto/x509.h"
+#include "ledger/claims.h"
+#include "ledger/entry.h"
+#include "ledger/ledger.h"
+#include "ledger/receipt.h"
+#include "ledger/verify.h"
+#include "testutil.h"
+
+static cl_ledger *make(const char *dir, int priv, uint64_t chunk)
+{
+    cl_ledger_opts o = {0};
+    o.dir = dir;
+    o.private_ledger = priv;
+    o.chunk_size = chunk;
+    cl_ledger *l = NULL;
+    assert_int_equal(cl_ledger_create(&o, &l), CL_OK);
+    return l;
+}
+
+static cl_ledger *reopen(const char *dir, uint64_t chunk)
+{
+    cl_ledger_opts o = {0};
+    o.dir = dir;
+    o.chunk_size = chunk;
+    cl_ledger *l = NULL;
+    assert_int_equal(cl_ledger_open(&o, &l), CL_OK);
+    return l;
+}
+
+static uint64_t cur_view = 2;
+
+static void put(cl_ledger *l, const char *coll, const char *text, uint64_t *seqno)
+{
+    assert_int_equal(cl_ledger_append_user(l, cur_view, coll, strlen(coll), (const uint8_t *)text,
+                                           strlen(text), seqno),
+                     CL_OK);
+}
+
+static void expect_entry(cl_ledger *l, uint64_t seqno, const char *coll, const char *text)
+{
+    cl_ledger_entry e;
+    assert_int_equal(cl_ledger_read(l, seqno, &e), CL_OK);
+    assert_int_equal(e.type, CL_ENTRY_USER);
+    assert_string_equal(e.collection, coll);
+    assert_int_equal(e.contents_len, strlen(text));
+    assert_memory_equal(e.contents, text, strlen(text));
+    cl_ledger_entry_free(&e);
+}
+
+/* The receipt verifies against the service certificate, with the entry's application claims. */
+static void expect_receipt(cl_ledger *l, uint64_t seqno, const char *service_pem)
+{
+    json_t *rj = NULL;
+    assert_int_equal(cl_ledger_receipt(l, seqno, &rj), CL_OK);
+    cl_receipt r;
+    cl_receipt_init(&r);
+    json_t *claims = NULL;
+    assert_int_equal(cl_receipt_from_json(rj, &r, &claims, NULL, 0), CL_OK);
+    cl_ledger_entry e;
+    assert_int_equal(cl_ledger_read(l, seqno, &e), CL_OK);
+    json_t *app = NULL;
+    if (e.type == CL_ENTRY_USER)
+        assert_int_equal(cl_claims_ledger_entry_json(e.claims_key, 32, e.collection,
+                                                     e.collection_len, (const char *)e.contents,
+                                                     e.contents_len, &app),
+                         CL_OK);
+    cl_receipt_verdict v;
+    int rc = cl_receipt_verify_pem(&r, service_pem, strlen(service_pem), app, &v);
+    if (rc != CL_OK)
+        fail_msg("receipt of %llu: %s: %s", (unsigned long long)seqno,
+                 cl_receipt_step_name(v.step), v.message);
+    json_decref(app);
+    json_decref(claims);
+    json_decref(rj);
+    cl_ledger_entry_free(&e);
+    cl_receipt_clear(&r);
+}
+
+static void expect_verified(const char *dir, const char *service_pem, uint64_t entries)
+{
+    cl_cert *c = NULL;
+    assert_int_equal(cl_cert_from_pem(service_pem, strlen(service_pem), &c), CL_OK);
+    cl_verify_report rep;
+    int rc = cl_verify_ledger_dir(NULL, dir, c, NULL, NULL, &rep);
+    if (rc != CL_OK)
+        fail_msg("verify-ledger: seqno %llu %s@%llu: %s", (unsigned long long)rep.bad_seqno,
+                 rep.file, (unsigned long long)rep.offset, rep.what);
+    if (entries)
+        assert_int_equal(rep.entries, entries);
+    cl_cert_free(c);
+}
+
+static void test_create_append_read_receipt(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    assert_int_equal(cl_ledger_signed_seqno(l), 4); /* genesis: service, node, secret, sig */
+    uint64_t s[50];
+    char text[64];
+    for (int i = 0; i < 50; i++) {
+        snprintf(text, sizeof text, "entry %d", i);
+        put(l, i % 2 ? "odd" : "subledger:0", text, &s[i]);
+        if (i > 0)
+            assert_true(s[i] > s[i - 1]);
+        if (i % 7 == 6)
+            assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    }
+    /* nothing is readable before it is durable */
+    assert_int_equal(cl_ledger_read(l, s[0], &(cl_ledger_entry){0}), CL_ERANGE);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    uint64_t last_sig;
+    assert_int_equal(cl_ledger_sign(l, 2, &last_sig), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    assert_int_equal(cl_ledger_check(l), CL_OK);
+    const char *pem = cl_ledger_service_cert_pem(l);
+    for (int i = 0; i < 50; i++) {
+        snprintf(text, sizeof text, "entry %d", i);
+        expect_entry(l, s[i], i % 2 ? "odd" : "subledger:0", text);
+        expect_receipt(l, s[i], pem);
+    }
+    expect_receipt(l, 1, pem); /* internal entries have receipts too */
+    json_t *j = NULL;
+    assert_int_equal(cl_ledger_receipt(l, last_sig, &j), CL_EINVAL); /* signature entry */
+    /* commit evidence is deterministic and shaped as ce:view.seqno:hex */
+    char ce1[128], ce2[128];
+    assert_int_equal(cl_ledger_commit_evidence(l, s[3], ce1, sizeof ce1), CL_OK);
+    assert_int_equal(cl_ledger_commit_evidence(l, s[3], ce2, sizeof ce2), CL_OK);
+    assert_string_equal(ce1, ce2);
+    assert_int_equal(strncmp(ce1, "ce:2.8:", 7), 0);
+    assert_int_equal(strlen(ce1), 7 + 64);
+    char *pem_copy = strdup(pem);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    expect_verified(dir, pem_copy, last_sig);
+
+    /* reopen: same identity, same entries, receipts still verify, appends continue */
+    l = reopen(dir, 0);
+    assert_string_equal(cl_ledger_service_cert_pem(l), pem_copy);
+    assert_int_equal(cl_ledger_last_seqno(l), last_sig);
+    assert_int_equal(cl_ledger_check(l), CL_OK);
+    expect_entry(l, s[10], "subledger:0", "entry 10");
+    expect_receipt(l, s[49], pem_copy);
+    uint64_t more;
+    put(l, "after", "restart", &more);
+    assert_int_equal(more, last_sig + 1);
+    assert_int_equal(cl_ledger_sign(l, 3, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    expect_receipt(l, more, pem_copy);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    expect_verified(dir, pem_copy, more + 1);
+    free(pem_copy);
+    tu_rmrf(dir);
+}
+
+static void test_unsigned_entry_has_no_receipt(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    uint64_t s;
+    put(l, "c", "x", &s);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    json_t *j = NULL;
+    assert_int_equal(cl_ledger_receipt(l, s, &j), CL_ENOTSIGNED);
+    assert_int_equal(cl_ledger_receipt(l, s + 5, &j), CL_ERANGE);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    /* signed but not yet durable: still no receipt */
+    assert_int_equal(cl_ledger_receipt(l, s, &j), CL_ENOTSIGNED);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    expect_receipt(l, s, cl_ledger_service_cert_pem(l));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
+static void test_bad_collection_rejected(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    uint64_t s;
+    char big[300];
+    memset(big, 'a', sizeof big);
+    assert_int_equal(cl_ledger_append_user(l, 2, "", 0, (const uint8_t *)"x", 1, &s), CL_EINVAL);
+    assert_int_equal(cl_ledger_append_user(l, 2, big, 257, (const uint8_t *)"x", 1, &s), CL_EINVAL);
+    assert_int_equal(cl_ledger_append_user(l, 2, "a\0b", 3, (const uint8_t *)"x", 1, &s), CL_EINVAL);
+    assert_int_equal(cl_ledger_append_user(l, 2, "\x01sig", 4, (const uint8_t *)"x", 1, &s),
+                     CL_EINVAL);
+    /* the handle is still usable */
+    put(l, "ok", "fine", &s);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
+static void test_private_ledger_encrypts(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 1, 4096);
+    assert_true(cl_ledger_is_private(l));
+    const char *marker = "TOP-SECRET-PAYMENT-4711";
+    uint64_t s[40];
+    for (int i = 0; i < 40; i++) {
+        put(l, "payments", marker, &s[i]);
+        if (i % 10 == 9)
+            assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    }
+    assert_int_equal(cl_ledger_rotate_secret(l, 2), CL_OK);
+    uint64_t after;
+    put(l, "payments", marker, &after);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    char *pem = strdup(cl_ledger_service_cert_pem(l));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    assert_false(tu_grep_dir(dir, marker, strlen(marker)));
+    expect_verified(dir, pem, 0);
+
+    l = reopen(dir, 4096);
+    assert_true(cl_ledger_is_private(l));
+    expect_entry(l, s[0], "payments", marker);
+    expect_entry(l, s[39], "payments", marker);
+    expect_entry(l, after, "payments", marker); /* encrypted under the rotated secret */
+    expect_receipt(l, s[5], pem);
+    expect_receipt(l, after, pem);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    free(pem);
+    tu_rmrf(dir);
+}
+
+static void test_public_ledger_not_encrypted_and_type_fixed(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    const char *marker = "PUBLIC-VISIBLE-ENTRY";
+    uint64_t s;
+    put(l, "c", marker, &s);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    assert_true(tu_grep_dir(dir, marker, strlen(marker)));
+    /* a second create on the same directory is refused */
+    cl_ledger_opts o = {0};
+    o.dir = dir;
+    o.private_ledger = 1;
+    cl_ledger *l2 = NULL;
+    assert_int_equal(cl_ledger_create(&o, &l2), CL_EEXIST);
+    l = reopen(dir, 0);
+    assert_false(cl_ledger_is_private(l));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
+static void test_rollover_and_reads_across_chunks(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 2048);
+    uint64_t s[300];
+    char text[64];
+    for (int i = 0; i < 300; i++) {
+        snprintf(text, sizeof text, "rollover %d", i);
+        put(l, "r", text, &s[i]);
+        if (i % 5 == 4)
+            assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+        if (i % 17 == 0)
+            assert_int_equal(cl_ledger_sync(l), CL_OK);
+    }
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    assert_int_equal(cl_ledger_check(l), CL_OK);
+    char *pem = strdup(cl_ledger_service_cert_pem(l));
+    for (int i = 0; i < 300; i += 13) {
+        snprintf(text, sizeof text, "rollover %d", i);
+        expect_entry(l, s[i], "r", text);
+        expect_receipt(l, s[i], pem);
+    }
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    char ldir[600];
+    snprintf(ldir, sizeof ldir, "%s/ledger", dir);
+    char *chunk = tu_read_file(tu_source_path("README.md"), NULL); /* touch helper */
+    free(chunk);
+    expect_verified(dir, pem, 0);
+    l = reopen(dir, 2048);
+    expect_entry(l, s[1], "r", "rollover 1");
+    expect_entry(l, s[299], "r", "rollover 299");
+    assert_int_equal(cl_ledger_check(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    free(pem);
+    tu_rmrf(dir);
+}
+
+static void test_service_identity_rotation(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    char *old = strdup(cl_ledger_service_cert_pem(l));
+    uint64_t before, after;
+    put(l, "c", "before rotation", &before);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    assert_int_equal(cl_ledger_rotate_service_identity(l, 4), CL_OK);
+    char *cur = strdup(cl_ledger_service_cert_pem(l));
+    assert_string_not_equal(old, cur);
+    cur_view = 4;
+    put(l, "c", "after rotation", &after);
+    cur_view = 2;
+    assert_int_equal(cl_ledger_sign(l, 4, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    expect_receipt(l, before, cur);
+    expect_receipt(l, after, cur);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    expect_verified(dir, cur, 0);
+    /* the old identity is no longer the ledger's identity */
+    cl_cert *c = NULL;
+    assert_int_equal(cl_cert_from_pem(old, strlen(old), &c), CL_OK);
+    cl_verify_report rep;
+    assert_int_equal(cl_verify_ledger_dir(NULL, dir, c, NULL, NULL, &rep), CL_EENDORSE);
+    cl_cert_free(c);
+    /* the service_cert.pem on disk is the new one, and a reopen keeps it */
+    l = reopen(dir, 0);
+    assert_string_equal(cl_ledger_service_cert_pem(l), cur);
+    expect_receipt(l, before, cur);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    free(old);
+    free(cur);
+    tu_rmrf(dir);
+}
+
+static void test_truncate_unsigned_tail(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    uint64_t a, b, sig;
+    put(l, "c", "kept", &a);
+    assert_int_equal(cl_ledger_sign(l, 2, &sig), CL_OK);
+    put(l, "c", "rolled back", &b);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    assert_int_equal(cl_ledger_truncate(l, sig - 1), CL_ESTATE); /* below the signature */
+    assert_int_equal(cl_ledger_truncate(l, sig), CL_OK);
+    assert_int_equal(cl_ledger_last_seqno(l), sig);
+    uint64_t c;
+    put(l, "c", "replacement", &c);
+    assert_int_equal(c, b);
+    assert_int_equal(cl_ledger_sign(l, 3, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    expect_entry(l, c, "c", "replacement");
+    expect_receipt(l, c, cl_ledger_service_cert_pem(l));
+    char *pem = strdup(cl_ledger_service_cert_pem(l));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    expect_verified(dir, pem, 0);
+    l = reopen(dir, 0);
+    expect_entry(l, c, "c", "replacement");
+    assert_int_equal(cl_ledger_check(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    free(pem);
+    tu_rmrf(dir);
+}
+
+static void test_derived_state_rebuilt(void **state)
+{
+    /* Deleting the Merkle store and the index entirely: open rebuilds both from the chunks. */
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 1, 1024);
+    uint64_t s[100];
+    for (int i = 0; i < 100; i++) {
+        put(l, i % 3 ? "x" : "y", "rebuild me", &s[i]);
+        if (i % 9 == 8)
+            assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    }
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    char *pem = strdup(cl_ledger_service_cert_pem(l));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    char p[600];
+    snprintf(p, sizeof p, "%s/merkle", dir);
+    tu_rmrf(p);
+    snprintf(p, sizeof p, "%s/index", dir);
+    tu_rmrf(p);
+    l = reopen(dir, 1024);
+    assert_int_equal(cl_ledger_check(l), CL_OK);
+    expect_entry(l, s[50], s[50] % 3 == 0 ? "x" : "x", "rebuild me");
+    for (int i = 0; i < 100; i += 11)
+        expect_receipt(l, s[i], pem);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    free(pem);
+    tu_rmrf(dir);
+}
+
+int main(void)
+{
+    cl_log_set_level(CL_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_append_read_receipt),
+        cmocka_unit_test(test_unsigned_entry_has_no_receipt),
+        cmocka_unit_test(test_bad_collection_rejected),
+        cmocka_unit_test(test_private_ledger_encrypts),
+        cmocka_unit_test(test_public_ledger_not_encrypted_and_type_fixed),
+        cmocka_unit_test(test_rollover_and_reads_across_chunks),
+        cmocka_unit_test(test_service_identity_rotation),
+        cmocka_unit_test(test_truncate_unsigned_tail),
+        cmocka_unit_test(test_derived_state_rebuilt),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
