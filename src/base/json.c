@@ -6,7 +6,17 @@
 #include "base/alloc.h"
 #include "base/codec.h"
 
-static void *json_alloc(size_t n) { return cl_malloc(n); }
+/* jansson reports a failed allocation as a generic parse error (often with an empty message), so
+ * the allocator records it and cl_json_parse turns it into CL_ENOMEM. */
+static __thread int json_alloc_failed;
+
+static void *json_alloc(size_t n)
+{
+    void *p = cl_malloc(n);
+    if (p == NULL)
+        json_alloc_failed = 1;
+    return p;
+}
 
 void cl_json_init(void)
 {
@@ -52,8 +62,14 @@ int cl_json_parse(const char *data, size_t len, size_t maxlen, json_t **out, cha
         return CL_EOVERFLOW;
     }
     json_error_t e;
+    json_alloc_failed = 0;
     json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &e);
     if (j == NULL) {
+        if (json_alloc_failed) {
+            if (errbuf)
+                snprintf(errbuf, errbuflen, "out of memory while parsing JSON");
+            return CL_ENOMEM;
+        }
         if (errbuf)
             snprintf(errbuf, errbuflen, "line %d column %d: %s", e.line, e.column, e.text);
         return CL_EJSON;

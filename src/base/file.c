@@ -1,0 +1,68 @@
+#include "base/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+
+static int fsync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (slash == NULL)
+        dir = cl_strdup(".");
+    else if (slash == path)
+        dir = cl_strdup("/");
+    else
+        dir = cl_strndup(path, (size_t)(slash - path));
+    CL_ENSURE(dir != NULL, CL_ENOMEM);
+    int rc = CL_OK;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0)
+        rc = CL_EIO;
+    if (fd >= 0)
+        close(fd);
+    cl_free(dir);
+    return rc;
+}
+
+int cl_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    int rc = CL_OK, fd = -1, created = 0;
+    size_t plen = strlen(path);
+    char *tmp = cl_malloc(plen + sizeof ".tmp");
+    CL_ENSURE(tmp != NULL, CL_ENOMEM);
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", sizeof ".tmp");
+    CL_GUARD_IF(unlink(tmp) != 0 && errno != ENOENT, CL_EIO);
+    fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
+    CL_GUARD_IF(fd < 0, errno == ENOENT ? CL_ENOENT : CL_EIO);
+    created = 1;
+    /* The umask may have removed bits; the mode is part of the contract (0600 / 0644). */
+    CL_GUARD_IF(fchmod(fd, mode) != 0, CL_EIO);
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, (const char *)data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        CL_GUARD_IF(w <= 0, CL_EIO);
+        off += (size_t)w;
+    }
+    CL_GUARD_IF(fsync(fd) != 0, CL_EIO);
+    rc = close(fd) == 0 ? CL_OK : CL_EIO;
+    fd = -1;
+    CL_GUARD(rc);
+    CL_GUARD_IF(rename(tmp, path) != 0, CL_EIO);
+    created = 0; /* the temporary name is gone */
+    CL_GUARD(fsync_parent_dir(path));
+out:
+    if (fd >= 0)
+        close(fd);
+    if (created)
+        unlink(tmp);
+    cl_free(tmp);
+    return rc;
+}

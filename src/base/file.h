@@ -1,0 +1,17 @@
+/*
+ * file.h — atomic replacement of a small file on the real file system, for key and certificate
+ * files written by the crypto layer (which sits below the storage seam). Protocol: remove a stale
+ * path.tmp, create it O_EXCL with `mode` (fchmod'ed, so the umask cannot widen or narrow it),
+ * write, fsync, rename over path, fsync the parent directory. On failure the old file is intact.
+ */
+#ifndef CLEDGER_BASE_FILE_H
+#define CLEDGER_BASE_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+
+CL_MUST_CHECK int cl_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+#endif
