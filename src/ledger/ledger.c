@@ -197,7 +197,8 @@ static int secrets_load(cl_ledger *l)
     return rc;
 }
 
-/* ---- commit evidence -------------------------------------------------------------------------- */
+/* ---- commit evidence --------------------------------------------------------------------------
+ */
 
 static int commit_evidence(const cl_ledger *l, uint64_t view, uint64_t seqno, char *out, size_t cap)
 {
@@ -214,7 +215,8 @@ static int commit_evidence(const cl_ledger *l, uint64_t view, uint64_t seqno, ch
     return CL_OK;
 }
 
-/* ---- chunks ----------------------------------------------------------------------------------- */
+/* ---- chunks -----------------------------------------------------------------------------------
+ */
 
 static int chunk_path(const cl_ledger *l, const cl_chunk_name *c, char *out)
 {
@@ -270,7 +272,8 @@ static int roll_chunk(cl_ledger *l)
     return CL_OK;
 }
 
-/* ---- the write path --------------------------------------------------------------------------- */
+/* ---- the write path ---------------------------------------------------------------------------
+ */
 
 static int ensure_batch(cl_ledger *l)
 {
@@ -334,8 +337,8 @@ static int append_frame(cl_ledger *l, const frame_spec *fs, uint64_t *seqno_out)
     cl_entry_write_set_digest(&e, wsd);
     cl_entry_leaf(wsd, e.ce_digest, e.claims_digest, leaf);
     int rc;
-    cl_index_loc loc = {l->open_start, l->open_durable + at, (uint32_t)e.frame_len, fs->view,
-                        fs->type, 0};
+    cl_index_loc loc = {
+        l->open_start, l->open_durable + at, (uint32_t)e.frame_len, fs->view, fs->type, 0};
     CL_GUARD(cl_merkle_append(l->tree, leaf));
     CL_GUARD(cl_index_put_entry(l->batch, seqno, &loc));
     if (fs->collection != NULL)
@@ -399,8 +402,8 @@ int cl_ledger_append_user(cl_ledger *l, uint64_t view, const char *collection, s
     cl_user_priv up = {contents, len, key};
     CL_GUARD(cl_user_pub_encode(&pub, &l->scratch));
     CL_GUARD(cl_user_priv_encode(&up, &priv));
-    frame_spec fs = {CL_ENTRY_USER,  view,       &l->scratch, priv.data,
-                     priv.len,       l->private_ledger, claims, collection, clen};
+    frame_spec fs = {CL_ENTRY_USER,     view,   &l->scratch, priv.data, priv.len,
+                     l->private_ledger, claims, collection,  clen};
     CL_GUARD(append_frame(l, &fs, seqno));
 out:
     cl_wipe(key, sizeof key);
@@ -462,8 +465,8 @@ int cl_ledger_sign(cl_ledger *l, uint64_t view, uint64_t *seqno)
     sp.sig_len = siglen;
     cl_buf_reset(&l->scratch);
     CL_TRY(cl_sig_pub_encode(&sp, &l->scratch));
-    frame_spec fs = {CL_ENTRY_SIGNATURE, view, &l->scratch, NULL, 0, 0,
-                     NULL, SIG_COLLECTION, SIG_COLLECTION_LEN};
+    frame_spec fs = {CL_ENTRY_SIGNATURE, view, &l->scratch, NULL, 0, 0, NULL, SIG_COLLECTION,
+                     SIG_COLLECTION_LEN};
     uint64_t s;
     CL_TRY(append_frame(l, &fs, &s));
     l->pending_signed = s;
@@ -476,7 +479,8 @@ int cl_ledger_sign(cl_ledger *l, uint64_t view, uint64_t *seqno)
     return CL_OK;
 }
 
-/* ---- identities ------------------------------------------------------------------------------- */
+/* ---- identities -------------------------------------------------------------------------------
+ */
 
 static int node_record_json(const char *cert_pem, char **out)
 {
@@ -492,8 +496,8 @@ static int append_node_record(cl_ledger *l, uint64_t view)
     char hex[65], *v = NULL;
     cl_hex_encode(l->node_id, 32, hex);
     CL_TRY(node_record_json(l->node_cert_pem, &v));
-    int rc = cl_ledger_append_internal(l, view, CL_TABLE_NODES, CL_OP_PUT, hex, 64, v, strlen(v),
-                                       NULL);
+    int rc =
+        cl_ledger_append_internal(l, view, CL_TABLE_NODES, CL_OP_PUT, hex, 64, v, strlen(v), NULL);
     cl_free(v);
     return rc;
 }
@@ -525,11 +529,17 @@ static int append_secret_record(cl_ledger *l, uint64_t view)
     int kn = snprintf(key, sizeof key, "%zu", l->nsecrets);
     int vn = snprintf(val, sizeof val, "{\"appliesFrom\":%" PRIu64 "}", cur->applies_from);
     cl_buf_reset(&l->scratch);
-    cl_internal_pub p = {CL_TABLE_SECRETS, CL_OP_PUT, (const uint8_t *)key, (size_t)kn,
+    cl_internal_pub p = {CL_TABLE_SECRETS,     CL_OP_PUT, (const uint8_t *)key, (size_t)kn,
                          (const uint8_t *)val, (size_t)vn};
     CL_TRY(cl_internal_pub_encode(&p, &l->scratch));
-    frame_spec fs = {CL_ENTRY_INTERNAL, view, &l->scratch, prev ? prev->key : NULL,
-                     prev ? 32 : 0,     1,    NULL,        NULL,
+    frame_spec fs = {CL_ENTRY_INTERNAL,
+                     view,
+                     &l->scratch,
+                     prev ? prev->key : NULL,
+                     prev ? 32 : 0,
+                     1,
+                     NULL,
+                     NULL,
                      0};
     return append_frame(l, &fs, NULL);
 }
@@ -621,7 +631,8 @@ out:
     return rc;
 }
 
-/* ---- reading ---------------------------------------------------------------------------------- */
+/* ---- reading ----------------------------------------------------------------------------------
+ */
 
 static int chunk_for(const cl_ledger *l, uint64_t start, cl_chunk_name *out)
 {
@@ -854,7 +865,8 @@ out:
     return rc;
 }
 
-/* ---- open / create / recovery ----------------------------------------------------------------- */
+/* ---- open / create / recovery -----------------------------------------------------------------
+ */
 
 static int alloc_ledger(const cl_ledger_opts *o, cl_ledger **out)
 {
@@ -1162,8 +1174,8 @@ static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
 {
     static const uint8_t zero[32];
     CL_TRY(cl_merkle_open(l->fs, l->merkle_dir, &l->tree));
-    int rc = cl_index_open(l->index_dir, o->index_map_size ? o->index_map_size : (64u << 20),
-                           &l->idx);
+    int rc =
+        cl_index_open(l->index_dir, o->index_map_size ? o->index_map_size : (64u << 20), &l->idx);
     if (rc == CL_EDB || rc == CL_EUNSUPPORTED) {
         cl_logf(CL_LOG_WARN, "ledger: index unreadable (%s); rebuilding it from the chunks",
                 cl_errname(rc));
@@ -1188,8 +1200,9 @@ static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
     uint64_t index_from = ilast + 1;
     uint64_t from = tree_from < index_from ? tree_from : index_from;
     if (from <= l->last_seqno) {
-        cl_logf(CL_LOG_INFO, "ledger: replaying seqnos %" PRIu64 "..%" PRIu64
-                " into the tree/index", from, l->last_seqno);
+        cl_logf(CL_LOG_INFO,
+                "ledger: replaying seqnos %" PRIu64 "..%" PRIu64 " into the tree/index", from,
+                l->last_seqno);
         CL_TRY(replay(l, from, tree_from, index_from));
     }
     CL_ENSURE(cl_merkle_size(l->tree) == want, CL_ECORRUPT);
@@ -1234,8 +1247,15 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
         CL_GUARD(path_join(path, l->node_dir, "ledger_type"));
         uint8_t *b = NULL;
         size_t n = 0;
-        CL_GUARD(cl_fs_read_all(l->fs, path, 64, &b, &n));
+        CL_GUARD(cl_fs_read_all(l->fs, path, 256, &b, &n));
+        /* "public|private\n" [ "chunk_size N\n" ] */
         l->private_ledger = n >= 7 && memcmp(b, "private", 7) == 0;
+        const char *cs = strstr((const char *)b, "chunk_size ");
+        if (o->chunk_size == 0 && cs != NULL) {
+            uint64_t v = strtoull(cs + 11, NULL, 10);
+            if (v >= 1024)
+                l->chunk_size = v;
+        }
         cl_free(b);
     }
     CL_GUARD(recover_open_chunk(l));
@@ -1275,8 +1295,8 @@ int cl_ledger_create(const cl_ledger_opts *o, cl_ledger **out)
     l->service_version = 1;
     /* Service identity and node identity. */
     CL_GUARD(cl_key_generate(curve, &l->service_key));
-    CL_GUARD(cl_cert_self_signed_ca(l->service_key, o->service_cn ? o->service_cn : "cledger service",
-                                    3650, &l->service_cert));
+    CL_GUARD(cl_cert_self_signed_ca(
+        l->service_key, o->service_cn ? o->service_cn : "cledger service", 3650, &l->service_cert));
     size_t len = 0;
     CL_GUARD(cl_cert_to_pem(l->service_cert, &l->service_cert_pem, &len));
     CL_GUARD(cl_key_generate(curve, &l->node_key));
@@ -1286,8 +1306,10 @@ int cl_ledger_create(const cl_ledger_opts *o, cl_ledger **out)
     CL_GUARD(cl_key_save_private_pem(l->node_key, path));
     CL_GUARD(write_identity_files(l));
     CL_GUARD(path_join(path, l->node_dir, "ledger_type"));
-    const char *type = l->private_ledger ? "private\n" : "public\n";
-    CL_GUARD(cl_fs_write_atomic(l->fs, path, type, strlen(type), 0600));
+    char type[96];
+    int tn = snprintf(type, sizeof type, "%s\nchunk_size %" PRIu64 "\n",
+                      l->private_ledger ? "private" : "public", l->chunk_size);
+    CL_GUARD(cl_fs_write_atomic(l->fs, path, type, (size_t)tn, 0600));
     /* First ledger secret, from seqno 1. */
     CL_GUARD(cl_random(key, 32));
     rc = secret_add(l, 1, key);

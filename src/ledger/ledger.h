@@ -41,14 +41,15 @@
 typedef struct cl_ledger cl_ledger;
 
 typedef struct {
-    const char *dir;        /* data directory */
-    cl_fs *fs;              /* NULL: the real file system */
-    uint64_t chunk_size;    /* roll the chunk after the first signature past this size;
-                               0: 5 MiB */
-    int private_ledger;     /* creation only: encrypt user contents */
-    cl_curve curve;         /* creation only: node and service keys (0: P-256) */
-    size_t index_map_size;  /* 0: 64 MiB, grows on demand */
-    const char *service_cn; /* creation only: CN of the service identity (NULL: "cledger service") */
+    const char *dir;       /* data directory */
+    cl_fs *fs;             /* NULL: the real file system */
+    uint64_t chunk_size;   /* roll the chunk after the first signature past this size;
+                              0: the size given at creation (default 5 MiB) */
+    int private_ledger;    /* creation only: encrypt user contents */
+    cl_curve curve;        /* creation only: node and service keys (0: P-256) */
+    size_t index_map_size; /* 0: 64 MiB, grows on demand */
+    const char
+        *service_cn; /* creation only: CN of the service identity (NULL: "cledger service") */
 } cl_ledger_opts;
 
 CL_MUST_CHECK int cl_ledger_create(const cl_ledger_opts *o, cl_ledger **out);

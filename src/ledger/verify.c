@@ -221,8 +221,9 @@ static int check_signature(vstate *v, const cl_entry_view *e, uint64_t off)
         !cl_ct_equal(e->claims_digest, zero, 32))
         return fail(v, CL_EFORMAT, e->seqno, off, "malformed signature entry");
     if (sp.tree_size != e->seqno || v->tree.size != e->seqno)
-        return fail(v, CL_EFORMAT, e->seqno, off, "signature covers tree size %" PRIu64
-                    ", expected %" PRIu64, sp.tree_size, e->seqno);
+        return fail(v, CL_EFORMAT, e->seqno, off,
+                    "signature covers tree size %" PRIu64 ", expected %" PRIu64, sp.tree_size,
+                    e->seqno);
     uint8_t root[32];
     frontier_root(&v->tree, root);
     if (!cl_ct_equal(root, sp.root, 32))
@@ -258,8 +259,8 @@ static int verify_chunk(vstate *v, const char *path, const char *name, const cl_
     if (rc == CL_OK && cl_chunk_header_decode(h, got, &start, &priv, &why) != CL_OK)
         rc = fail(v, CL_EFORMAT, v->expect, 0, "%s", why);
     else if (rc == CL_OK && start != cn->start)
-        rc = fail(v, CL_EFORMAT, v->expect, 16, "chunk header start %" PRIu64
-                  " differs from its file name", start);
+        rc = fail(v, CL_EFORMAT, v->expect, 16,
+                  "chunk header start %" PRIu64 " differs from its file name", start);
     else if (rc == CL_OK && v->saw_header && priv != rep->private_ledger)
         rc = fail(v, CL_EFORMAT, v->expect, 12, "chunk ledger type differs from earlier chunks");
     if (rc < 0)
@@ -310,8 +311,8 @@ static int verify_chunk(vstate *v, const char *path, const char *name, const cl_
     }
     if (cn->committed) {
         if (v->expect - 1 != cn->end)
-            rc = fail(v, CL_EFORMAT, v->expect, r.off, "committed chunk should end at seqno %" PRIu64,
-                      cn->end);
+            rc = fail(v, CL_EFORMAT, v->expect, r.off,
+                      "committed chunk should end at seqno %" PRIu64, cn->end);
         else if (last_type != CL_ENTRY_SIGNATURE)
             rc = fail(v, CL_EFORMAT, cn->end, r.off, "committed chunk does not end on a signature");
     } else if (!last) {
@@ -416,8 +417,9 @@ int cl_verify_ledger_dir(cl_fs *fs, const char *dir, const cl_cert *service_cert
     for (size_t i = 0; i < ls.n; i++) {
         if (ls.c[i].start != v.expect) {
             snprintf(rep->file, sizeof rep->file, "%s", ls.names[i]);
-            rc = fail(&v, CL_EFORMAT, v.expect, 0, "chunk starts at seqno %" PRIu64
-                      " but seqno %" PRIu64 " was expected (missing or overlapping chunk)",
+            rc = fail(&v, CL_EFORMAT, v.expect, 0,
+                      "chunk starts at seqno %" PRIu64 " but seqno %" PRIu64
+                      " was expected (missing or overlapping chunk)",
                       ls.c[i].start, v.expect);
             goto out;
         }

@@ -81,8 +81,8 @@ static void expect_receipt(cl_ledger *l, uint64_t seqno, const char *service_pem
     cl_receipt_verdict v;
     int rc = cl_receipt_verify_pem(&r, service_pem, strlen(service_pem), app, &v);
     if (rc != CL_OK)
-        fail_msg("receipt of %llu: %s: %s", (unsigned long long)seqno,
-                 cl_receipt_step_name(v.step), v.message);
+        fail_msg("receipt of %llu: %s: %s", (unsigned long long)seqno, cl_receipt_step_name(v.step),
+                 v.message);
     json_decref(app);
     json_decref(claims);
     json_decref(rj);
@@ -193,7 +193,8 @@ static void test_bad_collection_rejected(void **state)
     memset(big, 'a', sizeof big);
     assert_int_equal(cl_ledger_append_user(l, 2, "", 0, (const uint8_t *)"x", 1, &s), CL_EINVAL);
     assert_int_equal(cl_ledger_append_user(l, 2, big, 257, (const uint8_t *)"x", 1, &s), CL_EINVAL);
-    assert_int_equal(cl_ledger_append_user(l, 2, "a\0b", 3, (const uint8_t *)"x", 1, &s), CL_EINVAL);
+    assert_int_equal(cl_ledger_append_user(l, 2, "a\0b", 3, (const uint8_t *)"x", 1, &s),
+                     CL_EINVAL);
     assert_int_equal(cl_ledger_append_user(l, 2, "\x01sig", 4, (const uint8_t *)"x", 1, &s),
                      CL_EINVAL);
     /* the handle is still usable */

@@ -8,8 +8,8 @@
  */
 #include <inttypes.h>
 #include <jansson.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,8 +48,9 @@ static void progress(void *arg, uint64_t done, uint64_t total)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: cledger verify-ledger LEDGER_DIR --service-cert PEM [--json] [--quiet]\n"
-                    "  LEDGER_DIR is a node data directory or a directory of ledger_* chunk files\n");
+    fprintf(stderr,
+            "usage: cledger verify-ledger LEDGER_DIR --service-cert PEM [--json] [--quiet]\n"
+            "  LEDGER_DIR is a node data directory or a directory of ledger_* chunk files\n");
     return CLEDGER_EXIT_USAGE;
 }
 
@@ -97,8 +98,8 @@ int cmd_verify_ledger(int argc, char **argv)
                    rep.entries, rep.signatures, rep.last_view, rep.last_signed, root,
                    rep.unsigned_tail, rep.private_ledger ? "true" : "false", dt);
         else
-            printf("ledger valid: %" PRIu64 " entries, %" PRIu64
-                   " signatures, last signed %" PRIu64 ".%" PRIu64 " root %s%s (%.2f s, %.0f "
+            printf("ledger valid: %" PRIu64 " entries, %" PRIu64 " signatures, last signed %" PRIu64
+                   ".%" PRIu64 " root %s%s (%.2f s, %.0f "
                    "entries/s)\n",
                    rep.entries, rep.signatures, rep.last_view, rep.last_signed, root,
                    rep.unsigned_tail ? " (plus unsigned tail)" : "", dt,
@@ -119,7 +120,6 @@ int cmd_verify_ledger(int argc, char **argv)
         return CLEDGER_EXIT_INVALID;
     }
     printf("ledger INVALID at seqno %" PRIu64 " (%s, byte offset %" PRIu64 "): %s [%s]\n",
-               rep.bad_seqno, rep.file[0] ? rep.file : "-", rep.offset, rep.what,
-               cl_errname(rc));
+           rep.bad_seqno, rep.file[0] ? rep.file : "-", rep.offset, rep.what, cl_errname(rc));
     return CLEDGER_EXIT_INVALID;
 }

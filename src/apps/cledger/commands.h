@@ -1,0 +1,17 @@
+/*
+ * commands.h — subcommands of the `cledger` program. Each takes the arguments from the subcommand
+ * name on (argv[0] is the subcommand) and returns the process exit status: 0 success, 1 the input
+ * was checked and is invalid, 2 usage error or unreadable input.
+ */
+#ifndef CLEDGER_APPS_CLEDGER_COMMANDS_H
+#define CLEDGER_APPS_CLEDGER_COMMANDS_H
+
+#define CLEDGER_EXIT_OK 0
+#define CLEDGER_EXIT_INVALID 1
+#define CLEDGER_EXIT_USAGE 2
+
+int cmd_verify_receipt(int argc, char **argv);
+int cmd_verify_ledger(int argc, char **argv);
+int cmd_ledger(int argc, char **argv);
+
+#endif

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# End-to-end test of the cledger CLI on a real ledger directory: init, append, get, receipt,
+# verify-receipt, verify-ledger (valid, tampered, wrong certificate), rotations, private ledgers.
+# Usage: test_ledger_cli.sh BIN_DIR
+set -uo pipefail
+BIN=${1:?bin dir}
+CL="$BIN/cledger"
+work=$(mktemp -d /tmp/cl-cli-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+expect() { # expect CODE DESCRIPTION -- command...
+    local want=$1 what=$2; shift 3
+    "$@" >"$work/out" 2>"$work/err"; local got=$?
+    if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, wanted $want: $(cat "$work/out" "$work/err" | head -5)"; fi
+}
+
+D="$work/pub"
+expect 0 "init" -- "$CL" ledger init "$D" --chunk-size 4096
+expect 2 "init twice" -- "$CL" ledger init "$D"
+txids=()
+for i in $(seq 1 60); do
+    t=$("$CL" ledger append "$D" --collection "c$((i % 3))" "payment $i") || bad "append $i"
+    txids+=("$t")
+done
+expect 0 "get" -- "$CL" ledger get "$D" "${txids[7]}"
+grep -q '"payment 8"' "$work/out" && ok || bad "get returned the wrong contents"
+expect 1 "get unknown seqno" -- "$CL" ledger get "$D" "2.99999"
+expect 2 "get malformed txid" -- "$CL" ledger get "$D" "2.x"
+for t in "${txids[0]}" "${txids[30]}" "${txids[59]}"; do
+    "$CL" ledger receipt "$D" "$t" >"$work/r.json" || bad "receipt $t"
+    expect 0 "verify-receipt $t" -- "$CL" verify-receipt "$work/r.json" --service-cert "$D/service_cert.pem"
+done
+# the envelope's application claims are checked: change the contents and it must fail
+sed 's/"payment 60"/"payment 61"/' "$work/r.json" >"$work/r2.json"
+expect 1 "verify-receipt with altered claims" -- "$CL" verify-receipt "$work/r2.json" --service-cert "$D/service_cert.pem"
+ls "$D/ledger" | grep -q '\.committed$' && ok || bad "no committed chunk after rollover"
+expect 0 "verify-ledger" -- "$CL" verify-ledger "$D" --service-cert "$D/service_cert.pem"
+grep -q "ledger valid: " "$work/out" && ok || bad "verify-ledger output"
+expect 0 "verify-ledger --json" -- "$CL" verify-ledger "$D" --service-cert "$D/service_cert.pem" --json
+grep -q '"valid":true' "$work/out" && ok || bad "verify-ledger --json output"
+
+# another ledger's certificate is not this ledger's identity
+E="$work/other"
+"$CL" ledger init "$E" >/dev/null || bad "init other"
+expect 1 "verify-ledger with a foreign certificate" -- "$CL" verify-ledger "$D" --service-cert "$E/service_cert.pem"
+expect 1 "verify-receipt with a foreign certificate" -- "$CL" verify-receipt "$work/r.json" --service-cert "$E/service_cert.pem"
+expect 2 "verify-ledger without certificate" -- "$CL" verify-ledger "$D"
+
+# tamper: flip one byte in the middle of the first committed chunk; the seqno must be named
+chunk=$(ls "$D/ledger" | grep '\.committed$' | head -1)
+cp "$D/ledger/$chunk" "$work/chunk.bak"
+size=$(stat -c %s "$D/ledger/$chunk")
+off=$((size / 2))
+orig=$(dd if="$D/ledger/$chunk" bs=1 skip=$off count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+printf "$(printf '\\%03o' $(((orig ^ 1) & 255)))" | dd of="$D/ledger/$chunk" bs=1 seek=$off count=1 conv=notrunc 2>/dev/null
+expect 1 "verify-ledger after a flipped byte" -- "$CL" verify-ledger "$D" --service-cert "$D/service_cert.pem"
+grep -q "INVALID at seqno [0-9]" "$work/out" && grep -q "$chunk" "$work/out" && ok || bad "tamper report: $(cat "$work/out")"
+cp "$work/chunk.bak" "$D/ledger/$chunk"
+expect 0 "verify-ledger after restoring" -- "$CL" verify-ledger "$D" --service-cert "$D/service_cert.pem"
+# a removed chunk is a gap
+mv "$D/ledger/$chunk" "$work/"
+expect 1 "verify-ledger with a missing chunk" -- "$CL" verify-ledger "$D" --service-cert "$D/service_cert.pem"
+mv "$work/$chunk" "$D/ledger/"
+
+# rotations: old receipts still verify against the new identity; the old one is no longer it
+cp "$D/service_cert.pem" "$work/old_cert.pem"
+expect 0 "rotate-secret" -- "$CL" ledger rotate-secret "$D"
+expect 0 "rotate-identity" -- "$CL" ledger rotate-identity "$D"
+cmp -s "$D/service_cert.pem" "$work/old_cert.pem" && bad "identity unchanged" || ok
+"$CL" ledger receipt "$D" "${txids[3]}" >"$work/r3.json" || bad "receipt after rotation"
+expect 0 "old entry's receipt after rotation" -- "$CL" verify-receipt "$work/r3.json" --service-cert "$D/service_cert.pem"
+expect 0 "verify-ledger after rotations" -- "$CL" verify-ledger "$D" --service-cert "$D/service_cert.pem"
+expect 1 "verify-ledger with the previous identity" -- "$CL" verify-ledger "$D" --service-cert "$work/old_cert.pem"
+
+# private ledger: contents never stored in plaintext, still readable and verifiable
+P="$work/priv"
+expect 0 "init private" -- "$CL" ledger init "$P" --private --curve p384
+t=$("$CL" ledger append "$P" --collection secret "CONFIDENTIAL-MARKER-9f3a") || bad "append private"
+grep -rq "CONFIDENTIAL-MARKER-9f3a" "$P" && bad "plaintext found in private ledger" || ok
+expect 0 "get private" -- "$CL" ledger get "$P" "$t"
+grep -q "CONFIDENTIAL-MARKER-9f3a" "$work/out" && ok || bad "private contents not decrypted"
+"$CL" ledger receipt "$P" "$t" >"$work/rp.json" || bad "receipt private"
+expect 0 "verify-receipt P-384" -- "$CL" verify-receipt "$work/rp.json" --service-cert "$P/service_cert.pem"
+expect 0 "verify-ledger private" -- "$CL" verify-ledger "$P" --service-cert "$P/service_cert.pem"
+expect 2 "usage" -- "$CL" ledger
+expect 2 "unknown command" -- "$CL" frobnicate
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
