@@ -86,7 +86,7 @@ int cl_cert_from_pem(const char *pem, size_t len, cl_cert **out)
     while (lead < len && is_space(pem[lead]))
         lead++;
     CL_ENSURE(len - lead >= sizeof PEM_BEGIN_CERT - 1 &&
-                  memcmp(pem + lead, PEM_BEGIN_CERT, sizeof PEM_BEGIN_CERT - 1) == 0,
+                  memcmp(pem + lead, PEM_BEGIN_CERT, sizeof PEM_BEGIN_CERT - 1) == 0, /* lint:public */
               CL_EPEM);
 
     int rc = CL_OK;

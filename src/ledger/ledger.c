@@ -1024,10 +1024,10 @@ static int recover_open_chunk(cl_ledger *l)
     uint8_t h[CL_CHUNK_HEADER_LEN];
     size_t got = 0;
     uint64_t good = 0; /* bytes of valid content */
+    const char *why = NULL;
     CL_GUARD(cl_file_pread(r.f, h, sizeof h, 0, &got));
     uint64_t start = 0;
     int priv = 0;
-    const char *why = NULL;
     if (got < sizeof h) {
         good = 0; /* crashed while creating the chunk: nothing in it was ever durable */
     } else {
