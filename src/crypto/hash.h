@@ -1,8 +1,9 @@
 /*
  * hash.h — SHA-256 / SHA-384, HMAC-SHA256, random bytes, and wiped secret memory.
  *
- * The SHA-256 fast path keeps one prefetched EVP_MD and one reusable EVP_MD_CTX per thread, so the
- * Merkle tree and the verifier (millions of 64- and 96-byte hashes) pay no per-call fetch.
+ * The SHA-256 fast path uses OpenSSL's low-level SHA256_* functions (hash.c says why), so the
+ * Merkle tree and the verifier (millions of 64- and 96-byte hashes) pay no per-call set-up.
+ * HMAC keys can be expanded once (cl_hmac_key) and reused for many messages.
  * cl_secret_* memory comes from OpenSSL's secure heap when one is initialised and is always
  * cleansed before it is released. Compare digests, tags and MACs with cl_ct_equal (CRYPTO_memcmp).
  */
@@ -27,6 +28,14 @@ typedef struct {
     size_t n;
 } cl_iov;
 void cl_sha256_v(const cl_iov *v, size_t count, uint8_t out[CL_SHA256_LEN]);
+
+/* HMAC-SHA256 with a key expanded once: holds two SHA-256 states (secret; wipe when done). */
+typedef struct {
+    uint64_t state[32];
+} cl_hmac_key;
+void cl_hmac_key_init(cl_hmac_key *k, const void *key, size_t keylen);
+void cl_hmac_key_mac(const cl_hmac_key *k, const void *msg, size_t len, uint8_t out[CL_SHA256_LEN]);
+void cl_hmac_key_wipe(cl_hmac_key *k);
 
 CL_MUST_CHECK int cl_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,
                                  uint8_t out[CL_SHA256_LEN]);

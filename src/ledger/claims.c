@@ -70,8 +70,11 @@ int cl_claims_ledger_entry_v1(const uint8_t *key, size_t keylen, const char *col
         collection = "";
     if (len == 0)
         contents = "";
-    CL_TRY(cl_hmac_sha256(key, keylen, collection, clen, out->hmac_collection));
-    CL_TRY(cl_hmac_sha256(key, keylen, contents, len, out->hmac_contents));
+    cl_hmac_key hk; /* one key expansion for both MACs */
+    cl_hmac_key_init(&hk, key, keylen);
+    cl_hmac_key_mac(&hk, collection, clen, out->hmac_collection);
+    cl_hmac_key_mac(&hk, contents, len, out->hmac_contents);
+    cl_hmac_key_wipe(&hk);
     cl_sha256_2(out->hmac_collection, 32, out->hmac_contents, 32, out->inner);
     cl_sha256_2(CL_CLAIMS_PROTOCOL_V1, strlen(CL_CLAIMS_PROTOCOL_V1), out->inner, 32, out->claim);
     return CL_OK;

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include <openssl/hmac.h>
+
 #include <dirent.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -1114,6 +1116,52 @@ static void remove_tmp_dir(void)
     rmdir(tmp_dir);
 }
 
+
+/* HMAC-SHA256 is composed from SHA-256 states in hash.c: RFC 4231 known answers (including a key
+ * longer than the block and an empty message) and agreement with OpenSSL's HMAC() on many sizes. */
+static void test_hmac_sha256(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key_hex, *msg, *mac_hex;
+    } kat[] = {
+        {"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "Hi There",
+         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+        {"4a656665", "what do ya want for nothing?",
+         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         "Test Using Larger Than Block-Size Key - Hash Key First",
+         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+    };
+    for (size_t i = 0; i < sizeof kat / sizeof kat[0]; i++) {
+        uint8_t key[200], want[32], got[32];
+        size_t klen = strlen(kat[i].key_hex) / 2;
+        assert_int_equal(cl_hex_decode(kat[i].key_hex, 2 * klen, key, klen), CL_OK);
+        assert_int_equal(cl_hex_decode(kat[i].mac_hex, 64, want, 32), CL_OK);
+        assert_int_equal(cl_hmac_sha256(key, klen, kat[i].msg, strlen(kat[i].msg), got), CL_OK);
+        assert_memory_equal(got, want, 32);
+        cl_hmac_key hk;
+        cl_hmac_key_init(&hk, key, klen);
+        memset(got, 0, 32);
+        cl_hmac_key_mac(&hk, kat[i].msg, strlen(kat[i].msg), got);
+        cl_hmac_key_wipe(&hk);
+        assert_memory_equal(got, want, 32);
+    }
+    uint8_t key[150], msg[300], a[32], b[32];
+    for (size_t kl = 0; kl <= sizeof key; kl += 7) {
+        for (size_t ml = 0; ml <= sizeof msg; ml += 13) {
+            assert_int_equal(cl_random(key, sizeof key), CL_OK);
+            assert_int_equal(cl_random(msg, sizeof msg), CL_OK);
+            unsigned int n = 0;
+            assert_non_null(HMAC(EVP_sha256(), key, (int)kl, msg, ml, a, &n));
+            assert_int_equal(cl_hmac_sha256(key, kl, msg, ml, b), CL_OK);
+            assert_memory_equal(a, b, 32);
+        }
+    }
+}
+
 int main(void)
 {
     find_vectors_dir();
@@ -1137,6 +1185,7 @@ int main(void)
         cmocka_unit_test(test_aead_known_answers),
         cmocka_unit_test(test_aead_tamper),
         cmocka_unit_test(test_alloc_seam),
+        cmocka_unit_test(test_hmac_sha256),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     remove_tmp_dir();
