@@ -531,7 +531,10 @@ static int append_node_record(cl_ledger *l, uint64_t view)
 
 static int append_service_record(cl_ledger *l, uint64_t view, const char *endorsement_pem)
 {
-    json_t *j = json_pack("{s:s}", "cert", l->service_cert_pem);
+    /* The ledger type is part of the signed service record, so a verifier checks the chunk
+     * headers' type flag against signed data (docs/ledger-format.md §3). */
+    json_t *j = json_pack("{s:s,s:s}", "cert", l->service_cert_pem, "ledgerType",
+                          l->private_ledger ? "private" : "public");
     CL_ENSURE(j != NULL, CL_ENOMEM);
     if (endorsement_pem != NULL)
         json_object_set_new(j, "endorsement", json_string(endorsement_pem));
@@ -1268,7 +1271,8 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
     list_arg la = {l, CL_OK, 0};
     CL_GUARD(cl_fs_list(l->fs, l->ledger_dir, list_cb, &la));
     CL_GUARD(la.rc);
-    qsort(l->chunks, l->nchunks, sizeof *l->chunks, cmp_chunk);
+    if (l->nchunks > 1) /* l->chunks is NULL without committed chunks: qsort(NULL) is UB */
+        qsort(l->chunks, l->nchunks, sizeof *l->chunks, cmp_chunk);
     for (size_t i = 0; i < l->nchunks; i++) {
         uint64_t expect = i ? l->chunks[i - 1].end + 1 : 1;
         CL_GUARD_IF(l->chunks[i].start != expect, CL_ECORRUPT);

@@ -9,7 +9,20 @@
  *    (range_root). Its RFC 9162 root is the right fold of those nodes. This is why nothing but the
  *    perfect nodes is stored and why every query is O(log n) reads.
  *  - Each level has a bounded write buffer holding the records after the last one written to its
- *    file (level k: max(16, 4096 >> k) records, so under 300 KiB in all). Reads look there first.
+ *    file (level k: max(16, 4096 >> k) records, so under 300 KiB in all). Records it has written
+ *    stay there as a read cache until the space is needed (at least the newest half of it is kept
+ *    when it fills), so proofs of recent leaves, the usual receipt request, are served from memory
+ *    even right after a flush and do not force a remap. Reads look there first.
+ *  - Reads of written records not in the buffer go through an optional read-only mapping of the
+ *    level file (cl_file_map), so a proof step is a memcpy instead of a pread. A mapping never
+ *    extends past the file's current size (a page wholly past EOF would raise SIGBUS): it covers
+ *    the file as it was when mapped. A read past it maps the whole current file again once the
+ *    file has grown by REMAP_GROWTH (1/8) since, and preads the record until then: a remap drops
+ *    the old mapping's page-table entries, so remapping after every flush (the ledger flushes at
+ *    every sync) made proofs slower than pread; this way a level is remapped O(log n) times as it
+ *    grows. Cutting a file (truncate, repair at open) first drops a mapping that reaches past the
+ *    cut; close drops them all. When the fs cannot map (CL_EUNSUPPORTED, or any other map error)
+ *    reads fall back to pread, trying again only once the file has grown.
  *  - The marker file `synced_size` holds the size at the last completed sync, in two slots
  *    written alternately (layout in merkle.h) so that a torn marker write leaves the previous value
  *    readable. Records below it are durable in every level; records past it may be missing, cut
@@ -32,6 +45,7 @@
 #define BUF_RECORDS_L0 4096u
 #define BUF_RECORDS_MIN 16u
 #define RECOVER_CHUNK 2048u /* parent records recomputed per read of the level below */
+#define REMAP_GROWTH 8u     /* remap a level once its file is 1/8 longer than the mapping */
 #define MARKER_NAME "synced_size"
 #define MARKER_LEN 24       /* generation u64, size u64, first 8 bytes of SHA256 of both */
 #define MARKER_SLOT_OFF 512 /* slot 1: another sector than slot 0 */
@@ -41,9 +55,13 @@
 typedef struct {
     cl_file *file;    /* NULL until the level first holds a record (or exists at open) */
     uint64_t flushed; /* records in the file */
-    uint8_t *buf;     /* records flushed .. flushed + nbuf - 1 */
-    size_t nbuf;
+    uint8_t *buf;     /* records flushed - nclean .. flushed + nbuf - 1 */
+    size_t nclean;    /* records at the start of buf already in the file (a read cache) */
+    size_t nbuf;      /* records not yet written, after those */
     size_t cap;
+    const uint8_t *map; /* read-only mapping of records 0 .. map_recs - 1, or NULL */
+    uint64_t map_recs;
+    uint64_t map_try; /* `flushed` at the last map attempt: no retry until the file grows */
 } merkle_level;
 
 struct cl_merkle {
@@ -149,6 +167,7 @@ static int level_open(cl_merkle *t, unsigned k)
     }
     L->buf = buf;
     L->cap = cap;
+    L->nclean = 0;
     L->nbuf = 0;
     t->dir_dirty = 1;
     return CL_OK;
@@ -158,8 +177,9 @@ static int level_flush(merkle_level *L)
 {
     if (L->nbuf == 0)
         return CL_OK;
-    CL_TRY(cl_file_pwrite(L->file, L->buf, L->nbuf * HLEN, L->flushed * HLEN));
+    CL_TRY(cl_file_pwrite(L->file, L->buf + L->nclean * HLEN, L->nbuf * HLEN, L->flushed * HLEN));
     L->flushed += L->nbuf;
+    L->nclean += L->nbuf;
     L->nbuf = 0;
     return CL_OK;
 }
@@ -168,21 +188,71 @@ static int level_push(cl_merkle *t, unsigned k, const uint8_t rec[HLEN])
 {
     merkle_level *L = &t->lv[k];
     CL_TRY(level_open(t, k));
-    if (L->nbuf == L->cap)
-        CL_TRY(level_flush(L));
-    memcpy(L->buf + L->nbuf * HLEN, rec, HLEN);
+    if (L->nclean + L->nbuf == L->cap) {
+        /* Full: write it if it holds nothing else, then drop the oldest written records, keeping
+         * the unwritten ones and at least the newest half (amortised: one record moved per push).
+         */
+        if (L->nbuf == L->cap)
+            CL_TRY(level_flush(L));
+        size_t keep = L->nbuf > L->cap / 2 ? L->nbuf : L->cap / 2;
+        size_t drop = L->cap - keep;
+        memmove(L->buf, L->buf + drop * HLEN, keep * HLEN);
+        L->nclean -= drop;
+    }
+    memcpy(L->buf + (L->nclean + L->nbuf) * HLEN, rec, HLEN);
     L->nbuf++;
     return CL_OK;
 }
 
-/* Record i of level k, from the write buffer or the file. */
+static void level_unmap(merkle_level *L)
+{
+    if (L->map != NULL)
+        (void)cl_file_unmap(L->file, L->map, L->map_recs * HLEN);
+    L->map = NULL;
+    L->map_recs = 0;
+    L->map_try = UINT64_MAX; /* the next read past the (empty) mapping tries again */
+}
+
+/* Replaces the mapping of level L by one of its whole file: the `flushed` records, or fewer if
+ * the file is shorter (cut behind our back: the reads past it then fail as before, via pread).
+ * Failure is not an error: the old mapping, if any, stays and reads fall back to pread. */
+static void level_map(merkle_level *L)
+{
+    uint64_t bytes = 0;
+    const void *addr = NULL;
+    L->map_try = L->flushed;
+    if (cl_file_size(L->file, &bytes) < 0)
+        return;
+    uint64_t recs = bytes / HLEN < L->flushed ? bytes / HLEN : L->flushed;
+    if (recs <= L->map_recs || cl_file_map(L->file, recs * HLEN, &addr) < 0)
+        return;
+    if (L->map != NULL)
+        (void)cl_file_unmap(L->file, L->map, L->map_recs * HLEN);
+    L->map = addr;
+    L->map_recs = recs;
+}
+
+/* Record i of level k, from the write buffer, the mapping or the file. The mapping is a cache of
+ * the file, so updating it does not change the tree's logical state (hence the const). */
 static int node_read(const cl_merkle *t, unsigned k, uint64_t i, uint8_t out[HLEN])
 {
-    const merkle_level *L = &t->lv[k];
+    merkle_level *L = (merkle_level *)&t->lv[k];
     CL_ENSURE(L->file != NULL, CL_ECORRUPT);
-    if (i >= L->flushed) {
-        CL_ENSURE(i - L->flushed < L->nbuf, CL_ECORRUPT);
-        memcpy(out, L->buf + (i - L->flushed) * HLEN, HLEN);
+    uint64_t first = L->flushed - L->nclean; /* first record in the buffer */
+    if (i >= first && i - first < L->nclean + L->nbuf) {
+        memcpy(out, L->buf + (i - first) * HLEN, HLEN);
+        return CL_OK;
+    }
+    if (i >= L->flushed)
+        return CL_ECORRUPT; /* past the last record */
+    /* Past the mapping: map the whole file again once it has grown enough since it was mapped
+     * (a remap drops every page-table entry of the old mapping, so the pages fault in again);
+     * until then the few records past it are pread. Never twice at the same length. */
+    if (i >= L->map_recs && L->flushed - L->map_recs >= L->map_recs / REMAP_GROWTH &&
+        L->map_try != L->flushed)
+        level_map(L);
+    if (i < L->map_recs) {
+        memcpy(out, L->map + i * HLEN, HLEN);
         return CL_OK;
     }
     int rc = cl_file_read_exact(L->file, out, HLEN, i * HLEN);
@@ -255,8 +325,11 @@ static int level_repair(cl_merkle *t, unsigned k, uint64_t want)
     uint64_t keep = have < want ? have : want;
     /* A longer level or a torn record is cut; the cut need not be durable, since whatever a
      * crash revives lies past the marker. Recomputed records lie below it, so they are synced. */
-    if (bytes != keep * HLEN)
+    if (bytes != keep * HLEN) {
+        if (L->map_recs > keep)
+            level_unmap(L);
         CL_TRY(cl_file_truncate(L->file, keep * HLEN));
+    }
     if (keep < want) {
         CL_TRY(level_recover(t, k, keep, want));
         CL_TRY(cl_file_sync(L->file));
@@ -328,6 +401,7 @@ int cl_merkle_close(cl_merkle *t)
         merkle_level *L = &t->lv[k];
         if (L->file == NULL)
             continue;
+        level_unmap(L);
         int crc = cl_file_close(L->file);
         if (rc == CL_OK)
             rc = crc;
@@ -423,7 +497,14 @@ static int do_truncate(cl_merkle *t, uint64_t size)
             L->nbuf = (size_t)(want - L->flushed);
             continue;
         }
+        /* Never leave mapped pages past the new end of file (SIGBUS). */
+        if (L->map_recs > want)
+            level_unmap(L);
+        L->map_try = UINT64_MAX; /* `flushed` goes down: it may return to a tried value */
         CL_TRY(cl_file_truncate(L->file, want * HLEN));
+        /* Cached records below the cut stay valid. */
+        uint64_t first = L->flushed - L->nclean;
+        L->nclean = want > first ? (size_t)(want - first) : 0;
         L->flushed = want;
         L->nbuf = 0;
     }

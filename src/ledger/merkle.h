@@ -48,6 +48,20 @@
  * Costs. append: amortised O(1) hashes and buffered writes (at most log2 n nodes). root: O(log n)
  * hashes, no reads. root_at, leaf, path, consistency: O(log n) reads. open: O(log n) reads plus the
  * work to complete levels a crash left short. truncate: O(log n) reads plus file truncations.
+ *
+ * Reads and memory. The newest records of each level are read from its write buffer, which keeps
+ * written records as a cache (proofs of recent leaves touch no file). Older ones, when the fs
+ * supports cl_file_map (the posix fs does), are read through a read-only shared mapping of the
+ * level file, so a read is a memcpy rather than a pread; a mapping never reaches past the end of
+ * the file, and is replaced by one of the whole file only after the file grew by 1/8 (records
+ * past it are pread until then). Without cl_file_map, or when mapping fails, reads use pread. The
+ * mappings are file-backed page cache: reclaimable by the kernel, counted as RssFile, not as
+ * anonymous memory, and at most the size of the level files (~64 bytes per leaf in all). Heap
+ * memory stays bounded (the fixed-size write buffers and this struct) whatever n is.
+ * Consequences: no one else may shrink the level files while the tree is open (touching a mapped
+ * page past the end of file raises SIGBUS; the tree itself drops a mapping before cutting a file),
+ * and reads served from a mapping do not go through the fs, so a fault fs that has "crashed" still
+ * answers them (reads are not failure points of that model).
  */
 #ifndef CLEDGER_LEDGER_MERKLE_H
 #define CLEDGER_LEDGER_MERKLE_H

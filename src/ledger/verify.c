@@ -120,10 +120,18 @@ static int check_internal(vstate *v, const cl_entry_view *e, uint64_t off)
         int rc = cert_from_json(ip.value, ip.value_len, "cert", &j, &c);
         if (rc < 0)
             return fail(v, rc, e->seqno, off, "service identity record: bad certificate");
-        const char *epem;
-        size_t el;
+        const char *epem, *type;
+        size_t el, tl;
         int has_e = cl_json_opt_str(j, "endorsement", &epem, &el) == CL_OK;
-        if (v->identity == NULL) {
+        int trc = cl_json_opt_str(j, "ledgerType", &type, &tl);
+        const char *want = v->rep->private_ledger ? "private" : "public";
+        if (trc == CL_OK && (tl != strlen(want) || strcmp(type, want) != 0)) {
+            rc = fail(v, CL_EFORMAT, e->seqno, off,
+                      "the chunk header's ledger type differs from the signed service record");
+        } else if (trc != CL_OK && (trc != CL_ENOENT || v->identity == NULL)) {
+            rc = fail(v, CL_EFORMAT, e->seqno, off,
+                      "service identity record: missing or bad ledgerType");
+        } else if (v->identity == NULL) {
             /* the first identity is self-signed */
             if (has_e || cl_cert_verify_signed_by(c, c->pub) != CL_OK)
                 rc = fail(v, CL_EENDORSE, e->seqno, off,

@@ -10,6 +10,14 @@
  *                          drops or tears whatever was written but not fsynced, as a power cut
  *                          would (see fs_fault.c for the exact model).
  *
+ * Optional ops. map/unmap may be NULL in an implementation (cl_file_map then returns
+ * CL_EUNSUPPORTED and callers fall back to pread). map gives a read-only shared mapping of the
+ * first `len` bytes of the file (0 < len <= current file size; the caller must never map past the
+ * end: touching a mapped page wholly beyond EOF raises SIGBUS, so a caller that shrinks the file
+ * unmaps first). The mapping sees later writes made through pwrite (same page cache); it is
+ * released with unmap(f, addr, len), same len, before f is closed. unmap releases even after a
+ * fault-fs crash.
+ *
  * Ownership: a cl_file is created by open and released by close (close of NULL is a no-op). The
  * cl_fs returned by cl_fs_posix() is static; a fault fs is freed with cl_fs_fault_free after all
  * its files are closed. Paths are borrowed for the duration of the call. All calls return 0 or a
@@ -54,6 +62,9 @@ typedef struct cl_fs_ops {
     int (*sync_dir)(cl_fs *fs, const char *path);
     int (*list)(cl_fs *fs, const char *dir, cl_fs_list_cb cb, void *arg);
     int (*exists)(cl_fs *fs, const char *path); /* 1 yes, 0 no, <0 error */
+    /* Optional (may be NULL): read-only shared mapping of the first len bytes (see above). */
+    int (*map)(cl_file *f, uint64_t len, const void **addr);
+    int (*unmap)(cl_file *f, const void *addr, uint64_t len);
 } cl_fs_ops;
 
 struct cl_fs {
@@ -85,6 +96,15 @@ static inline int cl_file_truncate(cl_file *f, uint64_t size)
     return f->fs->ops->truncate(f, size);
 }
 static inline int cl_file_size(cl_file *f, uint64_t *size) { return f->fs->ops->size(f, size); }
+/* CL_EUNSUPPORTED when the implementation has no mapping. */
+static inline int cl_file_map(cl_file *f, uint64_t len, const void **addr)
+{
+    return f->fs->ops->map ? f->fs->ops->map(f, len, addr) : CL_EUNSUPPORTED;
+}
+static inline int cl_file_unmap(cl_file *f, const void *addr, uint64_t len)
+{
+    return f->fs->ops->unmap ? f->fs->ops->unmap(f, addr, len) : CL_EUNSUPPORTED;
+}
 static inline int cl_fs_rename(cl_fs *fs, const char *a, const char *b)
 {
     return fs->ops->rename(fs, a, b);

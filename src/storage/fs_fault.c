@@ -38,7 +38,19 @@ typedef struct {
     char from[PATH_CAP];
     char to[PATH_CAP];
     int in_use;
+    int replaced; /* `to` existed: undoing the rename must bring that file back */
+    uint8_t *old; /* its contents */
+    size_t old_len;
 } pending_rename;
+
+/* Largest replaced file whose rename can be undone (a rename over a larger one is durable). */
+#define OLD_MAX (1u << 20)
+
+static void rename_clear(pending_rename *r)
+{
+    cl_free(r->old);
+    memset(r, 0, sizeof *r);
+}
 
 struct cl_fs_fault {
     cl_fs fs;
@@ -209,21 +221,39 @@ static int f_rename(cl_fs *fs, const char *from, const char *to)
     cl_fs_fault *ff = (cl_fs_fault *)fs;
     if (inject(ff, CL_FAULT_RENAME))
         return CL_EIO;
-    CL_TRY(cl_fs_rename(ff->base, from, to));
+    /* A rename over an existing file is atomic: after a crash `to` names the old file or the new
+     * one, never nothing. Keep the old contents so an undo can put them back. */
+    int replaced = cl_fs_exists(ff->base, to) == 1;
+    uint8_t *prev = NULL;
+    size_t prev_len = 0;
+    if (replaced && cl_fs_read_all(ff->base, to, OLD_MAX, &prev, &prev_len) < 0)
+        prev = NULL;
+    int rc = cl_fs_rename(ff->base, from, to);
+    if (rc < 0) {
+        cl_free(prev);
+        return rc;
+    }
     tracked *t = track(ff, from, 0);
     tracked *old = track(ff, to, 0);
     if (old != NULL)
         old->in_use = 0;
     if (t != NULL)
         snprintf(t->path, PATH_CAP, "%s", to);
-    for (int i = 0; i < MAX_TRACKED; i++) {
+    if (t != NULL && replaced)
+        t->created_pending = 0; /* the name `to` is durable: it cannot vanish, only revert */
+    for (int i = 0; i < MAX_TRACKED && (!replaced || prev != NULL); i++) {
         if (!ff->renames[i].in_use && strlen(from) < PATH_CAP && strlen(to) < PATH_CAP) {
             ff->renames[i].in_use = 1;
             snprintf(ff->renames[i].from, PATH_CAP, "%s", from);
             snprintf(ff->renames[i].to, PATH_CAP, "%s", to);
+            ff->renames[i].replaced = replaced;
+            ff->renames[i].old = prev;
+            ff->renames[i].old_len = prev_len;
+            prev = NULL;
             break;
         }
     }
+    cl_free(prev); /* not recorded: the rename counts as durable */
     return CL_OK;
 }
 
@@ -261,7 +291,7 @@ static int f_sync_dir(cl_fs *fs, const char *path)
         if (ff->files[i].in_use && in_dir(ff->files[i].path, path))
             ff->files[i].created_pending = 0;
         if (ff->renames[i].in_use && in_dir(ff->renames[i].to, path))
-            ff->renames[i].in_use = 0;
+            rename_clear(&ff->renames[i]);
     }
     return CL_OK;
 }
@@ -280,6 +310,20 @@ static int f_exists(cl_fs *fs, const char *path)
     return cl_fs_exists(ff->base, path);
 }
 
+/* Reads through a mapping are not failure points; only creating one after a crash fails. */
+static int f_map(cl_file *file, uint64_t len, const void **addr)
+{
+    fault_file *f = (fault_file *)file;
+    CL_ENSURE(!f->ff->crashed, CL_EIO);
+    return cl_file_map(f->inner, len, addr);
+}
+
+static int f_unmap(cl_file *file, const void *addr, uint64_t len)
+{
+    fault_file *f = (fault_file *)file;
+    return cl_file_unmap(f->inner, addr, len); /* releases even after a crash, like close */
+}
+
 static const cl_fs_ops fault_ops = {
     .open = f_open,
     .close = f_close,
@@ -294,6 +338,8 @@ static const cl_fs_ops fault_ops = {
     .sync_dir = f_sync_dir,
     .list = f_list,
     .exists = f_exists,
+    .map = f_map,
+    .unmap = f_unmap,
 };
 
 int cl_fs_fault_new(cl_fs *base, cl_fs_fault **out)
@@ -308,7 +354,14 @@ int cl_fs_fault_new(cl_fs *base, cl_fs_fault **out)
     return CL_OK;
 }
 
-void cl_fs_fault_free(cl_fs_fault *ff) { cl_free(ff); }
+void cl_fs_fault_free(cl_fs_fault *ff)
+{
+    if (ff == NULL)
+        return;
+    for (int i = 0; i < MAX_TRACKED; i++)
+        rename_clear(&ff->renames[i]);
+    cl_free(ff);
+}
 cl_fs *cl_fs_fault_fs(cl_fs_fault *ff) { return &ff->fs; }
 
 void cl_fs_fault_arm(cl_fs_fault *ff, int kinds, long n, int crash)
@@ -331,13 +384,23 @@ int cl_fs_fault_crash_apply(cl_fs_fault *ff, uint64_t seed)
         pending_rename *r = &ff->renames[i];
         if (!r->in_use)
             continue;
-        r->in_use = 0;
+        int rc = CL_OK;
         if (rng_next(&s) % 2 == 0 && cl_fs_exists(base, r->to) == 1) {
-            CL_TRY(cl_fs_rename(base, r->to, r->from));
-            tracked *t = track(ff, r->to, 0);
+            rc = cl_fs_rename(base, r->to, r->from);
+            tracked *t = rc == CL_OK ? track(ff, r->to, 0) : NULL;
             if (t != NULL)
                 snprintf(t->path, PATH_CAP, "%s", r->from);
+            if (rc == CL_OK && r->replaced) {
+                /* the replaced file is back under its name, as it was */
+                cl_file *f = NULL;
+                rc = cl_fs_open(base, r->to, CL_FS_RDWR | CL_FS_CREAT | CL_FS_TRUNC, 0600, &f);
+                if (rc == CL_OK && r->old_len > 0)
+                    rc = cl_file_pwrite(f, r->old, r->old_len, 0);
+                cl_file_close(f);
+            }
         }
+        rename_clear(r);
+        CL_TRY(rc);
     }
     for (int i = 0; i < MAX_TRACKED; i++) {
         tracked *t = &ff->files[i];

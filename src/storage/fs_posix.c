@@ -4,12 +4,16 @@
  * sync() is fdatasync(2): file size changes are metadata fdatasync does flush, so an appended
  * record is durable once sync returns. Directory entries (creation, rename) are made durable with
  * sync_dir (fsync on the directory), which callers do after creating or renaming files.
+ *
+ * map is mmap(PROT_READ, MAP_SHARED) of the file's first bytes with MADV_RANDOM (callers read
+ * single records, so read-ahead would only pull unused pages into the page cache).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -186,6 +190,25 @@ static int p_exists(cl_fs *fs, const char *path)
     return errno == ENOENT ? 0 : CL_EIO;
 }
 
+static int p_map(cl_file *file, uint64_t len, const void **addr)
+{
+    posix_file *f = (posix_file *)file;
+    CL_ENSURE(len > 0, CL_EINVAL);
+    CL_ENSURE(len <= (uint64_t)SIZE_MAX, CL_EOVERFLOW);
+    void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, f->fd, 0);
+    if (p == MAP_FAILED)
+        return errno_to_cl(errno);
+    (void)madvise(p, (size_t)len, MADV_RANDOM); /* advice only: a failure changes nothing */
+    *addr = p;
+    return CL_OK;
+}
+
+static int p_unmap(cl_file *file, const void *addr, uint64_t len)
+{
+    (void)file;
+    return munmap((void *)(uintptr_t)addr, (size_t)len) == 0 ? CL_OK : CL_EIO;
+}
+
 static const cl_fs_ops posix_ops = {
     .open = p_open,
     .close = p_close,
@@ -200,6 +223,8 @@ static const cl_fs_ops posix_ops = {
     .sync_dir = p_sync_dir,
     .list = p_list,
     .exists = p_exists,
+    .map = p_map,
+    .unmap = p_unmap,
 };
 
 static cl_fs posix_fs = {&posix_ops};

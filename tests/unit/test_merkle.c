@@ -629,6 +629,165 @@ static void test_truncate(void **state)
     remove_dir(dir);
 }
 
+/* The fs seam's map/unmap: contents, later writes, the unsupported and crashed cases. */
+static void test_fs_map(void **state)
+{
+    (void)state;
+    char dir[64], p[128];
+    make_dir(dir, sizeof dir);
+    snprintf(p, sizeof p, "%s/f", dir);
+    cl_file *f = NULL;
+    assert_int_equal(cl_fs_open(cl_fs_posix(), p, CL_FS_RDWR | CL_FS_CREAT, 0600, &f), CL_OK);
+    uint8_t data[10000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7 + 3);
+    assert_int_equal(cl_file_pwrite(f, data, sizeof data, 0), CL_OK);
+    const void *a = NULL;
+    assert_int_equal(cl_file_map(f, 9000, &a), CL_OK); /* not a page multiple */
+    assert_memory_equal(a, data, 9000);
+    /* A write through pwrite shows through the (shared) mapping. */
+    uint8_t x[H];
+    memset(x, 0xab, H);
+    assert_int_equal(cl_file_pwrite(f, x, H, 4090), CL_OK);
+    assert_memory_equal((const uint8_t *)a + 4090, x, H);
+    assert_int_equal(cl_file_unmap(f, a, 9000), CL_OK);
+    assert_int_equal(cl_file_map(f, 0, &a), CL_EINVAL);
+    assert_int_equal(cl_file_close(f), CL_OK);
+
+    /* An fs without the optional ops. */
+    cl_fs_ops ops = *cl_fs_posix()->ops;
+    ops.map = NULL;
+    ops.unmap = NULL;
+    cl_fs nomap = {&ops};
+    assert_int_equal(cl_fs_open(&nomap, p, CL_FS_RDWR, 0, &f), CL_OK);
+    assert_int_equal(cl_file_map(f, 100, &a), CL_EUNSUPPORTED);
+    assert_int_equal(cl_file_unmap(f, data, 100), CL_EUNSUPPORTED);
+    assert_int_equal(cl_file_close(f), CL_OK);
+
+    /* The fault fs delegates, and refuses new mappings once crashed (old ones still release). */
+    cl_fs_fault *ff = NULL;
+    assert_int_equal(cl_fs_fault_new(cl_fs_posix(), &ff), CL_OK);
+    assert_int_equal(cl_fs_open(cl_fs_fault_fs(ff), p, CL_FS_RDWR, 0, &f), CL_OK);
+    const void *b = NULL;
+    assert_int_equal(cl_file_map(f, 5000, &b), CL_OK);
+    assert_memory_equal((const uint8_t *)b + 4090, x, H);
+    cl_fs_fault_arm(ff, CL_FAULT_WRITE, 0, 1);
+    assert_int_equal(cl_file_pwrite(f, x, H, 0), CL_EIO);
+    assert_int_equal(cl_file_map(f, 100, &a), CL_EIO);
+    assert_int_equal(cl_file_unmap(f, b, 5000), CL_OK);
+    (void)cl_file_close(f);
+    cl_fs_fault_free(ff);
+    remove_dir(dir);
+}
+
+/* Every proof kind for a few indices and sizes of the model, against the reference. */
+static void expect_proofs(cl_merkle *t, uint8_t (*model)[H], uint64_t len)
+{
+    assert_int_equal(cl_merkle_size(t), len);
+    if (len == 0)
+        return;
+    ref_tree rt = {NULL, 0};
+    uint8_t r[H], pg[CL_MERKLE_MAX_CONSISTENCY][H], pw[CL_MERKLE_MAX_CONSISTENCY][H];
+    cl_merkle_step got[CL_MERKLE_MAX_PATH], want[CL_MERKLE_MAX_PATH];
+    /* The full size (the newest, possibly just flushed, records) and a random one. */
+    uint64_t sizes[2] = {len, 1 + rnd() % len};
+    for (int si = 0; si < 2; si++) {
+        uint64_t s = sizes[si];
+        ref_build(&rt, model, s);
+        assert_int_equal(cl_merkle_root_at(t, s, r), CL_OK);
+        assert_true(heq(r, rt.n[0].h));
+        /* The last leaves (right-hand imperfect subtrees), the first, and random ones. */
+        uint64_t idx[6] = {s - 1, s > 1 ? s - 2 : 0, 0, rnd() % s, rnd() % s, s / 2};
+        for (int j = 0; j < 6; j++) {
+            size_t ng = 99;
+            assert_int_equal(cl_merkle_path(t, idx[j], s, got, &ng), CL_OK);
+            size_t nw = ref_path_rec(&rt, 0, idx[j], want);
+            assert_int_equal(ng, nw);
+            for (size_t q = 0; q < ng; q++) {
+                assert_int_equal(got[q].is_left, want[q].is_left);
+                assert_true(heq(got[q].hash, want[q].hash));
+            }
+            assert_int_equal(cl_merkle_leaf(t, idx[j], r), CL_OK);
+            assert_true(heq(r, model[idx[j]]));
+        }
+        uint64_t ms[3] = {1, 1 + rnd() % s, s > 1 ? s - 1 : 1};
+        for (int j = 0; j < 3; j++) {
+            size_t ng = 99;
+            assert_int_equal(cl_merkle_consistency(t, ms[j], s, pg, &ng), CL_OK);
+            size_t nw = ms[j] == s ? 0 : ref_subproof(&rt, 0, ms[j], 1, pw);
+            assert_int_equal(ng, nw);
+            assert_memory_equal(pg, pw, ng * H);
+        }
+    }
+    free(rt.n);
+}
+
+/* Mapped reads: appends, flushes, syncs, proofs, truncates (below and above what is mapped) and
+ * reopens interleaved, so that mappings are created, outgrown, remapped and dropped before cuts;
+ * once through the posix fs, once through an fs without map (pread fallback) and once through the
+ * (unarmed) fault fs. */
+static void test_mapped_reads(void **state)
+{
+    (void)state;
+    enum { CAP = 40000 };
+    cl_fs_ops nomap_ops = *cl_fs_posix()->ops;
+    nomap_ops.map = NULL;
+    nomap_ops.unmap = NULL;
+    cl_fs nomap = {&nomap_ops};
+    cl_fs_fault *ff = NULL;
+    assert_int_equal(cl_fs_fault_new(cl_fs_posix(), &ff), CL_OK);
+    cl_fs *fss[3] = {cl_fs_posix(), &nomap, cl_fs_fault_fs(ff)};
+    uint8_t(*model)[H] = malloc(CAP * H);
+    assert_non_null(model);
+    for (int v = 0; v < 3; v++) {
+        char dir[64];
+        make_dir(dir, sizeof dir);
+        uint64_t len = 0;
+        uint32_t fam = 100;
+        cl_merkle *t = NULL;
+        assert_int_equal(cl_merkle_open(fss[v], dir, &t), CL_OK);
+        for (int op = 0; op < 90; op++) {
+            uint64_t r = rnd() % 12;
+            if (r < 5) {
+                /* Mostly small growth (reads then need records flushed since the mapping was
+                 * made), sometimes more than doubling the tree. */
+                uint64_t add = r == 0 ? len + 1 + rnd() % 5000 : rnd() % (r < 3 ? 3000 : 50);
+                if (len + add > CAP)
+                    add = CAP - len;
+                for (uint64_t i = 0; i < add; i++) {
+                    make_leaf(len, fam, model[len]);
+                    assert_int_equal(cl_merkle_append(t, model[len]), CL_OK);
+                    len++;
+                }
+                if (rnd() % 2)
+                    assert_int_equal(cl_merkle_flush(t), CL_OK);
+            } else if (r < 8) {
+                /* Cut a little (the mapping usually survives) or a lot (it must go first). */
+                uint64_t to = len;
+                if (len > 0)
+                    to = r == 5 ? rnd() % (len + 1) : len - rnd() % (len < 300 ? len + 1 : 300);
+                assert_int_equal(cl_merkle_truncate(t, to), CL_OK);
+                len = to;
+                fam++; /* what is appended next differs from what was cut */
+            } else if (r < 10) {
+                assert_int_equal(cl_merkle_sync(t), CL_OK);
+            } else if (r == 10) {
+                assert_int_equal(cl_merkle_close(t), CL_OK);
+                assert_int_equal(cl_merkle_open(fss[v], dir, &t), CL_OK);
+            } else {
+                assert_int_equal(cl_merkle_flush(t), CL_OK);
+            }
+            assert_int_equal(cl_merkle_check(t), CL_OK);
+            expect_proofs(t, model, len);
+        }
+        expect_tree(t, model, len);
+        assert_int_equal(cl_merkle_close(t), CL_OK);
+        remove_dir(dir);
+    }
+    cl_fs_fault_free(ff);
+    free(model);
+}
+
 /* Crash simulation by hand: cut, chop, delete or extend level files, then reopen. */
 static void test_crash_files(void **state)
 {
@@ -862,7 +1021,8 @@ int main(void)
         cmocka_unit_test(test_all_paths),       cmocka_unit_test(test_large_sampled),
         cmocka_unit_test(test_consistency_all), cmocka_unit_test(test_truncate),
         cmocka_unit_test(test_crash_files),     cmocka_unit_test(test_unsynced_tail_dropped),
-        cmocka_unit_test(test_crash_fault_fs),
+        cmocka_unit_test(test_crash_fault_fs),  cmocka_unit_test(test_fs_map),
+        cmocka_unit_test(test_mapped_reads),
     };
     /* TEST_FILTER=test_truncate runs one test (cmocka glob). */
     if (getenv("TEST_FILTER") != NULL)
