@@ -18,6 +18,7 @@
 set -eu
 
 BIN=${1:-build/bin}
+BIN=$(cd "$BIN" && pwd)   # absolute: some steps run from the work directory
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${BENCH_DIR:-/tmp}/cledger-bench
 OUT=${BENCH_OUT:-$ROOT/bench/results.md}
