@@ -112,6 +112,12 @@ CL_MUST_CHECK int cl_ledger_commit_evidence(cl_ledger *l, uint64_t seqno, char *
  * CL_ENOTSIGNED when no durable signature follows yet; CL_EINVAL for a signature entry. */
 CL_MUST_CHECK int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out);
 
+/* Consistency proof between two durable signature entries at seqnos from <= to (spec/receipts.md
+ * §7): {"fromTreeSize","toTreeSize","fromRoot","toRoot","proof":[hex...]} where each root is the
+ * one its signature entry signs. CL_EINVAL when either seqno is not a durable signature entry or
+ * from > to. */
+CL_MUST_CHECK int cl_ledger_consistency(cl_ledger *l, uint64_t from, uint64_t to, json_t **out);
+
 /* The service identity certificate PEM (borrowed, valid until the next rotation). */
 const char *cl_ledger_service_cert_pem(const cl_ledger *l);
 
