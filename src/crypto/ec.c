@@ -30,17 +30,12 @@
 #include "base/alloc.h"
 #include "base/file.h"
 #include "crypto/hash.h"
+#include "crypto/ossl.h"
 
 #define KEY_FILE_MAX (64 * 1024) /* a PEM EC private key is well under 1 KiB */
 
 /* Every failure path that may have left entries on OpenSSL's per-thread error queue clears it, so a
  * later, unrelated ERR_get_error() does not report a stale cause. */
-static int ossl_fail(int err)
-{
-    ERR_clear_error();
-    return err;
-}
-
 static const EVP_MD *md_for_digest_len(size_t dlen)
 {
     if (dlen == CL_SHA256_LEN)
@@ -106,7 +101,7 @@ int cl_key_generate(cl_curve curve, cl_key **out)
         return CL_EKEYTYPE;
     EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", group);
     if (pkey == NULL)
-        return ossl_fail(CL_ECRYPTO);
+        return cl_ossl_fail(CL_ECRYPTO);
     int rc = wrap_pkey(pkey, out);
     if (rc < 0)
         EVP_PKEY_free(pkey);
@@ -118,7 +113,7 @@ int cl_key_from_pkey(EVP_PKEY *pkey, cl_key **out)
     CL_ENSURE(pkey != NULL, CL_EINVAL);
     CL_ENSURE(pkey_curve(pkey) != 0, CL_EKEYTYPE);
     if (EVP_PKEY_up_ref(pkey) != 1)
-        return ossl_fail(CL_ECRYPTO);
+        return cl_ossl_fail(CL_ECRYPTO);
     int rc = wrap_pkey(pkey, out);
     if (rc < 0)
         EVP_PKEY_free(pkey);
@@ -149,11 +144,11 @@ int cl_key_from_private_pem(const char *pem, size_t len, cl_key **out)
     CL_ENSURE(memchr(pem, '\0', len) == NULL, CL_EPEM);
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (bio == NULL)
-        return ossl_fail(CL_ENOMEM);
+        return cl_ossl_fail(CL_ENOMEM);
     EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
     BIO_free(bio);
     if (pkey == NULL)
-        return ossl_fail(CL_EPEM);
+        return cl_ossl_fail(CL_EPEM);
     int rc = wrap_pkey(pkey, out);
     if (rc == CL_OK && !(*out)->has_private) {
         cl_key_free(*out);
@@ -217,19 +212,10 @@ int cl_key_private_pem(const cl_key *k, char **pem, size_t *len)
     int rc = CL_OK;
     /* Secure-heap BIO: the PEM text never sits in ordinary heap memory. */
     BIO *bio = BIO_new(BIO_s_secmem());
-    CL_ENSURE(bio != NULL, ossl_fail(CL_ENOMEM));
-    char *data = NULL, *s = NULL;
-    long n;
+    CL_ENSURE(bio != NULL, cl_ossl_fail(CL_ENOMEM));
     CL_GUARD_IF(PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL) != 1,
-                ossl_fail(CL_ECRYPTO));
-    n = BIO_get_mem_data(bio, &data);
-    CL_GUARD_IF(n <= 0 || data == NULL, ossl_fail(CL_ECRYPTO));
-    s = cl_secret_alloc((size_t)n + 1);
-    CL_GUARD_IF(s == NULL, CL_ENOMEM);
-    memcpy(s, data, (size_t)n);
-    s[n] = '\0';
-    *pem = s;
-    *len = (size_t)n;
+                cl_ossl_fail(CL_ECRYPTO));
+    CL_GUARD(cl_ossl_bio_string(bio, 1, pem, len));
 out:
     BIO_free(bio);
     return rc;
@@ -254,11 +240,11 @@ int cl_key_spki_der(const cl_key *k, cl_buf *out)
     CL_ENSURE(k != NULL && out != NULL, CL_EINVAL);
     int n = i2d_PUBKEY(k->pkey, NULL);
     if (n <= 0)
-        return ossl_fail(CL_ECRYPTO);
+        return cl_ossl_fail(CL_ECRYPTO);
     CL_TRY(cl_buf_reserve(out, (size_t)n));
     unsigned char *p = out->data + out->len;
     if (i2d_PUBKEY(k->pkey, &p) != n)
-        return ossl_fail(CL_ECRYPTO);
+        return cl_ossl_fail(CL_ECRYPTO);
     out->len += (size_t)n;
     return CL_OK;
 }
@@ -279,12 +265,12 @@ static int prehashed_ctx(const cl_key *k, size_t dlen, int sign, EVP_PKEY_CTX **
     const EVP_MD *md = md_for_digest_len(dlen);
     CL_ENSURE(md != NULL, CL_EINVAL);
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    CL_ENSURE(ctx != NULL, ossl_fail(CL_ENOMEM));
+    CL_ENSURE(ctx != NULL, cl_ossl_fail(CL_ENOMEM));
     int ok = sign ? EVP_PKEY_sign_init(ctx) : EVP_PKEY_verify_init(ctx);
     /* The md only fixes the expected digest length and the OID: the digest is not hashed again. */
     if (ok != 1 || EVP_PKEY_CTX_set_signature_md(ctx, md) != 1) {
         EVP_PKEY_CTX_free(ctx);
-        return ossl_fail(CL_ECRYPTO);
+        return cl_ossl_fail(CL_ECRYPTO);
     }
     *out = ctx;
     return CL_OK;
@@ -302,7 +288,7 @@ int cl_key_sign_prehashed(const cl_key *k, const uint8_t *digest, size_t dlen, u
     int ok = EVP_PKEY_sign(ctx, sig, &n, digest, dlen);
     EVP_PKEY_CTX_free(ctx);
     if (ok != 1)
-        return ossl_fail(CL_ECRYPTO);
+        return cl_ossl_fail(CL_ECRYPTO);
     *siglen = n;
     return CL_OK;
 }
@@ -319,6 +305,6 @@ int cl_key_verify_prehashed(const cl_key *k, const uint8_t *digest, size_t dlen,
     int ok = EVP_PKEY_verify(ctx, sig, siglen, digest, dlen);
     EVP_PKEY_CTX_free(ctx);
     if (ok != 1)
-        return ossl_fail(CL_ESIG);
+        return cl_ossl_fail(CL_ESIG);
     return CL_OK;
 }

@@ -27,15 +27,10 @@
 #include "base/alloc.h"
 #include "base/file.h"
 #include "crypto/hash.h"
+#include "crypto/ossl.h"
 
 #define CERT_FILE_MAX (1024 * 1024)
 #define PEM_BEGIN_CERT "-----BEGIN CERTIFICATE-----"
-
-static int ossl_fail(int err)
-{
-    ERR_clear_error();
-    return err;
-}
 
 static int is_space(char c)
 {
@@ -58,10 +53,10 @@ int cl_cert_from_der(const uint8_t *der, size_t len, cl_cert **out)
     const unsigned char *p = der;
     cl_cert *c = NULL;
     X509 *x = d2i_X509(NULL, &p, (long)len);
-    CL_GUARD_IF(x == NULL, ossl_fail(CL_EPEM));
+    CL_GUARD_IF(x == NULL, cl_ossl_fail(CL_EPEM));
     CL_GUARD_IF(p != der + len, CL_EPEM); /* trailing bytes after the certificate */
     EVP_PKEY *pkey = X509_get0_pubkey(x);
-    CL_GUARD_IF(pkey == NULL, ossl_fail(CL_EKEYTYPE)); /* unknown key algorithm */
+    CL_GUARD_IF(pkey == NULL, cl_ossl_fail(CL_EKEYTYPE)); /* unknown key algorithm */
     c = cl_malloc(sizeof *c);
     CL_GUARD_IF(c == NULL, CL_ENOMEM);
     c->x509 = x;
@@ -85,17 +80,17 @@ int cl_cert_from_pem(const char *pem, size_t len, cl_cert **out)
     size_t lead = 0;
     while (lead < len && is_space(pem[lead]))
         lead++;
-    CL_ENSURE(len - lead >= sizeof PEM_BEGIN_CERT - 1 &&
-                  memcmp(pem + lead, PEM_BEGIN_CERT, sizeof PEM_BEGIN_CERT - 1) == 0, /* lint:public */
-              CL_EPEM);
+    size_t blen = sizeof PEM_BEGIN_CERT - 1;
+    CL_ENSURE(len - lead >= blen, CL_EPEM);
+    CL_ENSURE(memcmp(pem + lead, PEM_BEGIN_CERT, blen) == 0, CL_EPEM); /* lint:public */
 
     int rc = CL_OK;
     char *name = NULL, *header = NULL, *rest = NULL;
     unsigned char *der = NULL;
     long derlen = 0, restlen;
     BIO *bio = BIO_new_mem_buf(pem + lead, (int)(len - lead));
-    CL_ENSURE(bio != NULL, ossl_fail(CL_ENOMEM));
-    CL_GUARD_IF(PEM_read_bio_ex(bio, &name, &header, &der, &derlen, 0) != 1, ossl_fail(CL_EPEM));
+    CL_ENSURE(bio != NULL, cl_ossl_fail(CL_ENOMEM));
+    CL_GUARD_IF(PEM_read_bio_ex(bio, &name, &header, &der, &derlen, 0) != 1, cl_ossl_fail(CL_EPEM));
     CL_GUARD_IF(strcmp(name, "CERTIFICATE") != 0 || header[0] != '\0', CL_EPEM);
     /* The read-only memory BIO advances past what PEM_read_bio_ex consumed (up to and including
      * the END line); what remains must be whitespace: no second certificate, no trailing junk. */
@@ -155,10 +150,10 @@ int cl_cert_to_der(const cl_cert *c, cl_buf *out)
 {
     CL_ENSURE(c != NULL && out != NULL, CL_EINVAL);
     int n = i2d_X509(c->x509, NULL);
-    CL_ENSURE(n > 0, ossl_fail(CL_ECRYPTO));
+    CL_ENSURE(n > 0, cl_ossl_fail(CL_ECRYPTO));
     CL_TRY(cl_buf_reserve(out, (size_t)n));
     unsigned char *p = out->data + out->len;
-    CL_ENSURE(i2d_X509(c->x509, &p) == n, ossl_fail(CL_ECRYPTO));
+    CL_ENSURE(i2d_X509(c->x509, &p) == n, cl_ossl_fail(CL_ECRYPTO));
     out->len += (size_t)n;
     return CL_OK;
 }
@@ -168,19 +163,10 @@ int cl_cert_to_pem(const cl_cert *c, char **pem, size_t *len)
 {
     CL_ENSURE(c != NULL && pem != NULL && len != NULL, CL_EINVAL);
     int rc = CL_OK;
-    char *data = NULL, *s = NULL;
-    long n;
     BIO *bio = BIO_new(BIO_s_mem());
-    CL_ENSURE(bio != NULL, ossl_fail(CL_ENOMEM));
-    CL_GUARD_IF(PEM_write_bio_X509(bio, c->x509) != 1, ossl_fail(CL_ECRYPTO));
-    n = BIO_get_mem_data(bio, &data);
-    CL_GUARD_IF(n <= 0 || data == NULL, ossl_fail(CL_ECRYPTO));
-    s = cl_malloc((size_t)n + 1);
-    CL_GUARD_IF(s == NULL, CL_ENOMEM);
-    memcpy(s, data, (size_t)n);
-    s[n] = '\0';
-    *pem = s;
-    *len = (size_t)n;
+    CL_ENSURE(bio != NULL, cl_ossl_fail(CL_ENOMEM));
+    CL_GUARD_IF(PEM_write_bio_X509(bio, c->x509) != 1, cl_ossl_fail(CL_ECRYPTO));
+    CL_GUARD(cl_ossl_bio_string(bio, 0, pem, len));
 out:
     BIO_free(bio);
     return rc;
@@ -202,7 +188,7 @@ int cl_cert_verify_signed_by(const cl_cert *c, const cl_key *issuer)
     CL_ENSURE(c != NULL && issuer != NULL, CL_EINVAL);
     /* One link only: signature over the TBS bytes, nothing about dates or names (receipts §3.2). */
     if (X509_verify(c->x509, issuer->pkey) != 1)
-        return ossl_fail(CL_EENDORSE);
+        return cl_ossl_fail(CL_EENDORSE);
     return CL_OK;
 }
 
@@ -261,12 +247,14 @@ static int key_identifier(EVP_PKEY *pkey, ASN1_OCTET_STRING **out)
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     ASN1_OCTET_STRING *os = NULL;
-    CL_GUARD_IF(X509_PUBKEY_set(&xpk, pkey) != 1, ossl_fail(CL_ECRYPTO));
-    CL_GUARD_IF(X509_PUBKEY_get0_param(NULL, &bits, &nbits, NULL, xpk) != 1, ossl_fail(CL_ECRYPTO));
+    CL_GUARD_IF(X509_PUBKEY_set(&xpk, pkey) != 1, cl_ossl_fail(CL_ECRYPTO));
+    CL_GUARD_IF(X509_PUBKEY_get0_param(NULL, &bits, &nbits, NULL, xpk) != 1,
+                cl_ossl_fail(CL_ECRYPTO));
     CL_GUARD_IF(EVP_Digest(bits, (size_t)nbits, md, &mdlen, EVP_sha1(), NULL) != 1,
-                ossl_fail(CL_ECRYPTO));
+                cl_ossl_fail(CL_ECRYPTO));
     os = ASN1_OCTET_STRING_new();
-    CL_GUARD_IF(os == NULL || ASN1_OCTET_STRING_set(os, md, (int)mdlen) != 1, ossl_fail(CL_ENOMEM));
+    CL_GUARD_IF(os == NULL || ASN1_OCTET_STRING_set(os, md, (int)mdlen) != 1,
+                cl_ossl_fail(CL_ENOMEM));
     *out = os;
     os = NULL;
 out:
@@ -281,10 +269,10 @@ static int add_conf_ext(X509 *x, int nid, const char *value)
     X509V3_set_ctx(&ctx, NULL, x, NULL, NULL, 0);
     X509V3_set_ctx_nodb(&ctx);
     X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, &ctx, nid, value);
-    CL_ENSURE(ext != NULL, ossl_fail(CL_ECRYPTO));
+    CL_ENSURE(ext != NULL, cl_ossl_fail(CL_ECRYPTO));
     int ok = X509_add_ext(x, ext, -1);
     X509_EXTENSION_free(ext);
-    CL_ENSURE(ok == 1, ossl_fail(CL_ECRYPTO));
+    CL_ENSURE(ok == 1, cl_ossl_fail(CL_ECRYPTO));
     return CL_OK;
 }
 
@@ -297,14 +285,14 @@ static int add_key_ids(X509 *x, EVP_PKEY *subject, const X509 *issuer_cert, EVP_
     AUTHORITY_KEYID *akid = NULL;
     CL_GUARD(key_identifier(subject, &skid));
     CL_GUARD_IF(X509_add1_ext_i2d(x, NID_subject_key_identifier, skid, 0, X509V3_ADD_DEFAULT) != 1,
-                ossl_fail(CL_ECRYPTO));
+                cl_ossl_fail(CL_ECRYPTO));
     akid = AUTHORITY_KEYID_new();
-    CL_GUARD_IF(akid == NULL, ossl_fail(CL_ENOMEM));
+    CL_GUARD_IF(akid == NULL, cl_ossl_fail(CL_ENOMEM));
     const ASN1_OCTET_STRING *issuer_skid =
         issuer_cert != NULL ? X509_get0_subject_key_id((X509 *)issuer_cert) : NULL;
     if (issuer_skid != NULL) {
         akid->keyid = ASN1_OCTET_STRING_dup(issuer_skid);
-        CL_GUARD_IF(akid->keyid == NULL, ossl_fail(CL_ENOMEM));
+        CL_GUARD_IF(akid->keyid == NULL, cl_ossl_fail(CL_ENOMEM));
     } else if (signer == subject) {
         akid->keyid = skid;
         skid = NULL;
@@ -313,7 +301,7 @@ static int add_key_ids(X509 *x, EVP_PKEY *subject, const X509 *issuer_cert, EVP_
     }
     CL_GUARD_IF(X509_add1_ext_i2d(x, NID_authority_key_identifier, akid, 0, X509V3_ADD_DEFAULT) !=
                     1,
-                ossl_fail(CL_ECRYPTO));
+                cl_ossl_fail(CL_ECRYPTO));
 out:
     ASN1_OCTET_STRING_free(skid);
     AUTHORITY_KEYID_free(akid);
@@ -340,32 +328,32 @@ static int add_sans(X509 *x, const char *const *sans, size_t nsans)
     int rc = CL_OK;
     GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
     GENERAL_NAME *gen = NULL;
-    CL_ENSURE(gens != NULL, ossl_fail(CL_ENOMEM));
+    CL_ENSURE(gens != NULL, cl_ossl_fail(CL_ENOMEM));
     for (size_t i = 0; i < nsans; i++) {
         CL_GUARD_IF(sans[i] == NULL, CL_EINVAL);
         unsigned char addr[16];
         int family = strchr(sans[i], ':') != NULL ? AF_INET6 : AF_INET;
         gen = GENERAL_NAME_new();
-        CL_GUARD_IF(gen == NULL, ossl_fail(CL_ENOMEM));
+        CL_GUARD_IF(gen == NULL, cl_ossl_fail(CL_ENOMEM));
         /* Only full literals count as IP addresses (inet_pton is strict: no "1.2.3"). */
         if (inet_pton(family, sans[i], addr) == 1) {
             ASN1_OCTET_STRING *ip = ASN1_OCTET_STRING_new();
-            CL_GUARD_IF(ip == NULL, ossl_fail(CL_ENOMEM));
+            CL_GUARD_IF(ip == NULL, cl_ossl_fail(CL_ENOMEM));
             GENERAL_NAME_set0_value(gen, GEN_IPADD, ip);
             CL_GUARD_IF(ASN1_OCTET_STRING_set(ip, addr, family == AF_INET6 ? 16 : 4) != 1,
-                        ossl_fail(CL_ENOMEM));
+                        cl_ossl_fail(CL_ENOMEM));
         } else {
             CL_GUARD_IF(!dns_name_ok(sans[i]), CL_EINVAL);
             ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
-            CL_GUARD_IF(dns == NULL, ossl_fail(CL_ENOMEM));
+            CL_GUARD_IF(dns == NULL, cl_ossl_fail(CL_ENOMEM));
             GENERAL_NAME_set0_value(gen, GEN_DNS, dns);
-            CL_GUARD_IF(ASN1_STRING_set(dns, sans[i], -1) != 1, ossl_fail(CL_ENOMEM));
+            CL_GUARD_IF(ASN1_STRING_set(dns, sans[i], -1) != 1, cl_ossl_fail(CL_ENOMEM));
         }
-        CL_GUARD_IF(sk_GENERAL_NAME_push(gens, gen) <= 0, ossl_fail(CL_ENOMEM));
+        CL_GUARD_IF(sk_GENERAL_NAME_push(gens, gen) <= 0, cl_ossl_fail(CL_ENOMEM));
         gen = NULL;
     }
     CL_GUARD_IF(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1,
-                ossl_fail(CL_ECRYPTO));
+                cl_ossl_fail(CL_ECRYPTO));
 out:
     GENERAL_NAME_free(gen);
     GENERAL_NAMES_free(gens);
@@ -378,13 +366,13 @@ static int random_serial(X509 *x)
     CL_TRY(cl_random(raw, sizeof raw));
     raw[15] |= 1; /* never zero; a BIGNUM from bytes is never negative */
     BIGNUM *bn = BN_bin2bn(raw, sizeof raw, NULL);
-    CL_ENSURE(bn != NULL, ossl_fail(CL_ENOMEM));
+    CL_ENSURE(bn != NULL, cl_ossl_fail(CL_ENOMEM));
     ASN1_INTEGER *serial = BN_to_ASN1_INTEGER(bn, NULL);
     BN_free(bn);
-    CL_ENSURE(serial != NULL, ossl_fail(CL_ENOMEM));
+    CL_ENSURE(serial != NULL, cl_ossl_fail(CL_ENOMEM));
     int ok = X509_set_serialNumber(x, serial);
     ASN1_INTEGER_free(serial);
-    CL_ENSURE(ok == 1, ossl_fail(CL_ENOMEM));
+    CL_ENSURE(ok == 1, cl_ossl_fail(CL_ENOMEM));
     return CL_OK;
 }
 
@@ -408,17 +396,17 @@ static int build_cert(const cert_template *t, cl_cert **out)
     int rc = CL_OK;
     cl_buf der = CL_BUF_INIT;
     X509 *x = X509_new();
-    CL_ENSURE(x != NULL, ossl_fail(CL_ENOMEM));
-    CL_GUARD_IF(X509_set_version(x, X509_VERSION_3) != 1, ossl_fail(CL_ECRYPTO));
+    CL_ENSURE(x != NULL, cl_ossl_fail(CL_ENOMEM));
+    CL_GUARD_IF(X509_set_version(x, X509_VERSION_3) != 1, cl_ossl_fail(CL_ECRYPTO));
     CL_GUARD(random_serial(x));
     CL_GUARD_IF(X509_set_subject_name(x, t->subject) != 1 ||
                     X509_set_issuer_name(x, t->issuer) != 1,
-                ossl_fail(CL_ENOMEM));
+                cl_ossl_fail(CL_ENOMEM));
     /* One hour of back-dating absorbs clock skew between the issuer and relying parties. */
     CL_GUARD_IF(X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
                     X509_time_adj_ex(X509_getm_notAfter(x), t->days, 0, NULL) == NULL,
-                ossl_fail(CL_ECRYPTO));
-    CL_GUARD_IF(X509_set_pubkey(x, t->subject_key) != 1, ossl_fail(CL_ECRYPTO));
+                cl_ossl_fail(CL_ECRYPTO));
+    CL_GUARD_IF(X509_set_pubkey(x, t->subject_key) != 1, cl_ossl_fail(CL_ECRYPTO));
     if (t->ca) {
         CL_GUARD(add_conf_ext(x, NID_basic_constraints, "critical,CA:TRUE"));
         CL_GUARD(add_conf_ext(x, NID_key_usage, "critical,digitalSignature,keyCertSign,cRLSign"));
@@ -430,7 +418,7 @@ static int build_cert(const cert_template *t, cl_cert **out)
     CL_GUARD(add_key_ids(x, t->subject_key, t->issuer_cert, t->signer->pkey));
     if (t->nsans > 0)
         CL_GUARD(add_sans(x, t->sans, t->nsans));
-    CL_GUARD_IF(X509_sign(x, t->signer->pkey, sig_md(t->signer)) <= 0, ossl_fail(CL_ECRYPTO));
+    CL_GUARD_IF(X509_sign(x, t->signer->pkey, sig_md(t->signer)) <= 0, cl_ossl_fail(CL_ECRYPTO));
     {
         cl_cert tmp = {x, NULL};
         CL_GUARD(cl_cert_to_der(&tmp, &der));
@@ -446,11 +434,11 @@ int cl_cert_self_signed_ca(const cl_key *key, const char *cn, int days, cl_cert 
 {
     CL_ENSURE(key != NULL && cn != NULL && cn[0] != '\0' && out != NULL, CL_EINVAL);
     X509_NAME *name = X509_NAME_new();
-    CL_ENSURE(name != NULL, ossl_fail(CL_ENOMEM));
+    CL_ENSURE(name != NULL, cl_ossl_fail(CL_ENOMEM));
     int rc = CL_OK;
     CL_GUARD_IF(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
                                            -1, 0) != 1,
-                ossl_fail(CL_EINVAL));
+                cl_ossl_fail(CL_EINVAL));
     cert_template t = {key->pkey, name, name, NULL, key, days, 1, NULL, 0};
     rc = build_cert(&t, out);
 out:
@@ -470,11 +458,11 @@ int cl_cert_issue(const cl_key *subject_key, const char *cn, const cl_cert *issu
     CL_TRY(key_equal(issuer_cert->pub, issuer_key, &eq));
     CL_ENSURE(eq, CL_EINVAL);
     X509_NAME *name = X509_NAME_new();
-    CL_ENSURE(name != NULL, ossl_fail(CL_ENOMEM));
+    CL_ENSURE(name != NULL, cl_ossl_fail(CL_ENOMEM));
     int rc = CL_OK;
     CL_GUARD_IF(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
                                            -1, 0) != 1,
-                ossl_fail(CL_EINVAL));
+                cl_ossl_fail(CL_EINVAL));
     cert_template t = {subject_key->pkey,
                        name,
                        X509_get_subject_name(issuer_cert->x509),
