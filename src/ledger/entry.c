@@ -196,6 +196,7 @@ int cl_user_priv_decode(const uint8_t *data, size_t len, cl_user_priv *out)
 int cl_sig_pub_encode(const cl_sig_pub *p, cl_buf *out)
 {
     CL_TRY(cl_buf_u64(out, p->tree_size));
+    CL_TRY(cl_buf_u64(out, p->raft_index));
     CL_TRY(cl_buf_append(out, p->root, 32));
     CL_TRY(cl_buf_append(out, p->node_id, 32));
     return cl_buf_lp16(out, p->sig, p->sig_len);
@@ -206,6 +207,7 @@ int cl_sig_pub_decode(const uint8_t *data, size_t len, cl_sig_pub *out)
     cl_cursor c;
     cl_cursor_init(&c, data, len);
     CL_ENSURE(cl_cursor_u64(&c, &out->tree_size) == CL_OK, CL_EFORMAT);
+    CL_ENSURE(cl_cursor_u64(&c, &out->raft_index) == CL_OK, CL_EFORMAT);
     CL_ENSURE(cl_cursor_read(&c, out->root, 32) == CL_OK, CL_EFORMAT);
     CL_ENSURE(cl_cursor_read(&c, out->node_id, 32) == CL_OK, CL_EFORMAT);
     CL_ENSURE(cl_cursor_lp16(&c, &out->sig, &out->sig_len) == CL_OK, CL_EFORMAT);

@@ -111,9 +111,13 @@ typedef struct {
 CL_MUST_CHECK int cl_user_priv_encode(const cl_user_priv *p, cl_buf *out);
 CL_MUST_CHECK int cl_user_priv_decode(const uint8_t *data, size_t len, cl_user_priv *out);
 
-/* Signature entry: public = u64 tree_size || root[32] || node_id[32] || lp16 DER signature. */
+/* Signature entry: public = u64 tree_size || u64 raft_index || root[32] || node_id[32] ||
+ * lp16 DER signature. raft_index is the consensus log index of the command that produced this
+ * signature (0 outside consensus): after a restart, the ledger is cut back to its last signature
+ * and consensus entries up to that index are known to be applied. */
 typedef struct {
     uint64_t tree_size;
+    uint64_t raft_index;
     uint8_t root[32];
     uint8_t node_id[32];
     const uint8_t *sig;

@@ -412,11 +412,23 @@ int cl_ledger_append_user(cl_ledger *l, uint64_t view, const char *collection, s
                           const uint8_t *contents, size_t len, uint64_t *seqno)
 {
     CL_ENSURE(!l->failed, CL_ECLOSED);
+    uint8_t key[32];
+    CL_TRY(pool_random(l, key, sizeof key));
+    int rc = cl_ledger_append_user_keyed(l, view, collection, clen, contents, len, key, seqno);
+    cl_wipe(key, sizeof key);
+    return rc;
+}
+
+int cl_ledger_append_user_keyed(cl_ledger *l, uint64_t view, const char *collection, size_t clen,
+                                const uint8_t *contents, size_t len, const uint8_t claims_key[32],
+                                uint64_t *seqno)
+{
+    CL_ENSURE(!l->failed, CL_ECLOSED);
     CL_ENSURE(clen >= 1 && clen <= CL_INDEX_COLL_MAX && memchr(collection, 0, clen) == NULL &&
                   (uint8_t)collection[0] != 0x01,
               CL_EINVAL);
     uint8_t key[32], claims[32];
-    CL_TRY(pool_random(l, key, sizeof key));
+    memcpy(key, claims_key, sizeof key);
     int rc = cl_claims_ledger_entry_digest(key, 32, collection, clen, (const char *)contents, len,
                                            claims);
     if (rc < 0) {
@@ -477,6 +489,11 @@ int cl_ledger_append_internal(cl_ledger *l, uint64_t view, uint8_t table, uint8_
 
 int cl_ledger_sign(cl_ledger *l, uint64_t view, uint64_t *seqno)
 {
+    return cl_ledger_sign_at(l, view, 0, seqno);
+}
+
+int cl_ledger_sign_at(cl_ledger *l, uint64_t view, uint64_t raft_index, uint64_t *seqno)
+{
     CL_ENSURE(!l->failed, CL_ECLOSED);
     uint8_t root[32], sig[CL_ECDSA_MAX_DER];
     size_t siglen = 0;
@@ -486,6 +503,7 @@ int cl_ledger_sign(cl_ledger *l, uint64_t view, uint64_t *seqno)
     CL_TRY(cl_key_sign_prehashed(l->node_key, root, 32, sig, &siglen));
     cl_sig_pub sp;
     sp.tree_size = size;
+    sp.raft_index = raft_index;
     memcpy(sp.root, root, 32);
     memcpy(sp.node_id, l->node_id, 32);
     sp.sig = sig;
@@ -909,6 +927,20 @@ static int read_signature(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_sig_pub 
     CL_TRY(cl_sig_pub_decode(e.pub, e.pub_len, sp));
     CL_ENSURE(sp->tree_size == seqno, CL_ECORRUPT);
     return CL_OK;
+}
+
+int cl_ledger_signed_raft_index(cl_ledger *l, uint64_t *raft_index)
+{
+    *raft_index = 0;
+    if (l->signed_seqno == 0)
+        return CL_OK;
+    cl_buf b = CL_BUF_INIT;
+    cl_sig_pub sp;
+    int rc = read_signature(l, l->signed_seqno, &b, &sp);
+    if (rc == CL_OK)
+        *raft_index = sp.raft_index;
+    cl_buf_free(&b);
+    return rc;
 }
 
 int cl_ledger_consistency(cl_ledger *l, uint64_t from, uint64_t to, json_t **out)

@@ -66,8 +66,18 @@ CL_MUST_CHECK int cl_ledger_append_user(cl_ledger *l, uint64_t view, const char 
 CL_MUST_CHECK int cl_ledger_append_internal(cl_ledger *l, uint64_t view, uint8_t table, uint8_t op,
                                             const char *key, size_t klen, const char *value,
                                             size_t vlen, uint64_t *seqno);
+/* As cl_ledger_append_user, with the 32-byte claims key given by the caller (a consensus leader
+ * chooses it when proposing, so every replica and every re-application writes identical bytes). */
+CL_MUST_CHECK int cl_ledger_append_user_keyed(cl_ledger *l, uint64_t view, const char *collection,
+                                              size_t clen, const uint8_t *contents, size_t len,
+                                              const uint8_t claims_key[32], uint64_t *seqno);
 /* A signature entry over the root of every entry before it, signed with the node key. */
 CL_MUST_CHECK int cl_ledger_sign(cl_ledger *l, uint64_t view, uint64_t *seqno);
+/* The same, recording the consensus log index of the command that asked for it. */
+CL_MUST_CHECK int cl_ledger_sign_at(cl_ledger *l, uint64_t view, uint64_t raft_index,
+                                    uint64_t *seqno);
+/* The raft index recorded in the last durable signature (0 if none or outside consensus). */
+CL_MUST_CHECK int cl_ledger_signed_raft_index(cl_ledger *l, uint64_t *raft_index);
 /* Group commit: everything appended so far becomes durable. */
 CL_MUST_CHECK int cl_ledger_sync(cl_ledger *l);
 /* New ledger secret (recorded in the ledger, chained to the previous one). */

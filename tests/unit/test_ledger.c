@@ -449,6 +449,39 @@ static void test_consistency_between_signatures(void **state)
     tu_rmrf(dir);
 }
 
+
+/* Consensus support: a leader-chosen claims key is stored as given, and the raft index recorded in
+ * a signature survives a reopen. */
+static void test_keyed_append_and_raft_index(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 1, 0);
+    uint64_t ri = 1;
+    assert_int_equal(cl_ledger_signed_raft_index(l, &ri), CL_OK);
+    assert_int_equal(ri, 0); /* genesis is outside consensus */
+    uint8_t key[32];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)(i * 7 + 1);
+    uint64_t s;
+    assert_int_equal(cl_ledger_append_user_keyed(l, 3, "k", 1, (const uint8_t *)"v", 1, key, &s),
+                     CL_OK);
+    assert_int_equal(cl_ledger_sign_at(l, 3, 77, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    cl_ledger_entry e;
+    assert_int_equal(cl_ledger_read(l, s, &e), CL_OK);
+    assert_memory_equal(e.claims_key, key, 32);
+    cl_ledger_entry_free(&e);
+    expect_receipt(l, s, cl_ledger_service_cert_pem(l));
+    assert_int_equal(cl_ledger_signed_raft_index(l, &ri), CL_OK);
+    assert_int_equal(ri, 77);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    assert_int_equal(cl_ledger_signed_raft_index(l, &ri), CL_OK);
+    assert_int_equal(ri, 77);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     cl_log_set_level(CL_LOG_ERROR);
@@ -463,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_truncate_unsigned_tail),
         cmocka_unit_test(test_derived_state_rebuilt),
         cmocka_unit_test(test_consistency_between_signatures),
+        cmocka_unit_test(test_keyed_append_and_raft_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
