@@ -453,8 +453,12 @@ out:
 /* Internal-table writes that the engine needs to find quickly are mirrored into the index meta:
  * the latest certificate of every node (for receipts) and the service identity version. The same
  * function serves the write path and replay, so a rebuilt index equals the original. */
-static int index_internal_meta(cl_index_batch *b, const cl_internal_pub *ip)
+static int index_internal_meta(cl_index_batch *b, const cl_internal_pub *ip, uint64_t seqno)
 {
+    /* Every internal write is listed under the reserved collection "\x01t<table>", so the
+     * current state of a table is rebuilt by reading only that table's writes. */
+    char coll[4] = {'\x01', 't', (char)('0' + ip->table), 0};
+    CL_TRY(cl_index_put_collection(b, coll, 3, seqno));
     if (ip->op != CL_OP_PUT)
         return CL_OK;
     char mk[CL_INDEX_META_KEY_MAX];
@@ -481,7 +485,7 @@ int cl_ledger_append_internal(cl_ledger *l, uint64_t view, uint8_t table, uint8_
     frame_spec fs = {CL_ENTRY_INTERNAL, view, &l->scratch, NULL, 0, 0, NULL, NULL, 0};
     uint64_t s;
     CL_TRY(append_frame(l, &fs, &s));
-    CL_TRY(poisoned(l, index_internal_meta(l->batch, &p)));
+    CL_TRY(poisoned(l, index_internal_meta(l->batch, &p, s)));
     if (seqno)
         *seqno = s;
     return CL_OK;
@@ -990,6 +994,123 @@ out:
     return rc;
 }
 
+/* ---- collections and tables ---------------------------------------------------------------- */
+
+int cl_ledger_collection_scan(cl_ledger *l, const char *coll, size_t len, uint64_t from,
+                              uint64_t to, size_t limit, int (*cb)(void *arg, uint64_t seqno),
+                              void *arg, uint64_t *next)
+{
+    CL_ENSURE(len >= 1 && (uint8_t)coll[0] != 0x01, CL_EINVAL);
+    if (to > l->durable_seqno)
+        to = l->durable_seqno;
+    if (next)
+        *next = 0;
+    if (from > to)
+        return CL_OK;
+    return cl_index_collection_scan(l->idx, coll, len, from, to, limit, cb, arg, next);
+}
+
+int cl_ledger_collection_last(cl_ledger *l, const char *coll, size_t len, uint64_t *seqno)
+{
+    CL_ENSURE(len >= 1 && (uint8_t)coll[0] != 0x01, CL_EINVAL);
+    cl_index_coll_stat st;
+    int rc = cl_index_collection_stat(l->idx, coll, len, &st);
+    if (rc == CL_ENOENT) {
+        *seqno = 0;
+        return CL_OK;
+    }
+    CL_TRY(rc);
+    *seqno = st.last;
+    return CL_OK;
+}
+
+typedef struct {
+    int (*cb)(void *arg, const char *coll, size_t len);
+    void *arg;
+} coll_list_arg;
+
+static int coll_list_cb(void *arg, const char *coll, size_t len, uint64_t count)
+{
+    coll_list_arg *a = arg;
+    if (len > 0 && (uint8_t)coll[0] == 0x01)
+        return 0; /* internal */
+    return a->cb(a->arg, coll, len);
+}
+
+int cl_ledger_collections(cl_ledger *l, int (*cb)(void *arg, const char *coll, size_t len),
+                          void *arg)
+{
+    coll_list_arg a = {cb, arg};
+    return cl_index_collections_list(l->idx, coll_list_cb, &a);
+}
+
+typedef struct {
+    size_t n;
+} count_arg;
+
+static int count_internal_cb(void *arg, const char *coll, size_t len, uint64_t count)
+{
+    if (len > 0 && (uint8_t)coll[0] == 0x01)
+        ((count_arg *)arg)->n++;
+    return 0;
+}
+
+int cl_ledger_collection_count(cl_ledger *l, size_t *n)
+{
+    size_t all = 0;
+    CL_TRY(cl_index_collection_count(l->idx, &all));
+    /* Internal collections sort first (0x01) and are few: count them and subtract. */
+    count_arg a = {0};
+    CL_TRY(cl_index_collections_list(l->idx, count_internal_cb, &a));
+    *n = all - a.n;
+    return CL_OK;
+}
+
+typedef struct {
+    uint64_t seq[256];
+    size_t n;
+} seq_batch;
+
+static int batch_cb(void *arg, uint64_t seqno)
+{
+    seq_batch *b = arg;
+    b->seq[b->n++] = seqno;
+    return 0;
+}
+
+int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
+                         int (*cb)(void *arg, const cl_ledger_entry *e), void *arg)
+{
+    CL_ENSURE(table >= CL_TABLE_USERS && table <= CL_TABLE_CONSTITUTION, CL_EINVAL);
+    char coll[3] = {'\x01', 't', (char)('0' + table)};
+    /* The index is not re-entrant: collect a bounded batch of seqnos, then read them. */
+    seq_batch *b = cl_malloc(sizeof *b);
+    CL_ENSURE(b != NULL, CL_ENOMEM);
+    uint64_t from = 1;
+    int rc = CL_OK, stop = 0;
+    while (rc == CL_OK && !stop && from != 0) {
+        b->n = 0;
+        uint64_t next = 0;
+        rc = cl_index_collection_scan(l->idx, coll, 3, from, l->durable_seqno, 256, batch_cb, b,
+                                      &next);
+        for (size_t i = 0; rc == CL_OK && !stop && i < b->n; i++) {
+            cl_ledger_entry e;
+            rc = cl_ledger_read(l, b->seq[i], &e);
+            if (rc == CL_OK) {
+                int r = cb(arg, &e);
+                cl_ledger_entry_free(&e);
+                if (r < 0)
+                    rc = r;
+                else if (r > 0)
+                    stop = 1;
+            }
+        }
+        from = next;
+    }
+    cl_free(b);
+    return rc;
+}
+
 /* ---- open / create / recovery -----------------------------------------------------------------
  */
 
@@ -1270,7 +1391,7 @@ static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t inde
                     cl_internal_pub ip;
                     rc = cl_internal_pub_decode(e.pub, e.pub_len, &ip);
                     if (rc == CL_OK)
-                        rc = index_internal_meta(b, &ip);
+                        rc = index_internal_meta(b, &ip, e.seqno);
                 }
                 if (rc < 0)
                     break;

@@ -114,6 +114,26 @@ typedef struct {
 CL_MUST_CHECK int cl_ledger_read(cl_ledger *l, uint64_t seqno, cl_ledger_entry *out);
 void cl_ledger_entry_free(cl_ledger_entry *e);
 
+/* Durable seqnos of a user collection in [from, to], ascending, at most `limit` (0: all);
+ * *next = first seqno not delivered (0 when exhausted). cb returns 0 to go on, >0 to stop.
+ * O(log n + returned). Collections starting with 0x01 are internal and refused (CL_EINVAL). cb
+ * must not call back into the ledger (the index is not re-entrant): collect, then read. */
+CL_MUST_CHECK int cl_ledger_collection_scan(cl_ledger *l, const char *coll, size_t len,
+                                            uint64_t from, uint64_t to, size_t limit,
+                                            int (*cb)(void *arg, uint64_t seqno), void *arg,
+                                            uint64_t *next);
+/* Last durable seqno of a collection (0 when it has none). */
+CL_MUST_CHECK int cl_ledger_collection_last(cl_ledger *l, const char *coll, size_t len,
+                                            uint64_t *seqno);
+/* User collections with at least one durable entry, in byte order of their ids. */
+CL_MUST_CHECK int
+cl_ledger_collections(cl_ledger *l, int (*cb)(void *arg, const char *coll, size_t len), void *arg);
+CL_MUST_CHECK int cl_ledger_collection_count(cl_ledger *l, size_t *n);
+/* Every durable write of an internal table, in ledger order (cost: the table's writes, not the
+ * ledger's size). Used at start to rebuild users, nodes and the like. */
+CL_MUST_CHECK int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
+                                       int (*cb)(void *arg, const cl_ledger_entry *e), void *arg);
+
 /* Commit evidence string "ce:<view>.<seqno>:<64 hex>" (NUL-terminated, cap >= 100). */
 CL_MUST_CHECK int cl_ledger_commit_evidence(cl_ledger *l, uint64_t seqno, char *out, size_t cap);
 

@@ -482,6 +482,88 @@ static void test_keyed_append_and_raft_index(void **state)
     tu_rmrf(dir);
 }
 
+
+static int collect_seqno(void *arg, uint64_t seqno)
+{
+    uint64_t *v = arg;
+    v[++v[0]] = seqno;
+    return 0;
+}
+
+static int count_coll(void *arg, const char *coll, size_t len)
+{
+    (void)coll;
+    (void)len;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int count_users(void *arg, const cl_ledger_entry *e)
+{
+    assert_int_equal(e->table, CL_TABLE_USERS);
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Collection scans, listing and counts hide internal collections; table scans see one table. */
+static void test_collections_and_tables(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    uint64_t s;
+    for (int i = 0; i < 30; i++)
+        put(l, i % 3 == 0 ? "a" : "b", "x", &s);
+    assert_int_equal(cl_ledger_append_internal(l, 2, CL_TABLE_USERS, CL_OP_PUT, "u1", 2, "{}", 2,
+                                               NULL),
+                     CL_OK);
+    assert_int_equal(cl_ledger_append_internal(l, 2, CL_TABLE_USERS, CL_OP_REMOVE, "u1", 2, "", 0,
+                                               NULL),
+                     CL_OK);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    uint64_t got[64] = {0}, next = 1;
+    assert_int_equal(cl_ledger_collection_scan(l, "a", 1, 1, UINT64_MAX, 4, collect_seqno, got,
+                                               &next),
+                     CL_OK);
+    assert_int_equal(got[0], 4);
+    assert_true(next > got[4]);
+    memset(got, 0, sizeof got);
+    assert_int_equal(cl_ledger_collection_scan(l, "a", 1, next, UINT64_MAX, 0, collect_seqno, got,
+                                               &next),
+                     CL_OK);
+    assert_int_equal(got[0], 6);
+    assert_int_equal(next, 0);
+    uint64_t last = 0;
+    assert_int_equal(cl_ledger_collection_last(l, "b", 1, &last), CL_OK);
+    assert_int_equal(last, s);
+    assert_int_equal(cl_ledger_collection_last(l, "none", 4, &last), CL_OK);
+    assert_int_equal(last, 0);
+    assert_int_equal(cl_ledger_collection_scan(l, "\x01sig", 4, 1, 10, 0, collect_seqno, got, NULL),
+                     CL_EINVAL);
+    int n = 0;
+    assert_int_equal(cl_ledger_collections(l, count_coll, &n), CL_OK);
+    assert_int_equal(n, 2);
+    size_t cnt = 0;
+    assert_int_equal(cl_ledger_collection_count(l, &cnt), CL_OK);
+    assert_int_equal(cnt, 2);
+    int users = 0;
+    assert_int_equal(cl_ledger_table_scan(l, CL_TABLE_USERS, count_users, &users), CL_OK);
+    assert_int_equal(users, 2);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    /* the same after rebuilding the index from the chunks */
+    char p[600];
+    snprintf(p, sizeof p, "%s/index", dir);
+    tu_rmrf(p);
+    l = reopen(dir, 0);
+    users = 0;
+    assert_int_equal(cl_ledger_table_scan(l, CL_TABLE_USERS, count_users, &users), CL_OK);
+    assert_int_equal(users, 2);
+    assert_int_equal(cl_ledger_collection_count(l, &cnt), CL_OK);
+    assert_int_equal(cnt, 2);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     cl_log_set_level(CL_LOG_ERROR);
@@ -497,6 +579,7 @@ int main(void)
         cmocka_unit_test(test_derived_state_rebuilt),
         cmocka_unit_test(test_consistency_between_signatures),
         cmocka_unit_test(test_keyed_append_and_raft_index),
+        cmocka_unit_test(test_collections_and_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
