@@ -1,0 +1,75 @@
+/*
+ * consensus.h — libraft glue: a replicated, durable command log driving a state machine.
+ *
+ * cledgerd runs one cl_consensus per node. Commands are opaque byte strings; a command submitted
+ * on the leader is appended to the raft log (raft_uv: segments fsync'd in raft/), replicated, and
+ * once committed applied, in log order, by the state machine's apply callback on every node.
+ * Issue #3 runs a one-voter cluster (bootstrapped on first start); the multi-node issue adds
+ * voters through the same interface.
+ *
+ * Terms and indexes: apply receives the raft term the command was proposed in (the leader's term
+ * at submit time, carried inside the log entry, so it is the same on every node and on replay) and
+ * its raft log index. Restart: libraft replays the log after its last snapshot; the state machine
+ * tells which indexes it already holds durably via `applied_index` at start, and the glue skips
+ * them (apply is not called for index <= applied_index).
+ *
+ * Snapshots: the state machine's snapshot callback returns CL_ESTATE while it cannot snapshot
+ * (e.g. the ledger has entries after its last signature); otherwise a small buffer naming the
+ * applied index. The ledger itself lives in the ledger directory, not in the snapshot.
+ *
+ * Threading: everything on the loop thread. Ownership: submit copies the command; callbacks get
+ * borrowed pointers valid for the duration of the call.
+ */
+#ifndef CLEDGER_CONSENSUS_CONSENSUS_H
+#define CLEDGER_CONSENSUS_CONSENSUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/err.h"
+
+typedef struct cl_consensus cl_consensus;
+
+typedef struct {
+    /* Apply one committed command. Return CL_OK and optionally a result pointer handed to the
+     * submitter's callback (on the node that submitted it; freed by that callback). A negative
+     * return is fatal for the node (the state machine diverged): the glue logs and stops. */
+    int (*apply)(void *arg, uint64_t term, uint64_t index, const void *cmd, size_t len,
+                 void **result);
+    /* Optional: called after a batch of applies (e.g. to group-commit the ledger). */
+    void (*applied_batch)(void *arg, uint64_t last_index);
+    /* Optional snapshot support (see above). */
+    int (*snapshot)(void *arg, uint64_t *applied_index);
+    void *arg;
+} cl_consensus_fsm;
+
+typedef struct {
+    const char *dir;     /* raft data directory (created 0700) */
+    uint64_t id;         /* this node's raft id (>= 1) */
+    const char *address; /* this node's raft address "host:port" (for future peers) */
+    uint64_t applied_index;           /* the state machine already holds indexes <= this */
+    unsigned election_timeout_ms;     /* 0: 1000 */
+    unsigned heartbeat_timeout_ms;    /* 0: 100 */
+    unsigned snapshot_threshold;      /* 0: 10000 entries */
+    void (*became_leader)(void *arg, uint64_t term); /* optional */
+    void *leader_arg;
+} cl_consensus_opts;
+
+/* Called when a submitted command was applied (status CL_OK, with the apply result) or could not
+ * be committed (negative status: leadership lost, shutting down, I/O error). */
+typedef void (*cl_consensus_done)(void *arg, int status, uint64_t term, uint64_t index,
+                                  void *result);
+
+CL_MUST_CHECK int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o,
+                                     const cl_consensus_fsm *fsm, cl_consensus **out);
+/* CL_ESTATE when this node is not the leader. */
+CL_MUST_CHECK int cl_consensus_submit(cl_consensus *c, const void *cmd, size_t len,
+                                      cl_consensus_done cb, void *arg);
+int cl_consensus_is_leader(const cl_consensus *c);
+uint64_t cl_consensus_term(const cl_consensus *c);
+uint64_t cl_consensus_commit_index(const cl_consensus *c);
+/* Stops raft (pending submissions fail with CL_ECLOSED), then calls done(arg) and frees c. */
+void cl_consensus_stop(cl_consensus *c, void (*done)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * http.h — HTTPS/1.1 server on libuv: TLS through OpenSSL memory BIOs (tls.h), requests parsed by
+ * http-parser, keep-alive, bounded sizes and idle time, asynchronous replies.
+ *
+ * Flow: for every complete request the server calls the handler with a cl_http_exchange. The
+ * handler (now or later, from the loop thread) calls cl_http_reply exactly once. Requests on one
+ * connection are answered in order: the next request of a keep-alive connection is parsed only
+ * after the previous reply was queued (no pipelining ambiguity). If the peer goes away before the
+ * reply, the exchange stays valid until cl_http_reply, which then only frees it; handlers never see
+ * a dangling pointer.
+ *
+ * Ownership: the request (all strings, headers, body) belongs to the exchange and lives until
+ * cl_http_reply returns. cl_http_reply copies what it needs. Everything runs on the loop thread.
+ *
+ * Limits (cl_http_server_opts): header bytes (default 16 KiB: 431 on excess), body bytes (default
+ * 1 MiB: 413), idle time between requests and total time to receive one request (default 30 s /
+ * 10 s: the connection is closed; a slow partial request cannot hold a slot forever), maximum
+ * connections (default 1024: further accepts are closed at once). Malformed requests get 400 and
+ * the connection is closed. Chunked request bodies are accepted within the body limit.
+ */
+#ifndef CLEDGER_NET_HTTP_H
+#define CLEDGER_NET_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/err.h"
+#include "net/tls.h"
+
+#define CL_HTTP_MAX_HEADERS 64
+
+typedef struct {
+    char *name; /* lower-cased */
+    char *value;
+} cl_http_header;
+
+typedef struct {
+    const char *method; /* "GET", "POST", ... (static string) */
+    char *target;       /* raw request target: path and query, as received */
+    char *path;         /* raw path (before '?'), not percent-decoded */
+    char *query;        /* raw query after '?', or "" */
+    cl_http_header headers[CL_HTTP_MAX_HEADERS];
+    size_t nheaders;
+    uint8_t *body; /* NUL-terminated for convenience; body_len excludes the NUL */
+    size_t body_len;
+    /* Client identity from TLS: SHA-256 of the client certificate DER in ACL's upper-case
+     * colon form (95 chars), or "" when no certificate was presented. */
+    char client_fingerprint[96];
+    char peer[64];       /* "ip:port" */
+    uint64_t request_id; /* unique per server, for x-ms-request-id and logs */
+    uint64_t start_ns;   /* monotonic time the request was complete */
+} cl_http_request;
+
+typedef struct cl_http_exchange cl_http_exchange;
+typedef struct cl_http_server cl_http_server;
+
+/* Handler: must eventually call cl_http_reply(x, ...) exactly once. */
+typedef void (*cl_http_handler)(void *arg, cl_http_exchange *x);
+
+typedef struct {
+    const char *host; /* listen address, e.g. "127.0.0.1" or "::1" */
+    int port;         /* 0: pick a free port (see cl_http_server_port) */
+    cl_tls_ctx *tls;  /* borrowed; must outlive the server */
+    size_t max_header_bytes, max_body_bytes, max_connections;
+    uint64_t idle_timeout_ms, request_timeout_ms;
+    cl_http_handler handler;
+    void *handler_arg;
+    int access_log; /* one JSON line per request on stderr: method, path, status, us, caller */
+} cl_http_server_opts;
+
+CL_MUST_CHECK int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o,
+                                       cl_http_server **out);
+int cl_http_server_port(const cl_http_server *s);
+/* Graceful stop: close the listener, let in-flight exchanges reply (connections are closed after
+ * their current reply), then call done(arg) and free the server. */
+void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg);
+
+const cl_http_request *cl_http_request_of(const cl_http_exchange *x);
+/* Value of a request header (name lower-case), or NULL. */
+const char *cl_http_header_get(const cl_http_request *r, const char *name);
+
+/* Sends the reply and releases the exchange. headers: `n` pairs (name, value) copied; the server
+ * adds Content-Length, Content-Type: application/json when a body is given (unless the caller
+ * sets one), Date, and Connection handling. body may be NULL with len 0 (e.g. 204). */
+void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, size_t n,
+                   const void *body, size_t len);
+
+/* ---- for fuzzing and unit tests: the plaintext request parser on its own -------------------- */
+
+typedef struct cl_http_parser cl_http_parser;
+/* Called for each complete request; the request is valid only during the call. */
+typedef void (*cl_http_parsed_cb)(void *arg, cl_http_request *req);
+CL_MUST_CHECK int cl_http_parser_new(size_t max_header_bytes, size_t max_body_bytes,
+                                     cl_http_parsed_cb cb, void *arg, cl_http_parser **out);
+/* Feeds bytes. Returns CL_OK, or a negative code with *status_out set to the HTTP status the
+ * server would answer before closing (400, 413, 431, 505). */
+CL_MUST_CHECK int cl_http_parser_feed(cl_http_parser *p, const void *data, size_t len,
+                                      int *status_out);
+void cl_http_parser_free(cl_http_parser *p);
+
+#endif
