@@ -994,6 +994,46 @@ out:
     return rc;
 }
 
+/* ---- sealed consensus commands --------------------------------------------------------------- */
+
+#define SEAL_AAD "cledger command v1"
+#define SEAL_HDR (8 + CL_AEAD_IV_LEN + CL_AEAD_TAG_LEN)
+
+int cl_ledger_seal(cl_ledger *l, const void *in, size_t len, cl_buf *out)
+{
+    CL_ENSURE(l->nsecrets > 0, CL_ENOSECRET);
+    const secret_rec *s = &l->secrets[l->nsecrets - 1];
+    uint8_t hdr[SEAL_HDR];
+    cl_store_u64(hdr, s->applies_from);
+    CL_TRY(cl_random(hdr + 8, CL_AEAD_IV_LEN));
+    cl_buf_reset(out);
+    CL_TRY(cl_buf_reserve(out, SEAL_HDR + len));
+    uint8_t *ct = out->data + SEAL_HDR;
+    CL_TRY(cl_aead_encrypt(s->key, hdr + 8, (const uint8_t *)SEAL_AAD, strlen(SEAL_AAD), in, len,
+                           ct, hdr + 8 + CL_AEAD_IV_LEN));
+    memcpy(out->data, hdr, SEAL_HDR);
+    out->len = SEAL_HDR + len;
+    return CL_OK;
+}
+
+int cl_ledger_unseal(cl_ledger *l, const void *in, size_t len, cl_buf *out)
+{
+    CL_ENSURE(len >= SEAL_HDR, CL_EFORMAT);
+    const uint8_t *p = in;
+    uint64_t from = cl_load_u64(p);
+    const secret_rec *s = NULL;
+    for (size_t i = 0; i < l->nsecrets; i++)
+        if (l->secrets[i].applies_from == from)
+            s = &l->secrets[i];
+    CL_ENSURE(s != NULL, CL_ENOSECRET);
+    cl_buf_reset(out);
+    CL_TRY(cl_buf_reserve(out, len - SEAL_HDR + 1));
+    CL_TRY(cl_aead_decrypt(s->key, p + 8, (const uint8_t *)SEAL_AAD, strlen(SEAL_AAD), p + SEAL_HDR,
+                           len - SEAL_HDR, p + 8 + CL_AEAD_IV_LEN, out->data));
+    out->len = len - SEAL_HDR;
+    return CL_OK;
+}
+
 /* ---- collections and tables ---------------------------------------------------------------- */
 
 int cl_ledger_collection_scan(cl_ledger *l, const char *coll, size_t len, uint64_t from,

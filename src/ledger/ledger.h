@@ -148,6 +148,13 @@ CL_MUST_CHECK int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out);
  * from > to. */
 CL_MUST_CHECK int cl_ledger_consistency(cl_ledger *l, uint64_t from, uint64_t to, json_t **out);
 
+/* Seal / unseal a consensus command with the current ledger secret, so a private ledger's
+ * contents are never stored in plaintext in the raft log either. Format: u64 appliesFrom of the
+ * secret || IV[12] (random) || tag[16] || AES-256-GCM ciphertext, AAD = "cledger command v1".
+ * Unseal picks the secret by appliesFrom; CL_EDECRYPT when it fails to authenticate. */
+CL_MUST_CHECK int cl_ledger_seal(cl_ledger *l, const void *in, size_t len, cl_buf *out);
+CL_MUST_CHECK int cl_ledger_unseal(cl_ledger *l, const void *in, size_t len, cl_buf *out);
+
 /* The service identity certificate PEM (borrowed, valid until the next rotation). */
 const char *cl_ledger_service_cert_pem(const cl_ledger *l);
 

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 /* Ledger engine: create, append, group commit, read, receipts, reopen, private ledgers, secret
  * and identity rotation, chunk rollover, rollback of an unsigned tail, offline verification. */
 #include <setjmp.h>
@@ -449,7 +450,6 @@ static void test_consistency_between_signatures(void **state)
     tu_rmrf(dir);
 }
 
-
 /* Consensus support: a leader-chosen claims key is stored as given, and the raft index recorded in
  * a signature survives a reopen. */
 static void test_keyed_append_and_raft_index(void **state)
@@ -482,7 +482,6 @@ static void test_keyed_append_and_raft_index(void **state)
     tu_rmrf(dir);
 }
 
-
 static int collect_seqno(void *arg, uint64_t seqno)
 {
     uint64_t *v = arg;
@@ -513,24 +512,21 @@ static void test_collections_and_tables(void **state)
     uint64_t s;
     for (int i = 0; i < 30; i++)
         put(l, i % 3 == 0 ? "a" : "b", "x", &s);
-    assert_int_equal(cl_ledger_append_internal(l, 2, CL_TABLE_USERS, CL_OP_PUT, "u1", 2, "{}", 2,
-                                               NULL),
-                     CL_OK);
-    assert_int_equal(cl_ledger_append_internal(l, 2, CL_TABLE_USERS, CL_OP_REMOVE, "u1", 2, "", 0,
-                                               NULL),
-                     CL_OK);
+    assert_int_equal(
+        cl_ledger_append_internal(l, 2, CL_TABLE_USERS, CL_OP_PUT, "u1", 2, "{}", 2, NULL), CL_OK);
+    assert_int_equal(
+        cl_ledger_append_internal(l, 2, CL_TABLE_USERS, CL_OP_REMOVE, "u1", 2, "", 0, NULL), CL_OK);
     assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
     assert_int_equal(cl_ledger_sync(l), CL_OK);
     uint64_t got[64] = {0}, next = 1;
-    assert_int_equal(cl_ledger_collection_scan(l, "a", 1, 1, UINT64_MAX, 4, collect_seqno, got,
-                                               &next),
-                     CL_OK);
+    assert_int_equal(
+        cl_ledger_collection_scan(l, "a", 1, 1, UINT64_MAX, 4, collect_seqno, got, &next), CL_OK);
     assert_int_equal(got[0], 4);
     assert_true(next > got[4]);
     memset(got, 0, sizeof got);
-    assert_int_equal(cl_ledger_collection_scan(l, "a", 1, next, UINT64_MAX, 0, collect_seqno, got,
-                                               &next),
-                     CL_OK);
+    assert_int_equal(
+        cl_ledger_collection_scan(l, "a", 1, next, UINT64_MAX, 0, collect_seqno, got, &next),
+        CL_OK);
     assert_int_equal(got[0], 6);
     assert_int_equal(next, 0);
     uint64_t last = 0;
@@ -564,6 +560,35 @@ static void test_collections_and_tables(void **state)
     tu_rmrf(dir);
 }
 
+/* Commands sealed for the raft log: round trip, no plaintext, tamper and truncation detected,
+ * still unsealable after a secret rotation and a reopen. */
+static void test_seal_unseal(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 1, 0);
+    const char *msg = "command with SECRET-CONTENTS";
+    cl_buf sealed = CL_BUF_INIT, plain = CL_BUF_INIT;
+    assert_int_equal(cl_ledger_seal(l, msg, strlen(msg), &sealed), CL_OK);
+    assert_null(memmem(sealed.data, sealed.len, "SECRET", 6));
+    assert_int_equal(cl_ledger_unseal(l, sealed.data, sealed.len, &plain), CL_OK);
+    assert_int_equal(plain.len, strlen(msg));
+    assert_memory_equal(plain.data, msg, plain.len);
+    sealed.data[sealed.len - 1] ^= 1;
+    assert_int_equal(cl_ledger_unseal(l, sealed.data, sealed.len, &plain), CL_EDECRYPT);
+    sealed.data[sealed.len - 1] ^= 1;
+    assert_int_equal(cl_ledger_unseal(l, sealed.data, 10, &plain), CL_EFORMAT);
+    assert_int_equal(cl_ledger_rotate_secret(l, 2), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    assert_int_equal(cl_ledger_unseal(l, sealed.data, sealed.len, &plain), CL_OK);
+    assert_memory_equal(plain.data, msg, plain.len);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    cl_buf_free(&sealed);
+    cl_buf_free(&plain);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     cl_log_set_level(CL_LOG_ERROR);
@@ -580,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_consistency_between_signatures),
         cmocka_unit_test(test_keyed_append_and_raft_index),
         cmocka_unit_test(test_collections_and_tables),
+        cmocka_unit_test(test_seal_unseal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""Official Azure Confidential Ledger Python client (Debian's python3-azure,
+azure.confidentialledger 1.0.1) against a running cledgerd.
+
+Environment: CLEDGER_ENDPOINT, CLEDGER_SERVICE_CERT, CLEDGER_CERT, CLEDGER_KEY, CLEDGER_OUT (as
+js_flow.js). Prints "N passed, M failed"; exit status 1 on any failure.
+"""
+import json
+import os
+import sys
+
+from azure.confidentialledger import (
+    ConfidentialLedgerCertificateCredential,
+    ConfidentialLedgerClient,
+)
+from azure.core.exceptions import ResourceNotFoundError
+
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what, file=sys.stderr)
+
+
+def main():
+    out = os.environ.get("CLEDGER_OUT", ".")
+    # The client takes one PEM file holding the certificate and its key.
+    cred_path = os.path.join(out, "py_client.pem")
+    with open(cred_path, "w", encoding="utf-8") as f:
+        f.write(open(os.environ["CLEDGER_CERT"], encoding="utf-8").read())
+        f.write(open(os.environ["CLEDGER_KEY"], encoding="utf-8").read())
+    client = ConfidentialLedgerClient(
+        os.environ["CLEDGER_ENDPOINT"],
+        credential=ConfidentialLedgerCertificateCredential(cred_path),
+        ledger_certificate_path=os.environ["CLEDGER_SERVICE_CERT"],
+    )
+
+    poller = client.begin_create_ledger_entry(
+        {"contents": "hello from the official Python SDK"}, collection_id="py-sdk"
+    )
+    result = poller.result()
+    txid = result["transactionId"]
+    check(result.get("state") == "Committed", f"begin_create_ledger_entry: {result}")
+    check(result.get("collectionId") == "py-sdk", "collectionId in write result")
+
+    entry = client.begin_get_ledger_entry(txid, collection_id="py-sdk").result()
+    check(entry["entry"]["contents"] == "hello from the official Python SDK", "read back")
+    check(entry["entry"]["transactionId"] == txid, "entry transactionId")
+
+    status = client.get_transaction_status(txid)
+    check(status["state"] == "Committed" and status["transactionId"] == txid, "status")
+
+    receipt = client.begin_get_receipt(txid).result()
+    check(receipt["state"] == "Ready" and receipt["receipt"]["signature"], "receipt")
+    with open(os.path.join(out, "py_receipt.json"), "w", encoding="utf-8") as f:
+        json.dump(receipt, f)
+
+    current = client.get_current_ledger_entry(collection_id="py-sdk")
+    check(current["contents"] == "hello from the official Python SDK", "current entry")
+
+    for i in range(30):
+        client.create_ledger_entry({"contents": f"py entry {i}"}, collection_id="py-list")
+    last = client.begin_create_ledger_entry({"contents": "py last"}, collection_id="py-list")
+    last.result()
+    items = list(client.list_ledger_entries(collection_id="py-list"))
+    check(len(items) == 31, f"list_ledger_entries returned {len(items)} of 31")
+
+    cols = [c["collectionId"] for c in client.list_collections()]
+    check("py-sdk" in cols and "py-list" in cols, f"list_collections: {cols}")
+
+    uid = "11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00"
+    user = client.create_or_update_user(uid, {"assignedRole": "Contributor"})
+    check(user["assignedRole"] == "Contributor" and user["userId"] == uid, f"create user: {user}")
+    check(client.get_user(uid)["assignedRole"] == "Contributor", "get user")
+    client.delete_user(uid)
+    try:
+        client.get_user(uid)
+        check(False, "deleted user still found")
+    except ResourceNotFoundError:
+        check(True, "deleted user gone")
+
+    quotes = client.get_enclave_quotes()
+    check(quotes["currentNodeId"] in quotes["enclaveQuotes"], "enclave quotes")
+    check(isinstance(list(client.list_consortium_members()), list), "members")
+    check("script" in client.get_constitution(), "constitution")
+
+
+try:
+    main()
+except Exception as e:  # report, then fail
+    import traceback
+
+    traceback.print_exc()
+    failed += 1
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
