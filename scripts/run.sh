@@ -12,7 +12,17 @@ DATA=${CLEDGER_DATA:-./data}
 CL="$BIN/cledger"
 
 if [ -x "$BIN/cledgerd" ]; then
-    exec "$BIN/cledgerd" --data-dir "$DATA" --listen 127.0.0.1:8443
+    LISTEN=${CLEDGER_LISTEN:-127.0.0.1:8443}
+    cat <<TXT
+Starting cledgerd: https://$LISTEN (data directory $DATA; Ctrl-C stops it cleanly)
+  service certificate (trust anchor):   $DATA/service_cert.pem
+  administrator credential:             $DATA/admin_cert.pem  $DATA/admin_key.pem
+Write an entry:
+  curl --cacert $DATA/service_cert.pem --cert $DATA/admin_cert.pem --key $DATA/admin_key.pem \\
+       -H 'content-type: application/json' -d '{"contents":"hello"}' \\
+       'https://$LISTEN/app/transactions?api-version=2022-05-13'
+TXT
+    exec "$BIN/cledgerd" --data-dir "$DATA" --listen "$LISTEN"
 fi
 
 if [ ! -d "$DATA/node" ]; then
