@@ -33,42 +33,57 @@ typedef struct cl_consensus cl_consensus;
 
 typedef struct {
     /* Apply one committed command. Return CL_OK and optionally a result pointer handed to the
-     * submitter's callback (on the node that submitted it; freed by that callback). A negative
+     * submitter's callback (on the node that submitted it; freed by that callback). `result` is
+     * NULL when no submission of this node waits for the command (replay after restart, a
+     * follower, a leader that lost the request): then no result may be produced. A negative
      * return is fatal for the node (the state machine diverged): the glue logs and stops. */
     int (*apply)(void *arg, uint64_t term, uint64_t index, const void *cmd, size_t len,
                  void **result);
-    /* Optional: called after a batch of applies (e.g. to group-commit the ledger). */
+    /* Optional: called after a batch of applies (e.g. to group-commit the ledger), from a uv_check
+     * hook once libraft has applied everything committed in that loop iteration, and always
+     * before the done callbacks of the commands it covers. last_index = last index applied. */
     void (*applied_batch)(void *arg, uint64_t last_index);
-    /* Optional snapshot support (see above). */
+    /* Optional snapshot support (see above). *applied_index is preset to the raft index the
+     * snapshot would cover; on CL_OK it holds the index up to which the state machine holds every
+     * command durably (it must be >= the last command applied; entries after that are barriers or
+     * configuration). That index is stored in the snapshot; a later start must pass
+     * applied_index >= it, otherwise start fails with CL_ECORRUPT. */
     int (*snapshot)(void *arg, uint64_t *applied_index);
     void *arg;
 } cl_consensus_fsm;
 
 typedef struct {
-    const char *dir;     /* raft data directory (created 0700) */
-    uint64_t id;         /* this node's raft id (>= 1) */
-    const char *address; /* this node's raft address "host:port" (for future peers) */
-    uint64_t applied_index;           /* the state machine already holds indexes <= this */
-    unsigned election_timeout_ms;     /* 0: 1000 */
-    unsigned heartbeat_timeout_ms;    /* 0: 100 */
-    unsigned snapshot_threshold;      /* 0: 10000 entries */
+    const char *dir;               /* raft data directory (created 0700) */
+    uint64_t id;                   /* this node's raft id (>= 1) */
+    const char *address;           /* this node's raft address "host:port" (for future peers) */
+    uint64_t applied_index;        /* the state machine already holds indexes <= this */
+    unsigned election_timeout_ms;  /* 0: 1000 */
+    unsigned heartbeat_timeout_ms; /* 0: 100 */
+    unsigned snapshot_threshold;   /* 0: 10000 entries */
     void (*became_leader)(void *arg, uint64_t term); /* optional */
     void *leader_arg;
 } cl_consensus_opts;
 
 /* Called when a submitted command was applied (status CL_OK, with the apply result) or could not
- * be committed (negative status: leadership lost, shutting down, I/O error). */
+ * be committed (negative status: CL_ESTATE leadership lost -- the command may still commit under a
+ * later leader --, CL_ECLOSED shutting down, CL_EIO/CL_ENOMEM). Runs from the loop, never inside
+ * cl_consensus_submit or inside apply. */
 typedef void (*cl_consensus_done)(void *arg, int status, uint64_t term, uint64_t index,
                                   void *result);
 
 CL_MUST_CHECK int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o,
                                      const cl_consensus_fsm *fsm, cl_consensus **out);
-/* CL_ESTATE when this node is not the leader. */
+/* CL_ESTATE when this node is not the leader, or is leader but has not yet applied every entry
+ * of earlier terms (a barrier is appended on each new leadership; became_leader fires once it is
+ * applied). CL_ECLOSED after a fatal error or once stop was called. */
 CL_MUST_CHECK int cl_consensus_submit(cl_consensus *c, const void *cmd, size_t len,
                                       cl_consensus_done cb, void *arg);
 int cl_consensus_is_leader(const cl_consensus *c);
 uint64_t cl_consensus_term(const cl_consensus *c);
 uint64_t cl_consensus_commit_index(const cl_consensus *c);
+/* 0 while healthy; the fatal error (e.g. a negative apply result) after which the glue closed
+ * raft on its own. The owner must still call cl_consensus_stop. */
+int cl_consensus_error(const cl_consensus *c);
 /* Stops raft (pending submissions fail with CL_ECLOSED), then calls done(arg) and frees c. */
 void cl_consensus_stop(cl_consensus *c, void (*done)(void *arg), void *arg);
 
