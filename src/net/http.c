@@ -1,0 +1,1267 @@
+/*
+ * http.c — the HTTPS/1.1 server of http.h: libuv TCP, OpenSSL through memory BIOs, http-parser.
+ *
+ * Layers, bottom up:
+ *  - cl_http_parser: http-parser driven over plaintext. It builds one message at a time into an
+ *    http_msg (header strings in one arena buffer, body in another), counting header bytes and
+ *    body bytes against the limits before anything is appended, and pauses itself after every
+ *    complete message. The standalone API (fuzzing) and the server share it: the server's
+ *    connection parser is a cl_http_parser fed with decrypted bytes.
+ *  - http_conn: one accepted TCP connection. Ciphertext from uv_read goes into the SSL's read BIO;
+ *    everything OpenSSL writes into the write BIO is drained into uv_write requests (flush_tls).
+ *    Plaintext from SSL_read is kept in `in` and fed to the parser. While a request is being
+ *    handled (c->x != NULL) the connection neither reads from the socket nor parses, so requests
+ *    are answered strictly in order and buffered input is bounded by one read.
+ *  - cl_http_server: listener, connection list, counters and the graceful stop.
+ *
+ * Lifetimes: a connection is freed only from the close callback of the last of its two handles
+ * (tcp, timer), never synchronously, so a conn pointer stays valid for the rest of the current
+ * callback even after conn_close. An exchange outlives its connection: conn_close detaches it
+ * (x->conn = NULL) and cl_http_reply then only frees it. The server is freed after stop once the
+ * listener is closed, no connection is left and no exchange is outstanding.
+ *
+ * Timers (one uv_timer per connection, re-armed only when its purpose changes): TLS handshake and
+ * a partially received request share request_timeout_ms (a total, not reset by each byte);
+ * waiting for the next request uses idle_timeout_ms; none while the handler runs; after the last
+ * reply a short linger bounds the wait for the peer to read it and go away.
+ */
+#include "net/http.h"
+
+#include <http_parser.h>
+#include <jansson.h>
+#include <openssl/err.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/cursor.h"
+#include "base/json.h"
+#include "base/log.h"
+
+#define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
+#define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define DEFAULT_MAX_CONNECTIONS 1024
+#define DEFAULT_IDLE_TIMEOUT_MS 30000
+#define DEFAULT_REQUEST_TIMEOUT_MS 10000
+#define LINGER_MAX_MS 2000
+#define READ_CHUNK 16384
+#define WRITE_CHUNK (1024 * 1024)
+#define LISTEN_BACKLOG 511
+
+/* ---- the plaintext request parser ------------------------------------------------------------ */
+
+/* One request under construction: the header arena holds "target\0name\0value\0...path\0query\0"
+ * (offsets while parsing, since the arena may move; pointers are set when the message is done). */
+typedef struct {
+    cl_http_request req;
+    cl_buf raw;
+    cl_buf body;
+    size_t name_off[CL_HTTP_MAX_HEADERS];
+    size_t value_off[CL_HTTP_MAX_HEADERS];
+    size_t nhdr;
+    int keep_alive;
+    int http_minor;
+    int head;
+} http_msg;
+
+enum { PIECE_NONE, PIECE_URL, PIECE_FIELD, PIECE_VALUE, PIECE_END };
+
+struct cl_http_parser {
+    http_parser hp;
+    size_t max_header, max_body;
+    cl_http_parsed_cb cb;
+    void *cb_arg;
+    http_msg *msg;       /* the message being built; NULL after the owner took it */
+    size_t header_bytes; /* request line and header bytes of the current message so far */
+    int piece;           /* which string the last header callback was appending to */
+    int headers_done;    /* header callbacks after this are chunked trailers (counted, dropped) */
+    int in_message;      /* between on_message_begin and on_message_complete */
+    int hold;            /* the owner took the message: stop parsing until fed again */
+    int upgraded;        /* an Upgrade/CONNECT request ended the HTTP stream: ignore the rest */
+    int expect_continue; /* "Expect: 100-continue" seen and the body has not started */
+    int status;          /* 0 while healthy, else the status to answer before closing */
+    int err;             /* the cl_err matching status */
+    const char *why;     /* static message for the error body */
+    uint64_t next_id;
+};
+
+static void msg_free(http_msg *m)
+{
+    if (m == NULL)
+        return;
+    cl_buf_free(&m->raw);
+    cl_buf_free(&m->body);
+    cl_free(m);
+}
+
+static int parser_error(cl_http_parser *p, int status, const char *why)
+{
+    if (p->status == 0) {
+        p->status = status;
+        p->why = why;
+        p->err = status == 500   ? CL_ENOMEM
+                 : status == 505 ? CL_EUNSUPPORTED
+                 : status == 400 ? CL_EINVAL
+                                 : CL_EOVERFLOW;
+    }
+    return -1;
+}
+
+static cl_http_parser *parser_of(http_parser *hp) { return hp->data; }
+
+/* Counts n more header bytes against the limit before they are stored. */
+static int count_header(cl_http_parser *p, size_t n)
+{
+    if (n > p->max_header - p->header_bytes)
+        return parser_error(p, 431, "The request headers exceed the size limit.");
+    p->header_bytes += n;
+    return 0;
+}
+
+static int raw_add(cl_http_parser *p, const void *d, size_t n)
+{
+    if (cl_buf_append(&p->msg->raw, d, n) < 0)
+        return parser_error(p, 500, "Out of memory.");
+    return 0;
+}
+
+/* Ends the string being accumulated (URL, header name or value) when `next` starts another. */
+static int switch_piece(cl_http_parser *p, int next)
+{
+    http_msg *m = p->msg;
+    int prev = p->piece;
+    if (prev == next)
+        return 0; /* http-parser continues the same string across reads */
+    if (next == PIECE_VALUE && prev != PIECE_FIELD)
+        return parser_error(p, 400, "Malformed request header.");
+    switch (prev) {
+    case PIECE_NONE:
+    case PIECE_URL:
+        if (raw_add(p, "", 1))
+            return -1;
+        break;
+    case PIECE_FIELD:
+        if (raw_add(p, "", 1))
+            return -1;
+        m->value_off[m->nhdr] = m->raw.len;
+        if (next != PIECE_VALUE) { /* a header with no value callback: empty value */
+            if (raw_add(p, "", 1))
+                return -1;
+            m->nhdr++;
+        }
+        break;
+    case PIECE_VALUE:
+        if (raw_add(p, "", 1))
+            return -1;
+        m->nhdr++;
+        break;
+    default:
+        return parser_error(p, 400, "Malformed request.");
+    }
+    if (next == PIECE_FIELD) {
+        if (m->nhdr >= CL_HTTP_MAX_HEADERS)
+            return parser_error(p, 431, "The request has too many header fields.");
+        if (count_header(p, 4)) /* ": " and CRLF */
+            return -1;
+        m->name_off[m->nhdr] = m->raw.len;
+    }
+    p->piece = next;
+    return 0;
+}
+
+static int on_message_begin(http_parser *hp)
+{
+    cl_http_parser *p = parser_of(hp);
+    if (p->msg == NULL) {
+        p->msg = cl_calloc(1, sizeof *p->msg);
+        if (p->msg == NULL)
+            return parser_error(p, 500, "Out of memory.");
+    } else {
+        cl_buf_reset(&p->msg->raw);
+        cl_buf_reset(&p->msg->body);
+        p->msg->nhdr = 0;
+    }
+    p->header_bytes = 0;
+    p->piece = PIECE_NONE;
+    p->headers_done = 0;
+    p->expect_continue = 0;
+    p->in_message = 1;
+    return 0;
+}
+
+static int on_url(http_parser *hp, const char *at, size_t len)
+{
+    cl_http_parser *p = parser_of(hp);
+    if (count_header(p, len))
+        return -1;
+    p->piece = PIECE_URL;
+    return raw_add(p, at, len);
+}
+
+/* RFC 9110 §5.6.2 token characters. */
+static int is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int on_header_field(http_parser *hp, const char *at, size_t len)
+{
+    cl_http_parser *p = parser_of(hp);
+    if (p->headers_done) /* chunked trailer: bounded, not kept */
+        return count_header(p, len);
+    /* The distribution's http-parser is built non-strict and lets spaces into field names;
+     * RFC 9112 §5.1 requires a 400 for whitespace before the colon, so check tchar here. */
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar((unsigned char)at[i]))
+            return parser_error(p, 400, "Invalid character in a header field name.");
+    if (switch_piece(p, PIECE_FIELD) || count_header(p, len) || raw_add(p, at, len))
+        return -1;
+    uint8_t *s = p->msg->raw.data + p->msg->raw.len - len;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] >= 'A' && s[i] <= 'Z')
+            s[i] = (uint8_t)(s[i] + ('a' - 'A'));
+    return 0;
+}
+
+static int on_header_value(http_parser *hp, const char *at, size_t len)
+{
+    cl_http_parser *p = parser_of(hp);
+    if (p->headers_done)
+        return count_header(p, len);
+    if (switch_piece(p, PIECE_VALUE) || count_header(p, len) || raw_add(p, at, len))
+        return -1;
+    return 0;
+}
+
+/* Header value by lower-case name while the message is still in offset form. */
+static const char *msg_header(const http_msg *m, const char *name)
+{
+    for (size_t i = 0; i < m->nhdr; i++)
+        if (strcmp((const char *)m->raw.data + m->name_off[i], name) == 0)
+            return (const char *)m->raw.data + m->value_off[i];
+    return NULL;
+}
+
+static int on_headers_complete(http_parser *hp)
+{
+    cl_http_parser *p = parser_of(hp);
+    if (switch_piece(p, PIECE_END))
+        return -1;
+    p->headers_done = 1;
+    if (hp->http_major != 1)
+        return parser_error(p, 505, "Only HTTP/1.0 and HTTP/1.1 are supported.");
+    int has_body = (hp->flags & F_CHUNKED) != 0;
+    if (hp->flags & F_CONTENTLENGTH) {
+        /* Declared length checked before any of the body is stored (RFC 9110 §15.5.14). */
+        if (hp->content_length > p->max_body)
+            return parser_error(p, 413, "The request body exceeds the size limit.");
+        if (cl_buf_reserve(&p->msg->body, (size_t)hp->content_length + 1) < 0)
+            return parser_error(p, 500, "Out of memory.");
+        has_body = hp->content_length > 0;
+    }
+    const char *expect = msg_header(p->msg, "expect");
+    p->expect_continue = has_body && expect != NULL && strcasecmp(expect, "100-continue") == 0;
+    return 0;
+}
+
+static int on_chunk_header(http_parser *hp)
+{
+    cl_http_parser *p = parser_of(hp);
+    /* The announced chunk size counts before its bytes arrive. */
+    if (hp->content_length > p->max_body - p->msg->body.len)
+        return parser_error(p, 413, "The request body exceeds the size limit.");
+    return 0;
+}
+
+static int on_body(http_parser *hp, const char *at, size_t len)
+{
+    cl_http_parser *p = parser_of(hp);
+    p->expect_continue = 0;
+    if (len > p->max_body - p->msg->body.len)
+        return parser_error(p, 413, "The request body exceeds the size limit.");
+    if (cl_buf_append(&p->msg->body, at, len) < 0)
+        return parser_error(p, 500, "Out of memory.");
+    return 0;
+}
+
+/* Turns the offsets into the request's pointers; adds the path and query strings. */
+static int msg_finish(cl_http_parser *p, http_msg *m)
+{
+    size_t tlen = strlen((const char *)m->raw.data); /* target is at offset 0 */
+    /* Reserved up front: the copies below read from the arena they append to. */
+    if (cl_buf_reserve(&m->raw, tlen + 2) < 0 || cl_buf_append(&m->body, "", 1) < 0)
+        return parser_error(p, 500, "Out of memory.");
+    const char *q = memchr(m->raw.data, '?', tlen);
+    size_t plen = q != NULL ? (size_t)(q - (const char *)m->raw.data) : tlen;
+    size_t path_off = m->raw.len;
+    if (raw_add(p, m->raw.data, plen) || raw_add(p, "", 1))
+        return -1;
+    size_t query_off = m->raw.len;
+    if (q != NULL && raw_add(p, m->raw.data + plen + 1, tlen - plen - 1))
+        return -1;
+    if (raw_add(p, "", 1))
+        return -1;
+
+    cl_http_request *r = &m->req;
+    char *base = (char *)m->raw.data;
+    r->method = http_method_str((enum http_method)p->hp.method);
+    r->target = base;
+    r->path = base + path_off;
+    r->query = base + query_off;
+    for (size_t i = 0; i < m->nhdr; i++) {
+        char *v = base + m->value_off[i];
+        size_t vl = strlen(v);
+        while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+            v[--vl] = '\0';
+        r->headers[i].name = base + m->name_off[i];
+        r->headers[i].value = v;
+    }
+    r->nheaders = m->nhdr;
+    r->body = m->body.data;
+    r->body_len = m->body.len - 1;
+    r->client_fingerprint[0] = '\0';
+    r->peer[0] = '\0';
+    r->request_id = ++p->next_id;
+    r->start_ns = uv_hrtime();
+    m->keep_alive = http_should_keep_alive(&p->hp) && !p->hp.upgrade;
+    m->http_minor = p->hp.http_minor;
+    m->head = p->hp.method == HTTP_HEAD;
+    return 0;
+}
+
+static int on_message_complete(http_parser *hp)
+{
+    cl_http_parser *p = parser_of(hp);
+    http_msg *m = p->msg;
+    if (msg_finish(p, m))
+        return -1;
+    p->in_message = 0;
+    p->expect_continue = 0;
+    if (hp->upgrade)
+        p->upgraded = 1; /* no protocol switch here: the rest of the stream is ignored */
+    /* Stop after each message; parser_exec resumes unless the owner took the message. */
+    http_parser_pause(hp, 1);
+    p->cb(p->cb_arg, &m->req);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+};
+
+/* For the server's callback: takes ownership of the message just completed and holds the
+ * parser (parser_exec returns after this message). */
+static http_msg *parser_take(cl_http_parser *p)
+{
+    http_msg *m = p->msg;
+    p->msg = NULL;
+    p->hold = 1;
+    return m;
+}
+
+/* Parses data[0..len): *used = bytes consumed. Stops early only when the owner took a message.
+ * Returns CL_OK or the parser's error (then p->status says what to answer). */
+static int parser_exec(cl_http_parser *p, const uint8_t *data, size_t len, size_t *used)
+{
+    *used = 0;
+    p->hold = 0;
+    while (p->status == 0 && *used < len) {
+        if (p->upgraded) {
+            *used = len;
+            break;
+        }
+        size_t left = len - *used;
+        size_t n = http_parser_execute(&p->hp, &parser_settings, (const char *)data + *used, left);
+        *used += n;
+        enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&p->hp, 0);
+            if (p->hold)
+                return CL_OK;
+            continue;
+        }
+        if (e != HPE_OK) {
+            if (e == HPE_HEADER_OVERFLOW)
+                parser_error(p, 431, "The request headers exceed the size limit.");
+            else
+                parser_error(p, 400, http_errno_description(e));
+            break;
+        }
+        if (n == 0) {
+            parser_error(p, 400, "Malformed request.");
+            break;
+        }
+    }
+    return p->status ? p->err : CL_OK;
+}
+
+int cl_http_parser_new(size_t max_header_bytes, size_t max_body_bytes, cl_http_parsed_cb cb,
+                       void *arg, cl_http_parser **out)
+{
+    *out = NULL;
+    if (cb == NULL)
+        return CL_EINVAL;
+    cl_http_parser *p = cl_calloc(1, sizeof *p);
+    if (p == NULL)
+        return CL_ENOMEM;
+    http_parser_init(&p->hp, HTTP_REQUEST);
+    p->hp.data = p;
+    p->max_header = max_header_bytes ? max_header_bytes : DEFAULT_MAX_HEADER_BYTES;
+    p->max_body = max_body_bytes ? max_body_bytes : DEFAULT_MAX_BODY_BYTES;
+    p->cb = cb;
+    p->cb_arg = arg;
+    *out = p;
+    return CL_OK;
+}
+
+int cl_http_parser_feed(cl_http_parser *p, const void *data, size_t len, int *status_out)
+{
+    size_t used = 0;
+    int rc = parser_exec(p, data, len, &used);
+    *status_out = p->status;
+    return rc;
+}
+
+void cl_http_parser_free(cl_http_parser *p)
+{
+    if (p == NULL)
+        return;
+    msg_free(p->msg);
+    cl_free(p);
+}
+
+const char *cl_http_header_get(const cl_http_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (strcmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+/* ---- server ---------------------------------------------------------------------------------- */
+
+typedef struct http_conn http_conn;
+
+struct cl_http_exchange {
+    http_msg *msg;
+    http_conn *conn; /* NULL once the connection is gone */
+    cl_http_server *srv;
+};
+
+enum { TM_NONE, TM_IDLE, TM_REQUEST, TM_LINGER };
+
+struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown;
+    cl_http_server *srv;
+    http_conn *prev, *next;
+    SSL *ssl;
+    BIO *rbio, *wbio; /* owned by ssl */
+    cl_http_parser *parser;
+    http_msg *taken; /* message completed by the last parser_exec, not yet dispatched */
+    cl_buf in;       /* decrypted bytes; in.data[inpos..len) not parsed yet */
+    size_t inpos;
+    cl_http_exchange *x; /* request being handled */
+    int open_handles;
+    int tmode;
+    int handshake_done, reading, in_pump, closing, draining, shut;
+    unsigned pending_writes;
+    char fingerprint[96];
+    char peer[64];
+};
+
+struct cl_http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    cl_http_server_opts o;
+    http_conn *conns;
+    size_t nconns, inflight;
+    uint64_t next_id;
+    int stopping, listener_closed, finished;
+    void (*done)(void *arg);
+    void *done_arg;
+    char readbuf[65536]; /* uv_read target; consumed synchronously by on_read */
+};
+
+typedef struct {
+    uv_write_t req;
+    http_conn *c;
+    char data[];
+} write_req;
+
+static void conn_pump(http_conn *c);
+static void conn_finish(http_conn *c, int close_notify);
+
+static void maybe_finish_stop(cl_http_server *s)
+{
+    if (!s->stopping || !s->listener_closed || s->nconns > 0 || s->inflight > 0 || s->finished)
+        return;
+    s->finished = 1;
+    void (*done)(void *) = s->done;
+    void *arg = s->done_arg;
+    cl_free(s);
+    if (done != NULL)
+        done(arg);
+}
+
+static void conn_free(http_conn *c)
+{
+    cl_http_server *s = c->srv;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    s->nconns--;
+    SSL_free(c->ssl);
+    cl_http_parser_free(c->parser);
+    msg_free(c->taken);
+    cl_buf_free(&c->in);
+    cl_free(c);
+    maybe_finish_stop(s);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    http_conn *c = h->data;
+    if (--c->open_handles == 0)
+        conn_free(c);
+}
+
+/* Immediate close. Safe to call more than once; the conn is freed by the close callbacks. */
+static void conn_close(http_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->x != NULL) {
+        c->x->conn = NULL;
+        c->x = NULL;
+    }
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    http_conn *c = t->data;
+    if (c->tmode != TM_LINGER)
+        cl_logf(CL_LOG_DEBUG, "http: closing %s: %s timeout", c->peer,
+                c->tmode == TM_IDLE ? "idle" : "request");
+    conn_close(c);
+}
+
+static void set_timer(http_conn *c, int mode)
+{
+    if (c->tmode == mode || c->closing)
+        return;
+    c->tmode = mode;
+    const cl_http_server_opts *o = &c->srv->o;
+    uint64_t ms = o->idle_timeout_ms;
+    if (mode == TM_REQUEST)
+        ms = o->request_timeout_ms;
+    else if (mode == TM_LINGER)
+        ms = o->idle_timeout_ms < LINGER_MAX_MS ? o->idle_timeout_ms : LINGER_MAX_MS;
+    if (mode == TM_NONE)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req *w = (write_req *)req;
+    http_conn *c = w->c;
+    cl_free(w);
+    c->pending_writes--;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->draining && c->pending_writes == 0)
+        conn_finish(c, 0);
+}
+
+/* Moves everything OpenSSL wrote into the write BIO onto the socket. */
+static int flush_tls(http_conn *c)
+{
+    size_t n;
+    while (!c->closing && (n = BIO_ctrl_pending(c->wbio)) > 0) {
+        if (n > WRITE_CHUNK)
+            n = WRITE_CHUNK;
+        write_req *w = cl_malloc(sizeof *w + n);
+        if (w == NULL)
+            return CL_ENOMEM;
+        int got = BIO_read(c->wbio, w->data, (int)n);
+        if (got <= 0) {
+            cl_free(w);
+            return CL_EIO;
+        }
+        w->c = c;
+        uv_buf_t b = uv_buf_init(w->data, (unsigned)got);
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+            cl_free(w);
+            return CL_EIO;
+        }
+        c->pending_writes++;
+    }
+    return CL_OK;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    http_conn *c = h->data;
+    buf->base = c->srv->readbuf;
+    buf->len = sizeof c->srv->readbuf;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    http_conn *c = st->data;
+    if (nread == 0 || c->closing)
+        return;
+    if (nread < 0) { /* EOF or error; a pending exchange is detached and freed on reply */
+        conn_close(c);
+        return;
+    }
+    if (c->draining) /* lingering after the last reply: input is discarded */
+        return;
+    if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
+        conn_close(c);
+        return;
+    }
+    conn_pump(c);
+}
+
+static void set_reading(http_conn *c, int on)
+{
+    if (c->closing || c->reading == on)
+        return;
+    if (on) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+            conn_close(c);
+            return;
+        }
+    } else {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+    c->reading = on;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    http_conn *c = req->data;
+    if (status < 0 && !c->closing)
+        conn_close(c);
+}
+
+/* Graceful close: queue TLS close_notify (when asked), let the writes finish, send FIN, then
+ * read and discard until the peer closes or the linger timer fires, so that the peer is not
+ * reset while our last reply is still unread (RFC 9112 §9.6). */
+static void conn_finish(http_conn *c, int close_notify)
+{
+    if (c->closing)
+        return;
+    if (!c->draining) {
+        c->draining = 1;
+        if (close_notify && c->handshake_done) {
+            ERR_clear_error();
+            (void)SSL_shutdown(c->ssl);
+            ERR_clear_error();
+        }
+        if (flush_tls(c) < 0) {
+            conn_close(c);
+            return;
+        }
+        set_timer(c, TM_LINGER);
+    }
+    if (c->pending_writes > 0)
+        return; /* on_write calls back */
+    if (c->srv->stopping) {
+        conn_close(c);
+        return;
+    }
+    if (c->shut)
+        return;
+    c->shut = 1;
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    set_reading(c, 1);
+}
+
+static void http_date(char out[40])
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t t = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL) {
+        snprintf(out, 40, "Thu, 01 Jan 1970 00:00:00 GMT");
+        return;
+    }
+    /* IMF-fixdate, RFC 9110 §5.6.7 */
+    snprintf(out, 40, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static int buf_str(cl_buf *b, const char *s) { return cl_buf_append(b, s, strlen(s)); }
+
+static int buf_fmt(cl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int buf_fmt(cl_buf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return CL_EOVERFLOW;
+    return cl_buf_append(b, tmp, (size_t)n);
+}
+
+/* Names the server writes itself; a caller's copy would corrupt the framing. */
+static int reserved_header(const char *name)
+{
+    return strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
+           strcasecmp(name, "connection") == 0 || strcasecmp(name, "date") == 0;
+}
+
+/* A client request id is echoed only when it is 1..256 visible ASCII characters (spec §4.2). */
+static int echoable_client_id(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 256)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < 0x21 || v[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+typedef struct {
+    int status;
+    const char *const *headers;
+    size_t n;
+    const void *body;
+    size_t len;
+    int keep_alive;
+    int http_minor;
+    int head;
+    uint64_t request_id;
+    const char *client_request_id; /* NULL: none to echo */
+} reply_spec;
+
+static int build_reply(const reply_spec *r, cl_buf *b)
+{
+    int rc = CL_OK;
+    const char *reason = http_status_str((enum http_status)r->status);
+    if (reason[0] == '<')
+        reason = "Status";
+    CL_TRY(buf_fmt(b, "HTTP/1.1 %d %s\r\n", r->status, reason));
+    int has_type = 0, has_id = 0, has_client_id = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const char *name = r->headers[2 * i], *value = r->headers[2 * i + 1];
+        if (name == NULL || value == NULL || name[0] == '\0' || reserved_header(name))
+            continue;
+        /* No header splitting through a caller's value. */
+        if (strpbrk(name, "\r\n: \t") != NULL || strpbrk(value, "\r\n") != NULL)
+            continue;
+        has_type |= strcasecmp(name, "content-type") == 0;
+        has_id |= strcasecmp(name, "x-ms-request-id") == 0;
+        has_client_id |= strcasecmp(name, "x-ms-client-request-id") == 0;
+        CL_TRY(buf_str(b, name));
+        CL_TRY(cl_buf_append(b, ": ", 2));
+        CL_TRY(buf_str(b, value));
+        CL_TRY(cl_buf_append(b, "\r\n", 2));
+    }
+    if (!has_id)
+        CL_TRY(buf_fmt(b, "x-ms-request-id: %llu\r\n", (unsigned long long)r->request_id));
+    if (!has_client_id && r->client_request_id != NULL) {
+        CL_TRY(buf_str(b, "x-ms-client-request-id: "));
+        CL_TRY(buf_str(b, r->client_request_id));
+        CL_TRY(cl_buf_append(b, "\r\n", 2));
+    }
+    char date[40];
+    http_date(date);
+    CL_TRY(buf_fmt(b, "Date: %s\r\n", date));
+    CL_TRY(buf_fmt(b, "Content-Length: %zu\r\n", r->len));
+    if (r->len > 0 && !has_type)
+        CL_TRY(buf_str(b, "Content-Type: application/json\r\n"));
+    if (!r->keep_alive)
+        CL_TRY(buf_str(b, "Connection: close\r\n"));
+    else if (r->http_minor == 0)
+        CL_TRY(buf_str(b, "Connection: keep-alive\r\n"));
+    CL_TRY(cl_buf_append(b, "\r\n", 2));
+    if (!r->head && r->len > 0)
+        rc = cl_buf_append(b, r->body, r->len);
+    return rc;
+}
+
+static int tls_write_all(http_conn *c, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        int chunk = n > WRITE_CHUNK ? WRITE_CHUNK : (int)n;
+        ERR_clear_error();
+        int w = SSL_write(c->ssl, p, chunk);
+        if (w <= 0) {
+            ERR_clear_error();
+            return CL_EIO;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return flush_tls(c);
+}
+
+static int send_reply(http_conn *c, const reply_spec *r)
+{
+    cl_buf b = CL_BUF_INIT;
+    int rc = build_reply(r, &b);
+    if (rc == CL_OK)
+        rc = tls_write_all(c, b.data, b.len);
+    cl_buf_free(&b);
+    return rc;
+}
+
+/* Path for the access log: printable ASCII kept, everything else %XX, bounded. */
+static void log_safe(const char *in, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *s = (const unsigned char *)in; *s != '\0' && o + 4 < cap; s++) {
+        if (*s > 0x20 && *s < 0x7f && *s != '%') {
+            out[o++] = (char)*s;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*s >> 4];
+            out[o++] = hex[*s & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+static void access_log(cl_http_server *s, const char *method, const char *path, int status,
+                       uint64_t start_ns, const char *fingerprint, const char *peer,
+                       uint64_t request_id)
+{
+    if (!s->o.access_log)
+        return;
+    char safe[512];
+    log_safe(path, safe, sizeof safe);
+    uint64_t now = uv_hrtime();
+    json_t *f = json_object();
+    if (f == NULL)
+        return;
+    json_object_set_new(f, "method", json_string(method));
+    json_object_set_new(f, "path", json_string(safe));
+    json_object_set_new(f, "status", json_integer(status));
+    json_object_set_new(f, "us",
+                        json_integer(now > start_ns ? (json_int_t)((now - start_ns) / 1000) : 0));
+    json_object_set_new(f, "caller", json_string(fingerprint[0] ? fingerprint : "-"));
+    json_object_set_new(f, "peer", json_string(peer));
+    json_object_set_new(f, "request_id", json_integer((json_int_t)request_id));
+    cl_log(CL_LOG_INFO, "http request", f);
+    json_decref(f);
+}
+
+static const char *error_code(int status)
+{
+    switch (status) {
+    case 400:
+        return "InvalidInput";
+    case 413:
+        return "RequestBodyTooLarge";
+    case 431:
+        return "RequestHeaderFieldsTooLarge";
+    case 505:
+        return "HttpVersionNotSupported";
+    default:
+        return "InternalError";
+    }
+}
+
+/* Answers a request that could not be parsed (or accepted), then closes. */
+static void reply_error_and_close(http_conn *c, int status, const char *message)
+{
+    cl_http_server *s = c->srv;
+    uint64_t id = ++s->next_id;
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", error_code(status), "message",
+                          message != NULL ? message : "Malformed request.");
+    char *body = j != NULL ? cl_json_dump(j) : NULL;
+    json_decref(j);
+    reply_spec r = {.status = status,
+                    .body = body,
+                    .len = body != NULL ? strlen(body) : 0,
+                    .keep_alive = 0,
+                    .http_minor = 1,
+                    .request_id = id};
+    int rc = send_reply(c, &r);
+    cl_free(body);
+    access_log(s, "-", "-", status, uv_hrtime(), c->fingerprint, c->peer, id);
+    if (rc < 0)
+        conn_close(c);
+    else
+        conn_finish(c, 1);
+}
+
+static void on_parsed(void *arg, cl_http_request *req)
+{
+    http_conn *c = arg;
+    (void)req;
+    c->taken = parser_take(c->parser);
+}
+
+static void dispatch(http_conn *c)
+{
+    cl_http_server *s = c->srv;
+    http_msg *m = c->taken;
+    c->taken = NULL;
+    cl_http_exchange *x = cl_calloc(1, sizeof *x);
+    if (x == NULL) {
+        msg_free(m);
+        reply_error_and_close(c, 500, "Out of memory.");
+        return;
+    }
+    x->msg = m;
+    x->conn = c;
+    x->srv = s;
+    cl_http_request *r = &m->req;
+    r->request_id = ++s->next_id;
+    memcpy(r->client_fingerprint, c->fingerprint, sizeof r->client_fingerprint);
+    memcpy(r->peer, c->peer, sizeof r->peer);
+    c->x = x;
+    s->inflight++;
+    set_timer(c, TM_NONE);
+    s->o.handler(s->o.handler_arg, x);
+}
+
+/* Parses buffered plaintext; dispatches a completed request or answers a malformed one. */
+static void process_input(http_conn *c)
+{
+    size_t used = 0;
+    int rc = parser_exec(c->parser, c->in.data + c->inpos, c->in.len - c->inpos, &used);
+    c->inpos += used;
+    if (rc < 0) {
+        reply_error_and_close(c, c->parser->status, c->parser->why);
+        return;
+    }
+    if (c->taken != NULL) {
+        dispatch(c);
+        return;
+    }
+    if (c->parser->expect_continue) { /* RFC 9110 §10.1.1: ask for the body */
+        c->parser->expect_continue = 0;
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (tls_write_all(c, (const uint8_t *)cont, sizeof cont - 1) < 0)
+            conn_close(c);
+    }
+}
+
+static void pump_body(http_conn *c)
+{
+    if (!c->handshake_done) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(c->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(c->ssl, r);
+            if (flush_tls(c) < 0) {
+                conn_close(c);
+                return;
+            }
+            if (e == SSL_ERROR_WANT_READ)
+                return;
+            unsigned long why = ERR_peek_error();
+            cl_logf(CL_LOG_DEBUG, "http: TLS handshake with %s failed: %s", c->peer,
+                    why ? ERR_reason_error_string(why) : "peer closed");
+            ERR_clear_error();
+            conn_finish(c, 0); /* the alert, if any, is already queued */
+            return;
+        }
+        c->handshake_done = 1;
+        if (cl_tls_peer_fingerprint(c->ssl, c->fingerprint) < 0) {
+            conn_close(c);
+            return;
+        }
+        set_timer(c, TM_IDLE);
+    }
+    while (!c->closing && !c->draining && c->x == NULL) {
+        if (c->inpos < c->in.len) {
+            process_input(c);
+            continue;
+        }
+        c->in.len = c->inpos = 0;
+        if (cl_buf_reserve(&c->in, READ_CHUNK) < 0) {
+            conn_close(c);
+            return;
+        }
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, c->in.data, READ_CHUNK);
+        if (n > 0) {
+            c->in.len = (size_t)n;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        ERR_clear_error();
+        if (e != SSL_ERROR_WANT_READ)
+            conn_close(c); /* close_notify (SSL_ERROR_ZERO_RETURN) or a TLS error */
+        break;
+    }
+    if (c->closing)
+        return;
+    if (flush_tls(c) < 0) { /* e.g. session tickets, alerts */
+        conn_close(c);
+        return;
+    }
+    if (c->draining)
+        return;
+    if (c->x != NULL) { /* handler running: no reads, no timer until the reply */
+        set_reading(c, 0);
+        set_timer(c, TM_NONE);
+    } else {
+        set_timer(c, c->parser->in_message || c->inpos < c->in.len ? TM_REQUEST : TM_IDLE);
+        set_reading(c, 1);
+    }
+}
+
+static void conn_pump(http_conn *c)
+{
+    if (c->in_pump || c->closing)
+        return;
+    c->in_pump = 1;
+    pump_body(c);
+    c->in_pump = 0;
+}
+
+const cl_http_request *cl_http_request_of(const cl_http_exchange *x) { return &x->msg->req; }
+
+void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, size_t n,
+                   const void *body, size_t len)
+{
+    cl_http_server *s = x->srv;
+    http_conn *c = x->conn;
+    http_msg *m = x->msg;
+    const cl_http_request *rq = &m->req;
+    s->inflight--;
+    if (status < 100 || status > 999)
+        status = 500;
+    if (c == NULL) { /* the peer went away: nothing to send */
+        access_log(s, rq->method, rq->path, status, rq->start_ns, rq->client_fingerprint, rq->peer,
+                   rq->request_id);
+        msg_free(m);
+        cl_free(x);
+        maybe_finish_stop(s);
+        return;
+    }
+    c->x = NULL;
+    const char *cid = cl_http_header_get(rq, "x-ms-client-request-id");
+    reply_spec r = {.status = status,
+                    .headers = headers,
+                    .n = headers != NULL ? n : 0,
+                    .body = body,
+                    .len = body != NULL ? len : 0,
+                    .keep_alive = m->keep_alive && !s->stopping,
+                    .http_minor = m->http_minor,
+                    .head = m->head,
+                    .request_id = rq->request_id,
+                    .client_request_id = cid != NULL && echoable_client_id(cid) ? cid : NULL};
+    int rc = send_reply(c, &r);
+    access_log(s, rq->method, rq->path, status, rq->start_ns, rq->client_fingerprint, rq->peer,
+               rq->request_id);
+    msg_free(m);
+    cl_free(x);
+    if (rc < 0)
+        conn_close(c);
+    else if (!r.keep_alive)
+        conn_finish(c, 1);
+    else
+        conn_pump(c); /* no-op when called from inside the handler: the pump loop goes on */
+}
+
+static void on_reject_closed(uv_handle_t *h) { cl_free(h); }
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    cl_http_server *s = ls->data;
+    if (status < 0) {
+        cl_logf(CL_LOG_WARN, "http: accept failed: %s", uv_strerror(status));
+        return;
+    }
+    http_conn *c = NULL;
+    if (!s->stopping && s->nconns < s->o.max_connections)
+        c = cl_calloc(1, sizeof *c);
+    if (c == NULL) {
+        /* Over the limit (or out of memory): accept and close at once, so the backlog drains. */
+        uv_tcp_t *t = cl_malloc(sizeof *t);
+        if (t == NULL)
+            return;
+        if (uv_tcp_init(s->loop, t) != 0) {
+            cl_free(t);
+            return;
+        }
+        (void)uv_accept(ls, (uv_stream_t *)t);
+        uv_close((uv_handle_t *)t, on_reject_closed);
+        return;
+    }
+    if (uv_tcp_init(s->loop, &c->tcp) != 0) {
+        cl_free(c);
+        return;
+    }
+    c->srv = s;
+    c->tcp.data = c;
+    c->timer.data = c;
+    uv_timer_init(s->loop, &c->timer);
+    c->open_handles = 2;
+    c->next = s->conns;
+    if (s->conns != NULL)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    snprintf(c->peer, sizeof c->peer, "-");
+
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        char ip[64] = "";
+        if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof ip);
+            snprintf(c->peer, sizeof c->peer, "[%.46s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+        } else {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof ip);
+            snprintf(c->peer, sizeof c->peer, "%.46s:%u", ip, (unsigned)ntohs(a->sin_port));
+        }
+    }
+    c->ssl = SSL_new(s->o.tls->ssl);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        c->rbio = c->wbio = NULL;
+        ERR_clear_error();
+        conn_close(c);
+        return;
+    }
+    /* An empty read BIO means "wait for more", not end of file. */
+    BIO_set_mem_eof_return(c->rbio, -1);
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+    if (cl_http_parser_new(s->o.max_header_bytes, s->o.max_body_bytes, on_parsed, c, &c->parser) <
+        0) {
+        conn_close(c);
+        return;
+    }
+    set_timer(c, TM_REQUEST); /* the handshake counts as receiving the first request */
+    set_reading(c, 1);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    cl_http_server *s = h->data;
+    s->listener_closed = 1;
+    maybe_finish_stop(s);
+}
+
+int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_server **out)
+{
+    *out = NULL;
+    if (loop == NULL || o == NULL || o->tls == NULL || o->handler == NULL || o->host == NULL ||
+        o->port < 0 || o->port > 65535)
+        return CL_EINVAL;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    int rc = strchr(o->host, ':') != NULL
+                 ? uv_ip6_addr(o->host, o->port, (struct sockaddr_in6 *)&ss)
+                 : uv_ip4_addr(o->host, o->port, (struct sockaddr_in *)&ss);
+    if (rc != 0)
+        return CL_EINVAL;
+    cl_json_init(); /* the access log and error bodies use jansson through the alloc seam */
+    cl_http_server *s = cl_calloc(1, sizeof *s);
+    if (s == NULL)
+        return CL_ENOMEM;
+    s->loop = loop;
+    s->o = *o;
+    if (s->o.max_header_bytes == 0)
+        s->o.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
+    if (s->o.max_body_bytes == 0)
+        s->o.max_body_bytes = DEFAULT_MAX_BODY_BYTES;
+    if (s->o.max_connections == 0)
+        s->o.max_connections = DEFAULT_MAX_CONNECTIONS;
+    if (s->o.idle_timeout_ms == 0)
+        s->o.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    if (s->o.request_timeout_ms == 0)
+        s->o.request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+    if (uv_tcp_init(loop, &s->listener) != 0) {
+        cl_free(s);
+        return CL_EIO;
+    }
+    s->listener.data = s;
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
+    if (rc != 0) {
+        cl_logf(CL_LOG_ERROR, "http: cannot listen on %s port %d: %s", o->host, o->port,
+                uv_strerror(rc));
+        s->stopping = 1; /* freed by the close callback */
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+        return CL_EIO;
+    }
+    *out = s;
+    return CL_OK;
+}
+
+int cl_http_server_port(const cl_http_server *s)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+}
+
+void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    s->done = done;
+    s->done_arg = arg;
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    for (http_conn *c = s->conns; c != NULL; c = c->next) {
+        if (c->x != NULL || c->closing)
+            continue; /* in flight: closed after its reply */
+        if (c->pending_writes > 0)
+            conn_finish(c, 1); /* let a reply already queued reach the peer */
+        else
+            conn_close(c);
+    }
+}

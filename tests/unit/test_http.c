@@ -1,0 +1,1177 @@
+/*
+ * test_http.c — the HTTPS server and request parser (src/net/http.c, src/net/tls.c).
+ *
+ * Each server test owns a uv loop driven from the test thread (uv_run(UV_RUN_ONCE)) while the
+ * clients run in pthreads: blocking sockets with OpenSSL client SSL objects and receive/send
+ * timeouts, so a server bug shows up as a failed check, never as a hang. Client threads do not
+ * call cmocka (not thread-safe): they record the first failed check in their result struct and
+ * the test thread asserts after joining them. The last client to finish wakes the loop through a
+ * uv_async; a guard timer bounds every test. Ports are picked by the kernel (port 0).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "base/alloc.h"
+#include "base/cursor.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "crypto/ec.h"
+#include "crypto/hash.h"
+#include "crypto/x509.h"
+#include "net/http.h"
+#include "net/tls.h"
+
+/* ---- certificates (made once) ---------------------------------------------------------------- */
+
+static struct {
+    cl_key *ca_key, *srv_key, *cli_key;
+    cl_cert *ca, *srv, *cli;
+    cl_tls_ctx *tls;
+    char cli_fp[96];
+} G;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    assert_int_equal(cl_key_generate(CL_CURVE_P256, &G.ca_key), CL_OK);
+    assert_int_equal(cl_key_generate(CL_CURVE_P256, &G.srv_key), CL_OK);
+    assert_int_equal(cl_key_generate(CL_CURVE_P384, &G.cli_key), CL_OK);
+    assert_int_equal(cl_cert_self_signed_ca(G.ca_key, "test service", 2, &G.ca), CL_OK);
+    static const char *const sans[] = {"127.0.0.1", "::1", "localhost"};
+    assert_int_equal(cl_cert_issue(G.srv_key, "test node", G.ca, G.ca_key, 2, sans, 3, &G.srv),
+                     CL_OK);
+    /* A self-signed client certificate: identity is its fingerprint, nobody issued it. */
+    assert_int_equal(cl_cert_self_signed_ca(G.cli_key, "test client", 2, &G.cli), CL_OK);
+
+    char *leaf = NULL, *ca = NULL, *key = NULL;
+    size_t leaf_len = 0, ca_len = 0, key_len = 0;
+    assert_int_equal(cl_cert_to_pem(G.srv, &leaf, &leaf_len), CL_OK);
+    assert_int_equal(cl_cert_to_pem(G.ca, &ca, &ca_len), CL_OK);
+    assert_int_equal(cl_key_private_pem(G.srv_key, &key, &key_len), CL_OK);
+    char *chain = malloc(leaf_len + ca_len + 1);
+    assert_non_null(chain);
+    memcpy(chain, leaf, leaf_len);
+    memcpy(chain + leaf_len, ca, ca_len + 1);
+    assert_int_equal(cl_tls_server_ctx(chain, leaf_len + ca_len, key, key_len, 1, &G.tls), CL_OK);
+
+    /* A key that does not match the leaf is refused. */
+    char *other = NULL;
+    size_t other_len = 0;
+    assert_int_equal(cl_key_private_pem(G.ca_key, &other, &other_len), CL_OK);
+    cl_tls_ctx *bad = NULL;
+    assert_int_equal(cl_tls_server_ctx(chain, leaf_len + ca_len, other, other_len, 1, &bad),
+                     CL_EKEYTYPE);
+    assert_null(bad);
+    assert_int_equal(cl_tls_server_ctx("junk", 4, key, key_len, 1, &bad), CL_EPEM);
+    cl_secret_free(other, other_len + 1);
+
+    cl_buf der = CL_BUF_INIT;
+    assert_int_equal(cl_cert_to_der(G.cli, &der), CL_OK);
+    cl_tls_fingerprint(der.data, der.len, G.cli_fp);
+    cl_buf_free(&der);
+
+    free(chain);
+    cl_free(leaf);
+    cl_free(ca);
+    cl_secret_free(key, key_len + 1);
+    cl_log_set_level(CL_LOG_WARN);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cl_tls_ctx_free(G.tls);
+    cl_cert_free(G.ca);
+    cl_cert_free(G.srv);
+    cl_cert_free(G.cli);
+    cl_key_free(G.ca_key);
+    cl_key_free(G.srv_key);
+    cl_key_free(G.cli_key);
+    return 0;
+}
+
+/* ---- the plaintext parser on its own --------------------------------------------------------- */
+
+typedef struct {
+    int n;
+    char method[16], target[256], path[256], query[256], host[64], ctype[64];
+    size_t nheaders, body_len;
+    char body[512];
+} parsed;
+
+static void on_parsed(void *arg, cl_http_request *r)
+{
+    parsed *p = arg;
+    p->n++;
+    snprintf(p->method, sizeof p->method, "%s", r->method);
+    snprintf(p->target, sizeof p->target, "%s", r->target);
+    snprintf(p->path, sizeof p->path, "%s", r->path);
+    snprintf(p->query, sizeof p->query, "%s", r->query);
+    const char *h = cl_http_header_get(r, "host");
+    snprintf(p->host, sizeof p->host, "%s", h ? h : "(none)");
+    h = cl_http_header_get(r, "content-type");
+    snprintf(p->ctype, sizeof p->ctype, "%s", h ? h : "(none)");
+    p->nheaders = r->nheaders;
+    p->body_len = r->body_len;
+    assert_true(r->body_len < sizeof p->body);
+    memcpy(p->body, r->body, r->body_len + 1);
+    assert_int_equal(r->body[r->body_len], '\0');
+}
+
+/* Feeds `s` in pieces of `step` bytes (0: all at once); returns the status (0 = fine). */
+static int parse(const char *s, size_t len, size_t step, size_t max_header, size_t max_body,
+                 parsed *out)
+{
+    memset(out, 0, sizeof *out);
+    cl_http_parser *p = NULL;
+    assert_int_equal(cl_http_parser_new(max_header, max_body, on_parsed, out, &p), CL_OK);
+    int status = 0;
+    size_t off = 0;
+    if (step == 0)
+        step = len;
+    while (off < len) {
+        size_t n = len - off < step ? len - off : step;
+        int rc = cl_http_parser_feed(p, s + off, n, &status);
+        if (rc != CL_OK) {
+            assert_int_not_equal(status, 0);
+            /* dead from now on, with the same answer */
+            int again = 0;
+            assert_int_equal(cl_http_parser_feed(p, "GET / HTTP/1.1\r\n\r\n", 18, &again), rc);
+            assert_int_equal(again, status);
+            break;
+        }
+        assert_int_equal(status, 0);
+        off += n;
+    }
+    cl_http_parser_free(p);
+    return status;
+}
+
+#define PARSE(lit, step, out) parse(lit, sizeof lit - 1, step, 0, 0, out)
+
+static void test_parser_requests(void **state)
+{
+    (void)state;
+    parsed r;
+    static const char get[] = "GET /app/transactions/2.15?api-version=2022-05-13&x=%41 HTTP/1.1\r\n"
+                              "Host: ledger.example\r\nX-Mixed-CASE:  padded value \t\r\n\r\n";
+    for (size_t step = 0; step < 8; step++) {
+        assert_int_equal(PARSE(get, step, &r), 0);
+        assert_int_equal(r.n, 1);
+        assert_string_equal(r.method, "GET");
+        assert_string_equal(r.target, "/app/transactions/2.15?api-version=2022-05-13&x=%41");
+        assert_string_equal(r.path, "/app/transactions/2.15");
+        assert_string_equal(r.query, "api-version=2022-05-13&x=%41");
+        assert_string_equal(r.host, "ledger.example");
+        assert_int_equal(r.nheaders, 2);
+        assert_int_equal(r.body_len, 0);
+    }
+    static const char post[] =
+        "POST /app/transactions HTTP/1.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 16\r\n\r\n{\"contents\":\"x\"}";
+    assert_int_equal(PARSE(post, 3, &r), 0);
+    assert_string_equal(r.path, "/app/transactions");
+    assert_string_equal(r.query, "");
+    assert_string_equal(r.body, "{\"contents\":\"x\"}");
+    assert_string_equal(r.ctype, "application/json");
+    static const char chunked[] = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "4\r\nabcd\r\n3;ext=1\r\nefg\r\n0\r\nTrailer: x\r\n\r\n";
+    for (size_t step = 0; step < 5; step++) {
+        assert_int_equal(PARSE(chunked, step, &r), 0);
+        assert_int_equal(r.n, 1);
+        assert_string_equal(r.body, "abcdefg");
+        assert_int_equal(r.nheaders, 1); /* the trailer is not a header */
+    }
+    static const char two[] = "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\nA:\r\n\r\n";
+    assert_int_equal(PARSE(two, 0, &r), 0);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.path, "/2");
+}
+
+static void test_parser_errors(void **state)
+{
+    (void)state;
+    parsed r;
+    assert_int_equal(PARSE("GARBAGE\r\n\r\n", 0, &r), 400);
+    assert_int_equal(PARSE("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 0, &r), 400);
+    assert_int_equal(PARSE("GET / HTTP/2.0\r\n\r\n", 0, &r), 505);
+    assert_int_equal(PARSE("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 0, &r), 400);
+    assert_int_equal(PARSE("GET /\x00 HTTP/1.1\r\n\r\n", 0, &r), 400);
+    assert_int_equal(
+        PARSE("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0, &r), 400);
+    assert_int_equal(PARSE("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: "
+                           "chunked\r\n\r\n0\r\n\r\n",
+                           0, &r),
+                     400);
+    assert_int_equal(
+        PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n0\r\n\r\n", 0, &r), 400);
+
+    /* Limits: header bytes (431), header count (431), declared and chunked body (413). */
+    char big[4096];
+    int n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nX-Big: %01100d\r\n\r\n", 7);
+    assert_int_equal(parse(big, (size_t)n, 0, 1024, 0, &r), 431);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(parse(big, (size_t)n, 1, 1024, 0, &r), 431);
+    assert_int_equal(parse(big, (size_t)n, 0, 2048, 0, &r), 0);
+    n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < CL_HTTP_MAX_HEADERS + 1; i++)
+        n += snprintf(big + n, sizeof big - (size_t)n, "h%d: v\r\n", i);
+    n += snprintf(big + n, sizeof big - (size_t)n, "\r\n");
+    assert_int_equal(parse(big, (size_t)n, 0, 0, 0, &r), 431);
+    static const char cl[] = "POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n";
+    assert_int_equal(parse(cl, sizeof cl - 1, 0, 0, 100, &r), 413);
+    static const char ch[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "50\r\n";
+    assert_int_equal(parse(ch, sizeof ch - 1, 0, 0, 100, &r), 0); /* 80 bytes announced: fine */
+    static const char ch2[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "32\r\n01234567890123456789012345678901234567890123456789\r\n"
+                              "33\r\n";
+    assert_int_equal(parse(ch2, sizeof ch2 - 1, 0, 0, 100, &r), 413); /* 50 + 51 > 100 */
+}
+
+/* ---- test client (runs in pthreads) ---------------------------------------------------------- */
+
+typedef struct {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    char buf[1 << 17];
+    size_t len; /* bytes received and not consumed */
+} tclient;
+
+typedef struct {
+    int status;
+    char head[8192];
+    char body[1 << 16];
+    size_t body_len;
+} tresp;
+
+enum { CERT_NONE = 0, CERT_SELF = 1 };
+
+static void set_timeouts(int fd, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    set_timeouts(fd, 5000);
+    return fd;
+}
+
+static void tc_close(tclient *t)
+{
+    if (t->ssl != NULL)
+        SSL_free(t->ssl);
+    if (t->ctx != NULL)
+        SSL_CTX_free(t->ctx);
+    if (t->fd >= 0)
+        close(t->fd);
+    t->ssl = NULL;
+    t->ctx = NULL;
+    t->fd = -1;
+}
+
+/* Connects and handshakes; 0 on success. The server's chain is verified against the test CA. */
+static int tc_connect(tclient *t, int port, int min_ver, int max_ver, int cert)
+{
+    memset(t, 0, sizeof *t);
+    t->fd = -1;
+    t->ctx = SSL_CTX_new(TLS_client_method());
+    if (t->ctx == NULL)
+        return -1;
+    SSL_CTX_set_min_proto_version(t->ctx, min_ver);
+    SSL_CTX_set_max_proto_version(t->ctx, max_ver);
+    if (max_ver < TLS1_2_VERSION) /* let the client really offer the old version */
+        SSL_CTX_set_cipher_list(t->ctx, "DEFAULT:@SECLEVEL=0");
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(t->ctx), G.ca->x509);
+    SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+    if (cert == CERT_SELF) {
+        if (SSL_CTX_use_certificate(t->ctx, G.cli->x509) != 1 ||
+            SSL_CTX_use_PrivateKey(t->ctx, G.cli_key->pkey) != 1)
+            return -1;
+    }
+    t->fd = tcp_connect(port);
+    if (t->fd < 0)
+        return -1;
+    t->ssl = SSL_new(t->ctx);
+    if (t->ssl == NULL || SSL_set_fd(t->ssl, t->fd) != 1)
+        return -1;
+    if (SSL_connect(t->ssl) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+static int tc_send(tclient *t, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        int n = SSL_write(t->ssl, p, (int)len);
+        if (n <= 0) {
+            ERR_clear_error();
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int tc_fill(tclient *t)
+{
+    if (t->len == sizeof t->buf)
+        return -1;
+    int n = SSL_read(t->ssl, t->buf + t->len, (int)(sizeof t->buf - t->len));
+    if (n <= 0) {
+        ERR_clear_error();
+        return -1;
+    }
+    t->len += (size_t)n;
+    return 0;
+}
+
+static const char *find_header(const char *head, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *p = strstr(head, "\r\n"); p != NULL; p = strstr(p + 2, "\r\n")) {
+        if (strncasecmp(p + 2, name, nl) == 0 && p[2 + nl] == ':') {
+            const char *v = p + 2 + nl + 1;
+            while (*v == ' ')
+                v++;
+            const char *e = strstr(v, "\r\n");
+            size_t vl = e ? (size_t)(e - v) : strlen(v);
+            if (vl >= cap)
+                vl = cap - 1;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return out;
+        }
+    }
+    return NULL;
+}
+
+/* Reads one response (Content-Length framing, which the server always uses). 0 on success. */
+static int tc_response(tclient *t, tresp *r)
+{
+    char *end;
+    for (;;) {
+        end = NULL;
+        for (size_t i = 0; i + 4 <= t->len && end == NULL; i++)
+            if (memcmp(t->buf + i, "\r\n\r\n", 4) == 0)
+                end = t->buf + i;
+        if (end != NULL)
+            break;
+        if (tc_fill(t) != 0)
+            return -1;
+    }
+    size_t hl = (size_t)(end - t->buf) + 2; /* keep the CRLF ending the last header */
+    if (hl >= sizeof r->head)
+        return -1;
+    memcpy(r->head, t->buf, hl);
+    r->head[hl] = '\0';
+    if (sscanf(r->head, "HTTP/1.1 %d ", &r->status) != 1)
+        return -1;
+    char v[64];
+    if (find_header(r->head, "content-length", v, sizeof v) == NULL)
+        return -1;
+    size_t bl = (size_t)strtoul(v, NULL, 10);
+    if (bl >= sizeof r->body)
+        return -1;
+    while (t->len < hl + 2 + bl)
+        if (tc_fill(t) != 0)
+            return -1;
+    memcpy(r->body, t->buf + hl + 2, bl);
+    r->body[bl] = '\0';
+    r->body_len = bl;
+    memmove(t->buf, t->buf + hl + 2 + bl, t->len - (hl + 2 + bl));
+    t->len -= hl + 2 + bl;
+    return 0;
+}
+
+/* 1 when the server closed the connection (TLS close_notify or EOF) within `ms`. */
+static int tc_closed(tclient *t, int ms)
+{
+    set_timeouts(t->fd, ms);
+    char b[256];
+    for (;;) {
+        int n = SSL_read(t->ssl, b, sizeof b);
+        if (n > 0)
+            continue;
+        int e = SSL_get_error(t->ssl, n);
+        ERR_clear_error();
+        if (e == SSL_ERROR_ZERO_RETURN)
+            return 1;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : 1;
+    }
+}
+
+/* Per-client outcome: the first failed check, as text. */
+typedef struct {
+    int port;
+    int id;
+    char fail[256];
+    int ival[8];
+    char sval[4][128];
+} tresult;
+
+#define CC(res, cond)                                                                              \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            if ((res)->fail[0] == '\0')                                                            \
+                snprintf((res)->fail, sizeof(res)->fail, "%s:%d: %s", __FILE__, __LINE__, #cond);  \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* One request "METHOD target" with an optional body, and its response. */
+static int tc_request(tclient *t, const char *method, const char *target, const char *extra,
+                      const char *body, tresp *r)
+{
+    char req[2048];
+    size_t bl = body ? strlen(body) : 0;
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: localhost\r\n%sContent-Length: %zu\r\n\r\n", method,
+                     target, extra ? extra : "", bl);
+    if (n < 0 || (size_t)n >= sizeof req)
+        return -1;
+    if (tc_send(t, req, (size_t)n) != 0 || (bl > 0 && tc_send(t, body, bl) != 0))
+        return -1;
+    return tc_response(t, r);
+}
+
+/* ---- server harness ---------------------------------------------------------------------------
+ */
+
+typedef struct harness {
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t guard;
+    cl_http_server *srv;
+    int port;
+    atomic_int clients_left;
+    int timed_out;
+    int done;     /* stop callback ran */
+    int stopping; /* stop was requested */
+    int replied_slow;
+    int done_after_reply;
+    int async_replies;
+} harness;
+
+static void on_wake(uv_async_t *a) { (void)a; }
+
+static void on_guard(uv_timer_t *t)
+{
+    harness *h = t->data;
+    h->timed_out = 1;
+}
+
+typedef struct {
+    uv_timer_t timer;
+    cl_http_exchange *x;
+    harness *h;
+    int slow;
+} pending_reply;
+
+static void reply_json(cl_http_exchange *x)
+{
+    const cl_http_request *r = cl_http_request_of(x);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "method", r->method, "path", r->path, "query",
+                  r->query, "fp", r->client_fingerprint, "len", (json_int_t)r->body_len, "id",
+                  (json_int_t)r->request_id, "peer", r->peer);
+    char *s = cl_json_dump(j);
+    json_decref(j);
+    cl_http_reply(x, 200, NULL, 0, s, strlen(s));
+    cl_free(s);
+}
+
+static void on_pending_closed(uv_handle_t *hd) { free(hd->data); }
+
+static void on_pending_timer(uv_timer_t *t)
+{
+    pending_reply *p = t->data;
+    if (p->slow)
+        p->h->replied_slow = 1;
+    p->h->async_replies++;
+    reply_json(p->x);
+    p->timer.data = p;
+    uv_close((uv_handle_t *)&p->timer, on_pending_closed);
+}
+
+static void on_stopped(void *arg)
+{
+    harness *h = arg;
+    h->done = 1;
+    h->done_after_reply = h->replied_slow;
+}
+
+static void handler(void *arg, cl_http_exchange *x)
+{
+    harness *h = arg;
+    const cl_http_request *r = cl_http_request_of(x);
+    if (strcmp(r->path, "/async") == 0 || strcmp(r->path, "/slow") == 0) {
+        pending_reply *p = calloc(1, sizeof *p);
+        assert_non_null(p);
+        p->x = x;
+        p->h = h;
+        p->slow = strcmp(r->path, "/slow") == 0;
+        uv_timer_init(&h->loop, &p->timer);
+        p->timer.data = p;
+        uv_timer_start(&p->timer, on_pending_timer, p->slow ? 300 : 30, 0);
+        if (p->slow && !h->stopping) { /* graceful stop while this exchange is in flight */
+            h->stopping = 1;
+            cl_http_server_stop(h->srv, on_stopped, h);
+        }
+        return;
+    }
+    if (strcmp(r->path, "/empty") == 0) {
+        cl_http_reply(x, 204, NULL, 0, NULL, 0);
+        return;
+    }
+    if (strcmp(r->path, "/custom") == 0) {
+        static const char *const hdr[] = {"x-ms-request-id",
+                                          "caller-id",
+                                          "Content-Type",
+                                          "text/plain",
+                                          "Bad",
+                                          "a\r\nInjected: 1",
+                                          "x-ms-ccf-transaction-id",
+                                          "2.15"};
+        cl_http_reply(x, 201, hdr, 4, "hi", 2);
+        return;
+    }
+    if (strcmp(r->path, "/echo") == 0) {
+        cl_http_reply(x, 200, NULL, 0, r->body, r->body_len);
+        return;
+    }
+    reply_json(x);
+}
+
+static void h_start(harness *h, const cl_http_server_opts *over)
+{
+    memset(h, 0, sizeof *h);
+    assert_int_equal(uv_loop_init(&h->loop), 0);
+    assert_int_equal(uv_async_init(&h->loop, &h->wake, on_wake), 0);
+    uv_timer_init(&h->loop, &h->guard);
+    h->guard.data = h;
+    uv_timer_start(&h->guard, on_guard, 20000, 0);
+    cl_http_server_opts o;
+    memset(&o, 0, sizeof o);
+    if (over != NULL)
+        o = *over;
+    if (o.host == NULL)
+        o.host = "127.0.0.1";
+    o.tls = G.tls;
+    o.handler = handler;
+    o.handler_arg = h;
+    if (o.idle_timeout_ms == 0)
+        o.idle_timeout_ms = 3000;
+    if (o.request_timeout_ms == 0)
+        o.request_timeout_ms = 3000;
+    assert_int_equal(cl_http_server_start(&h->loop, &o, &h->srv), CL_OK);
+    h->port = cl_http_server_port(h->srv);
+    assert_true(h->port > 0);
+}
+
+typedef struct {
+    harness *h;
+    void *(*fn)(tresult *);
+    tresult *res;
+} client_arg;
+
+static void *client_main(void *a)
+{
+    client_arg *c = a;
+    c->fn(c->res);
+    if (atomic_fetch_sub(&c->h->clients_left, 1) == 1)
+        uv_async_send(&c->h->wake);
+    return NULL;
+}
+
+/* Runs n clients against the server while driving the loop; asserts none failed. */
+static void h_clients(harness *h, int n, void *(*fn)(tresult *), tresult *res)
+{
+    pthread_t th[64];
+    client_arg args[64];
+    assert_true(n <= 64);
+    atomic_store(&h->clients_left, n);
+    for (int i = 0; i < n; i++) {
+        res[i].port = h->port;
+        res[i].id = i;
+        args[i] = (client_arg){h, fn, &res[i]};
+        assert_int_equal(pthread_create(&th[i], NULL, client_main, &args[i]), 0);
+    }
+    while (atomic_load(&h->clients_left) > 0 && !h->timed_out)
+        uv_run(&h->loop, UV_RUN_ONCE);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    assert_false(h->timed_out);
+    for (int i = 0; i < n; i++)
+        if (res[i].fail[0] != '\0')
+            fail_msg("client %d: %s", i, res[i].fail);
+}
+
+static void h_stop(harness *h)
+{
+    if (!h->stopping) {
+        h->stopping = 1;
+        cl_http_server_stop(h->srv, on_stopped, h);
+    }
+    while (!h->done && !h->timed_out)
+        uv_run(&h->loop, UV_RUN_ONCE);
+    assert_true(h->done);
+    uv_close((uv_handle_t *)&h->wake, NULL);
+    uv_close((uv_handle_t *)&h->guard, NULL);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&h->loop), 0);
+}
+
+static json_t *body_json(const tresp *r) { return json_loadb(r->body, r->body_len, 0, NULL); }
+
+/* ---- TLS ------------------------------------------------------------------------------------- */
+
+static void *client_versions(tresult *res)
+{
+    tclient t;
+    tresp r;
+    /* default: TLS 1.3 */
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    CC(res, SSL_version(t.ssl) == TLS1_3_VERSION);
+    CC(res, tc_request(&t, "GET", "/v", NULL, NULL, &r) == 0 && r.status == 200);
+    tc_close(&t);
+    /* TLS 1.2 still allowed, with an ECDHE AEAD suite */
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_2_VERSION, CERT_SELF) == 0);
+    CC(res, SSL_version(t.ssl) == TLS1_2_VERSION);
+    const char *suite = SSL_get_cipher_name(t.ssl);
+    CC(res, strncmp(suite, "ECDHE-", 6) == 0);
+    CC(res, strstr(suite, "GCM") != NULL || strstr(suite, "CHACHA20") != NULL);
+    CC(res, tc_request(&t, "GET", "/v", NULL, NULL, &r) == 0 && r.status == 200);
+    json_t *j = body_json(&r);
+    CC(res, j != NULL && strcmp(json_string_value(json_object_get(j, "fp")), G.cli_fp) == 0);
+    json_decref(j);
+    tc_close(&t);
+    /* TLS 1.1 refused */
+    CC(res, tc_connect(&t, res->port, TLS1_1_VERSION, TLS1_1_VERSION, CERT_NONE) != 0);
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_tls_versions(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    h_start(&h, NULL);
+    h_clients(&h, 1, client_versions, res);
+    h_stop(&h);
+}
+
+static void *client_certs(tresult *res)
+{
+    tclient t;
+    tresp r;
+    json_t *j = NULL;
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    CC(res, tc_request(&t, "GET", "/who", NULL, NULL, &r) == 0 && r.status == 200);
+    j = body_json(&r);
+    CC(res, j != NULL);
+    CC(res, strcmp(json_string_value(json_object_get(j, "fp")), "") == 0);
+    CC(res, strncmp(json_string_value(json_object_get(j, "peer")), "127.0.0.1:", 10) == 0);
+    json_decref(j);
+    j = NULL;
+    tc_close(&t);
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_SELF) == 0);
+    CC(res, tc_request(&t, "GET", "/who", NULL, NULL, &r) == 0 && r.status == 200);
+    j = body_json(&r);
+    CC(res, j != NULL);
+    snprintf(res->sval[0], sizeof res->sval[0], "%s", json_string_value(json_object_get(j, "fp")));
+out:
+    json_decref(j);
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_client_certificate(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    h_start(&h, NULL);
+    h_clients(&h, 1, client_certs, res);
+    h_stop(&h);
+    assert_string_equal(res[0].sval[0], G.cli_fp);
+    assert_int_equal(strlen(G.cli_fp), 95);
+
+    /* Same form as `openssl x509 -noout -fingerprint -sha256`. */
+    char path[] = "/tmp/cledger-http-cert-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char *pem = NULL;
+    size_t len = 0;
+    assert_int_equal(cl_cert_to_pem(G.cli, &pem, &len), CL_OK);
+    assert_int_equal(write(fd, pem, len), (ssize_t)len);
+    close(fd);
+    cl_free(pem);
+    char cmd[256], line[256] = "";
+    snprintf(cmd, sizeof cmd, "openssl x509 -noout -fingerprint -sha256 -in %s 2>/dev/null", path);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char *got = fgets(line, sizeof line, f);
+    pclose(f);
+    unlink(path);
+    if (got == NULL) {
+        skip(); /* no openssl CLI */
+        return;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    const char *eq = strchr(line, '=');
+    assert_non_null(eq);
+    assert_string_equal(eq + 1, G.cli_fp);
+}
+
+/* ---- keep-alive, headers, connection handling ------------------------------------------------ */
+
+static void *client_keepalive(tresult *res)
+{
+    tclient t;
+    tresp r;
+    char v[128];
+    unsigned long long last_id = 0;
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_SELF) == 0);
+    for (int i = 0; i < 100; i++) {
+        char body[64];
+        snprintf(body, sizeof body, "{\"i\":%d}", i);
+        CC(res, tc_request(&t, "POST", "/echo", NULL, body, &r) == 0);
+        CC(res, r.status == 200 && strcmp(r.body, body) == 0);
+        CC(res, find_header(r.head, "x-ms-request-id", v, sizeof v) != NULL);
+        unsigned long long id = strtoull(v, NULL, 10);
+        CC(res, id > last_id);
+        last_id = id;
+        CC(res, find_header(r.head, "content-type", v, sizeof v) != NULL &&
+                    strcmp(v, "application/json") == 0);
+        CC(res, find_header(r.head, "date", v, sizeof v) != NULL && strlen(v) == 29 &&
+                    strcmp(v + 25, " GMT") == 0);
+        CC(res, find_header(r.head, "server", v, sizeof v) == NULL);
+        CC(res, find_header(r.head, "connection", v, sizeof v) == NULL);
+    }
+    /* 204: Content-Length 0, no Content-Type */
+    CC(res, tc_request(&t, "DELETE", "/empty", NULL, NULL, &r) == 0 && r.status == 204);
+    CC(res, find_header(r.head, "content-length", v, sizeof v) != NULL && strcmp(v, "0") == 0);
+    CC(res, find_header(r.head, "content-type", v, sizeof v) == NULL);
+    /* caller's headers: own request id and content type kept, injected header dropped */
+    CC(res, tc_request(&t, "GET", "/custom", "X-Ms-Client-Request-Id: abc-123\r\n", NULL, &r) == 0);
+    CC(res, r.status == 201 && strcmp(r.body, "hi") == 0);
+    CC(res, find_header(r.head, "x-ms-request-id", v, sizeof v) && strcmp(v, "caller-id") == 0);
+    CC(res, find_header(r.head, "content-type", v, sizeof v) && strcmp(v, "text/plain") == 0);
+    CC(res,
+       find_header(r.head, "x-ms-client-request-id", v, sizeof v) && strcmp(v, "abc-123") == 0);
+    CC(res, find_header(r.head, "injected", v, sizeof v) == NULL);
+    CC(res, find_header(r.head, "bad", v, sizeof v) == NULL);
+    /* chunked request body */
+    static const char chunked[] = "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
+    CC(res, tc_send(&t, chunked, sizeof chunked - 1) == 0 && tc_response(&t, &r) == 0);
+    CC(res, r.status == 200 && strcmp(r.body, "{\"a\":1}") == 0);
+    /* two pipelined requests are answered in order */
+    static const char two[] = "GET /p1 HTTP/1.1\r\n\r\nGET /p2 HTTP/1.1\r\n\r\n";
+    CC(res, tc_send(&t, two, sizeof two - 1) == 0);
+    CC(res, tc_response(&t, &r) == 0 && strstr(r.body, "\"/p1\"") != NULL);
+    CC(res, tc_response(&t, &r) == 0 && strstr(r.body, "\"/p2\"") != NULL);
+    /* Connection: close is honoured */
+    CC(res, tc_request(&t, "GET", "/bye", "Connection: close\r\n", NULL, &r) == 0);
+    CC(res, r.status == 200);
+    CC(res, find_header(r.head, "connection", v, sizeof v) && strcasecmp(v, "close") == 0);
+    CC(res, tc_closed(&t, 2000));
+    tc_close(&t);
+    /* HTTP/1.0 closes unless keep-alive */
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    static const char h10ka[] = "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    CC(res, tc_send(&t, h10ka, sizeof h10ka - 1) == 0 && tc_response(&t, &r) == 0);
+    CC(res, find_header(r.head, "connection", v, sizeof v) && strcasecmp(v, "keep-alive") == 0);
+    static const char h10[] = "GET /b HTTP/1.0\r\n\r\n";
+    CC(res, tc_send(&t, h10, sizeof h10 - 1) == 0 && tc_response(&t, &r) == 0);
+    CC(res, r.status == 200);
+    CC(res, find_header(r.head, "connection", v, sizeof v) && strcasecmp(v, "close") == 0);
+    CC(res, tc_closed(&t, 2000));
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_keepalive(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    h_start(&h, NULL);
+    h_clients(&h, 1, client_keepalive, res);
+    h_stop(&h);
+}
+
+static void *client_async(tresult *res)
+{
+    tclient t;
+    tresp r;
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    for (int i = 0; i < 3; i++) {
+        CC(res, tc_request(&t, "GET", "/async", NULL, NULL, &r) == 0);
+        CC(res, r.status == 200 && strstr(r.body, "\"/async\"") != NULL);
+    }
+    CC(res, tc_request(&t, "GET", "/sync", NULL, NULL, &r) == 0 && r.status == 200);
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_async_reply(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    cl_http_server_opts o = {.access_log = 1};
+    cl_log_level old = cl_log_get_level();
+    cl_log_set_level(CL_LOG_INFO); /* exercises the access log (lines on stderr) */
+    h_start(&h, &o);
+    h_clients(&h, 1, client_async, res);
+    cl_log_set_level(old);
+    assert_int_equal(h.async_replies, 3);
+    h_stop(&h);
+}
+
+static void *client_concurrent(tresult *res)
+{
+    tclient t;
+    tresp r;
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION,
+                       res->id % 2 ? CERT_SELF : CERT_NONE) == 0);
+    for (int i = 0; i < 10; i++) {
+        char body[64];
+        snprintf(body, sizeof body, "{\"client\":%d,\"i\":%d}", res->id, i);
+        CC(res, tc_request(&t, "POST", i % 3 == 0 ? "/async" : "/echo", NULL, body, &r) == 0);
+        CC(res, r.status == 200);
+        if (i % 3 != 0)
+            CC(res, strcmp(r.body, body) == 0);
+    }
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_concurrent_connections(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[20];
+    memset(res, 0, sizeof res);
+    h_start(&h, NULL);
+    h_clients(&h, 20, client_concurrent, res);
+    h_stop(&h);
+}
+
+/* ---- limits and malformed input -------------------------------------------------------------- */
+
+static void *client_limits(tresult *res)
+{
+    tclient t;
+    tresp r;
+    char v[128];
+    json_t *j = NULL;
+    char *big = malloc(40000);
+    CC(res, big != NULL);
+    /* huge header -> 431 and close */
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    int n = snprintf(big, 40000, "GET / HTTP/1.1\r\nX-Big: ");
+    memset(big + n, 'a', 20000);
+    n += 20000;
+    n += snprintf(big + n, 40000 - (size_t)n, "\r\n\r\n");
+    CC(res, tc_send(&t, big, (size_t)n) == 0 && tc_response(&t, &r) == 0);
+    CC(res, r.status == 431);
+    CC(res, find_header(r.head, "connection", v, sizeof v) && strcasecmp(v, "close") == 0);
+    CC(res, find_header(r.head, "x-ms-request-id", v, sizeof v) != NULL);
+    CC(res, tc_closed(&t, 2000));
+    tc_close(&t);
+    /* declared body over the limit -> 413 before the body is sent */
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    static const char cl[] = "POST /x HTTP/1.1\r\nContent-Length: 5000\r\n\r\n";
+    CC(res, tc_send(&t, cl, sizeof cl - 1) == 0 && tc_response(&t, &r) == 0);
+    CC(res, r.status == 413);
+    j = body_json(&r);
+    CC(res, j != NULL);
+    CC(res, strcmp(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                   "RequestBodyTooLarge") == 0);
+    json_decref(j);
+    j = NULL;
+    CC(res, tc_closed(&t, 2000));
+    tc_close(&t);
+    /* chunked body over the limit -> 413 */
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    n = snprintf(big, 40000, "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 6; i++) { /* 6 x 1000 > 4096 */
+        n += snprintf(big + n, 40000 - (size_t)n, "3e8\r\n");
+        memset(big + n, 'b', 1000);
+        n += 1000;
+        n += snprintf(big + n, 40000 - (size_t)n, "\r\n");
+    }
+    CC(res, tc_send(&t, big, (size_t)n) == 0 && tc_response(&t, &r) == 0);
+    CC(res, r.status == 413);
+    CC(res, tc_closed(&t, 2000));
+    tc_close(&t);
+    /* garbage -> 400 InvalidInput */
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    static const char junk[] = "\x01\x02 hello there\r\n\r\n";
+    CC(res, tc_send(&t, junk, sizeof junk - 1) == 0 && tc_response(&t, &r) == 0);
+    CC(res, r.status == 400);
+    j = body_json(&r);
+    CC(res, j != NULL);
+    CC(res, strcmp(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                   "InvalidInput") == 0);
+    CC(res, json_is_string(json_object_get(json_object_get(j, "error"), "message")));
+    CC(res, find_header(r.head, "content-type", v, sizeof v) && strcmp(v, "application/json") == 0);
+    CC(res, tc_closed(&t, 2000));
+    tc_close(&t);
+    /* not TLS at all -> closed */
+    int fd = tcp_connect(res->port);
+    CC(res, fd >= 0);
+    static const char plain[] = "GET / HTTP/1.1\r\n\r\n";
+    CC(res, write(fd, plain, sizeof plain - 1) == (ssize_t)(sizeof plain - 1));
+    char b[512];
+    ssize_t got;
+    while ((got = read(fd, b, sizeof b)) > 0) /* an alert at most, then EOF */
+        ;
+    CC(res, got == 0 || errno == ECONNRESET);
+    close(fd);
+out:
+    json_decref(j);
+    free(big);
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    cl_http_server_opts o = {.max_header_bytes = 8192, .max_body_bytes = 4096};
+    h_start(&h, &o);
+    h_clients(&h, 1, client_limits, res);
+    h_stop(&h);
+}
+
+static void *client_timeouts(tresult *res)
+{
+    tclient t;
+    tresp r;
+    struct timespec a, b;
+    /* a partial request is cut off by the request timeout (300 ms), though bytes keep coming
+     * more often than that */
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    static const char part[] = "GET /slowloris HTTP/1.1\r\n";
+    CC(res, tc_send(&t, part, sizeof part - 1) == 0);
+    int sent = 0;
+    for (int i = 0; i < 20; i++) {
+        usleep(100 * 1000);
+        if (tc_send(&t, "X-A: b\r\n", 8) != 0)
+            break;
+        sent++;
+    }
+    CC(res, sent < 20);
+    CC(res, tc_closed(&t, 3000));
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    CC(res, ms < 1500);
+    tc_close(&t);
+    /* an idle keep-alive connection is closed after the idle timeout (600 ms) */
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    CC(res, tc_request(&t, "GET", "/", NULL, NULL, &r) == 0 && r.status == 200);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    CC(res, tc_closed(&t, 3000));
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    CC(res, ms > 400 && ms < 2000);
+    tc_close(&t);
+    /* a TCP connection that never starts the handshake is closed too */
+    t.fd = tcp_connect(res->port);
+    CC(res, t.fd >= 0);
+    char c;
+    CC(res, read(t.fd, &c, 1) == 0);
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_timeouts(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    cl_http_server_opts o = {.idle_timeout_ms = 600, .request_timeout_ms = 300};
+    h_start(&h, &o);
+    h_clients(&h, 1, client_timeouts, res);
+    h_stop(&h);
+}
+
+static void *client_max_conns(tresult *res)
+{
+    tclient t1, t2, t3;
+    tresp r;
+    memset(&t3, 0, sizeof t3);
+    t3.fd = -1;
+    CC(res, tc_connect(&t1, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    CC(res, tc_connect(&t2, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    CC(res, tc_connect(&t3, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) != 0);
+    tc_close(&t3);
+    CC(res, tc_request(&t1, "GET", "/", NULL, NULL, &r) == 0 && r.status == 200);
+    tc_close(&t1);
+    usleep(100 * 1000); /* let the server see the close */
+    CC(res, tc_connect(&t3, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    CC(res, tc_request(&t3, "GET", "/", NULL, NULL, &r) == 0 && r.status == 200);
+out:
+    tc_close(&t1);
+    tc_close(&t2);
+    tc_close(&t3);
+    return NULL;
+}
+
+static void test_max_connections(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    cl_http_server_opts o = {.max_connections = 2};
+    h_start(&h, &o);
+    h_clients(&h, 1, client_max_conns, res);
+    h_stop(&h);
+}
+
+/* ---- graceful stop --------------------------------------------------------------------------- */
+
+static void *client_stop(tresult *res)
+{
+    tclient idle, busy;
+    tresp r;
+    char v[64];
+    memset(&busy, 0, sizeof busy);
+    busy.fd = -1;
+    CC(res, tc_connect(&idle, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    CC(res, tc_request(&idle, "GET", "/", NULL, NULL, &r) == 0 && r.status == 200);
+    CC(res, tc_connect(&busy, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    /* the handler of /slow stops the server, then replies 300 ms later */
+    CC(res, tc_request(&busy, "GET", "/slow", NULL, NULL, &r) == 0);
+    CC(res, r.status == 200 && strstr(r.body, "\"/slow\"") != NULL);
+    CC(res, find_header(r.head, "connection", v, sizeof v) && strcasecmp(v, "close") == 0);
+    CC(res, tc_closed(&busy, 2000));
+    CC(res, tc_closed(&idle, 2000)); /* the idle connection was closed at stop */
+    usleep(50 * 1000);
+    int fd = tcp_connect(res->port); /* the listener is gone */
+    if (fd >= 0)
+        close(fd);
+    CC(res, fd < 0);
+out:
+    tc_close(&idle);
+    tc_close(&busy);
+    return NULL;
+}
+
+static void test_graceful_stop(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    h_start(&h, NULL);
+    h_clients(&h, 1, client_stop, res);
+    h_stop(&h);
+    assert_true(h.replied_slow);
+    assert_true(h.done_after_reply); /* done ran only after the in-flight reply */
+}
+
+static void test_ipv6_and_bad_options(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    cl_http_server *s = NULL;
+    cl_http_server_opts o = {.host = "::1", .tls = G.tls, .handler = handler};
+    int rc = cl_http_server_start(&loop, &o, &s);
+    if (rc == CL_OK) {
+        assert_true(cl_http_server_port(s) > 0);
+        cl_http_server_stop(s, NULL, NULL);
+    } else {
+        assert_int_equal(rc, CL_EIO); /* no IPv6 loopback on this host */
+    }
+    o.host = "not-an-address";
+    assert_int_equal(cl_http_server_start(&loop, &o, &s), CL_EINVAL);
+    o.host = "127.0.0.1";
+    o.port = 70000;
+    assert_int_equal(cl_http_server_start(&loop, &o, &s), CL_EINVAL);
+    o.port = 0;
+    o.tls = NULL;
+    assert_int_equal(cl_http_server_start(&loop, &o, &s), CL_EINVAL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parser_requests),
+        cmocka_unit_test(test_parser_errors),
+        cmocka_unit_test(test_tls_versions),
+        cmocka_unit_test(test_client_certificate),
+        cmocka_unit_test(test_keepalive),
+        cmocka_unit_test(test_async_reply),
+        cmocka_unit_test(test_concurrent_connections),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_graceful_stop),
+        cmocka_unit_test(test_ipv6_and_bad_options),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
