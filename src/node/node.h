@@ -43,25 +43,45 @@ typedef struct {
 } cl_node_writer;
 
 typedef struct {
-    cl_ledger *ledger;             /* borrowed */
-    cl_node_writer writer;         /* see above */
-    uv_loop_t *loop;               /* for the signature timer */
-    const char *ledger_id;         /* for /ledgerIdentity and defaults; "cledger" if NULL */
-    const char *tls_cert_pem;      /* the node's TLS certificate PEM (identity endpoint) */
-    const char *service_cert_pem;  /* the service identity PEM (ledgerTlsCertificate) */
-    unsigned sig_interval_ms;      /* 0: 20 */
-    unsigned sig_max_entries;      /* 0: 1000 */
-    size_t max_body_bytes;         /* 0: 1 MiB */
-    int strict_api_version;        /* §3.2 rule 2 */
+    cl_ledger *ledger;            /* borrowed */
+    cl_node_writer writer;        /* see above */
+    uv_loop_t *loop;              /* for the signature timer */
+    const char *ledger_id;        /* for /ledgerIdentity and defaults; "cledger" if NULL */
+    const char *tls_cert_pem;     /* the node's TLS certificate PEM (identity endpoint) */
+    const char *service_cert_pem; /* the service identity PEM (ledgerTlsCertificate) */
+    unsigned sig_interval_ms;     /* 0: 20 */
+    unsigned sig_max_entries;     /* 0: 1000 */
+    size_t max_body_bytes;        /* 0: 1 MiB */
+    int strict_api_version;       /* §3.2 rule 2 */
+    size_t max_collections;       /* 0: 5000 (§15; the default collection is not counted) */
 } cl_node_opts;
 
+/* The result of cl_node_apply, handed to the submitter's callback, which frees it with free()
+ * (it is malloc'd). status: CL_OK, or a deterministic rejection that wrote nothing: CL_EOVERFLOW
+ * (collection capacity), CL_ESTATE (would remove the last Administrator), CL_EEXIST (bootstrap
+ * admin when users exist), CL_ENOENT (removal of an unknown user). */
+typedef struct {
+    int status;
+    uint64_t view;  /* view (= term) of the entry written */
+    uint64_t seqno; /* seqno of the entry written (0 when rejected) */
+} cl_node_result;
+
+/* Creates the node and rebuilds its in-memory state (users) from the ledger, so cl_node_apply
+ * may run (consensus replay) before cl_node_start. */
 CL_MUST_CHECK int cl_node_new(const cl_node_opts *o, cl_node **out);
 /* Replace the writer (the daemon creates the node before consensus, whose state machine is the
  * node, then plugs consensus in). */
 CL_MUST_CHECK int cl_node_set_writer(cl_node *n, const cl_node_writer *w);
-/* Rebuild in-memory state (users, roles) from the ledger; start the signature timer. */
+/* Starts serving (/node/ready answers 200, /app routes are served; before: 503) and the
+ * signature timer. */
 CL_MUST_CHECK int cl_node_start(cl_node *n);
+/* Frees the node. Stop consensus first (its pending callbacks reference the node). Writes still
+ * waiting for a sync are answered 503. The timer handle is closed asynchronously: run the loop
+ * once (e.g. UV_RUN_NOWAIT) before uv_loop_close. */
 void cl_node_free(cl_node *n);
+/* Submits a SIGN command now if this node leads and entries were applied after the last
+ * signature (what the timer does). CL_OK also when there is nothing to sign. */
+CL_MUST_CHECK int cl_node_submit_signature(cl_node *n);
 
 /* Handle one request (see above). */
 void cl_node_handle(cl_node *n, const cl_http_request *req, cl_node_reply_fn reply, void *ctx);
@@ -73,7 +93,9 @@ CL_MUST_CHECK int cl_node_apply(cl_node *n, uint64_t term, uint64_t index, const
 void cl_node_applied_batch(cl_node *n, uint64_t last_index);
 
 /* Bootstrap: make `user_id` (ACL fingerprint form or any id) an Administrator if the users table
- * is empty (first start). Submits a command; cb as for writes. */
+ * is empty (first start). Submits a command (applied only if the table is still empty then); cb
+ * as for writes. When users exist already nothing is submitted and cb is called at once with
+ * CL_OK and a NULL result. CL_EINVAL for an invalid id, CL_ESTATE when not the leader. */
 CL_MUST_CHECK int cl_node_bootstrap_admin(cl_node *n, const char *user_id, cl_consensus_done cb,
                                           void *arg);
 

@@ -85,7 +85,7 @@ async function main() {
     }));
     if (writes.length === 100) {
       const res = await Promise.all(writes.splice(0));
-      check(res.every((r) => r.status === 200), "batch of writes");
+      check(res.every((r) => r.status === "200"), `batch of writes: ${res.filter((r) => r.status !== "200").map((r) => r.status)}`);
     }
   }
   const last = await client.path("/app/transactions").post({
@@ -111,12 +111,15 @@ async function main() {
   check(names.includes("js-sdk") && names.includes("js-paged"), "collections listed");
 
   // Users (certificate fingerprint form with ':' in the path, percent-encoded by the client).
+  // Note: @azure-rest/confidential-ledger 1.0.0's isUnexpected() ignores the method when it matches
+  // parametrized paths, so GET/PATCH /app/users/{id} are checked against DELETE's 204 and always
+  // look "unexpected" (a client bug, identical against ACL). These checks use the status instead.
   const uid = "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99";
   const patch = await client.path("/app/users/{userId}", uid).patch({
     contentType: "application/merge-patch+json", body: { assignedRole: "Reader" } });
-  check(!isUnexpected(patch) && patch.body.assignedRole === "Reader", `PATCH user: ${patch.status}`);
+  check(patch.status === "200" && patch.body.assignedRole === "Reader", `PATCH user: ${patch.status}`);
   const gu = await client.path("/app/users/{userId}", uid).get();
-  check(!isUnexpected(gu) && gu.body.userId === uid, "GET user");
+  check(gu.status === "200" && gu.body.userId === uid && gu.body.assignedRole === "Reader", "GET user");
   const du = await client.path("/app/users/{userId}", uid).delete();
   check(!isUnexpected(du) && du.status === "204", "DELETE user");
   const gone = await client.path("/app/users/{userId}", uid).get();

@@ -1,0 +1,600 @@
+/*
+ * cledgerd — one node of a cledger service: the ACL data-plane API over HTTPS, on libraft.
+ *
+ *   cledgerd --data-dir DIR --listen HOST:PORT [--ledger-type public|private]
+ *            [--initial-admin-cert PEM] [--config FILE] [--log-level LEVEL]
+ *
+ * A fresh DIR creates a new service (service identity, node key and certificate, first ledger
+ * secret, first administrator: the given certificate, or a generated DIR/admin_cert.pem +
+ * DIR/admin_key.pem (0600)). A DIR with state resumes the same service. The ledger type is fixed
+ * at creation. The config file is JSON with the same settings ("dataDir", "listen", "ledgerType",
+ * "initialAdminCert", "logLevel") plus "sigIntervalMs", "sigMaxEntries", "maxBodyBytes",
+ * "ledgerId"; command-line flags win.
+ *
+ * Start-up order: open (or create) the ledger; cut it back to its last signature (anything after
+ * it is still in the raft log and is re-applied byte-identically, since commands carry their
+ * claims keys); start raft with applied_index = the raft index recorded in that signature; start
+ * the node (users from the ledger, signature timer) and the HTTPS listener. SIGTERM/SIGINT: stop
+ * accepting, finish in-flight requests, stop raft, sync and close the ledger, exit 0.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "base/alloc.h"
+#include "base/file.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "consensus/consensus.h"
+#include "crypto/ec.h"
+#include "crypto/hash.h"
+#include "crypto/x509.h"
+#include "ledger/ledger.h"
+#include "net/http.h"
+#include "net/tls.h"
+#include "node/node.h"
+
+#ifndef CLEDGER_VERSION
+#define CLEDGER_VERSION "0.1.0-dev"
+#endif
+
+typedef struct {
+    const char *data_dir, *listen, *ledger_type, *admin_cert, *config, *log_level, *ledger_id;
+    unsigned sig_interval_ms, sig_max_entries;
+    size_t max_body_bytes;
+} settings;
+
+typedef struct {
+    uv_loop_t *loop;
+    settings s;
+    cl_ledger *ledger;
+    cl_consensus *raft;
+    cl_node *node;
+    cl_tls_ctx *tls;
+    cl_http_server *http;
+    uv_signal_t sigterm, sigint;
+    int stopping;
+    int exit_code;
+    char *tls_cert_pem, *node_cert_pem;
+    char host[256];
+    int port;
+    char admin_fp[96];
+} daemon_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cledgerd --data-dir DIR --listen HOST:PORT [--ledger-type public|private]\n"
+               "                [--initial-admin-cert PEM] [--config FILE] [--log-level LEVEL]\n"
+               "                [--version]\n");
+}
+
+static char *read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > (16u << 20)) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            char *p = realloc(buf, cap);
+            if (p == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = p;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        if (r == 0)
+            break;
+        n += r;
+    }
+    fclose(f);
+    if (buf == NULL)
+        buf = calloc(1, 1);
+    if (buf != NULL)
+        buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* Config file values are copied (they outlive the JSON document). */
+static int load_config(settings *s)
+{
+    size_t len = 0;
+    char *text = read_text(s->config, &len);
+    if (text == NULL) {
+        fprintf(stderr, "cledgerd: cannot read config file %s: %s\n", s->config, strerror(errno));
+        return -1;
+    }
+    json_t *j = NULL;
+    char err[200];
+    int rc = cl_json_parse(text, len, 1u << 20, &j, err, sizeof err);
+    free(text);
+    if (rc < 0 || !json_is_object(j)) {
+        fprintf(stderr, "cledgerd: config file %s: %s\n", s->config,
+                rc < 0 ? err : "not a JSON object");
+        json_decref(j);
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v)
+    {
+        const char **str = NULL;
+        unsigned *num = NULL;
+        if (strcmp(k, "dataDir") == 0)
+            str = &s->data_dir;
+        else if (strcmp(k, "listen") == 0)
+            str = &s->listen;
+        else if (strcmp(k, "ledgerType") == 0)
+            str = &s->ledger_type;
+        else if (strcmp(k, "initialAdminCert") == 0)
+            str = &s->admin_cert;
+        else if (strcmp(k, "logLevel") == 0)
+            str = &s->log_level;
+        else if (strcmp(k, "ledgerId") == 0)
+            str = &s->ledger_id;
+        else if (strcmp(k, "sigIntervalMs") == 0)
+            num = &s->sig_interval_ms;
+        else if (strcmp(k, "sigMaxEntries") == 0)
+            num = &s->sig_max_entries;
+        else if (strcmp(k, "maxBodyBytes") == 0 && json_is_integer(v) && json_integer_value(v) > 0)
+            s->max_body_bytes = (size_t)json_integer_value(v);
+        else {
+            fprintf(stderr, "cledgerd: config file %s: unknown setting \"%s\"\n", s->config, k);
+            json_decref(j);
+            return -1;
+        }
+        if (str != NULL && *str == NULL) {
+            if (!json_is_string(v)) {
+                fprintf(stderr, "cledgerd: config %s: \"%s\" must be a string\n", s->config, k);
+                json_decref(j);
+                return -1;
+            }
+            *str = strdup(json_string_value(v));
+        } else if (num != NULL && *num == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+                json_integer_value(v) > 3600000) {
+                fprintf(stderr, "cledgerd: config %s: \"%s\" must be a positive integer\n",
+                        s->config, k);
+                json_decref(j);
+                return -1;
+            }
+            *num = (unsigned)json_integer_value(v);
+        }
+    }
+    json_decref(j);
+    return 0;
+}
+
+static int parse_listen(daemon_t *d)
+{
+    const char *l = d->s.listen;
+    const char *colon = strrchr(l, ':');
+    if (colon == NULL || colon == l)
+        return -1;
+    size_t hl = (size_t)(colon - l);
+    if (l[0] == '[' && hl >= 2 && l[hl - 1] == ']') { /* [::1]:8443 */
+        l++;
+        hl -= 2;
+    }
+    if (hl >= sizeof d->host)
+        return -1;
+    memcpy(d->host, l, hl);
+    d->host[hl] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535)
+        return -1;
+    d->port = (int)p;
+    return 0;
+}
+
+static int path_in(const daemon_t *d, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", d->s.data_dir, name);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* The first administrator: the given certificate's fingerprint, or a generated credential. */
+static int admin_identity(daemon_t *d, int fresh)
+{
+    char cpath[1100], kpath[1100];
+    const char *cert_path = d->s.admin_cert;
+    if (cert_path == NULL) {
+        path_in(d, "admin_cert.pem", cpath, sizeof cpath);
+        path_in(d, "admin_key.pem", kpath, sizeof kpath);
+        cert_path = cpath;
+        struct stat st;
+        if (fresh || stat(cpath, &st) != 0) {
+            cl_key *k = NULL;
+            cl_cert *c = NULL;
+            int rc = cl_key_generate(CL_CURVE_P256, &k);
+            if (rc == CL_OK)
+                rc = cl_cert_self_signed_ca(k, "cledger administrator", 3650, &c);
+            if (rc == CL_OK)
+                rc = cl_key_save_private_pem(k, kpath);
+            if (rc == CL_OK)
+                rc = cl_cert_save_pem(c, cpath);
+            cl_key_free(k);
+            cl_cert_free(c);
+            if (rc < 0) {
+                fprintf(stderr, "cledgerd: cannot write administrator credentials: %s\n",
+                        cl_strerror(rc));
+                return -1;
+            }
+            json_t *f = json_pack("{s:s,s:s}", "cert", cpath, "key", kpath);
+            cl_log(CL_LOG_INFO, "generated the first administrator's credentials", f);
+            json_decref(f);
+        }
+    }
+    cl_cert *c = NULL;
+    int rc = cl_cert_load_pem_file(cert_path, &c);
+    if (rc < 0) {
+        fprintf(stderr, "cledgerd: administrator certificate %s: %s\n", cert_path, cl_strerror(rc));
+        return -1;
+    }
+    cl_buf der = CL_BUF_INIT;
+    rc = cl_cert_to_der(c, &der);
+    if (rc == CL_OK)
+        cl_tls_fingerprint(der.data, der.len, d->admin_fp);
+    cl_buf_free(&der);
+    cl_cert_free(c);
+    return rc < 0 ? -1 : 0;
+}
+
+/* TLS certificate for the listener: the node key, issued by the service identity, with SANs for
+ * the listen host, localhost and 127.0.0.1. Re-issued at every start (it is not ledger state). */
+static int make_tls(daemon_t *d)
+{
+    char path[1100];
+    cl_key *node_key = NULL, *service_key = NULL;
+    cl_cert *service = NULL, *tls = NULL;
+    char *key_pem = NULL;
+    size_t key_len = 0, cert_len = 0;
+    int rc;
+    const char *sans[3] = {"localhost", "127.0.0.1", d->host};
+    size_t nsans = (strcmp(d->host, "localhost") == 0 || strcmp(d->host, "127.0.0.1") == 0 ||
+                    d->host[0] == '\0')
+                       ? 2
+                       : 3;
+    path_in(d, "node/node_key.pem", path, sizeof path);
+    CL_GUARD(cl_key_load_private_pem(path, &node_key));
+    path_in(d, "node/service_key.pem", path, sizeof path);
+    CL_GUARD(cl_key_load_private_pem(path, &service_key));
+    path_in(d, "service_cert.pem", path, sizeof path);
+    CL_GUARD(cl_cert_load_pem_file(path, &service));
+    CL_GUARD(cl_cert_issue(node_key, "cledger node", service, service_key, 365, sans, nsans, &tls));
+    CL_GUARD(cl_cert_to_pem(tls, &d->tls_cert_pem, &cert_len));
+    path_in(d, "node/tls_cert.pem", path, sizeof path);
+    CL_GUARD(cl_cert_save_pem(tls, path));
+    CL_GUARD(cl_key_private_pem(node_key, &key_pem, &key_len));
+    CL_GUARD(cl_tls_server_ctx(d->tls_cert_pem, cert_len, key_pem, key_len, 1, &d->tls));
+    path_in(d, "node/node_cert.pem", path, sizeof path);
+    size_t nl = 0;
+    d->node_cert_pem = read_text(path, &nl);
+    CL_GUARD_IF(d->node_cert_pem == NULL, CL_EIO);
+out:
+    if (key_pem != NULL)
+        cl_secret_free(key_pem, key_len + 1);
+    cl_key_free(node_key);
+    cl_key_free(service_key);
+    cl_cert_free(service);
+    cl_cert_free(tls);
+    if (rc < 0)
+        fprintf(stderr, "cledgerd: TLS set-up failed: %s\n", cl_strerror(rc));
+    return rc;
+}
+
+/* ---- consensus <-> node ------------------------------------------------------------------ */
+
+/* Views: CCF's first view is 2 and the genesis entries are written in view 2; libraft's first
+ * term is 1 (and a lone voter never raises it). view = term + 1 keeps both conventions. */
+#define VIEW_OF_TERM(t) ((t) + 1)
+
+/* On a private ledger every command is sealed with the ledger secret before it enters the raft
+ * log (cl_ledger_seal), so no contents reach the raft/ directory in plaintext. */
+static int fsm_apply(void *arg, uint64_t term, uint64_t index, const void *cmd, size_t len,
+                     void **result)
+{
+    daemon_t *d = arg;
+    if (!cl_ledger_is_private(d->ledger))
+        return cl_node_apply(d->node, VIEW_OF_TERM(term), index, cmd, len, result);
+    cl_buf plain = CL_BUF_INIT;
+    int rc = cl_ledger_unseal(d->ledger, cmd, len, &plain);
+    if (rc == CL_OK)
+        rc = cl_node_apply(d->node, VIEW_OF_TERM(term), index, plain.data, plain.len, result);
+    cl_buf_wipe_free(&plain);
+    return rc;
+}
+
+static void fsm_batch(void *arg, uint64_t last_index)
+{
+    daemon_t *d = arg;
+    cl_node_applied_batch(d->node, last_index);
+}
+
+static int fsm_snapshot(void *arg, uint64_t *applied_index)
+{
+    daemon_t *d = arg;
+    if (cl_ledger_last_seqno(d->ledger) != cl_ledger_signed_seqno(d->ledger))
+        return CL_ESTATE; /* only at a signature: the restart rule cuts back to one */
+    return cl_ledger_signed_raft_index(d->ledger, applied_index);
+}
+
+static int w_submit(void *impl, const void *cmd, size_t len, cl_consensus_done cb, void *arg)
+{
+    daemon_t *d = impl;
+    if (d->raft == NULL)
+        return CL_ESTATE;
+    if (!cl_ledger_is_private(d->ledger))
+        return cl_consensus_submit(d->raft, cmd, len, cb, arg);
+    cl_buf sealed = CL_BUF_INIT;
+    int rc = cl_ledger_seal(d->ledger, cmd, len, &sealed);
+    if (rc == CL_OK)
+        rc = cl_consensus_submit(d->raft, sealed.data, sealed.len, cb, arg);
+    cl_buf_free(&sealed);
+    return rc;
+}
+static int w_is_leader(void *impl)
+{
+    daemon_t *d = impl;
+    return d->raft != NULL && cl_consensus_is_leader(d->raft);
+}
+static uint64_t w_term(void *impl)
+{
+    daemon_t *d = impl;
+    return d->raft != NULL ? VIEW_OF_TERM(cl_consensus_term(d->raft)) : 0;
+}
+
+static void admin_done(void *arg, int status, uint64_t term, uint64_t index, void *result)
+{
+    free(result);
+    if (status < 0)
+        cl_logf(CL_LOG_ERROR, "could not record the first administrator: %s", cl_strerror(status));
+}
+
+static void became_leader(void *arg, uint64_t term)
+{
+    daemon_t *d = arg;
+    cl_logf(CL_LOG_INFO, "this node is the leader (term %" PRIu64 ")", term);
+    if (d->node != NULL && cl_node_bootstrap_admin(d->node, d->admin_fp, admin_done, d) < 0)
+        cl_logf(CL_LOG_ERROR, "could not submit the first administrator");
+}
+
+/* ---- HTTP <-> node ----------------------------------------------------------------------- */
+
+static void reply_http(void *ctx, int status, const char *const *headers, size_t nh,
+                       const void *body, size_t len)
+{
+    cl_http_reply(ctx, status, headers, nh, body, len);
+}
+
+static void on_request(void *arg, cl_http_exchange *x)
+{
+    daemon_t *d = arg;
+    cl_node_handle(d->node, cl_http_request_of(x), reply_http, x);
+}
+
+/* ---- shutdown ----------------------------------------------------------------------------- */
+
+static void raft_stopped(void *arg)
+{
+    daemon_t *d = arg;
+    d->raft = NULL;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    cl_node_free(d->node);
+    d->node = NULL;
+    int rc = cl_ledger_close(d->ledger);
+    d->ledger = NULL;
+    if (rc < 0) {
+        cl_logf(CL_LOG_ERROR, "ledger close failed: %s", cl_strerror(rc));
+        d->exit_code = 1;
+    }
+}
+
+static void http_stopped(void *arg)
+{
+    daemon_t *d = arg;
+    d->http = NULL;
+    cl_consensus_stop(d->raft, raft_stopped, d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    daemon_t *d = h->data;
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    cl_logf(CL_LOG_INFO, "signal %d: stopping (finishing in-flight requests)", signum);
+    cl_http_server_stop(d->http, http_stopped, d);
+}
+
+int main(int argc, char **argv)
+{
+    daemon_t d;
+    memset(&d, 0, sizeof d);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = NULL;
+        if (strcmp(a, "--data-dir") == 0)
+            slot = &d.s.data_dir;
+        else if (strcmp(a, "--listen") == 0)
+            slot = &d.s.listen;
+        else if (strcmp(a, "--ledger-type") == 0)
+            slot = &d.s.ledger_type;
+        else if (strcmp(a, "--initial-admin-cert") == 0)
+            slot = &d.s.admin_cert;
+        else if (strcmp(a, "--config") == 0)
+            slot = &d.s.config;
+        else if (strcmp(a, "--log-level") == 0)
+            slot = &d.s.log_level;
+        else if (strcmp(a, "--version") == 0) {
+            printf("cledgerd %s\n", CLEDGER_VERSION);
+            return 0;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "cledgerd: unknown argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "cledgerd: %s needs a value\n", a);
+            return 2;
+        }
+        *slot = argv[++i];
+    }
+    if (d.s.config != NULL && load_config(&d.s) < 0)
+        return 2;
+    if (d.s.data_dir == NULL || d.s.listen == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    if (d.s.log_level != NULL) {
+        int lvl = cl_log_level_parse(d.s.log_level);
+        if (lvl < 0) {
+            fprintf(stderr, "cledgerd: unknown log level '%s'\n", d.s.log_level);
+            return 2;
+        }
+        cl_log_set_level((cl_log_level)lvl);
+    }
+    int want_private = -1;
+    if (d.s.ledger_type != NULL) {
+        if (strcmp(d.s.ledger_type, "public") == 0)
+            want_private = 0;
+        else if (strcmp(d.s.ledger_type, "private") == 0)
+            want_private = 1;
+        else {
+            fprintf(stderr, "cledgerd: --ledger-type must be public or private\n");
+            return 2;
+        }
+    }
+    if (parse_listen(&d) < 0) {
+        fprintf(stderr, "cledgerd: --listen must be HOST:PORT (got '%s')\n", d.s.listen);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    /* The ledger: create or resume. */
+    char probe[1100];
+    path_in(&d, "node/ledger_type", probe, sizeof probe);
+    struct stat st;
+    int fresh = stat(probe, &st) != 0;
+    cl_ledger_opts lo = {0};
+    lo.dir = d.s.data_dir;
+    lo.private_ledger = want_private == 1;
+    int rc = fresh ? cl_ledger_create(&lo, &d.ledger) : cl_ledger_open(&lo, &d.ledger);
+    if (rc < 0) {
+        fprintf(stderr, "cledgerd: cannot %s the ledger in %s: %s\n", fresh ? "create" : "open",
+                d.s.data_dir, cl_strerror(rc));
+        return 1;
+    }
+    if (!fresh && want_private >= 0 && want_private != cl_ledger_is_private(d.ledger)) {
+        fprintf(stderr,
+                "cledgerd: %s holds a %s ledger; the ledger type is fixed at creation and "
+                "cannot become %s\n",
+                d.s.data_dir, cl_ledger_is_private(d.ledger) ? "private" : "public",
+                d.s.ledger_type);
+        cl_ledger_close(d.ledger);
+        return 2;
+    }
+    if (admin_identity(&d, fresh) < 0 || make_tls(&d) < 0) {
+        cl_ledger_close(d.ledger);
+        return 1;
+    }
+    /* Restart rule: cut back to the last signature; raft re-applies the rest. */
+    uint64_t applied = 0;
+    rc = cl_ledger_truncate(d.ledger, cl_ledger_signed_seqno(d.ledger));
+    if (rc == CL_OK)
+        rc = cl_ledger_signed_raft_index(d.ledger, &applied);
+    if (rc < 0) {
+        fprintf(stderr, "cledgerd: cannot prepare the ledger for consensus: %s\n", cl_strerror(rc));
+        cl_ledger_close(d.ledger);
+        return 1;
+    }
+
+    d.loop = uv_default_loop();
+    cl_node_opts no = {0};
+    no.ledger = d.ledger;
+    no.writer.submit = w_submit;
+    no.writer.is_leader = w_is_leader;
+    no.writer.term = w_term;
+    no.writer.impl = &d;
+    no.loop = d.loop;
+    no.ledger_id = d.s.ledger_id;
+    no.tls_cert_pem = d.tls_cert_pem;
+    no.service_cert_pem = cl_ledger_service_cert_pem(d.ledger);
+    no.sig_interval_ms = d.s.sig_interval_ms;
+    no.sig_max_entries = d.s.sig_max_entries;
+    no.max_body_bytes = d.s.max_body_bytes;
+    rc = cl_node_new(&no, &d.node);
+    char raft_dir[1100];
+    path_in(&d, "raft", raft_dir, sizeof raft_dir);
+    char raft_addr[300];
+    snprintf(raft_addr, sizeof raft_addr, "127.0.0.1:%d", d.port ? d.port + 1000 : 9443);
+    cl_consensus_opts co = {0};
+    co.dir = raft_dir;
+    co.id = 1;
+    co.address = raft_addr;
+    co.applied_index = applied;
+    co.became_leader = became_leader;
+    co.leader_arg = &d;
+    cl_consensus_fsm fsm = {fsm_apply, fsm_batch, fsm_snapshot, &d};
+    if (rc == CL_OK)
+        rc = cl_consensus_start(d.loop, &co, &fsm, &d.raft);
+    if (rc == CL_OK) {
+        no.writer.impl = &d;
+        rc = cl_node_set_writer(d.node, &no.writer);
+    }
+    if (rc == CL_OK)
+        rc = cl_node_start(d.node);
+    cl_http_server_opts ho = {0};
+    ho.host = d.host;
+    ho.port = d.port;
+    ho.tls = d.tls;
+    ho.handler = on_request;
+    ho.handler_arg = &d;
+    ho.max_body_bytes = d.s.max_body_bytes;
+    ho.access_log = 1;
+    if (rc == CL_OK)
+        rc = cl_http_server_start(d.loop, &ho, &d.http);
+    if (rc < 0) {
+        fprintf(stderr, "cledgerd: start-up failed: %s\n", cl_strerror(rc));
+        return 1;
+    }
+    uv_signal_init(d.loop, &d.sigterm);
+    uv_signal_init(d.loop, &d.sigint);
+    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    json_t *f =
+        json_pack("{s:s,s:i,s:s,s:s,s:s}", "host", d.host, "port", cl_http_server_port(d.http),
+                  "dataDir", d.s.data_dir, "ledgerType",
+                  cl_ledger_is_private(d.ledger) ? "private" : "public", "admin", d.admin_fp);
+    cl_log(CL_LOG_INFO, "cledgerd listening", f);
+    json_decref(f);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    cl_tls_ctx_free(d.tls);
+    free(d.tls_cert_pem);
+    free(d.node_cert_pem);
+    uv_loop_close(d.loop);
+    cl_logf(CL_LOG_INFO, "cledgerd stopped");
+    return d.exit_code;
+}

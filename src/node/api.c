@@ -1,0 +1,1031 @@
+/*
+ * api.c — the route handlers of the data-plane API (spec/ledger-api.md §6–§14). Each handler runs
+ * after admission (node.c) and answers exactly once: synchronously, or — writes — through a
+ * cl_pending answered after the command is applied and the ledger synced.
+ *
+ * Transaction status (§9.1), as seen by this node:
+ *   seqno > last applied:         Invalid when the view is older than the current one, else Unknown
+ *   seqno appended, not durable:  Pending (the view cannot be checked yet)
+ *   durable, recorded view != id: Invalid
+ *   durable, <= last durable signature: Committed, else Pending
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/codec.h"
+#include "base/json.h"
+#include "crypto/hash.h"
+#include "ledger/claims.h"
+#include "ledger/entry.h"
+#include "node/command.h"
+#include "node/internal.h"
+
+/* The governance policy cledger reports (§12.2). cledger has no member governance yet: the
+ * policy text states what the service does (docs/api.md). */
+static const char default_constitution[] =
+    "// cledger constitution v1\n"
+    "// Governance of this ledger is administrative: the bootstrap Administrator (configured at\n"
+    "// ledger creation) manages users through the data-plane API; no member proposals or votes\n"
+    "// exist. Every change is a ledger transaction covered by signed Merkle roots.\n"
+    "export function validate(input) { return { valid: false, description: \"proposals are not "
+    "supported\" }; }\n"
+    "export function resolve(proposal, proposerId, votes) { return \"Rejected\"; }\n"
+    "export function apply(proposal, proposalId) {}\n";
+
+enum { TX_COMMITTED, TX_PENDING, TX_INVALID, TX_UNKNOWN };
+
+static void internal_error(cl_req *r, int rc)
+{
+    cl_api_error(&r->to, 500, "InternalError", "Internal error: %s", cl_strerror(rc));
+}
+
+static json_t *str_n(const char *s, size_t n) { return json_stringn(s, n); }
+
+/* ---- shared helpers ------------------------------------------------------------------------ */
+
+static int tx_state(cl_node *n, uint64_t view, uint64_t seqno, int *st)
+{
+    uint64_t last = cl_ledger_last_seqno(n->l);
+    if (seqno > last) {
+        *st = view < n->last_view ? TX_INVALID : TX_UNKNOWN;
+        return CL_OK;
+    }
+    if (seqno > cl_ledger_durable_seqno(n->l)) {
+        *st = TX_PENDING;
+        return CL_OK;
+    }
+    uint64_t v;
+    CL_TRY(cl_ledger_view_of(n->l, seqno, &v));
+    if (v != view)
+        *st = TX_INVALID;
+    else
+        *st = seqno <= cl_ledger_signed_seqno(n->l) ? TX_COMMITTED : TX_PENDING;
+    return CL_OK;
+}
+
+/* Parses the {transactionId} segment and classifies it; answers and returns 0 on 400/404/500. */
+static int path_txid(cl_req *r, uint64_t *view, uint64_t *seqno, int *st)
+{
+    const char *s = r->path.seg[2];
+    if (cl_txid_parse(s, r->path.len[2], view, seqno) < 0) {
+        cl_api_error(&r->to, 400, "InvalidTransactionId",
+                     "'%.64s' is not a valid transaction id (expected <view>.<seqno>).", s);
+        return 0;
+    }
+    int rc = tx_state(r->n, *view, *seqno, st);
+    if (rc < 0) {
+        internal_error(r, rc);
+        return 0;
+    }
+    if (*st == TX_INVALID) {
+        cl_api_error(&r->to, 404, "InvalidTransactionId",
+                     "Transaction %s is invalid: it was not committed in that view.", s);
+        return 0;
+    }
+    if (*st == TX_UNKNOWN) {
+        cl_api_error(&r->to, 404, "TransactionNotFound", "Transaction %s is not known yet.", s);
+        return 0;
+    }
+    return 1;
+}
+
+static int coll_chars_ok(const char *c, size_t len)
+{
+    if (!cl_utf8_valid(c, len))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* collectionId query parameter (§2.2): default when absent or empty; 400 InvalidInput for
+ * control characters or invalid UTF-8 (answers and returns 0). */
+static int req_collection(cl_req *r, const char **c, size_t *len)
+{
+    const char *v = cl_url_query_get(&r->query, "collectionId", len);
+    if (v == NULL || *len == 0) {
+        *c = CL_NODE_DEFAULT_COLLECTION;
+        *len = strlen(CL_NODE_DEFAULT_COLLECTION);
+        return 1;
+    }
+    if (!coll_chars_ok(v, *len)) {
+        cl_api_error(&r->to, 400, "InvalidInput",
+                     "The collection id contains control characters or invalid UTF-8.");
+        return 0;
+    }
+    *c = v;
+    return 1;
+}
+
+/* JSON object body; answers 400 and returns NULL otherwise. */
+static json_t *req_json_object(cl_req *r)
+{
+    const cl_http_request *h = r->http;
+    if (h->body_len == 0) {
+        cl_api_error(&r->to, 400, "InvalidInput", "A JSON request body is required.");
+        return NULL;
+    }
+    json_t *j = NULL;
+    char err[160] = "";
+    if (cl_json_parse((const char *)h->body, h->body_len, r->n->max_body, &j, err, sizeof err) <
+        0) {
+        /* The parser takes objects and arrays only; a scalar is reported as ACL does. */
+        size_t i = strspn((const char *)h->body, " \t\r\n");
+        if (i < h->body_len && h->body[i] != '{' && h->body[i] != '[')
+            cl_api_error(&r->to, 400, "InvalidInput", "At #/: Expected object, found: %.64s",
+                         (const char *)h->body + i);
+        else
+            cl_api_error(&r->to, 400, "InvalidInput", "Malformed JSON body: %s", err);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        cl_api_error(&r->to, 400, "InvalidInput", "At #/: Expected object.");
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static json_t *entry_json(const cl_ledger_entry *e, const char *txid)
+{
+    json_t *c = json_stringn((const char *)e->contents, e->contents_len);
+    json_t *id = str_n(e->collection, e->collection_len);
+    if (c == NULL || id == NULL) {
+        json_decref(c);
+        json_decref(id);
+        return NULL;
+    }
+    return json_pack("{s:o,s:o,s:s}", "collectionId", id, "contents", c, "transactionId", txid);
+}
+
+/* ---- ledger entries ------------------------------------------------------------------------ */
+
+void cl_api_post_entry(cl_req *r)
+{
+    cl_node *n = r->n;
+    json_t *j = req_json_object(r);
+    if (j == NULL)
+        return;
+    cl_buf cmd = CL_BUF_INIT;
+    json_t *contents = json_object_get(j, "contents");
+    if (contents == NULL) {
+        cl_api_error(&r->to, 400, "InvalidInput", "At #/: Missing required property 'contents'.");
+        goto out;
+    }
+    if (!json_is_string(contents)) {
+        cl_api_error(&r->to, 400, "InvalidInput", "At #/contents: Expected string.");
+        goto out;
+    }
+    size_t clen = json_string_length(contents);
+    if (clen > CL_NODE_MAX_CONTENTS) {
+        cl_api_error(&r->to, 400, "EntrySizeCapacityExceeded",
+                     "Entry contents of %zu bytes exceed the limit of %d bytes.", clen,
+                     CL_NODE_MAX_CONTENTS);
+        goto out;
+    }
+    static const char *const hooks[] = {"preHooks", "postHooks", "preOperationHooks",
+                                        "postOperationHooks", "tags"};
+    for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++) {
+        json_t *hk = json_object_get(j, hooks[i]);
+        if (hk != NULL && !json_is_null(hk) && !(json_is_array(hk) && json_array_size(hk) == 0)) {
+            cl_api_error(&r->to, 501, "NotImplemented",
+                         "'%s' is not supported: this build has no programmability or tags.",
+                         hooks[i]);
+            goto out;
+        }
+    }
+    size_t tl = 0;
+    if (cl_url_query_get(&r->query, "tags", &tl) != NULL && tl > 0) {
+        cl_api_error(&r->to, 501, "NotImplemented", "Tags are not supported by this build.");
+        goto out;
+    }
+    const char *coll;
+    size_t len;
+    if (!req_collection(r, &coll, &len))
+        goto out;
+    if (cl_node_collection_is_new(n, coll, len)) {
+        if (len > CL_NODE_MAX_COLLECTION_ID) {
+            cl_api_error(&r->to, 400, "CollectionIdTooLong",
+                         "Collection ID of %zu bytes exceeds the limit of %d bytes.", len,
+                         CL_NODE_MAX_COLLECTION_ID);
+            goto out;
+        }
+        if (strcmp(coll, CL_NODE_DEFAULT_COLLECTION) != 0 &&
+            n->ncollections >= n->max_collections) {
+            cl_api_error(
+                &r->to, 400, "CollectionCapacityExceeded",
+                "The ledger already has %zu collections; no new collection can be created.",
+                n->max_collections);
+            goto out;
+        }
+    }
+    uint8_t key[32];
+    int rc = cl_random(key, sizeof key);
+    if (rc == CL_OK)
+        rc = cl_cmd_encode_user_write(&cmd, coll, len, (const uint8_t *)json_string_value(contents),
+                                      clen, key);
+    cl_wipe(key, sizeof key);
+    if (rc < 0) {
+        internal_error(r, rc);
+        goto out;
+    }
+    cl_pending *p = cl_pending_new(n, &r->to, CL_PW_ENTRY, coll, len);
+    if (p == NULL) {
+        internal_error(r, CL_ENOMEM);
+        goto out;
+    }
+    cl_node_submit_pending(n, p, &cmd);
+out:
+    cl_buf_wipe_free(&cmd);
+    json_decref(j);
+}
+
+void cl_api_get_entry(cl_req *r)
+{
+    uint64_t view, seqno;
+    int st;
+    const char *coll;
+    size_t len;
+    if (!path_txid(r, &view, &seqno, &st) || !req_collection(r, &coll, &len))
+        return;
+    if (st == TX_PENDING) {
+        cl_api_reply(r->n, &r->to, 200, json_pack("{s:s}", "state", "Loading"), NULL);
+        return;
+    }
+    cl_ledger_entry e;
+    int rc = cl_ledger_read(r->n->l, seqno, &e);
+    if (rc < 0) {
+        internal_error(r, rc);
+        return;
+    }
+    if (e.type != CL_ENTRY_USER || e.collection_len != len ||
+        memcmp(e.collection, coll, len) != 0) {
+        cl_ledger_entry_free(&e);
+        cl_api_error(&r->to, 404, "ResourceNotFound",
+                     "Transaction %s did not write an entry to collection '%.256s'.",
+                     r->path.seg[2], coll);
+        return;
+    }
+    json_t *ej = entry_json(&e, r->path.seg[2]);
+    cl_ledger_entry_free(&e);
+    cl_api_reply(r->n, &r->to, 200,
+                 ej ? json_pack("{s:o,s:s}", "entry", ej, "state", "Ready") : NULL, NULL);
+}
+
+void cl_api_status(cl_req *r)
+{
+    uint64_t view, seqno;
+    int st;
+    if (!path_txid(r, &view, &seqno, &st))
+        return;
+    cl_api_reply(r->n, &r->to, 200,
+                 json_pack("{s:s,s:s}", "state", st == TX_COMMITTED ? "Committed" : "Pending",
+                           "transactionId", r->path.seg[2]),
+                 NULL);
+}
+
+static json_t *loading_receipt(void)
+{
+    return json_pack("{s:n,s:s,s:s}", "receipt", "state", "Loading", "transactionId", "");
+}
+
+void cl_api_receipt(cl_req *r)
+{
+    cl_node *n = r->n;
+    uint64_t view, seqno;
+    int st;
+    if (!path_txid(r, &view, &seqno, &st))
+        return;
+    if (st == TX_PENDING) {
+        cl_api_reply(n, &r->to, 200, loading_receipt(), NULL);
+        return;
+    }
+    json_t *rec = NULL, *claims = NULL;
+    int rc = cl_ledger_receipt(n->l, seqno, &rec);
+    if (rc == CL_ENOTSIGNED) {
+        cl_api_reply(n, &r->to, 200, loading_receipt(), NULL);
+        return;
+    }
+    if (rc == CL_EINVAL) {
+        cl_api_error(&r->to, 404, "ResourceNotFound",
+                     "Receipts are not offered for signature transactions.");
+        return;
+    }
+    if (rc < 0) {
+        internal_error(r, rc);
+        return;
+    }
+    if (r->api >= CL_API_2022_11_23) {
+        cl_ledger_entry e;
+        rc = cl_ledger_read(n->l, seqno, &e);
+        if (rc == CL_OK) {
+            if (e.type == CL_ENTRY_USER)
+                rc = cl_claims_ledger_entry_json(e.claims_key, 32, e.collection, e.collection_len,
+                                                 (const char *)e.contents, e.contents_len, &claims);
+            cl_ledger_entry_free(&e);
+        }
+        if (rc < 0) {
+            json_decref(rec);
+            internal_error(r, rc);
+            return;
+        }
+    }
+    /* json_pack and json_object_set_new take the references even when they fail. */
+    json_t *body = json_pack("{s:o,s:s,s:s}", "receipt", rec, "state", "Ready", "transactionId",
+                             r->path.seg[2]);
+    if (body == NULL) {
+        json_decref(claims);
+    } else if (claims != NULL && json_object_set_new(body, "applicationClaims", claims) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    cl_api_reply(n, &r->to, 200, body, NULL);
+}
+
+void cl_api_current(cl_req *r)
+{
+    cl_node *n = r->n;
+    const char *coll;
+    size_t len;
+    if (!req_collection(r, &coll, &len))
+        return;
+    uint64_t seqno = 0;
+    if (len <= CL_NODE_MAX_COLLECTION_ID) {
+        int rc = cl_ledger_collection_last(n->l, coll, len, &seqno);
+        if (rc < 0) {
+            internal_error(r, rc);
+            return;
+        }
+    }
+    if (seqno == 0) {
+        cl_api_error(&r->to, 404, "ResourceNotFound", "Collection '%.256s' has no entries.", coll);
+        return;
+    }
+    cl_ledger_entry e;
+    int rc = cl_ledger_read(n->l, seqno, &e);
+    if (rc < 0) {
+        internal_error(r, rc);
+        return;
+    }
+    char rp[CL_TXID_MAX + 1];
+    cl_node_read_point(n, rp, sizeof rp);
+    json_t *ej = entry_json(&e, rp);
+    cl_ledger_entry_free(&e);
+    cl_api_reply(n, &r->to, 200, ej, rp);
+}
+
+/* ---- listing (§8.3) ------------------------------------------------------------------------ */
+
+typedef struct {
+    uint64_t *v;
+    size_t n, cap;
+} seq_list;
+
+static int seq_cb(void *arg, uint64_t seqno)
+{
+    seq_list *s = arg;
+    if (s->n == s->cap)
+        return 1; /* window full (cannot happen: cap = window) */
+    s->v[s->n++] = seqno;
+    return 0;
+}
+
+/* Upper bound of the bytes a JSON string of s takes (jansson escapes ", \ and controls). */
+static size_t json_str_cost(const uint8_t *s, size_t n)
+{
+    size_t c = 2;
+    for (size_t i = 0; i < n; i++)
+        c += s[i] < 0x20 ? 6 : (s[i] == '"' || s[i] == '\\') ? 2 : 1;
+    return c;
+}
+
+static int view_for(cl_node *n, uint64_t seqno, uint64_t *view)
+{
+    if (seqno >= 1 && seqno <= cl_ledger_durable_seqno(n->l))
+        return cl_ledger_view_of(n->l, seqno, view);
+    *view = n->last_view;
+    return CL_OK;
+}
+
+static int append_param(cl_buf *b, const char *name, const char *value, size_t len)
+{
+    CL_TRY(cl_buf_append(b, "&", 1));
+    CL_TRY(cl_buf_append(b, name, strlen(name)));
+    CL_TRY(cl_buf_append(b, "=", 1));
+    return cl_url_encode(b, value, len);
+}
+
+static int api_version_param(cl_req *r, cl_buf *b, const char *path)
+{
+    const char *v = r->api_raw ? r->api_raw : cl_api_versions[CL_API_2022_05_13];
+    CL_TRY(cl_buf_append(b, path, strlen(path)));
+    CL_TRY(cl_buf_append(b, "?api-version=", 13));
+    return cl_url_encode(b, v, strlen(v));
+}
+
+void cl_api_list_entries(cl_req *r)
+{
+    cl_node *n = r->n;
+    const char *coll;
+    size_t len;
+    if (!req_collection(r, &coll, &len))
+        return;
+    size_t tl = 0;
+    if (cl_url_query_get(&r->query, "tag", &tl) != NULL && tl > 0) {
+        cl_api_error(&r->to, 501, "NotImplemented", "Tags are not supported by this build.");
+        return;
+    }
+    uint64_t fv = 0, from = 1, tv = 0, to = 0;
+    size_t fl = 0;
+    const char *fs = cl_url_query_get(&r->query, "fromTransactionId", &fl);
+    const char *ts = cl_url_query_get(&r->query, "toTransactionId", &tl);
+    if ((fs != NULL && cl_txid_parse(fs, fl, &fv, &from) < 0) ||
+        (ts != NULL && cl_txid_parse(ts, tl, &tv, &to) < 0)) {
+        cl_api_error(&r->to, 400, "InvalidTransactionId",
+                     "fromTransactionId / toTransactionId must be transaction ids.");
+        return;
+    }
+    if (ts != NULL && from > to) {
+        cl_api_error(&r->to, 400, "InvalidTransactionId",
+                     "fromTransactionId is after toTransactionId.");
+        return;
+    }
+    uint64_t commit = cl_ledger_signed_seqno(n->l);
+    json_t *entries = json_array();
+    seq_list sl = {NULL, 0, 0};
+    cl_buf link = CL_BUF_INIT;
+    json_t *body = NULL;
+    int rc = CL_OK;
+    char txid[CL_TXID_MAX + 1];
+    CL_GUARD_IF(entries == NULL, CL_ENOMEM);
+    if (ts == NULL) { /* pin the upper bound: the commit point of the first page */
+        to = commit;
+        CL_GUARD(view_for(n, to, &tv));
+    }
+    uint64_t end = to < commit ? to : commit; /* committed entries only */
+    uint64_t last_coll = 0;
+    if (len <= CL_NODE_MAX_COLLECTION_ID)
+        CL_GUARD(cl_ledger_collection_last(n->l, coll, len, &last_coll));
+    uint64_t next = 0;
+    if (last_coll != 0 && from <= end) {
+        uint64_t wend = end - from >= CL_NODE_LIST_WINDOW ? from + CL_NODE_LIST_WINDOW - 1 : end;
+        sl.cap = CL_NODE_LIST_WINDOW;
+        sl.v = cl_malloc(sl.cap * sizeof *sl.v);
+        CL_GUARD_IF(sl.v == NULL, CL_ENOMEM);
+        CL_GUARD(cl_ledger_collection_scan(n->l, coll, len, from, wend, 0, seq_cb, &sl, NULL));
+        size_t cost = 64;
+        for (size_t i = 0; i < sl.n; i++) {
+            cl_ledger_entry e;
+            CL_GUARD(cl_ledger_read(n->l, sl.v[i], &e));
+            size_t c = json_str_cost(e.contents, e.contents_len) +
+                       json_str_cost((const uint8_t *)e.collection, e.collection_len) + 80;
+            if (i > 0 && cost + c > CL_NODE_LIST_MAX_BODY) {
+                cl_ledger_entry_free(&e);
+                next = sl.v[i];
+                break;
+            }
+            cost += c;
+            cl_txid_format(e.view, e.seqno, txid, sizeof txid);
+            json_t *ej = entry_json(&e, txid);
+            cl_ledger_entry_free(&e);
+            CL_GUARD_IF(ej == NULL || json_array_append_new(entries, ej) != 0, CL_ENOMEM);
+        }
+        if (next == 0 && wend < end) {
+            /* Resume at the next entry of the collection, skipping empty windows. */
+            sl.n = 0;
+            CL_GUARD(
+                cl_ledger_collection_scan(n->l, coll, len, wend + 1, end, 1, seq_cb, &sl, NULL));
+            next = sl.n ? sl.v[0] : 0;
+        }
+    }
+    body = json_pack("{s:s,s:o}", "state", "Ready", "entries", entries);
+    entries = NULL;
+    CL_GUARD_IF(body == NULL, CL_ENOMEM);
+    if (next != 0) {
+        uint64_t nv;
+        CL_GUARD(view_for(n, next, &nv));
+        CL_GUARD(api_version_param(r, &link, "/app/transactions"));
+        CL_GUARD(append_param(&link, "collectionId", coll, len));
+        cl_txid_format(nv, next, txid, sizeof txid);
+        CL_GUARD(append_param(&link, "fromTransactionId", txid, strlen(txid)));
+        cl_txid_format(tv, to, txid, sizeof txid);
+        CL_GUARD(append_param(&link, "toTransactionId", txid, strlen(txid)));
+        json_t *ls = json_stringn((const char *)link.data, link.len);
+        CL_GUARD_IF(ls == NULL || json_object_set_new(body, "nextLink", ls) != 0, CL_ENOMEM);
+    }
+    cl_api_reply(n, &r->to, 200, body, NULL);
+    body = NULL;
+out:
+    if (rc < 0)
+        internal_error(r, rc);
+    json_decref(entries);
+    json_decref(body);
+    cl_free(sl.v);
+    cl_buf_free(&link);
+}
+
+/* ---- collections (§8.4) -------------------------------------------------------------------- */
+
+typedef struct {
+    char *id;
+    size_t len;
+    uint64_t first;
+} coll_item;
+
+typedef struct {
+    coll_item *v;
+    size_t n, cap;
+    int oom;
+} coll_list;
+
+static int coll_cb(void *arg, const char *coll, size_t len)
+{
+    coll_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        coll_item *v = cl_realloc(l->v, cap * sizeof *v);
+        if (v == NULL) {
+            l->oom = 1;
+            return 1;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n].id = cl_strndup(coll, len);
+    if (l->v[l->n].id == NULL) {
+        l->oom = 1;
+        return 1;
+    }
+    l->v[l->n].len = len;
+    l->v[l->n].first = 0;
+    l->n++;
+    return 0;
+}
+
+static int first_cb(void *arg, uint64_t seqno)
+{
+    *(uint64_t *)arg = seqno;
+    return 1;
+}
+
+static int cmp_first(const void *a, const void *b)
+{
+    const coll_item *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+void cl_api_collections(cl_req *r)
+{
+    cl_node *n = r->n;
+    coll_list cl = {NULL, 0, 0, 0};
+    json_t *arr = NULL, *body = NULL;
+    cl_buf link = CL_BUF_INIT;
+    int rc;
+    CL_GUARD(cl_ledger_collections(n->l, coll_cb, &cl));
+    CL_GUARD_IF(cl.oom, CL_ENOMEM);
+    /* Collections with a committed entry, in order of creation (first seqno). */
+    uint64_t commit = cl_ledger_signed_seqno(n->l);
+    size_t k = 0;
+    for (size_t i = 0; i < cl.n; i++) {
+        uint64_t first = 0;
+        CL_GUARD(cl_ledger_collection_scan(n->l, cl.v[i].id, cl.v[i].len, 1, commit, 1, first_cb,
+                                           &first, NULL));
+        if (first == 0) {
+            cl_free(cl.v[i].id);
+            continue;
+        }
+        cl.v[i].first = first;
+        cl.v[k++] = cl.v[i];
+    }
+    cl.n = k;
+    if (cl.n > 1)
+        qsort(cl.v, cl.n, sizeof *cl.v, cmp_first);
+    arr = json_array();
+    CL_GUARD_IF(arr == NULL, CL_ENOMEM);
+    if (r->api == CL_API_2022_04_20_PREVIEW) { /* bare array, field "id", one page */
+        for (size_t i = 0; i < cl.n; i++) {
+            json_t *o = json_pack("{s:s%}", "id", cl.v[i].id, cl.v[i].len);
+            CL_GUARD_IF(o == NULL || json_array_append_new(arr, o) != 0, CL_ENOMEM);
+        }
+        cl_api_reply(n, &r->to, 200, arr, NULL);
+        arr = NULL;
+        goto out;
+    }
+    size_t start = 0, alen = 0;
+    const char *after = cl_url_query_get(&r->query, "after", &alen);
+    if (after != NULL) {
+        uint64_t af = 0;
+        for (size_t i = 0; i < cl.n; i++) {
+            if (cl.v[i].len == alen && memcmp(cl.v[i].id, after, alen) == 0)
+                af = cl.v[i].first;
+        }
+        while (start < cl.n && cl.v[start].first <= af)
+            start++;
+    }
+    size_t stop = cl.n - start > CL_NODE_COLLECTIONS_PAGE ? start + CL_NODE_COLLECTIONS_PAGE : cl.n;
+    for (size_t i = start; i < stop; i++) {
+        json_t *o = json_pack("{s:s%}", "collectionId", cl.v[i].id, cl.v[i].len);
+        CL_GUARD_IF(o == NULL || json_array_append_new(arr, o) != 0, CL_ENOMEM);
+    }
+    body = json_pack("{s:o}", "collections", arr);
+    arr = NULL;
+    CL_GUARD_IF(body == NULL, CL_ENOMEM);
+    if (stop < cl.n) {
+        CL_GUARD(api_version_param(r, &link, "/app/collections"));
+        CL_GUARD(append_param(&link, "after", cl.v[stop - 1].id, cl.v[stop - 1].len));
+        json_t *ls = json_stringn((const char *)link.data, link.len);
+        CL_GUARD_IF(ls == NULL || json_object_set_new(body, "nextLink", ls) != 0, CL_ENOMEM);
+    }
+    cl_api_reply(n, &r->to, 200, body, NULL);
+    body = NULL;
+out:
+    if (rc < 0)
+        internal_error(r, rc);
+    for (size_t i = 0; i < cl.n; i++)
+        cl_free(cl.v[i].id);
+    cl_free(cl.v);
+    json_decref(arr);
+    json_decref(body);
+    cl_buf_free(&link);
+}
+
+/* ---- users (§11.3, §11.4) ------------------------------------------------------------------ */
+
+static int is_multi(const cl_req *r) { return strcmp(r->path.seg[1], "ledgerUsers") == 0; }
+
+static json_t *user_json(const cl_user *u, int multi)
+{
+    if (multi)
+        return json_pack("{s:o,s:s}", "assignedRoles", cl_roles_json_array(u->roles), "userId",
+                         u->id);
+    return json_pack("{s:s,s:s}", "assignedRole", cl_role_highest(u->roles), "userId", u->id);
+}
+
+static void users_list(cl_req *r, int multi)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < r->n->users.n; i++) {
+        json_t *u = user_json(&r->n->users.v[i], multi);
+        if (u == NULL || json_array_append_new(arr, u) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    cl_api_reply(r->n, &r->to, 200, arr ? json_pack("{s:o}", "ledgerUsers", arr) : NULL, NULL);
+}
+
+void cl_api_users_list(cl_req *r) { users_list(r, 0); }
+void cl_api_ledger_users_list(cl_req *r) { users_list(r, 1); }
+
+/* The {userId} segment, validated (answers 400 and returns 0 otherwise). */
+static int path_user(cl_req *r)
+{
+    char *k = NULL, *s = NULL;
+    int rc = cl_user_id_normalise(r->path.seg[2], r->path.len[2], &k, &s);
+    cl_free(k);
+    cl_free(s);
+    if (rc == CL_EINVAL) {
+        cl_api_error(&r->to, 400, "InvalidInput",
+                     "A user id is 1 to 256 bytes of UTF-8 without control characters.");
+        return 0;
+    }
+    if (rc < 0) {
+        internal_error(r, rc);
+        return 0;
+    }
+    return 1;
+}
+
+void cl_api_user_get(cl_req *r)
+{
+    if (!path_user(r))
+        return;
+    const cl_user *u = cl_users_find(&r->n->users, r->path.seg[2], r->path.len[2]);
+    if (u == NULL) {
+        cl_api_error(&r->to, 404, "ResourceNotFound", "User '%.256s' does not exist.",
+                     r->path.seg[2]);
+        return;
+    }
+    cl_api_reply(r->n, &r->to, 200, user_json(u, is_multi(r)), NULL);
+}
+
+static int last_admin(cl_node *n, const cl_user *u)
+{
+    return u != NULL && (u->roles & CL_ROLE_ADMINISTRATOR) &&
+           cl_users_count_role(&n->users, CL_ROLE_ADMINISTRATOR) == 1;
+}
+
+static void submit_user_cmd(cl_req *r, int kind, uint8_t op, unsigned roles)
+{
+    cl_node *n = r->n;
+    cl_buf cmd = CL_BUF_INIT;
+    char *value = NULL;
+    size_t vlen = 0;
+    int rc = op == CL_OP_PUT ? cl_roles_value_encode(roles, &value, &vlen) : CL_OK;
+    if (rc == CL_OK)
+        rc = cl_cmd_encode_internal(&cmd, CL_TABLE_USERS, op, 0, r->path.seg[2], r->path.len[2],
+                                    value ? value : "", vlen);
+    cl_pending *p =
+        rc == CL_OK ? cl_pending_new(n, &r->to, kind, r->path.seg[2], r->path.len[2]) : NULL;
+    if (p == NULL)
+        internal_error(r, rc < 0 ? rc : CL_ENOMEM);
+    else
+        cl_node_submit_pending(n, p, &cmd);
+    cl_free(value);
+    cl_buf_free(&cmd);
+}
+
+void cl_api_user_patch(cl_req *r)
+{
+    cl_node *n = r->n;
+    if (!path_user(r))
+        return;
+    json_t *j = req_json_object(r);
+    if (j == NULL)
+        return;
+    int multi = is_multi(r);
+    unsigned roles = 0, bit;
+    if (!multi) {
+        json_t *v = json_object_get(j, "assignedRole");
+        if (!json_is_string(v) || cl_role_parse(json_string_value(v), &bit) < 0) {
+            cl_api_error(&r->to, 400, "InvalidInput",
+                         "assignedRole must be one of Administrator, Contributor, Reader.");
+            goto out;
+        }
+        roles = bit;
+    } else {
+        json_t *a = json_object_get(j, "assignedRoles"), *v;
+        size_t i;
+        if (!json_is_array(a) || json_array_size(a) == 0) {
+            cl_api_error(&r->to, 400, "InvalidInput",
+                         "assignedRoles must be a non-empty array of role names.");
+            goto out;
+        }
+        json_array_foreach(a, i, v)
+        {
+            if (!json_is_string(v) || cl_role_parse(json_string_value(v), &bit) < 0) {
+                cl_api_error(&r->to, 400, "InvalidInput",
+                             "Unknown role name at #/assignedRoles/%zu (custom roles are not "
+                             "supported by this build).",
+                             i);
+                goto out;
+            }
+            roles |= bit;
+        }
+    }
+    const cl_user *u = cl_users_find(&n->users, r->path.seg[2], r->path.len[2]);
+    if (last_admin(n, u) && !(roles & CL_ROLE_ADMINISTRATOR)) {
+        cl_api_error(&r->to, 400, "InvalidInput",
+                     "The last Administrator cannot be removed or demoted.");
+        goto out;
+    }
+    submit_user_cmd(r, multi ? CL_PW_USER_MULTI : CL_PW_USER_SINGLE, CL_OP_PUT, roles);
+out:
+    json_decref(j);
+}
+
+void cl_api_user_delete(cl_req *r)
+{
+    cl_node *n = r->n;
+    if (!path_user(r))
+        return;
+    const cl_user *u = cl_users_find(&n->users, r->path.seg[2], r->path.len[2]);
+    if (u == NULL) { /* §11.3 cledger decision: 204, nothing written */
+        cl_api_reply_empty(n, &r->to, 204, NULL);
+        return;
+    }
+    if (last_admin(n, u)) {
+        cl_api_error(&r->to, 400, "InvalidInput",
+                     "The last Administrator cannot be removed or demoted.");
+        return;
+    }
+    submit_user_cmd(r, CL_PW_USER_DELETE, CL_OP_REMOVE, 0);
+}
+
+/* ---- governance, enclave, identity, node --------------------------------------------------- */
+
+typedef struct {
+    json_t *map; /* key -> value string (PUT) */
+    int oom;
+} table_fold;
+
+static int fold_cb(void *arg, const cl_ledger_entry *e)
+{
+    table_fold *f = arg;
+    char *k = cl_strndup(e->key, e->key_len);
+    if (k == NULL) {
+        f->oom = 1;
+        return 1;
+    }
+    if (e->op == CL_OP_REMOVE) {
+        json_object_del(f->map, k);
+    } else {
+        json_t *v = json_stringn(e->value, e->value_len);
+        if (v == NULL || json_object_set_new(f->map, k, v) != 0)
+            f->oom = 1;
+    }
+    cl_free(k);
+    return f->oom;
+}
+
+/* Current state of an internal table: an object key -> value (strings). */
+static int table_state(cl_node *n, uint8_t table, json_t **out)
+{
+    table_fold f = {json_object(), 0};
+    CL_ENSURE(f.map != NULL, CL_ENOMEM);
+    int rc = cl_ledger_table_scan(n->l, table, fold_cb, &f);
+    if (rc == CL_OK && f.oom)
+        rc = CL_ENOMEM;
+    if (rc < 0) {
+        json_decref(f.map);
+        return rc;
+    }
+    *out = f.map;
+    return CL_OK;
+}
+
+void cl_api_constitution(cl_req *r)
+{
+    json_t *t = NULL;
+    int rc = table_state(r->n, CL_TABLE_CONSTITUTION, &t);
+    if (rc < 0) {
+        internal_error(r, rc);
+        return;
+    }
+    json_t *v = json_object_get(t, "constitution");
+    const char *script = v ? json_string_value(v) : default_constitution;
+    size_t len = v ? json_string_length(v) : strlen(default_constitution);
+    uint8_t d[32];
+    char hex[65];
+    cl_sha256(script, len, d);
+    cl_hex_encode(d, 32, hex);
+    json_t *body = json_pack("{s:s,s:s%}", "digest", hex, "script", script, len);
+    json_decref(t);
+    cl_api_reply(r->n, &r->to, 200, body, NULL);
+}
+
+void cl_api_members(cl_req *r)
+{
+    json_t *t = NULL;
+    int rc = table_state(r->n, CL_TABLE_MEMBERS, &t);
+    if (rc < 0) {
+        internal_error(r, rc);
+        return;
+    }
+    json_t *arr = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(t, k, v)
+    {
+        /* value: {"cert": PEM, ...} (CL_TABLE_MEMBERS); malformed records are skipped. */
+        json_t *rec = NULL;
+        if (cl_json_parse(json_string_value(v), json_string_length(v), 1u << 20, &rec, NULL, 0) < 0)
+            continue;
+        json_t *cert = json_object_get(rec, "cert");
+        if (arr != NULL && json_is_string(cert)) {
+            json_t *m = json_pack("{s:O,s:s}", "certificate", cert, "id", k);
+            if (m == NULL || json_array_append_new(arr, m) != 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        }
+        json_decref(rec);
+    }
+    json_decref(t);
+    cl_api_reply(r->n, &r->to, 200, arr ? json_pack("{s:o}", "members", arr) : NULL, NULL);
+}
+
+/* The virtual quote of a node (docs/api.md): raw = hex of the UTF-8 JSON
+ * {"measurement":"cledger virtual v1","report_data":"<node id>"} (compact, sorted keys). */
+static json_t *virtual_quote(const char *node_id)
+{
+    json_t *ev =
+        json_pack("{s:s,s:s}", "measurement", CL_NODE_QUOTE_MEASUREMENT, "report_data", node_id);
+    char *s = ev ? cl_json_dump(ev) : NULL;
+    json_decref(ev);
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s);
+    char *hex = cl_malloc(2 * n + 1);
+    json_t *q = NULL;
+    if (hex != NULL) {
+        cl_hex_encode((const uint8_t *)s, n, hex);
+        uint8_t m[32];
+        char mh[65];
+        cl_sha256(CL_NODE_QUOTE_MEASUREMENT, strlen(CL_NODE_QUOTE_MEASUREMENT), m);
+        cl_hex_encode(m, 32, mh);
+        q = json_pack("{s:s,s:s,s:s,s:s}", "nodeId", node_id, "quoteVersion", CL_NODE_QUOTE_VERSION,
+                      "raw", hex, "mrenclave", mh);
+    }
+    cl_free(hex);
+    cl_free(s);
+    return q;
+}
+
+void cl_api_enclave_quotes(cl_req *r)
+{
+    cl_node *n = r->n;
+    if (!n->have_node_id) {
+        cl_api_error(&r->to, 500, "InternalError", "This node's identity is unknown.");
+        return;
+    }
+    json_t *t = NULL;
+    int rc = table_state(n, CL_TABLE_NODES, &t);
+    if (rc < 0) {
+        internal_error(r, rc);
+        return;
+    }
+    json_t *quotes = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(t, k, v)
+    {
+        json_t *rec = NULL;
+        if (cl_json_parse(json_string_value(v), json_string_length(v), 1u << 20, &rec, NULL, 0) < 0)
+            continue;
+        json_t *status = json_object_get(rec, "status");
+        if (quotes != NULL && strlen(k) == 64 && json_is_string(status) &&
+            strcmp(json_string_value(status), "Trusted") == 0) {
+            json_t *q = virtual_quote(k);
+            if (q == NULL || json_object_set_new(quotes, k, q) != 0) {
+                json_decref(quotes);
+                quotes = NULL;
+            }
+        }
+        json_decref(rec);
+    }
+    json_decref(t);
+    if (quotes != NULL && json_object_get(quotes, n->node_id_hex) == NULL) {
+        json_t *q = virtual_quote(n->node_id_hex);
+        if (q == NULL || json_object_set_new(quotes, n->node_id_hex, q) != 0) {
+            json_decref(quotes);
+            quotes = NULL;
+        }
+    }
+    cl_api_reply(
+        n, &r->to, 200,
+        quotes ? json_pack("{s:s,s:o}", "currentNodeId", n->node_id_hex, "enclaveQuotes", quotes)
+               : NULL,
+        NULL);
+}
+
+void cl_api_identity(cl_req *r)
+{
+    cl_node *n = r->n;
+    if (strcmp(r->path.seg[1], n->ledger_id) != 0) {
+        cl_api_error(&r->to, 404, "ResourceNotFound", "Unknown ledger id '%.128s'.",
+                     r->path.seg[1]);
+        return;
+    }
+    const char *pem = n->service_cert_pem ? n->service_cert_pem : cl_ledger_service_cert_pem(n->l);
+    cl_api_reply(n, &r->to, 200,
+                 json_pack("{s:s,s:s}", "ledgerId", n->ledger_id, "ledgerTlsCertificate", pem),
+                 NULL);
+}
+
+void cl_api_not_implemented(cl_req *r)
+{
+    cl_api_error(&r->to, 501, "NotImplemented",
+                 "This operation is not implemented by this build of cledger.");
+}
+
+void cl_api_node_ready(cl_req *r)
+{
+    cl_api_reply(r->n, &r->to, 200, json_pack("{s:b}", "ready", 1), NULL);
+}
+
+void cl_api_node_state(cl_req *r)
+{
+    cl_node *n = r->n;
+    json_t *b = json_pack(
+        "{s:s,s:s,s:I,s:I,s:I,s:I,s:b}", "nodeId", n->have_node_id ? n->node_id_hex : "", "state",
+        n->failed    ? "Failed"
+        : n->started ? "PartOfNetwork"
+                     : "Initialized",
+        "lastSignedSeqno", (json_int_t)cl_ledger_signed_seqno(n->l), "lastSeqno",
+        (json_int_t)cl_ledger_last_seqno(n->l), "durableSeqno",
+        (json_int_t)cl_ledger_durable_seqno(n->l), "view", (json_int_t)n->last_view, "isPrimary",
+        n->w.is_leader != NULL && n->w.is_leader(n->w.impl));
+    cl_api_reply(n, &r->to, 200, b, NULL);
+}
+
+void cl_api_node_version(cl_req *r)
+{
+    json_t *v = json_array();
+    for (int i = 0; v != NULL && i < CL_API_COUNT; i++) {
+        if (json_array_append_new(v, json_string(cl_api_versions[i])) != 0) {
+            json_decref(v);
+            v = NULL;
+        }
+    }
+    cl_api_reply(r->n, &r->to, 200,
+                 v ? json_pack("{s:s,s:s,s:o,s:s}", "name", "cledger", "version", CL_NODE_VERSION,
+                               "apiVersions", v, "quoteFormat", CL_NODE_QUOTE_VERSION)
+                   : NULL,
+                 NULL);
+}

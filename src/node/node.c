@@ -1,0 +1,952 @@
+/*
+ * node.c — the node's lifecycle, its state machine (cl_node_apply), the signature cadence, the
+ * route table and the one admission function every request passes before a handler runs
+ * (spec/ledger-api.md §4, §5, §6, §11).
+ *
+ * Admission order (docs/api.md): path and query decoding (400 InvalidInput) → route (404
+ * ResourceNotFound / 405 MethodNotAllowed + Allow) → service open (503) → identity (401
+ * InvalidAuthenticationInfo) → role (403 AuthorizationFailed) → body size (413
+ * RequestBodyTooLarge) → Content-Type (415 UnsupportedContentType) → api-version (strict mode:
+ * 400 UnsupportedApiVersion) → handler.
+ *
+ * State-machine invariants: cl_node_apply is the only code that changes the ledger or the user
+ * store; it is deterministic in (ledger state, command), so every replica applying the same log
+ * holds the same ledger and users. A rejected command (cl_node_result.status != CL_OK) writes
+ * nothing. Writes are answered only after cl_node_applied_batch synced the ledger.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/alloc.h"
+#include "base/codec.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "crypto/hash.h"
+#include "crypto/x509.h"
+#include "ledger/claims.h"
+#include "ledger/entry.h"
+#include "node/command.h"
+#include "node/internal.h"
+
+const char *const cl_api_versions[CL_API_COUNT] = {
+    "0.1-preview",        "2022-04-20-preview", "2022-05-13",         "2022-11-23",
+    "2023-01-18-preview", "2024-01-26-preview", "2024-07-26-preview", "2024-08-22-preview",
+    "2024-12-09-preview", "2026-02-23",
+};
+
+/* ---- route table (§6) ---------------------------------------------------------------------- */
+
+/* Order matters: literal segments before wildcards (/app/transactions/current before
+ * /app/transactions/{id}); the first route whose path and method match is taken. */
+static const cl_route routes[] = {
+    {"GET", "/app/governance/constitution", CL_ACT_READ, cl_api_constitution},
+    {"GET", "/app/governance/members", CL_ACT_READ, cl_api_members},
+    {"GET", "/app/enclaveQuotes", CL_ACT_READ, cl_api_enclave_quotes},
+    {"GET", "/app/collections", CL_ACT_READ, cl_api_collections},
+    {"GET", "/app/transactions", CL_ACT_READ, cl_api_list_entries},
+    {"POST", "/app/transactions", CL_ACT_WRITE, cl_api_post_entry},
+    {"GET", "/app/transactions/current", CL_ACT_READ, cl_api_current},
+    {"GET", "/app/transactions/*", CL_ACT_READ, cl_api_get_entry},
+    {"GET", "/app/transactions/*/receipt", CL_ACT_READ, cl_api_receipt},
+    {"GET", "/app/transactions/*/status", CL_ACT_READ, cl_api_status},
+    {"GET", "/app/users", CL_ACT_USERS_READ, cl_api_users_list},
+    {"GET", "/app/ledgerUsers", CL_ACT_USERS_READ, cl_api_ledger_users_list},
+    {"GET", "/app/users/*", CL_ACT_USERS_READ, cl_api_user_get},
+    {"PATCH", "/app/users/*", CL_ACT_USERS_WRITE, cl_api_user_patch},
+    {"DELETE", "/app/users/*", CL_ACT_USERS_WRITE, cl_api_user_delete},
+    {"GET", "/app/ledgerUsers/*", CL_ACT_USERS_READ, cl_api_user_get},
+    {"PATCH", "/app/ledgerUsers/*", CL_ACT_USERS_WRITE, cl_api_user_patch},
+    {"DELETE", "/app/ledgerUsers/*", CL_ACT_USERS_WRITE, cl_api_user_delete},
+    /* Programmability (§13) and custom roles (§11.5): routed, answered 501 NotImplemented. */
+    {"GET", "/app/userDefinedEndpoints", CL_ACT_PROG_READ, cl_api_not_implemented},
+    {"PUT", "/app/userDefinedEndpoints", CL_ACT_PROG_WRITE, cl_api_not_implemented},
+    {"GET", "/app/userDefinedEndpoints/runtimeOptions", CL_ACT_PROG_READ, cl_api_not_implemented},
+    {"PATCH", "/app/userDefinedEndpoints/runtimeOptions", CL_ACT_PROG_WRITE,
+     cl_api_not_implemented},
+    {"GET", "/app/userDefinedEndpoints/modules", CL_ACT_PROG_READ, cl_api_not_implemented},
+    {"GET", "/app/userDefinedFunctions", CL_ACT_PROG_READ, cl_api_not_implemented},
+    {"POST", "/app/userDefinedFunctions/*:execute", CL_ACT_EXECUTE, cl_api_not_implemented},
+    {"GET", "/app/userDefinedFunctions/*", CL_ACT_PROG_READ, cl_api_not_implemented},
+    {"PUT", "/app/userDefinedFunctions/*", CL_ACT_PROG_WRITE, cl_api_not_implemented},
+    {"DELETE", "/app/userDefinedFunctions/*", CL_ACT_PROG_WRITE, cl_api_not_implemented},
+    {"GET", "/app/roles", CL_ACT_ROLES_READ, cl_api_not_implemented},
+    {"PUT", "/app/roles", CL_ACT_ROLES_WRITE, cl_api_not_implemented},
+    {"PATCH", "/app/roles", CL_ACT_ROLES_WRITE, cl_api_not_implemented},
+    {"DELETE", "/app/roles", CL_ACT_ROLES_WRITE, cl_api_not_implemented},
+    /* Identity (§14) and node status: anonymous. */
+    {"GET", "/ledgerIdentity/*", 0, cl_api_identity},
+    {"GET", "/node/ready", 0, cl_api_node_ready},
+    {"GET", "/node/state", 0, cl_api_node_state},
+    {"GET", "/node/version", 0, cl_api_node_version},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+static int seg_match(const char *pat, size_t plen, const char *seg, size_t slen)
+{
+    if (plen == 1 && pat[0] == '*')
+        return slen > 0;
+    if (plen > 1 && pat[0] == '*') { /* "*:execute": a suffix after a non-empty id */
+        size_t sfx = plen - 1;
+        return slen > sfx && memcmp(seg + slen - sfx, pat + 1, sfx) == 0;
+    }
+    return plen == slen && memcmp(pat, seg, slen) == 0;
+}
+
+static int path_match(const char *pattern, const cl_url_path *p)
+{
+    if (p->too_many)
+        return 0;
+    const char *s = pattern + 1;
+    size_t i = 0;
+    for (;;) {
+        const char *e = strchr(s, '/');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (i >= p->n || !seg_match(s, len, p->seg[i], p->len[i]))
+            return 0;
+        i++;
+        if (e == NULL)
+            break;
+        s = e + 1;
+    }
+    return i == p->n;
+}
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+void cl_node_read_point(cl_node *n, char *out, size_t cap)
+{
+    cl_txid_format(n->last_view, cl_ledger_last_seqno(n->l), out, cap);
+}
+
+static void reply_send(const cl_reply_to *t, int status, const char *txid, const char *hname,
+                       const char *hvalue, const void *body, size_t len)
+{
+    const char *h[10];
+    size_t nh = 0;
+    h[nh++] = "x-ms-request-id";
+    h[nh++] = t->reqid;
+    if (t->crid[0] != '\0') {
+        h[nh++] = "x-ms-client-request-id";
+        h[nh++] = t->crid;
+    }
+    if (txid != NULL) {
+        h[nh++] = "x-ms-ccf-transaction-id";
+        h[nh++] = txid;
+    }
+    if (hname != NULL) {
+        h[nh++] = hname;
+        h[nh++] = hvalue;
+    }
+    t->fn(t->ctx, status, h, nh / 2, body, len);
+}
+
+static void verror(const cl_reply_to *t, int status, const char *hname, const char *hvalue,
+                   const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+static void verror(const cl_reply_to *t, int status, const char *hname, const char *hvalue,
+                   const char *code, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    /* Messages quote request data: keep them valid UTF-8 without control characters. */
+    int utf8 = cl_utf8_valid(msg, strlen(msg));
+    for (char *p = msg; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || (!utf8 && (unsigned char)*p >= 0x80))
+            *p = '?';
+    }
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    char *s = j ? cl_json_dump(j) : NULL;
+    json_decref(j);
+    if (s == NULL) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"InternalError\",\"message\":\"out of memory\"}}";
+        reply_send(t, 500, NULL, NULL, NULL, oom, sizeof oom - 1);
+        return;
+    }
+    reply_send(t, status, NULL, hname, hvalue, s, strlen(s));
+    cl_free(s);
+}
+
+void cl_api_error(const cl_reply_to *t, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(t, status, NULL, NULL, code, fmt, ap);
+    va_end(ap);
+}
+
+void cl_api_error_hdr(const cl_reply_to *t, int status, const char *hname, const char *hvalue,
+                      const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(t, status, hname, hvalue, code, fmt, ap);
+    va_end(ap);
+}
+
+void cl_api_reply(cl_node *n, const cl_reply_to *t, int status, json_t *body, const char *txid)
+{
+    char *s = body ? cl_json_dump(body) : NULL;
+    json_decref(body);
+    if (s == NULL) {
+        cl_api_error(t, 500, "InternalError", "out of memory");
+        return;
+    }
+    char rp[CL_TXID_MAX + 1];
+    if (t->is_app && txid == NULL && status / 100 == 2) {
+        cl_node_read_point(n, rp, sizeof rp);
+        txid = rp;
+    }
+    reply_send(t, status, t->is_app ? txid : NULL, NULL, NULL, s, strlen(s));
+    cl_free(s);
+}
+
+void cl_api_reply_empty(cl_node *n, const cl_reply_to *t, int status, const char *txid)
+{
+    char rp[CL_TXID_MAX + 1];
+    if (t->is_app && txid == NULL) {
+        cl_node_read_point(n, rp, sizeof rp);
+        txid = rp;
+    }
+    reply_send(t, status, t->is_app ? txid : NULL, NULL, NULL, NULL, 0);
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+
+static int users_scan_cb(void *arg, const cl_ledger_entry *e)
+{
+    cl_node *n = arg;
+    if (e->op == CL_OP_REMOVE)
+        return cl_users_remove(&n->users, e->key, e->key_len) < 0 ? CL_ENOMEM : 0;
+    unsigned roles;
+    if (cl_roles_value_decode(e->value, e->value_len, &roles) < 0) {
+        cl_logf(CL_LOG_WARN, "node: ignoring malformed users-table value at seqno %" PRIu64,
+                e->seqno);
+        return 0;
+    }
+    int rc = cl_users_put(&n->users, e->key, e->key_len, roles);
+    return rc == CL_EINVAL ? 0 : rc;
+}
+
+static int coll_count_cb(void *arg, const char *coll, size_t len)
+{
+    cl_node *n = arg;
+    if (!(len == strlen(CL_NODE_DEFAULT_COLLECTION) &&
+          memcmp(coll, CL_NODE_DEFAULT_COLLECTION, len) == 0))
+        n->ncollections++;
+    return 0;
+}
+
+static int node_id_from_cert(cl_node *n, const char *pem)
+{
+    cl_cert *c = NULL;
+    uint8_t id[32];
+    CL_TRY(cl_cert_from_pem(pem, strlen(pem), &c));
+    int rc = cl_cert_spki_sha256(c, id);
+    cl_cert_free(c);
+    CL_TRY(rc);
+    cl_hex_encode(id, 32, n->node_id_hex);
+    n->have_node_id = 1;
+    return CL_OK;
+}
+
+/* Without a TLS certificate: the node recorded last in the nodes table (this node, on a ledger
+ * it created). */
+static int nodes_scan_cb(void *arg, const cl_ledger_entry *e)
+{
+    cl_node *n = arg;
+    if (e->op == CL_OP_PUT && e->key_len == 64) {
+        memcpy(n->node_id_hex, e->key, 64);
+        n->node_id_hex[64] = 0;
+        n->have_node_id = 1;
+    }
+    return 0;
+}
+
+static char *dup_opt(const char *s, int *bad)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = cl_strdup(s);
+    if (d == NULL)
+        *bad = 1;
+    return d;
+}
+
+int cl_node_new(const cl_node_opts *o, cl_node **out)
+{
+    *out = NULL;
+    CL_ENSURE(o != NULL && o->ledger != NULL, CL_EINVAL);
+    cl_json_init();
+    cl_node *n = cl_calloc(1, sizeof *n);
+    CL_ENSURE(n != NULL, CL_ENOMEM);
+    int rc = CL_OK, bad = 0;
+    n->l = o->ledger;
+    n->w = o->writer;
+    n->loop = o->loop;
+    n->ledger_id = dup_opt(o->ledger_id ? o->ledger_id : "cledger", &bad);
+    n->tls_cert_pem = dup_opt(o->tls_cert_pem, &bad);
+    n->service_cert_pem = dup_opt(o->service_cert_pem, &bad);
+    CL_GUARD_IF(bad, CL_ENOMEM);
+    n->sig_interval_ms = o->sig_interval_ms ? o->sig_interval_ms : 20;
+    n->sig_max_entries = o->sig_max_entries ? o->sig_max_entries : 1000;
+    n->max_body = o->max_body_bytes ? o->max_body_bytes : (1u << 20);
+    n->strict_api = o->strict_api_version;
+    n->max_collections = o->max_collections ? o->max_collections : 5000;
+    n->waiting_tail = &n->waiting;
+    cl_users_init(&n->users);
+    CL_GUARD(cl_ledger_table_scan(n->l, CL_TABLE_USERS, users_scan_cb, n));
+    CL_GUARD(cl_ledger_collections(n->l, coll_count_cb, n));
+    if (n->tls_cert_pem != NULL)
+        CL_GUARD(node_id_from_cert(n, n->tls_cert_pem));
+    else
+        CL_GUARD(cl_ledger_table_scan(n->l, CL_TABLE_NODES, nodes_scan_cb, n));
+    uint64_t last = cl_ledger_last_seqno(n->l);
+    n->last_view = 2;
+    if (last > 0 && last <= cl_ledger_durable_seqno(n->l))
+        CL_GUARD(cl_ledger_view_of(n->l, last, &n->last_view));
+    n->unsigned_entries = last != cl_ledger_signed_seqno(n->l);
+    *out = n;
+    return CL_OK;
+out:
+    cl_node_free(n);
+    return rc;
+}
+
+int cl_node_set_writer(cl_node *n, const cl_node_writer *w)
+{
+    CL_ENSURE(n != NULL && w != NULL && w->submit != NULL && w->is_leader != NULL &&
+                  w->term != NULL,
+              CL_EINVAL);
+    n->w = *w;
+    return CL_OK;
+}
+
+static void timer_closed(uv_handle_t *h) { cl_free(h); }
+
+static void on_sig_timer(uv_timer_t *t)
+{
+    cl_node *n = t->data;
+    if (n != NULL && cl_node_submit_signature(n) < 0)
+        cl_logf(CL_LOG_WARN, "node: could not submit a signature");
+}
+
+int cl_node_start(cl_node *n)
+{
+    CL_ENSURE(n->w.submit != NULL, CL_EINVAL);
+    if (n->loop != NULL && n->timer == NULL) {
+        n->timer = cl_calloc(1, sizeof *n->timer);
+        CL_ENSURE(n->timer != NULL, CL_ENOMEM);
+        if (uv_timer_init(n->loop, n->timer) != 0) {
+            cl_free(n->timer);
+            n->timer = NULL;
+            return CL_EIO;
+        }
+        n->timer->data = n;
+        if (uv_timer_start(n->timer, on_sig_timer, n->sig_interval_ms, n->sig_interval_ms) != 0)
+            return CL_EIO;
+    }
+    n->started = 1;
+    return CL_OK;
+}
+
+static void pending_free(cl_pending *p)
+{
+    cl_free(p->name);
+    cl_free(p);
+}
+
+void cl_node_free(cl_node *n)
+{
+    if (n == NULL)
+        return;
+    if (n->timer != NULL) {
+        uv_timer_stop(n->timer);
+        n->timer->data = NULL;
+        uv_close((uv_handle_t *)n->timer, timer_closed);
+    }
+    while (n->waiting != NULL) {
+        cl_pending *p = n->waiting;
+        n->waiting = p->next;
+        cl_api_error(&p->to, 503, "ServiceUnavailable", "the node is shutting down");
+        pending_free(p);
+    }
+    for (size_t i = 0; i < n->n_new; i++)
+        cl_free(n->new_colls[i]);
+    cl_free(n->new_colls);
+    cl_users_free(&n->users);
+    cl_free(n->ledger_id);
+    cl_free(n->tls_cert_pem);
+    cl_free(n->service_cert_pem);
+    cl_free(n);
+}
+
+/* ---- the state machine --------------------------------------------------------------------- */
+
+static int is_default_collection(const char *c, size_t len)
+{
+    return len == strlen(CL_NODE_DEFAULT_COLLECTION) &&
+           memcmp(c, CL_NODE_DEFAULT_COLLECTION, len) == 0;
+}
+
+int cl_node_collection_is_new(cl_node *n, const char *coll, size_t len)
+{
+    uint64_t last = 0;
+    if (cl_ledger_collection_last(n->l, coll, len, &last) == CL_OK && last != 0)
+        return 0;
+    for (size_t i = 0; i < n->n_new; i++) {
+        if (strlen(n->new_colls[i]) == len && memcmp(n->new_colls[i], coll, len) == 0)
+            return 0;
+    }
+    return 1;
+}
+
+static int apply_user_write(cl_node *n, uint64_t view, const cl_cmd *c, cl_node_result *res)
+{
+    int is_new = cl_node_collection_is_new(n, c->collection, c->collection_len);
+    int counted = is_new && !is_default_collection(c->collection, c->collection_len);
+    if (counted && n->ncollections >= n->max_collections) {
+        res->status = CL_EOVERFLOW;
+        return CL_OK;
+    }
+    if (is_new && n->n_new == n->cap_new) {
+        size_t cap = n->cap_new ? n->cap_new * 2 : 16;
+        char **v = cl_realloc(n->new_colls, cap * sizeof *v);
+        CL_ENSURE(v != NULL, CL_ENOMEM);
+        n->new_colls = v;
+        n->cap_new = cap;
+    }
+    char *copy = is_new ? cl_strndup(c->collection, c->collection_len) : NULL;
+    CL_ENSURE(!is_new || copy != NULL, CL_ENOMEM);
+    int rc = cl_ledger_append_user_keyed(n->l, view, c->collection, c->collection_len, c->contents,
+                                         c->contents_len, c->claims_key, &res->seqno);
+    if (rc < 0) {
+        cl_free(copy);
+        return rc;
+    }
+    if (is_new)
+        n->new_colls[n->n_new++] = copy;
+    if (counted)
+        n->ncollections++;
+    return CL_OK;
+}
+
+static int apply_users(cl_node *n, uint64_t view, const cl_cmd *c, cl_node_result *res)
+{
+    if ((c->flags & CL_CMD_F_IF_EMPTY) && n->users.n > 0) {
+        res->status = CL_EEXIST;
+        return CL_OK;
+    }
+    char *key = NULL, *stored = NULL, *value = NULL;
+    size_t vlen = 0;
+    int rc = CL_OK;
+    CL_GUARD(cl_user_id_normalise(c->key, c->key_len, &key, &stored));
+    const cl_user *u = cl_users_find(&n->users, c->key, c->key_len);
+    const char *id = u ? u->id : stored;
+    size_t admins = cl_users_count_role(&n->users, CL_ROLE_ADMINISTRATOR);
+    int last_admin = u && (u->roles & CL_ROLE_ADMINISTRATOR) && admins == 1;
+    if (c->op == CL_OP_PUT) {
+        unsigned roles;
+        CL_GUARD(cl_roles_value_decode(c->value, c->value_len, &roles));
+        if (last_admin && !(roles & CL_ROLE_ADMINISTRATOR)) {
+            res->status = CL_ESTATE;
+            goto out;
+        }
+        CL_GUARD(cl_roles_value_encode(roles, &value, &vlen));
+        CL_GUARD(cl_ledger_append_internal(n->l, view, CL_TABLE_USERS, CL_OP_PUT, id, strlen(id),
+                                           value, vlen, &res->seqno));
+        CL_GUARD(cl_users_put(&n->users, id, strlen(id), roles));
+    } else {
+        if (u == NULL) {
+            res->status = CL_ENOENT;
+            goto out;
+        }
+        if (last_admin) {
+            res->status = CL_ESTATE;
+            goto out;
+        }
+        CL_GUARD(cl_ledger_append_internal(n->l, view, CL_TABLE_USERS, CL_OP_REMOVE, id, strlen(id),
+                                           "", 0, &res->seqno));
+        CL_GUARD(cl_users_remove(&n->users, stored, strlen(stored)));
+    }
+out:
+    cl_free(key);
+    cl_free(stored);
+    cl_free(value);
+    /* An id or value the proposer should have refused: the command is malformed (fatal). */
+    if (rc == CL_EJSON || rc == CL_EINVAL)
+        rc = CL_EFORMAT;
+    return rc;
+}
+
+int cl_node_apply(cl_node *n, uint64_t term, uint64_t index, const void *cmd, size_t len,
+                  void **result)
+{
+    if (result != NULL)
+        *result = NULL;
+    cl_cmd c;
+    CL_TRY(cl_cmd_decode(cmd, len, &c));
+    /* Allocated first: once the ledger changed, the apply must not fail. */
+    cl_node_result *res = malloc(sizeof *res);
+    CL_ENSURE(res != NULL, CL_ENOMEM);
+    memset(res, 0, sizeof *res);
+    res->view = term;
+    int rc = CL_OK;
+    switch (c.type) {
+    case CL_CMD_USER_WRITE:
+        rc = apply_user_write(n, term, &c, res);
+        break;
+    case CL_CMD_INTERNAL_WRITE:
+        if (c.table == CL_TABLE_USERS)
+            rc = apply_users(n, term, &c, res);
+        else if (c.table == CL_TABLE_MEMBERS || c.table == CL_TABLE_CONSTITUTION)
+            rc = cl_ledger_append_internal(n->l, term, c.table, c.op, c.key, c.key_len, c.value,
+                                           c.value_len, &res->seqno);
+        else
+            rc = CL_EFORMAT; /* engine-managed tables are never written through commands */
+        break;
+    case CL_CMD_SIGN:
+        rc = cl_ledger_sign_at(n->l, term, index, &res->seqno);
+        break;
+    default:
+        rc = CL_EFORMAT;
+    }
+    if (rc < 0) {
+        free(res);
+        cl_logf(CL_LOG_ERROR, "node: cannot apply command at index %" PRIu64 ": %s", index,
+                cl_strerror(rc));
+        return rc;
+    }
+    if (res->seqno != 0) {
+        n->last_view = term;
+        n->unsigned_entries = c.type != CL_CMD_SIGN;
+    }
+    if (result != NULL)
+        *result = res;
+    else
+        free(res);
+    return CL_OK;
+}
+
+static void finish_write(cl_pending *p);
+
+void cl_node_applied_batch(cl_node *n, uint64_t last_index)
+{
+    int rc = n->failed ? CL_ECLOSED : cl_ledger_sync(n->l);
+    if (rc < 0 && !n->failed) {
+        cl_logf(CL_LOG_ERROR, "node: ledger sync failed: %s", cl_strerror(rc));
+        n->failed = 1;
+    }
+    for (size_t i = 0; i < n->n_new; i++)
+        cl_free(n->new_colls[i]);
+    n->n_new = 0;
+    uint64_t durable = cl_ledger_durable_seqno(n->l);
+    cl_pending **pp = &n->waiting;
+    while (*pp != NULL) {
+        cl_pending *p = *pp;
+        if (rc < 0 || p->seqno <= durable) {
+            *pp = p->next;
+            if (rc < 0) {
+                cl_api_error(&p->to, 500, "InternalError", "the ledger could not be synced");
+                pending_free(p);
+            } else {
+                finish_write(p);
+            }
+        } else {
+            pp = &p->next;
+        }
+    }
+    n->waiting_tail = pp;
+}
+
+/* ---- writes -------------------------------------------------------------------------------- */
+
+cl_pending *cl_pending_new(cl_node *n, const cl_reply_to *t, int kind, const char *name, size_t len)
+{
+    cl_pending *p = cl_calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->n = n;
+    p->to = *t;
+    p->kind = kind;
+    if (name != NULL) {
+        p->name = cl_strndup(name, len);
+        if (p->name == NULL) {
+            cl_free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+static void finish_write(cl_pending *p)
+{
+    cl_node *n = p->n;
+    char txid[CL_TXID_MAX + 1];
+    cl_txid_format(p->view, p->seqno, txid, sizeof txid);
+    json_t *body = NULL;
+    const cl_user *u = NULL;
+    switch (p->kind) {
+    case CL_PW_ENTRY:
+        body = json_pack("{s:s}", "collectionId", p->name);
+        cl_api_reply(n, &p->to, 200, body, txid);
+        break;
+    case CL_PW_USER_SINGLE:
+    case CL_PW_USER_MULTI:
+        u = cl_users_find(&n->users, p->name, strlen(p->name));
+        if (u == NULL) { /* removed again before we answered */
+            cl_api_error(&p->to, 404, "ResourceNotFound", "the user was removed meanwhile");
+            break;
+        }
+        if (p->kind == CL_PW_USER_SINGLE)
+            body =
+                json_pack("{s:s,s:s}", "assignedRole", cl_role_highest(u->roles), "userId", u->id);
+        else
+            body = json_pack("{s:o,s:s}", "assignedRoles", cl_roles_json_array(u->roles), "userId",
+                             u->id);
+        cl_api_reply(n, &p->to, 200, body, txid);
+        break;
+    case CL_PW_USER_DELETE:
+        cl_api_reply_empty(n, &p->to, 204, txid);
+        break;
+    default:
+        break;
+    }
+    pending_free(p);
+}
+
+static void write_done(void *arg, int status, uint64_t term, uint64_t index, void *result)
+{
+    cl_pending *p = arg;
+    cl_node *n = p->n;
+    cl_node_result *res = result;
+    if (status < 0 || res == NULL) {
+        if (status == CL_ESTATE || status == CL_ECLOSED)
+            cl_api_error_hdr(&p->to, 503, "Retry-After", "1", "ServiceUnavailable",
+                             "the write could not be committed: %s", cl_strerror(status));
+        else
+            cl_api_error(&p->to, 500, "InternalError", "the write failed: %s",
+                         cl_strerror(status < 0 ? status : CL_EINVAL));
+        free(res);
+        pending_free(p);
+        return;
+    }
+    int st = res->status;
+    p->view = res->view;
+    p->seqno = res->seqno;
+    free(res);
+    if (st == CL_EOVERFLOW) {
+        cl_api_error(&p->to, 400, "CollectionCapacityExceeded",
+                     "The ledger already has %zu collections; no new collection can be created.",
+                     n->max_collections);
+    } else if (st == CL_ESTATE) {
+        cl_api_error(&p->to, 400, "InvalidInput",
+                     "The last Administrator cannot be removed or demoted.");
+    } else if (st == CL_ENOENT && p->kind == CL_PW_USER_DELETE) {
+        cl_api_reply_empty(n, &p->to, 204, NULL);
+    } else if (st != CL_OK) {
+        cl_api_error(&p->to, 500, "InternalError", "the write was rejected: %s", cl_strerror(st));
+    } else if (p->seqno <= cl_ledger_durable_seqno(n->l)) {
+        finish_write(p);
+        return;
+    } else {
+        /* Answered by cl_node_applied_batch once the ledger is synced. */
+        p->next = NULL;
+        *n->waiting_tail = p;
+        n->waiting_tail = &p->next;
+        return;
+    }
+    pending_free(p);
+}
+
+static int maybe_sign_after_writes(cl_node *n);
+
+void cl_node_submit_pending(cl_node *n, cl_pending *p, const cl_buf *cmd)
+{
+    if (!n->w.is_leader(n->w.impl)) {
+        cl_api_error_hdr(&p->to, 503, "Retry-After", "1", "ServiceUnavailable",
+                         "this node is not the primary");
+        pending_free(p);
+        return;
+    }
+    int kind = p->kind;
+    int rc = n->w.submit(n->w.impl, cmd->data, cmd->len, write_done, p);
+    if (rc < 0) { /* the callback will not be called */
+        cl_api_error_hdr(&p->to, 503, "Retry-After", "1", "ServiceUnavailable",
+                         "the write could not be submitted: %s", cl_strerror(rc));
+        pending_free(p);
+        return;
+    }
+    /* p may be freed already (a direct writer answers synchronously). */
+    if (kind == CL_PW_ENTRY) {
+        n->writes_since_sign++;
+        if (maybe_sign_after_writes(n) < 0)
+            cl_logf(CL_LOG_WARN, "node: could not submit a signature");
+    }
+}
+
+static void sign_done(void *arg, int status, uint64_t term, uint64_t index, void *result)
+{
+    cl_node *n = arg;
+    free(result);
+    n->sign_inflight = 0;
+    if (status < 0)
+        cl_logf(CL_LOG_WARN, "node: signature not committed: %s", cl_strerror(status));
+}
+
+static int submit_sign(cl_node *n)
+{
+    cl_buf b = CL_BUF_INIT;
+    int rc = cl_cmd_encode_sign(&b);
+    if (rc == CL_OK) {
+        n->sign_inflight = 1;
+        n->writes_since_sign = 0;
+        rc = n->w.submit(n->w.impl, b.data, b.len, sign_done, n);
+        if (rc < 0)
+            n->sign_inflight = 0;
+    }
+    cl_buf_free(&b);
+    return rc;
+}
+
+static int maybe_sign_after_writes(cl_node *n)
+{
+    if (n->writes_since_sign < n->sig_max_entries || n->sign_inflight || n->failed ||
+        !n->w.is_leader(n->w.impl))
+        return CL_OK;
+    return submit_sign(n);
+}
+
+int cl_node_submit_signature(cl_node *n)
+{
+    if (n->w.submit == NULL || n->sign_inflight || n->failed || !n->unsigned_entries ||
+        !n->w.is_leader(n->w.impl))
+        return CL_OK;
+    return submit_sign(n);
+}
+
+int cl_node_bootstrap_admin(cl_node *n, const char *user_id, cl_consensus_done cb, void *arg)
+{
+    CL_ENSURE(user_id != NULL, CL_EINVAL);
+    char *k = NULL, *s = NULL;
+    CL_TRY(cl_user_id_normalise(user_id, strlen(user_id), &k, &s));
+    cl_free(k);
+    if (n->users.n > 0) {
+        cl_free(s);
+        if (cb != NULL)
+            cb(arg, CL_OK, 0, 0, NULL);
+        return CL_OK;
+    }
+    int rc = CL_ESTATE;
+    cl_buf b = CL_BUF_INIT;
+    char *value = NULL;
+    size_t vlen = 0;
+    if (n->w.submit == NULL || !n->w.is_leader(n->w.impl))
+        goto out;
+    CL_GUARD(cl_roles_value_encode(CL_ROLE_ADMINISTRATOR, &value, &vlen));
+    CL_GUARD(cl_cmd_encode_internal(&b, CL_TABLE_USERS, CL_OP_PUT, CL_CMD_F_IF_EMPTY, s, strlen(s),
+                                    value, vlen));
+    rc = n->w.submit(n->w.impl, b.data, b.len, cb, arg);
+out:
+    cl_free(s);
+    cl_free(value);
+    cl_buf_free(&b);
+    return rc;
+}
+
+/* ---- the direct writer --------------------------------------------------------------------- */
+
+#define DIRECT_TERM 2 /* the view the ledger's genesis uses */
+
+static int direct_submit(void *impl, const void *cmd, size_t len, cl_consensus_done cb, void *arg)
+{
+    cl_node *n = *(cl_node **)impl;
+    CL_ENSURE(n != NULL, CL_ESTATE);
+    uint64_t index = ++n->direct_index;
+    void *res = NULL;
+    int rc = cl_node_apply(n, DIRECT_TERM, index, cmd, len, &res);
+    if (rc == CL_OK)
+        cl_node_applied_batch(n, index);
+    if (cb != NULL)
+        cb(arg, rc, DIRECT_TERM, index, res);
+    else
+        free(res);
+    return CL_OK;
+}
+
+static int direct_is_leader(void *impl) { return *(cl_node **)impl != NULL; }
+static uint64_t direct_term(void *impl) { return DIRECT_TERM; }
+
+cl_node_writer cl_node_direct_writer(cl_node **node_slot)
+{
+    cl_node_writer w = {direct_submit, direct_is_leader, direct_term, node_slot};
+    return w;
+}
+
+/* ---- admission ----------------------------------------------------------------------------- */
+
+static int visible_ascii(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    }
+    return 1;
+}
+
+/* §4.1: application/json and application/merge-patch+json with any parameters; absent is JSON. */
+static int content_type_ok(const char *ct)
+{
+    if (ct == NULL)
+        return 1;
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    const char *s = ct;
+    while (n > 0 && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    static const char *const ok[] = {"application/json", "application/merge-patch+json"};
+    for (size_t i = 0; i < 2; i++) {
+        if (n == strlen(ok[i]) && strncasecmp(s, ok[i], n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int api_ordinal(const char *v)
+{
+    for (int i = 0; i < CL_API_COUNT; i++) {
+        if (strcmp(v, cl_api_versions[i]) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* Returns 1 when the handler may run; otherwise the request was answered. */
+static int admit(cl_req *r)
+{
+    cl_node *n = r->n;
+    const cl_http_request *h = r->http;
+    if (cl_url_path_parse(h->path, &r->path) < 0) {
+        cl_api_error(&r->to, 400, "InvalidInput", "Malformed percent-encoding in the path.");
+        return 0;
+    }
+    int qrc = cl_url_query_parse(h->query, &r->query);
+    if (qrc < 0) {
+        cl_api_error(&r->to, 400, "InvalidInput", "%s",
+                     qrc == CL_EOVERFLOW ? "Too many query parameters."
+                                         : "Malformed percent-encoding in the query.");
+        return 0;
+    }
+    /* Route: path, then method. */
+    char allow[64] = "";
+    int path_known = 0;
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (!path_match(routes[i].pattern, &r->path))
+            continue;
+        path_known = 1;
+        if (h->method != NULL && strcmp(routes[i].method, h->method) == 0) {
+            r->route = &routes[i];
+            break;
+        }
+        if (strstr(allow, routes[i].method) == NULL) {
+            size_t al = strlen(allow);
+            snprintf(allow + al, sizeof allow - al, "%s%s", al ? ", " : "", routes[i].method);
+        }
+    }
+    if (r->route == NULL) {
+        if (!path_known)
+            cl_api_error(&r->to, 404, "ResourceNotFound", "No resource at this path.");
+        else
+            cl_api_error_hdr(&r->to, 405, "Allow", allow, "MethodNotAllowed",
+                             "Method %s is not allowed here.", h->method ? h->method : "");
+        return 0;
+    }
+    if (!n->started && r->route->h != cl_api_node_state && r->route->h != cl_api_node_version) {
+        cl_api_error_hdr(&r->to, 503, "Retry-After", "1", "ServiceUnavailable",
+                         "The service is not open yet.");
+        return 0;
+    }
+    if (n->failed && r->route->action != 0) {
+        cl_api_error_hdr(&r->to, 503, "Retry-After", "5", "ServiceUnavailable",
+                         "The node's ledger failed; it must be restarted.");
+        return 0;
+    }
+    /* Identity (§11.1): the client certificate's fingerprint must be a registered user. Bearer
+     * tokens are not supported yet and count as absent. */
+    if (r->route->action != 0) {
+        const char *fp = h->client_fingerprint;
+        if (fp[0] == '\0') {
+            cl_api_error(&r->to, 401, "InvalidAuthenticationInfo",
+                         "A registered client certificate is required.");
+            return 0;
+        }
+        r->caller = cl_users_find(&n->users, fp, strlen(fp));
+        if (r->caller == NULL) {
+            cl_api_error(&r->to, 401, "InvalidAuthenticationInfo",
+                         "The client certificate is not registered as a ledger user.");
+            return 0;
+        }
+        unsigned need = r->route->action;
+        if ((cl_roles_actions(r->caller->roles) & need) != need) {
+            cl_api_error(&r->to, 403, "AuthorizationFailed",
+                         "The caller's roles do not allow this operation.");
+            return 0;
+        }
+    }
+    if (h->body_len > n->max_body) {
+        cl_api_error(&r->to, 413, "RequestBodyTooLarge",
+                     "The request body of %zu bytes exceeds the limit of %zu bytes.", h->body_len,
+                     n->max_body);
+        return 0;
+    }
+    const char *ct = cl_http_header_get(h, "content-type");
+    if (h->body_len > 0 && !content_type_ok(ct)) {
+        cl_api_error(&r->to, 415, "UnsupportedContentType",
+                     "Unsupported content type %.100s. Only application/json and "
+                     "application/merge-patch+json are supported.",
+                     ct);
+        return 0;
+    }
+    /* api-version (§3.2): last occurrence wins; missing → 2022-05-13; unknown → newest. */
+    r->api_raw = cl_url_query_get(&r->query, "api-version", NULL);
+    r->api = CL_API_2022_05_13;
+    if (r->api_raw != NULL) {
+        int ord = api_ordinal(r->api_raw);
+        if (ord < 0 && n->strict_api) {
+            cl_api_error(&r->to, 400, "UnsupportedApiVersion",
+                         "The api-version '%.64s' is not supported.", r->api_raw);
+            return 0;
+        }
+        r->api = ord < 0 ? CL_API_NEWEST : ord;
+    }
+    return 1;
+}
+
+void cl_node_handle(cl_node *n, const cl_http_request *req, cl_node_reply_fn reply, void *ctx)
+{
+    cl_req r;
+    memset(&r, 0, sizeof r);
+    r.n = n;
+    r.http = req;
+    r.to.fn = reply;
+    r.to.ctx = ctx;
+    snprintf(r.to.reqid, sizeof r.to.reqid, "%" PRIu64, req->request_id);
+    const char *crid = cl_http_header_get(req, "x-ms-client-request-id");
+    if (crid != NULL && visible_ascii(crid, 256))
+        snprintf(r.to.crid, sizeof r.to.crid, "%s", crid);
+    r.to.is_app = req->path != NULL && strncmp(req->path, "/app/", 5) == 0;
+    if (admit(&r))
+        r.route->h(&r);
+    cl_url_path_free(&r.path);
+    cl_url_query_free(&r.query);
+}

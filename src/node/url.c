@@ -1,0 +1,202 @@
+/*
+ * url.c — percent-decoding, query splitting, transaction ids (spec/ledger-api.md §2.1, §4.1).
+ * Every function reads its input through explicit lengths; nothing here trusts a NUL terminator
+ * of untrusted data except cl_url_path_parse / cl_url_query_parse, whose inputs are the
+ * NUL-terminated strings of the HTTP parser.
+ */
+#include "node/url.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int cl_url_decode(const char *in, size_t n, int form, char **out, size_t *outlen)
+{
+    *out = NULL;
+    char *d = cl_malloc(n + 1);
+    CL_ENSURE(d != NULL, CL_ENOMEM);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (c == '%') {
+            if (n - i < 3 || hexval(in[i + 1]) < 0 || hexval(in[i + 2]) < 0) {
+                cl_free(d);
+                return CL_EINVAL;
+            }
+            c = (char)(hexval(in[i + 1]) << 4 | hexval(in[i + 2]));
+            i += 2;
+        } else if (c == '+' && form) {
+            c = ' ';
+        }
+        if (c == '\0') {
+            cl_free(d);
+            return CL_EINVAL;
+        }
+        d[j++] = c;
+    }
+    d[j] = '\0';
+    *out = d;
+    if (outlen)
+        *outlen = j;
+    return CL_OK;
+}
+
+void cl_url_path_free(cl_url_path *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        cl_free(p->seg[i]);
+    memset(p, 0, sizeof *p);
+}
+
+int cl_url_path_parse(const char *raw, cl_url_path *out)
+{
+    memset(out, 0, sizeof *out);
+    CL_ENSURE(raw != NULL && raw[0] == '/', CL_EINVAL);
+    const char *p = raw + 1;
+    for (;;) {
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (out->n == CL_URL_MAX_SEGMENTS) {
+            out->too_many = 1;
+            /* Keep validating escapes so a malformed path is still a 400. */
+            char *tmp = NULL;
+            int rc = cl_url_decode(p, len, 0, &tmp, NULL);
+            cl_free(tmp);
+            if (rc < 0) {
+                cl_url_path_free(out);
+                return rc;
+            }
+        } else {
+            int rc = cl_url_decode(p, len, 0, &out->seg[out->n], &out->len[out->n]);
+            if (rc < 0) {
+                cl_url_path_free(out);
+                return rc;
+            }
+            out->n++;
+        }
+        if (e == NULL)
+            break;
+        p = e + 1;
+    }
+    return CL_OK;
+}
+
+void cl_url_query_free(cl_url_query *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        cl_free(q->name[i]);
+        cl_free(q->value[i]);
+    }
+    memset(q, 0, sizeof *q);
+}
+
+int cl_url_query_parse(const char *raw, cl_url_query *out)
+{
+    memset(out, 0, sizeof *out);
+    if (raw == NULL)
+        return CL_OK;
+    const char *p = raw;
+    while (*p != '\0') {
+        const char *e = strchr(p, '&');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len > 0) {
+            if (out->n == CL_URL_MAX_PARAMS) {
+                cl_url_query_free(out);
+                return CL_EOVERFLOW;
+            }
+            const char *eq = memchr(p, '=', len);
+            size_t nlen = eq ? (size_t)(eq - p) : len;
+            const char *v = eq ? eq + 1 : p + len;
+            size_t vlen = eq ? len - nlen - 1 : 0;
+            int rc = cl_url_decode(p, nlen, 1, &out->name[out->n], NULL);
+            if (rc == CL_OK) {
+                rc = cl_url_decode(v, vlen, 1, &out->value[out->n], &out->value_len[out->n]);
+                if (rc < 0) {
+                    cl_free(out->name[out->n]);
+                    out->name[out->n] = NULL;
+                }
+            }
+            if (rc < 0) {
+                cl_url_query_free(out);
+                return rc;
+            }
+            out->n++;
+        }
+        if (e == NULL)
+            break;
+        p = e + 1;
+    }
+    return CL_OK;
+}
+
+const char *cl_url_query_get(const cl_url_query *q, const char *name, size_t *len)
+{
+    for (size_t i = q->n; i-- > 0;) {
+        if (strcmp(q->name[i], name) == 0) {
+            if (len)
+                *len = q->value_len[i];
+            return q->value[i];
+        }
+    }
+    return NULL;
+}
+
+int cl_url_encode(cl_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            CL_TRY(cl_buf_u8(b, c));
+        } else {
+            uint8_t e[3] = {'%', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
+            CL_TRY(cl_buf_append(b, e, 3));
+        }
+    }
+    return CL_OK;
+}
+
+/* One decimal u64 >= 1 without leading zeros. */
+static int parse_u64(const char *s, size_t n, uint64_t *v)
+{
+    CL_ENSURE(n >= 1 && n <= 20 && s[0] >= '1' && s[0] <= '9', CL_EINVAL);
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        CL_ENSURE(s[i] >= '0' && s[i] <= '9', CL_EINVAL);
+        unsigned d = (unsigned)(s[i] - '0');
+        CL_ENSURE(x <= (UINT64_MAX - d) / 10, CL_EINVAL);
+        x = x * 10 + d;
+    }
+    *v = x;
+    return CL_OK;
+}
+
+int cl_txid_parse(const char *s, size_t n, uint64_t *view, uint64_t *seqno)
+{
+    CL_ENSURE(s != NULL && n <= CL_TXID_MAX, CL_EINVAL);
+    const char *dot = memchr(s, '.', n);
+    CL_ENSURE(dot != NULL, CL_EINVAL);
+    size_t vl = (size_t)(dot - s);
+    CL_TRY(parse_u64(s, vl, view));
+    CL_TRY(parse_u64(dot + 1, n - vl - 1, seqno));
+    return CL_OK;
+}
+
+void cl_txid_format(uint64_t view, uint64_t seqno, char *out, size_t cap)
+{
+    snprintf(out, cap, "%" PRIu64 ".%" PRIu64, view, seqno);
+}

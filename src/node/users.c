@@ -1,0 +1,270 @@
+/*
+ * users.c — user ids, roles and the user store (users.h).
+ */
+#include "node/users.h"
+
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/json.h"
+#include "ledger/claims.h"
+
+void cl_users_init(cl_users *u) { memset(u, 0, sizeof *u); }
+
+void cl_users_free(cl_users *u)
+{
+    for (size_t i = 0; i < u->n; i++) {
+        cl_free(u->v[i].key);
+        cl_free(u->v[i].id);
+    }
+    cl_free(u->v);
+    memset(u, 0, sizeof *u);
+}
+
+static int is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int is_fingerprint(const char *s, size_t n)
+{
+    if (n != 95)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i % 3 == 2) {
+            if (s[i] != ':')
+                return 0;
+        } else if (!is_hex(s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int is_guid(const char *s, size_t n)
+{
+    if (n != 36)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!is_hex(s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int cl_user_id_normalise(const char *id, size_t len, char **key, char **stored)
+{
+    *key = *stored = NULL;
+    CL_ENSURE(len >= 1 && len <= CL_USER_ID_MAX && cl_utf8_valid(id, len), CL_EINVAL);
+    for (size_t i = 0; i < len; i++)
+        CL_ENSURE((unsigned char)id[i] >= 0x20 && id[i] != 0x7f, CL_EINVAL);
+    char *k = cl_strndup(id, len), *s = cl_strndup(id, len);
+    if (k == NULL || s == NULL) {
+        cl_free(k);
+        cl_free(s);
+        return CL_ENOMEM;
+    }
+    if (is_fingerprint(id, len)) {
+        for (size_t i = 0; i < len; i++) {
+            if (k[i] >= 'a' && k[i] <= 'f')
+                k[i] = (char)(k[i] - 'a' + 'A');
+        }
+        memcpy(s, k, len);
+    } else if (is_guid(id, len)) {
+        for (size_t i = 0; i < len; i++) {
+            if (k[i] >= 'A' && k[i] <= 'F')
+                k[i] = (char)(k[i] - 'A' + 'a');
+        }
+    }
+    *key = k;
+    *stored = s;
+    return CL_OK;
+}
+
+/* Index of the first entry with key >= k; *found when equal. */
+static size_t lower_bound(const cl_users *u, const char *k, int *found)
+{
+    size_t lo = 0, hi = u->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(u->v[mid].key, k) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < u->n && strcmp(u->v[lo].key, k) == 0;
+    return lo;
+}
+
+const cl_user *cl_users_find(const cl_users *u, const char *id, size_t len)
+{
+    char *k, *s;
+    if (cl_user_id_normalise(id, len, &k, &s) < 0)
+        return NULL;
+    int found;
+    size_t i = lower_bound(u, k, &found);
+    cl_free(k);
+    cl_free(s);
+    return found ? &u->v[i] : NULL;
+}
+
+int cl_users_put(cl_users *u, const char *id, size_t len, unsigned roles)
+{
+    char *k, *s;
+    CL_TRY(cl_user_id_normalise(id, len, &k, &s));
+    int found;
+    size_t i = lower_bound(u, k, &found);
+    if (found) {
+        u->v[i].roles = roles;
+        cl_free(k);
+        cl_free(s);
+        return CL_OK;
+    }
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? u->cap * 2 : 16;
+        cl_user *v = cl_realloc(u->v, cap * sizeof *v);
+        if (v == NULL) {
+            cl_free(k);
+            cl_free(s);
+            return CL_ENOMEM;
+        }
+        u->v = v;
+        u->cap = cap;
+    }
+    memmove(&u->v[i + 1], &u->v[i], (u->n - i) * sizeof *u->v);
+    u->v[i].key = k;
+    u->v[i].id = s;
+    u->v[i].roles = roles;
+    u->n++;
+    return CL_OK;
+}
+
+int cl_users_remove(cl_users *u, const char *id, size_t len)
+{
+    char *k, *s;
+    CL_TRY(cl_user_id_normalise(id, len, &k, &s));
+    int found;
+    size_t i = lower_bound(u, k, &found);
+    cl_free(k);
+    cl_free(s);
+    if (!found)
+        return CL_OK;
+    cl_free(u->v[i].key);
+    cl_free(u->v[i].id);
+    memmove(&u->v[i], &u->v[i + 1], (u->n - i - 1) * sizeof *u->v);
+    u->n--;
+    return CL_OK;
+}
+
+size_t cl_users_count_role(const cl_users *u, unsigned role)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < u->n; i++)
+        c += (u->v[i].roles & role) != 0;
+    return c;
+}
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} role_names[] = {
+    {"Administrator", CL_ROLE_ADMINISTRATOR},
+    {"Contributor", CL_ROLE_CONTRIBUTOR},
+    {"Reader", CL_ROLE_READER},
+};
+
+int cl_role_parse(const char *name, unsigned *bit)
+{
+    for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
+        if (strcmp(name, role_names[i].name) == 0) {
+            *bit = role_names[i].bit;
+            return CL_OK;
+        }
+    }
+    return CL_EINVAL;
+}
+
+const char *cl_role_highest(unsigned roles)
+{
+    for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
+        if (roles & role_names[i].bit)
+            return role_names[i].name;
+    }
+    return "Reader";
+}
+
+unsigned cl_roles_actions(unsigned roles)
+{
+    unsigned a = 0;
+    if (roles & (CL_ROLE_READER | CL_ROLE_CONTRIBUTOR | CL_ROLE_ADMINISTRATOR))
+        a |= CL_ACT_READ;
+    if (roles & (CL_ROLE_CONTRIBUTOR | CL_ROLE_ADMINISTRATOR))
+        a |= CL_ACT_WRITE | CL_ACT_EXECUTE;
+    if (roles & CL_ROLE_ADMINISTRATOR)
+        a |= CL_ACT_USERS_READ | CL_ACT_USERS_WRITE | CL_ACT_ROLES_READ | CL_ACT_ROLES_WRITE |
+             CL_ACT_PROG_READ | CL_ACT_PROG_WRITE;
+    return a;
+}
+
+json_t *cl_roles_json_array(unsigned roles)
+{
+    json_t *a = json_array();
+    if (a == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
+        if ((roles & role_names[i].bit) &&
+            json_array_append_new(a, json_string(role_names[i].name)) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+int cl_roles_value_encode(unsigned roles, char **out, size_t *len)
+{
+    cl_json_init();
+    *out = NULL;
+    json_t *arr = cl_roles_json_array(roles);
+    CL_ENSURE(arr != NULL, CL_ENOMEM);
+    json_t *o = json_object();
+    if (o == NULL || json_object_set_new(o, "assignedRoles", arr) != 0) {
+        json_decref(o);
+        json_decref(arr);
+        return CL_ENOMEM;
+    }
+    *out = cl_json_dump(o);
+    json_decref(o);
+    CL_ENSURE(*out != NULL, CL_ENOMEM);
+    *len = strlen(*out);
+    return CL_OK;
+}
+
+int cl_roles_value_decode(const char *value, size_t len, unsigned *roles)
+{
+    json_t *j = NULL;
+    CL_TRY(cl_json_parse(value, len, 64 * 1024, &j, NULL, 0));
+    int rc = CL_EJSON;
+    unsigned r = 0;
+    json_t *arr = json_object_get(j, "assignedRoles");
+    if (!json_is_object(j) || !json_is_array(arr) || json_array_size(arr) == 0)
+        goto out;
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        unsigned bit;
+        if (!json_is_string(v) || cl_role_parse(json_string_value(v), &bit) < 0)
+            goto out;
+        r |= bit;
+    }
+    *roles = r;
+    rc = CL_OK;
+out:
+    json_decref(j);
+    return rc;
+}

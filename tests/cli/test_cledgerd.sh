@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# End-to-end tests of cledgerd: real processes on loopback, real TLS with client certificates,
+# curl and the official JS and Python SDKs. Usage: test_cledgerd.sh BIN_DIR
+set -uo pipefail
+BIN=$(cd "${1:?bin dir}" && pwd)
+SRC=${CLEDGER_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+[ -x "$BIN/cledgerd" ] || { echo "cledgerd not built"; exit 1; }
+work=$(mktemp -d /tmp/cl-e2e-XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$work"; }
+trap cleanup EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+D="$work/node"; PORT=$(free_port); URL="https://127.0.0.1:$PORT"
+start() { # start [extra args]
+    "$BIN/cledgerd" --data-dir "$D" --listen "127.0.0.1:$PORT" --log-level warn "$@" 2>>"$work/cledgerd.log" &
+    PID=$!; pids+=("$PID")
+    for _ in $(seq 1 100); do
+        [ -f "$D/service_cert.pem" ] && curl -s --cacert "$D/service_cert.pem" "$URL/node/ready" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "cledgerd did not become ready"; tail -20 "$work/cledgerd.log"; return 1
+}
+C() { curl -s --cacert "$D/service_cert.pem" "$@"; }
+ADM=(--cert "$D/admin_cert.pem" --key "$D/admin_key.pem")
+code() { curl -s -o "$work/body" -w '%{http_code}' --cacert "$D/service_cert.pem" "$@"; }
+wait_committed() { # txid [cert args...]
+    local t=$1; shift
+    for _ in $(seq 1 100); do
+        C "$@" "$URL/app/transactions/$t/status?api-version=2022-05-13" | grep -q Committed && return 0
+        sleep 0.05
+    done; return 1
+}
+
+start || exit 1
+[ "$(stat -c %a "$D/admin_key.pem")" = 600 ] && ok || bad "admin key mode"
+# write, commit, read, receipt
+r=$(code "${ADM[@]}" -H 'content-type: application/json' -D "$work/h" \
+    -d '{"contents":"hello e2e"}' "$URL/app/transactions?api-version=2022-05-13&collectionId=e2e")
+[ "$r" = 200 ] && ok || bad "POST: $r $(cat "$work/body")"
+tx=$(grep -i '^x-ms-ccf-transaction-id:' "$work/h" | tr -d '\r' | awk '{print $2}')
+[[ "$tx" =~ ^[0-9]+\.[0-9]+$ ]] && ok || bad "transaction id header: '$tx'"
+wait_committed "$tx" "${ADM[@]}" && ok || bad "not committed"
+C "${ADM[@]}" "$URL/app/transactions/$tx?api-version=2022-05-13&collectionId=e2e" | grep -q '"contents":"hello e2e"' && ok || bad "read back"
+C "${ADM[@]}" "$URL/app/transactions/$tx/receipt?api-version=2023-01-18-preview" >"$work/receipt.json"
+"$BIN/cledger" verify-receipt "$work/receipt.json" --service-cert "$D/service_cert.pem" >/dev/null && ok || bad "receipt does not verify: $(head -c 300 "$work/receipt.json")"
+
+# identities and roles
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/r.key" -out "$work/r.pem" -subj /CN=reader -days 2 2>/dev/null
+fp=$(openssl x509 -in "$work/r.pem" -noout -fingerprint -sha256 | cut -d= -f2)
+RD=(--cert "$work/r.pem" --key "$work/r.key")
+[ "$(code "${RD[@]}" "$URL/app/transactions/$tx/status?api-version=2022-05-13")" = 401 ] && ok || bad "unknown cert not 401"
+[ "$(code "$URL/app/transactions/$tx/status?api-version=2022-05-13")" = 401 ] && ok || bad "no cert not 401"
+[ "$(code "${ADM[@]}" -X PATCH -H 'content-type: application/merge-patch+json' -d '{"assignedRole":"Reader"}' "$URL/app/users/$fp?api-version=2022-05-13")" = 200 ] && ok || bad "add reader"
+[ "$(code "${RD[@]}" "$URL/app/transactions/$tx/status?api-version=2022-05-13")" = 200 ] && ok || bad "reader read"
+[ "$(code "${RD[@]}" -H 'content-type: application/json' -d '{"contents":"x"}' "$URL/app/transactions?api-version=2022-05-13")" = 403 ] && ok || bad "reader write not 403"
+# hostile input
+[ "$(code "${ADM[@]}" -H 'content-type: application/json' -d '{"contents":' "$URL/app/transactions?api-version=2022-05-13")" = 400 ] && ok || bad "bad json"
+[ "$(code "${ADM[@]}" -H 'content-type: text/plain' -d '{"contents":"x"}' "$URL/app/transactions?api-version=2022-05-13")" = 415 ] && ok || bad "content type"
+[ "$(code "${ADM[@]}" "$URL/app/transactions/2.x/status?api-version=2022-05-13")" = 400 ] && ok || bad "bad txid"
+head -c 2000000 /dev/zero | tr '\0' 'a' >"$work/big"
+[ "$(code "${ADM[@]}" -H 'content-type: application/json' --data-binary @"$work/big" "$URL/app/transactions?api-version=2022-05-13")" = 413 ] && ok || bad "huge body"
+[ "$(code "${ADM[@]}" "$URL/app/nope?api-version=2022-05-13")" = 404 ] && ok || bad "unknown route"
+
+# official SDKs
+export CLEDGER_ENDPOINT=$URL CLEDGER_SERVICE_CERT=$D/service_cert.pem CLEDGER_CERT=$D/admin_cert.pem CLEDGER_KEY=$D/admin_key.pem CLEDGER_OUT=$work
+if [ -d "$SRC/tests/sdk/node_modules" ] || (cd "$SRC/tests/sdk" && npm ci --no-audit --no-fund --ignore-scripts >/dev/null 2>&1); then
+    if NODE_EXTRA_CA_CERTS="$D/service_cert.pem" node "$SRC/tests/sdk/js_flow.js" >"$work/js.out" 2>&1; then ok; else bad "JS SDK flow: $(tail -5 "$work/js.out")"; fi
+    "$BIN/cledger" verify-receipt "$work/js_receipt.json" --service-cert "$D/service_cert.pem" >/dev/null && ok || bad "JS receipt"
+else
+    bad "npm ci failed: the JS SDK could not be installed"
+fi
+if /usr/bin/python3 "$SRC/tests/sdk/py_flow.py" >"$work/py.out" 2>&1; then ok; else bad "Python SDK flow: $(tail -8 "$work/py.out")"; fi
+[ -f "$work/py_receipt.json" ] && "$BIN/cledger" verify-receipt "$work/py_receipt.json" --service-cert "$D/service_cert.pem" >/dev/null && ok || bad "Python receipt"
+
+# graceful restart keeps identity, entries, users, receipts
+cp "$D/service_cert.pem" "$work/svc.pem"
+kill -TERM "$PID"; wait "$PID"; [ $? -eq 0 ] && ok || bad "SIGTERM exit status"
+start || exit 1
+cmp -s "$D/service_cert.pem" "$work/svc.pem" && ok || bad "identity changed on restart"
+[ "$(code "${RD[@]}" "$URL/app/transactions/$tx?api-version=2022-05-13&collectionId=e2e")" = 200 ] && grep -q 'hello e2e' "$work/body" && ok || bad "entry or user lost on restart"
+"$BIN/cledger" verify-receipt "$work/receipt.json" --service-cert "$D/service_cert.pem" >/dev/null && ok || bad "old receipt after restart"
+
+# SIGKILL under write load: every acknowledged write survives (3 rounds)
+for round in 1 2 3; do
+    : >"$work/acked"
+    ( for i in $(seq 1 400); do
+        h=$(curl -s -o /dev/null -D - --cacert "$D/service_cert.pem" "${ADM[@]}" -H 'content-type: application/json' \
+            -d "{\"contents\":\"kill $round $i\"}" "$URL/app/transactions?api-version=2022-05-13&collectionId=kill" | tr -d '\r')
+        echo "$h" | grep -q '^HTTP/1.1 200' && echo "$(echo "$h" | grep -i '^x-ms-ccf-transaction-id' | awk '{print $2}') kill $round $i" >>"$work/acked"
+      done ) &
+    wl=$!
+    sleep 0.$((3 + RANDOM % 6))
+    kill -9 "$PID"; wait "$PID" 2>/dev/null; kill "$wl" 2>/dev/null; wait "$wl" 2>/dev/null
+    start || exit 1
+    lost=0
+    while read -r t c1 c2 c3; do
+        [ -n "$t" ] || continue
+        wait_committed "$t" "${ADM[@]}" || { lost=$((lost + 1)); continue; }
+        C "${ADM[@]}" "$URL/app/transactions/$t?api-version=2022-05-13&collectionId=kill" | grep -q "\"contents\":\"$c1 $c2 $c3\"" || lost=$((lost + 1))
+    done <"$work/acked"
+    [ "$lost" -eq 0 ] && ok || bad "round $round: $lost of $(wc -l <"$work/acked") acknowledged writes lost"
+done
+kill -TERM "$PID"; wait "$PID"
+"$BIN/cledger" verify-ledger "$D" --service-cert "$D/service_cert.pem" >/dev/null && ok || bad "verify-ledger after crashes"
+# the ledger type is fixed
+"$BIN/cledgerd" --data-dir "$D" --listen "127.0.0.1:$PORT" --ledger-type private >/dev/null 2>&1; [ $? -eq 2 ] && ok || bad "ledger type change not refused"
+
+# private ledger: no plaintext contents anywhere under the data directory
+D="$work/priv"; PORT=$(free_port); URL="https://127.0.0.1:$PORT"; ADM=(--cert "$D/admin_cert.pem" --key "$D/admin_key.pem")
+start --ledger-type private || exit 1
+r=$(code "${ADM[@]}" -H 'content-type: application/json' -D "$work/h" -d '{"contents":"PRIVATE-MARKER-7731"}' "$URL/app/transactions?api-version=2022-05-13")
+ptx=$(grep -i '^x-ms-ccf-transaction-id:' "$work/h" | tr -d '\r' | awk '{print $2}')
+wait_committed "$ptx" "${ADM[@]}" && ok || bad "private write"
+kill -TERM "$PID"; wait "$PID"
+grep -rq 'PRIVATE-MARKER-7731' "$D" && bad "plaintext found under the private data directory" || ok
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

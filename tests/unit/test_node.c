@@ -1,0 +1,1754 @@
+/*
+ * test_node.c — the data-plane service (src/node) end to end below HTTP: a real ledger in a temp
+ * directory, a node with the direct writer, a libuv loop for the signature timer, hand-built
+ * cl_http_request structs and captured replies. Covers the write/read/status/receipt flow with
+ * receipt verification, paging with nextLink round trips, collections, every reachable error code
+ * of spec §5.2, the role × route matrix, both user APIs, restart, and 1,000+ hostile inputs that
+ * must each get the right 4xx and write nothing. Also the command codec, the URL helpers and the
+ * state machine's refusal of malformed commands.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/alloc.h"
+#include "base/json.h"
+#include "ledger/claims.h"
+#include "ledger/entry.h"
+#include "ledger/ledger.h"
+#include "ledger/receipt.h"
+#include "ledgerutil.h"
+#include "node/command.h"
+#include "node/node.h"
+#include "node/url.h"
+#include "node/users.h"
+#include "testutil.h"
+
+/* ---- fixture ------------------------------------------------------------------------------- */
+
+#define FP_ADMIN 'A'
+#define FP_CONTRIB 'C'
+#define FP_READER 'B'
+#define FP_UNKNOWN 'E'
+
+typedef struct {
+    int calls;
+    int status;
+    char *body;
+    size_t len;
+    size_t nh;
+    char hname[10][64];
+    char hval[10][512];
+} reply_t;
+
+typedef struct {
+    char dir[4096];
+    cl_ledger *l;
+    cl_node *n;
+    uv_loop_t loop;
+    cl_node_opts o;
+    uint64_t next_reqid;
+} env_t;
+
+/* "XX:XX:...": 32 bytes of one hex digit pair. */
+static const char *fp(char c)
+{
+    static char buf[8][96];
+    static int slot;
+    char *b = buf[slot++ % 8];
+    for (int i = 0; i < 32; i++) {
+        b[i * 3] = c;
+        b[i * 3 + 1] = c;
+        b[i * 3 + 2] = i == 31 ? '\0' : ':';
+    }
+    return b;
+}
+
+static void cap_reply(void *ctx, int status, const char *const *h, size_t nh, const void *body,
+                      size_t len)
+{
+    reply_t *r = ctx;
+    r->calls++;
+    r->status = status;
+    free(r->body);
+    r->body = malloc(len + 1);
+    assert_non_null(r->body);
+    if (len)
+        memcpy(r->body, body, len);
+    r->body[len] = 0;
+    r->len = len;
+    assert_true(nh <= 10);
+    r->nh = nh;
+    for (size_t i = 0; i < nh; i++) {
+        snprintf(r->hname[i], sizeof r->hname[i], "%s", h[2 * i]);
+        snprintf(r->hval[i], sizeof r->hval[i], "%s", h[2 * i + 1]);
+    }
+}
+
+static const char *hdr(const reply_t *r, const char *name)
+{
+    for (size_t i = 0; i < r->nh; i++) {
+        if (strcmp(r->hname[i], name) == 0)
+            return r->hval[i];
+    }
+    return NULL;
+}
+
+static void reply_free(reply_t *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+typedef struct {
+    const char *method, *target, *fp, *ctype, *body;
+    size_t body_len; /* 0: strlen(body) */
+    const char *hname, *hvalue;
+} req_spec;
+
+/* Builds a cl_http_request like the HTTP layer does and hands it to the node. */
+static reply_t run_spec(env_t *e, const req_spec *s)
+{
+    cl_http_request q;
+    memset(&q, 0, sizeof q);
+    q.method = s->method;
+    q.target = strdup(s->target);
+    const char *qm = strchr(s->target, '?');
+    q.path = qm ? strndup(s->target, (size_t)(qm - s->target)) : strdup(s->target);
+    q.query = strdup(qm ? qm + 1 : "");
+    if (s->ctype != NULL) {
+        q.headers[q.nheaders].name = "content-type";
+        q.headers[q.nheaders++].value = (char *)s->ctype;
+    }
+    if (s->hname != NULL) {
+        q.headers[q.nheaders].name = (char *)s->hname;
+        q.headers[q.nheaders++].value = (char *)s->hvalue;
+    }
+    size_t bl = s->body ? (s->body_len ? s->body_len : strlen(s->body)) : 0;
+    q.body = malloc(bl + 1);
+    if (bl)
+        memcpy(q.body, s->body, bl);
+    q.body[bl] = 0;
+    q.body_len = bl;
+    snprintf(q.client_fingerprint, sizeof q.client_fingerprint, "%s", s->fp ? s->fp : "");
+    q.request_id = ++e->next_reqid;
+    reply_t r;
+    memset(&r, 0, sizeof r);
+    cl_node_handle(e->n, &q, cap_reply, &r);
+    assert_int_equal(r.calls, 1);
+    free(q.target);
+    free(q.path);
+    free(q.query);
+    free(q.body);
+    return r;
+}
+
+static reply_t rq(env_t *e, const char *method, const char *target, const char *who,
+                  const char *body)
+{
+    req_spec s = {method, target, who, body ? "application/json" : NULL, body, 0, NULL, NULL};
+    return run_spec(e, &s);
+}
+
+/* Error code of an error body ("" when none). */
+static const char *err_code(const reply_t *r)
+{
+    static char code[64];
+    code[0] = 0;
+    json_t *j = json_loads(r->body, 0, NULL);
+    json_t *c = json_object_get(json_object_get(j, "error"), "code");
+    if (json_is_string(c))
+        snprintf(code, sizeof code, "%s", json_string_value(c));
+    json_decref(j);
+    return code;
+}
+
+#define EXPECT(r, st, code)                                                                        \
+    do {                                                                                           \
+        if ((r).status != (st) || strcmp(err_code(&(r)), (code)) != 0)                             \
+            fail_msg("line %d: got %d %s, want %d %s", __LINE__, (r).status, (r).body, (st),       \
+                     (code));                                                                      \
+    } while (0)
+
+static uv_loop_t *g_loop;
+
+static void admin_done(void *arg, int status, uint64_t term, uint64_t index, void *result)
+{
+    *(int *)arg = status;
+    free(result);
+}
+
+static void env_open_node(env_t *e)
+{
+    e->o.ledger = e->l;
+    e->o.writer = cl_node_direct_writer(&e->n);
+    e->o.loop = &e->loop;
+    e->o.ledger_id = "testledger";
+    assert_int_equal(cl_node_new(&e->o, &e->n), CL_OK);
+    int st = 1;
+    assert_int_equal(cl_node_bootstrap_admin(e->n, fp(FP_ADMIN), admin_done, &st), CL_OK);
+    assert_int_equal(st, CL_OK);
+    assert_int_equal(cl_node_start(e->n), CL_OK);
+}
+
+static env_t *env_new_opts(const cl_node_opts *extra)
+{
+    env_t *e = calloc(1, sizeof *e);
+    assert_non_null(e);
+    snprintf(e->dir, sizeof e->dir, "%s/l", tu_tempdir("node"));
+    assert_int_equal(lu_create(e->dir, 0, 0, lu_fs_nosync(), &e->l), CL_OK);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    g_loop = &e->loop;
+    if (extra)
+        e->o = *extra;
+    env_open_node(e);
+    return e;
+}
+
+static env_t *env_new(void) { return env_new_opts(NULL); }
+
+static void env_close_node(env_t *e)
+{
+    cl_node_free(e->n);
+    e->n = NULL;
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
+static void env_free(env_t *e)
+{
+    env_close_node(e);
+    assert_int_equal(cl_ledger_close(e->l), CL_OK);
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+    tu_rmrf(e->dir);
+    free(e);
+}
+
+/* Lets the signature timer fire (20 ms cadence). */
+static void on_stop(uv_timer_t *t) { uv_stop(t->loop); }
+static void run_loop_ms(env_t *e, unsigned ms)
+{
+    uv_timer_t t;
+    uv_timer_init(&e->loop, &t);
+    uv_timer_start(&t, on_stop, ms, 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
+static void add_user(env_t *e, char c, const char *role)
+{
+    char t[200], b[100];
+    snprintf(t, sizeof t, "/app/users/%s?api-version=2022-05-13", fp(c));
+    snprintf(b, sizeof b, "{\"assignedRole\":\"%s\"}", role);
+    reply_t r = rq(e, "PATCH", t, fp(FP_ADMIN), b);
+    if (r.status != 200)
+        fail_msg("PATCH %s: %d %s", t, r.status, r.body);
+    reply_free(&r);
+}
+
+/* POST an entry; returns the transaction id (static buffer). */
+static const char *post(env_t *e, const char *coll_q, const char *contents)
+{
+    static char txid[64];
+    char t[2048];
+    snprintf(t, sizeof t, "/app/transactions?api-version=2022-05-13%s%s", coll_q ? "&" : "",
+             coll_q ? coll_q : "");
+    json_t *b = json_pack("{s:s}", "contents", contents);
+    char *bs = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    reply_t r = rq(e, "POST", t, fp(FP_ADMIN), bs);
+    free(bs);
+    if (r.status != 200)
+        fail_msg("POST %s: %d %s", t, r.status, r.body);
+    assert_non_null(hdr(&r, "x-ms-ccf-transaction-id"));
+    snprintf(txid, sizeof txid, "%s", hdr(&r, "x-ms-ccf-transaction-id"));
+    reply_free(&r);
+    return txid;
+}
+
+static json_t *body_json(const reply_t *r)
+{
+    json_t *j = json_loads(r->body, 0, NULL);
+    if (j == NULL)
+        fail_msg("not JSON: %s", r->body);
+    return j;
+}
+
+static const char *jstr(json_t *j, const char *k)
+{
+    json_t *v = json_object_get(j, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static uint64_t txid_seqno(const char *txid)
+{
+    uint64_t v, s;
+    assert_int_equal(cl_txid_parse(txid, strlen(txid), &v, &s), CL_OK);
+    return s;
+}
+
+/* ---- write → read → status → receipt ------------------------------------------------------- */
+
+static void test_write_read_receipt(void **state)
+{
+    env_t *e = env_new();
+    req_spec s = {"POST",
+                  "/app/transactions?api-version=2022-05-13",
+                  fp(FP_ADMIN),
+                  "application/json; charset=UTF-8",
+                  "{\"contents\":\"hello ledger\",\"collectionId\":\"ignored\"}",
+                  0,
+                  "x-ms-client-request-id",
+                  "req-123"};
+    reply_t r = run_spec(e, &s);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"collectionId\":\"subledger:0\"}");
+    assert_string_equal(hdr(&r, "x-ms-client-request-id"), "req-123");
+    assert_non_null(hdr(&r, "x-ms-request-id"));
+    char txid[64], url[256];
+    snprintf(txid, sizeof txid, "%s", hdr(&r, "x-ms-ccf-transaction-id"));
+    assert_true(strncmp(txid, "2.", 2) == 0);
+    reply_free(&r);
+
+    /* Not yet signed: Pending / Loading. */
+    snprintf(url, sizeof url, "/app/transactions/%s/status?api-version=2022-05-13", txid);
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    char want[200];
+    snprintf(want, sizeof want, "{\"state\":\"Pending\",\"transactionId\":\"%s\"}", txid);
+    assert_string_equal(r.body, want);
+    assert_non_null(hdr(&r, "x-ms-ccf-transaction-id"));
+    reply_free(&r);
+    snprintf(url, sizeof url, "/app/transactions/%s?api-version=2022-05-13", txid);
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, "{\"state\":\"Loading\"}");
+    reply_free(&r);
+    snprintf(url, sizeof url, "/app/transactions/%s/receipt?api-version=2022-05-13", txid);
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"receipt\":null,\"state\":\"Loading\",\"transactionId\":\"\"}");
+    reply_free(&r);
+
+    /* /current sees the write before it commits, transactionId = read point. */
+    r = rq(e, "GET", "/app/transactions/current?api-version=2022-05-13", fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    assert_string_equal(jstr(j, "contents"), "hello ledger");
+    assert_string_equal(jstr(j, "collectionId"), "subledger:0");
+    assert_string_equal(jstr(j, "transactionId"), hdr(&r, "x-ms-ccf-transaction-id"));
+    json_decref(j);
+    reply_free(&r);
+
+    /* The signature timer commits it. */
+    run_loop_ms(e, 60);
+    assert_true(cl_ledger_signed_seqno(e->l) > txid_seqno(txid));
+    snprintf(url, sizeof url, "/app/transactions/%s/status", txid); /* no api-version */
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    snprintf(want, sizeof want, "{\"state\":\"Committed\",\"transactionId\":\"%s\"}", txid);
+    assert_string_equal(r.body, want);
+    reply_free(&r);
+    snprintf(url, sizeof url, "/app/transactions/%s?api-version=2022-05-13", txid);
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    snprintf(want, sizeof want,
+             "{\"entry\":{\"collectionId\":\"subledger:0\",\"contents\":\"hello ledger\","
+             "\"transactionId\":\"%s\"},\"state\":\"Ready\"}",
+             txid);
+    assert_string_equal(r.body, want);
+    reply_free(&r);
+    /* Same id, another collection: 404 ResourceNotFound. */
+    snprintf(url, sizeof url, "/app/transactions/%s?collectionId=other", txid);
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+
+    /* Receipt, GA version: no applicationClaims; verifies against the service cert. */
+    const char *svc = cl_ledger_service_cert_pem(e->l);
+    for (int v = 0; v < 2; v++) {
+        snprintf(url, sizeof url, "/app/transactions/%s/receipt?api-version=%s", txid,
+                 v ? "2023-01-18-preview" : "2022-05-13");
+        r = rq(e, "GET", url, fp(FP_READER == 0 ? FP_ADMIN : FP_ADMIN), NULL);
+        assert_int_equal(r.status, 200);
+        j = body_json(&r);
+        assert_string_equal(jstr(j, "state"), "Ready");
+        assert_string_equal(jstr(j, "transactionId"), txid);
+        json_t *claims_in = json_object_get(j, "applicationClaims");
+        assert_true(v ? claims_in != NULL : claims_in == NULL);
+        cl_receipt rec;
+        cl_receipt_init(&rec);
+        json_t *claims = NULL;
+        char err[256];
+        assert_int_equal(cl_receipt_parse(r.body, r.len, &rec, &claims, err, sizeof err), CL_OK);
+        cl_receipt_verdict vd;
+        int vrc = cl_receipt_verify_pem(&rec, svc, strlen(svc), claims, &vd);
+        if (vrc != CL_OK)
+            fail_msg("receipt: %s", vd.message);
+        if (v) {
+            /* The claims are the entry's, and tampering with them fails verification. */
+            json_t *le = json_object_get(json_array_get(claims, 0), "ledgerEntry");
+            assert_string_equal(jstr(le, "contents"), "hello ledger");
+            assert_string_equal(jstr(le, "collectionId"), "subledger:0");
+            json_object_set_new(le, "contents", json_string("tampered"));
+            assert_int_not_equal(cl_receipt_verify_pem(&rec, svc, strlen(svc), claims, &vd), CL_OK);
+        }
+        json_decref(claims);
+        cl_receipt_clear(&rec);
+        json_decref(j);
+        reply_free(&r);
+    }
+
+    /* Signature transactions have no receipt. */
+    char sig[64];
+    snprintf(sig, sizeof sig, "2.%llu", (unsigned long long)cl_ledger_signed_seqno(e->l));
+    snprintf(url, sizeof url, "/app/transactions/%s/receipt", sig);
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    assert_null(hdr(&r, "x-ms-ccf-transaction-id"));
+    reply_free(&r);
+    /* Receipts of user changes are served (the bootstrap admin write at seqno 5). */
+    r = rq(e, "GET", "/app/transactions/2.5/receipt", fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    /* Ids: unknown / invalid / malformed. */
+    r = rq(e, "GET", "/app/transactions/2.999999/status", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "TransactionNotFound");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/3.1/status", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "InvalidTransactionId");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/1.999999/receipt", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "InvalidTransactionId");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/02.1", fp(FP_ADMIN), NULL);
+    EXPECT(r, 400, "InvalidTransactionId");
+    reply_free(&r);
+    /* Internal entry (seqno 1): not an entry of any collection. */
+    r = rq(e, "GET", "/app/transactions/2.1", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    /* Enough writes trigger a signature without the timer (sig_max_entries). */
+    env_free(e);
+}
+
+static void test_sig_max_entries(void **state)
+{
+    cl_node_opts o = {0};
+    o.sig_interval_ms = 100000;
+    o.sig_max_entries = 5;
+    env_t *e = env_new_opts(&o);
+    uint64_t before = cl_ledger_signed_seqno(e->l);
+    for (int i = 0; i < 4; i++)
+        post(e, NULL, "x");
+    assert_int_equal(cl_ledger_signed_seqno(e->l), before);
+    const char *t = post(e, NULL, "x");
+    assert_int_equal(cl_ledger_signed_seqno(e->l), txid_seqno(t) + 1);
+    /* Nothing new: an explicit signature request does nothing. */
+    uint64_t last = cl_ledger_last_seqno(e->l);
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    post(e, NULL, "y");
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    assert_int_equal(cl_ledger_signed_seqno(e->l), last + 2);
+    env_free(e);
+}
+
+/* ---- paging -------------------------------------------------------------------------------- */
+
+/* Follows nextLink from `first`; js: append api-version again (npm 1.0.0) else replace it. */
+static size_t list_all(env_t *e, const char *first, int js, char (*contents)[32], size_t cap,
+                       int *pages)
+{
+    char url[4096];
+    snprintf(url, sizeof url, "%s", first);
+    size_t n = 0;
+    *pages = 0;
+    for (;;) {
+        reply_t r = rq(e, "GET", url, fp(FP_READER), NULL);
+        if (r.status != 200)
+            fail_msg("GET %s: %d %s", url, r.status, r.body);
+        (*pages)++;
+        json_t *j = body_json(&r);
+        assert_string_equal(jstr(j, "state"), "Ready");
+        json_t *arr = json_object_get(j, "entries");
+        assert_true(json_is_array(arr));
+        uint64_t lo = UINT64_MAX, hi = 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(arr, i, v)
+        {
+            assert_true(n < cap);
+            snprintf(contents[n++], 32, "%s", jstr(v, "contents"));
+            uint64_t s = txid_seqno(jstr(v, "transactionId"));
+            lo = s < lo ? s : lo;
+            hi = s > hi ? s : hi;
+        }
+        if (json_array_size(arr) > 0)
+            assert_true(hi - lo < 1000); /* one window */
+        const char *next = jstr(j, "nextLink");
+        if (next == NULL) {
+            assert_null(json_object_get(j, "nextLink"));
+            json_decref(j);
+            reply_free(&r);
+            break;
+        }
+        assert_true(next[0] == '/');
+        assert_non_null(strstr(next, "api-version="));
+        if (js)
+            snprintf(url, sizeof url, "%s&api-version=2022-05-13", next);
+        else
+            snprintf(url, sizeof url, "%s", next);
+        json_decref(j);
+        reply_free(&r);
+        assert_true(*pages < 100);
+    }
+    return n;
+}
+
+static void test_paging(void **state)
+{
+    cl_node_opts o = {0};
+    o.sig_interval_ms = 1000000;
+    o.sig_max_entries = 1000000;
+    env_t *e = env_new_opts(&o);
+    add_user(e, FP_READER, "Reader");
+    char c[32];
+    /* 2,500 seqnos: entries of "pg:1" interleaved with another collection. */
+    int want = 0;
+    for (int i = 0; i < 2500; i++) {
+        snprintf(c, sizeof c, "e%d", i);
+        if (i % 5 == 4) {
+            post(e, "collectionId=other", c);
+        } else {
+            post(e, "collectionId=pg%3A1", c);
+            want++;
+        }
+    }
+    /* Not yet committed: nothing listed. */
+    char(*got)[32] = calloc(4000, 32);
+    int pages;
+    size_t n = list_all(e, "/app/transactions?api-version=2022-05-13&collectionId=pg:1", 1, got,
+                        4000, &pages);
+    assert_int_equal(n, 0);
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    for (int js = 0; js < 2; js++) {
+        n = list_all(e, "/app/transactions?api-version=2022-05-13&collectionId=pg%3A1", js, got,
+                     4000, &pages);
+        assert_int_equal(n, (size_t)want);
+        assert_true(pages >= 3);
+        for (int i = 0, k = 0; i < 2500; i++) {
+            if (i % 5 == 4)
+                continue;
+            snprintf(c, sizeof c, "e%d", i);
+            assert_string_equal(got[k++], c);
+        }
+    }
+    /* The upper bound is pinned by the first page: later writes are not listed. */
+    reply_t r = rq(e, "GET", "/app/transactions?collectionId=pg%3A1", fp(FP_READER), NULL);
+    json_t *j = body_json(&r);
+    char next[1024];
+    const char *nl = jstr(j, "nextLink");
+    assert_non_null(nl);
+    snprintf(next, sizeof next, "%s", nl);
+    assert_non_null(strstr(next, "toTransactionId="));
+    assert_non_null(strstr(next, "collectionId=pg%3A1"));
+    assert_non_null(strstr(next, "api-version=2022-05-13")); /* default when absent */
+    json_decref(j);
+    reply_free(&r);
+    post(e, "collectionId=pg%3A1", "late");
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    int p2;
+    n = list_all(e, next, 1, got, 4000, &p2);
+    size_t first_page = 0;
+    (void)first_page;
+    for (size_t i = 0; i < n; i++)
+        assert_string_not_equal(got[i], "late");
+    /* Range, explicit to, from > to, bad ids, unknown collection. */
+    r = rq(e, "GET",
+           "/app/transactions?collectionId=pg%3A1&fromTransactionId=2.20&toTransactionId=2.30",
+           fp(FP_READER), NULL);
+    j = body_json(&r);
+    assert_null(json_object_get(j, "nextLink"));
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "entries"), i, v)
+    {
+        uint64_t s = txid_seqno(jstr(v, "transactionId"));
+        assert_true(s >= 20 && s <= 30);
+    }
+    json_decref(j);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions?fromTransactionId=2.30&toTransactionId=2.20", fp(FP_READER),
+           NULL);
+    EXPECT(r, 400, "InvalidTransactionId");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions?fromTransactionId=x", fp(FP_READER), NULL);
+    EXPECT(r, 400, "InvalidTransactionId");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions?collectionId=nope", fp(FP_READER), NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"entries\":[],\"state\":\"Ready\"}");
+    reply_free(&r);
+    /* /current of a collection and of an empty one. */
+    r = rq(e, "GET", "/app/transactions/current?collectionId=pg%3A1", fp(FP_READER), NULL);
+    j = body_json(&r);
+    assert_string_equal(jstr(j, "contents"), "late");
+    json_decref(j);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/current?collectionId=empty", fp(FP_READER), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    free(got);
+    env_free(e);
+}
+
+/* ---- collections --------------------------------------------------------------------------- */
+
+static void test_collections(void **state)
+{
+    env_t *e = env_new();
+    post(e, "collectionId=b%20c", "1");
+    post(e, NULL, "2");
+    post(e, "collectionId=a+b", "3"); /* '+' is a space: "a b" */
+    post(e, "collectionId=%E2%82%AC", "4");
+    reply_t r = rq(e, "GET", "/app/collections?api-version=2022-05-13", fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, "{\"collections\":[]}"); /* none committed yet */
+    reply_free(&r);
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    r = rq(e, "GET", "/app/collections?api-version=2022-05-13", fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, "{\"collections\":[{\"collectionId\":\"b c\"},{\"collectionId\":"
+                                "\"subledger:0\"},{\"collectionId\":\"a b\"},{\"collectionId\":"
+                                "\"\xE2\x82\xAC\"}]}");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/collections?api-version=2022-04-20-preview", fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, "[{\"id\":\"b c\"},{\"id\":\"subledger:0\"},{\"id\":\"a b\"},"
+                                "{\"id\":\"\xE2\x82\xAC\"}]");
+    reply_free(&r);
+    /* More than one page (1,000 per page), followed through nextLink. */
+    char q[64], url[2048];
+    for (int i = 0; i < 1001; i++) {
+        snprintf(q, sizeof q, "collectionId=c%04d", i);
+        post(e, q, "x");
+    }
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    snprintf(url, sizeof url, "/app/collections?api-version=2022-05-13");
+    size_t total = 0;
+    int pages = 0;
+    for (;;) {
+        r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+        assert_int_equal(r.status, 200);
+        json_t *j = body_json(&r);
+        total += json_array_size(json_object_get(j, "collections"));
+        pages++;
+        const char *next = jstr(j, "nextLink");
+        if (next)
+            snprintf(url, sizeof url, "%s&api-version=2022-05-13", next);
+        json_decref(j);
+        reply_free(&r);
+        if (!next)
+            break;
+    }
+    assert_int_equal(total, 1005);
+    assert_int_equal(pages, 2);
+    env_free(e);
+}
+
+static void test_collection_limits(void **state)
+{
+    cl_node_opts o = {0};
+    o.max_collections = 3;
+    env_t *e = env_new_opts(&o);
+    post(e, "collectionId=one", "x");
+    post(e, "collectionId=two", "x");
+    post(e, "collectionId=three", "x");
+    post(e, NULL, "default is not counted");
+    uint64_t last = cl_ledger_last_seqno(e->l);
+    reply_t r =
+        rq(e, "POST", "/app/transactions?collectionId=four", fp(FP_ADMIN), "{\"contents\":\"x\"}");
+    EXPECT(r, 400, "CollectionCapacityExceeded");
+    reply_free(&r);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    post(e, "collectionId=two", "existing collections still take writes");
+    /* Collection id length: 256 bytes allowed, 257 refused (after decoding). */
+    env_free(e);
+    e = env_new();
+    char q[1200] = "collectionId=";
+    for (int i = 0; i < 256; i++)
+        strcat(q, "%41");
+    post(e, q, "x");
+    strcat(q, "B");
+    char t[1400];
+    snprintf(t, sizeof t, "/app/transactions?%s", q);
+    r = rq(e, "POST", t, fp(FP_ADMIN), "{\"contents\":\"x\"}");
+    EXPECT(r, 400, "CollectionIdTooLong");
+    reply_free(&r);
+    /* Contents: exactly 8192 bytes allowed, 8193 refused; multi-byte characters count bytes. */
+    char *big = malloc(8200);
+    memset(big, 'z', 8192);
+    big[8192] = 0;
+    post(e, NULL, big);
+    char *body = malloc(9000);
+    snprintf(body, 9000, "{\"contents\":\"%sz\"}", big);
+    r = rq(e, "POST", "/app/transactions", fp(FP_ADMIN), body);
+    EXPECT(r, 400, "EntrySizeCapacityExceeded");
+    assert_non_null(strstr(r.body, "Entry contents of 8193 bytes exceed the limit of 8192 bytes."));
+    reply_free(&r);
+    memset(big, 0, 8200);
+    for (int i = 0; i < 2731; i++)
+        strcat(big, "\xE2\x82\xAC"); /* 8193 bytes */
+    snprintf(body, 9000, "{\"contents\":\"%s\"}", big);
+    r = rq(e, "POST", "/app/transactions", fp(FP_ADMIN), body);
+    EXPECT(r, 400, "EntrySizeCapacityExceeded");
+    reply_free(&r);
+    free(big);
+    free(body);
+    env_free(e);
+}
+
+/* ---- error codes of §5.2 ------------------------------------------------------------------- */
+
+static void test_error_codes(void **state)
+{
+    env_t *e = env_new();
+    add_user(e, FP_READER, "Reader");
+    reply_t r;
+    r = rq(e, "POST", "/app/transactions", fp(FP_ADMIN), "{\"contents\":");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/abc", fp(FP_ADMIN), NULL);
+    EXPECT(r, 400, "InvalidTransactionId");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/9.1", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "InvalidTransactionId");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/2.100", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "TransactionNotFound");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/nothing", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    r = rq(e, "PUT", "/app/transactions", fp(FP_ADMIN), NULL);
+    EXPECT(r, 405, "MethodNotAllowed");
+    assert_string_equal(hdr(&r, "Allow"), "GET, POST");
+    reply_free(&r);
+    r = rq(e, "DELETE", "/app/transactions/current", fp(FP_ADMIN), NULL);
+    EXPECT(r, 405, "MethodNotAllowed");
+    assert_string_equal(hdr(&r, "Allow"), "GET");
+    reply_free(&r);
+    size_t bl = (1u << 20) + 1;
+    char *big = malloc(bl + 1);
+    memset(big, ' ', bl);
+    big[bl] = 0;
+    r = rq(e, "POST", "/app/transactions", fp(FP_ADMIN), big);
+    EXPECT(r, 413, "RequestBodyTooLarge");
+    reply_free(&r);
+    free(big);
+    req_spec s = {
+        "POST", "/app/transactions", fp(FP_ADMIN), "text/plain", "{\"contents\":\"x\"}", 0, NULL,
+        NULL};
+    r = run_spec(e, &s);
+    EXPECT(r, 415, "UnsupportedContentType");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions", NULL, NULL);
+    EXPECT(r, 401, "InvalidAuthenticationInfo");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions", fp(FP_UNKNOWN), NULL);
+    EXPECT(r, 401, "InvalidAuthenticationInfo");
+    reply_free(&r);
+    r = rq(e, "POST", "/app/transactions", fp(FP_READER), "{\"contents\":\"x\"}");
+    EXPECT(r, 403, "AuthorizationFailed");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/userDefinedFunctions", fp(FP_ADMIN), NULL);
+    EXPECT(r, 501, "NotImplemented");
+    reply_free(&r);
+    r = rq(e, "POST", "/app/transactions?tags=a,b", fp(FP_ADMIN), "{\"contents\":\"x\"}");
+    EXPECT(r, 501, "NotImplemented");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/%ZZ", fp(FP_ADMIN), NULL);
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions?collectionId=a%00b", fp(FP_ADMIN), NULL);
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    /* Lower-case fingerprints are normalised. */
+    char lower[96];
+    snprintf(lower, sizeof lower, "%s", fp('d'));
+    add_user(e, 'D', "Reader");
+    r = rq(e, "GET", "/app/transactions", lower, NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    /* api-version: unknown accepted (newest); strict mode refuses; duplicates: last wins. */
+    r = rq(e, "GET", "/app/collections?api-version=2099-01-01", fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/collections?api-version=2022-05-13&api-version=2022-04-20-preview",
+           fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, "[]");
+    reply_free(&r);
+    /* Not started / not the leader: 503. */
+    env_close_node(e);
+    cl_node_opts o = e->o;
+    assert_int_equal(cl_node_new(&o, &e->n), CL_OK);
+    r = rq(e, "GET", "/app/transactions", fp(FP_ADMIN), NULL);
+    EXPECT(r, 503, "ServiceUnavailable");
+    assert_non_null(hdr(&r, "Retry-After"));
+    reply_free(&r);
+    r = rq(e, "GET", "/node/ready", NULL, NULL);
+    EXPECT(r, 503, "ServiceUnavailable");
+    reply_free(&r);
+    r = rq(e, "GET", "/node/state", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    env_close_node(e);
+    e->o.strict_api_version = 1;
+    env_open_node(e);
+    e->o.strict_api_version = 0;
+    r = rq(e, "GET", "/app/collections?api-version=2099-01-01", fp(FP_ADMIN), NULL);
+    EXPECT(r, 400, "UnsupportedApiVersion");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/collections?api-version=2024-12-09-preview", fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    env_free(e);
+}
+
+static cl_node *g_nonleader;
+static int nl_submit(void *impl, const void *cmd, size_t len, cl_consensus_done cb, void *arg)
+{
+    return CL_ESTATE;
+}
+static int nl_is_leader(void *impl) { return 0; }
+static uint64_t nl_term(void *impl) { return 2; }
+
+static void test_not_leader(void **state)
+{
+    env_t *e = env_new();
+    cl_node_writer w = {nl_submit, nl_is_leader, nl_term, NULL};
+    assert_int_equal(cl_node_set_writer(e->n, &w), CL_OK);
+    g_nonleader = e->n;
+    uint64_t last = cl_ledger_last_seqno(e->l);
+    reply_t r = rq(e, "POST", "/app/transactions", fp(FP_ADMIN), "{\"contents\":\"x\"}");
+    EXPECT(r, 503, "ServiceUnavailable");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/current", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    assert_int_equal(cl_node_bootstrap_admin(e->n, fp(FP_ADMIN), NULL, NULL), CL_OK);
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    env_free(e);
+}
+
+/* ---- role × route matrix ------------------------------------------------------------------- */
+
+typedef struct {
+    const char *method, *target, *body;
+    unsigned need; /* 0 anonymous, else minimum role: 1 Reader, 2 Contributor, 3 Administrator */
+} route_case;
+
+static void test_role_matrix(void **state)
+{
+    env_t *e = env_new();
+    add_user(e, FP_READER, "Reader");
+    add_user(e, FP_CONTRIB, "Contributor");
+    const char *t = post(e, NULL, "m");
+    char tx[64], u1[200], u2[200], u3[200], u4[200];
+    snprintf(tx, sizeof tx, "%s", t);
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    snprintf(u1, sizeof u1, "/app/transactions/%s", tx);
+    snprintf(u2, sizeof u2, "/app/transactions/%s/receipt", tx);
+    snprintf(u3, sizeof u3, "/app/transactions/%s/status", tx);
+    snprintf(u4, sizeof u4, "/app/users/%s", "11:22");
+    const route_case cases[] = {
+        {"GET", "/app/governance/constitution", NULL, 1},
+        {"GET", "/app/governance/members", NULL, 1},
+        {"GET", "/app/enclaveQuotes", NULL, 1},
+        {"GET", "/app/collections", NULL, 1},
+        {"GET", "/app/transactions", NULL, 1},
+        {"POST", "/app/transactions", "{\"contents\":\"r\"}", 2},
+        {"GET", u1, NULL, 1},
+        {"GET", u2, NULL, 1},
+        {"GET", u3, NULL, 1},
+        {"GET", "/app/transactions/current", NULL, 1},
+        {"GET", "/app/users", NULL, 3},
+        {"GET", "/app/ledgerUsers", NULL, 3},
+        {"GET", u4, NULL, 3},
+        {"PATCH", "/app/users/mx", "{\"assignedRole\":\"Reader\"}", 3},
+        {"DELETE", "/app/users/mx", NULL, 3},
+        {"GET", "/app/ledgerUsers/mx", NULL, 3},
+        {"PATCH", "/app/ledgerUsers/mx", "{\"assignedRoles\":[\"Reader\"]}", 3},
+        {"DELETE", "/app/ledgerUsers/mx", NULL, 3},
+        {"GET", "/app/userDefinedEndpoints", NULL, 3},
+        {"PUT", "/app/userDefinedEndpoints", "{}", 3},
+        {"GET", "/app/userDefinedEndpoints/runtimeOptions", NULL, 3},
+        {"PATCH", "/app/userDefinedEndpoints/runtimeOptions", "{}", 3},
+        {"GET", "/app/userDefinedEndpoints/modules?module_name=x", NULL, 3},
+        {"GET", "/app/userDefinedFunctions", NULL, 3},
+        {"GET", "/app/userDefinedFunctions/f", NULL, 3},
+        {"PUT", "/app/userDefinedFunctions/f", "{\"code\":\"x\"}", 3},
+        {"DELETE", "/app/userDefinedFunctions/f", NULL, 3},
+        {"POST", "/app/userDefinedFunctions/f:execute", "{}", 2},
+        {"POST", "/app/userDefinedFunctions/f%3Aexecute", NULL, 2},
+        {"GET", "/app/roles?roleName=x", NULL, 3},
+        {"PUT", "/app/roles", "[]", 3},
+        {"PATCH", "/app/roles", "[]", 3},
+        {"DELETE", "/app/roles?roleName=x", NULL, 3},
+        {"GET", "/ledgerIdentity/testledger", NULL, 0},
+        {"GET", "/node/ready", NULL, 0},
+        {"GET", "/node/state", NULL, 0},
+        {"GET", "/node/version", NULL, 0},
+    };
+    const struct {
+        const char *who;
+        int level; /* -1 no cert, -2 unknown */
+    } callers[] = {{NULL, -1}, {"E", -2}, {"B", 1}, {"C", 2}, {"A", 3}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (size_t k = 0; k < sizeof callers / sizeof callers[0]; k++) {
+            const char *who = callers[k].who ? fp(callers[k].who[0]) : NULL;
+            reply_t r = rq(e, cases[i].method, cases[i].target, who, cases[i].body);
+            int lvl = callers[k].level;
+            if (cases[i].need == 0) {
+                if (r.status != 200)
+                    fail_msg("%s %s: %d", cases[i].method, cases[i].target, r.status);
+            } else if (lvl < 0) {
+                EXPECT(r, 401, "InvalidAuthenticationInfo");
+            } else if ((unsigned)lvl < cases[i].need) {
+                EXPECT(r, 403, "AuthorizationFailed");
+            } else if (r.status == 401 || r.status == 403 || r.status >= 500 + 2 ||
+                       (r.status >= 400 && r.status != 404 && r.status != 501)) {
+                fail_msg("%s %s as %d: %d %s", cases[i].method, cases[i].target, lvl, r.status,
+                         r.body);
+            }
+            if (r.status / 100 == 2 && strncmp(cases[i].target, "/app/", 5) == 0)
+                assert_non_null(hdr(&r, "x-ms-ccf-transaction-id"));
+            if (r.status / 100 != 2)
+                assert_null(hdr(&r, "x-ms-ccf-transaction-id"));
+            reply_free(&r);
+        }
+    }
+    /* Identity, enclave quotes, constitution and node reads: shapes. */
+    reply_t r = rq(e, "GET", "/ledgerIdentity/testledger", NULL, NULL);
+    json_t *j = body_json(&r);
+    assert_string_equal(jstr(j, "ledgerId"), "testledger");
+    assert_string_equal(jstr(j, "ledgerTlsCertificate"), cl_ledger_service_cert_pem(e->l));
+    assert_null(hdr(&r, "x-ms-ccf-transaction-id"));
+    json_decref(j);
+    reply_free(&r);
+    r = rq(e, "GET", "/ledgerIdentity/other", NULL, NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/enclaveQuotes", fp(FP_READER), NULL);
+    j = body_json(&r);
+    char node[65];
+    assert_non_null(jstr(j, "currentNodeId"));
+    snprintf(node, sizeof node, "%s", jstr(j, "currentNodeId"));
+    assert_int_equal(strlen(node), 64);
+    json_t *q = json_object_get(json_object_get(j, "enclaveQuotes"), node);
+    assert_string_equal(jstr(q, "quoteVersion"), "CLEDGER_VIRTUAL_v1");
+    assert_string_equal(jstr(q, "nodeId"), node);
+    char want[400];
+    char ev[200];
+    snprintf(ev, sizeof ev, "{\"measurement\":\"cledger virtual v1\",\"report_data\":\"%s\"}",
+             node);
+    for (size_t i = 0; i < strlen(ev); i++)
+        snprintf(want + 2 * i, 3, "%02x", (unsigned char)ev[i]);
+    assert_string_equal(jstr(q, "raw"), want);
+    json_decref(j);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/governance/constitution", fp(FP_READER), NULL);
+    j = body_json(&r);
+    assert_non_null(strstr(jstr(j, "script"), "cledger constitution"));
+    assert_int_equal(strlen(jstr(j, "digest")), 64);
+    json_decref(j);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/governance/members", fp(FP_READER), NULL);
+    assert_string_equal(r.body, "{\"members\":[]}");
+    reply_free(&r);
+    r = rq(e, "GET", "/node/state", NULL, NULL);
+    j = body_json(&r);
+    assert_string_equal(jstr(j, "state"), "PartOfNetwork");
+    assert_string_equal(jstr(j, "nodeId"), node);
+    json_decref(j);
+    reply_free(&r);
+    env_free(e);
+}
+
+/* ---- users --------------------------------------------------------------------------------- */
+
+static void test_users(void **state)
+{
+    env_t *e = env_new();
+    const char *id = "7F:75:58:60:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:"
+                     "55:66:77:88:99:30:1F";
+    char enc[300], url[400];
+    size_t k = 0;
+    for (const char *p = id; *p; p++)
+        k += (size_t)snprintf(enc + k, sizeof enc - k, *p == ':' ? "%%3A" : "%c", *p);
+    /* JS: percent-encoded; merge-patch content type. */
+    snprintf(url, sizeof url, "/app/users/%s?api-version=2022-05-13", enc);
+    req_spec s = {"PATCH",
+                  url,
+                  fp(FP_ADMIN),
+                  "application/merge-patch+json",
+                  "{\"assignedRole\":\"Contributor\",\"userId\":\"ignored\"}",
+                  0,
+                  NULL,
+                  NULL};
+    reply_t r = run_spec(e, &s);
+    assert_int_equal(r.status, 200);
+    char want[400];
+    snprintf(want, sizeof want, "{\"assignedRole\":\"Contributor\",\"userId\":\"%s\"}", id);
+    assert_string_equal(r.body, want);
+    const char *tx = hdr(&r, "x-ms-ccf-transaction-id");
+    assert_non_null(tx);
+    assert_int_equal(txid_seqno(tx), cl_ledger_last_seqno(e->l));
+    reply_free(&r);
+    /* Python: raw ':'; lower-case form finds the same user. */
+    snprintf(url, sizeof url, "/app/users/%s", id);
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, want);
+    reply_free(&r);
+    char lower[200];
+    snprintf(lower, sizeof lower, "/app/users/%s", id);
+    for (char *p = lower; *p; p++)
+        if (*p >= 'A' && *p <= 'F')
+            *p = (char)(*p - 'A' + 'a');
+    r = rq(e, "GET", lower, fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, want);
+    reply_free(&r);
+    /* Multi-role API on the same store. */
+    snprintf(url, sizeof url, "/app/ledgerUsers/%s", enc);
+    r = rq(e, "PATCH", url, fp(FP_ADMIN),
+           "{\"assignedRoles\":[\"Reader\",\"Contributor\",\"Reader\"]}");
+    assert_int_equal(r.status, 200);
+    snprintf(want, sizeof want,
+             "{\"assignedRoles\":[\"Contributor\",\"Reader\"],\"userId\":\"%s\"}", id);
+    assert_string_equal(r.body, want);
+    reply_free(&r);
+    snprintf(url, sizeof url, "/app/users/%s", id);
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    snprintf(want, sizeof want, "{\"assignedRole\":\"Contributor\",\"userId\":\"%s\"}", id);
+    assert_string_equal(r.body, want);
+    reply_free(&r);
+    /* GUID ids: case-insensitive, echoed as first stored. */
+    r = rq(e, "PATCH", "/app/ledgerUsers/7D3C9A5E-0B8E-4A6F-9F7A-1A2B3C4D5E6F", fp(FP_ADMIN),
+           "{\"assignedRoles\":[\"Reader\"]}");
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/ledgerUsers/7d3c9a5e-0b8e-4a6f-9f7a-1a2b3c4d5e6f", fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, "{\"assignedRoles\":[\"Reader\"],\"userId\":"
+                                "\"7D3C9A5E-0B8E-4A6F-9F7A-1A2B3C4D5E6F\"}");
+    reply_free(&r);
+    /* An id with an encoded slash stays one segment. */
+    r = rq(e, "PATCH", "/app/users/a%2Fb", fp(FP_ADMIN), "{\"assignedRole\":\"Reader\"}");
+    assert_string_equal(r.body, "{\"assignedRole\":\"Reader\",\"userId\":\"a/b\"}");
+    reply_free(&r);
+    /* Lists. */
+    r = rq(e, "GET", "/app/users", fp(FP_ADMIN), NULL);
+    json_t *j = body_json(&r);
+    assert_int_equal(json_array_size(json_object_get(j, "ledgerUsers")), 4);
+    json_decref(j);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/ledgerUsers", fp(FP_ADMIN), NULL);
+    j = body_json(&r);
+    json_t *first = json_array_get(json_object_get(j, "ledgerUsers"), 0);
+    assert_true(json_is_array(json_object_get(first, "assignedRoles")));
+    json_decref(j);
+    reply_free(&r);
+    /* Errors: bad role, bare string body, empty array, unknown user. */
+    r = rq(e, "PATCH", "/app/users/x1", fp(FP_ADMIN), "{\"assignedRole\":\"Owner\"}");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = rq(e, "PATCH", "/app/users/x1", fp(FP_ADMIN), "\"Contributor\"");
+    EXPECT(r, 400, "InvalidInput");
+    assert_non_null(strstr(r.body, "Expected object"));
+    reply_free(&r);
+    r = rq(e, "PATCH", "/app/ledgerUsers/x1", fp(FP_ADMIN), "{\"assignedRoles\":[]}");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/users/x1", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    /* Delete: 204 with the write's id; unknown: 204 too; then 404. */
+    uint64_t last = cl_ledger_last_seqno(e->l);
+    r = rq(e, "DELETE", "/app/users/nobody", fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(r.len, 0);
+    reply_free(&r);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    snprintf(url, sizeof url, "/app/ledgerUsers/%s", enc);
+    r = rq(e, "DELETE", url, fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(txid_seqno(hdr(&r, "x-ms-ccf-transaction-id")), last + 1);
+    reply_free(&r);
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    /* Last Administrator: cannot be demoted or deleted; can once there is a second one. */
+    snprintf(url, sizeof url, "/app/users/%s", fp(FP_ADMIN));
+    last = cl_ledger_last_seqno(e->l);
+    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRole\":\"Reader\"}");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = rq(e, "DELETE", url, fp(FP_ADMIN), NULL);
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    snprintf(url, sizeof url, "/app/ledgerUsers/%s", fp(FP_ADMIN));
+    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRoles\":[\"Reader\"]}");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    add_user(e, FP_CONTRIB, "Administrator");
+    snprintf(url, sizeof url, "/app/users/%s", fp(FP_ADMIN));
+    r = rq(e, "DELETE", url, fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 204);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/users", fp(FP_ADMIN), NULL);
+    EXPECT(r, 401, "InvalidAuthenticationInfo");
+    reply_free(&r);
+    /* The state machine itself refuses to remove the last admin (a race the handler missed). */
+    cl_buf b = CL_BUF_INIT;
+    const char *c = fp(FP_CONTRIB);
+    assert_int_equal(
+        cl_cmd_encode_internal(&b, CL_TABLE_USERS, CL_OP_REMOVE, 0, c, strlen(c), "", 0), CL_OK);
+    void *res = NULL;
+    last = cl_ledger_last_seqno(e->l);
+    assert_int_equal(cl_node_apply(e->n, 2, 1000, b.data, b.len, &res), CL_OK);
+    assert_int_equal(((cl_node_result *)res)->status, CL_ESTATE);
+    free(res);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    cl_buf_free(&b);
+    /* Bootstrap again: users exist, nothing submitted. */
+    int st = 1;
+    assert_int_equal(cl_node_bootstrap_admin(e->n, fp('9'), admin_done, &st), CL_OK);
+    assert_int_equal(st, CL_OK);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    env_free(e);
+}
+
+/* ---- restart ------------------------------------------------------------------------------- */
+
+static void test_restart(void **state)
+{
+    env_t *e = env_new();
+    add_user(e, FP_READER, "Reader");
+    char tx[64];
+    snprintf(tx, sizeof tx, "%s", post(e, "collectionId=keep", "persisted"));
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    env_close_node(e);
+    assert_int_equal(cl_ledger_close(e->l), CL_OK);
+    assert_int_equal(lu_open(e->dir, 0, lu_fs_nosync(), &e->l), CL_OK);
+    env_open_node(e); /* bootstrap again: no-op */
+    char url[200];
+    snprintf(url, sizeof url, "/app/transactions/%s?collectionId=keep", tx);
+    reply_t r = rq(e, "GET", url, fp(FP_READER), NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "persisted"));
+    reply_free(&r);
+    r = rq(e, "GET", "/app/users", fp(FP_ADMIN), NULL);
+    json_t *j = body_json(&r);
+    assert_int_equal(json_array_size(json_object_get(j, "ledgerUsers")), 2);
+    json_decref(j);
+    reply_free(&r);
+    snprintf(url, sizeof url, "/app/transactions/%s/receipt", tx);
+    r = rq(e, "GET", url, fp(FP_READER), NULL);
+    assert_non_null(strstr(r.body, "\"state\":\"Ready\""));
+    reply_free(&r);
+    /* Collections counted again: a new write still works, and ids continue. */
+    const char *t2 = post(e, "collectionId=keep", "after restart");
+    assert_true(txid_seqno(t2) > txid_seqno(tx));
+    env_free(e);
+}
+
+/* ---- hostile inputs ------------------------------------------------------------------------ */
+
+typedef struct {
+    env_t *e;
+    size_t count;
+} hostile_ctx;
+
+static void hostile(hostile_ctx *h, const req_spec *s, int status, const char *code)
+{
+    reply_t r = run_spec(h->e, s);
+    if (r.status != status || (code && strcmp(err_code(&r), code) != 0))
+        fail_msg("hostile #%zu %s %s [%.60s]: got %d %s, want %d %s", h->count, s->method,
+                 s->target, s->body ? s->body : "", r.status, r.body, status, code ? code : "");
+    assert_non_null(hdr(&r, "x-ms-request-id"));
+    assert_null(hdr(&r, "x-ms-ccf-transaction-id"));
+    reply_free(&r);
+    h->count++;
+}
+
+static void test_hostile(void **state)
+{
+    env_t *e = env_new();
+    add_user(e, FP_READER, "Reader");
+    post(e, NULL, "seed");
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    uint64_t last = cl_ledger_last_seqno(e->l);
+    hostile_ctx h = {e, 0};
+    char A[96];
+    snprintf(A, sizeof A, "%s", fp(FP_ADMIN));
+    char buf[9000], url[2048];
+
+    /* Bad JSON bodies, with every accepted content type. */
+    const char *bad_json[] = {
+        "",
+        "{",
+        "}",
+        "[",
+        "{\"contents\"",
+        "{\"contents\":}",
+        "{\"contents\":\"x\"",
+        "{\"contents\":\"x\",}",
+        "{contents:\"x\"}",
+        "{'contents':'x'}",
+        "{\"contents\":\"\\x\"}",
+        "{\"contents\":\"\\u12\"}",
+        "{\"contents\":\"\\ud800\"}",
+        "nul",
+        "tru",
+        "{\"a\":1}{}",
+        "{\"contents\":\"x\"} x",
+        "{\"contents\":\"x\",\"contents\":\"y\"}",
+        "\xff\xfe",
+        "{\"contents\":\"\xc3\x28\"}",
+        "{\"contents\":\"\xed\xa0\x80\"}",
+        "{\"contents\":\"a\x01\"}",
+        "{\"contents\":\"\\u0000\"}",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        "1",
+        "\"contents\"",
+        "null",
+        "true",
+        "[]",
+        "[{\"contents\":\"x\"}]",
+        "0x10",
+        "{\"contents\":01}",
+        "{\"contents\":1e999999}",
+        "{\"contents\":-}",
+        "/* c */{\"contents\":\"x\"}",
+        " ",
+        "\n",
+        "{\"contents\":\"x\"}\x00",
+    };
+    const char *ctypes[] = {NULL, "application/json", "application/json; charset=UTF-8",
+                            "application/merge-patch+json", "APPLICATION/JSON"};
+    for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {
+        for (size_t c = 0; c < sizeof ctypes / sizeof ctypes[0]; c++) {
+            size_t bl = strlen(bad_json[i]) + (i == sizeof bad_json / sizeof bad_json[0] - 1);
+            req_spec s = {"POST", "/app/transactions", A, ctypes[c], bad_json[i], bl, NULL, NULL};
+            if (bl == 0)
+                s.body = NULL;
+            hostile(&h, &s, 400, "InvalidInput");
+        }
+    }
+    /* Wrong types / missing contents. */
+    const char *wrong[] = {"{\"contents\":1}",
+                           "{\"contents\":null}",
+                           "{\"contents\":true}",
+                           "{\"contents\":[\"x\"]}",
+                           "{\"contents\":{\"a\":\"b\"}}",
+                           "{\"Contents\":\"x\"}",
+                           "{}",
+                           "{\"collectionId\":\"x\"}",
+                           "{\"contents\":1.5}",
+                           "{\"contents\":-0}"};
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        for (size_t c = 0; c < 3; c++) {
+            req_spec s = {"POST", "/app/transactions", A, ctypes[c + 1], wrong[i], 0, NULL, NULL};
+            hostile(&h, &s, 400, "InvalidInput");
+        }
+    }
+    /* Huge contents. */
+    for (size_t n = 8193; n < 8193 + 120; n++) {
+        memcpy(buf, "{\"contents\":\"", 13);
+        memset(buf + 13, 'q', n);
+        memcpy(buf + 13 + n, "\"}", 3);
+        req_spec s = {"POST", "/app/transactions", A, "application/json", buf, 0, NULL, NULL};
+        hostile(&h, &s, 400, "EntrySizeCapacityExceeded");
+    }
+    /* Bad transaction ids on the three id routes. */
+    const char *bad_ids[] = {"a.b",
+                             "2",
+                             "2.",
+                             ".5",
+                             "2.5.1",
+                             "0.0",
+                             "0.1",
+                             "1.0",
+                             "02.1",
+                             "2.01",
+                             "-2.1",
+                             "+2.1",
+                             "2.-1",
+                             " 2.1",
+                             "2.1 ",
+                             "2..1",
+                             "2,1",
+                             "2:1",
+                             "18446744073709551616.1",
+                             "2.18446744073709551616",
+                             "99999999999999999999.1",
+                             "2.1e3",
+                             "0x2.1",
+                             "2.1%20",
+                             "%202.1",
+                             "2.%31a",
+                             "2.1%00",
+                             "..",
+                             ".",
+                             "2.1.",
+                             "x",
+                             "2_1",
+                             "２.1",
+                             "2.1\t"};
+    const char *sfx[] = {"", "/receipt", "/status"};
+    for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
+        for (size_t k = 0; k < 3; k++) {
+            snprintf(url, sizeof url, "/app/transactions/%s%s?api-version=2022-05-13", bad_ids[i],
+                     sfx[k]);
+            req_spec s = {"GET", url, A, NULL, NULL, 0, NULL, NULL};
+            int bad_escape = strstr(bad_ids[i], "%00") != NULL;
+            hostile(&h, &s, 400, bad_escape ? "InvalidInput" : "InvalidTransactionId");
+        }
+        snprintf(url, sizeof url, "/app/transactions?fromTransactionId=%s", bad_ids[i]);
+        req_spec s = {"GET", url, A, NULL, NULL, 0, NULL, NULL};
+        int esc = strstr(bad_ids[i], "%00") != NULL;
+        /* In a query, '+' decodes to a space: still not an id. */
+        hostile(&h, &s, 400, esc ? "InvalidInput" : "InvalidTransactionId");
+    }
+    /* Malformed percent-encoding in path and query, on several routes. */
+    const char *bad_esc[] = {"%",   "%4",  "%G1", "%1G", "%%",    "%00", "a%0",
+                             "%zz", "%-1", "%+1", "x%",  "%4%41", "%0%"};
+    const char *bases[][2] = {{"/app/transactions/", ""}, {"/app/users/", ""},
+                              {"/app/ledgerUsers/", ""},  {"/app/transactions/", "/receipt"},
+                              {"/ledgerIdentity/", ""},   {"/app/", ""}};
+    for (size_t i = 0; i < sizeof bad_esc / sizeof bad_esc[0]; i++) {
+        for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
+            snprintf(url, sizeof url, "%s%s%s", bases[b][0], bad_esc[i], bases[b][1]);
+            req_spec s = {"GET", url, A, NULL, NULL, 0, NULL, NULL};
+            hostile(&h, &s, 400, "InvalidInput");
+        }
+        const char *qs[][2] = {
+            {"collectionId=", ""}, {"", "=1"}, {"api-version=", ""}, {"fromTransactionId=", ""}};
+        for (size_t q = 0; q < 4; q++) {
+            char qq[64];
+            snprintf(qq, sizeof qq, "%s%s%s", qs[q][0], bad_esc[i], qs[q][1]);
+            snprintf(url, sizeof url, "/app/transactions?%s", qq);
+            req_spec s = {"GET", url, A, NULL, NULL, 0, NULL, NULL};
+            hostile(&h, &s, 400, "InvalidInput");
+            snprintf(url, sizeof url, "/app/transactions?%s", qq);
+            req_spec s2 = {"POST", url,  A,   "application/json", "{\"contents\":\"x\"}",
+                           0,      NULL, NULL};
+            hostile(&h, &s2, 400, "InvalidInput");
+        }
+    }
+    /* Wrong content types. */
+    const char *bad_ct[] = {"text/plain",
+                            "application/xml",
+                            "application/msgpack",
+                            "application/jsonx",
+                            "application/json-patch+json",
+                            "multipart/form-data; boundary=x",
+                            "application/x-www-form-urlencoded",
+                            "json",
+                            "application/",
+                            "/json",
+                            "application json",
+                            "*/*",
+                            "text/json",
+                            "application/javascript",
+                            "application/octet-stream",
+                            "x",
+                            "application/merge-patch",
+                            "application/json5",
+                            ";",
+                            "charset=utf-8"};
+    for (size_t i = 0; i < sizeof bad_ct / sizeof bad_ct[0]; i++) {
+        req_spec s = {"POST", "/app/transactions", A, bad_ct[i], "{\"contents\":\"x\"}", 0, NULL,
+                      NULL};
+        hostile(&h, &s, 415, "UnsupportedContentType");
+        req_spec s2 = {
+            "PATCH", "/app/users/zz", A, bad_ct[i], "{\"assignedRole\":\"Reader\"}", 0, NULL, NULL};
+        hostile(&h, &s2, 415, "UnsupportedContentType");
+    }
+    /* Control characters in collection ids (writes and reads). */
+    for (int c = 1; c < 0x20; c++) {
+        snprintf(url, sizeof url, "/app/transactions?collectionId=a%%%02X", c);
+        req_spec s = {"POST", url, A, "application/json", "{\"contents\":\"x\"}", 0, NULL, NULL};
+        hostile(&h, &s, 400, "InvalidInput");
+        req_spec s2 = {"GET", url, A, NULL, NULL, 0, NULL, NULL};
+        hostile(&h, &s2, 400, "InvalidInput");
+    }
+    {
+        req_spec s = {"POST",
+                      "/app/transactions?collectionId=%7F",
+                      A,
+                      "application/json",
+                      "{\"contents\":\"x\"}",
+                      0,
+                      NULL,
+                      NULL};
+        hostile(&h, &s, 400, "InvalidInput");
+        req_spec s2 = {"POST",
+                       "/app/transactions?collectionId=%C3%28",
+                       A,
+                       "application/json",
+                       "{\"contents\":\"x\"}",
+                       0,
+                       NULL,
+                       NULL};
+        hostile(&h, &s2, 400, "InvalidInput");
+    }
+    /* Over-long new collection ids. */
+    for (size_t n = 257; n < 257 + 60; n++) {
+        char q[400] = "/app/transactions?collectionId=";
+        size_t at = strlen(q);
+        memset(q + at, 'c', n);
+        q[at + n] = 0;
+        req_spec s = {"POST", q, A, "application/json", "{\"contents\":\"x\"}", 0, NULL, NULL};
+        hostile(&h, &s, 400, "CollectionIdTooLong");
+    }
+    /* Users: bad bodies and bad ids, both APIs. */
+    const char *bad_user_bodies[] = {"{\"assignedRole\":\"Owner\"}",
+                                     "{\"assignedRole\":\"reader\"}",
+                                     "{\"assignedRole\":1}",
+                                     "{\"assignedRole\":null}",
+                                     "{\"assignedRole\":[\"Reader\"]}",
+                                     "{}",
+                                     "\"Reader\"",
+                                     "[]",
+                                     "{\"assignedRole\":\"\"}",
+                                     "{\"assignedRole\":\"Reader \"}",
+                                     "{\"assignedRoles\":[\"Reader\"]}",
+                                     "{\"assignedRole\":\"Administrator\\u0000\"}"};
+    for (size_t i = 0; i < sizeof bad_user_bodies / sizeof bad_user_bodies[0]; i++) {
+        req_spec s = {"PATCH",
+                      "/app/users/someone",
+                      A,
+                      "application/merge-patch+json",
+                      bad_user_bodies[i],
+                      0,
+                      NULL,
+                      NULL};
+        hostile(&h, &s, 400, "InvalidInput");
+    }
+    const char *bad_multi[] = {"{\"assignedRoles\":[]}",
+                               "{\"assignedRoles\":\"Reader\"}",
+                               "{\"assignedRoles\":[\"Owner\"]}",
+                               "{\"assignedRoles\":[1]}",
+                               "{\"assignedRoles\":[\"Reader\",null]}",
+                               "{\"assignedRole\":\"Reader\"}",
+                               "{\"assignedRoles\":null}",
+                               "{}",
+                               "[\"Reader\"]",
+                               "{\"assignedRoles\":[[\"Reader\"]]}"};
+    for (size_t i = 0; i < sizeof bad_multi / sizeof bad_multi[0]; i++) {
+        req_spec s = {
+            "PATCH", "/app/ledgerUsers/someone", A, "application/json", bad_multi[i], 0, NULL,
+            NULL};
+        hostile(&h, &s, 400, "InvalidInput");
+    }
+    for (int c = 1; c < 0x20; c++) {
+        const char *meth[] = {"GET", "PATCH", "DELETE"};
+        for (int m = 0; m < 3; m++) {
+            snprintf(url, sizeof url, "/app/%s/u%%%02X", c % 2 ? "users" : "ledgerUsers", c);
+            req_spec s = {meth[m],
+                          url,
+                          A,
+                          m == 1 ? "application/json" : NULL,
+                          m == 1 ? "{\"assignedRole\":\"Reader\"}" : NULL,
+                          0,
+                          NULL,
+                          NULL};
+            hostile(&h, &s, 400, "InvalidInput");
+        }
+    }
+    {
+        char longid[400] = "/app/users/";
+        memset(longid + 11, 'u', 257);
+        longid[11 + 257] = 0;
+        req_spec s = {"PATCH", longid, A,   "application/json", "{\"assignedRole\":\"Reader\"}",
+                      0,       NULL,   NULL};
+        hostile(&h, &s, 400, "InvalidInput");
+    }
+    /* Unknown paths, wrong methods, auth failures. */
+    const char *unknown[] = {"/",
+                             "/app",
+                             "/app/",
+                             "/app/transactions/",
+                             "/app//transactions",
+                             "/app/transactions/2.1/receipt/x",
+                             "/app/Transactions",
+                             "/APP/transactions",
+                             "/app/users/",
+                             "/app/users/a/b",
+                             "/ledgerIdentity",
+                             "/ledgerIdentity/",
+                             "/node",
+                             "/node/ready/x",
+                             "/app/transactions/2.1/proof",
+                             "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r",
+                             "/app/collections/x",
+                             "/app/enclaveQuotes/x",
+                             "/app/governance",
+                             "/app/roles/x",
+                             "/app/userDefinedFunctions/:execute/x"};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        req_spec s = {"GET", unknown[i], A, NULL, NULL, 0, NULL, NULL};
+        hostile(&h, &s, 404, "ResourceNotFound");
+        req_spec s2 = {"POST", unknown[i], A,   "application/json", "{\"contents\":\"x\"}",
+                       0,      NULL,       NULL};
+        hostile(&h, &s2, 404, "ResourceNotFound");
+    }
+    const char *methods[] = {"PUT", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT", "PROPFIND"};
+    const char *known[] = {
+        "/app/transactions",     "/app/collections",       "/app/transactions/current",
+        "/app/transactions/2.5", "/app/enclaveQuotes",     "/ledgerIdentity/testledger",
+        "/node/ready",           "/app/governance/members"};
+    for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
+        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+            req_spec s = {methods[m], known[k], A, NULL, NULL, 0, NULL, NULL};
+            hostile(&h, &s, 405, "MethodNotAllowed");
+        }
+    }
+    for (int i = 0; i < 40; i++) {
+        char who[96];
+        snprintf(who, sizeof who, "%s", fp("0123456789DEF"[i % 13]));
+        if (i % 13 == 11)
+            continue; /* 'E' is unknown too but keep distinct callers */
+        req_spec s = {"POST",
+                      "/app/transactions",
+                      i % 2 ? who : NULL,
+                      "application/json",
+                      "{\"contents\":\"x\"}",
+                      0,
+                      NULL,
+                      NULL};
+        if (strcmp(who, fp(FP_READER)) == 0 || strcmp(who, fp(FP_ADMIN)) == 0)
+            continue;
+        hostile(&h, &s, 401, "InvalidAuthenticationInfo");
+        req_spec s2 = {"POST",
+                       "/app/transactions",
+                       fp(FP_READER),
+                       "application/json",
+                       "{\"contents\":\"x\"}",
+                       0,
+                       NULL,
+                       NULL};
+        hostile(&h, &s2, 403, "AuthorizationFailed");
+        req_spec s3 = {"PATCH",
+                       "/app/users/victim",
+                       fp(FP_READER),
+                       "application/json",
+                       "{\"assignedRole\":\"Administrator\"}",
+                       0,
+                       NULL,
+                       NULL};
+        hostile(&h, &s3, 403, "AuthorizationFailed");
+    }
+    /* Garbage fingerprints (not a registered user): 401. */
+    const char *fps[] = {"x", "AA", "AA:AA", "aa:aa:aa", " ", "::::", "ZZ"};
+    for (size_t i = 0; i < sizeof fps / sizeof fps[0]; i++) {
+        req_spec s = {"GET", "/app/transactions", fps[i], NULL, NULL, 0, NULL, NULL};
+        hostile(&h, &s, 401, "InvalidAuthenticationInfo");
+    }
+    /* Deterministic byte mutations of a user-write body that break its JSON. */
+    const char *tmpl = "{\"contents\":\"abc\"}";
+    size_t tl = strlen(tmpl);
+    const char mut[] = {'{', '}', '[', ']', ',', ':', '\\', '\x01', '\x7f'};
+    for (size_t pos = 0; pos < tl; pos++) {
+        for (size_t m = 0; m < sizeof mut; m++) {
+            memcpy(buf, tmpl, tl + 1);
+            if (buf[pos] == mut[m])
+                continue;
+            /* Inside the contents value, a structural character is still a string. */
+            if (pos >= 13 && pos <= 15 && mut[m] != '\\' && mut[m] != '\x01')
+                continue;
+            buf[pos] = mut[m];
+            json_t *probe = json_loads(buf, JSON_REJECT_DUPLICATES, NULL);
+            int ok = probe && json_is_string(json_object_get(probe, "contents"));
+            json_decref(probe);
+            if (ok)
+                continue;
+            req_spec s = {"POST", "/app/transactions", A, "application/json", buf, 0, NULL, NULL};
+            hostile(&h, &s, 400, "InvalidInput");
+        }
+        /* Truncations. */
+        memcpy(buf, tmpl, pos);
+        buf[pos] = 0;
+        req_spec s = {"POST", "/app/transactions", A, "application/json", pos ? buf : NULL, 0, NULL,
+                      NULL};
+        hostile(&h, &s, 400, "InvalidInput");
+    }
+    /* Body too large, even for a GET. */
+    {
+        size_t bl = (1u << 20) + 1;
+        char *big = malloc(bl + 1);
+        memset(big, 'a', bl);
+        big[bl] = 0;
+        req_spec s = {"POST", "/app/transactions", A, "application/json", big, 0, NULL, NULL};
+        hostile(&h, &s, 413, "RequestBodyTooLarge");
+        req_spec s2 = {"PATCH", "/app/users/x", A, "application/json", big, 0, NULL, NULL};
+        hostile(&h, &s2, 413, "RequestBodyTooLarge");
+        free(big);
+    }
+    /* Too many query parameters. */
+    {
+        char q[2048] = "/app/transactions?";
+        for (int i = 0; i < 70; i++)
+            strcat(q, "a=1&");
+        req_spec s = {"GET", q, A, NULL, NULL, 0, NULL, NULL};
+        hostile(&h, &s, 400, "InvalidInput");
+    }
+    /* Client request ids that are not echoed. */
+    {
+        char longid[300];
+        memset(longid, 'r', 257);
+        longid[257] = 0;
+        const char *bad_crid[] = {longid, "with space", "tab\tid", "", "\x80\x81"};
+        for (size_t i = 0; i < sizeof bad_crid / sizeof bad_crid[0]; i++) {
+            req_spec s = {"GET", "/app/nothing",           A,          NULL, NULL,
+                          0,     "x-ms-client-request-id", bad_crid[i]};
+            reply_t r = run_spec(e, &s);
+            EXPECT(r, 404, "ResourceNotFound");
+            assert_null(hdr(&r, "x-ms-client-request-id"));
+            reply_free(&r);
+            h.count++;
+        }
+    }
+    if (h.count < 1000)
+        fail_msg("only %zu hostile inputs", h.count);
+    print_message("hostile inputs: %zu\n", h.count);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    env_free(e);
+}
+
+/* ---- codec, URL helpers, state machine ----------------------------------------------------- */
+
+static void test_command_codec(void **state)
+{
+    cl_buf b = CL_BUF_INIT;
+    uint8_t key[32];
+    memset(key, 7, 32);
+    assert_int_equal(cl_cmd_encode_user_write(&b, "c", 1, (const uint8_t *)"xyz", 3, key), CL_OK);
+    cl_cmd c;
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_OK);
+    assert_int_equal(c.type, CL_CMD_USER_WRITE);
+    assert_int_equal(c.contents_len, 3);
+    assert_memory_equal(c.claims_key, key, 32);
+    for (size_t n = 0; n < b.len; n++)
+        assert_int_equal(cl_cmd_decode(b.data, n, &c), CL_EFORMAT);
+    assert_int_equal(cl_buf_u8(&b, 0), CL_OK);
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_EFORMAT);
+    cl_buf_reset(&b);
+    assert_int_equal(cl_cmd_encode_internal(&b, CL_TABLE_USERS, CL_OP_PUT, 0, "k", 1, "v", 1),
+                     CL_OK);
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_OK);
+    assert_int_equal(c.table, CL_TABLE_USERS);
+    b.data[4] = 0x80; /* unknown flag */
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_EFORMAT);
+    cl_buf_reset(&b);
+    assert_int_equal(cl_cmd_encode_sign(&b), CL_OK);
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_OK);
+    b.data[0] = 2;
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_EFORMAT);
+    b.data[0] = 1;
+    b.data[1] = 9;
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_EFORMAT);
+    cl_buf_reset(&b);
+    assert_int_equal(cl_cmd_encode_user_write(&b, "", 0, (const uint8_t *)"x", 1, key),
+                     CL_EOVERFLOW);
+    assert_int_equal(b.len, 0);
+    cl_buf_free(&b);
+
+    /* The state machine refuses malformed commands and engine-managed tables. */
+    env_t *e = env_new();
+    uint64_t last = cl_ledger_last_seqno(e->l);
+    void *res = (void *)1;
+    const uint8_t junk[] = {1, 77};
+    assert_int_equal(cl_node_apply(e->n, 2, 1, junk, sizeof junk, &res), CL_EFORMAT);
+    assert_null(res);
+    assert_int_equal(cl_node_apply(e->n, 2, 1, junk, 0, NULL), CL_EFORMAT);
+    assert_int_equal(cl_cmd_encode_internal(&b, CL_TABLE_SECRETS, CL_OP_PUT, 0, "k", 1, "v", 1),
+                     CL_OK);
+    assert_int_equal(cl_node_apply(e->n, 2, 1, b.data, b.len, NULL), CL_EFORMAT);
+    cl_buf_reset(&b);
+    assert_int_equal(
+        cl_cmd_encode_internal(&b, CL_TABLE_USERS, CL_OP_PUT, 0, "k", 1, "{\"x\":1}", 7), CL_OK);
+    assert_int_equal(cl_node_apply(e->n, 2, 1, b.data, b.len, NULL), CL_EFORMAT);
+    cl_buf_reset(&b);
+    assert_int_equal(cl_cmd_encode_internal(&b, CL_TABLE_USERS, CL_OP_PUT, 0, "a\x01", 2,
+                                            "{\"assignedRoles\":[\"Reader\"]}", 29),
+                     CL_OK);
+    assert_int_equal(cl_node_apply(e->n, 2, 1, b.data, b.len, NULL), CL_EFORMAT);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    cl_buf_free(&b);
+    env_free(e);
+}
+
+static void test_url(void **state)
+{
+    char *d;
+    size_t n;
+    assert_int_equal(cl_url_decode("a%3Ab+c%2b", 10, 1, &d, &n), CL_OK);
+    assert_string_equal(d, "a:b c+");
+    free(d);
+    assert_int_equal(cl_url_decode("a+b", 3, 0, &d, &n), CL_OK);
+    assert_string_equal(d, "a+b");
+    free(d);
+    const char *bad[] = {"%", "%4", "%G1", "%1g", "%00", "a%"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(cl_url_decode(bad[i], strlen(bad[i]), 1, &d, &n), CL_EINVAL);
+    cl_url_path p;
+    assert_int_equal(cl_url_path_parse("/app/users/a%2Fb", &p), CL_OK);
+    assert_int_equal(p.n, 3);
+    assert_string_equal(p.seg[2], "a/b");
+    cl_url_path_free(&p);
+    assert_int_equal(cl_url_path_parse("app", &p), CL_EINVAL);
+    cl_url_query q;
+    assert_int_equal(cl_url_query_parse("api-version=1&&x&api-version=2&c=%41", &q), CL_OK);
+    assert_string_equal(cl_url_query_get(&q, "api-version", NULL), "2");
+    assert_string_equal(cl_url_query_get(&q, "x", NULL), "");
+    assert_string_equal(cl_url_query_get(&q, "c", NULL), "A");
+    assert_null(cl_url_query_get(&q, "d", NULL));
+    cl_url_query_free(&q);
+    cl_buf b = CL_BUF_INIT;
+    assert_int_equal(cl_url_encode(&b, "subledger:0 a/~", 15), CL_OK);
+    assert_int_equal(b.len, strlen("subledger%3A0%20a%2F~"));
+    assert_memory_equal(b.data, "subledger%3A0%20a%2F~", b.len);
+    cl_buf_free(&b);
+    uint64_t v, s;
+    assert_int_equal(cl_txid_parse("2.18446744073709551615", 22, &v, &s), CL_OK);
+    assert_true(s == UINT64_MAX);
+    assert_int_equal(cl_txid_parse("2.18446744073709551616", 22, &v, &s), CL_EINVAL);
+    char out[64];
+    cl_txid_format(2, 3172, out, sizeof out);
+    assert_string_equal(out, "2.3172");
+}
+
+int main(void)
+{
+    cl_json_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url),
+        cmocka_unit_test(test_command_codec),
+        cmocka_unit_test(test_write_read_receipt),
+        cmocka_unit_test(test_sig_max_entries),
+        cmocka_unit_test(test_error_codes),
+        cmocka_unit_test(test_not_leader),
+        cmocka_unit_test(test_role_matrix),
+        cmocka_unit_test(test_users),
+        cmocka_unit_test(test_restart),
+        cmocka_unit_test(test_collection_limits),
+        cmocka_unit_test(test_collections),
+        cmocka_unit_test(test_paging),
+        cmocka_unit_test(test_hostile),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
