@@ -65,6 +65,10 @@ head -c 2000000 /dev/zero | tr '\0' 'a' >"$work/big"
 [ "$(code "${ADM[@]}" -H 'content-type: application/json' --data-binary @"$work/big" "$URL/app/transactions?api-version=2022-05-13")" = 413 ] && ok || bad "huge body"
 [ "$(code "${ADM[@]}" "$URL/app/nope?api-version=2022-05-13")" = 404 ] && ok || bad "unknown route"
 
+# over 1,000 malformed or hostile requests on the wire: exact 4xx each, node keeps serving,
+# nothing written
+if /usr/bin/python3 "$SRC/tests/cli/hostile.py" "$URL" "$D/service_cert.pem" "$D/admin_cert.pem" "$D/admin_key.pem" >"$work/hostile.out" 2>&1; then ok; else bad "hostile requests: $(tail -5 "$work/hostile.out")"; fi
+
 # official SDKs
 export CLEDGER_ENDPOINT=$URL CLEDGER_SERVICE_CERT=$D/service_cert.pem CLEDGER_CERT=$D/admin_cert.pem CLEDGER_KEY=$D/admin_key.pem CLEDGER_OUT=$work
 if [ -d "$SRC/tests/sdk/node_modules" ] || (cd "$SRC/tests/sdk" && npm ci --no-audit --no-fund --ignore-scripts >/dev/null 2>&1); then

@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""Sends over 1,000 malformed or hostile requests to a running cledgerd over real TLS and checks
+each gets its exact expected status (and error code where the API defines one), that the node keeps
+serving after each batch, and that nothing was written.
+
+usage: hostile.py URL SERVICE_CERT CERT KEY    (prints "N passed, M failed")
+"""
+import json
+import socket
+import ssl
+import sys
+import time
+import urllib.parse
+
+url, cacert, cert, key = sys.argv[1:5]
+u = urllib.parse.urlparse(url)
+HOST, PORT = u.hostname, u.port
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        if failed <= 30:
+            print("FAIL:", what, file=sys.stderr)
+
+
+def ctx(with_cert=True):
+    c = ssl.create_default_context(cafile=cacert)
+    if with_cert:
+        c.load_cert_chain(cert, key)
+    return c
+
+
+CTX = ctx()
+
+
+def connect(c=None):
+    s = socket.create_connection((HOST, PORT), timeout=10)
+    return (c or CTX).wrap_socket(s, server_hostname=HOST)
+
+
+def read_response(s):
+    """Returns (status, headers dict, body bytes) or (None, {}, b'') if the connection closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        try:
+            chunk = s.recv(65536)
+        except (ssl.SSLError, OSError):
+            chunk = b""
+        if not chunk:
+            return None, {}, b""
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0"))
+    while len(rest) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return status, headers, rest[:n]
+
+
+def raw(req_bytes, c=None):
+    s = connect(c)
+    try:
+        s.sendall(req_bytes)
+        return read_response(s)
+    finally:
+        s.close()
+
+
+def req(method, path, body=None, ctype="application/json", extra=""):
+    b = body.encode() if isinstance(body, str) else (body or b"")
+    h = f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
+    if ctype is not None and b:
+        h += f"Content-Type: {ctype}\r\n"
+    if b or method in ("POST", "PATCH", "PUT"):
+        h += f"Content-Length: {len(b)}\r\n"
+    h += extra + "\r\n"
+    return raw(h.encode() + b)
+
+
+def code_of(body):
+    try:
+        return json.loads(body)["error"]["code"]
+    except Exception:
+        return None
+
+
+def expect(status, code, what, resp):
+    st, _, body = resp
+    ok = st == status and (code is None or code_of(body) == code)
+    check(ok, f"{what}: got {st} {body[:120]!r}, wanted {status} {code}")
+
+
+def alive():
+    st, _, _ = req("GET", "/node/ready")
+    return st == 200
+
+
+def current_seqno():
+    st, h, _ = req("GET", "/app/transactions/current?api-version=2022-05-13&collectionId=subledger%3A0")
+    return h.get("x-ms-ccf-transaction-id")
+
+
+before = current_seqno()
+V = "api-version=2022-05-13"
+
+# 1. bodies that are not valid LedgerEntry JSON (400 InvalidInput)
+bad_bodies = ['{"contents":', "[]", '"x"', "null", "1", '{"contents":1}', '{"contents":null}',
+              '{"contents":["a"]}', "{}", '{"contents":"a"} trailing', '{"contents":"\\ud800"}',
+              '{"a":1,"a":2}', "\xff\xfe", "{" * 100 + "}" * 100, '{"contents":{"x":1}}']
+for i in range(40):
+    for b in bad_bodies:
+        expect(400, None, f"bad body {b[:20]!r}", req("POST", f"/app/transactions?{V}", b))
+# 2. wrong content types (415)
+for i in range(30):
+    for ct in ("text/plain", "application/xml", "multipart/form-data; boundary=x", "application/jsonx"):
+        expect(415, "UnsupportedContentType", f"content type {ct}",
+               req("POST", f"/app/transactions?{V}", '{"contents":"x"}', ct))
+# 3. bad transaction ids (400 InvalidTransactionId)
+for t in ["a.b", "2", "2.", ".5", "2.5.1", "0.0", "02.5", "2.05", "-1.5", "2.5x", "99999999999999999999.1",
+          " 2.5"]:
+    for route in ("", "/status", "/receipt"):
+        for _ in range(6):
+            expect(400, "InvalidTransactionId", f"txid {t!r}{route}",
+                   req("GET", f"/app/transactions/{urllib.parse.quote(t, safe='%.')}{route}?{V}"))
+# 4. malformed percent-encoding (400 InvalidInput)
+# a percent-encoded id is decoded first: %32.5 is 2.5 (valid), 2.%00 decodes to a NUL (InvalidInput)
+expect(200, None, "%32.5 decodes to 2.5", req("GET", f"/app/transactions/%32.5/status?{V}"))
+for p in ["/app/transactions/2.%00/status", "/app/transactions?collectionId=%G1", "/app/transactions?collectionId=%4",
+          "/app/users/%ZZ", "/app/transactions?collectionId=a%00b", "/app/users/a%"]:
+    for _ in range(20):
+        expect(400, "InvalidInput", f"percent {p}", req("GET", p + "&" + V if "?" in p else p + "?" + V))
+# 5. oversized contents and collection ids
+for _ in range(20):
+    expect(400, "EntrySizeCapacityExceeded", "9000-byte contents",
+           req("POST", f"/app/transactions?{V}", json.dumps({"contents": "a" * 9000})))
+    expect(400, "CollectionIdTooLong", "300-byte collection",
+           req("POST", f"/app/transactions?{V}&collectionId={'c' * 300}", '{"contents":"x"}'))
+# 6. unknown routes and wrong methods
+for _ in range(20):
+    expect(404, "ResourceNotFound", "unknown route", req("GET", f"/app/nothing?{V}"))
+    expect(405, "MethodNotAllowed", "DELETE transactions", req("DELETE", f"/app/transactions?{V}"))
+    expect(405, "MethodNotAllowed", "PUT current", req("PUT", f"/app/transactions/current?{V}", "{}"))
+# 7. transport-level abuse: huge headers, huge declared body, endless chunked body, junk
+for _ in range(10):
+    st, _, _ = raw(f"GET /node/ready HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * 40000}\r\n\r\n".encode())
+    check(st == 431, f"huge header: {st}")
+    st, _, _ = raw(b"POST /app/transactions?" + V.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n")
+    check(st == 413, f"declared huge body: {st}")
+    s = connect()
+    s.sendall(b"POST /app/transactions?" + V.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    st = None
+    try:
+        for _ in range(4000):  # up to ~4 MB of chunks; the server must cut it off at its limit
+            s.sendall(b"400\r\n" + b"a" * 1024 + b"\r\n")
+    except (ssl.SSLError, OSError):
+        pass
+    st, _, _ = read_response(s)
+    s.close()
+    check(st in (413, None), f"endless chunked body: {st}")
+    st, _, _ = raw(b"\x00\x01\x02 garbage\r\n\r\n")
+    check(st == 400, f"garbage request line: {st}")
+    st, _, _ = raw(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n")
+    check(st in (400, 505), f"bad version: {st}")
+# 8. slow partial request: the server closes it by itself
+s = connect()
+s.sendall(b"GET /node/ready HTTP/1.1\r\nHost: x\r\n")
+t0 = time.time()
+s.settimeout(60)
+try:
+    closed = s.recv(100) in (b"",) or True
+except (ssl.SSLError, OSError):
+    closed = True
+check(closed and time.time() - t0 < 59, "slow partial request closed by the server")
+s.close()
+# 9. no client certificate / plain HTTP on the TLS port
+for _ in range(10):
+    st, _, body = raw(f"GET /app/transactions/current?{V} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), ctx(False))
+    check(st == 401 and code_of(body) == "InvalidAuthenticationInfo", f"no client cert: {st}")
+    try:
+        p = socket.create_connection((HOST, PORT), timeout=5)
+        p.sendall(b"GET /node/ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        p.settimeout(5)
+        r = p.recv(100)
+        check(not r.startswith(b"HTTP/1.1 200"), "plain HTTP on the TLS port must not be served")
+        p.close()
+    except OSError:
+        check(True, "plain HTTP refused")
+
+check(alive(), "node still serving after the hostile batches")
+check(current_seqno() == before, f"nothing written: read point {before} -> {current_seqno()}")
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
