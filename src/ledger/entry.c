@@ -230,7 +230,7 @@ int cl_internal_pub_decode(const uint8_t *data, size_t len, cl_internal_pub *out
     cl_cursor_init(&c, data, len);
     CL_ENSURE(cl_cursor_u8(&c, &out->table) == CL_OK, CL_EFORMAT);
     CL_ENSURE(cl_cursor_u8(&c, &out->op) == CL_OK, CL_EFORMAT);
-    CL_ENSURE(out->table >= CL_TABLE_USERS && out->table <= CL_TABLE_CONSTITUTION, CL_EFORMAT);
+    CL_ENSURE(out->table >= CL_TABLE_USERS && out->table <= CL_TABLE_MAX, CL_EFORMAT);
     CL_ENSURE(out->op == CL_OP_PUT || out->op == CL_OP_REMOVE, CL_EFORMAT);
     CL_ENSURE(cl_cursor_lp16(&c, &out->key, &out->key_len) == CL_OK, CL_EFORMAT);
     CL_ENSURE(cl_cursor_lp32(&c, &out->value, &out->value_len) == CL_OK, CL_EFORMAT);

@@ -46,14 +46,16 @@ enum { CL_ENTRY_F_ENCRYPTED = 1 };
 
 /* Internal tables (type 3). */
 enum {
-    CL_TABLE_USERS = 1,       /* key: user id; value: JSON {"assignedRoles":[...]} */
-    CL_TABLE_NODES = 2,       /* key: node id hex; value: JSON {"cert": PEM, "status": ...} */
-    CL_TABLE_SERVICE = 3,     /* key: identity version; value: JSON {"cert","endorsement"?} */
-    CL_TABLE_SECRETS = 4,     /* key: secret version; value: JSON {"appliesFrom"}; private part:
-                                 the previous ledger secret, encrypted under this one */
-    CL_TABLE_MEMBERS = 5,     /* key: member id; value: JSON */
-    CL_TABLE_CONSTITUTION = 6 /* key: "constitution"; value: text */
+    CL_TABLE_USERS = 1,        /* key: user id; value: JSON {"assignedRoles":[...]} */
+    CL_TABLE_NODES = 2,        /* key: node id hex; value: JSON {"cert": PEM, "status": ...} */
+    CL_TABLE_SERVICE = 3,      /* key: identity version; value: JSON {"cert","endorsement"?} */
+    CL_TABLE_SECRETS = 4,      /* key: secret version; value: JSON {"appliesFrom"}; private part:
+                                  the previous ledger secret, encrypted under this one */
+    CL_TABLE_MEMBERS = 5,      /* key: member id; value: JSON */
+    CL_TABLE_CONSTITUTION = 6, /* key: "constitution"; value: text */
+    CL_TABLE_ROLES = 7         /* key: custom role name; value: JSON {"roleActions":[...]} */
 };
+#define CL_TABLE_MAX CL_TABLE_ROLES /* highest table id */
 enum { CL_OP_PUT = 1, CL_OP_REMOVE = 2 };
 
 typedef struct {

@@ -477,7 +477,7 @@ int cl_ledger_append_internal(cl_ledger *l, uint64_t view, uint8_t table, uint8_
                               uint64_t *seqno)
 {
     CL_ENSURE(!l->failed, CL_ECLOSED);
-    CL_ENSURE(table >= CL_TABLE_USERS && table <= CL_TABLE_CONSTITUTION, CL_EINVAL);
+    CL_ENSURE(table >= CL_TABLE_USERS && table <= CL_TABLE_MAX, CL_EINVAL);
     CL_ENSURE(op == CL_OP_PUT || op == CL_OP_REMOVE, CL_EINVAL);
     cl_buf_reset(&l->scratch);
     cl_internal_pub p = {table, op, (const uint8_t *)key, klen, (const uint8_t *)value, vlen};
@@ -1121,7 +1121,7 @@ static int batch_cb(void *arg, uint64_t seqno)
 int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
                          int (*cb)(void *arg, const cl_ledger_entry *e), void *arg)
 {
-    CL_ENSURE(table >= CL_TABLE_USERS && table <= CL_TABLE_CONSTITUTION, CL_EINVAL);
+    CL_ENSURE(table >= CL_TABLE_USERS && table <= CL_TABLE_MAX, CL_EINVAL);
     char coll[3] = {'\x01', 't', (char)('0' + table)};
     /* The index is not re-entrant: collect a bounded batch of seqnos, then read them. */
     seq_batch *b = cl_malloc(sizeof *b);

@@ -122,9 +122,11 @@ static int req_collection(cl_req *r, const char **c, size_t *len)
     return 1;
 }
 
-/* JSON object body; answers 400 and returns NULL otherwise. */
-static json_t *req_json_object(cl_req *r)
+/* JSON body of the wanted kind (object, or array when `array`); answers 400 and returns NULL
+ * otherwise. */
+static json_t *req_json(cl_req *r, int array)
 {
+    const char *want = array ? "array" : "object";
     const cl_http_request *h = r->http;
     if (h->body_len == 0) {
         cl_api_error(&r->to, 400, "InvalidInput", "A JSON request body is required.");
@@ -137,19 +139,21 @@ static json_t *req_json_object(cl_req *r)
         /* The parser takes objects and arrays only; a scalar is reported as ACL does. */
         size_t i = strspn((const char *)h->body, " \t\r\n");
         if (i < h->body_len && h->body[i] != '{' && h->body[i] != '[')
-            cl_api_error(&r->to, 400, "InvalidInput", "At #/: Expected object, found: %.64s",
+            cl_api_error(&r->to, 400, "InvalidInput", "At #/: Expected %s, found: %.64s", want,
                          (const char *)h->body + i);
         else
             cl_api_error(&r->to, 400, "InvalidInput", "Malformed JSON body: %s", err);
         return NULL;
     }
-    if (!json_is_object(j)) {
-        cl_api_error(&r->to, 400, "InvalidInput", "At #/: Expected object.");
+    if (array ? !json_is_array(j) : !json_is_object(j)) {
+        cl_api_error(&r->to, 400, "InvalidInput", "At #/: Expected %s.", want);
         json_decref(j);
         return NULL;
     }
     return j;
 }
+
+static json_t *req_json_object(cl_req *r) { return req_json(r, 0); }
 
 static json_t *entry_json(const cl_ledger_entry *e, const char *txid)
 {
@@ -661,9 +665,9 @@ static int is_multi(const cl_req *r) { return strcmp(r->path.seg[1], "ledgerUser
 static json_t *user_json(const cl_user *u, int multi)
 {
     if (multi)
-        return json_pack("{s:o,s:s}", "assignedRoles", cl_roles_json_array(u->roles), "userId",
+        return json_pack("{s:o,s:s}", "assignedRoles", cl_roles_json_array(&u->rs), "userId",
                          u->id);
-    return json_pack("{s:s,s:s}", "assignedRole", cl_role_highest(u->roles), "userId", u->id);
+    return json_pack("{s:s,s:s}", "assignedRole", cl_role_highest(u->rs.builtin), "userId", u->id);
 }
 
 static void users_list(cl_req *r, int multi)
@@ -716,17 +720,17 @@ void cl_api_user_get(cl_req *r)
 
 static int last_admin(cl_node *n, const cl_user *u)
 {
-    return u != NULL && (u->roles & CL_ROLE_ADMINISTRATOR) &&
+    return u != NULL && (u->rs.builtin & CL_ROLE_ADMINISTRATOR) &&
            cl_users_count_role(&n->users, CL_ROLE_ADMINISTRATOR) == 1;
 }
 
-static void submit_user_cmd(cl_req *r, int kind, uint8_t op, unsigned roles)
+static void submit_user_cmd(cl_req *r, int kind, uint8_t op, const cl_roleset *rs)
 {
     cl_node *n = r->n;
     cl_buf cmd = CL_BUF_INIT;
     char *value = NULL;
     size_t vlen = 0;
-    int rc = op == CL_OP_PUT ? cl_roles_value_encode(roles, &value, &vlen) : CL_OK;
+    int rc = op == CL_OP_PUT ? cl_roles_value_encode(rs, &value, &vlen) : CL_OK;
     if (rc == CL_OK)
         rc = cl_cmd_encode_internal(&cmd, CL_TABLE_USERS, op, 0, r->path.seg[2], r->path.len[2],
                                     value ? value : "", vlen);
@@ -749,7 +753,8 @@ void cl_api_user_patch(cl_req *r)
     if (j == NULL)
         return;
     int multi = is_multi(r);
-    unsigned roles = 0, bit;
+    cl_roleset rs = {0, NULL, 0};
+    unsigned bit;
     if (!multi) {
         json_t *v = json_object_get(j, "assignedRole");
         if (!json_is_string(v) || cl_role_parse(json_string_value(v), &bit) < 0) {
@@ -757,35 +762,48 @@ void cl_api_user_patch(cl_req *r)
                          "assignedRole must be one of Administrator, Contributor, Reader.");
             goto out;
         }
-        roles = bit;
+        rs.builtin = bit;
     } else {
         json_t *a = json_object_get(j, "assignedRoles"), *v;
         size_t i;
-        if (!json_is_array(a) || json_array_size(a) == 0) {
+        if (!json_is_array(a) || json_array_size(a) == 0 ||
+            json_array_size(a) > CL_USER_MAX_ROLES) {
             cl_api_error(&r->to, 400, "InvalidInput",
-                         "assignedRoles must be a non-empty array of role names.");
+                         "assignedRoles must be an array of 1 to %d role names.",
+                         CL_USER_MAX_ROLES);
             goto out;
         }
         json_array_foreach(a, i, v)
         {
-            if (!json_is_string(v) || cl_role_parse(json_string_value(v), &bit) < 0) {
+            if (!json_is_string(v)) {
                 cl_api_error(&r->to, 400, "InvalidInput",
-                             "Unknown role name at #/assignedRoles/%zu (custom roles are not "
-                             "supported by this build).",
-                             i);
+                             "At #/assignedRoles/%zu: Expected string.", i);
                 goto out;
             }
-            roles |= bit;
+            const char *name = json_string_value(v);
+            size_t len = json_string_length(v);
+            if (!cl_role_is_builtin(name, len) &&
+                (!cl_role_name_valid(name, len) || cl_rolemap_find(&n->roles, name, len) == NULL)) {
+                cl_api_error(&r->to, 400, "InvalidInput",
+                             "Unknown role name at #/assignedRoles/%zu: '%.64s'.", i, name);
+                goto out;
+            }
+            int rc = cl_roleset_add(&rs, name, len);
+            if (rc < 0) {
+                internal_error(r, rc);
+                goto out;
+            }
         }
     }
     const cl_user *u = cl_users_find(&n->users, r->path.seg[2], r->path.len[2]);
-    if (last_admin(n, u) && !(roles & CL_ROLE_ADMINISTRATOR)) {
+    if (last_admin(n, u) && !(rs.builtin & CL_ROLE_ADMINISTRATOR)) {
         cl_api_error(&r->to, 400, "InvalidInput",
                      "The last Administrator cannot be removed or demoted.");
         goto out;
     }
-    submit_user_cmd(r, multi ? CL_PW_USER_MULTI : CL_PW_USER_SINGLE, CL_OP_PUT, roles);
+    submit_user_cmd(r, multi ? CL_PW_USER_MULTI : CL_PW_USER_SINGLE, CL_OP_PUT, &rs);
 out:
+    cl_roleset_free(&rs);
     json_decref(j);
 }
 
@@ -804,7 +822,214 @@ void cl_api_user_delete(cl_req *r)
                      "The last Administrator cannot be removed or demoted.");
         return;
     }
-    submit_user_cmd(r, CL_PW_USER_DELETE, CL_OP_REMOVE, 0);
+    submit_user_cmd(r, CL_PW_USER_DELETE, CL_OP_REMOVE, NULL);
+}
+
+/* ---- custom roles (§11.5) ------------------------------------------------------------------ */
+
+/* The roleName query parameter: present, a valid name (answers 400 and returns NULL otherwise). */
+static const char *query_role(cl_req *r, size_t *len)
+{
+    const char *v = cl_url_query_get(&r->query, "roleName", len);
+    if (v == NULL || *len == 0) {
+        cl_api_error(&r->to, 400, "InvalidInput", "The roleName query parameter is required.");
+        return NULL;
+    }
+    if (!cl_role_name_valid(v, *len)) {
+        cl_api_error(&r->to, 400, "InvalidInput",
+                     "A role name is 1 to %d characters of UTF-8 without control characters.",
+                     CL_ROLE_NAME_MAX);
+        return NULL;
+    }
+    return v;
+}
+
+static const struct {
+    const char *name;
+    unsigned actions;
+} builtin_defs[] = {
+    {"Administrator", CL_ACTSET_STAR},
+    {"Contributor", CL_ACT_READ | CL_ACT_WRITE | CL_ACT_EXECUTE},
+    {"Reader", CL_ACT_READ},
+};
+
+void cl_api_roles_get(cl_req *r)
+{
+    size_t len;
+    const char *name = query_role(r, &len);
+    if (name == NULL)
+        return;
+    unsigned actions = 0;
+    const cl_custom_role *d = cl_rolemap_find(&r->n->roles, name, len);
+    if (d != NULL)
+        actions = d->actions;
+    for (size_t i = 0; i < sizeof builtin_defs / sizeof builtin_defs[0]; i++) {
+        if (strcmp(name, builtin_defs[i].name) == 0) /* cledger decision: shown, read-only */
+            actions = builtin_defs[i].actions;
+    }
+    if (actions == 0) {
+        cl_api_error(&r->to, 404, "ResourceNotFound", "Role '%.64s' does not exist.", name);
+        return;
+    }
+    json_t *acts = cl_actset_json(actions), *nm = json_stringn(name, len);
+    json_t *o = acts && nm ? json_pack("{s:o,s:o}", "roleActions", acts, "roleName", nm) : NULL;
+    if (o == NULL) {
+        if (!(acts && nm)) {
+            json_decref(acts);
+            json_decref(nm);
+        }
+        internal_error(r, CL_ENOMEM);
+        return;
+    }
+    json_t *arr = json_array();
+    if (arr != NULL && json_array_append_new(arr, o) != 0) {
+        json_decref(arr);
+        arr = NULL;
+    } else if (arr == NULL) {
+        json_decref(o);
+    }
+    cl_api_reply(r->n, &r->to, 200, arr, NULL);
+}
+
+static void submit_roles(cl_req *r, uint8_t mode, size_t cnt, const char *const *names,
+                         const size_t *nlens, const char *const *values, const size_t *vlens)
+{
+    static const int kinds[] = {0, CL_PW_ROLES_CREATE, CL_PW_ROLES_REPLACE, CL_PW_ROLES_DELETE};
+    cl_buf cmd = CL_BUF_INIT;
+    int rc = cl_cmd_encode_roles(&cmd, mode, cnt, names, nlens, values, vlens);
+    cl_pending *p =
+        rc == CL_OK ? cl_pending_new(r->n, &r->to, kinds[mode], names[0], nlens[0]) : NULL;
+    if (p == NULL)
+        internal_error(r, rc < 0 ? rc : CL_ENOMEM);
+    else
+        cl_node_submit_pending(r->n, p, &cmd);
+    cl_buf_free(&cmd);
+}
+
+/* PUT (create) and PATCH (replace): body [{"roleName":…,"roleActions":[…]}, …]. Every item is
+ * checked (form first, then existence) before anything is submitted; the state machine applies
+ * all or none. */
+void cl_api_roles_put(cl_req *r)
+{
+    cl_node *n = r->n;
+    int create = strcmp(r->http->method, "PUT") == 0;
+    json_t *j = req_json(r, 1);
+    if (j == NULL)
+        return;
+    size_t cnt = json_array_size(j);
+    const char *names[CL_ROLES_MAX_PER_WRITE];
+    size_t nlens[CL_ROLES_MAX_PER_WRITE], vlens[CL_ROLES_MAX_PER_WRITE];
+    char *values[CL_ROLES_MAX_PER_WRITE] = {NULL};
+    size_t created = 0;
+    if (cnt == 0 || cnt > CL_ROLES_MAX_PER_WRITE) {
+        cl_api_error(&r->to, 400, "InvalidInput", "The body must be an array of 1 to %d roles.",
+                     CL_ROLES_MAX_PER_WRITE);
+        cnt = 0;
+        goto out;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *it = json_array_get(j, i);
+        json_t *nm = json_object_get(it, "roleName");
+        if (!json_is_object(it)) {
+            cl_api_error(&r->to, 400, "InvalidInput", "At #/%zu: Expected object.", i);
+            cnt = i;
+            goto out;
+        }
+        if (!json_is_string(nm)) {
+            cl_api_error(&r->to, 400, "InvalidInput",
+                         "At #/%zu: Missing required string property 'roleName'.", i);
+            cnt = i;
+            goto out;
+        }
+        names[i] = json_string_value(nm);
+        nlens[i] = json_string_length(nm);
+        if (!cl_role_name_valid(names[i], nlens[i])) {
+            cl_api_error(&r->to, 400, "InvalidInput",
+                         "At #/%zu/roleName: a role name is 1 to %d characters of UTF-8 without "
+                         "control characters.",
+                         i, CL_ROLE_NAME_MAX);
+            cnt = i;
+            goto out;
+        }
+        if (cl_role_is_builtin(names[i], nlens[i])) {
+            cl_api_error(&r->to, 400, "InvalidInput",
+                         "The built-in role '%s' cannot be created or changed.", names[i]);
+            cnt = i;
+            goto out;
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (nlens[k] == nlens[i] && memcmp(names[k], names[i], nlens[i]) == 0) {
+                cl_api_error(&r->to, 400, "InvalidInput", "Role '%.64s' appears twice.", names[i]);
+                cnt = i;
+                goto out;
+            }
+        }
+        unsigned actions;
+        size_t bad;
+        int rc = cl_role_actions_from_json(json_object_get(it, "roleActions"), &actions, &bad);
+        if (rc == CL_EINVAL) {
+            cl_api_error(&r->to, 400, "InvalidInput", "At #/%zu/roleActions/%zu: unknown action.",
+                         i, bad);
+            cnt = i;
+            goto out;
+        }
+        if (rc < 0) {
+            cl_api_error(&r->to, 400, "InvalidInput",
+                         "At #/%zu/roleActions: Expected an array of 1 to %d action strings.", i,
+                         CL_ROLE_MAX_ACTIONS);
+            cnt = i;
+            goto out;
+        }
+        rc = cl_role_value_encode(actions, &values[i], &vlens[i]);
+        if (rc < 0) {
+            internal_error(r, rc);
+            cnt = i;
+            goto out;
+        }
+    }
+    /* The body is well-formed; now the state of the roles. */
+    for (size_t i = 0; i < cnt; i++) {
+        int exists = cl_rolemap_find(&n->roles, names[i], nlens[i]) != NULL;
+        if (create && exists) {
+            cl_api_error(&r->to, 400, "InvalidInput", "Role '%.64s' already exists.", names[i]);
+            goto out;
+        }
+        if (!create && !exists) {
+            cl_api_error(&r->to, 404, "ResourceNotFound", "Role '%.64s' does not exist.", names[i]);
+            goto out;
+        }
+        created += create;
+    }
+    if (n->roles.n + created > CL_ROLES_MAX) {
+        cl_api_error(&r->to, 400, "InvalidInput",
+                     "The ledger cannot hold more than %d custom roles.", CL_ROLES_MAX);
+        goto out;
+    }
+    submit_roles(r, create ? CL_CMD_ROLES_CREATE : CL_CMD_ROLES_REPLACE, cnt, names, nlens,
+                 (const char *const *)values, vlens);
+out:
+    for (size_t i = 0; i < cnt; i++)
+        cl_free(values[i]);
+    json_decref(j);
+}
+
+void cl_api_roles_delete(cl_req *r)
+{
+    size_t len;
+    const char *name = query_role(r, &len);
+    if (name == NULL)
+        return;
+    if (cl_role_is_builtin(name, len)) {
+        cl_api_error(&r->to, 400, "InvalidInput", "The built-in role '%s' cannot be deleted.",
+                     name);
+        return;
+    }
+    if (cl_rolemap_find(&r->n->roles, name, len) == NULL) {
+        cl_api_error(&r->to, 404, "ResourceNotFound", "Role '%.64s' does not exist.", name);
+        return;
+    }
+    const size_t zero = 0;
+    submit_roles(r, CL_CMD_ROLES_DELETE, 1, &name, &len, (const char *const[]){""}, &zero);
 }
 
 /* ---- governance, enclave, identity, node --------------------------------------------------- */

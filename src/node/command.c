@@ -61,6 +61,45 @@ int cl_cmd_encode_sign(cl_buf *b)
     return rc;
 }
 
+int cl_cmd_encode_roles(cl_buf *b, uint8_t mode, size_t count, const char *const *names,
+                        const size_t *nlens, const char *const *values, const size_t *vlens)
+{
+    CL_ENSURE(mode >= CL_CMD_ROLES_CREATE && mode <= CL_CMD_ROLES_DELETE, CL_EINVAL);
+    CL_ENSURE(count >= 1 && count <= CL_CMD_MAX_ROLES, CL_EOVERFLOW);
+    for (size_t i = 0; i < count; i++)
+        CL_ENSURE(nlens[i] >= 1 && nlens[i] <= CL_CMD_MAX_ROLE_NAME && vlens[i] <= CL_CMD_MAX_VALUE,
+                  CL_EOVERFLOW);
+    size_t at = b->len;
+    int rc = header(b, CL_CMD_ROLES);
+    if (rc == CL_OK)
+        rc = cl_buf_u8(b, mode);
+    if (rc == CL_OK)
+        rc = cl_buf_u16(b, (uint16_t)count);
+    for (size_t i = 0; rc == CL_OK && i < count; i++) {
+        rc = cl_buf_lp16(b, names[i], nlens[i]);
+        if (rc == CL_OK)
+            rc = cl_buf_lp32(b, values[i], vlens[i]);
+    }
+    if (rc < 0)
+        b->len = at;
+    return rc;
+}
+
+int cl_cmd_roles_next(cl_cursor *it, const char **name, size_t *nlen, const char **value,
+                      size_t *vlen)
+{
+    const uint8_t *p;
+    size_t n;
+    CL_ENSURE(cl_cursor_lp16(it, &p, &n) == CL_OK && n >= 1 && n <= CL_CMD_MAX_ROLE_NAME,
+              CL_EFORMAT);
+    *name = (const char *)p;
+    *nlen = n;
+    CL_ENSURE(cl_cursor_lp32(it, &p, &n) == CL_OK && n <= CL_CMD_MAX_VALUE, CL_EFORMAT);
+    *value = (const char *)p;
+    *vlen = n;
+    return CL_OK;
+}
+
 int cl_cmd_decode(const void *data, size_t len, cl_cmd *out)
 {
     memset(out, 0, sizeof *out);
@@ -86,7 +125,7 @@ int cl_cmd_decode(const void *data, size_t len, cl_cmd *out)
         CL_ENSURE(cl_cursor_u8(&c, &out->table) == CL_OK, CL_EFORMAT);
         CL_ENSURE(cl_cursor_u8(&c, &out->op) == CL_OK, CL_EFORMAT);
         CL_ENSURE(cl_cursor_u8(&c, &out->flags) == CL_OK, CL_EFORMAT);
-        CL_ENSURE(out->table >= CL_TABLE_USERS && out->table <= CL_TABLE_CONSTITUTION, CL_EFORMAT);
+        CL_ENSURE(out->table >= CL_TABLE_USERS && out->table <= CL_TABLE_MAX, CL_EFORMAT);
         CL_ENSURE(out->op == CL_OP_PUT || out->op == CL_OP_REMOVE, CL_EFORMAT);
         CL_ENSURE((out->flags & ~CL_CMD_F_IF_EMPTY) == 0, CL_EFORMAT);
         CL_ENSURE(cl_cursor_lp16(&c, &p, &n) == CL_OK, CL_EFORMAT);
@@ -99,6 +138,24 @@ int cl_cmd_decode(const void *data, size_t len, cl_cmd *out)
         break;
     case CL_CMD_SIGN:
         break;
+    case CL_CMD_ROLES: {
+        uint16_t count;
+        CL_ENSURE(cl_cursor_u8(&c, &out->roles_mode) == CL_OK, CL_EFORMAT);
+        CL_ENSURE(out->roles_mode >= CL_CMD_ROLES_CREATE && out->roles_mode <= CL_CMD_ROLES_DELETE,
+                  CL_EFORMAT);
+        CL_ENSURE(cl_cursor_u16(&c, &count) == CL_OK, CL_EFORMAT);
+        CL_ENSURE(count >= 1 && count <= CL_CMD_MAX_ROLES, CL_EFORMAT);
+        out->roles = cl_cursor_ptr(&c);
+        size_t start = c.pos;
+        for (uint16_t i = 0; i < count; i++) {
+            const char *nm, *v;
+            size_t nl, vl;
+            CL_TRY(cl_cmd_roles_next(&c, &nm, &nl, &v, &vl));
+        }
+        out->roles_count = count;
+        out->roles_len = c.pos - start;
+        break;
+    }
     default:
         return CL_EFORMAT;
     }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "node/node.h"
+#include "node/roles.h"
 #include "node/url.h"
 #include "node/users.h"
 
@@ -76,13 +77,22 @@ struct cl_req {
 };
 
 /* A write waiting for its command to be applied and synced. */
-enum { CL_PW_ENTRY = 1, CL_PW_USER_SINGLE, CL_PW_USER_MULTI, CL_PW_USER_DELETE, CL_PW_SIGN };
+enum {
+    CL_PW_ENTRY = 1,
+    CL_PW_USER_SINGLE,
+    CL_PW_USER_MULTI,
+    CL_PW_USER_DELETE,
+    CL_PW_SIGN,
+    CL_PW_ROLES_CREATE,
+    CL_PW_ROLES_REPLACE,
+    CL_PW_ROLES_DELETE
+};
 typedef struct cl_pending {
     struct cl_pending *next;
     cl_node *n;
     cl_reply_to to;
     int kind;
-    char *name; /* collection id or user id (heap) */
+    char *name; /* collection id, user id or role name (heap) */
     uint64_t view, seqno;
 } cl_pending;
 
@@ -101,6 +111,7 @@ struct cl_node {
     int started;
     int failed; /* a ledger sync failed: the node serves errors until restarted */
     cl_users users;
+    cl_rolemap roles; /* custom roles (§11.5) */
     int have_node_id;
     char node_id_hex[65];
     uint64_t last_view;   /* view of the last applied entry */
@@ -131,6 +142,8 @@ void cl_node_read_point(cl_node *n, char *out, size_t cap);
 void cl_node_submit_pending(cl_node *n, cl_pending *p, const cl_buf *cmd);
 cl_pending *cl_pending_new(cl_node *n, const cl_reply_to *t, int kind, const char *name,
                            size_t len);
+/* The route actions a user's roles grant (built-in and existing custom roles). */
+unsigned cl_node_user_actions(const cl_node *n, const cl_user *u);
 /* 1 when `coll` does not exist yet (durably or in the current unsynced batch). */
 int cl_node_collection_is_new(cl_node *n, const char *coll, size_t len);
 
@@ -150,6 +163,9 @@ void cl_api_ledger_users_list(cl_req *r);
 void cl_api_user_get(cl_req *r);
 void cl_api_user_patch(cl_req *r);
 void cl_api_user_delete(cl_req *r);
+void cl_api_roles_get(cl_req *r);
+void cl_api_roles_put(cl_req *r); /* PUT (create) and PATCH (replace) */
+void cl_api_roles_delete(cl_req *r);
 void cl_api_not_implemented(cl_req *r);
 void cl_api_identity(cl_req *r);
 void cl_api_node_ready(cl_req *r);

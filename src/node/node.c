@@ -61,7 +61,7 @@ static const cl_route routes[] = {
     {"GET", "/app/ledgerUsers/*", CL_ACT_USERS_READ, cl_api_user_get},
     {"PATCH", "/app/ledgerUsers/*", CL_ACT_USERS_WRITE, cl_api_user_patch},
     {"DELETE", "/app/ledgerUsers/*", CL_ACT_USERS_WRITE, cl_api_user_delete},
-    /* Programmability (§13) and custom roles (§11.5): routed, answered 501 NotImplemented. */
+    /* Programmability (§13): routed, answered 501 NotImplemented. */
     {"GET", "/app/userDefinedEndpoints", CL_ACT_PROG_READ, cl_api_not_implemented},
     {"PUT", "/app/userDefinedEndpoints", CL_ACT_PROG_WRITE, cl_api_not_implemented},
     {"GET", "/app/userDefinedEndpoints/runtimeOptions", CL_ACT_PROG_READ, cl_api_not_implemented},
@@ -73,10 +73,11 @@ static const cl_route routes[] = {
     {"GET", "/app/userDefinedFunctions/*", CL_ACT_PROG_READ, cl_api_not_implemented},
     {"PUT", "/app/userDefinedFunctions/*", CL_ACT_PROG_WRITE, cl_api_not_implemented},
     {"DELETE", "/app/userDefinedFunctions/*", CL_ACT_PROG_WRITE, cl_api_not_implemented},
-    {"GET", "/app/roles", CL_ACT_ROLES_READ, cl_api_not_implemented},
-    {"PUT", "/app/roles", CL_ACT_ROLES_WRITE, cl_api_not_implemented},
-    {"PATCH", "/app/roles", CL_ACT_ROLES_WRITE, cl_api_not_implemented},
-    {"DELETE", "/app/roles", CL_ACT_ROLES_WRITE, cl_api_not_implemented},
+    /* Custom roles (§11.5). */
+    {"GET", "/app/roles", CL_ACT_ROLES_READ, cl_api_roles_get},
+    {"PUT", "/app/roles", CL_ACT_ROLES_WRITE, cl_api_roles_put},
+    {"PATCH", "/app/roles", CL_ACT_ROLES_WRITE, cl_api_roles_put},
+    {"DELETE", "/app/roles", CL_ACT_ROLES_WRITE, cl_api_roles_delete},
     /* Identity (§14) and node status: anonymous. */
     {"GET", "/ledgerIdentity/*", 0, cl_api_identity},
     {"GET", "/node/ready", 0, cl_api_node_ready},
@@ -222,14 +223,42 @@ static int users_scan_cb(void *arg, const cl_ledger_entry *e)
     cl_node *n = arg;
     if (e->op == CL_OP_REMOVE)
         return cl_users_remove(&n->users, e->key, e->key_len) < 0 ? CL_ENOMEM : 0;
-    unsigned roles;
-    if (cl_roles_value_decode(e->value, e->value_len, &roles) < 0) {
+    cl_roleset rs;
+    int rc = cl_roles_value_decode(e->value, e->value_len, &rs);
+    if (rc == CL_ENOMEM)
+        return rc;
+    if (rc < 0) {
         cl_logf(CL_LOG_WARN, "node: ignoring malformed users-table value at seqno %" PRIu64,
                 e->seqno);
         return 0;
     }
-    int rc = cl_users_put(&n->users, e->key, e->key_len, roles);
+    rc = cl_users_put(&n->users, e->key, e->key_len, &rs);
+    cl_roleset_free(&rs);
     return rc == CL_EINVAL ? 0 : rc;
+}
+
+static int roles_scan_cb(void *arg, const cl_ledger_entry *e)
+{
+    cl_node *n = arg;
+    if (!cl_role_name_valid(e->key, e->key_len) || cl_role_is_builtin(e->key, e->key_len)) {
+        cl_logf(CL_LOG_WARN, "node: ignoring roles-table write with a bad name at seqno %" PRIu64,
+                e->seqno);
+        return 0;
+    }
+    if (e->op == CL_OP_REMOVE) {
+        cl_rolemap_remove(&n->roles, e->key, e->key_len);
+        return 0;
+    }
+    unsigned actions;
+    int rc = cl_role_value_decode(e->value, e->value_len, &actions);
+    if (rc == CL_ENOMEM)
+        return rc;
+    if (rc < 0) {
+        cl_logf(CL_LOG_WARN, "node: ignoring malformed roles-table value at seqno %" PRIu64,
+                e->seqno);
+        return 0;
+    }
+    return cl_rolemap_put(&n->roles, e->key, e->key_len, actions);
 }
 
 static int coll_count_cb(void *arg, const char *coll, size_t len)
@@ -299,7 +328,9 @@ int cl_node_new(const cl_node_opts *o, cl_node **out)
     n->max_collections = o->max_collections ? o->max_collections : 5000;
     n->waiting_tail = &n->waiting;
     cl_users_init(&n->users);
+    cl_rolemap_init(&n->roles);
     CL_GUARD(cl_ledger_table_scan(n->l, CL_TABLE_USERS, users_scan_cb, n));
+    CL_GUARD(cl_ledger_table_scan(n->l, CL_TABLE_ROLES, roles_scan_cb, n));
     CL_GUARD(cl_ledger_collections(n->l, coll_count_cb, n));
     if (n->tls_cert_pem != NULL)
         CL_GUARD(node_id_from_cert(n, n->tls_cert_pem));
@@ -379,6 +410,7 @@ void cl_node_free(cl_node *n)
         cl_free(n->new_colls[i]);
     cl_free(n->new_colls);
     cl_users_free(&n->users);
+    cl_rolemap_free(&n->roles);
     cl_free(n->ledger_id);
     cl_free(n->tls_cert_pem);
     cl_free(n->service_cert_pem);
@@ -443,23 +475,30 @@ static int apply_users(cl_node *n, uint64_t view, const cl_cmd *c, cl_node_resul
     }
     char *key = NULL, *stored = NULL, *value = NULL;
     size_t vlen = 0;
+    cl_roleset rs = {0, NULL, 0};
     int rc = CL_OK;
     CL_GUARD(cl_user_id_normalise(c->key, c->key_len, &key, &stored));
     const cl_user *u = cl_users_find(&n->users, c->key, c->key_len);
     const char *id = u ? u->id : stored;
     size_t admins = cl_users_count_role(&n->users, CL_ROLE_ADMINISTRATOR);
-    int last_admin = u && (u->roles & CL_ROLE_ADMINISTRATOR) && admins == 1;
+    int last_admin = u && (u->rs.builtin & CL_ROLE_ADMINISTRATOR) && admins == 1;
     if (c->op == CL_OP_PUT) {
-        unsigned roles;
-        CL_GUARD(cl_roles_value_decode(c->value, c->value_len, &roles));
-        if (last_admin && !(roles & CL_ROLE_ADMINISTRATOR)) {
+        CL_GUARD(cl_roles_value_decode(c->value, c->value_len, &rs));
+        /* Custom roles must exist when assigned (one may have been deleted meanwhile). */
+        for (size_t i = 0; i < rs.ncustom; i++) {
+            if (cl_rolemap_find(&n->roles, rs.custom[i], strlen(rs.custom[i])) == NULL) {
+                res->status = CL_ENOENT;
+                goto out;
+            }
+        }
+        if (last_admin && !(rs.builtin & CL_ROLE_ADMINISTRATOR)) {
             res->status = CL_ESTATE;
             goto out;
         }
-        CL_GUARD(cl_roles_value_encode(roles, &value, &vlen));
+        CL_GUARD(cl_roles_value_encode(&rs, &value, &vlen));
         CL_GUARD(cl_ledger_append_internal(n->l, view, CL_TABLE_USERS, CL_OP_PUT, id, strlen(id),
                                            value, vlen, &res->seqno));
-        CL_GUARD(cl_users_put(&n->users, id, strlen(id), roles));
+        CL_GUARD(cl_users_put(&n->users, id, strlen(id), &rs));
     } else {
         if (u == NULL) {
             res->status = CL_ENOENT;
@@ -477,9 +516,74 @@ out:
     cl_free(key);
     cl_free(stored);
     cl_free(value);
+    cl_roleset_free(&rs);
     /* An id or value the proposer should have refused: the command is malformed (fatal). */
     if (rc == CL_EJSON || rc == CL_EINVAL)
         rc = CL_EFORMAT;
+    return rc;
+}
+
+/* A ROLES command: every item is checked before the first is written, so the request is applied
+ * whole or not at all. Refusals (status): CL_EEXIST (create of an existing role), CL_ENOENT
+ * (replace or delete of an unknown role), CL_EOVERFLOW (more than CL_ROLES_MAX roles). */
+static int apply_roles(cl_node *n, uint64_t view, const cl_cmd *c, cl_node_result *res)
+{
+    const size_t cnt = c->roles_count;
+    const char *name[CL_CMD_MAX_ROLES];
+    size_t nlen[CL_CMD_MAX_ROLES];
+    unsigned actions[CL_CMD_MAX_ROLES];
+    char *value[CL_CMD_MAX_ROLES] = {NULL};
+    size_t vlen[CL_CMD_MAX_ROLES];
+    cl_cursor it;
+    cl_cursor_init(&it, c->roles, c->roles_len);
+    int rc = CL_OK;
+    size_t created = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        const char *v;
+        size_t vl;
+        CL_GUARD(cl_cmd_roles_next(&it, &name[i], &nlen[i], &v, &vl));
+        /* What the proposer must have refused: malformed (fatal). */
+        CL_GUARD_IF(!cl_role_name_valid(name[i], nlen[i]) || cl_role_is_builtin(name[i], nlen[i]),
+                    CL_EFORMAT);
+        for (size_t k = 0; k < i; k++)
+            CL_GUARD_IF(nlen[k] == nlen[i] && memcmp(name[k], name[i], nlen[i]) == 0, CL_EFORMAT);
+        if (c->roles_mode == CL_CMD_ROLES_DELETE)
+            CL_GUARD_IF(vl != 0, CL_EFORMAT);
+        else
+            CL_GUARD_IF(cl_role_value_decode(v, vl, &actions[i]) < 0, CL_EFORMAT);
+        int exists = cl_rolemap_find(&n->roles, name[i], nlen[i]) != NULL;
+        if (c->roles_mode == CL_CMD_ROLES_CREATE && exists) {
+            res->status = CL_EEXIST;
+            goto out;
+        }
+        if (c->roles_mode != CL_CMD_ROLES_CREATE && !exists) {
+            res->status = CL_ENOENT;
+            goto out;
+        }
+        created += c->roles_mode == CL_CMD_ROLES_CREATE;
+    }
+    if (n->roles.n + created > CL_ROLES_MAX) {
+        res->status = CL_EOVERFLOW;
+        goto out;
+    }
+    /* Everything that can fail for lack of memory happens before the ledger changes. */
+    for (size_t i = 0; i < cnt && c->roles_mode != CL_CMD_ROLES_DELETE; i++)
+        CL_GUARD(cl_role_value_encode(actions[i], &value[i], &vlen[i]));
+    CL_GUARD(cl_rolemap_reserve(&n->roles, created));
+    for (size_t i = 0; i < cnt; i++) {
+        if (c->roles_mode == CL_CMD_ROLES_DELETE) {
+            CL_GUARD(cl_ledger_append_internal(n->l, view, CL_TABLE_ROLES, CL_OP_REMOVE, name[i],
+                                               nlen[i], "", 0, &res->seqno));
+            cl_rolemap_remove(&n->roles, name[i], nlen[i]);
+        } else {
+            CL_GUARD(cl_ledger_append_internal(n->l, view, CL_TABLE_ROLES, CL_OP_PUT, name[i],
+                                               nlen[i], value[i], vlen[i], &res->seqno));
+            CL_GUARD(cl_rolemap_put(&n->roles, name[i], nlen[i], actions[i]));
+        }
+    }
+out:
+    for (size_t i = 0; i < cnt; i++)
+        cl_free(value[i]);
     return rc;
 }
 
@@ -503,6 +607,7 @@ int cl_node_apply(cl_node *n, uint64_t term, uint64_t index, const void *cmd, si
     case CL_CMD_INTERNAL_WRITE:
         if (c.table == CL_TABLE_USERS)
             rc = apply_users(n, term, &c, res);
+        /* Roles are written only through ROLES commands (all of a request or nothing). */
         else if (c.table == CL_TABLE_MEMBERS || c.table == CL_TABLE_CONSTITUTION)
             rc = cl_ledger_append_internal(n->l, term, c.table, c.op, c.key, c.key_len, c.value,
                                            c.value_len, &res->seqno);
@@ -511,6 +616,9 @@ int cl_node_apply(cl_node *n, uint64_t term, uint64_t index, const void *cmd, si
         break;
     case CL_CMD_SIGN:
         rc = cl_ledger_sign_at(n->l, term, index, &res->seqno);
+        break;
+    case CL_CMD_ROLES:
+        rc = apply_roles(n, term, &c, res);
         break;
     default:
         rc = CL_EFORMAT;
@@ -603,15 +711,20 @@ static void finish_write(cl_pending *p)
             break;
         }
         if (p->kind == CL_PW_USER_SINGLE)
-            body =
-                json_pack("{s:s,s:s}", "assignedRole", cl_role_highest(u->roles), "userId", u->id);
+            body = json_pack("{s:s,s:s}", "assignedRole", cl_role_highest(u->rs.builtin), "userId",
+                             u->id);
         else
-            body = json_pack("{s:o,s:s}", "assignedRoles", cl_roles_json_array(u->roles), "userId",
+            body = json_pack("{s:o,s:s}", "assignedRoles", cl_roles_json_array(&u->rs), "userId",
                              u->id);
         cl_api_reply(n, &p->to, 200, body, txid);
         break;
     case CL_PW_USER_DELETE:
         cl_api_reply_empty(n, &p->to, 204, txid);
+        break;
+    case CL_PW_ROLES_CREATE:
+    case CL_PW_ROLES_REPLACE:
+    case CL_PW_ROLES_DELETE: /* §11.5: 200 without a body */
+        cl_api_reply_empty(n, &p->to, 200, txid);
         break;
     default:
         break;
@@ -639,7 +752,20 @@ static void write_done(void *arg, int status, uint64_t term, uint64_t index, voi
     p->view = res->view;
     p->seqno = res->seqno;
     free(res);
-    if (st == CL_EOVERFLOW) {
+    int roles = p->kind == CL_PW_ROLES_CREATE || p->kind == CL_PW_ROLES_REPLACE ||
+                p->kind == CL_PW_ROLES_DELETE;
+    if (roles && st == CL_EEXIST) {
+        cl_api_error(&p->to, 400, "InvalidInput", "A role of that name was created meanwhile.");
+    } else if (roles && st == CL_ENOENT) {
+        cl_api_error(&p->to, 404, "ResourceNotFound",
+                     "A role of the request was deleted meanwhile.");
+    } else if (roles && st == CL_EOVERFLOW) {
+        cl_api_error(&p->to, 400, "InvalidInput",
+                     "The ledger cannot hold more than %d custom roles.", CL_ROLES_MAX);
+    } else if (st == CL_ENOENT && p->kind != CL_PW_USER_DELETE) {
+        cl_api_error(&p->to, 400, "InvalidInput",
+                     "A custom role of the request was deleted meanwhile.");
+    } else if (st == CL_EOVERFLOW) {
         cl_api_error(&p->to, 400, "CollectionCapacityExceeded",
                      "The ledger already has %zu collections; no new collection can be created.",
                      n->max_collections);
@@ -745,9 +871,10 @@ int cl_node_bootstrap_admin(cl_node *n, const char *user_id, cl_consensus_done c
     cl_buf b = CL_BUF_INIT;
     char *value = NULL;
     size_t vlen = 0;
+    const cl_roleset admin = {CL_ROLE_ADMINISTRATOR, NULL, 0};
     if (n->w.submit == NULL || !n->w.is_leader(n->w.impl))
         goto out;
-    CL_GUARD(cl_roles_value_encode(CL_ROLE_ADMINISTRATOR, &value, &vlen));
+    CL_GUARD(cl_roles_value_encode(&admin, &value, &vlen));
     CL_GUARD(cl_cmd_encode_internal(&b, CL_TABLE_USERS, CL_OP_PUT, CL_CMD_F_IF_EMPTY, s, strlen(s),
                                     value, vlen));
     rc = n->w.submit(n->w.impl, b.data, b.len, cb, arg);
@@ -788,6 +915,18 @@ cl_node_writer cl_node_direct_writer(cl_node **node_slot)
 }
 
 /* ---- admission ----------------------------------------------------------------------------- */
+
+unsigned cl_node_user_actions(const cl_node *n, const cl_user *u)
+{
+    unsigned a = cl_roles_actions(u->rs.builtin);
+    for (size_t i = 0; i < u->rs.ncustom && a != CL_ACT_ALL; i++) {
+        const cl_custom_role *d =
+            cl_rolemap_find(&n->roles, u->rs.custom[i], strlen(u->rs.custom[i]));
+        if (d != NULL) /* a deleted role grants nothing */
+            a |= cl_actset_grants(d->actions);
+    }
+    return a;
+}
 
 static int visible_ascii(const char *s, size_t max)
 {
@@ -897,7 +1036,7 @@ static int admit(cl_req *r)
             return 0;
         }
         unsigned need = r->route->action;
-        if ((cl_roles_actions(r->caller->roles) & need) != need) {
+        if ((cl_node_user_actions(n, r->caller) & need) != need) {
             cl_api_error(&r->to, 403, "AuthorizationFailed",
                          "The caller's roles do not allow this operation.");
             return 0;

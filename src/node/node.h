@@ -58,8 +58,9 @@ typedef struct {
 
 /* The result of cl_node_apply, handed to the submitter's callback, which frees it with free()
  * (it is malloc'd). status: CL_OK, or a deterministic rejection that wrote nothing: CL_EOVERFLOW
- * (collection capacity), CL_ESTATE (would remove the last Administrator), CL_EEXIST (bootstrap
- * admin when users exist), CL_ENOENT (removal of an unknown user). */
+ * (collection capacity, custom-role capacity), CL_ESTATE (would remove the last Administrator),
+ * CL_EEXIST (bootstrap admin when users exist, creation of an existing role), CL_ENOENT (removal
+ * of an unknown user, change or deletion of an unknown role, assignment of a deleted role). */
 typedef struct {
     int status;
     uint64_t view;  /* view (= term) of the entry written */

@@ -16,6 +16,7 @@ void cl_users_free(cl_users *u)
     for (size_t i = 0; i < u->n; i++) {
         cl_free(u->v[i].key);
         cl_free(u->v[i].id);
+        cl_roleset_free(&u->v[i].rs);
     }
     cl_free(u->v);
     memset(u, 0, sizeof *u);
@@ -112,14 +113,22 @@ const cl_user *cl_users_find(const cl_users *u, const char *id, size_t len)
     return found ? &u->v[i] : NULL;
 }
 
-int cl_users_put(cl_users *u, const char *id, size_t len, unsigned roles)
+int cl_users_put(cl_users *u, const char *id, size_t len, const cl_roleset *rs)
 {
     char *k, *s;
     CL_TRY(cl_user_id_normalise(id, len, &k, &s));
+    cl_roleset copy;
+    int rc = cl_roleset_copy(rs, &copy);
+    if (rc < 0) {
+        cl_free(k);
+        cl_free(s);
+        return rc;
+    }
     int found;
     size_t i = lower_bound(u, k, &found);
     if (found) {
-        u->v[i].roles = roles;
+        cl_roleset_free(&u->v[i].rs);
+        u->v[i].rs = copy;
         cl_free(k);
         cl_free(s);
         return CL_OK;
@@ -130,6 +139,7 @@ int cl_users_put(cl_users *u, const char *id, size_t len, unsigned roles)
         if (v == NULL) {
             cl_free(k);
             cl_free(s);
+            cl_roleset_free(&copy);
             return CL_ENOMEM;
         }
         u->v = v;
@@ -138,7 +148,7 @@ int cl_users_put(cl_users *u, const char *id, size_t len, unsigned roles)
     memmove(&u->v[i + 1], &u->v[i], (u->n - i) * sizeof *u->v);
     u->v[i].key = k;
     u->v[i].id = s;
-    u->v[i].roles = roles;
+    u->v[i].rs = copy;
     u->n++;
     return CL_OK;
 }
@@ -155,6 +165,7 @@ int cl_users_remove(cl_users *u, const char *id, size_t len)
         return CL_OK;
     cl_free(u->v[i].key);
     cl_free(u->v[i].id);
+    cl_roleset_free(&u->v[i].rs);
     memmove(&u->v[i], &u->v[i + 1], (u->n - i - 1) * sizeof *u->v);
     u->n--;
     return CL_OK;
@@ -164,8 +175,30 @@ size_t cl_users_count_role(const cl_users *u, unsigned role)
 {
     size_t c = 0;
     for (size_t i = 0; i < u->n; i++)
-        c += (u->v[i].roles & role) != 0;
+        c += (u->v[i].rs.builtin & role) != 0;
     return c;
+}
+
+/* Length in bytes of the UTF-8 sequence at s (already validated), 1..4. */
+static size_t utf8_seq_len(unsigned char c)
+{
+    return c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
+int cl_role_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > 4 * CL_ROLE_NAME_MAX || !cl_utf8_valid(name, len))
+        return 0;
+    size_t chars = 0;
+    for (size_t i = 0; i < len; chars++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+        if (c == 0xc2 && i + 1 < len && (unsigned char)name[i + 1] < 0xa0) /* U+0080..U+009F */
+            return 0;
+        i += utf8_seq_len(c);
+    }
+    return chars <= CL_ROLE_NAME_MAX;
 }
 
 static const struct {
@@ -210,14 +243,89 @@ unsigned cl_roles_actions(unsigned roles)
     return a;
 }
 
-json_t *cl_roles_json_array(unsigned roles)
+void cl_roleset_free(cl_roleset *s)
+{
+    for (size_t i = 0; i < s->ncustom; i++)
+        cl_free(s->custom[i]);
+    cl_free(s->custom);
+    memset(s, 0, sizeof *s);
+}
+
+static size_t popcount3(unsigned b)
+{
+    return (size_t)((b & 1) != 0) + ((b & 2) != 0) + ((b & 4) != 0);
+}
+
+int cl_roleset_add(cl_roleset *s, const char *name, size_t len)
+{
+    CL_ENSURE(cl_role_name_valid(name, len), CL_EINVAL);
+    for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
+        if (len == strlen(role_names[i].name) && memcmp(name, role_names[i].name, len) == 0) {
+            if (!(s->builtin & role_names[i].bit))
+                CL_ENSURE(popcount3(s->builtin) + s->ncustom < CL_USER_MAX_ROLES, CL_EOVERFLOW);
+            s->builtin |= role_names[i].bit;
+            return CL_OK;
+        }
+    }
+    char *c = cl_strndup(name, len);
+    CL_ENSURE(c != NULL, CL_ENOMEM);
+    size_t at = 0;
+    while (at < s->ncustom && strcmp(s->custom[at], c) < 0)
+        at++;
+    if (at < s->ncustom && strcmp(s->custom[at], c) == 0) {
+        cl_free(c);
+        return CL_OK;
+    }
+    if (popcount3(s->builtin) + s->ncustom >= CL_USER_MAX_ROLES) {
+        cl_free(c);
+        return CL_EOVERFLOW;
+    }
+    char **v = cl_realloc(s->custom, (s->ncustom + 1) * sizeof *v);
+    if (v == NULL) {
+        cl_free(c);
+        return CL_ENOMEM;
+    }
+    s->custom = v;
+    memmove(&v[at + 1], &v[at], (s->ncustom - at) * sizeof *v);
+    v[at] = c;
+    s->ncustom++;
+    return CL_OK;
+}
+
+int cl_roleset_copy(const cl_roleset *from, cl_roleset *to)
+{
+    memset(to, 0, sizeof *to);
+    to->builtin = from->builtin;
+    if (from->ncustom == 0)
+        return CL_OK;
+    to->custom = cl_calloc(from->ncustom, sizeof *to->custom);
+    CL_ENSURE(to->custom != NULL, CL_ENOMEM);
+    for (size_t i = 0; i < from->ncustom; i++) {
+        to->custom[i] = cl_strdup(from->custom[i]);
+        if (to->custom[i] == NULL) {
+            to->ncustom = i;
+            cl_roleset_free(to);
+            return CL_ENOMEM;
+        }
+    }
+    to->ncustom = from->ncustom;
+    return CL_OK;
+}
+
+json_t *cl_roles_json_array(const cl_roleset *s)
 {
     json_t *a = json_array();
     if (a == NULL)
         return NULL;
     for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
-        if ((roles & role_names[i].bit) &&
+        if ((s->builtin & role_names[i].bit) &&
             json_array_append_new(a, json_string(role_names[i].name)) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < s->ncustom; i++) {
+        if (json_array_append_new(a, json_string(s->custom[i])) != 0) {
             json_decref(a);
             return NULL;
         }
@@ -225,16 +333,19 @@ json_t *cl_roles_json_array(unsigned roles)
     return a;
 }
 
-int cl_roles_value_encode(unsigned roles, char **out, size_t *len)
+int cl_roles_value_encode(const cl_roleset *s, char **out, size_t *len)
 {
     cl_json_init();
     *out = NULL;
-    json_t *arr = cl_roles_json_array(roles);
+    json_t *arr = cl_roles_json_array(s);
     CL_ENSURE(arr != NULL, CL_ENOMEM);
     json_t *o = json_object();
-    if (o == NULL || json_object_set_new(o, "assignedRoles", arr) != 0) {
-        json_decref(o);
+    if (o == NULL) {
         json_decref(arr);
+        return CL_ENOMEM;
+    }
+    if (json_object_set_new(o, "assignedRoles", arr) != 0) { /* takes arr even on failure */
+        json_decref(o);
         return CL_ENOMEM;
     }
     *out = cl_json_dump(o);
@@ -244,12 +355,13 @@ int cl_roles_value_encode(unsigned roles, char **out, size_t *len)
     return CL_OK;
 }
 
-int cl_roles_value_decode(const char *value, size_t len, unsigned *roles)
+int cl_roles_value_decode(const char *value, size_t len, cl_roleset *out)
 {
+    memset(out, 0, sizeof *out);
     json_t *j = NULL;
     CL_TRY(cl_json_parse(value, len, 64 * 1024, &j, NULL, 0));
     int rc = CL_EJSON;
-    unsigned r = 0;
+    cl_roleset r = {0, NULL, 0};
     json_t *arr = json_object_get(j, "assignedRoles");
     if (!json_is_object(j) || !json_is_array(arr) || json_array_size(arr) == 0)
         goto out;
@@ -257,14 +369,22 @@ int cl_roles_value_decode(const char *value, size_t len, unsigned *roles)
     json_t *v;
     json_array_foreach(arr, i, v)
     {
-        unsigned bit;
-        if (!json_is_string(v) || cl_role_parse(json_string_value(v), &bit) < 0)
+        if (!json_is_string(v))
             goto out;
-        r |= bit;
+        int arc = cl_roleset_add(&r, json_string_value(v), json_string_length(v));
+        if (arc == CL_ENOMEM) {
+            rc = arc;
+            goto out;
+        }
+        if (arc < 0)
+            goto out;
     }
-    *roles = r;
+    *out = r;
+    r.custom = NULL;
+    r.ncustom = 0;
     rc = CL_OK;
 out:
+    cl_roleset_free(&r);
     json_decref(j);
     return rc;
 }

@@ -12,7 +12,7 @@
  * insensitively and echoed in the form it was first stored. Any other id is compared exactly.
  *
  * Ownership: the store owns its strings; cl_users_find returns a borrowed pointer valid until the
- * next change of the store.
+ * next change of the store. Custom role definitions live in node/roles.h.
  */
 #ifndef CLEDGER_NODE_USERS_H
 #define CLEDGER_NODE_USERS_H
@@ -40,11 +40,27 @@ enum {
     CL_ACT_PROG_WRITE = 1 << 7,
     CL_ACT_EXECUTE = 1 << 8,
 };
+#define CL_ACT_ALL 0x1ffu /* every action bit */
+
+/* Role names (§11.5, cledger decisions): 1..CL_ROLE_NAME_MAX Unicode characters of valid UTF-8
+ * without control characters (C0, DEL, C1), compared exactly (case-sensitive). */
+#define CL_ROLE_NAME_MAX 64
+/* Distinct roles one user may hold (built-in and custom together). */
+#define CL_USER_MAX_ROLES 64
+
+/* The roles of one user: built-in bits and custom role names (heap, sorted by strcmp, distinct,
+ * never a built-in name). A custom name need not exist as a role: deleting a role leaves the
+ * name with its holders, where it grants nothing (docs/api.md). */
+typedef struct {
+    unsigned builtin;
+    char **custom;
+    size_t ncustom;
+} cl_roleset;
 
 typedef struct {
     char *key; /* normalised (comparison) form */
     char *id;  /* stored / displayed form */
-    unsigned roles;
+    cl_roleset rs;
 } cl_user;
 
 typedef struct {
@@ -60,25 +76,36 @@ void cl_users_free(cl_users *u);
 CL_MUST_CHECK int cl_user_id_normalise(const char *id, size_t len, char **key, char **stored);
 
 const cl_user *cl_users_find(const cl_users *u, const char *id, size_t len);
-/* Creates the user or replaces its roles; an existing user keeps its stored form. */
-CL_MUST_CHECK int cl_users_put(cl_users *u, const char *id, size_t len, unsigned roles);
+/* Creates the user or replaces its roles (deep copy of rs); an existing user keeps its stored
+ * form. */
+CL_MUST_CHECK int cl_users_put(cl_users *u, const char *id, size_t len, const cl_roleset *rs);
 /* Removes the user if present (CL_OK either way). */
 CL_MUST_CHECK int cl_users_remove(cl_users *u, const char *id, size_t len);
 size_t cl_users_count_role(const cl_users *u, unsigned role);
 
+/* 1 when name[0..len) is a valid role name (built-in or custom). */
+int cl_role_name_valid(const char *name, size_t len);
 /* Role names: "Reader", "Contributor", "Administrator" (case-sensitive, §11.5). */
 CL_MUST_CHECK int cl_role_parse(const char *name, unsigned *bit);
 /* Highest built-in role of a set (§11.3), "Reader" for an empty set. */
 const char *cl_role_highest(unsigned roles);
-/* Union of the actions the roles grant (§11.2). */
+/* Union of the actions the built-in roles grant (§11.2). */
 unsigned cl_roles_actions(unsigned roles);
-/* New JSON array of the role names, in the order Administrator, Contributor, Reader. */
-json_t *cl_roles_json_array(unsigned roles);
 
-/* The users-table value {"assignedRoles":[...]} (canonical order; heap string). */
-CL_MUST_CHECK int cl_roles_value_encode(unsigned roles, char **out, size_t *len);
-/* Strict decode of a users-table value: an object with a non-empty assignedRoles array of
- * known role names. CL_EJSON otherwise. */
-CL_MUST_CHECK int cl_roles_value_decode(const char *value, size_t len, unsigned *roles);
+void cl_roleset_free(cl_roleset *s);
+/* Adds a role by name: a built-in name sets its bit, any other valid name joins the custom
+ * names (kept sorted and distinct). CL_EINVAL for an invalid name, CL_EOVERFLOW when the set
+ * would exceed CL_USER_MAX_ROLES. */
+CL_MUST_CHECK int cl_roleset_add(cl_roleset *s, const char *name, size_t len);
+CL_MUST_CHECK int cl_roleset_copy(const cl_roleset *from, cl_roleset *to);
+/* New JSON array of the role names: Administrator, Contributor, Reader, then custom names. */
+json_t *cl_roles_json_array(const cl_roleset *s);
+
+/* The users-table value {"assignedRoles":[...]} (canonical order above; heap string). */
+CL_MUST_CHECK int cl_roles_value_encode(const cl_roleset *s, char **out, size_t *len);
+/* Strict decode of a users-table value: an object with a non-empty assignedRoles array of valid
+ * role names (at most CL_USER_MAX_ROLES distinct). Whether custom names exist is not checked.
+ * CL_EJSON otherwise. On success *out is a new set (free with cl_roleset_free). */
+CL_MUST_CHECK int cl_roles_value_decode(const char *value, size_t len, cl_roleset *out);
 
 #endif

@@ -65,7 +65,7 @@ static void check_payloads(const cl_entry_view *e)
         CHECK(e->type == CL_ENTRY_INTERNAL);
         cl_internal_pub ip;
         if (cl_internal_pub_decode(e->pub, e->pub_len, &ip) == CL_OK) {
-            CHECK(ip.table >= CL_TABLE_USERS && ip.table <= CL_TABLE_CONSTITUTION);
+            CHECK(ip.table >= CL_TABLE_USERS && ip.table <= CL_TABLE_MAX);
             CHECK(ip.op == CL_OP_PUT || ip.op == CL_OP_REMOVE);
             CHECK(cl_internal_pub_encode(&ip, &b) == CL_OK);
             CHECK(b.len == e->pub_len && memcmp(b.data, e->pub, b.len) == 0);
@@ -303,7 +303,7 @@ static void generate(void)
     gen_patched("bad_sig_len_zero", &one, CL_ENTRY_HEADER_LEN + 72, 0, 1);
     cl_buf_reset(&one);
     gen_frame(CL_ENTRY_INTERNAL, 0, 5, &one);
-    gen_patched("bad_internal_table", &one, CL_ENTRY_HEADER_LEN, 7, 1);
+    gen_patched("bad_internal_table", &one, CL_ENTRY_HEADER_LEN, CL_TABLE_MAX + 1, 1);
     gen_patched("bad_internal_op", &one, CL_ENTRY_HEADER_LEN + 1, 3, 1);
 
     static const char *const names[] = {"ledger_1",

@@ -26,6 +26,7 @@
 #include "ledgerutil.h"
 #include "node/command.h"
 #include "node/node.h"
+#include "node/roles.h"
 #include "node/url.h"
 #include "node/users.h"
 #include "testutil.h"
@@ -894,9 +895,13 @@ static void test_role_matrix(void **state)
         {"POST", "/app/userDefinedFunctions/f:execute", "{}", 2},
         {"POST", "/app/userDefinedFunctions/f%3Aexecute", NULL, 2},
         {"GET", "/app/roles?roleName=x", NULL, 3},
-        {"PUT", "/app/roles", "[]", 3},
-        {"PATCH", "/app/roles", "[]", 3},
-        {"DELETE", "/app/roles?roleName=x", NULL, 3},
+        {"PUT", "/app/roles",
+         "[{\"roleName\":\"mr\",\"roleActions\":[\"Microsoft.ConfidentialLedger/ledger/read\"]}]",
+         3},
+        {"PATCH", "/app/roles",
+         "[{\"roleName\":\"mr\",\"roleActions\":[\"Microsoft.ConfidentialLedger/ledger/write\"]}]",
+         3},
+        {"DELETE", "/app/roles?roleName=mr", NULL, 3},
         {"GET", "/ledgerIdentity/testledger", NULL, 0},
         {"GET", "/node/ready", NULL, 0},
         {"GET", "/node/state", NULL, 0},
@@ -1161,6 +1166,457 @@ static void test_restart(void **state)
     /* Collections counted again: a new write still works, and ids continue. */
     const char *t2 = post(e, "collectionId=keep", "after restart");
     assert_true(txid_seqno(t2) > txid_seqno(tx));
+    env_free(e);
+}
+
+/* ---- custom roles (§11.5) ------------------------------------------------------------------ */
+
+#define ACT(x) "Microsoft.ConfidentialLedger/ledger/" x
+
+/* PUT/PATCH /app/roles with one role; returns the reply (caller frees). */
+static reply_t role_write(env_t *e, const char *method, const char *name, const char *actions)
+{
+    char b[2048];
+    snprintf(b, sizeof b, "[{\"roleName\":\"%s\",\"roleActions\":[%s]}]", name, actions);
+    return rq(e, method, "/app/roles?api-version=2024-08-22-preview", fp(FP_ADMIN), b);
+}
+
+static void role_create(env_t *e, const char *name, const char *actions)
+{
+    reply_t r = role_write(e, "PUT", name, actions);
+    if (r.status != 200)
+        fail_msg("PUT role %s: %d %s", name, r.status, r.body);
+    reply_free(&r);
+}
+
+static void set_roles(env_t *e, char c, const char *roles_json)
+{
+    char t[200], b[1024];
+    snprintf(t, sizeof t, "/app/ledgerUsers/%s?api-version=2024-08-22-preview", fp(c));
+    snprintf(b, sizeof b, "{\"assignedRoles\":%s}", roles_json);
+    reply_t r = rq(e, "PATCH", t, fp(FP_ADMIN), b);
+    if (r.status != 200)
+        fail_msg("PATCH %s: %d %s", t, r.status, r.body);
+    reply_free(&r);
+}
+
+static int status_of(env_t *e, const char *method, const char *target, char who, const char *body)
+{
+    reply_t r = rq(e, method, target, fp(who), body);
+    int st = r.status;
+    if (st == 403 && strcmp(err_code(&r), "AuthorizationFailed") != 0)
+        fail_msg("403 without AuthorizationFailed: %s", r.body);
+    reply_free(&r);
+    return st;
+}
+
+static void test_roles_crud(void **state)
+{
+    env_t *e = env_new();
+    uint64_t last = cl_ledger_last_seqno(e->l);
+    /* Create: 200, no body, Content-Length 0 (len 0), the write's id. */
+    reply_t r = role_write(e, "PUT", "auditor", "\"" ACT("users/read") "\"");
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, 0);
+    assert_int_equal(txid_seqno(hdr(&r, "x-ms-ccf-transaction-id")), last + 1);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=auditor&api-version=2024-08-22-preview", fp(FP_ADMIN),
+           NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body,
+                        "[{\"roleActions\":[\"" ACT("users/read") "\"],\"roleName\":\"auditor\"}]");
+    assert_non_null(hdr(&r, "x-ms-ccf-transaction-id"));
+    reply_free(&r);
+    /* Several roles in one request: one roles-table entry each, one reply with the last id. */
+    last = cl_ledger_last_seqno(e->l);
+    r = rq(e, "PUT", "/app/roles", fp(FP_ADMIN),
+           "[{\"roleName\":\"r1\",\"roleActions\":[\"" ACT(
+               "read") "\"]},"
+                       "{\"roleName\":\"r2\",\"roleActions\":[\"" ACT("write") "\",\"" ACT(
+                           "read") "\"]}]");
+    assert_int_equal(r.status, 200);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last + 2);
+    assert_int_equal(txid_seqno(hdr(&r, "x-ms-ccf-transaction-id")), last + 2);
+    reply_free(&r);
+    /* Canonical order, duplicates removed, action strings matched case-insensitively. */
+    r = rq(e, "GET", "/app/roles?roleName=r2", fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, "[{\"roleActions\":[\"" ACT("read") "\",\"" ACT(
+                                    "write") "\"],\"roleName\":\"r2\"}]");
+    reply_free(&r);
+    /* Names are case-sensitive: "administrator" is a custom role, "Administrator" built in. */
+    role_create(e, "administrator", "\"" ACT("*") "\"");
+    r = rq(e, "GET", "/app/roles?roleName=administrator", fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body,
+                        "[{\"roleActions\":[\"" ACT("*") "\"],\"roleName\":\"administrator\"}]");
+    reply_free(&r);
+    /* Built-in definitions are shown (read-only). */
+    r = rq(e, "GET", "/app/roles?roleName=Reader", fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body,
+                        "[{\"roleActions\":[\"" ACT("read") "\"],\"roleName\":\"Reader\"}]");
+    reply_free(&r);
+    /* Patch replaces the action list. */
+    last = cl_ledger_last_seqno(e->l);
+    r = role_write(e, "PATCH", "auditor",
+                   "\"" ACT("read") "\",\"microsoft.confidentialledger/LEDGER/READ\",\"" ACT(
+                       "functions/execute") "\"");
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, 0);
+    assert_int_equal(txid_seqno(hdr(&r, "x-ms-ccf-transaction-id")), last + 1);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=auditor", fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, "[{\"roleActions\":[\"" ACT("read") "\",\"" ACT(
+                                    "functions/execute") "\"],\"roleName\":\"auditor\"}]");
+    reply_free(&r);
+
+    /* Errors; none writes anything. */
+    last = cl_ledger_last_seqno(e->l);
+    r = role_write(e, "PUT", "auditor", "\"" ACT("read") "\"");
+    EXPECT(r, 400, "InvalidInput");
+    assert_non_null(strstr(r.body, "already exists"));
+    reply_free(&r);
+    r = rq(e, "PUT", "/app/roles", fp(FP_ADMIN),
+           "[{\"roleName\":\"fresh\",\"roleActions\":[\"" ACT(
+               "read") "\"]},"
+                       "{\"roleName\":\"auditor\",\"roleActions\":[\"" ACT("read") "\"]}]");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    const char *builtins[] = {"Administrator", "Contributor", "Reader"};
+    for (size_t i = 0; i < 3; i++) {
+        char url[200];
+        r = role_write(e, "PUT", builtins[i], "\"" ACT("read") "\"");
+        EXPECT(r, 400, "InvalidInput");
+        reply_free(&r);
+        r = role_write(e, "PATCH", builtins[i], "\"" ACT("read") "\"");
+        EXPECT(r, 400, "InvalidInput");
+        reply_free(&r);
+        snprintf(url, sizeof url, "/app/roles?roleName=%s", builtins[i]);
+        r = rq(e, "DELETE", url, fp(FP_ADMIN), NULL);
+        EXPECT(r, 400, "InvalidInput");
+        reply_free(&r);
+    }
+    r = role_write(e, "PATCH", "nosuch", "\"" ACT("read") "\"");
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    r = rq(e, "PATCH", "/app/roles", fp(FP_ADMIN),
+           "[{\"roleName\":\"auditor\",\"roleActions\":[\"" ACT(
+               "write") "\"]},"
+                        "{\"roleName\":\"nosuch\",\"roleActions\":[\"" ACT("read") "\"]}]");
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    r = role_write(e, "PUT", "bad", "\"" ACT("everything") "\"");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = role_write(e, "PATCH", "auditor", "\"Microsoft.ConfidentialLedger/ledger/users\"");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=nosuch", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=AUDITOR", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    const char *noname[] = {"/app/roles", "/app/roles?roleName=", "/app/roles?rolename=auditor",
+                            "/app/roles?roleName=%01x"};
+    for (size_t i = 0; i < sizeof noname / sizeof noname[0]; i++) {
+        r = rq(e, "GET", noname[i], fp(FP_ADMIN), NULL);
+        EXPECT(r, 400, "InvalidInput");
+        reply_free(&r);
+        r = rq(e, "DELETE", noname[i], fp(FP_ADMIN), NULL);
+        EXPECT(r, 400, "InvalidInput");
+        reply_free(&r);
+    }
+    r = rq(e, "DELETE", "/app/roles?roleName=nosuch", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    r = rq(e, "POST", "/app/roles", fp(FP_ADMIN), "[]");
+    EXPECT(r, 405, "MethodNotAllowed");
+    reply_free(&r);
+    /* The unchanged role. */
+    r = rq(e, "GET", "/app/roles?roleName=auditor", fp(FP_ADMIN), NULL);
+    assert_non_null(strstr(r.body, ACT("functions/execute")));
+    reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=fresh", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+
+    /* Role names: 1..64 characters (not bytes), no control characters. */
+    char name[300];
+    memset(name, 'n', 64);
+    name[64] = 0;
+    role_create(e, name, "\"" ACT("read") "\"");
+    name[64] = 'n';
+    name[65] = 0;
+    r = role_write(e, "PUT", name, "\"" ACT("read") "\"");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    name[0] = 0;
+    for (int i = 0; i < 64; i++)
+        strcat(name, "\xc3\xa9"); /* é */
+    role_create(e, name, "\"" ACT("read") "\"");
+    strcat(name, "\xc3\xa9");
+    r = role_write(e, "PUT", name, "\"" ACT("read") "\"");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = role_write(e, "PUT", "a\\u0001b", "\"" ACT("read") "\"");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = role_write(e, "PUT", "a\\u0085b", "\"" ACT("read") "\"");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = role_write(e, "PUT", "", "\"" ACT("read") "\"");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    role_create(e, "with space/and:colon", "\"" ACT("read") "\"");
+    r = rq(e, "GET", "/app/roles?roleName=with+space%2Fand%3Acolon", fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+
+    /* Users hold custom roles through the multi-role API; unknown names → 400. */
+    set_roles(e, FP_READER, "[\"auditor\",\"Reader\",\"auditor\"]");
+    char url[300];
+    snprintf(url, sizeof url, "/app/ledgerUsers/%s", fp(FP_READER));
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    char want[400];
+    snprintf(want, sizeof want, "{\"assignedRoles\":[\"Reader\",\"auditor\"],\"userId\":\"%s\"}",
+             fp(FP_READER));
+    assert_string_equal(r.body, want);
+    reply_free(&r);
+    last = cl_ledger_last_seqno(e->l);
+    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRoles\":[\"auditor\",\"nosuch\"]}");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRoles\":[\"AUDITOR\"]}");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRoles\":[\"auditor\",7]}");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    /* The single-role API accepts built-in names only. */
+    snprintf(url, sizeof url, "/app/users/%s", fp(FP_READER));
+    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRole\":\"auditor\"}");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    /* A custom-only user is shown as Reader by the single-role API. */
+    set_roles(e, FP_CONTRIB, "[\"auditor\"]");
+    snprintf(url, sizeof url, "/app/users/%s", fp(FP_CONTRIB));
+    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    snprintf(want, sizeof want, "{\"assignedRole\":\"Reader\",\"userId\":\"%s\"}", fp(FP_CONTRIB));
+    assert_string_equal(r.body, want);
+    reply_free(&r);
+
+    /* Delete: 200, no body, the write's id; then 404. */
+    last = cl_ledger_last_seqno(e->l);
+    r = rq(e, "DELETE", "/app/roles?roleName=r1&api-version=2024-08-22-preview", fp(FP_ADMIN),
+           NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, 0);
+    assert_int_equal(txid_seqno(hdr(&r, "x-ms-ccf-transaction-id")), last + 1);
+    reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=r1", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    r = rq(e, "DELETE", "/app/roles?roleName=r1", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    /* A deleted role cannot be assigned any more. */
+    snprintf(url, sizeof url, "/app/ledgerUsers/%s", fp(FP_READER));
+    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRoles\":[\"r1\"]}");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+
+    /* The state machine re-checks what the handler checked (commands racing each other). */
+    cl_buf b = CL_BUF_INIT;
+    const char *nm[] = {"auditor"};
+    const size_t nl[] = {7};
+    const char *val[] = {"{\"roleActions\":[\"" ACT("read") "\"]}"};
+    const size_t vl[] = {strlen(val[0])};
+    void *res = NULL;
+    last = cl_ledger_last_seqno(e->l);
+    assert_int_equal(cl_cmd_encode_roles(&b, CL_CMD_ROLES_CREATE, 1, nm, nl, val, vl), CL_OK);
+    assert_int_equal(cl_node_apply(e->n, 2, 5000, b.data, b.len, &res), CL_OK);
+    assert_int_equal(((cl_node_result *)res)->status, CL_EEXIST);
+    free(res);
+    cl_buf_reset(&b);
+    const char *nm2[] = {"gone"};
+    const size_t nl2[] = {4};
+    assert_int_equal(cl_cmd_encode_roles(&b, CL_CMD_ROLES_REPLACE, 1, nm2, nl2, val, vl), CL_OK);
+    assert_int_equal(cl_node_apply(e->n, 2, 5001, b.data, b.len, &res), CL_OK);
+    assert_int_equal(((cl_node_result *)res)->status, CL_ENOENT);
+    free(res);
+    cl_buf_reset(&b);
+    char *uv = NULL;
+    size_t uvl = 0;
+    cl_roleset rs = {0, NULL, 0};
+    assert_int_equal(cl_roleset_add(&rs, "gone", 4), CL_OK);
+    assert_int_equal(cl_roles_value_encode(&rs, &uv, &uvl), CL_OK);
+    cl_roleset_free(&rs);
+    assert_int_equal(
+        cl_cmd_encode_internal(&b, CL_TABLE_USERS, CL_OP_PUT, 0, "someone", 7, uv, uvl), CL_OK);
+    free(uv);
+    assert_int_equal(cl_node_apply(e->n, 2, 5002, b.data, b.len, &res), CL_OK);
+    assert_int_equal(((cl_node_result *)res)->status, CL_ENOENT);
+    free(res);
+    cl_buf_reset(&b);
+    /* Malformed role commands are fatal: a built-in name, a duplicate, a bad value. */
+    const char *bn[] = {"Reader"};
+    const size_t bnl[] = {6};
+    assert_int_equal(cl_cmd_encode_roles(&b, CL_CMD_ROLES_CREATE, 1, bn, bnl, val, vl), CL_OK);
+    assert_int_equal(cl_node_apply(e->n, 2, 5003, b.data, b.len, NULL), CL_EFORMAT);
+    cl_buf_reset(&b);
+    const char *dn[] = {"dup", "dup"};
+    const size_t dnl[] = {3, 3};
+    const char *dv[] = {val[0], val[0]};
+    const size_t dvl[] = {vl[0], vl[0]};
+    assert_int_equal(cl_cmd_encode_roles(&b, CL_CMD_ROLES_CREATE, 2, dn, dnl, dv, dvl), CL_OK);
+    assert_int_equal(cl_node_apply(e->n, 2, 5004, b.data, b.len, NULL), CL_EFORMAT);
+    cl_buf_reset(&b);
+    const char *badv[] = {"{\"roleActions\":[\"x\"]}"};
+    const size_t badvl[] = {strlen(badv[0])};
+    assert_int_equal(cl_cmd_encode_roles(&b, CL_CMD_ROLES_CREATE, 1, nm2, nl2, badv, badvl), CL_OK);
+    assert_int_equal(cl_node_apply(e->n, 2, 5005, b.data, b.len, NULL), CL_EFORMAT);
+    cl_buf_reset(&b);
+    /* Roles are never written through INTERNAL_WRITE. */
+    assert_int_equal(
+        cl_cmd_encode_internal(&b, CL_TABLE_ROLES, CL_OP_PUT, 0, "x", 1, val[0], vl[0]), CL_OK);
+    assert_int_equal(cl_node_apply(e->n, 2, 5006, b.data, b.len, NULL), CL_EFORMAT);
+    cl_buf_free(&b);
+    assert_int_equal(cl_ledger_last_seqno(e->l), last);
+    env_free(e);
+}
+
+#define FP_X 'D'
+
+static void test_roles_authz(void **state)
+{
+    env_t *e = env_new();
+    const char *tx0 = post(e, NULL, "seed");
+    char tx[64], txurl[128];
+    snprintf(tx, sizeof tx, "%s", tx0);
+    snprintf(txurl, sizeof txurl, "/app/transactions/%s", tx);
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    role_create(e, "entryReader", "\"" ACT("read") "\"");
+    role_create(e, "userReader", "\"" ACT("users/read") "\"");
+    role_create(e, "everything", "\"" ACT("*") "\"");
+    role_create(e, "roleReader", "\"" ACT("roles/read") "\"");
+    set_roles(e, FP_READER, "[\"entryReader\"]");
+    set_roles(e, FP_CONTRIB, "[\"userReader\"]");
+    set_roles(e, FP_X, "[\"everything\"]");
+    set_roles(e, '9', "[\"roleReader\",\"Reader\"]");
+    const char *entry = "{\"contents\":\"x\"}";
+    char uurl[200];
+    snprintf(uurl, sizeof uurl, "/app/ledgerUsers/%s", fp(FP_READER));
+    const char *roledef = "[{\"roleName\":\"newrole\",\"roleActions\":[\"" ACT("read") "\"]}]";
+
+    /* ledger/read only: reads entries, cannot write or manage. */
+    assert_int_equal(status_of(e, "GET", txurl, FP_READER, NULL), 200);
+    assert_int_equal(status_of(e, "GET", "/app/transactions", FP_READER, NULL), 200);
+    assert_int_equal(status_of(e, "GET", "/app/transactions/current", FP_READER, NULL), 200);
+    assert_int_equal(status_of(e, "GET", "/app/collections", FP_READER, NULL), 200);
+    assert_int_equal(status_of(e, "POST", "/app/transactions", FP_READER, entry), 403);
+    assert_int_equal(status_of(e, "GET", "/app/users", FP_READER, NULL), 403);
+    assert_int_equal(status_of(e, "GET", "/app/roles?roleName=entryReader", FP_READER, NULL), 403);
+    assert_int_equal(status_of(e, "POST", "/app/userDefinedFunctions/f:execute", FP_READER, "{}"),
+                     403);
+    /* users/read only: lists and reads users, cannot change them or read entries. */
+    assert_int_equal(status_of(e, "GET", "/app/users", FP_CONTRIB, NULL), 200);
+    assert_int_equal(status_of(e, "GET", "/app/ledgerUsers", FP_CONTRIB, NULL), 200);
+    assert_int_equal(status_of(e, "GET", uurl, FP_CONTRIB, NULL), 200);
+    assert_int_equal(
+        status_of(e, "PATCH", uurl, FP_CONTRIB, "{\"assignedRoles\":[\"Administrator\"]}"), 403);
+    assert_int_equal(status_of(e, "DELETE", uurl, FP_CONTRIB, NULL), 403);
+    assert_int_equal(
+        status_of(e, "PATCH", "/app/users/zz", FP_CONTRIB, "{\"assignedRole\":\"Reader\"}"), 403);
+    assert_int_equal(status_of(e, "GET", txurl, FP_CONTRIB, NULL), 403);
+    assert_int_equal(status_of(e, "POST", "/app/transactions", FP_CONTRIB, entry), 403);
+    /* roles/read (plus Reader): reads roles, cannot write them. */
+    assert_int_equal(status_of(e, "GET", "/app/roles?roleName=entryReader", '9', NULL), 200);
+    assert_int_equal(status_of(e, "GET", txurl, '9', NULL), 200);
+    assert_int_equal(status_of(e, "PUT", "/app/roles", '9', roledef), 403);
+    assert_int_equal(status_of(e, "DELETE", "/app/roles?roleName=entryReader", '9', NULL), 403);
+    /* The wildcard action grants everything. */
+    assert_int_equal(status_of(e, "GET", txurl, FP_X, NULL), 200);
+    assert_int_equal(status_of(e, "POST", "/app/transactions", FP_X, entry), 200);
+    assert_int_equal(status_of(e, "GET", "/app/users", FP_X, NULL), 200);
+    assert_int_equal(status_of(e, "PATCH", "/app/users/zz", FP_X, "{\"assignedRole\":\"Reader\"}"),
+                     200);
+    assert_int_equal(status_of(e, "DELETE", "/app/users/zz", FP_X, NULL), 204);
+    assert_int_equal(status_of(e, "PUT", "/app/roles", FP_X, roledef), 200);
+    assert_int_equal(status_of(e, "GET", "/app/roles?roleName=newrole", FP_X, NULL), 200);
+    assert_int_equal(status_of(e, "DELETE", "/app/roles?roleName=newrole", FP_X, NULL), 200);
+    assert_int_equal(status_of(e, "GET", "/app/userDefinedFunctions", FP_X, NULL), 501);
+    assert_int_equal(status_of(e, "POST", "/app/userDefinedFunctions/f:execute", FP_X, "{}"), 501);
+    /* Union over roles: entryReader + userReader. */
+    set_roles(e, FP_READER, "[\"entryReader\",\"userReader\"]");
+    assert_int_equal(status_of(e, "GET", txurl, FP_READER, NULL), 200);
+    assert_int_equal(status_of(e, "GET", "/app/users", FP_READER, NULL), 200);
+    assert_int_equal(status_of(e, "POST", "/app/transactions", FP_READER, entry), 403);
+    /* A patched role changes its holders' rights at once. */
+    reply_t r = role_write(e, "PATCH", "entryReader", "\"" ACT("read") "\",\"" ACT("write") "\"");
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    assert_int_equal(status_of(e, "POST", "/app/transactions", FP_READER, entry), 200);
+    /* Deleting a role that users hold is allowed; they lose its actions but keep the name. */
+    r = rq(e, "DELETE", "/app/roles?roleName=entryReader", fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    assert_int_equal(status_of(e, "GET", txurl, FP_READER, NULL), 403);
+    assert_int_equal(status_of(e, "POST", "/app/transactions", FP_READER, entry), 403);
+    assert_int_equal(status_of(e, "GET", "/app/users", FP_READER, NULL), 200);
+    r = rq(e, "GET", uurl, fp(FP_ADMIN), NULL);
+    assert_non_null(strstr(r.body, "\"entryReader\""));
+    reply_free(&r);
+    /* A role of the same name created again applies to the holders of the name (documented). */
+    role_create(e, "entryReader", "\"" ACT("read") "\"");
+    assert_int_equal(status_of(e, "GET", txurl, FP_READER, NULL), 200);
+    assert_int_equal(status_of(e, "POST", "/app/transactions", FP_READER, entry), 403);
+    env_free(e);
+}
+
+static void test_roles_restart(void **state)
+{
+    env_t *e = env_new();
+    const char *tx0 = post(e, NULL, "kept");
+    char txurl[128];
+    snprintf(txurl, sizeof txurl, "/app/transactions/%s", tx0);
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    role_create(e, "entryReader", "\"" ACT("read") "\"");
+    role_create(e, "userReader", "\"" ACT("users/read") "\"");
+    role_create(e, "temp", "\"" ACT("*") "\"");
+    reply_t r =
+        role_write(e, "PATCH", "userReader", "\"" ACT("users/read") "\",\"" ACT("roles/read") "\"");
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    r = rq(e, "DELETE", "/app/roles?roleName=temp", fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    set_roles(e, FP_READER, "[\"entryReader\"]");
+    set_roles(e, FP_CONTRIB, "[\"userReader\"]");
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    env_close_node(e);
+    assert_int_equal(cl_ledger_close(e->l), CL_OK);
+    assert_int_equal(lu_open(e->dir, 0, lu_fs_nosync(), &e->l), CL_OK);
+    env_open_node(e);
+    r = rq(e, "GET", "/app/roles?roleName=userReader", fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, "[{\"roleActions\":[\"" ACT("users/read") "\",\"" ACT(
+                                    "roles/read") "\"],\"roleName\":\"userReader\"}]");
+    reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=temp", fp(FP_ADMIN), NULL);
+    EXPECT(r, 404, "ResourceNotFound");
+    reply_free(&r);
+    assert_int_equal(status_of(e, "GET", txurl, FP_READER, NULL), 200);
+    assert_int_equal(status_of(e, "POST", "/app/transactions", FP_READER, "{\"contents\":\"x\"}"),
+                     403);
+    assert_int_equal(status_of(e, "GET", "/app/users", FP_CONTRIB, NULL), 200);
+    assert_int_equal(status_of(e, "GET", "/app/roles?roleName=entryReader", FP_CONTRIB, NULL), 200);
+    assert_int_equal(
+        status_of(e, "PATCH", "/app/users/zz", FP_CONTRIB, "{\"assignedRole\":\"Reader\"}"), 403);
+    /* Creating an existing role is still refused; a new one works. */
+    r = role_write(e, "PUT", "entryReader", "\"" ACT("read") "\"");
+    EXPECT(r, 400, "InvalidInput");
+    reply_free(&r);
+    role_create(e, "temp", "\"" ACT("write") "\"");
     env_free(e);
 }
 
@@ -1622,6 +2078,155 @@ static void test_hostile(void **state)
             h.count++;
         }
     }
+    /* /app/roles: bodies that are not an array of well-formed roles, PUT and PATCH. */
+    {
+        const char *rb[] = {
+            "{}",
+            "{\"roleName\":\"a\",\"roleActions\":[\"" ACT("read") "\"]}",
+            "\"roles\"",
+            "1",
+            "null",
+            "true",
+            "[]",
+            "[1]",
+            "[\"a\"]",
+            "[null]",
+            "[[]]",
+            "[{}]",
+            "[{\"roleName\":\"a\"}]",
+            "[{\"roleActions\":[\"" ACT("read") "\"]}]",
+            "[{\"roleName\":1,\"roleActions\":[\"" ACT("read") "\"]}]",
+            "[{\"roleName\":null,\"roleActions\":[\"" ACT("read") "\"]}]",
+            "[{\"roleName\":[\"a\"],\"roleActions\":[\"" ACT("read") "\"]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":\"" ACT("read") "\"}]",
+            "[{\"roleName\":\"a\",\"roleActions\":null}]",
+            "[{\"roleName\":\"a\",\"roleActions\":{}}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[1]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[null]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[[\"" ACT("read") "\"]]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"\"]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"read\"]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"" ACT("read ") "\"]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"" ACT("") "\"]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"" ACT("**") "\"]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"Microsoft.ConfidentialLedger/*\"]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"" ACT("read") "\",\"x\"]}]",
+            "[{\"roleName\":\"\",\"roleActions\":[\"" ACT("read") "\"]}]",
+            "[{\"roleName\":\"a\\u0000\",\"roleActions\":[\"" ACT("read") "\"]}]",
+            "[{\"roleName\":\"a\\tb\",\"roleActions\":[\"" ACT("read") "\"]}]",
+            "[{\"roleName\":\"a\\u007f\",\"roleActions\":[\"" ACT("read") "\"]}]",
+            "[{\"roleName\":\"Reader\",\"roleActions\":[\"" ACT("read") "\"]}]",
+            "[{\"roleName\":\"Administrator\",\"roleActions\":[\"" ACT("*") "\"]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"" ACT(
+                "read") "\"]},"
+                        "{\"roleName\":\"a\",\"roleActions\":[\"" ACT("read") "\"]}]",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"" ACT("read") "\"]},7]",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"" ACT("read") "\"]}",
+            "[{\"roleName\":\"a\",\"roleActions\":[\"" ACT("read") "\"]}]]",
+            "[{\"roleName\":\"a\",\"roleName\":\"b\",\"roleActions\":[\"" ACT("read") "\"]}]",
+        };
+        for (size_t i = 0; i < sizeof rb / sizeof rb[0]; i++) {
+            for (int m = 0; m < 2; m++) {
+                req_spec s = {
+                    m ? "PATCH" : "PUT", "/app/roles", A, "application/json", rb[i], 0, NULL, NULL};
+                hostile(&h, &s, 400, "InvalidInput");
+            }
+        }
+        /* Huge arrays: too many roles, too many actions, long names. */
+        char *big = malloc(1u << 20);
+        for (int m = 0; m < 2; m++) {
+            const char *meth = m ? "PATCH" : "PUT";
+            size_t k = 0;
+            k += (size_t)sprintf(big + k, "[");
+            for (int i = 0; i < 101; i++)
+                k += (size_t)sprintf(
+                    big + k, "%s{\"roleName\":\"h%d\",\"roleActions\":[\"" ACT("read") "\"]}",
+                    i ? "," : "", i);
+            sprintf(big + k, "]");
+            req_spec s = {meth, "/app/roles", A, "application/json", big, 0, NULL, NULL};
+            hostile(&h, &s, 400, "InvalidInput");
+            k = (size_t)sprintf(big, "[");
+            for (int i = 0; i < 20000; i++)
+                k += (size_t)sprintf(big + k, "%s1", i ? "," : "");
+            sprintf(big + k, "]");
+            hostile(&h, &s, 400, "InvalidInput");
+            k = (size_t)sprintf(big, "[{\"roleName\":\"a\",\"roleActions\":[");
+            for (int i = 0; i < 65; i++)
+                k += (size_t)sprintf(big + k, "%s\"" ACT("read") "\"", i ? "," : "");
+            sprintf(big + k, "]}]");
+            hostile(&h, &s, 400, "InvalidInput");
+            k = (size_t)sprintf(big, "[{\"roleName\":\"");
+            memset(big + k, 'n', 5000);
+            k += 5000;
+            sprintf(big + k, "\",\"roleActions\":[\"" ACT("read") "\"]}]");
+            hostile(&h, &s, 400, "InvalidInput");
+            k = (size_t)sprintf(big, "[");
+            for (int i = 0; i < 200; i++)
+                k += (size_t)sprintf(big + k, "[");
+            hostile(&h, &s, 400, "InvalidInput");
+            /* Over the body limit. */
+            memset(big, ' ', (1u << 20) - 1);
+            big[(1u << 20) - 1] = 0;
+            req_spec s2 = {meth, "/app/roles",   A,    "application/json",
+                           big,  (1u << 20) - 1, NULL, NULL};
+            hostile(&h, &s2, 400, "InvalidInput");
+        }
+        free(big);
+        {
+            size_t bl = (1u << 20) + 1;
+            char *huge = malloc(bl + 1);
+            memset(huge, '[', bl);
+            huge[bl] = 0;
+            req_spec s = {"PUT", "/app/roles", A, "application/json", huge, 0, NULL, NULL};
+            hostile(&h, &s, 413, "RequestBodyTooLarge");
+            free(huge);
+        }
+        /* Other content types. */
+        req_spec ct = {"PUT",
+                       "/app/roles",
+                       A,
+                       "text/plain",
+                       "[{\"roleName\":\"a\",\"roleActions\":[\"" ACT("read") "\"]}]",
+                       0,
+                       NULL,
+                       NULL};
+        hostile(&h, &ct, 415, "UnsupportedContentType");
+        /* Bad roleName query values for GET and DELETE. */
+        const char *rq_bad[] = {
+            "/app/roles",
+            "/app/roles?roleName",
+            "/app/roles?roleName=",
+            "/app/roles?RoleName=a",
+            "/app/roles?roleName=a%01",
+            "/app/roles?roleName=%7F",
+            "/app/roles?roleName=%C2%85",
+            "/app/roles?roleName=%FF",
+            "/app/roles?roleName=%C3",
+            "/app/roles?roleName=a%00",
+            "/app/roles?roleName=%",
+            "/app/roles?roleName=%G1",
+            "/app/roles?roleName="
+            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"};
+        for (size_t i = 0; i < sizeof rq_bad / sizeof rq_bad[0]; i++) {
+            req_spec g = {"GET", rq_bad[i], A, NULL, NULL, 0, NULL, NULL};
+            hostile(&h, &g, 400, "InvalidInput");
+            req_spec d = {"DELETE", rq_bad[i], A, NULL, NULL, 0, NULL, NULL};
+            hostile(&h, &d, 400, "InvalidInput");
+        }
+        req_spec d = {"DELETE", "/app/roles?roleName=Reader", A, NULL, NULL, 0, NULL, NULL};
+        hostile(&h, &d, 400, "InvalidInput");
+        /* Role names that do not exist, in users. */
+        req_spec u = {"PATCH",
+                      "/app/ledgerUsers/someone",
+                      A,
+                      "application/json",
+                      "{\"assignedRoles\":[\"Reader\",\"ghost\"]}",
+                      0,
+                      NULL,
+                      NULL};
+        hostile(&h, &u, 400, "InvalidInput");
+    }
     if (h.count < 1000)
         fail_msg("only %zu hostile inputs", h.count);
     print_message("hostile inputs: %zu\n", h.count);
@@ -1661,6 +2266,47 @@ static void test_command_codec(void **state)
     b.data[0] = 1;
     b.data[1] = 9;
     assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_EFORMAT);
+    /* ROLES: round trip, every truncation, trailing byte, bad mode and count. */
+    cl_buf_reset(&b);
+    const char *rn[] = {"r1", "role two"};
+    const size_t rnl[] = {2, 8};
+    const char *rv[] = {"{\"roleActions\":[]}", "v"};
+    const size_t rvl[] = {17, 1};
+    assert_int_equal(cl_cmd_encode_roles(&b, CL_CMD_ROLES_REPLACE, 2, rn, rnl, rv, rvl), CL_OK);
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_OK);
+    assert_int_equal(c.type, CL_CMD_ROLES);
+    assert_int_equal(c.roles_mode, CL_CMD_ROLES_REPLACE);
+    assert_int_equal(c.roles_count, 2);
+    cl_cursor it;
+    cl_cursor_init(&it, c.roles, c.roles_len);
+    for (size_t i = 0; i < 2; i++) {
+        const char *nm, *v;
+        size_t nl, vl;
+        assert_int_equal(cl_cmd_roles_next(&it, &nm, &nl, &v, &vl), CL_OK);
+        assert_int_equal(nl, rnl[i]);
+        assert_memory_equal(nm, rn[i], nl);
+        assert_int_equal(vl, rvl[i]);
+        assert_memory_equal(v, rv[i], vl);
+    }
+    assert_int_equal(cl_cursor_left(&it), 0);
+    for (size_t n = 0; n < b.len; n++)
+        assert_int_equal(cl_cmd_decode(b.data, n, &c), CL_EFORMAT);
+    assert_int_equal(cl_buf_u8(&b, 0), CL_OK);
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_EFORMAT);
+    b.len--;
+    b.data[2] = 0; /* mode */
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_EFORMAT);
+    b.data[2] = 4;
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_EFORMAT);
+    b.data[2] = CL_CMD_ROLES_CREATE;
+    b.data[3] = 0; /* count 0 */
+    b.data[4] = 0;
+    assert_int_equal(cl_cmd_decode(b.data, b.len, &c), CL_EFORMAT);
+    cl_buf_reset(&b);
+    assert_int_equal(cl_cmd_encode_roles(&b, CL_CMD_ROLES_CREATE, 0, rn, rnl, rv, rvl),
+                     CL_EOVERFLOW);
+    assert_int_equal(cl_cmd_encode_roles(&b, 9, 1, rn, rnl, rv, rvl), CL_EINVAL);
+    assert_int_equal(b.len, 0);
     cl_buf_reset(&b);
     assert_int_equal(cl_cmd_encode_user_write(&b, "", 0, (const uint8_t *)"x", 1, key),
                      CL_EOVERFLOW);
@@ -1745,6 +2391,9 @@ int main(void)
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_users),
         cmocka_unit_test(test_restart),
+        cmocka_unit_test(test_roles_crud),
+        cmocka_unit_test(test_roles_authz),
+        cmocka_unit_test(test_roles_restart),
         cmocka_unit_test(test_collection_limits),
         cmocka_unit_test(test_collections),
         cmocka_unit_test(test_paging),

@@ -28,6 +28,15 @@ static const command COMMANDS[] = {
     {"verify-ledger", cmd_verify_ledger,
      "verify a ledger directory offline: DIR --service-cert PEM [--json]"},
     {"ledger", cmd_ledger, "local ledger directory: init|append|get|receipt|status|rotate-*"},
+    /* Network client of cledgerd (cmd_client.c); see docs/client.md. */
+    {"put", cmd_client, "write an entry: [--collection C] [--wait] CONTENTS|- | --batch FILE"},
+    {"get", cmd_client, "read an entry: TXID [--collection C]"},
+    {"list", cmd_client, "list entries: [--collection C] [--from TXID] [--to TXID]"},
+    {"status", cmd_client, "transaction status: TXID"},
+    {"wait", cmd_client, "wait until a transaction commits: TXID [--timeout SECONDS]"},
+    {"receipt", cmd_client, "write receipt: TXID [--verify] [--out FILE]"},
+    {"user", cmd_client, "users: add ID|CERT.pem --role ROLE | get ID | rm ID | list"},
+    {"identity", cmd_client, "service certificate: [--save FILE] [--insecure-first-contact]"},
 };
 
 static void usage(FILE *f)
@@ -36,6 +45,8 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(f, "  %-16s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(f, "\nRun `cledger <command> --help` for the options of a command.\n");
+    fprintf(f, "Network commands take --endpoint, --service-cert, --cert, --key (or --profile FILE)"
+               " and --json.\n");
 }
 
 static int cmd_help(int argc, char **argv)
@@ -69,6 +80,8 @@ int main(int argc, char **argv)
         if (strcmp(name, COMMANDS[i].name) == 0)
             return COMMANDS[i].run(argc - 1, argv + 1);
     }
+    if (name[0] == '-') /* global client options before the subcommand */
+        return cmd_client_global(argc, argv);
     fprintf(stderr, "cledger: unknown command '%s'\n\n", name);
     usage(stderr);
     return CLEDGER_EXIT_USAGE;
