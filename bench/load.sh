@@ -1,0 +1,318 @@
+#!/bin/sh
+# bench/load.sh — the HTTPS load benchmark (issue 3): cledgerd against an nginx ceiling measured in
+# the same session on the same box, with the same load generator (bench_load).
+#
+#   sh bench/load.sh [BIN_DIR=build/bin]
+#
+# BIN_DIR holds bench_load and cledgerd (a Release build is what the numbers are meant for).
+# Without cledgerd only the nginx part runs (and the cledgerd rows say "not run").
+#
+#  (a) nginx ceiling: bench/nginx_ceiling.sh (nginx-light, TLS 1.3, ECDSA P-256, client
+#      certificates requested, `return 200`), bench_load --mode get for LOAD_DURATION s at
+#      LOAD_CONNS connections with a client certificate; then the same as POSTs of 100-byte
+#      entries (information: what nginx does with a request body).
+#  (b) cledgerd on a fresh data directory, the generated administrator certificate as client
+#      certificate: writes at full rate; writes paced at half that rate (p99 at half load); reads
+#      of the ids written; receipt latency (time from the 200 of a POST until its receipt is
+#      Ready) for LOAD_RECEIPTS writes.
+#  (c) cledgerd's resident memory (VmRSS, RssAnon, RssFile) after the runs; with LOAD_1M=1 also
+#      while writing up to 1,000,000 entries (at 250k, 500k, 750k, 1M).
+#  (d) a markdown table: every figure with its target and met / not met, machine information.
+#
+# Environment:
+#   LOAD_OUT        markdown summary (default bench/load-results.md)
+#   LOAD_CONNS      connections (32)       LOAD_THREADS   load generator threads (2)
+#   LOAD_DURATION   seconds per run (10)   LOAD_RECEIPTS  receipts timed (200)
+#   LOAD_1M=1       the 1M-entry memory run (a few minutes)
+#   LOAD_DIR        parent of the scratch directory (default /tmp)
+#   LOAD_KEEP=1     keep the scratch directory (raw metrics, logs, cledgerd's data)
+set -eu
+
+BIN=${1:-build/bin}
+BIN=$(cd "$BIN" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${LOAD_OUT:-$ROOT/bench/load-results.md}
+CONNS=${LOAD_CONNS:-32}
+THREADS=${LOAD_THREADS:-2}
+DUR=${LOAD_DURATION:-10}
+RECEIPTS=${LOAD_RECEIPTS:-200}
+LOADGEN=$BIN/bench_load
+CLEDGERD=$BIN/cledgerd
+
+[ -x "$LOADGEN" ] || { echo "load.sh: $LOADGEN not found (build bench_load first)" >&2; exit 2; }
+command -v curl >/dev/null || { echo "load.sh: curl not found" >&2; exit 2; }
+
+WORK=$(mktemp -d "${LOAD_DIR:-/tmp}/cledger-load.XXXXXX")
+RAW=$WORK/raw.txt
+: >"$RAW"
+NGX_DIR=
+CLD_PID=
+
+stop_cledgerd() {
+    [ -n "$CLD_PID" ] || return 0
+    if kill -TERM "$CLD_PID" 2>/dev/null; then
+        i=0
+        while kill -0 "$CLD_PID" 2>/dev/null && [ $i -lt 100 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        kill -KILL "$CLD_PID" 2>/dev/null || true
+    fi
+    wait "$CLD_PID" 2>/dev/null || true
+    CLD_PID=
+}
+stop_nginx() {
+    [ -n "$NGX_DIR" ] || return 0
+    sh "$ROOT/bench/nginx_ceiling.sh" stop "$NGX_DIR" || true
+    NGX_DIR=
+}
+cleanup() {
+    stop_cledgerd
+    stop_nginx
+    if [ "${LOAD_KEEP:-0}" = 1 ]; then
+        echo "load.sh: kept $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '== %s\n' "$*" >&2; }
+# metric NAME: the value of a "name value unit" line in RAW (empty if absent)
+metric() { awk -v n="$1" '$1 == n { v = $2 } END { if (v != "") print v }' "$RAW"; }
+# run PREFIX ARGS...: bench_load with ARGS; its load.<mode>. metrics renamed PREFIX. into RAW
+run() {
+    prefix=$1
+    shift
+    "$LOADGEN" --connections "$CONNS" --threads "$THREADS" "$@" >"$WORK/step.txt" \
+        2>"$WORK/step.err" || {
+        cat "$WORK/step.err" >&2
+        echo "load.sh: bench_load failed: $*" >&2
+        exit 1
+    }
+    grep -v '^bench_load:' "$WORK/step.err" >&2 || true
+    sed -e "s/^load\.[a-z]*\./$prefix./" "$WORK/step.txt" >>"$RAW"
+}
+# calc EXPR with awk (variables as -v a=.. b=..): calc 'a / b' a=1 b=2 (EXPR is parenthesized:
+# a bare > in awk's printf would be an output redirection)
+calc() {
+    expr=$1
+    shift
+    vars=
+    for kv in "$@"; do
+        vars="$vars -v $kv"
+    done
+    # shellcheck disable=SC2086 # word splitting of the -v options is intended
+    awk $vars "BEGIN { printf \"%.10g\", ($expr) }"
+}
+free_port() {
+    while :; do
+        r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+        p=$((20000 + r % 40000))
+        if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then
+            continue
+        fi
+        echo "$p"
+        return
+    done
+}
+# rss LABEL: cledgerd's VmRSS/RssAnon/RssFile (KiB) into RAW as rss.LABEL.*
+rss() {
+    for f in VmRSS RssAnon RssFile; do
+        v=$(awk -v f="$f:" '$1 == f { print $2 }' "/proc/$CLD_PID/status")
+        echo "rss.$1.$f $v KiB" >>"$RAW"
+    done
+    log "cledgerd RSS ($1): $(metric "rss.$1.VmRSS") KiB (anon $(metric "rss.$1.RssAnon"), file $(metric "rss.$1.RssFile"))"
+}
+
+# ---- machine ------------------------------------------------------------------------------
+DATE=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+UNAME=$(uname -a)
+CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
+CORES=$(nproc)
+MEM=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+OSSL=$(openssl version 2>/dev/null || echo unknown)
+NGXV=$(/usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //' || echo unknown)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+log "$CPU, $CORES cores, $MEM; load average $LOAD0"
+
+# ---- (a) nginx ceiling --------------------------------------------------------------------
+log "nginx ceiling: GET, $CONNS connections, $DUR s"
+eval "$(sh "$ROOT/bench/nginx_ceiling.sh" start "$WORK/nginx")"
+NGX_DIR=$NGINX_DIR
+NGX_URL=https://127.0.0.1:$NGINX_PORT
+# the nginx leaf doubles as a client certificate (extendedKeyUsage clientAuth): same handshakes
+run nginx.get --url "$NGX_URL" --cacert "$NGINX_CACERT" --cert "$NGX_DIR/leaf.pem" \
+    --key "$NGX_DIR/leaf.key" --mode get --duration "$DUR"
+NGHALF=$(calc 'g / 2' g="$(metric nginx.get.per_s)")
+log "nginx: GET paced at half its rate ($NGHALF/s, information: the latency floor of this box)"
+run nginx.get_half --url "$NGX_URL" --cacert "$NGINX_CACERT" --cert "$NGX_DIR/leaf.pem" \
+    --key "$NGX_DIR/leaf.key" --mode get --duration "$DUR" --rate "$NGHALF"
+log "nginx: POST of 100-byte entries (information), $CONNS connections, $DUR s"
+run nginx.post --url "$NGX_URL" --cacert "$NGINX_CACERT" --cert "$NGX_DIR/leaf.pem" \
+    --key "$NGX_DIR/leaf.key" --mode write --body-bytes 100 --duration "$DUR"
+stop_nginx
+
+# ---- (b) cledgerd ---------------------------------------------------------------------------
+HAVE_CLD=0
+if [ -x "$CLEDGERD" ]; then
+    HAVE_CLD=1
+    DATA=$WORK/data
+    PORT=$(free_port)
+    log "cledgerd on 127.0.0.1:$PORT ($DATA)"
+    "$CLEDGERD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" --log-level warn \
+        >"$WORK/cledgerd.log" 2>&1 &
+    CLD_PID=$!
+    URL=https://127.0.0.1:$PORT
+    ready=0
+    i=0
+    while [ $i -lt 300 ]; do
+        kill -0 "$CLD_PID" 2>/dev/null || break
+        if [ -s "$DATA/service_cert.pem" ] &&
+            curl -sf -o /dev/null --cacert "$DATA/service_cert.pem" "$URL/node/ready"; then
+            ready=1
+            break
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ $ready != 1 ]; then
+        echo "load.sh: cledgerd did not become ready:" >&2
+        cat "$WORK/cledgerd.log" >&2
+        exit 1
+    fi
+    CA=$DATA/service_cert.pem
+    AUTH="--cacert $CA --cert $DATA/admin_cert.pem --key $DATA/admin_key.pem"
+    rss start
+
+    log "cledgerd: writes, $CONNS connections, $DUR s, full rate"
+    # shellcheck disable=SC2086 # AUTH holds options (the paths have no spaces: mktemp)
+    run cledgerd.write --url "$URL" $AUTH --mode write --body-bytes 100 --duration "$DUR" \
+        --txids "$WORK/txids.txt"
+    MAXW=$(metric cledgerd.write.per_s)
+    HALF=$(calc 'w / 2' w="$MAXW")
+    log "cledgerd: writes paced at half the full rate ($HALF/s), $DUR s"
+    if [ "$(calc 'h >= 1' h="$HALF")" = 1 ]; then
+        # shellcheck disable=SC2086
+        run cledgerd.write_half --url "$URL" $AUTH --mode write --body-bytes 100 \
+            --duration "$DUR" --rate "$HALF"
+    fi
+    log "cledgerd: reads of the $(wc -l <"$WORK/txids.txt") ids written, $DUR s"
+    if [ -s "$WORK/txids.txt" ]; then
+        # shellcheck disable=SC2086
+        run cledgerd.read --url "$URL" $AUTH --mode read --txids "$WORK/txids.txt" \
+            --duration "$DUR"
+    fi
+    log "cledgerd: receipt latency, $RECEIPTS writes"
+    # shellcheck disable=SC2086
+    "$LOADGEN" --url "$URL" $AUTH --mode write --connections 1 --threads 1 --duration 0 \
+        --receipt-latency "$RECEIPTS" >"$WORK/step.txt" 2>"$WORK/step.err" ||
+        { cat "$WORK/step.err" >&2; exit 1; }
+    grep '^receipts:' "$WORK/step.err" >&2 || true
+    grep '^load\.receipt\.' "$WORK/step.txt" | sed 's/^load\./cledgerd./' >>"$RAW"
+    rss after_runs
+
+    # ---- (c) 1M entries ----------------------------------------------------------------------
+    if [ "${LOAD_1M:-0}" = 1 ]; then
+        written=$(calc 'a + b + c' a="$(metric cledgerd.write.ok)" \
+            b="$(metric cledgerd.write_half.ok || true)" c="$(metric cledgerd.receipt.n)")
+        for target in 250000 500000 750000 1000000; do
+            need=$(calc 't - w' t=$target w="$written")
+            if [ "$(calc 'n > 0' n="$need")" = 1 ]; then
+                log "cledgerd: writing $need more entries (to $target)"
+                # shellcheck disable=SC2086
+                run "cledgerd.fill$target" --url "$URL" $AUTH --mode write --body-bytes 100 \
+                    --requests "$need" --duration 3600
+                written=$(calc 'w + n' w="$written" n="$(metric "cledgerd.fill$target.ok")")
+            fi
+            echo "rss.at$target.entries $written entries" >>"$RAW"
+            rss "at$target"
+        done
+    fi
+    stop_cledgerd
+else
+    log "cledgerd not built ($CLEDGERD): nginx ceiling only"
+fi
+
+# ---- (d) summary ------------------------------------------------------------------------------
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
+m() { v=$(metric "$1"); [ -n "$v" ] && echo "$v" || echo "n/a"; }
+yn() { if [ "$1" = 1 ]; then echo met; elif [ "$1" = 0 ]; then echo "**not met**"; else echo "n/a"; fi; }
+# test EXPR on values that may be n/a
+chk() {
+    expr=$1
+    shift
+    for kv in "$@"; do
+        case $kv in *=n/a | *=) echo n/a; return ;; esac
+    done
+    calc "($expr) ? 1 : 0" "$@"
+}
+fmt() { case $1 in n/a) echo n/a ;; *) calc "$2" v="$1" ;; esac; }
+pct() { case $1$2 in *n/a*) echo n/a ;; *) calc 'int(a / b * 1000 + 0.5) / 10' a="$1" b="$2" ;; esac; }
+
+NG=$(m nginx.get.per_s)
+NGP=$(m nginx.post.per_s)
+W=$(m cledgerd.write.per_s)
+R=$(m cledgerd.read.per_s)
+WR=$(pct "$W" "$NG")
+RR=$(pct "$R" "$NG")
+WH=$(m cledgerd.write_half.per_s)
+WHP99=$(m cledgerd.write_half.p99_ms)
+RCP99=$(m cledgerd.receipt.p99_ms)
+RSSK=$(m rss.after_runs.VmRSS)
+RSSMB=$(fmt "$RSSK" 'int(v / 1024 * 10 + 0.5) / 10')
+
+{
+    echo "# cledgerd HTTPS load (bench/load.sh)"
+    echo
+    echo "- date: $DATE"
+    echo "- machine: $CPU, $CORES cores (nproc), $MEM; \`$UNAME\`"
+    echo "- load average at start / end: $LOAD0 / $LOAD1 (other work on the box skews both sides)"
+    echo "- $OSSL; $NGXV (nginx-light, ${NGINX_WORKERS:-2} workers)"
+    echo "- load generator: bench_load, $CONNS TLS 1.3 keep-alive connections, $THREADS threads," \
+        "one request in flight per connection, $DUR s per run, 100-byte entries," \
+        "client certificate on every connection; generator and server share the same cores"
+    echo
+    echo "| measure | value | target | status |"
+    echo "|---|---|---|---|"
+    echo "| nginx ceiling: GET \`return 200\` | $NG req/s (p50 $(m nginx.get.p50_ms) ms, p99 $(m nginx.get.p99_ms) ms) | (reference) | — |"
+    echo "| nginx: GET at half its rate (information) | $(m nginx.get_half.per_s) req/s: p50 $(m nginx.get_half.p50_ms) ms, p99 $(m nginx.get_half.p99_ms) ms (from send: p99 $(m nginx.get_half.svc_p99_ms) ms) | — | — |"
+    echo "| nginx: POST 100 B \`return 200\` (information) | $NGP req/s (p99 $(m nginx.post.p99_ms) ms) | — | — |"
+    echo "| cledgerd durable writes, full rate | $W writes/s = $WR % of nginx (p50 $(m cledgerd.write.p50_ms) ms, p99 $(m cledgerd.write.p99_ms) ms, $(m cledgerd.write.errors) errors) | ≥ 50 % of nginx | $(yn "$(chk 'w >= 0.5 * n' w="$W" n="$NG")") |"
+    echo "| cledgerd writes/s, absolute | $W writes/s | ≥ 20,000/s on a 2-core box | $(yn "$(chk 'w >= 20000' w="$W")") |"
+    echo "| cledgerd reads (GET /app/transactions/{id}) | $R reads/s = $RR % of nginx (p50 $(m cledgerd.read.p50_ms) ms, p99 $(m cledgerd.read.p99_ms) ms, $(m cledgerd.read.errors) errors, $(m cledgerd.read.loading) Loading) | ≥ 70 % of nginx | $(yn "$(chk 'r >= 0.7 * n' r="$R" n="$NG")") |"
+    echo "| write latency at half rate ($(m cledgerd.write_half.target_rate)/s offered, $WH/s done) | p50 $(m cledgerd.write_half.p50_ms) ms, p99 $WHP99 ms (from send: p99 $(m cledgerd.write_half.svc_p99_ms) ms) | p99 ≤ 10 ms | $(yn "$(chk 'p <= 10' p="$WHP99")") |"
+    echo "| receipt Ready after the 200 ($(m cledgerd.receipt.n) writes, polled every 2 ms) | p50 $(m cledgerd.receipt.p50_ms) ms, p99 $RCP99 ms, max $(m cledgerd.receipt.max_ms) ms, $(m cledgerd.receipt.timeouts) timeouts | p99 ≤ 100 ms | $(yn "$(chk 'p <= 100 && t == 0' p="$RCP99" t="$(m cledgerd.receipt.timeouts)")") |"
+    echo "| cledgerd RSS after the runs | $RSSMB MB (VmRSS $RSSK KiB: anon $(m rss.after_runs.RssAnon), file $(m rss.after_runs.RssFile) KiB) | ≤ 100 MB | $(yn "$(chk 'k <= 102400' k="$RSSK")") |"
+    if [ "${LOAD_1M:-0}" = 1 ] && [ $HAVE_CLD = 1 ]; then
+        for target in 250000 500000 750000 1000000; do
+            k=$(m "rss.at$target.VmRSS")
+            echo "| cledgerd RSS at $(m "rss.at$target.entries") entries | $(fmt "$k" 'int(v / 1024 * 10 + 0.5) / 10') MB (anon $(m "rss.at$target.RssAnon"), file $(m "rss.at$target.RssFile") KiB) | ≤ 100 MB | $(yn "$(chk 'k <= 102400' k="$k")") |"
+        done
+        # growth judged on anonymous memory (heap: what would grow with the entry count);
+        # file-backed resident pages (mapped ledger/index files) are reclaimable page cache and
+        # shown for information
+        a=$(m rss.at250000.RssAnon)
+        b=$(m rss.at1000000.RssAnon)
+        g=$(case "$a$b" in *n/a*) echo n/a ;; *) calc 'int((b - a) / 1024 * 10 + 0.5) / 10' a="$a" b="$b" ;; esac)
+        a=$(m rss.at250000.VmRSS)
+        b=$(m rss.at1000000.VmRSS)
+        gv=$(case "$a$b" in *n/a*) echo n/a ;; *) calc 'int((b - a) / 1024 * 10 + 0.5) / 10' a="$a" b="$b" ;; esac)
+        echo "| RSS growth 250k → 1M entries | anonymous $g MB (VmRSS $gv MB, file-backed pages included) | not growing (anonymous ≤ 10 MB) | $(yn "$(chk 'g <= 10' g="$g")") |"
+    else
+        echo "| RSS at 250k … 1M entries | not run (LOAD_1M=1) | ≤ 100 MB, flat | n/a |"
+    fi
+    if [ $HAVE_CLD = 0 ]; then
+        echo
+        echo "cledgerd was not built ($CLEDGERD): its rows are n/a."
+    fi
+    echo
+    echo "Latencies of paced runs are measured from the intended send time (no coordinated"
+    echo "omission); \"from send\" is the same answers timed from the actual send."
+} >"$WORK/table.md"
+cp "$WORK/table.md" "$OUT"
+cat "$WORK/table.md"
+log "raw metrics:"
+cat "$RAW" >&2
+log "written to $OUT"
