@@ -80,6 +80,8 @@ struct cl_ledger {
     int open_new;          /* created since the last directory sync */
     cl_buf pending;        /* frames not yet written; starts at file offset open_durable */
     int roll_after_sync;
+    int external_durability; /* a consensus log makes writes durable; sync skips fdatasync */
+    int unsynced;            /* bytes written to the open chunk since its last fdatasync */
 
     cl_merkle *tree;
     cl_index *idx;
@@ -281,8 +283,23 @@ static int open_new_chunk(cl_ledger *l, uint64_t start)
 }
 
 /* Roll the open chunk (which is durable and ends with a signature) into a committed one. */
+static int flush_unsynced(cl_ledger *l)
+{
+    if (l->open_chunk != NULL && l->unsynced) {
+        CL_TRY(cl_file_sync(l->open_chunk));
+        l->unsynced = 0;
+    }
+    if (l->open_chunk != NULL && l->open_new) {
+        CL_TRY(cl_fs_sync_dir(l->fs, l->ledger_dir));
+        l->open_new = 0;
+    }
+    return CL_OK;
+}
+
 static int roll_chunk(cl_ledger *l)
 {
+    /* A committed chunk is always on disk before it gets its committed name. */
+    CL_TRY(flush_unsynced(l));
     cl_chunk_name open = {l->open_start, 0, 0}, done = {l->open_start, l->durable_seqno, 1};
     char from[PATH_MAX_LEN], to[PATH_MAX_LEN];
     CL_TRY(chunk_path(l, &open, from));
@@ -385,10 +402,14 @@ int cl_ledger_sync(cl_ledger *l)
     int rc = CL_OK;
     if (l->pending.len > 0) {
         CL_GUARD(cl_file_pwrite(l->open_chunk, l->pending.data, l->pending.len, l->open_durable));
-        CL_GUARD(cl_file_sync(l->open_chunk));
-        if (l->open_new) {
-            CL_GUARD(cl_fs_sync_dir(l->fs, l->ledger_dir));
-            l->open_new = 0;
+        if (l->external_durability) {
+            l->unsynced = 1;
+        } else {
+            CL_GUARD(cl_file_sync(l->open_chunk));
+            if (l->open_new) {
+                CL_GUARD(cl_fs_sync_dir(l->fs, l->ledger_dir));
+                l->open_new = 0;
+            }
         }
         l->open_durable += l->pending.len;
         cl_buf_reset(&l->pending);
@@ -407,6 +428,14 @@ int cl_ledger_sync(cl_ledger *l)
 out:
     return rc < 0 ? poisoned(l, rc) : rc;
 }
+
+int cl_ledger_sync_hard(cl_ledger *l)
+{
+    CL_TRY(cl_ledger_sync(l));
+    return poisoned(l, flush_unsynced(l));
+}
+
+void cl_ledger_set_external_durability(cl_ledger *l, int on) { l->external_durability = on != 0; }
 
 int cl_ledger_append_user(cl_ledger *l, uint64_t view, const char *collection, size_t clen,
                           const uint8_t *contents, size_t len, uint64_t *seqno)
@@ -1221,7 +1250,7 @@ int cl_ledger_close(cl_ledger *l)
         return CL_OK;
     int rc = CL_OK;
     if (!l->failed) {
-        rc = cl_ledger_sync(l);
+        rc = cl_ledger_sync_hard(l);
         if (rc == CL_OK)
             rc = cl_merkle_sync(l->tree);
         if (rc == CL_OK)

@@ -78,8 +78,15 @@ CL_MUST_CHECK int cl_ledger_sign_at(cl_ledger *l, uint64_t view, uint64_t raft_i
                                     uint64_t *seqno);
 /* The raft index recorded in the last durable signature (0 if none or outside consensus). */
 CL_MUST_CHECK int cl_ledger_signed_raft_index(cl_ledger *l, uint64_t *raft_index);
-/* Group commit: everything appended so far becomes durable. */
+/* Group commit: everything appended so far becomes durable (and readable). */
 CL_MUST_CHECK int cl_ledger_sync(cl_ledger *l);
+/* Under consensus the replicated log is what makes a write durable: the node cuts its ledger back
+ * to the last signature at start and re-applies the log (docs/consensus.md). With external
+ * durability on, cl_ledger_sync writes and publishes entries without fdatasync; chunks are still
+ * fdatasync'ed before they are committed (renamed), and cl_ledger_sync_hard / close force it (the
+ * daemon calls it before allowing a raft snapshot, which may compact the log). */
+void cl_ledger_set_external_durability(cl_ledger *l, int on);
+CL_MUST_CHECK int cl_ledger_sync_hard(cl_ledger *l);
 /* New ledger secret (recorded in the ledger, chained to the previous one). */
 CL_MUST_CHECK int cl_ledger_rotate_secret(cl_ledger *l, uint64_t view);
 /* New service identity: records the new identity with an endorsement of the previous one and

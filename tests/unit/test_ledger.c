@@ -21,6 +21,7 @@
 #include "ledger/merkle.h"
 #include "ledger/receipt.h"
 #include "ledger/verify.h"
+#include "storage/fs.h"
 #include "testutil.h"
 
 static cl_ledger *make(const char *dir, int priv, uint64_t chunk)
@@ -589,6 +590,40 @@ static void test_seal_unseal(void **state)
     tu_rmrf(dir);
 }
 
+/* Under consensus (external durability) a group commit publishes entries without fdatasync;
+ * sync_hard and a chunk rollover still force it, and reopening after a hard sync keeps all. */
+static void test_external_durability(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    cl_fs_fault *ff = NULL;
+    assert_int_equal(cl_fs_fault_new(cl_fs_posix(), &ff), CL_OK);
+    cl_ledger_opts o = {0};
+    o.dir = dir;
+    o.fs = cl_fs_fault_fs(ff);
+    assert_int_equal(cl_ledger_open(&o, &l), CL_OK);
+    cl_ledger_set_external_durability(l, 1);
+    uint64_t s;
+    long syncs = cl_fs_fault_count(ff, CL_FAULT_SYNC);
+    for (int i = 0; i < 20; i++) {
+        put(l, "c", "external", &s);
+        assert_int_equal(cl_ledger_sync(l), CL_OK);
+    }
+    assert_int_equal(cl_fs_fault_count(ff, CL_FAULT_SYNC), syncs); /* no fdatasync */
+    expect_entry(l, s, "c", "external");                           /* but readable */
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync_hard(l), CL_OK);
+    assert_true(cl_fs_fault_count(ff, CL_FAULT_SYNC) > syncs);
+    expect_receipt(l, s, cl_ledger_service_cert_pem(l));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    cl_fs_fault_free(ff);
+    l = reopen(dir, 0);
+    expect_entry(l, s, "c", "external");
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     cl_log_set_level(CL_LOG_ERROR);
@@ -606,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_keyed_append_and_raft_index),
         cmocka_unit_test(test_collections_and_tables),
         cmocka_unit_test(test_seal_unseal),
+        cmocka_unit_test(test_external_durability),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

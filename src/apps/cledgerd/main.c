@@ -333,6 +333,8 @@ static int fsm_snapshot(void *arg, uint64_t *applied_index)
     daemon_t *d = arg;
     if (cl_ledger_last_seqno(d->ledger) != cl_ledger_signed_seqno(d->ledger))
         return CL_ESTATE; /* only at a signature: the restart rule cuts back to one */
+    /* The snapshot lets raft drop its log up to here: the ledger must be on disk first. */
+    CL_TRY(cl_ledger_sync_hard(d->ledger));
     return cl_ledger_signed_raft_index(d->ledger, applied_index);
 }
 
@@ -519,6 +521,8 @@ int main(int argc, char **argv)
         cl_ledger_close(d.ledger);
         return 1;
     }
+    /* The raft log (fsync'd by raft_uv before commit) is the durability point of a write. */
+    cl_ledger_set_external_durability(d.ledger, 1);
     /* Restart rule: cut back to the last signature; raft re-applies the rest. */
     uint64_t applied = 0;
     rc = cl_ledger_truncate(d.ledger, cl_ledger_signed_seqno(d.ledger));
