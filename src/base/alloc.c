@@ -3,16 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Fault-injection counters. Process-wide on purpose: the seam is a test hook, not state. Single
- * threaded use only (unit tests); the server never enables it. */
+/* Fault-injection counters. Process-wide on purpose: the seam is a test hook, not state. Arming
+ * it is for single-threaded unit tests; when it is disarmed (always, in the server) every thread
+ * only bumps the success counter, atomically, so multi-threaded programs have no data race here. */
 static long fail_countdown = -1;
 static long successes;
 static long failures;
 
 static int should_fail(void)
 {
-    if (fail_countdown < 0) {
-        successes++;
+    if (__atomic_load_n(&fail_countdown, __ATOMIC_RELAXED) < 0) {
+        __atomic_fetch_add(&successes, 1, __ATOMIC_RELAXED);
         return 0;
     }
     if (fail_countdown == 0) {
@@ -26,9 +27,8 @@ static int should_fail(void)
 
 long cl_alloc_fail_after(long n)
 {
-    long s = successes;
-    successes = 0;
-    fail_countdown = n;
+    long s = __atomic_exchange_n(&successes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&fail_countdown, n, __ATOMIC_RELAXED);
     return s;
 }
 

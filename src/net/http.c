@@ -25,16 +25,24 @@
  * waiting for the next request uses idle_timeout_ms; none while the handler runs; after the last
  * reply a short linger bounds the wait for the peer to read it and go away.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4 */
+#endif
 #include "net/http.h"
 
+#include <errno.h>
 #include <http_parser.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/cursor.h"
@@ -453,11 +461,16 @@ const char *cl_http_header_get(const cl_http_request *r, const char *name)
 /* ---- server ---------------------------------------------------------------------------------- */
 
 typedef struct http_conn http_conn;
+typedef struct http_worker http_worker;
 
 struct cl_http_exchange {
     http_msg *msg;
-    http_conn *conn; /* NULL once the connection is gone */
+    http_conn *conn; /* NULL once the connection is gone (touched only by the owning worker) */
     cl_http_server *srv;
+    http_worker *w;             /* the loop that owns the connection */
+    cl_http_exchange *next;     /* queue link (request queue, then reply queue) */
+    cl_buf out;                 /* threaded mode: the serialised reply */
+    int status, keep_alive, ok; /* threaded mode: reply outcome for the worker */
 };
 
 enum { TM_NONE, TM_IDLE, TM_REQUEST, TM_LINGER };
@@ -467,6 +480,7 @@ struct http_conn {
     uv_timer_t timer;
     uv_shutdown_t shutdown;
     cl_http_server *srv;
+    http_worker *w;
     http_conn *prev, *next;
     SSL *ssl;
     BIO *rbio, *wbio; /* owned by ssl */
@@ -483,17 +497,50 @@ struct http_conn {
     char peer[64];
 };
 
+/* One event loop serving connections. Single-loop mode: one worker whose loop is the server's
+ * loop (no thread). Threaded mode: each worker runs its own loop on its own thread; the fields
+ * under "inbox" are shared with the main loop under mu, everything else is the worker's own. */
+struct http_worker {
+    cl_http_server *srv;
+    uv_loop_t *loop;
+    uv_loop_t own_loop;
+    uv_thread_t thread;
+    uv_async_t async;
+    uv_mutex_t mu;
+    int threaded;
+    /* inbox (under mu) */
+    int *fds;
+    size_t nfds, capfds;
+    cl_http_exchange *rep_head, *rep_tail;
+    int stop_req;
+    int finished; /* under srv->mu: the thread left its loop */
+    /* the worker's own state */
+    http_conn *conns;
+    size_t nconns;
+    size_t outstanding; /* exchanges handed to the main loop and not yet answered back */
+    int started, stopping, async_closing, joined;
+    char readbuf[65536]; /* uv_read target; consumed synchronously by on_read */
+};
+
 struct cl_http_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     cl_http_server_opts o;
-    http_conn *conns;
-    size_t nconns, inflight;
-    uint64_t next_id;
+    http_worker *workers;
+    size_t nworkers, next_worker;
+    size_t inflight;
+    uint64_t next_id;  /* atomic */
+    size_t live_conns; /* atomic; threaded mode: connections accepted and not yet freed */
+    int threaded, async_inited, lpoll_inited;
     int stopping, listener_closed, finished;
     void (*done)(void *arg);
     void *done_arg;
-    char readbuf[65536]; /* uv_read target; consumed synchronously by on_read */
+    /* threaded mode: the listening socket polled on the main loop, the request queue */
+    int lfd;
+    uv_poll_t lpoll;
+    uv_async_t async;
+    uv_mutex_t mu;
+    cl_http_exchange *req_head, *req_tail; /* under mu */
 };
 
 typedef struct {
@@ -505,34 +552,67 @@ typedef struct {
 static void conn_pump(http_conn *c);
 static void conn_finish(http_conn *c, int close_notify);
 
-static void maybe_finish_stop(cl_http_server *s)
+static void server_free(cl_http_server *s)
 {
-    if (!s->stopping || !s->listener_closed || s->nconns > 0 || s->inflight > 0 || s->finished)
-        return;
-    s->finished = 1;
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
+    cl_free(s->workers);
     cl_free(s);
     if (done != NULL)
         done(arg);
 }
 
+static void on_server_async_closed(uv_handle_t *h) { server_free(h->data); }
+
+static void maybe_finish_stop(cl_http_server *s)
+{
+    if (!s->stopping || !s->listener_closed || s->inflight > 0 || s->finished)
+        return;
+    if (!s->threaded) {
+        if (s->workers[0].nconns > 0)
+            return;
+        s->finished = 1;
+        server_free(s);
+        return;
+    }
+    for (size_t i = 0; i < s->nworkers; i++)
+        if (s->workers[i].started && !s->workers[i].joined)
+            return;
+    s->finished = 1;
+    uv_mutex_destroy(&s->mu);
+    uv_close((uv_handle_t *)&s->async, on_server_async_closed);
+}
+
+static void worker_maybe_finish(http_worker *w)
+{
+    if (!w->threaded || !w->stopping || w->nconns > 0 || w->outstanding > 0 || w->async_closing)
+        return;
+    w->async_closing = 1;
+    uv_close((uv_handle_t *)&w->async, NULL); /* the worker's loop then runs out of handles */
+}
+
 static void conn_free(http_conn *c)
 {
     cl_http_server *s = c->srv;
+    http_worker *w = c->w;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
-        s->conns = c->next;
+        w->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    s->nconns--;
+    w->nconns--;
     SSL_free(c->ssl);
     cl_http_parser_free(c->parser);
     msg_free(c->taken);
     cl_buf_free(&c->in);
     cl_free(c);
-    maybe_finish_stop(s);
+    if (w->threaded) {
+        __atomic_sub_fetch(&s->live_conns, 1, __ATOMIC_RELAXED);
+        worker_maybe_finish(w);
+    } else {
+        maybe_finish_stop(s);
+    }
 }
 
 static void on_conn_handle_closed(uv_handle_t *h)
@@ -628,8 +708,9 @@ static int flush_tls(http_conn *c)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     http_conn *c = h->data;
-    buf->base = c->srv->readbuf;
-    buf->len = sizeof c->srv->readbuf;
+    (void)suggested;
+    buf->base = c->w->readbuf;
+    buf->len = sizeof c->w->readbuf;
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -694,7 +775,7 @@ static void conn_finish(http_conn *c, int close_notify)
     }
     if (c->pending_writes > 0)
         return; /* on_write calls back */
-    if (c->srv->stopping) {
+    if (c->w->stopping) {
         conn_close(c);
         return;
     }
@@ -905,7 +986,7 @@ static const char *error_code(int status)
 static void reply_error_and_close(http_conn *c, int status, const char *message)
 {
     cl_http_server *s = c->srv;
-    uint64_t id = ++s->next_id;
+    uint64_t id = __atomic_add_fetch(&s->next_id, 1, __ATOMIC_RELAXED);
     json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", error_code(status), "message",
                           message != NULL ? message : "Malformed request.");
     char *body = j != NULL ? cl_json_dump(j) : NULL;
@@ -946,14 +1027,28 @@ static void dispatch(http_conn *c)
     x->msg = m;
     x->conn = c;
     x->srv = s;
+    x->w = c->w;
     cl_http_request *r = &m->req;
-    r->request_id = ++s->next_id;
+    r->request_id = __atomic_add_fetch(&s->next_id, 1, __ATOMIC_RELAXED);
     memcpy(r->client_fingerprint, c->fingerprint, sizeof r->client_fingerprint);
     memcpy(r->peer, c->peer, sizeof r->peer);
     c->x = x;
-    s->inflight++;
     set_timer(c, TM_NONE);
-    s->o.handler(s->o.handler_arg, x);
+    if (!c->w->threaded) {
+        s->inflight++;
+        s->o.handler(s->o.handler_arg, x);
+        return;
+    }
+    /* Threaded: the handler runs on the main loop; the reply comes back through the inbox. */
+    c->w->outstanding++;
+    uv_mutex_lock(&s->mu);
+    if (s->req_tail != NULL)
+        s->req_tail->next = x;
+    else
+        s->req_head = x;
+    s->req_tail = x;
+    uv_async_send(&s->async); /* under the lock: the main loop cannot close it meanwhile */
+    uv_mutex_unlock(&s->mu);
 }
 
 /* Parses buffered plaintext; dispatches a completed request or answers a malformed one. */
@@ -1055,6 +1150,35 @@ static void conn_pump(http_conn *c)
 
 const cl_http_request *cl_http_request_of(const cl_http_exchange *x) { return &x->msg->req; }
 
+/* Threaded mode, on the worker: sends the reply built by cl_http_reply, logs, frees. */
+static void worker_deliver(http_worker *w, cl_http_exchange *x)
+{
+    cl_http_server *s = w->srv;
+    http_conn *c = x->conn;
+    http_msg *m = x->msg;
+    const cl_http_request *rq = &m->req;
+    w->outstanding--;
+    int rc = CL_OK;
+    if (c != NULL) {
+        c->x = NULL;
+        rc = x->ok ? tls_write_all(c, x->out.data, x->out.len) : CL_EIO;
+    }
+    access_log(s, rq->method, rq->path, x->status, rq->start_ns, rq->client_fingerprint, rq->peer,
+               rq->request_id);
+    int keep_alive = x->keep_alive;
+    msg_free(m);
+    cl_buf_free(&x->out);
+    cl_free(x);
+    if (c != NULL) {
+        if (rc < 0)
+            conn_close(c);
+        else if (!keep_alive || w->stopping)
+            conn_finish(c, 1);
+        else
+            conn_pump(c);
+    }
+}
+
 void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, size_t n,
                    const void *body, size_t len)
 {
@@ -1065,15 +1189,6 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
     s->inflight--;
     if (status < 100 || status > 999)
         status = 500;
-    if (c == NULL) { /* the peer went away: nothing to send */
-        access_log(s, rq->method, rq->path, status, rq->start_ns, rq->client_fingerprint, rq->peer,
-                   rq->request_id);
-        msg_free(m);
-        cl_free(x);
-        maybe_finish_stop(s);
-        return;
-    }
-    c->x = NULL;
     const char *cid = cl_http_header_get(rq, "x-ms-client-request-id");
     reply_spec r = {.status = status,
                     .headers = headers,
@@ -1085,6 +1200,33 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
                     .head = m->head,
                     .request_id = rq->request_id,
                     .client_request_id = cid != NULL && echoable_client_id(cid) ? cid : NULL};
+    if (x->w->threaded) {
+        /* On the main loop: serialise (the caller's buffers live only during this call) and hand
+         * the reply to the worker that owns the connection; it sends, logs and frees. */
+        http_worker *w = x->w;
+        x->status = status;
+        x->keep_alive = r.keep_alive;
+        x->ok = build_reply(&r, &x->out) == CL_OK;
+        x->next = NULL;
+        uv_mutex_lock(&w->mu);
+        if (w->rep_tail != NULL)
+            w->rep_tail->next = x;
+        else
+            w->rep_head = x;
+        w->rep_tail = x;
+        uv_async_send(&w->async); /* under the lock: the worker cannot finish meanwhile */
+        uv_mutex_unlock(&w->mu);
+        return;
+    }
+    if (c == NULL) { /* the peer went away: nothing to send */
+        access_log(s, rq->method, rq->path, status, rq->start_ns, rq->client_fingerprint, rq->peer,
+                   rq->request_id);
+        msg_free(m);
+        cl_free(x);
+        maybe_finish_stop(s);
+        return;
+    }
+    c->x = NULL;
     int rc = send_reply(c, &r);
     access_log(s, rq->method, rq->path, status, rq->start_ns, rq->client_fingerprint, rq->peer,
                rq->request_id);
@@ -1100,49 +1242,30 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
 
 static void on_reject_closed(uv_handle_t *h) { cl_free(h); }
 
-static void on_connection(uv_stream_t *ls, int status)
+/* Links a new connection into its worker (handles initialised, not yet connected). */
+static int conn_register(http_worker *w, http_conn *c)
 {
-    cl_http_server *s = ls->data;
-    if (status < 0) {
-        cl_logf(CL_LOG_WARN, "http: accept failed: %s", uv_strerror(status));
-        return;
-    }
-    http_conn *c = NULL;
-    if (!s->stopping && s->nconns < s->o.max_connections)
-        c = cl_calloc(1, sizeof *c);
-    if (c == NULL) {
-        /* Over the limit (or out of memory): accept and close at once, so the backlog drains. */
-        uv_tcp_t *t = cl_malloc(sizeof *t);
-        if (t == NULL)
-            return;
-        if (uv_tcp_init(s->loop, t) != 0) {
-            cl_free(t);
-            return;
-        }
-        (void)uv_accept(ls, (uv_stream_t *)t);
-        uv_close((uv_handle_t *)t, on_reject_closed);
-        return;
-    }
-    if (uv_tcp_init(s->loop, &c->tcp) != 0) {
-        cl_free(c);
-        return;
-    }
-    c->srv = s;
+    if (uv_tcp_init(w->loop, &c->tcp) != 0)
+        return -1;
+    c->srv = w->srv;
+    c->w = w;
     c->tcp.data = c;
     c->timer.data = c;
-    uv_timer_init(s->loop, &c->timer);
+    uv_timer_init(w->loop, &c->timer);
     c->open_handles = 2;
-    c->next = s->conns;
-    if (s->conns != NULL)
-        s->conns->prev = c;
-    s->conns = c;
-    s->nconns++;
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
     snprintf(c->peer, sizeof c->peer, "-");
+    return 0;
+}
 
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
+/* A connected socket: peer name, TLS, parser, first timer, reading. */
+static void conn_setup(http_conn *c)
+{
+    cl_http_server *s = c->srv;
     uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage ss;
     int sl = sizeof ss;
@@ -1182,6 +1305,41 @@ static void on_connection(uv_stream_t *ls, int status)
     set_reading(c, 1);
 }
 
+static void on_connection(uv_stream_t *ls, int status)
+{
+    cl_http_server *s = ls->data;
+    http_worker *w = &s->workers[0];
+    if (status < 0) {
+        cl_logf(CL_LOG_WARN, "http: accept failed: %s", uv_strerror(status));
+        return;
+    }
+    http_conn *c = NULL;
+    if (!s->stopping && w->nconns < s->o.max_connections)
+        c = cl_calloc(1, sizeof *c);
+    if (c == NULL) {
+        /* Over the limit (or out of memory): accept and close at once, so the backlog drains. */
+        uv_tcp_t *t = cl_malloc(sizeof *t);
+        if (t == NULL)
+            return;
+        if (uv_tcp_init(s->loop, t) != 0) {
+            cl_free(t);
+            return;
+        }
+        (void)uv_accept(ls, (uv_stream_t *)t);
+        uv_close((uv_handle_t *)t, on_reject_closed);
+        return;
+    }
+    if (conn_register(w, c) != 0) {
+        cl_free(c);
+        return;
+    }
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_setup(c);
+}
+
 static void on_listener_closed(uv_handle_t *h)
 {
     cl_http_server *s = h->data;
@@ -1189,11 +1347,246 @@ static void on_listener_closed(uv_handle_t *h)
     maybe_finish_stop(s);
 }
 
+/* ---- threaded mode --------------------------------------------------------------------------- */
+
+/* On the worker: adopts a socket accepted by the main loop. */
+static void worker_adopt(http_worker *w, int fd)
+{
+    http_conn *c = cl_calloc(1, sizeof *c);
+    if (c == NULL || conn_register(w, c) != 0) {
+        cl_free(c);
+        close(fd);
+        __atomic_sub_fetch(&w->srv->live_conns, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    if (uv_tcp_open(&c->tcp, (uv_os_sock_t)fd) != 0) {
+        close(fd);
+        conn_close(c);
+        return;
+    }
+    conn_setup(c);
+}
+
+static void worker_stop(http_worker *w)
+{
+    w->stopping = 1;
+    for (http_conn *c = w->conns; c != NULL; c = c->next) {
+        if (c->x != NULL || c->closing)
+            continue; /* in flight: closed after its reply */
+        if (c->pending_writes > 0)
+            conn_finish(c, 1); /* let a reply already queued reach the peer */
+        else
+            conn_close(c);
+    }
+}
+
+static void on_worker_async(uv_async_t *a)
+{
+    http_worker *w = a->data;
+    uv_mutex_lock(&w->mu);
+    int *fds = w->fds;
+    size_t nfds = w->nfds;
+    cl_http_exchange *reps = w->rep_head;
+    int stop = w->stop_req;
+    w->fds = NULL;
+    w->nfds = w->capfds = 0;
+    w->rep_head = w->rep_tail = NULL;
+    uv_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < nfds; i++) {
+        if (stop || w->stopping) {
+            close(fds[i]);
+            __atomic_sub_fetch(&w->srv->live_conns, 1, __ATOMIC_RELAXED);
+        } else {
+            worker_adopt(w, fds[i]);
+        }
+    }
+    cl_free(fds);
+    while (reps != NULL) {
+        cl_http_exchange *x = reps;
+        reps = x->next;
+        worker_deliver(w, x);
+    }
+    if (stop && !w->stopping)
+        worker_stop(w);
+    worker_maybe_finish(w);
+}
+
+static void worker_main(void *arg)
+{
+    http_worker *w = arg;
+    cl_http_server *s = w->srv;
+    uv_run(w->loop, UV_RUN_DEFAULT);
+    uv_mutex_lock(&s->mu);
+    w->finished = 1;
+    uv_async_send(&s->async);
+    uv_mutex_unlock(&s->mu);
+}
+
+/* On the main loop: runs the handler for every queued request; joins workers that finished. */
+static void on_server_async(uv_async_t *a)
+{
+    cl_http_server *s = a->data;
+    uv_mutex_lock(&s->mu);
+    cl_http_exchange *reqs = s->req_head;
+    s->req_head = s->req_tail = NULL;
+    int fin[64] = {0};
+    int any_fin = 0;
+    for (size_t i = 0; i < s->nworkers; i++)
+        if (s->workers[i].finished && !s->workers[i].joined)
+            fin[i] = any_fin = 1;
+    uv_mutex_unlock(&s->mu);
+    while (reqs != NULL) {
+        cl_http_exchange *x = reqs;
+        reqs = x->next;
+        x->next = NULL;
+        s->inflight++;
+        s->o.handler(s->o.handler_arg, x);
+    }
+    if (!any_fin)
+        return;
+    for (size_t i = 0; i < s->nworkers; i++) {
+        if (!fin[i])
+            continue;
+        http_worker *w = &s->workers[i];
+        uv_thread_join(&w->thread);
+        uv_loop_close(w->loop);
+        uv_mutex_destroy(&w->mu);
+        w->joined = 1;
+    }
+    maybe_finish_stop(s);
+}
+
+static void on_lpoll_closed(uv_handle_t *h)
+{
+    cl_http_server *s = h->data;
+    close(s->lfd);
+    s->lfd = -1;
+    s->listener_closed = 1;
+    maybe_finish_stop(s);
+}
+
+/* On the main loop: accepts and hands sockets to the workers in turn. */
+static void on_accept_ready(uv_poll_t *p, int status, int events)
+{
+    cl_http_server *s = p->data;
+    (void)events;
+    if (status < 0)
+        return;
+    for (int i = 0; i < 64 && !s->stopping; i++) {
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                cl_logf(CL_LOG_WARN, "http: accept failed: %s", strerror(errno));
+            return;
+        }
+        if (__atomic_load_n(&s->live_conns, __ATOMIC_RELAXED) >= s->o.max_connections) {
+            close(fd); /* over the limit: closed at once, so the backlog drains */
+            continue;
+        }
+        http_worker *w = &s->workers[s->next_worker++ % s->nworkers];
+        __atomic_add_fetch(&s->live_conns, 1, __ATOMIC_RELAXED);
+        uv_mutex_lock(&w->mu);
+        if (w->nfds == w->capfds) {
+            size_t cap = w->capfds ? 2 * w->capfds : 16;
+            int *n = cl_realloc(w->fds, cap * sizeof *n);
+            if (n == NULL) {
+                uv_mutex_unlock(&w->mu);
+                close(fd);
+                __atomic_sub_fetch(&s->live_conns, 1, __ATOMIC_RELAXED);
+                continue;
+            }
+            w->fds = n;
+            w->capfds = cap;
+        }
+        w->fds[w->nfds++] = fd;
+        uv_async_send(&w->async);
+        uv_mutex_unlock(&w->mu);
+    }
+}
+
+static int listen_socket(const struct sockaddr_storage *ss, int *out)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int on = 1, off = 0;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (ss->ss_family == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    *out = fd;
+    return 0;
+}
+
+static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
+{
+    int rc = listen_socket(ss, &s->lfd);
+    if (rc != 0) {
+        cl_logf(CL_LOG_ERROR, "http: cannot listen on %s port %d: %s", s->o.host, s->o.port,
+                uv_strerror(rc));
+        return CL_EIO;
+    }
+    s->async.data = s;
+    s->lpoll.data = s;
+    if (uv_mutex_init(&s->mu) != 0) {
+        close(s->lfd);
+        s->lfd = -1;
+        return CL_EIO;
+    }
+    if (uv_async_init(s->loop, &s->async, on_server_async) != 0) {
+        uv_mutex_destroy(&s->mu);
+        close(s->lfd);
+        s->lfd = -1;
+        return CL_EIO;
+    }
+    s->async_inited = 1; /* from here on, failures go through cl_http_server_stop */
+    for (size_t i = 0; i < s->nworkers; i++) {
+        http_worker *w = &s->workers[i];
+        w->srv = s;
+        w->threaded = 1;
+        w->loop = &w->own_loop;
+        if (uv_loop_init(w->loop) != 0)
+            return CL_EIO;
+        if (uv_mutex_init(&w->mu) != 0) {
+            uv_loop_close(w->loop);
+            return CL_EIO;
+        }
+        w->async.data = w;
+        if (uv_async_init(w->loop, &w->async, on_worker_async) != 0) {
+            uv_mutex_destroy(&w->mu);
+            uv_loop_close(w->loop);
+            return CL_EIO;
+        }
+        if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+            uv_close((uv_handle_t *)&w->async, NULL);
+            uv_run(w->loop, UV_RUN_DEFAULT);
+            uv_mutex_destroy(&w->mu);
+            uv_loop_close(w->loop);
+            return CL_EIO;
+        }
+        w->started = 1;
+    }
+    if (uv_poll_init(s->loop, &s->lpoll, s->lfd) != 0)
+        return CL_EIO;
+    s->lpoll_inited = 1;
+    if (uv_poll_start(&s->lpoll, UV_READABLE, on_accept_ready) != 0)
+        return CL_EIO;
+    return CL_OK;
+}
+
 int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_server **out)
 {
     *out = NULL;
     if (loop == NULL || o == NULL || o->tls == NULL || o->handler == NULL || o->host == NULL ||
-        o->port < 0 || o->port > 65535)
+        o->port < 0 || o->port > 65535 || o->worker_threads > 64)
         return CL_EINVAL;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -1206,7 +1599,15 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
     cl_http_server *s = cl_calloc(1, sizeof *s);
     if (s == NULL)
         return CL_ENOMEM;
+    s->nworkers = o->worker_threads > 0 ? o->worker_threads : 1;
+    s->threaded = o->worker_threads > 0;
+    s->workers = cl_calloc(s->nworkers, sizeof *s->workers);
+    if (s->workers == NULL) {
+        cl_free(s);
+        return CL_ENOMEM;
+    }
     s->loop = loop;
+    s->lfd = -1;
     s->o = *o;
     if (s->o.max_header_bytes == 0)
         s->o.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
@@ -1218,7 +1619,26 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
         s->o.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
     if (s->o.request_timeout_ms == 0)
         s->o.request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+    if (s->threaded) {
+        rc = start_threaded(s, &ss);
+        if (rc == CL_OK) {
+            *out = s;
+            return CL_OK;
+        }
+        if (s->async_inited) {
+            /* threads may be running: stop through the ordinary path (frees the server) */
+            cl_logf(CL_LOG_ERROR, "http: cannot start the worker threads");
+            cl_http_server_stop(s, NULL, NULL);
+            return CL_EIO;
+        }
+        cl_free(s->workers);
+        cl_free(s);
+        return CL_EIO;
+    }
+    s->workers[0].srv = s;
+    s->workers[0].loop = loop;
     if (uv_tcp_init(loop, &s->listener) != 0) {
+        cl_free(s->workers);
         cl_free(s);
         return CL_EIO;
     }
@@ -1241,8 +1661,13 @@ int cl_http_server_port(const cl_http_server *s)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) != 0)
+    if (s->threaded) {
+        socklen_t sl = sizeof ss;
+        if (s->lfd < 0 || getsockname(s->lfd, (struct sockaddr *)&ss, &sl) != 0)
+            return -1;
+    } else if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) != 0) {
         return -1;
+    }
     if (ss.ss_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
     return ntohs(((const struct sockaddr_in *)&ss)->sin_port);
@@ -1255,8 +1680,29 @@ void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
     s->stopping = 1;
     s->done = done;
     s->done_arg = arg;
+    if (s->threaded) {
+        if (s->lpoll_inited) {
+            uv_poll_stop(&s->lpoll);
+            uv_close((uv_handle_t *)&s->lpoll, on_lpoll_closed);
+        } else {
+            close(s->lfd);
+            s->lfd = -1;
+            s->listener_closed = 1;
+        }
+        for (size_t i = 0; i < s->nworkers; i++) {
+            http_worker *w = &s->workers[i];
+            if (!w->started)
+                continue;
+            uv_mutex_lock(&w->mu);
+            w->stop_req = 1;
+            uv_async_send(&w->async);
+            uv_mutex_unlock(&w->mu);
+        }
+        return;
+    }
+    s->workers[0].stopping = 1;
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    for (http_conn *c = s->conns; c != NULL; c = c->next) {
+    for (http_conn *c = s->workers[0].conns; c != NULL; c = c->next) {
         if (c->x != NULL || c->closing)
             continue; /* in flight: closed after its reply */
         if (c->pending_writes > 0)

@@ -10,7 +10,10 @@
  * a dangling pointer.
  *
  * Ownership: the request (all strings, headers, body) belongs to the exchange and lives until
- * cl_http_reply returns. cl_http_reply copies what it needs. Everything runs on the loop thread.
+ * cl_http_reply returns. cl_http_reply copies what it needs. The handler, cl_http_reply and
+ * cl_http_server_stop run on the loop thread (the loop given to cl_http_server_start), also when
+ * worker_threads moves the connections to other threads: a request is handed to the loop thread
+ * whole, and its reply is handed back to the connection's worker, which owns it from then on.
  *
  * Limits (cl_http_server_opts): header bytes (default 16 KiB: 431 on excess), body bytes (default
  * 1 MiB: 413), idle time between requests and total time to receive one request (default 30 s /
@@ -67,6 +70,11 @@ typedef struct {
     cl_http_handler handler;
     void *handler_arg;
     int access_log; /* one JSON line per request on stderr: method, path, status, us, caller */
+    /* 0: everything on `loop` (single loop). N > 0 (at most 64): connections (TLS, parsing,
+     * serialising, sending, timers, access log) run on N worker threads with their own loops;
+     * the main loop accepts and hands sockets out in turn, and the handler still runs only on
+     * the main loop thread. cl_http_reply must then be called on the main loop thread too. */
+    unsigned worker_threads;
 } cl_http_server_opts;
 
 CL_MUST_CHECK int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o,

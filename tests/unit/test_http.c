@@ -498,7 +498,25 @@ typedef struct harness {
     int replied_slow;
     int done_after_reply;
     int async_replies;
+    pthread_t loop_thread; /* the handler must run on this thread, whatever worker_threads says */
 } harness;
+
+/* Worker threads for the server tests: 0 (single loop) or 2 (the "_mt" runs of the same tests). */
+static unsigned g_workers;
+
+static int mt_setup(void **state)
+{
+    (void)state;
+    g_workers = 2;
+    return 0;
+}
+
+static int mt_teardown(void **state)
+{
+    (void)state;
+    g_workers = 0;
+    return 0;
+}
 
 static void on_wake(uv_async_t *a) { (void)a; }
 
@@ -552,6 +570,7 @@ static void handler(void *arg, cl_http_exchange *x)
 {
     harness *h = arg;
     const cl_http_request *r = cl_http_request_of(x);
+    assert_true(pthread_equal(pthread_self(), h->loop_thread));
     if (strcmp(r->path, "/async") == 0 || strcmp(r->path, "/slow") == 0) {
         pending_reply *p = calloc(1, sizeof *p);
         assert_non_null(p);
@@ -593,6 +612,7 @@ static void handler(void *arg, cl_http_exchange *x)
 static void h_start(harness *h, const cl_http_server_opts *over)
 {
     memset(h, 0, sizeof *h);
+    h->loop_thread = pthread_self();
     assert_int_equal(uv_loop_init(&h->loop), 0);
     assert_int_equal(uv_async_init(&h->loop, &h->wake, on_wake), 0);
     uv_timer_init(&h->loop, &h->guard);
@@ -607,6 +627,8 @@ static void h_start(harness *h, const cl_http_server_opts *over)
     o.tls = G.tls;
     o.handler = handler;
     o.handler_arg = h;
+    if (o.worker_threads == 0)
+        o.worker_threads = g_workers;
     if (o.idle_timeout_ms == 0)
         o.idle_timeout_ms = 3000;
     if (o.request_timeout_ms == 0)
@@ -877,9 +899,9 @@ static void test_async_reply(void **state)
     cl_log_set_level(CL_LOG_INFO); /* exercises the access log (lines on stderr) */
     h_start(&h, &o);
     h_clients(&h, 1, client_async, res);
-    cl_log_set_level(old);
     assert_int_equal(h.async_replies, 3);
     h_stop(&h);
+    cl_log_set_level(old); /* after the stop: worker threads read the level while logging */
 }
 
 static void *client_concurrent(tresult *res)
@@ -1136,7 +1158,8 @@ static void test_ipv6_and_bad_options(void **state)
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     cl_http_server *s = NULL;
-    cl_http_server_opts o = {.host = "::1", .tls = G.tls, .handler = handler};
+    cl_http_server_opts o = {
+        .host = "::1", .tls = G.tls, .handler = handler, .worker_threads = g_workers};
     int rc = cl_http_server_start(&loop, &o, &s);
     if (rc == CL_OK) {
         assert_true(cl_http_server_port(s) > 0);
@@ -1150,6 +1173,9 @@ static void test_ipv6_and_bad_options(void **state)
     o.port = 70000;
     assert_int_equal(cl_http_server_start(&loop, &o, &s), CL_EINVAL);
     o.port = 0;
+    o.worker_threads = 65;
+    assert_int_equal(cl_http_server_start(&loop, &o, &s), CL_EINVAL);
+    o.worker_threads = g_workers;
     o.tls = NULL;
     assert_int_equal(cl_http_server_start(&loop, &o, &s), CL_EINVAL);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -1172,6 +1198,18 @@ int main(void)
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_graceful_stop),
         cmocka_unit_test(test_ipv6_and_bad_options),
+#define MT(f) {#f "_mt", f, mt_setup, mt_teardown, NULL}
+        MT(test_tls_versions),
+        MT(test_client_certificate),
+        MT(test_keepalive),
+        MT(test_async_reply),
+        MT(test_concurrent_connections),
+        MT(test_limits),
+        MT(test_timeouts),
+        MT(test_max_connections),
+        MT(test_graceful_stop),
+        MT(test_ipv6_and_bad_options),
+#undef MT
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -9,7 +9,8 @@
  * DIR/admin_key.pem (0600)). A DIR with state resumes the same service. The ledger type is fixed
  * at creation. The config file is JSON with the same settings ("dataDir", "listen", "ledgerType",
  * "initialAdminCert", "logLevel") plus "sigIntervalMs", "sigMaxEntries", "maxBodyBytes",
- * "ledgerId"; command-line flags win.
+ * "ledgerId", "httpThreads" (HTTPS worker threads for TLS and HTTP parsing, 0..64; 0: all on the
+ * main loop; default: the number of CPUs); command-line flags win.
  *
  * Start-up order: open (or create) the ledger; cut it back to its last signature (anything after
  * it is still in the raft log and is re-applied byte-identically, since commands carry their
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "base/alloc.h"
@@ -47,6 +49,7 @@ typedef struct {
     const char *data_dir, *listen, *ledger_type, *admin_cert, *config, *log_level, *ledger_id;
     unsigned sig_interval_ms, sig_max_entries;
     size_t max_body_bytes;
+    int http_threads; /* -1: not set (the number of CPUs) */
 } settings;
 
 typedef struct {
@@ -154,7 +157,14 @@ static int load_config(settings *s)
             num = &s->sig_max_entries;
         else if (strcmp(k, "maxBodyBytes") == 0 && json_is_integer(v) && json_integer_value(v) > 0)
             s->max_body_bytes = (size_t)json_integer_value(v);
-        else {
+        else if (strcmp(k, "httpThreads") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 64) {
+                fprintf(stderr, "cledgerd: config %s: \"httpThreads\" must be 0..64\n", s->config);
+                json_decref(j);
+                return -1;
+            }
+            s->http_threads = (int)json_integer_value(v);
+        } else {
             fprintf(stderr, "cledgerd: config file %s: unknown setting \"%s\"\n", s->config, k);
             json_decref(j);
             return -1;
@@ -431,6 +441,7 @@ int main(int argc, char **argv)
 {
     daemon_t d;
     memset(&d, 0, sizeof d);
+    d.s.http_threads = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = NULL;
@@ -576,6 +587,12 @@ int main(int argc, char **argv)
     ho.handler = on_request;
     ho.handler_arg = &d;
     ho.max_body_bytes = d.s.max_body_bytes;
+    if (d.s.http_threads >= 0) {
+        ho.worker_threads = (unsigned)d.s.http_threads;
+    } else {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        ho.worker_threads = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (unsigned)ncpu;
+    }
     ho.access_log = 1;
     if (rc == CL_OK)
         rc = cl_http_server_start(d.loop, &ho, &d.http);
