@@ -11,14 +11,14 @@ cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$w
 trap cleanup EXIT
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; echo "  (cledgerd log tail: $(tail -3 "$work/cledgerd.log" 2>/dev/null | tr '\n' ' '))" >&2; }
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 D="$work/node"; PORT=$(free_port); URL="https://127.0.0.1:$PORT"
 start() { # start [extra args]
     "$BIN/cledgerd" --data-dir "$D" --listen "127.0.0.1:$PORT" --log-level warn "$@" 2>>"$work/cledgerd.log" &
     PID=$!; pids+=("$PID")
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 300); do # up to 30 s: generous for a loaded CI box
         [ -f "$D/service_cert.pem" ] && curl -s --cacert "$D/service_cert.pem" "$URL/node/ready" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
@@ -29,7 +29,7 @@ ADM=(--cert "$D/admin_cert.pem" --key "$D/admin_key.pem")
 code() { curl -s -o "$work/body" -w '%{http_code}' --cacert "$D/service_cert.pem" "$@"; }
 wait_committed() { # txid [cert args...]
     local t=$1; shift
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 400); do # up to 20 s
         C "$@" "$URL/app/transactions/$t/status?api-version=2022-05-13" | grep -q Committed && return 0
         sleep 0.05
     done; return 1

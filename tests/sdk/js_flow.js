@@ -50,7 +50,7 @@ async function main() {
   check(/^\d+\.\d+$/.test(txid || ""), "x-ms-ccf-transaction-id header");
   check(post.body.collectionId === "js-sdk", "write result collectionId");
   let state = "";
-  for (let i = 0; i < 100 && state !== "Committed"; i++) {
+  for (let i = 0; i < 400 && state !== "Committed"; i++) {
     const st = await client.path("/app/transactions/{transactionId}/status", txid).get();
     check(!isUnexpected(st), "GET status");
     state = st.body.state;
@@ -65,7 +65,7 @@ async function main() {
   check(get.body.entry && get.body.entry.contents === "hello from the official JS SDK", "contents");
 
   let receipt;
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 400; i++) {
     const r = await client.path("/app/transactions/{transactionId}/receipt", txid).get();
     check(!isUnexpected(r), "GET receipt");
     if (r.body.state === "Ready") { receipt = r.body; break; }
@@ -91,7 +91,7 @@ async function main() {
   const last = await client.path("/app/transactions").post({
     body: { contents: "last" }, queryParameters: { collectionId: "js-paged" } });
   const lastId = last.headers["x-ms-ccf-transaction-id"];
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 400; i++) {
     const st = await client.path("/app/transactions/{transactionId}/status", lastId).get();
     if (st.body.state === "Committed") break;
     await sleep(50);
