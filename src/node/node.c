@@ -847,6 +847,14 @@ static int maybe_sign_after_writes(cl_node *n)
     return submit_sign(n);
 }
 
+int cl_node_quiesce(cl_node *n)
+{
+    if (n->timer != NULL)
+        uv_timer_stop(n->timer);
+    n->writes_since_sign = 0; /* no signature after the last writes either */
+    return !n->sign_inflight && n->waiting == NULL;
+}
+
 int cl_node_submit_signature(cl_node *n)
 {
     if (n->w.submit == NULL || n->sign_inflight || n->failed || !n->unsigned_entries ||

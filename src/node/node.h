@@ -87,6 +87,10 @@ CL_MUST_CHECK int cl_node_submit_signature(cl_node *n);
 /* Handle one request (see above). */
 void cl_node_handle(cl_node *n, const cl_http_request *req, cl_node_reply_fn reply, void *ctx);
 
+/* Shutdown: stop proposing signatures. Returns 1 once nothing this node submitted (writes,
+ * signatures) is still waiting for consensus, so consensus can be closed with nothing in flight. */
+int cl_node_quiesce(cl_node *n);
+
 /* The state machine: apply one committed command (called by consensus on every node). */
 CL_MUST_CHECK int cl_node_apply(cl_node *n, uint64_t term, uint64_t index, const void *cmd,
                                 size_t len, void **result);

@@ -113,6 +113,41 @@ kill -TERM "$PID"; wait "$PID"
 # the ledger type is fixed
 "$BIN/cledgerd" --data-dir "$D" --listen "127.0.0.1:$PORT" --ledger-type private >/dev/null 2>&1; [ $? -eq 2 ] && ok || bad "ledger type change not refused"
 
+# SIGTERM in the middle of write load: graceful stop, exit 0 (regression: libraft crashed when
+# closed with a signature command still being appended)
+if [ -x "$BIN/bench_load" ]; then
+    for round in 1 2 3; do
+        start || exit 1
+        "$BIN/bench_load" --url "$URL" --cacert "$D/service_cert.pem" --cert "$D/admin_cert.pem" \
+            --key "$D/admin_key.pem" --connections 16 --threads 1 --duration 5 --mode write >/dev/null 2>&1 &
+        lp=$!
+        sleep 0.$((5 + RANDOM % 5))
+        kill -TERM "$PID"; wait "$PID"; rc=$?
+        kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
+        [ "$rc" -eq 0 ] && ok || bad "SIGTERM under write load, round $round: exit $rc"
+    done
+    "$BIN/cledger" verify-ledger "$D" --service-cert "$D/service_cert.pem" >/dev/null && ok || bad "verify-ledger after stops under load"
+fi
+
+# bad command lines and config files: a clear message and exit 2, nothing started
+badcli() { # description -- args...
+    local what=$1; shift 2
+    "$BIN/cledgerd" "$@" >"$work/bad.out" 2>&1; local rc=$?
+    [ "$rc" -eq 2 ] && [ -s "$work/bad.out" ] && ok || bad "$what: exit $rc: $(head -2 "$work/bad.out")"
+}
+badcli "no arguments" --
+badcli "unknown flag" -- --frobnicate
+badcli "flag without value" -- --data-dir
+badcli "bad listen" -- --data-dir "$work/x" --listen nonsense
+badcli "bad port" -- --data-dir "$work/x" --listen 127.0.0.1:99999
+badcli "bad ledger type" -- --data-dir "$work/x" --listen 127.0.0.1:1 --ledger-type secret
+badcli "bad log level" -- --data-dir "$work/x" --listen 127.0.0.1:1 --log-level loud
+echo '{"listen":' >"$work/c1.json"; badcli "config not JSON" -- --config "$work/c1.json"
+echo '{"colour":"blue"}' >"$work/c2.json"; badcli "config unknown key" -- --config "$work/c2.json"
+echo '{"sigIntervalMs":"fast"}' >"$work/c3.json"; badcli "config wrong type" -- --config "$work/c3.json"
+badcli "config missing" -- --config "$work/none.json"
+[ ! -e "$work/x" ] && ok || bad "a refused start created a data directory"
+
 # private ledger: no plaintext contents anywhere under the data directory
 D="$work/priv"; PORT=$(free_port); URL="https://127.0.0.1:$PORT"; ADM=(--cert "$D/admin_cert.pem" --key "$D/admin_key.pem")
 start --ledger-type private || exit 1
