@@ -39,7 +39,13 @@
     X(CL_EUNSUPPORTED, -27, "unsupported version or feature")                              \
     X(CL_EDB, -28, "index database error")                                                 \
     X(CL_ESTATE, -29, "operation not allowed in this state")                               \
-    X(CL_ELOCKED, -30, "directory is in use by another process")
+    X(CL_ELOCKED, -30, "directory is in use by another process")                           \
+    X(CL_ECHAIN, -31, "certificate chain does not lead to a pinned or configured root")    \
+    X(CL_EREVOKED, -32, "certificate or TCB is revoked")                                   \
+    X(CL_EEXPIRED, -33, "certificate or collateral is outside its validity period")        \
+    X(CL_EPOLICY, -34, "policy does not parse")                                            \
+    X(CL_EDENIED, -35, "policy denied the request")                                        \
+    X(CL_EBINDING, -36, "data does not match the hash bound into the evidence")
 
 typedef enum {
 #define CL_ERR_ENUM(name, value, msg) name = (value),

@@ -98,6 +98,27 @@ int cl_random(void *out, size_t n)
     return RAND_bytes(out, (int)n) == 1 ? CL_OK : CL_ECRYPTO;
 }
 
+void cl_random_pool_init(cl_random_pool *p)
+{
+    cl_wipe(p->buf, sizeof p->buf);
+    p->off = sizeof p->buf;
+}
+
+int cl_random_pool_take(cl_random_pool *p, void *out, size_t n)
+{
+    CL_ENSURE(n <= sizeof p->buf, CL_EINVAL);
+    if (sizeof p->buf - p->off < n) {
+        CL_TRY(cl_random(p->buf, sizeof p->buf));
+        p->off = 0;
+    }
+    memcpy(out, p->buf + p->off, n);
+    cl_wipe(p->buf + p->off, n);
+    p->off += n;
+    return CL_OK;
+}
+
+void cl_random_pool_wipe(cl_random_pool *p) { cl_random_pool_init(p); }
+
 int cl_ct_equal(const void *a, const void *b, size_t n) { return CRYPTO_memcmp(a, b, n) == 0; }
 
 void *cl_secret_alloc(size_t n) { return OPENSSL_secure_zalloc(n); }

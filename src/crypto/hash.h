@@ -42,6 +42,20 @@ CL_MUST_CHECK int cl_hmac_sha256(const void *key, size_t keylen, const void *msg
 
 CL_MUST_CHECK int cl_random(void *out, size_t n);
 
+/*
+ * A pool of CSPRNG bytes for hot paths that need many small secrets (a 32-byte commit-evidence
+ * key per write): one RAND_bytes call refills CL_RANDOM_POOL_BYTES, each take copies and wipes
+ * what it hands out. Not thread-safe: one pool per thread. Wipe it before freeing its owner.
+ */
+#define CL_RANDOM_POOL_BYTES 4096
+typedef struct {
+    uint8_t buf[CL_RANDOM_POOL_BYTES];
+    size_t off; /* bytes already handed out (wiped); CL_RANDOM_POOL_BYTES: empty */
+} cl_random_pool;
+void cl_random_pool_init(cl_random_pool *p); /* empty; the first take fills it */
+CL_MUST_CHECK int cl_random_pool_take(cl_random_pool *p, void *out, size_t n);
+void cl_random_pool_wipe(cl_random_pool *p);
+
 /* Constant-time equality of two n-byte buffers: 1 equal, 0 different. */
 int cl_ct_equal(const void *a, const void *b, size_t n);
 

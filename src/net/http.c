@@ -790,18 +790,31 @@ static void conn_finish(http_conn *c, int close_notify)
     set_reading(c, 1);
 }
 
+static void http_date_format(time_t t, char out[40]);
+
+/* IMF-fixdate (RFC 9110 §5.6.7) of now, formatted once per second per thread. */
 static void http_date(char out[40])
+{
+    static _Thread_local time_t cached_t = -1;
+    static _Thread_local char cached[40];
+    time_t t = time(NULL);
+    if (t != cached_t) {
+        http_date_format(t, cached);
+        cached_t = t;
+    }
+    memcpy(out, cached, sizeof cached);
+}
+
+static void http_date_format(time_t t, char out[40])
 {
     static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t t = time(NULL);
     struct tm tm;
     if (gmtime_r(&t, &tm) == NULL) {
         snprintf(out, 40, "Thu, 01 Jan 1970 00:00:00 GMT");
         return;
     }
-    /* IMF-fixdate, RFC 9110 §5.6.7 */
     snprintf(out, 40, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
              months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
@@ -946,7 +959,7 @@ static void access_log(cl_http_server *s, const char *method, const char *path, 
                        uint64_t start_ns, const char *fingerprint, const char *peer,
                        uint64_t request_id)
 {
-    if (!s->o.access_log)
+    if (!s->o.access_log || cl_log_get_level() > CL_LOG_INFO)
         return;
     char safe[512];
     log_safe(path, safe, sizeof safe);

@@ -229,7 +229,7 @@ void cl_api_post_entry(cl_req *r)
         }
     }
     uint8_t key[32];
-    int rc = cl_random(key, sizeof key);
+    int rc = cl_random_pool_take(&r->n->keys, key, sizeof key);
     if (rc == CL_OK)
         rc = cl_cmd_encode_user_write(&cmd, coll, len, (const uint8_t *)json_string_value(contents),
                                       clen, key);

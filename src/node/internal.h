@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto/hash.h"
 #include "node/node.h"
 #include "node/roles.h"
 #include "node/url.h"
@@ -123,6 +124,7 @@ struct cl_node {
     size_t n_new, cap_new;
     cl_pending *waiting, **waiting_tail;
     uint64_t direct_index;
+    cl_random_pool keys; /* commit-evidence keys of writes (main loop only) */
 };
 
 /* Replies (node.c). cl_api_reply consumes `body` (NULL body with a 2xx status: 500). txid: the

@@ -312,6 +312,8 @@ int cl_node_new(const cl_node_opts *o, cl_node **out)
     CL_ENSURE(o != NULL && o->ledger != NULL, CL_EINVAL);
     cl_json_init();
     cl_node *n = cl_calloc(1, sizeof *n);
+    if (n != NULL)
+        cl_random_pool_init(&n->keys);
     CL_ENSURE(n != NULL, CL_ENOMEM);
     int rc = CL_OK, bad = 0;
     n->l = o->ledger;
@@ -414,6 +416,7 @@ void cl_node_free(cl_node *n)
     cl_free(n->ledger_id);
     cl_free(n->tls_cert_pem);
     cl_free(n->service_cert_pem);
+    cl_random_pool_wipe(&n->keys);
     cl_free(n);
 }
 

@@ -236,6 +236,33 @@ static void sign_verify_curve(cl_curve curve)
     assert_int_equal(ERR_peek_error(), 0);
 }
 
+/* The random pool hands out distinct bytes, refills when empty, wipes what it gave away. */
+static void test_random_pool(void **state)
+{
+    (void)state;
+    cl_random_pool *p = malloc(sizeof *p);
+    assert_non_null(p);
+    cl_random_pool_init(p);
+    uint8_t prev[32] = {0}, k[32];
+    size_t takes = 3 * CL_RANDOM_POOL_BYTES / 32 + 7; /* crosses several refills */
+    for (size_t i = 0; i < takes; i++) {
+        assert_int_equal(cl_random_pool_take(p, k, sizeof k), CL_OK);
+        assert_true(memcmp(k, prev, sizeof k) != 0);
+        memcpy(prev, k, sizeof k);
+        for (size_t j = 0; j < p->off; j++) /* everything handed out is zero in the pool */
+            assert_int_equal(p->buf[j], 0);
+    }
+    uint8_t odd[CL_RANDOM_POOL_BYTES - 1];
+    assert_int_equal(cl_random_pool_take(p, odd, sizeof odd), CL_OK); /* forces a refill */
+    assert_int_equal(p->off, sizeof odd);
+    uint8_t big[CL_RANDOM_POOL_BYTES + 1];
+    assert_int_equal(cl_random_pool_take(p, big, sizeof big), CL_EINVAL);
+    cl_random_pool_wipe(p);
+    for (size_t j = 0; j < sizeof p->buf; j++)
+        assert_int_equal(p->buf[j], 0);
+    free(p);
+}
+
 static void test_sign_verify_p256(void **state)
 {
     (void)state;
@@ -1171,6 +1198,7 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_pool),
         cmocka_unit_test(test_sign_verify_p256),
         cmocka_unit_test(test_sign_verify_p384),
         cmocka_unit_test(test_prehashed_is_not_rehashed),
