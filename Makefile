@@ -62,6 +62,8 @@ $(BENCH_BUILD)/CMakeCache.txt:
 bench: deps $(BENCH_BUILD)/CMakeCache.txt
 	cmake --build $(BENCH_BUILD) -j$(JOBS)
 	bash bench/run.sh $(BENCH_BUILD)/bin
+	sh bench/load.sh $(BENCH_BUILD)/bin
+	sh bench/attest.sh $(BENCH_BUILD)/bin
 
 format:
 	find src tests bench -name '*.[ch]' -not -path '*/node_modules/*' | xargs clang-format -i

@@ -100,6 +100,8 @@ typedef struct {
     uint64_t requests;
     const char *path;
     int body_bytes;
+    char *post_body; /* --post-file: body of the POST sent in --mode get */
+    size_t post_len;
     const char *collection;
     const char *txids;
     double write_ratio;
@@ -555,6 +557,17 @@ static void build_write(conn_t *c, thread_t *t)
 
 static void build_get(conn_t *c, const char *target)
 {
+    if (cfg.post_body != NULL && c->op == OP_GET) { /* --post-file: the same POST every time */
+        size_t need = strlen(target) + cfg.post_len + 512;
+        req_reserve(c, need);
+        int h = snprintf(c->req, need,
+                         "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n",
+                         target, cfg.hosthdr, cfg.post_len);
+        memcpy(c->req + h, cfg.post_body, cfg.post_len);
+        c->req_len = (size_t)h + cfg.post_len;
+        return;
+    }
     size_t need = strlen(target) + 512;
     req_reserve(c, need);
     int h = snprintf(c->req, need, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, cfg.hosthdr);
@@ -1082,6 +1095,7 @@ static void usage(FILE *f)
             "usage: bench_load --url https://HOST:PORT --cacert PEM [--cert PEM --key PEM]\n"
             "                  [--connections 32] [--threads 2] [--duration 10]\n"
             "                  [--mode write|read|get|mixed] [--rate R] [--requests N]\n"
+            "                  [--post-file F] (with --mode get: POST F's bytes to --path)\n"
             "                  [--path PATH] [--body-bytes 100] [--collection C] [--txids FILE]\n"
             "                  [--write-ratio 0.5] [--receipt-latency N]\n");
 }
@@ -1285,6 +1299,16 @@ int main(int argc, char **argv)
             cfg.requests = strtoull(v, NULL, 10);
         else if (strcmp(a, "--path") == 0)
             cfg.path = v;
+        else if (strcmp(a, "--post-file") == 0) {
+            FILE *pf = fopen(v, "rb");
+            if (pf == NULL) {
+                fprintf(stderr, "bench_load: cannot read %s\n", v);
+                return 2;
+            }
+            cfg.post_body = xrealloc(NULL, 1u << 24);
+            cfg.post_len = fread(cfg.post_body, 1, 1u << 24, pf);
+            fclose(pf);
+        }
         else if (strcmp(a, "--body-bytes") == 0)
             cfg.body_bytes = atoi(v);
         else if (strcmp(a, "--collection") == 0)

@@ -1724,3 +1724,5 @@ void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
             conn_close(c);
     }
 }
+
+void cl_http_server_set_handler_arg(cl_http_server *s, void *arg) { s->o.handler_arg = arg; }

@@ -80,6 +80,9 @@ typedef struct {
 CL_MUST_CHECK int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o,
                                        cl_http_server **out);
 int cl_http_server_port(const cl_http_server *s);
+/* Replaces the handler argument (for handlers whose state needs the bound port first). Call on
+ * the main loop thread before the loop runs. */
+void cl_http_server_set_handler_arg(cl_http_server *s, void *arg);
 /* Graceful stop: close the listener, let in-flight exchanges reply (connections are closed after
  * their current reply), then call done(arg) and free the server. */
 void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg);

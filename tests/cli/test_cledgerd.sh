@@ -71,7 +71,7 @@ if /usr/bin/python3 "$SRC/tests/cli/hostile.py" "$URL" "$D/service_cert.pem" "$D
 
 # official SDKs
 export CLEDGER_ENDPOINT=$URL CLEDGER_SERVICE_CERT=$D/service_cert.pem CLEDGER_CERT=$D/admin_cert.pem CLEDGER_KEY=$D/admin_key.pem CLEDGER_OUT=$work
-if [ -d "$SRC/tests/sdk/node_modules" ] || (cd "$SRC/tests/sdk" && npm ci --no-audit --no-fund --ignore-scripts >/dev/null 2>&1); then
+if bash "$SRC/tests/sdk/ensure-node-modules.sh"; then
     if NODE_EXTRA_CA_CERTS="$D/service_cert.pem" node "$SRC/tests/sdk/js_flow.js" >"$work/js.out" 2>&1; then ok; else bad "JS SDK flow: $(tail -5 "$work/js.out")"; fi
     "$BIN/cledger" verify-receipt "$work/js_receipt.json" --service-cert "$D/service_cert.pem" >/dev/null && ok || bad "JS receipt"
 else
