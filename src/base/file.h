@@ -14,4 +14,8 @@
 
 CL_MUST_CHECK int cl_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* Whole file (at most 16 MiB) as a NUL-terminated buffer allocated with malloc (free() it);
+ * *len (may be NULL) receives the size. NULL with errno set on failure (EFBIG when too large). */
+char *cl_read_file(const char *path, size_t *len);
+
 #endif

@@ -1726,3 +1726,25 @@ void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
 }
 
 void cl_http_server_set_handler_arg(cl_http_server *s, void *arg) { s->o.handler_arg = arg; }
+
+int cl_parse_hostport(const char *l, char *host, size_t hostcap, int *port)
+{
+    const char *colon = strrchr(l, ':');
+    if (colon == NULL || colon == l)
+        return -1;
+    size_t hl = (size_t)(colon - l);
+    if (l[0] == '[' && hl >= 2 && l[hl - 1] == ']') { /* [::1]:8443 */
+        l++;
+        hl -= 2;
+    }
+    if (hl >= hostcap)
+        return -1;
+    memcpy(host, l, hl);
+    host[hl] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}

@@ -103,38 +103,6 @@ static void usage(FILE *f)
             "       cledger-attestd import --data-dir DIR FILE\n");
 }
 
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            char *p = cap > (16u << 20) ? NULL : realloc(buf, cap);
-            if (p == NULL) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = p;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    if (buf == NULL)
-        buf = calloc(1, 1);
-    if (buf != NULL)
-        buf[n] = '\0';
-    if (len)
-        *len = n;
-    return buf;
-}
 
 static int path_in(const daemon_t *d, const char *name, char *out, size_t cap)
 {
@@ -147,7 +115,7 @@ static int path_in(const daemon_t *d, const char *name, char *out, size_t cap)
 static int load_config(settings *s)
 {
     size_t len = 0;
-    char *text = read_text(s->config, &len);
+    char *text = cl_read_file(s->config, &len);
     if (text == NULL) {
         fprintf(stderr, "cledger-attestd: cannot read config file %s: %s\n", s->config,
                 strerror(errno));
@@ -238,28 +206,6 @@ static int load_config(settings *s)
     return 0;
 }
 
-static int parse_listen(daemon_t *d)
-{
-    const char *l = d->s.listen;
-    const char *colon = strrchr(l, ':');
-    if (colon == NULL || colon == l)
-        return -1;
-    size_t hl = (size_t)(colon - l);
-    if (l[0] == '[' && hl >= 2 && l[hl - 1] == ']') {
-        l++;
-        hl -= 2;
-    }
-    if (hl >= sizeof d->host)
-        return -1;
-    memcpy(d->host, l, hl);
-    d->host[hl] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p < 0 || p > 65535)
-        return -1;
-    d->port = (int)p;
-    return 0;
-}
 
 /* ---- key material -------------------------------------------------------------------------- */
 
@@ -377,7 +323,7 @@ out:
         return -1;
     }
     size_t cl_len = 0, kl_len = 0;
-    char *cert_pem = read_text(cp, &cl_len), *key_pem = read_text(kp, &kl_len);
+    char *cert_pem = cl_read_file(cp, &cl_len), *key_pem = cl_read_file(kp, &kl_len);
     rc = cert_pem && key_pem ? cl_tls_server_ctx(cert_pem, cl_len, key_pem, kl_len, 1, &d->tls)
                              : CL_EIO;
     if (key_pem != NULL)
@@ -405,7 +351,7 @@ static int load_context_key(daemon_t *d, int fresh, uint8_t key[32])
         return 0;
     }
     size_t n = 0;
-    char *t = read_text(p, &n);
+    char *t = cl_read_file(p, &n);
     if (t == NULL || n != 32) {
         fprintf(stderr, "cledger-attestd: %s is missing or not 32 bytes\n", p);
         free(t);
@@ -462,7 +408,7 @@ static int load_jwks(daemon_t *d)
             return -1;
         }
     } else {
-        text = read_text(src, &len);
+        text = cl_read_file(src, &len);
         if (text == NULL) {
             fprintf(stderr, "cledger-attestd: cannot read the JWKS %s: %s\n", src,
                     strerror(errno));
@@ -547,7 +493,7 @@ static int load_collateral(daemon_t *d)
         char path[2048];
         snprintf(path, sizeof path, "%s/%s", d->s.collateral_dir, e->d_name);
         size_t len;
-        char *text = read_text(path, &len);
+        char *text = cl_read_file(path, &len);
         json_t *j = NULL;
         char err[300];
         cl_intel_collateral *c = NULL;
@@ -621,7 +567,7 @@ static int instance_mode(daemon_t *d, int fresh)
         return strcmp(m, "isolated") == 0;
     }
     size_t len;
-    char *t = read_text(p, &len);
+    char *t = cl_read_file(p, &len);
     json_t *j = NULL;
     char err[160];
     const char *m = NULL;
@@ -733,7 +679,7 @@ static int cmd_export_import(int argc, char **argv)
         json_decref(doc);
     } else {
         size_t len;
-        char *text = read_text(in, &len);
+        char *text = cl_read_file(in, &len);
         json_t *doc = NULL;
         if (text == NULL) {
             fprintf(stderr, "cledger-attestd: cannot read %s: %s\n", in, strerror(errno));
@@ -840,7 +786,7 @@ int main(int argc, char **argv)
         }
         cl_log_set_level((cl_log_level)lvl);
     }
-    if (parse_listen(&d) < 0) {
+    if (cl_parse_hostport(d.s.listen, d.host, sizeof d.host, &d.port) < 0) {
         fprintf(stderr, "cledger-attestd: --listen must be HOST:PORT (got '%s')\n", d.s.listen);
         return 2;
     }
@@ -900,7 +846,7 @@ int main(int argc, char **argv)
         load_collateral(&d) < 0)
         return 1;
     if (d.s.tpm_roots != NULL) {
-        d.tpm_roots = read_text(d.s.tpm_roots, &d.tpm_roots_len);
+        d.tpm_roots = cl_read_file(d.s.tpm_roots, &d.tpm_roots_len);
         if (d.tpm_roots == NULL) {
             fprintf(stderr, "cledger-attestd: cannot read --tpm-roots %s\n", d.s.tpm_roots);
             return 1;

@@ -79,49 +79,12 @@ static void usage(FILE *f)
                "                [--version]\n");
 }
 
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > (16u << 20)) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            char *p = realloc(buf, cap);
-            if (p == NULL) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = p;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    if (buf == NULL)
-        buf = calloc(1, 1);
-    if (buf != NULL)
-        buf[n] = '\0';
-    if (len)
-        *len = n;
-    return buf;
-}
 
 /* Config file values are copied (they outlive the JSON document). */
 static int load_config(settings *s)
 {
     size_t len = 0;
-    char *text = read_text(s->config, &len);
+    char *text = cl_read_file(s->config, &len);
     if (text == NULL) {
         fprintf(stderr, "cledgerd: cannot read config file %s: %s\n", s->config, strerror(errno));
         return -1;
@@ -194,28 +157,6 @@ static int load_config(settings *s)
     return 0;
 }
 
-static int parse_listen(daemon_t *d)
-{
-    const char *l = d->s.listen;
-    const char *colon = strrchr(l, ':');
-    if (colon == NULL || colon == l)
-        return -1;
-    size_t hl = (size_t)(colon - l);
-    if (l[0] == '[' && hl >= 2 && l[hl - 1] == ']') { /* [::1]:8443 */
-        l++;
-        hl -= 2;
-    }
-    if (hl >= sizeof d->host)
-        return -1;
-    memcpy(d->host, l, hl);
-    d->host[hl] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p < 0 || p > 65535)
-        return -1;
-    d->port = (int)p;
-    return 0;
-}
 
 static int path_in(const daemon_t *d, const char *name, char *out, size_t cap)
 {
@@ -299,7 +240,7 @@ static int make_tls(daemon_t *d)
     CL_GUARD(cl_tls_server_ctx(d->tls_cert_pem, cert_len, key_pem, key_len, 1, &d->tls));
     path_in(d, "node/node_cert.pem", path, sizeof path);
     size_t nl = 0;
-    d->node_cert_pem = read_text(path, &nl);
+    d->node_cert_pem = cl_read_file(path, &nl);
     CL_GUARD_IF(d->node_cert_pem == NULL, CL_EIO);
 out:
     if (key_pem != NULL)
@@ -518,7 +459,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (parse_listen(&d) < 0) {
+    if (cl_parse_hostport(d.s.listen, d.host, sizeof d.host, &d.port) < 0) {
         fprintf(stderr, "cledgerd: --listen must be HOST:PORT (got '%s')\n", d.s.listen);
         return 2;
     }
