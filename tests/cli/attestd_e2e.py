@@ -166,8 +166,10 @@ class Instance:
     def base(self):
         return "https://127.0.0.1:%d" % self.port
 
-    def req(self, method, path, body=None, headers=None, raw=False):
+    def req(self, method, path, body=None, headers=None, raw=False, client_cert=None):
         ctx = ssl.create_default_context(cafile=os.path.join(self.dir, "tls_cert.pem"))
+        if client_cert is not None:
+            ctx.load_cert_chain(*client_cert)
         c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
         h = dict(headers or {})
         if body is not None and not isinstance(body, (bytes, str)):
@@ -531,6 +533,7 @@ def main():
     st, _, j = attest(iso, "SgxEnclave", {"quote": b64u(vec("sgx/phala_sgx_quote_v3.bin"))})
     check(st == 200 and token_parts(j["token"])[1].get("x-ms-sgx-tcb-status") == "ConfigurationAndSWHardeningNeeded", "Phala SGX TCB status %s %s" % (st, j))
     check(iso.stop() == 0, "isolated SIGTERM")
+    admin_certificate()
     sdk_flows()
     print("attestd e2e: %d passed, %d failed" % (PASS, FAIL))
     return 1 if FAIL else 0
@@ -544,6 +547,26 @@ def pem_files(name, key, cert):
     with open(cp, "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
     return kp, cp
+
+
+def admin_certificate():
+    """--admin-cert: a TLS client certificate is an administrator; any other is not."""
+    ak = ec.generate_private_key(ec.SECP256R1())
+    akp, acp = pem_files("admin_tls", ak, self_signed(ak, "attestd admin"))
+    ok_, ocp = pem_files("other_tls", mgmt2_key, mgmt2_cert)
+    inst = Instance("certadmin", "--admin-cert", acp)
+    inst.start()
+    st, _, j = inst.req("GET", "/policies/SgxEnclave" + Q, client_cert=(acp, akp))
+    check(st == 200 and verify_token(inst, j["token"]), "admin client certificate reads policies (%s)" % st)
+    st, _, j = inst.req("PUT", "/policies/SgxEnclave" + Q, PERMIT, client_cert=(acp, akp))
+    check(st == 200, "admin client certificate sets a policy (%s %s)" % (st, j))
+    st, _, j = inst.req("GET", "/policies/SgxEnclave" + Q, client_cert=(ocp, ok_))
+    check(st == 401, "another client certificate is not an administrator (%s)" % st)
+    st, _, j = inst.req("GET", "/policies/SgxEnclave" + Q, headers=AUTH)
+    check(st == 401, "no JWKS configured: bearer tokens are not accepted (%s)" % st)
+    hist = [json.loads(l) for l in open(os.path.join(inst.dir, "history.jsonl"))]
+    check(len(hist) == 1 and hist[0]["who"].startswith("cert:"), "history names the certificate administrator")
+    check(inst.stop() == 0, "certadmin stop")
 
 
 def sdk_flows():
