@@ -1775,6 +1775,9 @@ static int resolve(const char *path, size_t plen, const char *method, route *out
         *out = (route){A_ADD_CERT, "POST", R_ADMIN_WRITE, -1};
     } else if (strcmp(p, "/certificates:remove") == 0) {
         *out = (route){A_REMOVE_CERT, "POST", R_ADMIN_WRITE, -1};
+    } else if ((strncmp(p, "/attest/", 8) == 0 && strchr(p + 8, '/') != NULL) ||
+               (strncmp(p, "/policies/", 10) == 0 && strchr(p + 10, '/') != NULL)) {
+        return 0; /* deeper paths do not exist */
     } else if (strncmp(p, "/attest/", 8) == 0) {
         int t = cl_atype_find(p + 8, strlen(p + 8));
         if (t < 0)

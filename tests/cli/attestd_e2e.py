@@ -455,6 +455,12 @@ def main():
         pl = json.loads(b64u_dec(j["data"]))["payload"]
         check(pl.get("challenge") and pl.get("service_context"), "A21 challenge + service_context")
 
+    # over 1,000 hostile requests: exact 4xx each, the service keeps serving
+    r = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "tests", "cli", "attestd_hostile.py"), str(aad.port),
+                        os.path.join(aad.dir, "tls_cert.pem"), BEARER, VEC], capture_output=True, text=True, timeout=600)
+    check(r.returncode == 0, "hostile requests:\n" + r.stdout[-300:] + r.stderr[-2500:])
+    if r.returncode == 0:
+        print(r.stdout.strip())
     # durability: restart keeps the stored policies; history records every change
     st, _, j = aad.req("PUT", "/policies/TdxVm" + Q, policy_jws_unsigned("version=1.0; authorizationrules{=> permit();}; issuancerules{=> issue(type=\"kept\", value=true);};"), AUTH)
     check(st == 200, "PUT TdxVm policy")

@@ -144,6 +144,9 @@ cp "$T/out" quote.yaml
 flush
 run tpm2_quote -c akrsa.ctx -l sha256:0,1,16 -q "$NONCE" -m quotersa.msg -s quotersa.sig -o quotersa.pcrs -g sha256
 flush
+# More than 8 PCRs: tpm2-tools' PCR file then holds two digest lists.
+run tpm2_quote -c ak.ctx -l sha256:0,1,2,3,4,5,6,7,8,9,16,23 -q "$NONCE" -m quote12.msg -s quote12.sig -o quote12.pcrs -g sha256
+flush
 run tpm2_quote -c akpss.ctx -l sha256:0,1,16 -q "$NONCE" -m quotepss.msg -s quotepss.sig -o quotepss.pcrs -g sha256 --scheme rsapss
 flush
 
@@ -161,6 +164,8 @@ else
 fi
 expect_ok "verify-quote: fresh RSASSA quote" "$TOOL" verify-quote --quote quotersa.msg \
     --sig quotersa.sig --ak-pub akrsa_tpmt.pub --nonce "$NONCE" --pcrs quotersa.pcrs
+expect_ok "verify-quote: 12 PCRs (two digest lists in the PCR file)" "$TOOL" verify-quote \
+    --quote quote12.msg --sig quote12.sig --ak-pub ak_tpmt.pub --nonce "$NONCE" --pcrs quote12.pcrs
 expect_ok "verify-quote: fresh RSAPSS quote" "$TOOL" verify-quote --quote quotepss.msg \
     --sig quotepss.sig --ak-pub akpss.pub --nonce "$NONCE" --pcrs quotepss.pcrs
 
