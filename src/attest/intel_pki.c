@@ -13,6 +13,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -168,14 +169,26 @@ out:
 
 /* ---- chains ------------------------------------------------------------------------------- */
 
-static X509 *pinned_root(void)
+/* The pinned root is decoded once (OpenSSL 3.0 key decoding is slow) and then only read; each
+ * caller gets its own reference. */
+static X509 *pinned_root_cert;
+static pthread_once_t pinned_root_once = PTHREAD_ONCE_INIT;
+
+static void pinned_root_init(void)
 {
     BIO *bio = BIO_new_mem_buf(cl_root_intel_sgx_pem, -1);
     if (bio == NULL)
-        return NULL;
-    X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        return;
+    pinned_root_cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
     BIO_free(bio);
-    return x;
+}
+
+static X509 *pinned_root(void)
+{
+    if (pthread_once(&pinned_root_once, pinned_root_init) != 0 || pinned_root_cert == NULL ||
+        X509_up_ref(pinned_root_cert) != 1)
+        return NULL;
+    return pinned_root_cert;
 }
 
 /* SubjectPublicKeyInfo equality (public data). */

@@ -84,14 +84,16 @@ static int json_depth_ok(const json_t *j, unsigned depth)
     if (json_is_object(j)) {
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)j, k, v) {
+        json_object_foreach((json_t *)j, k, v)
+        {
             if (!json_depth_ok(v, depth + 1))
                 return 0;
         }
     } else if (json_is_array(j)) {
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v) {
+        json_array_foreach(j, i, v)
+        {
             if (!json_depth_ok(v, depth + 1))
                 return 0;
         }
@@ -166,11 +168,36 @@ typedef enum {
 
 static const char *tname(tkind k)
 {
-    static const char *const n[] = {
-        "end of expression", "identifier", "quoted identifier", "number", "JSON literal",
-        "raw string", "'.'", "'*'", "'[]'", "'[?'", "'['", "']'", "'{'", "'}'", "'('", "')'",
-        "','", "':'", "'|'", "'||'", "'&&'", "'!'", "'=='", "'!='", "'<'", "'<='", "'>'", "'>='",
-        "'@'", "'&'"};
+    static const char *const n[] = {"end of expression",
+                                    "identifier",
+                                    "quoted identifier",
+                                    "number",
+                                    "JSON literal",
+                                    "raw string",
+                                    "'.'",
+                                    "'*'",
+                                    "'[]'",
+                                    "'[?'",
+                                    "'['",
+                                    "']'",
+                                    "'{'",
+                                    "'}'",
+                                    "'('",
+                                    "')'",
+                                    "','",
+                                    "':'",
+                                    "'|'",
+                                    "'||'",
+                                    "'&&'",
+                                    "'!'",
+                                    "'=='",
+                                    "'!='",
+                                    "'<'",
+                                    "'<='",
+                                    "'>'",
+                                    "'>='",
+                                    "'@'",
+                                    "'&'"};
     return n[k];
 }
 
@@ -244,8 +271,7 @@ static size_t qcol(const char *q, size_t pos)
     return col;
 }
 
-static int perr(parser *p, size_t pos, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int perr(parser *p, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int perr(parser *p, size_t pos, const char *fmt, ...)
 {
     if (p->err && p->errlen) {
@@ -530,8 +556,8 @@ enum {
 
 typedef struct eval_ctx eval_ctx;
 typedef struct {
-    json_t *v;         /* NULL for an expression reference */
-    const node *expr;  /* expression reference */
+    json_t *v;        /* NULL for an expression reference */
+    const node *expr; /* expression reference */
 } jarg;
 
 typedef int (*fn_impl)(eval_ctx *e, const node *call, jarg *a, size_t n, json_t **out);
@@ -915,8 +941,7 @@ static int nud(parser *p, node **out)
         }
         *out = n;
         return CL_OK;
-    case T_STAR:
-    {
+    case T_STAR: {
         CL_TRY(new_node(p, N_CURRENT, pos, &l));
         int rc = projection_rhs(p, bp(T_STAR), &r);
         if (rc < 0) {
@@ -1024,8 +1049,8 @@ static int parse_call(parser *p, node *left, size_t pos, node **out)
             rc = perr(p, fpos, "%s() takes %u argument%s, got %zu", fn->name, fn->minargs,
                       fn->minargs == 1 ? "" : "s", n->nkids);
         else
-            rc = perr(p, fpos, "%s() takes at least %u argument%s, got %zu", fn->name,
-                      fn->minargs, fn->minargs == 1 ? "" : "s", n->nkids);
+            rc = perr(p, fpos, "%s() takes at least %u argument%s, got %zu", fn->name, fn->minargs,
+                      fn->minargs == 1 ? "" : "s", n->nkids);
         goto fail;
     }
     *out = n;
@@ -1160,8 +1185,8 @@ static int compile(const char *q, size_t qlen, node **out, cl_jmes_budget *b, ch
     }
     if (qlen > CL_JMES_MAX_QUERY) {
         if (err)
-            snprintf(err, errlen, "JMESPath expression of %zu bytes exceeds the limit of %u",
-                     qlen, CL_JMES_MAX_QUERY);
+            snprintf(err, errlen, "JMESPath expression of %zu bytes exceeds the limit of %u", qlen,
+                     CL_JMES_MAX_QUERY);
         return CL_EFORMAT;
     }
     if (memchr(q, '\0', qlen) != NULL) {
@@ -1211,7 +1236,10 @@ static int eerr(eval_ctx *e, size_t pos, const char *fmt, ...)
     return CL_EFORMAT;
 }
 
-static int charge(eval_ctx *e, uint64_t n) { return cl_jmes_charge_steps(e->b, n, e->err, e->errlen); }
+static int charge(eval_ctx *e, uint64_t n)
+{
+    return cl_jmes_charge_steps(e->b, n, e->err, e->errlen);
+}
 
 static int truthy(const json_t *v)
 {
@@ -1327,7 +1355,8 @@ static int deep_equal(eval_ctx *e, const json_t *a, const json_t *b, unsigned de
             return CL_OK;
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)a, k, v) {
+        json_object_foreach((json_t *)a, k, v)
+        {
             json_t *w = json_object_get(b, k);
             if (w == NULL)
                 return CL_OK;
@@ -1360,7 +1389,8 @@ static int ev_projection(eval_ctx *e, const node *n, json_t *base, json_t **out)
     size_t i;
     json_t *el;
     if (json_is_array(base)) {
-        json_array_foreach(base, i, el) {
+        json_array_foreach(base, i, el)
+        {
             json_t *r = NULL;
             int rc = ev(e, n->kids[1], el, &r);
             if (rc == CL_OK)
@@ -1372,7 +1402,8 @@ static int ev_projection(eval_ctx *e, const node *n, json_t *base, json_t **out)
         }
     } else {
         const char *k;
-        json_object_foreach(base, k, el) {
+        json_object_foreach(base, k, el)
+        {
             json_t *r = NULL;
             int rc = ev(e, n->kids[1], el, &r);
             if (rc == CL_OK)
@@ -1500,7 +1531,8 @@ static int ev(eval_ctx *e, const node *n, json_t *cur, json_t **out)
         rc = res ? CL_OK : CL_ENOMEM;
         size_t i;
         json_t *el;
-        json_array_foreach(l, i, el) {
+        json_array_foreach(l, i, el)
+        {
             if (rc < 0)
                 break;
             json_t *c = NULL;
@@ -1534,11 +1566,13 @@ static int ev(eval_ctx *e, const node *n, json_t *cur, json_t **out)
         rc = res ? CL_OK : CL_ENOMEM;
         size_t i, j;
         json_t *el, *sub;
-        json_array_foreach(l, i, el) {
+        json_array_foreach(l, i, el)
+        {
             if (rc < 0)
                 break;
             if (json_is_array(el)) {
-                json_array_foreach(el, j, sub) {
+                json_array_foreach(el, j, sub)
+                {
                     rc = charge(e, 1);
                     if (rc == CL_OK && json_array_append(res, sub) != 0)
                         rc = CL_ENOMEM;
@@ -1709,16 +1743,16 @@ static int fn_floor(eval_ctx *e, const node *c, jarg *a, size_t n, json_t **out)
 }
 
 /* Checks that every element of array argument i has type `ty`; charges one step per element. */
-static int check_elems(eval_ctx *e, const node *c, jarg *a, size_t i, unsigned ty,
-                       const char *want)
+static int check_elems(eval_ctx *e, const node *c, jarg *a, size_t i, unsigned ty, const char *want)
 {
     size_t k;
     json_t *el;
     CL_TRY(charge(e, json_array_size(a[i].v)));
-    json_array_foreach(a[i].v, k, el) {
+    json_array_foreach(a[i].v, k, el)
+    {
         if (!(jtype(el) & ty))
-            return eerr(e, c->pos, "%s(): argument %zu must be %s (element %zu is %s)",
-                        c->fn->name, i + 1, want, k, jtype_name(jtype(el)));
+            return eerr(e, c->pos, "%s(): argument %zu must be %s (element %zu is %s)", c->fn->name,
+                        i + 1, want, k, jtype_name(jtype(el)));
     }
     return CL_OK;
 }
@@ -1735,7 +1769,8 @@ static int fn_sum_avg(eval_ctx *e, const node *c, jarg *a, size_t n, json_t **ou
     int all_int = 1;
     long long isum = 0;
     double dsum = 0;
-    json_array_foreach(a[0].v, k, el) {
+    json_array_foreach(a[0].v, k, el)
+    {
         dsum += json_number_value(el);
         if (all_int && json_is_integer(el)) {
             long long v = json_integer_value(el);
@@ -1753,7 +1788,8 @@ static int fn_sum_avg(eval_ctx *e, const node *c, jarg *a, size_t n, json_t **ou
     else
         r = all_int ? json_integer(isum) : isfinite(dsum) ? json_real(dsum) : NULL;
     if (r == NULL)
-        return isfinite(dsum) ? CL_ENOMEM : eerr(e, c->pos, "%s(): result out of range", c->fn->name);
+        return isfinite(dsum) ? CL_ENOMEM
+                              : eerr(e, c->pos, "%s(): result out of range", c->fn->name);
     *out = r;
     return CL_OK;
 }
@@ -1784,7 +1820,8 @@ static int fn_contains(eval_ctx *e, const node *c, jarg *a, size_t n, json_t **o
     }
     size_t k;
     json_t *el;
-    json_array_foreach(a[0].v, k, el) {
+    json_array_foreach(a[0].v, k, el)
+    {
         int eq = 0;
         CL_TRY(deep_equal(e, el, a[1].v, 0, &eq));
         if (eq) {
@@ -1821,7 +1858,8 @@ static int fn_join(eval_ctx *e, const node *c, jarg *a, size_t n, json_t **out)
     CL_TRY(check_elems(e, c, a, 1, TY_STRING, "an array of strings"));
     size_t gl = json_string_length(a[0].v), total = 0, k;
     json_t *el;
-    json_array_foreach(a[1].v, k, el) {
+    json_array_foreach(a[1].v, k, el)
+    {
         total += json_string_length(el) + (k ? gl : 0);
         if (total > e->b->bytes)
             break;
@@ -1830,7 +1868,8 @@ static int fn_join(eval_ctx *e, const node *c, jarg *a, size_t n, json_t **out)
     char *buf = cl_malloc(total + 1);
     CL_ENSURE(buf != NULL, CL_ENOMEM);
     size_t o = 0;
-    json_array_foreach(a[1].v, k, el) {
+    json_array_foreach(a[1].v, k, el)
+    {
         if (k) {
             memcpy(buf + o, json_string_value(a[0].v), gl);
             o += gl;
@@ -1851,7 +1890,8 @@ static int fn_keys_values(eval_ctx *e, const node *c, jarg *a, size_t n, json_t 
     const char *k;
     json_t *v;
     CL_TRY(charge(e, json_object_size(a[0].v)));
-    json_object_foreach(a[0].v, k, v) {
+    json_object_foreach(a[0].v, k, v)
+    {
         if ((keys ? json_array_append_new(r, json_string_nocheck(k)) : json_array_append(r, v)) !=
             0) {
             json_decref(r);
@@ -1888,7 +1928,8 @@ static int fn_map(eval_ctx *e, const node *c, jarg *a, size_t n, json_t **out)
     CL_ENSURE(r != NULL, CL_ENOMEM);
     size_t k;
     json_t *el;
-    json_array_foreach(a[1].v, k, el) {
+    json_array_foreach(a[1].v, k, el)
+    {
         json_t *v = NULL;
         int rc = ev(e, a[0].expr, el, &v);
         if (rc == CL_OK && json_array_append_new(r, v) != 0)
@@ -1955,9 +1996,9 @@ static int make_keys(eval_ctx *e, const node *c, json_t *arr, const node *expr, 
         unsigned t = jtype(key);
         if ((t != TY_NUMBER && t != TY_STRING) || (ty && t != ty)) {
             keyed_free(k, i + 1);
-            return eerr(e, c->pos, "%s(): %s must all be numbers or all be strings (element %zu is %s)",
-                        c->fn->name, expr ? "the expression's results" : "the elements", i,
-                        jtype_name(t));
+            return eerr(
+                e, c->pos, "%s(): %s must all be numbers or all be strings (element %zu is %s)",
+                c->fn->name, expr ? "the expression's results" : "the elements", i, jtype_name(t));
         }
         ty = t;
     }
@@ -2332,7 +2373,8 @@ static int size_bound(eval_ctx *e, const json_t *v, unsigned depth, size_t *acc,
         size_t i;
         json_t *el;
         *acc += 2;
-        json_array_foreach(v, i, el) {
+        json_array_foreach(v, i, el)
+        {
             CL_TRY(size_bound(e, el, depth + 1, acc, limit));
             *acc += 1;
             if (*acc > limit)
@@ -2344,7 +2386,8 @@ static int size_bound(eval_ctx *e, const json_t *v, unsigned depth, size_t *acc,
         const char *k;
         json_t *el;
         *acc += 2;
-        json_object_foreach((json_t *)v, k, el) {
+        json_object_foreach((json_t *)v, k, el)
+        {
             *acc += strlen(k) + 4;
             CL_TRY(size_bound(e, el, depth + 1, acc, limit));
             if (*acc > limit)

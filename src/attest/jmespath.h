@@ -26,8 +26,8 @@
 
 #include "base/err.h"
 
-#define CL_JMES_MAX_QUERY 65536u /* bytes of query text */
-#define CL_JMES_MAX_DEPTH 64u    /* nesting of the query's syntax tree */
+#define CL_JMES_MAX_QUERY 65536u   /* bytes of query text */
+#define CL_JMES_MAX_DEPTH 64u      /* nesting of the query's syntax tree */
 #define CL_JMES_MAX_JSON_DEPTH 64u /* nesting of an input JSON document */
 
 /* Shared work budget. steps: abstract units (a node visited, an element produced, a value
@@ -49,18 +49,17 @@ CL_MUST_CHECK int cl_jmes_charge_bytes(cl_jmes_budget *b, size_t n, char *err, s
 
 /* Parse JSON text as any JSON value (scalars included), rejecting duplicate keys, NUL in strings
  * and nesting deeper than CL_JMES_MAX_JSON_DEPTH; charges len bytes. New reference in *out. */
-CL_MUST_CHECK int cl_jmes_parse_json(const char *text, size_t len, json_t **out,
-                                     cl_jmes_budget *b, char *err, size_t errlen);
+CL_MUST_CHECK int cl_jmes_parse_json(const char *text, size_t len, json_t **out, cl_jmes_budget *b,
+                                     char *err, size_t errlen);
 
 /* Evaluates `query` on the JSON document `json` and returns the compact JSON text of the result.
  * CL_EFORMAT (bad JSON, bad query, evaluation error, budget exhausted) or CL_ENOMEM. */
-CL_MUST_CHECK int cl_jmespath_search(const char *json, size_t jlen, const char *query,
-                                     size_t qlen, char **out, cl_jmes_budget *b, char *err,
-                                     size_t errlen);
+CL_MUST_CHECK int cl_jmespath_search(const char *json, size_t jlen, const char *query, size_t qlen,
+                                     char **out, cl_jmes_budget *b, char *err, size_t errlen);
 
 /* Same on a parsed document; *out is a new reference to the result (json null when nothing
  * matched). */
-CL_MUST_CHECK int cl_jmespath_eval(const json_t *doc, const char *query, size_t qlen,
-                                   json_t **out, cl_jmes_budget *b, char *err, size_t errlen);
+CL_MUST_CHECK int cl_jmespath_eval(const json_t *doc, const char *query, size_t qlen, json_t **out,
+                                   cl_jmes_budget *b, char *err, size_t errlen);
 
 #endif

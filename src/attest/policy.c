@@ -189,12 +189,30 @@ typedef enum {
     KW_CONTAINSONLYVALUE
 } kw_t;
 
-static const char *const KW_NAMES[] = {
-    "",           "version", "configurationrules", "authorizationrules", "issuancerules",
-    "permit",     "deny",    "add",                "issue",              "issueproperty",
-    "claim",      "type",    "value",              "issuer",             "valueType",
-    "true",       "false",   "JmesPath",           "JsonToClaimValue",   "IsSubsetOf",
-    "AppendString", "NegateBool", "NegateBol",     "ContainsOnlyValue"};
+static const char *const KW_NAMES[] = {"",
+                                       "version",
+                                       "configurationrules",
+                                       "authorizationrules",
+                                       "issuancerules",
+                                       "permit",
+                                       "deny",
+                                       "add",
+                                       "issue",
+                                       "issueproperty",
+                                       "claim",
+                                       "type",
+                                       "value",
+                                       "issuer",
+                                       "valueType",
+                                       "true",
+                                       "false",
+                                       "JmesPath",
+                                       "JsonToClaimValue",
+                                       "IsSubsetOf",
+                                       "AppendString",
+                                       "NegateBool",
+                                       "NegateBol",
+                                       "ContainsOnlyValue"};
 
 typedef struct {
     tk_t k;
@@ -567,21 +585,32 @@ static void advance(parser *p)
 static int at(const parser *p, tk_t k) { return cur(p)->k == k; }
 static int at_kw(const parser *p, kw_t kw) { return cur(p)->k == TK_WORD && cur(p)->kw == kw; }
 
+/* At most `max` bytes of s, cut back to a UTF-8 character boundary. */
+static int clip(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return (int)len;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return (int)max;
+}
+
 /* "found ..." description of a token. */
 static void describe(const parser *p, const token *t, char *buf, size_t n)
 {
+    const char *s = p->text + t->start;
     switch (t->k) {
     case TK_EOF:
         snprintf(buf, n, "end of input");
         break;
     case TK_STRING:
         if (t->len > 42)
-            snprintf(buf, n, "string %.*s...\"", 40, p->text + t->start);
+            snprintf(buf, n, "string %.*s...\"", clip(s, t->len, 40), s);
         else
-            snprintf(buf, n, "string %.*s", (int)t->len, p->text + t->start);
+            snprintf(buf, n, "string %.*s", (int)t->len, s);
         break;
     default:
-        snprintf(buf, n, "'%.*s'", (int)(t->len > 40 ? 40 : t->len), p->text + t->start);
+        snprintf(buf, n, "'%.*s'", clip(s, t->len, 40), s);
         break;
     }
 }
@@ -652,8 +681,8 @@ static int parse_prop(parser *p, prop_t *out, int allow_issuer, const char *what
     return expected(p, what);
 }
 
-static const char *const FN_NAMES[] = {"JmesPath",   "JsonToClaimValue", "IsSubsetOf",
-                                       "AppendString", "NegateBool",     "ContainsOnlyValue"};
+static const char *const FN_NAMES[] = {"JmesPath",     "JsonToClaimValue", "IsSubsetOf",
+                                       "AppendString", "NegateBool",       "ContainsOnlyValue"};
 
 static int parse_expr(parser *p, unsigned depth, expr **out)
 {
@@ -689,8 +718,8 @@ static int parse_expr(parser *p, unsigned depth, expr **out)
         return CL_OK;
     }
     if (t->kw >= KW_JMESPATH && t->kw <= KW_CONTAINSONLYVALUE) {
-        static const fn_t map[] = {F_JMESPATH,   F_JSONTOCLAIMVALUE, F_ISSUBSETOF,
-                                   F_APPENDSTRING, F_NEGATEBOOL,     F_NEGATEBOOL,
+        static const fn_t map[] = {F_JMESPATH,         F_JSONTOCLAIMVALUE, F_ISSUBSETOF,
+                                   F_APPENDSTRING,     F_NEGATEBOOL,       F_NEGATEBOOL,
                                    F_CONTAINSONLYVALUE};
         fn_t fn = map[t->kw - KW_JMESPATH];
         if (p->pol->version < 12)
@@ -932,13 +961,16 @@ static int parse_action(parser *p, rule *r, int sec)
     int seen[3] = {0, 0, 0};
     for (;;) {
         const token *at_t = cur(p);
-        prop_t pr;
-        CL_TRY(parse_prop(p, &pr, 0, r->nargs ? "'type', 'value' or 'valueType'"
-                                              : "'claim', 'type', 'value' or 'valueType'"));
+        prop_t pr = PROP_TYPE;
+        CL_TRY(parse_prop(p, &pr, 0,
+                          r->nargs ? "'type', 'value' or 'valueType'"
+                                   : "'claim', 'type', 'value' or 'valueType'"));
         int slot = pr == PROP_TYPE ? 0 : pr == PROP_VALUE ? 1 : 2;
         if (seen[slot])
-            return perr_at(p, at_t->line, at_t->col, "duplicate '%s' argument", KW_NAMES[
-                           slot == 0 ? KW_TYPE : slot == 1 ? KW_VALUE : KW_VALUETYPE]);
+            return perr_at(p, at_t->line, at_t->col, "duplicate '%s' argument",
+                           KW_NAMES[slot == 0   ? KW_TYPE
+                                    : slot == 1 ? KW_VALUE
+                                                : KW_VALUETYPE]);
         seen[slot] = 1;
         CL_TRY(expect(p, TK_EQ, "'='"));
         const token *xt = cur(p);
@@ -1077,7 +1109,8 @@ int cl_policy_parse(const char *text, size_t len, cl_policy **out, char *err, si
     if (bad < len) {
         unsigned l, c;
         position(p.text, bad, &l, &c);
-        return perr_at(&p, l, c, "invalid UTF-8 (byte 0x%02X)", (unsigned)(unsigned char)p.text[bad]);
+        return perr_at(&p, l, c, "invalid UTF-8 (byte 0x%02X)",
+                       (unsigned)(unsigned char)p.text[bad]);
     }
     const char *nul = memchr(p.text, '\0', len);
     if (nul != NULL) {
@@ -1157,8 +1190,9 @@ static int sv_eq(const sv *a, const sv *b)
 
 static const char *issuer_name(cl_claim_issuer i)
 {
-    return i == CL_CI_POLICY ? "AttestationPolicy" : i == CL_CI_CUSTOM ? "CustomClaim"
-                                                                        : "AttestationService";
+    return i == CL_CI_POLICY   ? "AttestationPolicy"
+           : i == CL_CI_CUSTOM ? "CustomClaim"
+                               : "AttestationService";
 }
 
 static void claim_prop(const cl_claim *c, prop_t pr, sv *out)
@@ -1192,8 +1226,9 @@ static const char *val_desc(const val *v)
         return "empty";
     if (v->k == V_SET)
         return "a Set";
-    return v->v[0].vt == CL_CV_STRING ? "a String" : v->v[0].vt == CL_CV_INTEGER ? "an Integer"
-                                                                                 : "a Boolean";
+    return v->v[0].vt == CL_CV_STRING    ? "a String"
+           : v->v[0].vt == CL_CV_INTEGER ? "an Integer"
+                                         : "a Boolean";
 }
 
 /* ---- evaluation ----------------------------------------------------------------------------- */
@@ -1319,7 +1354,8 @@ static int fn_json_to_claim(ectx *x, const expr *e, val *a, val *out)
         rc = val_alloc(out, V_SET, n);
         if (rc == CL_OK)
             rc = steps(x, n, e->line, e->col);
-        json_array_foreach(j, i, el) {
+        json_array_foreach(j, i, el)
+        {
             if (rc < 0)
                 break;
             if (json_is_null(el))
@@ -1513,8 +1549,10 @@ static int compare(const sv *l, cmpop_t op, const sv *r)
     default:
         if (l->vt != CL_CV_INTEGER || r->vt != CL_CV_INTEGER)
             return 0; /* ordering is defined on Integers only (§5.3) */
-        return op == OP_LT ? l->i < r->i : op == OP_LE ? l->i <= r->i : op == OP_GT ? l->i > r->i
-                                                                                  : l->i >= r->i;
+        return op == OP_LT   ? l->i < r->i
+               : op == OP_LE ? l->i <= r->i
+               : op == OP_GT ? l->i > r->i
+                             : l->i >= r->i;
     }
 }
 
@@ -1671,6 +1709,14 @@ static int run_action(ectx *x, const rule *r)
     }
     if (rc < 0)
         goto out;
+    /* A value computed by a function from read-only data may be issued (Microsoft's TPM samples,
+     * e.g. example E6, issue JsonToClaimValue(JmesPath(events, ...))); what may not be issued is a
+     * read-only claim's own value (c.value / claim=c). Claims added from such results stay
+     * read-only in the incoming set (§5.6, conformance T48). docs/policy-language.md. */
+    int value_computed = 0;
+    for (unsigned i = 0; i < r->nargs; i++)
+        if (r->argprop[i] == PROP_VALUE && r->arg[i]->k == X_CALL)
+            value_computed = 1;
     const char *an = ACT_NAMES[r->act];
     if (tv->k != V_SCALAR || tv->v[0].vt != CL_CV_STRING) {
         rc = eerr(x, r->line, r->col, "%s: the claim type must be a String, got %s", an,
@@ -1682,7 +1728,7 @@ static int run_action(ectx *x, const rule *r)
         rc = eerr(x, r->line, r->col, "%s: valueType must be a String, got %s", an, val_desc(vtv));
         goto out;
     }
-    if (vv->n > 0 && vv->ro && extra != NULL) {
+    if (vv->n > 0 && vv->ro && extra != NULL && !value_computed) {
         rc = eerr(x, r->line, r->col,
                   "%s: the value of '%s' is derived from a read-only claim and cannot be issued",
                   an, type);
@@ -1767,8 +1813,8 @@ static int finish(ectx *x, int rc)
     return rc;
 }
 
-int cl_policy_evaluate(const cl_policy *p, cl_claimset *incoming, cl_policy_result *res,
-                       char *err, size_t errlen)
+int cl_policy_evaluate(const cl_policy *p, cl_claimset *incoming, cl_policy_result *res, char *err,
+                       size_t errlen)
 {
     if (res != NULL) {
         cl_claimset_init(&res->outgoing);

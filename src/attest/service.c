@@ -22,6 +22,7 @@
 #include "attest/sgx.h"
 #include "attest/snp.h"
 #include "attest/tpm.h"
+#include "attest/vcache.h"
 #include "base/alloc.h"
 #include "base/codec.h"
 #include "base/json.h"
@@ -123,6 +124,7 @@ struct cl_attestd {
     pol *cache[CL_ATYPE_COUNT]; /* the policy in force per type (NULL: none, Tpm only) */
     size_t pending;
     int quiesced;
+    cl_vcache *vc; /* verified certificate chains (shared by the thread pool) */
 };
 
 typedef struct {
@@ -644,12 +646,12 @@ static int do_intel(job *j, json_t *claims, json_t *legacy, failure *f)
     memset(&res, 0, sizeof res);
     /* First pass without collateral learns the FMSPC from the PCK certificate; the collateral
      * for that platform (if configured) drives the full evaluation. */
-    int rc = cl_sgx_quote_verify(&quote, NULL, j->now, &res, err, sizeof err);
+    int rc = cl_sgx_quote_verify_cached(&quote, NULL, j->now, j->a->vc, &res, err, sizeof err);
     const cl_intel_collateral *coll = rc == CL_OK ? collateral_for(j->a, res.fmspc) : NULL;
     if (rc == CL_OK && coll != NULL) {
         cl_sgx_result_free(&res);
         memset(&res, 0, sizeof res);
-        rc = cl_sgx_quote_verify(&quote, coll, j->now, &res, err, sizeof err);
+        rc = cl_sgx_quote_verify_cached(&quote, coll, j->now, j->a->vc, &res, err, sizeof err);
     } else if (rc == CL_OK && j->a->o.collateral_required) {
         char hex[13];
         cl_hex_encode(res.fmspc, 6, hex);
@@ -697,7 +699,7 @@ static int do_snp(job *j, json_t *claims, failure *f)
         failf(f, 400, "InvalidParameter", "SEV-SNP report: %s", err);
         return rc;
     }
-    rc = cl_snp_verify(e, j->now, err, sizeof err);
+    rc = cl_snp_verify_cached(e, j->now, j->a->vc, err, sizeof err);
     if (rc < 0) {
         failf(f, 400, "InvalidParameter", "evidence verification failed: %s", err);
         goto out;
@@ -1892,6 +1894,8 @@ int cl_attestd_new(const cl_attestd_opts *o, cl_attestd **out)
     CL_ENSURE(a != NULL, CL_ENOMEM);
     a->o = *o;
     int rc = cl_jws_kid(o->sign_cert, a->kid);
+    if (rc == CL_OK)
+        rc = cl_vcache_new(4096, 600, &a->vc);
     if (rc == CL_OK) {
         int n = snprintf(a->jku, sizeof a->jku, "%s/certs", o->base_url);
         rc = n > 0 && (size_t)n < sizeof a->jku ? CL_OK : CL_EOVERFLOW;
@@ -1921,5 +1925,6 @@ void cl_attestd_free(cl_attestd *a)
         return;
     for (int t = 0; t < CL_ATYPE_COUNT; t++)
         pol_release(a->cache[t]);
+    cl_vcache_free(a->vc);
     cl_free(a);
 }

@@ -169,6 +169,15 @@ void cl_sgx_result_free(cl_sgx_result *r);
 CL_MUST_CHECK int cl_sgx_quote_verify(const cl_sgx_quote *q, const cl_intel_collateral *coll,
                                       int64_t now_unix, cl_sgx_result *res, char *err,
                                       size_t errlen);
+/* The same with a memo of PCK-chain verifications (attest/vcache.h): steps 1-3 (PCK chain and
+ * CRLs, PCK extensions, QE report signature) are skipped when these exact chain, QE report,
+ * signature and collateral were verified before and `now_unix` is inside the window where that
+ * result still holds; the QE binding, QE identity, ISV/TD signature and TCB evaluation always
+ * run. cache may be NULL. */
+struct cl_vcache;
+CL_MUST_CHECK int cl_sgx_quote_verify_cached(const cl_sgx_quote *q, const cl_intel_collateral *coll,
+                                             int64_t now_unix, struct cl_vcache *cache,
+                                             cl_sgx_result *res, char *err, size_t errlen);
 
 /* Adds the evidence-specific claims of attestation-api.md §5.4 for the quote's TEE to `claims`.
  * res may be NULL (nothing verified with collateral: only quotehash in x-ms-sgx-collateral, no

@@ -3,11 +3,13 @@
  * §2.5, §4.3): PCK chain to the pinned Intel root key, QE report signature, QE-to-attestation-key
  * binding, QE identity, ISV/TD signature, and, with collateral, revocation and TCB evaluation.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "attest/intel_pki.h"
 #include "attest/intel_tcb.h"
 #include "attest/sgx.h"
+#include "attest/vcache.h"
 #include "crypto/hash.h"
 
 /* Intel's quoting enclaves (§2.5 step 5): used when no QE identity collateral is given, so the
@@ -38,8 +40,68 @@ static int builtin_qe_identity(const cl_sgx_quote *q, char *err, size_t errlen)
     return CL_OK;
 }
 
+/* What a cached PCK-chain verification hands to the later steps. */
+typedef struct {
+    cl_intel_pck_ext ext;
+    int64_t pck_not_before, pck_not_after;
+} pck_memo;
+
+/* Cache key: every input of steps 1-3 (the chain text, the QE report and its signature) and the
+ * collateral object whose CRLs were applied (collateral is immutable and outlives the cache). */
+static void pck_key(const cl_sgx_quote *q, const cl_intel_collateral *coll, uint8_t key[32])
+{
+    static const char tag[] = "cledger sgx pck chain + qe report v1";
+    uintptr_t cp = (uintptr_t)coll;
+    cl_iov v[5] = {{tag, sizeof tag},
+                   {&cp, sizeof cp},
+                   {q->pck_chain, q->pck_chain_len},
+                   {q->qe_report, CL_SGX_REPORT_BODY_LEN},
+                   {q->qe_report_sig, 64}};
+    cl_sha256_v(v, 5, key);
+}
+
+/* The window in which a verified chain stays verified: every certificate valid, every CRL
+ * current. */
+static void chain_window(const cl_intel_certs *pck, const cl_intel_collateral *coll, int64_t *nb,
+                         int64_t *na)
+{
+    *nb = INT64_MIN;
+    *na = INT64_MAX;
+    for (size_t k = 0; k < pck->n; k++) {
+        int64_t b, a;
+        if (cl_intel_asn1_time(X509_get0_notBefore(pck->v[k]), &b) != CL_OK ||
+            cl_intel_asn1_time(X509_get0_notAfter(pck->v[k]), &a) != CL_OK) {
+            *na = INT64_MIN; /* unreadable: never reuse */
+            return;
+        }
+        *nb = b > *nb ? b : *nb;
+        *na = a < *na ? a : *na;
+    }
+    X509_CRL *crls[2] = {coll ? coll->root_ca_crl : NULL, coll ? coll->pck_crl : NULL};
+    for (size_t k = 0; k < 2; k++) {
+        if (crls[k] == NULL)
+            continue;
+        int64_t b, a;
+        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crls[k]);
+        if (cl_intel_asn1_time(X509_CRL_get0_lastUpdate(crls[k]), &b) != CL_OK || next == NULL ||
+            cl_intel_asn1_time(next, &a) != CL_OK) {
+            *na = INT64_MIN;
+            return;
+        }
+        *nb = b > *nb ? b : *nb;
+        *na = a < *na ? a : *na;
+    }
+}
+
 int cl_sgx_quote_verify(const cl_sgx_quote *q, const cl_intel_collateral *coll, int64_t now_unix,
                         cl_sgx_result *res, char *err, size_t errlen)
+{
+    return cl_sgx_quote_verify_cached(q, coll, now_unix, NULL, res, err, errlen);
+}
+
+int cl_sgx_quote_verify_cached(const cl_sgx_quote *q, const cl_intel_collateral *coll,
+                               int64_t now_unix, cl_vcache *cache, cl_sgx_result *res, char *err,
+                               size_t errlen)
 {
     if (err != NULL && errlen > 0)
         err[0] = '\0';
@@ -61,6 +123,21 @@ int cl_sgx_quote_verify(const cl_sgx_quote *q, const cl_intel_collateral *coll, 
     CL_GUARD_IF(res->collateral_hashes == NULL, CL_ENOMEM);
     res->trailing_bytes = q->raw_len - q->quote_len;
 
+    uint8_t key[32];
+    pck_memo memo;
+    size_t memo_len = 0;
+    if (cache != NULL) {
+        pck_key(q, coll, key);
+        if (cl_vcache_lookup(cache, key, now_unix, &memo, &memo_len, NULL) &&
+            memo_len == sizeof memo) {
+            ext = memo.ext;
+            res->pck_not_before = memo.pck_not_before;
+            res->pck_not_after = memo.pck_not_after;
+            res->crl_checked = coll != NULL;
+            goto pck_done; /* steps 1-3 hold for these exact bytes at this time */
+        }
+    }
+
     /* 1-2. PCK chain to the pinned root, with both CRLs when collateral is given. */
     CL_GUARD(cl_intel_pem_chain(q->pck_chain, q->pck_chain_len, "PCK certificate chain", &pck, err,
                                 errlen));
@@ -78,11 +155,6 @@ int cl_sgx_quote_verify(const cl_sgx_quote *q, const cl_intel_collateral *coll, 
         CL_GUARD_IF(1, CL_ECHAIN);
     }
     CL_GUARD(cl_intel_pck_extensions(pck.v[0], &ext, err, errlen));
-    memcpy(res->fmspc, ext.fmspc, 6);
-    memcpy(res->pce_id, ext.pce_id, 2);
-    memcpy(res->cpu_svn, ext.cpu_svn, 16);
-    memcpy(res->tcb_comp, ext.comp, 16);
-    res->pce_svn = ext.pce_svn;
     if (cl_intel_asn1_time(X509_get0_notBefore(pck.v[0]), &res->pck_not_before) != CL_OK ||
         cl_intel_asn1_time(X509_get0_notAfter(pck.v[0]), &res->pck_not_after) != CL_OK) {
         cl_intel_err(err, errlen, "PCK certificate: unreadable validity dates");
@@ -95,6 +167,21 @@ int cl_sgx_quote_verify(const cl_sgx_quote *q, const cl_intel_collateral *coll, 
         cl_intel_err(err, errlen, "QE report signature does not verify with the PCK key");
         CL_GUARD_IF(1, CL_ESIG);
     }
+
+    if (cache != NULL) {
+        memo.ext = ext;
+        memo.pck_not_before = res->pck_not_before;
+        memo.pck_not_after = res->pck_not_after;
+        int64_t nb, na;
+        chain_window(&pck, coll, &nb, &na);
+        cl_vcache_insert(cache, key, nb, na, &memo, sizeof memo, NULL);
+    }
+pck_done:
+    memcpy(res->fmspc, ext.fmspc, 6);
+    memcpy(res->pce_id, ext.pce_id, 2);
+    memcpy(res->cpu_svn, ext.cpu_svn, 16);
+    memcpy(res->tcb_comp, ext.comp, 16);
+    res->pce_svn = ext.pce_svn;
 
     /* 4. QE report_data = SHA-256(attestation key || QE auth data) || 32 zero bytes. */
     cl_sha256_2(q->attest_key, 64, q->qe_auth_data, q->qe_auth_len, d);

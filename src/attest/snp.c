@@ -24,8 +24,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <time.h>
 
 #include "attest/roots.h"
+#include "attest/vcache.h"
 #include "base/alloc.h"
 #include "base/codec.h"
 #include "base/cursor.h"
@@ -823,9 +825,53 @@ out:
     return rc;
 }
 
+/* Validity window of a verified chain: every certificate valid. */
+static void cert_window(X509 *const *v, size_t n, int64_t *nb, int64_t *na)
+{
+    *nb = INT64_MIN;
+    *na = INT64_MAX;
+    for (size_t k = 0; k < n; k++) {
+        if (v[k] == NULL)
+            continue;
+        struct tm t;
+        int64_t b, a;
+        if (ASN1_TIME_to_tm(X509_get0_notBefore(v[k]), &t) != 1) {
+            *na = INT64_MIN;
+            return;
+        }
+        b = (int64_t)timegm(&t);
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(v[k]), &t) != 1) {
+            *na = INT64_MIN;
+            return;
+        }
+        a = (int64_t)timegm(&t);
+        *nb = b > *nb ? b : *nb;
+        *na = a < *na ? a : *na;
+    }
+}
+
+static void chain_key(const char *chain_pem, size_t chain_len, uint8_t key[32])
+{
+    static const char tag[] = "cledger snp vcek chain v1";
+    cl_iov v[2] = {{tag, sizeof tag}, {chain_pem, chain_len}};
+    cl_sha256_v(v, 2, key);
+}
+
+static int verify_report_impl(const cl_snp_report *given, const uint8_t *raw, size_t raw_len,
+                              const char *chain_pem, size_t chain_len, int64_t now_unix,
+                              cl_vcache *cache, char *err, size_t errlen);
+
 int cl_snp_verify_report(const cl_snp_report *given, const uint8_t *raw, size_t raw_len,
                          const char *chain_pem, size_t chain_len, int64_t now_unix, char *err,
                          size_t errlen)
+{
+    return verify_report_impl(given, raw, raw_len, chain_pem, chain_len, now_unix, NULL, err,
+                              errlen);
+}
+
+static int verify_report_impl(const cl_snp_report *given, const uint8_t *raw, size_t raw_len,
+                              const char *chain_pem, size_t chain_len, int64_t now_unix,
+                              cl_vcache *cache, char *err, size_t errlen)
 {
     if (raw == NULL)
         return fail(err, errlen, CL_EINVAL, "SEV-SNP verify: NULL report");
@@ -848,7 +894,21 @@ int cl_snp_verify_report(const cl_snp_report *given, const uint8_t *raw, size_t 
         return fail(err, errlen, CL_ECHAIN, "no VCEK certificate chain supplied");
 
     snp_certs cs = {{NULL}, 0};
-    X509 *pin_ask = NULL, *pin_ark = NULL;
+    X509 *pin_ask = NULL, *pin_ark = NULL, *cached = NULL;
+    uint8_t key[32];
+    if (cache != NULL) {
+        /* The chain (VCEK -> ASK -> pinned ARK, and the VCEK's shape) was verified before for
+         * these exact bytes and still holds at now_unix: only the report is left to check. */
+        chain_key(chain_pem, chain_len, key);
+        size_t bl = 0;
+        if (cl_vcache_lookup(cache, key, now_unix, NULL, &bl, &cached) && cached != NULL) {
+            rc = report_signature(X509_get0_pubkey(cached), raw, &r, err, errlen);
+            if (rc == CL_OK)
+                rc = vcek_matches_x509(cached, &r, err, errlen);
+            X509_free(cached);
+            return rc;
+        }
+    }
     rc = split_pem(chain_pem, chain_len, &cs, err, errlen);
     if (rc != CL_OK)
         goto out;
@@ -916,6 +976,12 @@ int cl_snp_verify_report(const cl_snp_report *given, const uint8_t *raw, size_t 
     rc = vcek_shape(vcek, product, err, errlen);
     if (rc != CL_OK)
         goto out;
+    if (cache != NULL) {
+        X509 *used[3] = {vcek, ask ? ask : pin_ask, pin_ark};
+        int64_t nb, na;
+        cert_window(used, 3, &nb, &na);
+        cl_vcache_insert(cache, key, nb, na, NULL, 0, vcek);
+    }
     rc = report_signature(X509_get0_pubkey(vcek), raw, &r, err, errlen);
     if (rc != CL_OK)
         goto out;
@@ -932,13 +998,19 @@ out:
 
 int cl_snp_verify(const cl_snp_evidence *e, int64_t now_unix, char *err, size_t errlen)
 {
+    return cl_snp_verify_cached(e, now_unix, NULL, err, errlen);
+}
+
+int cl_snp_verify_cached(const cl_snp_evidence *e, int64_t now_unix, cl_vcache *cache, char *err,
+                         size_t errlen)
+{
     if (e == NULL)
         return fail(err, errlen, CL_EINVAL, "SEV-SNP verify: NULL evidence");
     if (e->chain == NULL)
         return fail(err, errlen, CL_ECHAIN,
                     "SEV-SNP evidence has no VcekCertChain: no VCEK to verify the report with");
-    return cl_snp_verify_report(&e->report, e->raw, sizeof e->raw, e->chain, e->chain_len, now_unix,
-                                err, errlen);
+    return verify_report_impl(&e->report, e->raw, sizeof e->raw, e->chain, e->chain_len, now_unix,
+                              cache, err, errlen);
 }
 
 /* ---- claims ------------------------------------------------------------------------------ */

@@ -129,6 +129,12 @@ const char *cl_snp_evidence_endorsements(const cl_snp_evidence *e);
  * cl_snp_verify_report, with the wrapper's report and chain. */
 CL_MUST_CHECK int cl_snp_verify(const cl_snp_evidence *e, int64_t now_unix, char *err,
                                 size_t errlen);
+/* The same with a memo of chain verifications (attest/vcache.h): when these exact chain bytes
+ * were verified before (VCEK -> ASK -> pinned ARK, VCEK shape) and every certificate is valid at
+ * now_unix, only the report signature and the VCEK TCB/hwID match are checked. cache may be NULL. */
+struct cl_vcache;
+CL_MUST_CHECK int cl_snp_verify_cached(const cl_snp_evidence *e, int64_t now_unix,
+                                       struct cl_vcache *cache, char *err, size_t errlen);
 
 /* Verify a raw report against a PEM chain (VCEK, then optionally ASK, then optionally ARK;
  * whitespace between certificates allowed, nothing else). `r` may be NULL; when given it must be

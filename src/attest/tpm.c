@@ -25,7 +25,8 @@
 #include "crypto/hash.h"
 #include "crypto/ossl.h"
 
-/* ---- errors and the reader ----------------------------------------------------------------------- */
+/* ---- errors and the reader
+ * ----------------------------------------------------------------------- */
 
 __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int code,
                                                       const char *fmt, ...)
@@ -56,8 +57,9 @@ static void rd_init(rd *r, const uint8_t *p, size_t n, const char *what, char *e
 
 static int rd_trunc(rd *r, const char *field, size_t need)
 {
-    return fail(r->err, r->errlen, CL_ETRUNC, "%s truncated at offset %zu: %s needs %zu bytes, %zu left",
-                r->what, r->c.pos, field, need, cl_cursor_left(&r->c));
+    return fail(r->err, r->errlen, CL_ETRUNC,
+                "%s truncated at offset %zu: %s needs %zu bytes, %zu left", r->what, r->c.pos,
+                field, need, cl_cursor_left(&r->c));
 }
 
 static int rd_u8(rd *r, uint8_t *v, const char *field)
@@ -110,30 +112,44 @@ static int rd_tpm2b_copy(rd *r, const char *field, size_t max, uint8_t *out, siz
 static int rd_end(rd *r, const char *after)
 {
     if (cl_cursor_left(&r->c) != 0)
-        return fail(r->err, r->errlen, CL_EFORMAT, "%s has %zu trailing bytes after %s at offset %zu",
-                    r->what, cl_cursor_left(&r->c), after, r->c.pos);
+        return fail(r->err, r->errlen, CL_EFORMAT,
+                    "%s has %zu trailing bytes after %s at offset %zu", r->what,
+                    cl_cursor_left(&r->c), after, r->c.pos);
     return CL_OK;
 }
 
-/* ---- algorithms --------------------------------------------------------------------------------- */
+/* ---- algorithms ----------------------------------------------------------------------------- */
 
 static const struct {
     uint16_t alg;
     const char *name;
 } ALG_NAMES[] = {
-    {CL_TPM_ALG_RSA, "rsa"},         {CL_TPM_ALG_SHA1, "sha1"},
-    {CL_TPM_ALG_AES, "aes"},         {CL_TPM_ALG_SHA256, "sha256"},
-    {CL_TPM_ALG_SHA384, "sha384"},   {CL_TPM_ALG_SHA512, "sha512"},
-    {CL_TPM_ALG_NULL, "null"},       {CL_TPM_ALG_RSASSA, "rsassa"},
-    {CL_TPM_ALG_RSAES, "rsaes"},     {CL_TPM_ALG_RSAPSS, "rsapss"},
-    {CL_TPM_ALG_OAEP, "oaep"},       {CL_TPM_ALG_ECDSA, "ecdsa"},
-    {0x0019, "ecdh"},                {0x001A, "ecdaa"},
-    {0x001B, "sm2"},                 {0x001C, "ecschnorr"},
-    {0x001D, "ecmqv"},               {CL_TPM_ALG_ECC, "ecc"},
-    {CL_TPM_ALG_CFB, "cfb"},         {0x0012, "sm3_256"},
-    {0x0013, "sm4"},                 {0x0026, "camellia"},
-    {0x0005, "hmac"},                {0x000A, "xor"},
-    {0x0008, "keyedhash"},           {0x0025, "symcipher"},
+    {CL_TPM_ALG_RSA, "rsa"},
+    {CL_TPM_ALG_SHA1, "sha1"},
+    {CL_TPM_ALG_AES, "aes"},
+    {CL_TPM_ALG_SHA256, "sha256"},
+    {CL_TPM_ALG_SHA384, "sha384"},
+    {CL_TPM_ALG_SHA512, "sha512"},
+    {CL_TPM_ALG_NULL, "null"},
+    {CL_TPM_ALG_RSASSA, "rsassa"},
+    {CL_TPM_ALG_RSAES, "rsaes"},
+    {CL_TPM_ALG_RSAPSS, "rsapss"},
+    {CL_TPM_ALG_OAEP, "oaep"},
+    {CL_TPM_ALG_ECDSA, "ecdsa"},
+    {0x0019, "ecdh"},
+    {0x001A, "ecdaa"},
+    {0x001B, "sm2"},
+    {0x001C, "ecschnorr"},
+    {0x001D, "ecmqv"},
+    {CL_TPM_ALG_ECC, "ecc"},
+    {CL_TPM_ALG_CFB, "cfb"},
+    {0x0012, "sm3_256"},
+    {0x0013, "sm4"},
+    {0x0026, "camellia"},
+    {0x0005, "hmac"},
+    {0x000A, "xor"},
+    {0x0008, "keyedhash"},
+    {0x0025, "symcipher"},
 };
 
 const char *cl_tpm_alg_name(uint16_t alg)
@@ -201,7 +217,8 @@ static const char *hash_claim_name(uint16_t alg)
     }
 }
 
-/* ---- TPMS_ATTEST --------------------------------------------------------------------------------- */
+/* ---- TPMS_ATTEST
+ * --------------------------------------------------------------------------------- */
 
 static uint32_t selection_mask(const cl_tpm_pcr_selection *s)
 {
@@ -241,8 +258,8 @@ int cl_tpm_attest_parse(const uint8_t *p, size_t n, cl_tpm_attest *a, char *err,
     size_t off = r.c.pos;
     CL_TRY(rd_u8(&r, &a->safe, "clockInfo.safe"));
     if (a->safe > 1)
-        return fail(err, errlen, CL_EFORMAT, "quote: clockInfo.safe at offset %zu is %u, not 0 or 1",
-                    off, a->safe);
+        return fail(err, errlen, CL_EFORMAT,
+                    "quote: clockInfo.safe at offset %zu is %u, not 0 or 1", off, a->safe);
     CL_TRY(rd_u64(&r, &a->firmware_version, "firmwareVersion"));
 
     off = r.c.pos;
@@ -259,9 +276,10 @@ int cl_tpm_attest_parse(const uint8_t *p, size_t n, cl_tpm_attest *a, char *err,
         off = r.c.pos;
         CL_TRY(rd_u16(&r, &s->hash_alg, "pcrSelect.hash"));
         if (cl_tpm_hash_md(s->hash_alg) == NULL)
-            return fail(err, errlen, CL_EUNSUPPORTED,
-                        "quote: PCR bank %u at offset %zu uses hash 0x%04x (%s), not SHA-1/256/384/512",
-                        i, off, s->hash_alg, cl_tpm_alg_name(s->hash_alg));
+            return fail(
+                err, errlen, CL_EUNSUPPORTED,
+                "quote: PCR bank %u at offset %zu uses hash 0x%04x (%s), not SHA-1/256/384/512", i,
+                off, s->hash_alg, cl_tpm_alg_name(s->hash_alg));
         for (uint32_t k = 0; k < i; k++)
             if (a->banks[k].hash_alg == s->hash_alg)
                 return fail(err, errlen, CL_EFORMAT, "quote: PCR bank %s is selected twice",
@@ -279,7 +297,8 @@ int cl_tpm_attest_parse(const uint8_t *p, size_t n, cl_tpm_attest *a, char *err,
     return rd_end(&r, "pcrDigest");
 }
 
-/* ---- TPMT_SIGNATURE ------------------------------------------------------------------------------ */
+/* ---- TPMT_SIGNATURE
+ * ------------------------------------------------------------------------------ */
 
 int cl_tpm_signature_parse(const uint8_t *p, size_t n, cl_tpm_signature *sig, char *err,
                            size_t errlen)
@@ -307,7 +326,8 @@ int cl_tpm_signature_parse(const uint8_t *p, size_t n, cl_tpm_signature *sig, ch
     return rd_end(&r, "the signature");
 }
 
-/* ---- TPMT_PUBLIC --------------------------------------------------------------------------------- */
+/* ---- TPMT_PUBLIC
+ * --------------------------------------------------------------------------------- */
 
 static int parse_hash_param(rd *r, uint16_t *h, const char *field)
 {
@@ -315,7 +335,8 @@ static int parse_hash_param(rd *r, uint16_t *h, const char *field)
     CL_TRY(rd_u16(r, h, field));
     if (*h != CL_TPM_ALG_NULL && cl_tpm_hash_md(*h) == NULL)
         return fail(r->err, r->errlen, CL_EUNSUPPORTED,
-                    "public area: %s 0x%04x at offset %zu is not SHA-1/256/384/512", field, *h, off);
+                    "public area: %s 0x%04x at offset %zu is not SHA-1/256/384/512", field, *h,
+                    off);
     return CL_OK;
 }
 
@@ -373,8 +394,8 @@ static int parse_scheme(rd *r, cl_tpm_public *pub)
         break;
     }
     return fail(r->err, r->errlen, CL_EUNSUPPORTED,
-                "public area: scheme 0x%04x (%s) at offset %zu is not valid for a%s key", pub->scheme,
-                cl_tpm_alg_name(pub->scheme), off, rsa ? "n RSA" : " ECC");
+                "public area: scheme 0x%04x (%s) at offset %zu is not valid for a%s key",
+                pub->scheme, cl_tpm_alg_name(pub->scheme), off, rsa ? "n RSA" : " ECC");
 }
 
 static int build_rsa_key(const uint8_t *mod, size_t modlen, uint32_t exponent, EVP_PKEY **out)
@@ -468,7 +489,8 @@ int cl_tpm_public_parse(const uint8_t *p, size_t n, cl_tpm_public *pub, char *er
     memset(pub, 0, sizeof *pub);
     rd r;
     /* A TPM2B_PUBLIC announces exactly the rest of the input; anything else is a bare TPMT_PUBLIC
-     * (its first field, the key type, is 0x0001 or 0x0023 and never equals n - 2 for a real key). */
+     * (its first field, the key type, is 0x0001 or 0x0023 and never equals n - 2 for a real key).
+     */
     size_t start = 0;
     if (n >= 2 && (((size_t)p[0] << 8) | p[1]) == n - 2)
         start = 2;
@@ -525,7 +547,8 @@ int cl_tpm_public_parse(const uint8_t *p, size_t n, cl_tpm_public *pub, char *er
         off = r.c.pos;
         CL_TRY(rd_u16(&r, &pub->kdf, "kdf.scheme"));
         if (pub->kdf != CL_TPM_ALG_NULL) {
-            if (pub->kdf != 0x0007 && pub->kdf != 0x0020 && pub->kdf != 0x0021 && pub->kdf != 0x0022)
+            if (pub->kdf != 0x0007 && pub->kdf != 0x0020 && pub->kdf != 0x0021 &&
+                pub->kdf != 0x0022)
                 return fail(err, errlen, CL_EUNSUPPORTED,
                             "public area: KDF scheme 0x%04x at offset %zu is not supported",
                             pub->kdf, off);
@@ -543,7 +566,8 @@ int cl_tpm_public_parse(const uint8_t *p, size_t n, cl_tpm_public *pub, char *er
         pub->ecc_x_len = l1;
         pub->ecc_y_len = l2;
         if (build_ec_key(group, coord, u1, l1, u2, l2, &pub->pkey) < 0)
-            return fail(err, errlen, CL_EFORMAT, "public area: ECC point is not on curve %s", group);
+            return fail(err, errlen, CL_EFORMAT, "public area: ECC point is not on curve %s",
+                        group);
     }
 
     /* Name = nameAlg || H_nameAlg(TPMT_PUBLIC) (Part 1 §16). */
@@ -593,7 +617,7 @@ int cl_tpm_ak_check(const cl_tpm_public *ak, char *err, size_t errlen)
     return CL_OK;
 }
 
-/* ---- PCR values --------------------------------------------------------------------------------- */
+/* ---- PCR values ----------------------------------------------------------------------------- */
 
 void cl_tpm_pcrs_init(cl_tpm_pcrs *pcrs) { memset(pcrs, 0, sizeof *pcrs); }
 
@@ -658,7 +682,8 @@ int cl_tpm_pcrs_from_json(const json_t *obj, cl_tpm_pcrs *pcrs, char *err, size_
         return fail(err, errlen, CL_EJSON, "pcrs: expected an object of banks");
     const char *bank_name;
     json_t *bank;
-    json_object_foreach((json_t *)obj, bank_name, bank) {
+    json_object_foreach((json_t *)obj, bank_name, bank)
+    {
         uint16_t alg = cl_tpm_hash_from_name(bank_name);
         if (alg == 0)
             return fail(err, errlen, CL_EJSON,
@@ -668,7 +693,8 @@ int cl_tpm_pcrs_from_json(const json_t *obj, cl_tpm_pcrs *pcrs, char *err, size_
         size_t dsz = cl_tpm_hash_size(alg);
         const char *key;
         json_t *val;
-        json_object_foreach(bank, key, val) {
+        json_object_foreach(bank, key, val)
+        {
             unsigned idx;
             if (parse_pcr_index(key, &idx) < 0)
                 return fail(err, errlen, CL_EJSON,
@@ -812,7 +838,7 @@ int cl_tpm_pcrs_parse_tpm2tools(const uint8_t *p, size_t n, cl_tpm_pcrs *pcrs, c
     return CL_OK;
 }
 
-/* ---- quote verification ------------------------------------------------------------------------- */
+/* ---- quote verification --------------------------------------------------------------------- */
 
 static int verify_signature(const cl_tpm_signature *s, const EVP_MD *md, EVP_PKEY *key,
                             const uint8_t *msg, size_t len, char *err, size_t errlen)
@@ -890,9 +916,10 @@ static int check_pcrs(const cl_tpm_attest *a, const cl_tpm_pcrs *pcrs, uint16_t 
         for (uint32_t k = 0; k < a->nbanks; k++)
             found |= a->banks[k].hash_alg == pcrs->banks[i].alg;
         if (!found)
-            return fail(err, errlen, CL_EBINDING,
-                        "PCR values for bank %s were supplied but the quote does not select that bank",
-                        cl_tpm_alg_name(pcrs->banks[i].alg));
+            return fail(
+                err, errlen, CL_EBINDING,
+                "PCR values for bank %s were supplied but the quote does not select that bank",
+                cl_tpm_alg_name(pcrs->banks[i].alg));
     }
 
     const EVP_MD *md = cl_tpm_hash_md(hash);
@@ -920,7 +947,8 @@ static int check_pcrs(const cl_tpm_attest *a, const cl_tpm_pcrs *pcrs, uint16_t 
         cl_hex_encode(a->pcr_digest, dsz, q);
         cl_hex_encode(d, dsz, cmp);
         return fail(err, errlen, CL_EBINDING,
-                    "quote pcrDigest %s does not match the supplied PCR values (digest %s)", q, cmp);
+                    "quote pcrDigest %s does not match the supplied PCR values (digest %s)", q,
+                    cmp);
     }
     return CL_OK;
 }
@@ -932,7 +960,8 @@ int cl_tpm_quote_verify(const uint8_t *attest, size_t attest_len, const uint8_t 
     cl_tpm_attest a;
     cl_tpm_signature s;
     if (attest == NULL || sig == NULL || pcrs == NULL || (nonce == NULL && nonce_len > 0))
-        return fail(err, errlen, CL_EINVAL, "quote verification needs a quote, a signature and PCRs");
+        return fail(err, errlen, CL_EINVAL,
+                    "quote verification needs a quote, a signature and PCRs");
     CL_TRY(cl_tpm_attest_parse(attest, attest_len, &a, err, errlen));
     CL_TRY(cl_tpm_signature_parse(sig, sig_len, &s, err, errlen));
     CL_TRY(cl_tpm_ak_check(ak, err, errlen));
@@ -942,8 +971,7 @@ int cl_tpm_quote_verify(const uint8_t *attest, size_t attest_len, const uint8_t 
     if (rsa != sig_rsa)
         return fail(err, errlen, CL_ESIG, "%s signature cannot come from the %s AK",
                     cl_tpm_alg_name(s.sig_alg), rsa ? "RSA" : "ECC");
-    if (ak->scheme != CL_TPM_ALG_NULL &&
-        (ak->scheme != s.sig_alg || ak->scheme_hash != s.hash_alg))
+    if (ak->scheme != CL_TPM_ALG_NULL && (ak->scheme != s.sig_alg || ak->scheme_hash != s.hash_alg))
         return fail(err, errlen, CL_ESIG,
                     "signature scheme %s/%s differs from the AK's fixed scheme %s/%s",
                     cl_tpm_alg_name(s.sig_alg), cl_tpm_alg_name(s.hash_alg),
@@ -968,7 +996,7 @@ int cl_tpm_quote_verify(const uint8_t *attest, size_t attest_len, const uint8_t 
     return check_pcrs(&a, pcrs, s.hash_alg, err, errlen);
 }
 
-/* ---- claims ------------------------------------------------------------------------------------- */
+/* ---- claims --------------------------------------------------------------------------------- */
 
 static int set_new(json_t *obj, const char *key, json_t *v)
 {

@@ -63,16 +63,16 @@
 #define CL_TPMA_DECRYPT 0x00020000u
 #define CL_TPMA_SIGN 0x00040000u
 
-#define CL_TPM_MAX_DIGEST 64   /* SHA-512 */
-#define CL_TPM_MAX_NAME 66     /* TPM2B_NAME / TPM2B_DATA payload: u16 alg + digest */
-#define CL_TPM_MAX_BANKS 16    /* TPML_PCR_SELECTION entries accepted */
+#define CL_TPM_MAX_DIGEST 64    /* SHA-512 */
+#define CL_TPM_MAX_NAME 66      /* TPM2B_NAME / TPM2B_DATA payload: u16 alg + digest */
+#define CL_TPM_MAX_BANKS 16     /* TPML_PCR_SELECTION entries accepted */
 #define CL_TPM_PCR_SELECT_MAX 4 /* bitmap bytes: PCRs 0..31 */
 #define CL_TPM_NUM_PCRS 32
-#define CL_TPM_PCR_BANKS 4     /* SHA-1, SHA-256, SHA-384, SHA-512 */
+#define CL_TPM_PCR_BANKS 4 /* SHA-1, SHA-256, SHA-384, SHA-512 */
 #define CL_TPM_MAX_RSA_BYTES 512
 #define CL_TPM_MAX_ECC_BYTES 66 /* P-521 coordinate */
 
-/* ---- algorithms -------------------------------------------------------------------------------- */
+/* ---- algorithms ----------------------------------------------------------------------------- */
 
 /* OpenSSL digest of a TPM hash algorithm (SHA-1/256/384/512), NULL for anything else. */
 const EVP_MD *cl_tpm_hash_md(uint16_t alg);
@@ -83,7 +83,7 @@ const char *cl_tpm_alg_name(uint16_t alg);
 /* Inverse of cl_tpm_alg_name for the four hash names; 0 when unknown. */
 uint16_t cl_tpm_hash_from_name(const char *name);
 
-/* ---- TPMS_ATTEST (quote) ------------------------------------------------------------------------ */
+/* ---- TPMS_ATTEST (quote) -------------------------------------------------------------------- */
 
 typedef struct {
     uint16_t hash_alg;
@@ -116,10 +116,10 @@ CL_MUST_CHECK int cl_tpm_attest_parse(const uint8_t *p, size_t n, cl_tpm_attest 
 /* 1 when PCR `index` of the bank at a->banks[bank] is selected. */
 int cl_tpm_attest_selected(const cl_tpm_attest *a, size_t bank, unsigned index);
 
-/* ---- TPMT_SIGNATURE ----------------------------------------------------------------------------- */
+/* ---- TPMT_SIGNATURE ------------------------------------------------------------------------- */
 
 typedef struct {
-    uint16_t sig_alg;  /* RSASSA, RSAPSS or ECDSA */
+    uint16_t sig_alg; /* RSASSA, RSAPSS or ECDSA */
     uint16_t hash_alg;
     uint8_t sig[CL_TPM_MAX_RSA_BYTES]; /* RSA schemes */
     size_t sig_len;
@@ -130,10 +130,10 @@ typedef struct {
 CL_MUST_CHECK int cl_tpm_signature_parse(const uint8_t *p, size_t n, cl_tpm_signature *sig,
                                          char *err, size_t errlen);
 
-/* ---- TPMT_PUBLIC / TPM2B_PUBLIC ----------------------------------------------------------------- */
+/* ---- TPMT_PUBLIC / TPM2B_PUBLIC ------------------------------------------------------------- */
 
 typedef struct {
-    uint16_t type;     /* CL_TPM_ALG_RSA or CL_TPM_ALG_ECC */
+    uint16_t type; /* CL_TPM_ALG_RSA or CL_TPM_ALG_ECC */
     uint16_t name_alg;
     uint32_t attributes;
     uint8_t auth_policy[CL_TPM_MAX_DIGEST];
@@ -161,7 +161,8 @@ CL_MUST_CHECK int cl_tpm_public_spki_sha256(const cl_tpm_public *pub, uint8_t ou
 /* The AK profile: restricted, sign, fixedTPM, not decrypt; RSA or ECC. */
 CL_MUST_CHECK int cl_tpm_ak_check(const cl_tpm_public *ak, char *err, size_t errlen);
 
-/* ---- PCR values ----------------------------------------------------------------------------------- */
+/* ---- PCR values
+ * ----------------------------------------------------------------------------------- */
 
 typedef struct {
     uint16_t alg;     /* hash of the bank */
@@ -177,8 +178,8 @@ typedef struct {
 void cl_tpm_pcrs_init(cl_tpm_pcrs *pcrs);
 /* Sets PCR `index` of bank `alg` (added on first use); CL_EFORMAT when n is not the digest size,
  * the index is >= CL_TPM_NUM_PCRS, or the value is already set. */
-CL_MUST_CHECK int cl_tpm_pcrs_set(cl_tpm_pcrs *pcrs, uint16_t alg, unsigned index,
-                                  const uint8_t *v, size_t n, char *err, size_t errlen);
+CL_MUST_CHECK int cl_tpm_pcrs_set(cl_tpm_pcrs *pcrs, uint16_t alg, unsigned index, const uint8_t *v,
+                                  size_t n, char *err, size_t errlen);
 /* The bank for alg, or NULL. */
 const cl_tpm_pcr_bank *cl_tpm_pcrs_bank(const cl_tpm_pcrs *pcrs, uint16_t alg);
 /* {"sha256":{"0":"<hex>","16":"<hex>"},...}: bank names sha1/sha256/sha384/sha512, indices in
@@ -193,7 +194,8 @@ CL_MUST_CHECK int cl_tpm_pcrs_parse_json(const char *text, size_t n, cl_tpm_pcrs
 CL_MUST_CHECK int cl_tpm_pcrs_parse_tpm2tools(const uint8_t *p, size_t n, cl_tpm_pcrs *pcrs,
                                               char *err, size_t errlen);
 
-/* ---- quote verification ----------------------------------------------------------------------------- */
+/* ---- quote verification
+ * ----------------------------------------------------------------------------- */
 
 /* evidence-formats.md §6.4 steps 1-4: parses the TPMS_ATTEST and the TPMT_SIGNATURE; checks the AK
  * profile (cl_tpm_ak_check), that the signature scheme fits the AK (and its fixed scheme, if any;
@@ -206,7 +208,8 @@ CL_MUST_CHECK int cl_tpm_quote_verify(const uint8_t *attest, size_t attest_len, 
                                       size_t nonce_len, const cl_tpm_pcrs *pcrs, char *err,
                                       size_t errlen);
 
-/* ---- credential activation (TPM 2.0 Part 1 §24, Part 3 §12.6) ------------------------------------- */
+/* ---- credential activation (TPM 2.0 Part 1 §24, Part 3 §12.6)
+ * ------------------------------------- */
 
 /* The verifier's TPM2_MakeCredential: `ek` must be a restricted decryption key (RSA: OAEP with
  * label "IDENTITY\0" and the EK's nameAlg; ECC: ephemeral ECDH + KDFe) with AES-CFB symmetric
@@ -229,20 +232,18 @@ CL_MUST_CHECK int cl_tpm_credential_blob(const cl_tpm_public *ek, const uint8_t 
  * recovers the seed from encrypted_secret, checks the integrity HMAC over the blob and ak_name,
  * decrypts, and appends the credential to `secret`. When seed_out is not NULL the recovered seed
  * (seed_cap >= digest size) and its length are returned too. */
-CL_MUST_CHECK int cl_tpm_activate_credential_soft(EVP_PKEY *ek_priv, const cl_tpm_public *ek,
-                                                  const uint8_t *ak_name, size_t ak_name_len,
-                                                  const uint8_t *id_object, size_t id_len,
-                                                  const uint8_t *encrypted_secret, size_t enc_len,
-                                                  cl_buf *secret, uint8_t *seed_out,
-                                                  size_t seed_cap, size_t *seed_len, char *err,
-                                                  size_t errlen);
+CL_MUST_CHECK int cl_tpm_activate_credential_soft(
+    EVP_PKEY *ek_priv, const cl_tpm_public *ek, const uint8_t *ak_name, size_t ak_name_len,
+    const uint8_t *id_object, size_t id_len, const uint8_t *encrypted_secret, size_t enc_len,
+    cl_buf *secret, uint8_t *seed_out, size_t seed_cap, size_t *seed_len, char *err, size_t errlen);
 /* tpm2-tools' credential file (tpm2_makecredential -o / tpm2_activatecredential -i):
  * u32 0xBADCC0DE, u32 version 1 (big-endian), TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET. Appended. */
 CL_MUST_CHECK int cl_tpm_credential_file(const uint8_t *id_object, size_t id_len,
                                          const uint8_t *encrypted_secret, size_t enc_len,
                                          cl_buf *out);
 
-/* ---- EK and AK certificates -------------------------------------------------------------------------- */
+/* ---- EK and AK certificates
+ * -------------------------------------------------------------------------- */
 
 /* Verifies one DER certificate (exactly n bytes) against the PEM certificates in roots_pem (one or
  * more; every one is a trust anchor, so a configured intermediate CA anchors too) at time now_unix
@@ -257,7 +258,8 @@ CL_MUST_CHECK int cl_tpm_ak_cert_verify(const uint8_t *der, size_t n, const char
                                         size_t roots_len, const cl_tpm_public *ak, int64_t now_unix,
                                         char *err, size_t errlen);
 
-/* ---- claims ------------------------------------------------------------------------------------------ */
+/* ---- claims
+ * ------------------------------------------------------------------------------------------ */
 
 /* Sets on the JSON object `claims`: aikValidated (bool), aikPubHash (standard base64 of SHA-256 of
  * the AK SPKI DER), tpmVersion (2) and pcrs (a string holding the compact JSON text

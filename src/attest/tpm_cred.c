@@ -73,7 +73,7 @@ static const char *ek_curve(uint16_t curve, size_t *coord)
     }
 }
 
-/* ---- KDFs --------------------------------------------------------------------------------------- */
+/* ---- KDFs ----------------------------------------------------------------------------------- */
 
 /* KDFa (Part 1 §11.4.10.2): label without its NUL (OpenSSL inserts the 00 separator). */
 static int kdfa(uint16_t hash, const uint8_t *key, size_t keylen, const char *label,
@@ -88,10 +88,11 @@ static int kdfa(uint16_t hash, const uint8_t *key, size_t keylen, const char *la
     params[i++] = OSSL_PARAM_construct_utf8_string(
         OSSL_KDF_PARAM_DIGEST, (char *)EVP_MD_get0_name(cl_tpm_hash_md(hash)), 0);
     params[i++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, keylen);
-    params[i++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)label,
-                                                    strlen(label));
+    params[i++] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)label, strlen(label));
     if (ulen > 0)
-        params[i++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)context_u, ulen);
+        params[i++] =
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)context_u, ulen);
     params[i] = OSSL_PARAM_construct_end();
     int ok = kctx != NULL && EVP_KDF_derive(kctx, out, outlen, params) == 1;
     EVP_KDF_CTX_free(kctx);
@@ -114,11 +115,11 @@ static int kdfe_identity(uint16_t hash, const uint8_t *z, size_t zlen, const uin
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SSKDF", NULL);
     EVP_KDF_CTX *kctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
     OSSL_PARAM params[4];
-    params[0] = OSSL_PARAM_construct_utf8_string(
-        OSSL_KDF_PARAM_DIGEST, (char *)EVP_MD_get0_name(cl_tpm_hash_md(hash)), 0);
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                                 (char *)EVP_MD_get0_name(cl_tpm_hash_md(hash)), 0);
     params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)z, zlen);
-    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info,
-                                                  sizeof use + ulen + vlen);
+    params[2] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, sizeof use + ulen + vlen);
     params[3] = OSSL_PARAM_construct_end();
     int ok = kctx != NULL && EVP_KDF_derive(kctx, out, outlen, params) == 1;
     EVP_KDF_CTX_free(kctx);
@@ -168,7 +169,7 @@ static int hmac(uint16_t hash, const uint8_t *key, size_t keylen, const uint8_t 
     return ok ? CL_OK : cl_ossl_fail(CL_ECRYPTO);
 }
 
-/* ---- make-credential ---------------------------------------------------------------------------- */
+/* ---- make-credential ------------------------------------------------------------------------ */
 
 static int check_ek(const cl_tpm_public *ek, char *err, size_t errlen)
 {
@@ -269,7 +270,8 @@ static int rsa_seed(const cl_tpm_public *ek, const uint8_t *seed, size_t seed_le
 static int bn_param(const EVP_PKEY *k, const char *name, uint8_t *out, size_t len)
 {
     BIGNUM *bn = NULL;
-    int ok = EVP_PKEY_get_bn_param(k, name, &bn) == 1 && BN_bn2binpad(bn, out, (int)len) == (int)len;
+    int ok =
+        EVP_PKEY_get_bn_param(k, name, &bn) == 1 && BN_bn2binpad(bn, out, (int)len) == (int)len;
     BN_free(bn);
     return ok ? CL_OK : cl_ossl_fail(CL_ECRYPTO);
 }
@@ -362,8 +364,8 @@ out:
     return rc;
 }
 
-int cl_tpm_credential_file(const uint8_t *id_object, size_t id_len,
-                           const uint8_t *encrypted_secret, size_t enc_len, cl_buf *out)
+int cl_tpm_credential_file(const uint8_t *id_object, size_t id_len, const uint8_t *encrypted_secret,
+                           size_t enc_len, cl_buf *out)
 {
     static const uint8_t hdr[8] = {0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1};
     size_t old = out->len;
@@ -375,7 +377,7 @@ int cl_tpm_credential_file(const uint8_t *id_object, size_t id_len,
     return rc;
 }
 
-/* ---- activate-credential in software ------------------------------------------------------------ */
+/* ---- activate-credential in software -------------------------------------------------------- */
 
 /* TPM2B occupying exactly the input. */
 static int whole_tpm2b(const uint8_t *p, size_t n, const uint8_t **body, size_t *blen)
@@ -434,7 +436,8 @@ static int recover_seed(EVP_PKEY *ek_priv, const cl_tpm_public *ek, const uint8_
     if (group == NULL || cl_cursor_u16_be(&c, &xl) < 0 || xl > coord ||
         cl_cursor_view(&c, &x, xl) < 0 || cl_cursor_u16_be(&c, &yl) < 0 || yl > coord ||
         cl_cursor_view(&c, &y, yl) < 0 || cl_cursor_left(&c) != 0 || xl == 0 || yl == 0)
-        return fail(err, errlen, CL_EFORMAT, "encrypted secret is not an ECC point on the EK curve");
+        return fail(err, errlen, CL_EFORMAT,
+                    "encrypted secret is not an ECC point on the EK curve");
     uint8_t pt[1 + 2 * CL_TPM_MAX_ECC_BYTES], z[CL_TPM_MAX_ECC_BYTES];
     memset(pt, 0, sizeof pt);
     pt[0] = 4;
@@ -482,16 +485,17 @@ int cl_tpm_activate_credential_soft(EVP_PKEY *ek_priv, const cl_tpm_public *ek,
     size_t blen;
     uint16_t hlen;
     cl_cursor c;
-    CL_GUARD_IF(whole_tpm2b(id_object, id_len, &body, &blen) < 0,
-                fail(err, errlen, CL_EFORMAT, "credential blob is not one TPM2B (%zu bytes)", id_len));
+    CL_GUARD_IF(
+        whole_tpm2b(id_object, id_len, &body, &blen) < 0,
+        fail(err, errlen, CL_EFORMAT, "credential blob is not one TPM2B (%zu bytes)", id_len));
     cl_cursor_init(&c, body, blen);
-    CL_GUARD_IF(cl_cursor_u16_be(&c, &hlen) < 0 || hlen != dsz || cl_cursor_view(&c, &hm, hlen) < 0,
-                fail(err, errlen, CL_EFORMAT,
-                     "credential blob: integrity HMAC is not %zu bytes", dsz));
+    CL_GUARD_IF(
+        cl_cursor_u16_be(&c, &hlen) < 0 || hlen != dsz || cl_cursor_view(&c, &hm, hlen) < 0,
+        fail(err, errlen, CL_EFORMAT, "credential blob: integrity HMAC is not %zu bytes", dsz));
     size_t enclen = cl_cursor_left(&c);
     CL_GUARD_IF(enclen < 2 || enclen > sizeof cv,
-                fail(err, errlen, CL_EFORMAT,
-                     "credential blob: encrypted credential of %zu bytes", enclen));
+                fail(err, errlen, CL_EFORMAT, "credential blob: encrypted credential of %zu bytes",
+                     enclen));
     CL_GUARD_IF(cl_cursor_view(&c, &enc, enclen) < 0, CL_EFORMAT);
     CL_GUARD(kdfa(ek->name_alg, seed, dsz, "INTEGRITY", NULL, 0, hkey, dsz));
     CL_GUARD(hmac(ek->name_alg, hkey, dsz, enc, enclen, ak_name, ak_name_len, mac));
@@ -521,7 +525,7 @@ out:
     return rc;
 }
 
-/* ---- certificates ------------------------------------------------------------------------------- */
+/* ---- certificates --------------------------------------------------------------------------- */
 
 static int verify_cert(const char *what, const uint8_t *der, size_t n, const char *roots_pem,
                        size_t roots_len, EVP_PKEY *match, int64_t now_unix, char *err,
@@ -553,11 +557,10 @@ static int verify_cert(const char *what, const uint8_t *der, size_t n, const cha
         count++;
     }
     unsigned long e = ERR_peek_last_error();
-    CL_GUARD_IF(e != 0 && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE),
-                fail(err, errlen, CL_EPEM, "configured roots: PEM certificate %d is malformed",
-                     count + 1));
-    CL_GUARD_IF(count == 0,
-                fail(err, errlen, CL_EPEM, "configured roots hold no PEM certificate"));
+    CL_GUARD_IF(
+        e != 0 && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE),
+        fail(err, errlen, CL_EPEM, "configured roots: PEM certificate %d is malformed", count + 1));
+    CL_GUARD_IF(count == 0, fail(err, errlen, CL_EPEM, "configured roots hold no PEM certificate"));
     /* Every configured certificate is an anchor: a deployment may pin a vendor's issuing CA. */
     X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
 

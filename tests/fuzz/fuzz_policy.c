@@ -38,8 +38,8 @@ static int build(cl_claimset *cs)
     CL_TRY(cl_claimset_add_string(cs, "x-ms-attestation-type", "sgx", CL_CI_SERVICE, 0));
     CL_TRY(cl_claimset_add_bool(cs, "x-ms-sgx-is-debuggable", 0, CL_CI_SERVICE));
     CL_TRY(cl_claimset_add_string(
-        cs, "x-ms-sgx-mrsigner",
-        "2c1a44952ae8207135c6c29b75b8c029372ee94b677e15c20bd42340f10d41aa", CL_CI_SERVICE, 0));
+        cs, "x-ms-sgx-mrsigner", "2c1a44952ae8207135c6c29b75b8c029372ee94b677e15c20bd42340f10d41aa",
+        CL_CI_SERVICE, 0));
     CL_TRY(cl_claimset_add_int(cs, "x-ms-sgx-svn", 1, CL_CI_SERVICE));
     CL_TRY(cl_claimset_add_bool(cs, "$is-debuggable", 0, CL_CI_SERVICE));
     CL_TRY(cl_claimset_add_int(cs, "$svn", 1, CL_CI_SERVICE));

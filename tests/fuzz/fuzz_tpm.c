@@ -94,8 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *att = data + 2, *sig = att + alen;
     size_t slen = size - 2 - alen;
     err[0] = '\0';
-    int rc = cl_tpm_quote_verify(att, alen, sig, slen, &ak, NONCE, sizeof NONCE, &pcrs, err,
-                                 sizeof err);
+    int rc =
+        cl_tpm_quote_verify(att, alen, sig, slen, &ak, NONCE, sizeof NONCE, &pcrs, err, sizeof err);
     if (rc == CL_OK) {
         if (cl_tpm_attest_parse(att, alen, &a, err, sizeof err) != CL_OK ||
             a.extra_data_len != sizeof NONCE || memcmp(a.extra_data, NONCE, sizeof NONCE) != 0)

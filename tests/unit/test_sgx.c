@@ -819,6 +819,8 @@ static void test_phala_tdx_collateral(void **state)
 /* ---- tamper, truncation, unsupported -------------------------------------------------------
  */
 
+static size_t cert_offset(const char *pem, size_t len, int k);
+
 static const char b64alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static uint8_t mutate(uint8_t v, int pem)
@@ -851,12 +853,17 @@ static void test_mutations(void **state)
             {"QE auth data", (size_t)(q.qe_auth_data - b), q.qe_auth_len, 0},
             {"PCK chain", (size_t)((const uint8_t *)q.pck_chain - b), q.pck_chain_len, 1},
         };
+        /* Every 7th byte of the binary regions, every 11th of the PCK leaf certificate's PEM
+         * and every 37th of the CA certificates' PEM (also covered by the chain tests); each
+         * certificate decode costs ~0.3 ms in OpenSSL 3.0. */
+        size_t ca_pem = cert_offset(q.pck_chain, q.pck_chain_len, 1);
         uint8_t *m = malloc(n);
         memcpy(m, b, n);
         for (size_t r = 0; r < sizeof reg / sizeof reg[0]; r++) {
             for (size_t i = 0; i < reg[r].len; i++) {
                 int boundary = i == 0 || i + 1 == reg[r].len || (reg[r].pem == 0 && i % 16 == 0);
-                if (!boundary && i % 7 != 0)
+                size_t stride = !reg[r].pem ? 7 : i >= ca_pem ? 37 : 11;
+                if (!boundary && i % stride != 0)
                     continue;
                 size_t off = reg[r].off + i;
                 m[off] = mutate(b[off], reg[r].pem);
@@ -897,7 +904,8 @@ static void test_mutations(void **state)
         free(m);
         free(b);
     }
-    assert_true(total > 3000);
+    print_message("%zu single-byte mutations rejected\n", total);
+    assert_true(total > 1500);
 }
 
 static void test_truncation(void **state)
@@ -1005,6 +1013,49 @@ static void test_unsupported(void **state)
     assert_int_equal(cl_sgx_quote_verify(&q, NULL, T_NOW, &res, err, sizeof err), CL_EINVAL);
     free(m);
     free(tb);
+    free(b);
+}
+
+/* An SGX quote in v4 framing, built from the Azure v3 quote: parses as SGX with type-6
+ * certification data; everything but the ISV signature (whose header changed) verifies. */
+static void test_sgx_v4_framing(void **state)
+{
+    (void)state;
+    size_t n;
+    uint8_t *b = load("sgx/azure-sdk_sgx_quote_v3.bin", &n);
+    cl_sgx_quote q3;
+    parse_ok(b, n, &q3);
+    size_t qe_part = n - 564; /* QE report .. end of the PEM chain */
+    size_t len = 432 + 4 + 128 + 6 + qe_part;
+    uint8_t *v4 = malloc(len);
+    memcpy(v4, b, 432);
+    put16(v4, 4);
+    cl_store_u32(v4 + 4, 0); /* tee_type SGX */
+    memset(v4 + 8, 0, 4);
+    cl_store_u32(v4 + 432, (uint32_t)(len - 436));
+    memcpy(v4 + 436, b + 436, 128);
+    put16(v4 + 564, 6);
+    cl_store_u32(v4 + 566, (uint32_t)qe_part);
+    memcpy(v4 + 570, b + 564, qe_part);
+    cl_sgx_quote q;
+    parse_ok(v4, len, &q);
+    assert_int_equal(q.version, 4);
+    assert_int_equal(q.tee_type, 0);
+    assert_int_equal(q.cert_type, 6);
+    assert_ptr_equal(q.enclave_report, v4 + 48);
+    assert_memory_equal(q.mr_enclave, q3.mr_enclave, 32);
+    assert_int_equal(q.pck_chain_len, q3.pck_chain_len);
+    char err[256];
+    assert_int_equal(verify_rc(&q, NULL, T_NOW, err, sizeof err), CL_ESIG);
+    assert_string_equal(err,
+                        "ISV enclave report signature does not verify with the attestation key");
+    /* Claims follow the SGX table. */
+    json_t *c = json_object();
+    uint8_t h[32] = {0};
+    assert_int_equal(cl_sgx_claims(&q, NULL, h, c), CL_OK);
+    assert_non_null(json_object_get(c, "x-ms-sgx-mrenclave"));
+    json_decref(c);
+    free(v4);
     free(b);
 }
 
@@ -1502,8 +1553,9 @@ int main(void)
         cmocka_unit_test(test_collateral_tamper),    cmocka_unit_test(test_tdx_quotes),
         cmocka_unit_test(test_phala_tdx_collateral), cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_truncation),           cmocka_unit_test(test_unsupported),
-        cmocka_unit_test(test_chain_roots),          cmocka_unit_test(test_chain_validator),
-        cmocka_unit_test(test_claims_maa),           cmocka_unit_test(test_claims_tdx),
+        cmocka_unit_test(test_sgx_v4_framing),       cmocka_unit_test(test_chain_roots),
+        cmocka_unit_test(test_chain_validator),      cmocka_unit_test(test_claims_maa),
+        cmocka_unit_test(test_claims_tdx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,9 +31,9 @@
 #include "crypto/hash.h"
 #include "testutil.h"
 
-/* ---- fixtures ----------------------------------------------------------------------------------- */
+/* ---- fixtures ------------------------------------------------------------------------------- */
 
-#define T_VALID 1796083200 /* 2026-12-01T00:00:00Z, after the vectors' notBefore */
+#define T_VALID 1796083200  /* 2026-12-01T00:00:00Z, after the vectors' notBefore */
 #define T_BEFORE 1795374536 /* one second before 2026-11-22T19:08:57Z */
 
 static const char PCR16_HEX[] = "5c52980c99ec28269be96cb022b3ec4dd2617bb48ee7568a006b1eed9bcc2c5a";
@@ -88,12 +88,11 @@ static const char EK_RSA_CRED_HEX[] =
     "d90170ebcbf86959beb6a6b26e14763ed639f9830a7f79047ebd904a7a183db04e396a9f0ba95eb674b72fc196"
     "757bcd8cae2ca4d8b6fe6a1f40fd6945be53602529";
 
-static const char EK_EC_KEY[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgx+k1lje9A3cY+/o+\n"
-    "ah/YXec3rEK721B+/CP/HQDV7jihRANCAAQqUyCgNz/J3jXCEo9G6qD4EoLxJZlW\n"
-    "bEE2UROBcKQVbN1r1VkcnljaOWwH1TCdoIhWeyxBNObQ0/4C9g2MWzGw\n"
-    "-----END PRIVATE KEY-----\n";
+static const char EK_EC_KEY[] = "-----BEGIN PRIVATE KEY-----\n"
+                                "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgx+k1lje9A3cY+/o+\n"
+                                "ah/YXec3rEK721B+/CP/HQDV7jihRANCAAQqUyCgNz/J3jXCEo9G6qD4EoLxJZlW\n"
+                                "bEE2UROBcKQVbN1r1VkcnljaOWwH1TCdoIhWeyxBNObQ0/4C9g2MWzGw\n"
+                                "-----END PRIVATE KEY-----\n";
 
 static const char EK_EC_CRED_HEX[] =
     "badcc0de000000010044002015e893c6573ec35308e128e362cc4dcea06b7f020bffee25dff6af4d7ff2105dcc"
@@ -101,7 +100,7 @@ static const char EK_EC_CRED_HEX[] =
     "4e20022ef258ba68309fe1499d5d2af4ef4263950ab635920020c6874968ab99e91229ff36abb448c201f95d4e"
     "7f2efdfbd7f1f8ea1e5a269821";
 
-/* ---- helpers ------------------------------------------------------------------------------------ */
+/* ---- helpers -------------------------------------------------------------------------------- */
 
 static char vdir[2048];
 
@@ -221,7 +220,9 @@ static void build_public(cl_buf *out, const tmpl *t, const EVP_PKEY *key)
         bn_out(key, OSSL_PKEY_PARAM_RSA_N, n, (size_t)bits / 8);
         tpm2b(&body, n, (size_t)bits / 8);
     } else {
-        size_t coord = t->curve == CL_TPM_ECC_NIST_P256 ? 32 : t->curve == CL_TPM_ECC_NIST_P384 ? 48 : 66;
+        size_t coord = t->curve == CL_TPM_ECC_NIST_P256   ? 32
+                       : t->curve == CL_TPM_ECC_NIST_P384 ? 48
+                                                          : 66;
         uint8_t x[66], y[66];
         be16(&body, t->curve);
         be16(&body, CL_TPM_ALG_NULL);
@@ -242,10 +243,11 @@ static void parse_public_ok(const cl_buf *b, cl_tpm_public *pub)
         fail_msg("public parse: %s", err);
 }
 
-static const tmpl EK_RSA_TMPL = {CL_TPM_ALG_SHA256, 0x000300b2, EK_POLICY_HEX, CL_TPM_ALG_AES, 128,
-                                 CL_TPM_ALG_NULL, 0, 0};
-static const tmpl EK_EC_TMPL = {CL_TPM_ALG_SHA256, 0x000300b2, EK_POLICY_HEX, CL_TPM_ALG_AES, 128,
-                                CL_TPM_ALG_NULL, 0, CL_TPM_ECC_NIST_P256};
+static const tmpl EK_RSA_TMPL = {
+    CL_TPM_ALG_SHA256, 0x000300b2, EK_POLICY_HEX, CL_TPM_ALG_AES, 128, CL_TPM_ALG_NULL, 0, 0};
+static const tmpl EK_EC_TMPL = {
+    CL_TPM_ALG_SHA256, 0x000300b2, EK_POLICY_HEX,       CL_TPM_ALG_AES, 128,
+    CL_TPM_ALG_NULL,   0,          CL_TPM_ECC_NIST_P256};
 
 /* The vector's PCR values as a cl_tpm_pcrs. */
 static void vector_pcrs(cl_tpm_pcrs *p)
@@ -254,7 +256,8 @@ static void vector_pcrs(cl_tpm_pcrs *p)
     char err[128];
     cl_tpm_pcrs_init(p);
     for (unsigned i = 0; i < 4; i++)
-        assert_int_equal(cl_tpm_pcrs_set(p, CL_TPM_ALG_SHA256, i, zero, 32, err, sizeof err), CL_OK);
+        assert_int_equal(cl_tpm_pcrs_set(p, CL_TPM_ALG_SHA256, i, zero, 32, err, sizeof err),
+                         CL_OK);
     assert_int_equal(cl_hex_decode(PCR16_HEX, 64, v16, 32), CL_OK);
     assert_int_equal(cl_tpm_pcrs_set(p, CL_TPM_ALG_SHA256, 16, v16, 32, err, sizeof err), CL_OK);
 }
@@ -305,7 +308,8 @@ static void expect_err(int rc, int want, const char *err, const char *needle)
         fail_msg("error \"%s\" lacks \"%s\"", err, needle);
 }
 
-/* ---- parsing the vectors ------------------------------------------------------------------------- */
+/* ---- parsing the vectors
+ * ------------------------------------------------------------------------- */
 
 static void test_attest_vector(void **state)
 {
@@ -319,7 +323,8 @@ static void test_attest_vector(void **state)
     assert_int_equal(a.qualified_signer_len, 34);
     char hex[200];
     cl_hex_encode(a.qualified_signer, a.qualified_signer_len, hex);
-    assert_string_equal(hex, "000bf1e725a4250b39c83affb08c279a69e3b081f75bfbfefe370d49590d33035fd6");
+    assert_string_equal(hex,
+                        "000bf1e725a4250b39c83affb08c279a69e3b081f75bfbfefe370d49590d33035fd6");
     assert_int_equal(a.extra_data_len, 8);
     assert_memory_equal(a.extra_data, v->nonce, 8);
     assert_int_equal(a.clock, 10185);
@@ -388,7 +393,8 @@ static void test_public_vector(void **state)
 
     /* A bare TPMT_PUBLIC (without the TPM2B size) gives the same Name. */
     cl_tpm_public bare;
-    assert_int_equal(cl_tpm_public_parse(v->akpub + 2, v->akpub_n - 2, &bare, err, sizeof err), CL_OK);
+    assert_int_equal(cl_tpm_public_parse(v->akpub + 2, v->akpub_n - 2, &bare, err, sizeof err),
+                     CL_OK);
     assert_memory_equal(bare.name, v->akname, 34);
     cl_tpm_public_free(&bare);
     cl_tpm_public_free(&bare); /* idempotent */
@@ -498,7 +504,8 @@ static void test_pcrs_files(void **state)
     free(j);
 }
 
-/* ---- quote verification -------------------------------------------------------------------------- */
+/* ---- quote verification
+ * -------------------------------------------------------------------------- */
 
 static void test_quote_vector_ok(void **state)
 {
@@ -554,11 +561,12 @@ static void test_quote_pcr_mismatch(void **state)
     for (size_t i = 0; i < 5; i++) {
         *p = v->pcrs;
         p->banks[0].value[SEL[i]][31] ^= 0x01;
-        expect_err(cl_tpm_quote_verify(v->msg, v->msg_n, v->sig, v->sig_n, &v->ak, v->nonce, 8, p,
-                                       err, sizeof err),
-                   CL_EBINDING, err,
-                   "quote pcrDigest cfe9df671146e58f86290864eea73dd17edb74dff91b9debfb3b0963b201ef6c "
-                   "does not match the supplied PCR values");
+        expect_err(
+            cl_tpm_quote_verify(v->msg, v->msg_n, v->sig, v->sig_n, &v->ak, v->nonce, 8, p, err,
+                                sizeof err),
+            CL_EBINDING, err,
+            "quote pcrDigest cfe9df671146e58f86290864eea73dd17edb74dff91b9debfb3b0963b201ef6c "
+            "does not match the supplied PCR values");
     }
     /* Missing PCR 16. */
     *p = v->pcrs;
@@ -573,7 +581,8 @@ static void test_quote_pcr_mismatch(void **state)
     assert_int_equal(cl_tpm_pcrs_set(p, CL_TPM_ALG_SHA256, 7, z, 32, err, sizeof err), CL_OK);
     expect_err(cl_tpm_quote_verify(v->msg, v->msg_n, v->sig, v->sig_n, &v->ak, v->nonce, 8, p, err,
                                    sizeof err),
-               CL_EBINDING, err, "PCR 7 of bank sha256 was supplied but is not selected by the quote");
+               CL_EBINDING, err,
+               "PCR 7 of bank sha256 was supplied but is not selected by the quote");
     /* An extra bank. */
     *p = v->pcrs;
     assert_int_equal(cl_tpm_pcrs_set(p, CL_TPM_ALG_SHA1, 0, z, 20, err, sizeof err), CL_OK);
@@ -622,13 +631,13 @@ static void test_quote_flip_every_attest_byte(void **state)
     /* The magic and type. */
     memcpy(m, v->msg, v->msg_n);
     m[0] = 0;
-    expect_err(cl_tpm_quote_verify(m, v->msg_n, v->sig, v->sig_n, &v->ak, v->nonce, 8, &v->pcrs, err,
-                                   sizeof err),
+    expect_err(cl_tpm_quote_verify(m, v->msg_n, v->sig, v->sig_n, &v->ak, v->nonce, 8, &v->pcrs,
+                                   err, sizeof err),
                CL_EFORMAT, err, "quote magic 0x00544347 is not TPM_GENERATED_VALUE");
     memcpy(m, v->msg, v->msg_n);
     m[5] = 0x17;
-    expect_err(cl_tpm_quote_verify(m, v->msg_n, v->sig, v->sig_n, &v->ak, v->nonce, 8, &v->pcrs, err,
-                                   sizeof err),
+    expect_err(cl_tpm_quote_verify(m, v->msg_n, v->sig, v->sig_n, &v->ak, v->nonce, 8, &v->pcrs,
+                                   err, sizeof err),
                CL_EUNSUPPORTED, err, "TPMS_ATTEST type 0x8017 is not TPM_ST_ATTEST_QUOTE");
     free(m);
     free_vectors(v);
@@ -653,9 +662,10 @@ static void test_quote_flip_every_sig_byte(void **state)
     }
     memcpy(s, v->sig, v->sig_n);
     s[3] = 0x0c; /* SHA-384 instead of the AK's fixed SHA-256 */
-    expect_err(cl_tpm_quote_verify(v->msg, v->msg_n, s, v->sig_n, &v->ak, v->nonce, 8, &v->pcrs, err,
-                                   sizeof err),
-               CL_ESIG, err, "signature scheme ecdsa/sha384 differs from the AK's fixed scheme ecdsa/sha256");
+    expect_err(cl_tpm_quote_verify(v->msg, v->msg_n, s, v->sig_n, &v->ak, v->nonce, 8, &v->pcrs,
+                                   err, sizeof err),
+               CL_ESIG, err,
+               "signature scheme ecdsa/sha384 differs from the AK's fixed scheme ecdsa/sha256");
     free(s);
     free_vectors(v);
 }
@@ -726,7 +736,7 @@ static void test_quote_truncations(void **state)
 static void other_ecc_ak(const vectors *v, cl_tpm_public *out)
 {
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    tmpl t = {CL_TPM_ALG_SHA256, 0x00050072, NULL, CL_TPM_ALG_NULL, 0, CL_TPM_ALG_ECDSA,
+    tmpl t = {CL_TPM_ALG_SHA256, 0x00050072,          NULL, CL_TPM_ALG_NULL, 0, CL_TPM_ALG_ECDSA,
               CL_TPM_ALG_SHA256, CL_TPM_ECC_NIST_P256};
     cl_buf b = CL_BUF_INIT;
     build_public(&b, &t, k);
@@ -743,8 +753,8 @@ static void test_quote_other_ak(void **state)
     char err[256] = "";
     cl_tpm_public other;
     other_ecc_ak(v, &other);
-    expect_err(cl_tpm_quote_verify(v->msg, v->msg_n, v->sig, v->sig_n, &other, v->nonce, 8, &v->pcrs,
-                                   err, sizeof err),
+    expect_err(cl_tpm_quote_verify(v->msg, v->msg_n, v->sig, v->sig_n, &other, v->nonce, 8,
+                                   &v->pcrs, err, sizeof err),
                CL_ESIG, err, "quote signature (ecdsa/sha256) does not verify with the AK");
     cl_tpm_public_free(&other);
 
@@ -905,10 +915,11 @@ static void test_quote_software_keys(void **state)
     EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
     tmpl rsa_any = {CL_TPM_ALG_SHA256, 0x00050072, NULL, CL_TPM_ALG_NULL, 0, CL_TPM_ALG_NULL, 0, 0};
-    tmpl rsa_pss = {CL_TPM_ALG_SHA256, 0x00050072, NULL, CL_TPM_ALG_NULL, 0, CL_TPM_ALG_RSAPSS,
-                    CL_TPM_ALG_SHA256, 0};
-    tmpl ec384 = {CL_TPM_ALG_SHA384, 0x00050072, NULL, CL_TPM_ALG_NULL, 0, CL_TPM_ALG_ECDSA,
-                  CL_TPM_ALG_SHA384, CL_TPM_ECC_NIST_P384};
+    tmpl rsa_pss = {CL_TPM_ALG_SHA256, 0x00050072,        NULL, CL_TPM_ALG_NULL, 0,
+                    CL_TPM_ALG_RSAPSS, CL_TPM_ALG_SHA256, 0};
+    tmpl ec384 = {
+        CL_TPM_ALG_SHA384, 0x00050072,          NULL, CL_TPM_ALG_NULL, 0, CL_TPM_ALG_ECDSA,
+        CL_TPM_ALG_SHA384, CL_TPM_ECC_NIST_P384};
     check_soft_quote(rsa, &rsa_any, CL_TPM_ALG_RSASSA, CL_TPM_ALG_SHA256);
     check_soft_quote(rsa, &rsa_any, CL_TPM_ALG_RSAPSS, CL_TPM_ALG_SHA384);
     check_soft_quote(rsa, &rsa_pss, CL_TPM_ALG_RSAPSS, CL_TPM_ALG_SHA256);
@@ -926,8 +937,8 @@ static void test_quote_software_keys(void **state)
     sign_tpmt(&sig, rsa, CL_TPM_ALG_RSASSA, CL_TPM_ALG_SHA1, &msg);
     cl_tpm_pcrs pcrs;
     cl_tpm_pcrs_init(&pcrs);
-    expect_err(cl_tpm_quote_verify(msg.data, msg.len, sig.data, sig.len, &ak,
-                                   (const uint8_t *)"n", 1, &pcrs, err, sizeof err),
+    expect_err(cl_tpm_quote_verify(msg.data, msg.len, sig.data, sig.len, &ak, (const uint8_t *)"n",
+                                   1, &pcrs, err, sizeof err),
                CL_EUNSUPPORTED, err, "SHA-1 quote signatures are not accepted");
     /* The RSAPSS-only AK refuses an RSASSA signature. */
     cl_tpm_public pss;
@@ -960,7 +971,8 @@ static void test_quote_software_keys(void **state)
     EVP_PKEY_free(p384);
 }
 
-/* ---- claims -------------------------------------------------------------------------------------- */
+/* ---- claims
+ * -------------------------------------------------------------------------------------- */
 
 static void test_claims_vector(void **state)
 {
@@ -983,7 +995,8 @@ static void test_claims_vector(void **state)
              "{\"Index\":1,\"Digests\":{\"SHA256\":\"%s\"}},"
              "{\"Index\":2,\"Digests\":{\"SHA256\":\"%s\"}},"
              "{\"Index\":3,\"Digests\":{\"SHA256\":\"%s\"}},"
-             "{\"Index\":16,\"Digests\":{\"SHA256\":\"XFKYDJnsKCab6WywIrPsTdJhe7SO51aKAGse7ZvMLFo=\"}}]}",
+             "{\"Index\":16,\"Digests\":{\"SHA256\":\"XFKYDJnsKCab6WywIrPsTdJhe7SO51aKAGse7ZvMLFo="
+             "\"}}]}",
              zero, zero, zero, zero);
     assert_string_equal(json_string_value(json_object_get(c, "pcrs")), want);
     json_decref(c);
@@ -1018,7 +1031,8 @@ static void test_claims_vector(void **state)
     free_vectors(v);
 }
 
-/* ---- credential activation ----------------------------------------------------------------------- */
+/* ---- credential activation
+ * ----------------------------------------------------------------------- */
 
 static void cred_file_parts(const uint8_t *f, size_t n, const uint8_t **id, size_t *idn,
                             const uint8_t **es, size_t *esn)
@@ -1103,8 +1117,8 @@ static void roundtrip(EVP_PKEY *k, const tmpl *t, size_t secret_len, size_t want
     uint8_t secret[64];
     assert_int_equal(cl_random(secret, sizeof secret), CL_OK);
     char err[256] = "";
-    int rc = cl_tpm_make_credential(&ek, v->akname, 34, secret, secret_len, &id, &es, err,
-                                    sizeof err);
+    int rc =
+        cl_tpm_make_credential(&ek, v->akname, 34, secret, secret_len, &id, &es, err, sizeof err);
     if (rc != CL_OK)
         fail_msg("make-credential: %s", err);
     size_t dsz = cl_tpm_hash_size(t->name_alg);
@@ -1124,16 +1138,16 @@ static void roundtrip(EVP_PKEY *k, const tmpl *t, size_t secret_len, size_t want
     for (size_t i = 0; i < id.len; i++) {
         id.data[i] ^= 0x04;
         out.len = 0;
-        assert_true(cl_tpm_activate_credential_soft(k, &ek, v->akname, 34, id.data, id.len,
-                                                    es.data, es.len, &out, NULL, 0, NULL, err,
+        assert_true(cl_tpm_activate_credential_soft(k, &ek, v->akname, 34, id.data, id.len, es.data,
+                                                    es.len, &out, NULL, 0, NULL, err,
                                                     sizeof err) < 0);
         id.data[i] ^= 0x04;
     }
     for (size_t i = 0; i < es.len; i += 7) {
         es.data[i] ^= 0x04;
         out.len = 0;
-        assert_true(cl_tpm_activate_credential_soft(k, &ek, v->akname, 34, id.data, id.len,
-                                                    es.data, es.len, &out, NULL, 0, NULL, err,
+        assert_true(cl_tpm_activate_credential_soft(k, &ek, v->akname, 34, id.data, id.len, es.data,
+                                                    es.len, &out, NULL, 0, NULL, err,
                                                     sizeof err) < 0);
         es.data[i] ^= 0x04;
     }
@@ -1154,7 +1168,7 @@ static void test_make_credential_roundtrip(void **state)
     roundtrip(rsa, &EK_RSA_TMPL, 1, 2 + 256);
     roundtrip(ec, &EK_EC_TMPL, 16, 2 + 4 + 64);
     /* The swtpm high-range P-384 EK shape: SHA-384 nameAlg, AES-256-CFB. */
-    tmpl t384 = {CL_TPM_ALG_SHA384, 0x000300b2, NULL, CL_TPM_ALG_AES, 256, CL_TPM_ALG_NULL, 0,
+    tmpl t384 = {CL_TPM_ALG_SHA384,   0x000300b2, NULL, CL_TPM_ALG_AES, 256, CL_TPM_ALG_NULL, 0,
                  CL_TPM_ECC_NIST_P384};
     roundtrip(p384, &t384, 48, 2 + 4 + 96);
     EVP_PKEY_free(p384);
@@ -1176,8 +1190,8 @@ static void test_make_credential_roundtrip(void **state)
     assert_int_equal(id.len, 0);
     assert_int_equal(es.len, 0);
     /* The wrong private key cannot recover the seed. */
-    assert_int_equal(cl_tpm_make_credential(&ek, v->akname, 34, secret, 32, &id, &es, err, sizeof err),
-                     CL_OK);
+    assert_int_equal(
+        cl_tpm_make_credential(&ek, v->akname, 34, secret, 32, &id, &es, err, sizeof err), CL_OK);
     EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     cl_buf out = CL_BUF_INIT;
     expect_err(cl_tpm_activate_credential_soft(other, &ek, v->akname, 34, id.data, id.len, es.data,
@@ -1194,7 +1208,7 @@ static void test_make_credential_roundtrip(void **state)
     free_vectors(v);
 }
 
-/* ---- certificates ------------------------------------------------------------------------------- */
+/* ---- certificates --------------------------------------------------------------------------- */
 
 static char *roots(const char *a, const char *b, size_t *n)
 {
@@ -1236,28 +1250,31 @@ static void test_ek_certs(void **state)
     int rc = cl_tpm_ek_cert_verify(rsa, dn, both, rn, NULL, T_VALID, err, sizeof err);
     if (rc != CL_OK)
         fail_msg("RSA EK cert: %s", err);
-    assert_int_equal(cl_tpm_ek_cert_verify(ecc, en, both, rn, NULL, T_VALID, err, sizeof err), CL_OK);
+    assert_int_equal(cl_tpm_ek_cert_verify(ecc, en, both, rn, NULL, T_VALID, err, sizeof err),
+                     CL_OK);
     /* The issuing CA alone is a configured anchor too. */
     assert_int_equal(cl_tpm_ek_cert_verify(rsa, dn, issuer, issn, NULL, T_VALID, err, sizeof err),
                      CL_OK);
     /* The root without the issuer: no path. */
-    expect_err(cl_tpm_ek_cert_verify(rsa, dn, root, rootn, NULL, T_VALID, err, sizeof err), CL_ECHAIN,
-               err, "EK certificate does not chain to a configured root: unable to get local issuer");
+    expect_err(cl_tpm_ek_cert_verify(rsa, dn, root, rootn, NULL, T_VALID, err, sizeof err),
+               CL_ECHAIN, err,
+               "EK certificate does not chain to a configured root: unable to get local issuer");
     /* Before notBefore. */
-    expect_err(cl_tpm_ek_cert_verify(rsa, dn, both, rn, NULL, T_BEFORE, err, sizeof err), CL_EEXPIRED,
-               err, "certificate is not yet valid");
+    expect_err(cl_tpm_ek_cert_verify(rsa, dn, both, rn, NULL, T_BEFORE, err, sizeof err),
+               CL_EEXPIRED, err, "certificate is not yet valid");
     /* Key match: the RSA EK public area built from the certificate's key, and the AK. */
     cl_tpm_public ek;
     ek_public_from_cert(rsa, dn, &EK_RSA_TMPL, &ek);
-    assert_int_equal(cl_tpm_ek_cert_verify(rsa, dn, both, rn, &ek, T_VALID, err, sizeof err), CL_OK);
+    assert_int_equal(cl_tpm_ek_cert_verify(rsa, dn, both, rn, &ek, T_VALID, err, sizeof err),
+                     CL_OK);
     expect_err(cl_tpm_ek_cert_verify(rsa, dn, both, rn, &v->ak, T_VALID, err, sizeof err),
                CL_EBINDING, err, "EK certificate public key differs from the EK public area");
     expect_err(cl_tpm_ek_cert_verify(ecc, en, both, rn, &ek, T_VALID, err, sizeof err), CL_EBINDING,
                err, "differs");
     cl_tpm_public_free(&ek);
     /* Malformed inputs. */
-    expect_err(cl_tpm_ek_cert_verify(rsa, dn - 1, both, rn, NULL, T_VALID, err, sizeof err), CL_EPEM,
-               err, "not one DER certificate");
+    expect_err(cl_tpm_ek_cert_verify(rsa, dn - 1, both, rn, NULL, T_VALID, err, sizeof err),
+               CL_EPEM, err, "not one DER certificate");
     uint8_t *longer = malloc(dn + 1);
     memcpy(longer, rsa, dn);
     longer[dn] = 0;
@@ -1271,9 +1288,9 @@ static void test_ek_certs(void **state)
     expect_err(cl_tpm_ek_cert_verify(rsa, dn, "", 0, NULL, T_VALID, err, sizeof err), CL_EPEM, err,
                "hold no PEM certificate");
     const char *garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-    expect_err(cl_tpm_ek_cert_verify(rsa, dn, garbage, strlen(garbage), NULL, T_VALID, err,
-                                     sizeof err),
-               CL_EPEM, err, "PEM certificate 1 is malformed");
+    expect_err(
+        cl_tpm_ek_cert_verify(rsa, dn, garbage, strlen(garbage), NULL, T_VALID, err, sizeof err),
+        CL_EPEM, err, "PEM certificate 1 is malformed");
     free(both);
     free(root);
     free(issuer);
@@ -1283,7 +1300,8 @@ static void test_ek_certs(void **state)
 }
 
 /* A CA and a certificate for `subject` signed by it (the AK-certificate path). */
-static X509 *make_cert(EVP_PKEY *subject, EVP_PKEY *issuer_key, X509 *issuer, const char *cn, int ca)
+static X509 *make_cert(EVP_PKEY *subject, EVP_PKEY *issuer_key, X509 *issuer, const char *cn,
+                       int ca)
 {
     X509 *x = X509_new();
     X509_set_version(x, 2);
@@ -1297,7 +1315,8 @@ static X509 *make_cert(EVP_PKEY *subject, EVP_PKEY *issuer_key, X509 *issuer, co
     X509_NAME_free(name);
     X509_set_pubkey(x, subject);
     if (ca) {
-        X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:TRUE");
+        X509_EXTENSION *e =
+            X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:TRUE");
         X509_add_ext(x, e, -1);
         X509_EXTENSION_free(e);
     }
@@ -1328,11 +1347,12 @@ static void test_ak_cert(void **state)
         fail_msg("AK cert: %s", err);
     cl_tpm_public other;
     other_ecc_ak(v, &other);
-    expect_err(cl_tpm_ak_cert_verify(der, (size_t)dl, pem, (size_t)pn, &other, now, err, sizeof err),
-               CL_EBINDING, err, "AK certificate public key differs from the AK public area");
-    expect_err(cl_tpm_ak_cert_verify(der, (size_t)dl, pem2, (size_t)pn2, &v->ak, now, err,
-                                     sizeof err),
-               CL_ECHAIN, err, "AK certificate does not chain");
+    expect_err(
+        cl_tpm_ak_cert_verify(der, (size_t)dl, pem, (size_t)pn, &other, now, err, sizeof err),
+        CL_EBINDING, err, "AK certificate public key differs from the AK public area");
+    expect_err(
+        cl_tpm_ak_cert_verify(der, (size_t)dl, pem2, (size_t)pn2, &v->ak, now, err, sizeof err),
+        CL_ECHAIN, err, "AK certificate does not chain");
     expect_err(cl_tpm_ak_cert_verify(der, (size_t)dl, pem, (size_t)pn, &v->ak, now + 7200, err,
                                      sizeof err),
                CL_EEXPIRED, err, "expired");

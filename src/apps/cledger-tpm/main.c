@@ -113,12 +113,18 @@ static int parse_opts(int argc, char **argv, opts *o)
         const char *flag;
         size_t off;
     } FLAGS[] = {
-        {"--quote", offsetof(opts, quote)},       {"--sig", offsetof(opts, sig)},
-        {"--ak-pub", offsetof(opts, ak_pub)},     {"--nonce", offsetof(opts, nonce)},
-        {"--pcrs", offsetof(opts, pcrs)},         {"--pcr-alg", offsetof(opts, pcr_alg)},
-        {"--ak-cert", offsetof(opts, ak_cert)},   {"--time", offsetof(opts, time)},
-        {"--ek-pub", offsetof(opts, ek_pub)},     {"--ak-name", offsetof(opts, ak_name)},
-        {"--secret", offsetof(opts, secret)},     {"--out-blob", offsetof(opts, out_blob)},
+        {"--quote", offsetof(opts, quote)},
+        {"--sig", offsetof(opts, sig)},
+        {"--ak-pub", offsetof(opts, ak_pub)},
+        {"--nonce", offsetof(opts, nonce)},
+        {"--pcrs", offsetof(opts, pcrs)},
+        {"--pcr-alg", offsetof(opts, pcr_alg)},
+        {"--ak-cert", offsetof(opts, ak_cert)},
+        {"--time", offsetof(opts, time)},
+        {"--ek-pub", offsetof(opts, ek_pub)},
+        {"--ak-name", offsetof(opts, ak_name)},
+        {"--secret", offsetof(opts, secret)},
+        {"--out-blob", offsetof(opts, out_blob)},
         {"--out-secret", offsetof(opts, out_secret)},
         {"--out-tpm2-tools", offsetof(opts, out_tools)},
         {"--ek-cert", offsetof(opts, ek_cert)},
@@ -335,7 +341,8 @@ static int cmd_make_credential(const opts *o)
     if ((rc = load_public(o->ek_pub, &ek, err, sizeof err)) < 0 ||
         (rc = read_all(o->ak_name, &name, &nl, err, sizeof err)) < 0 ||
         (rc = read_all(o->secret, &secret, &sl, err, sizeof err)) < 0 ||
-        (rc = cl_tpm_make_credential(&ek, name, nl, secret, sl, &blob, &enc, err, sizeof err)) < 0 ||
+        (rc = cl_tpm_make_credential(&ek, name, nl, secret, sl, &blob, &enc, err, sizeof err)) <
+            0 ||
         (rc = write_all(o->out_blob, blob.data, blob.len, err, sizeof err)) < 0 ||
         (rc = write_all(o->out_secret, enc.data, enc.len, err, sizeof err)) < 0)
         goto out;
@@ -380,7 +387,8 @@ static int cmd_verify_ek(const opts *o)
     rc = cl_tpm_ek_cert_verify(der, dn, (const char *)cas.data, cas.len,
                                o->ek_pub != NULL ? &ek : NULL, now, err, sizeof err);
     if (rc == CL_OK)
-        printf("EK certificate OK%s\n", o->ek_pub != NULL ? " (key matches the EK public area)" : "");
+        printf("EK certificate OK%s\n",
+               o->ek_pub != NULL ? " (key matches the EK public area)" : "");
 out:
     cl_free(der);
     cl_buf_free(&cas);
