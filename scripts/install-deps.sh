@@ -9,9 +9,10 @@ BUILD="build-essential cmake pkg-config clang libclang-rt-14-dev llvm \
 libssl-dev libuv1-dev libhttp-parser-dev libraft-dev liblmdb-dev libjansson-dev \
 libcurl4-openssl-dev libcjose-dev libgfshare-dev libcmocka-dev"
 # Tests and benchmarks: openssl CLI for known answers and `openssl speed`, lmdb-utils to inspect
-# the index, nginx as the benchmark ceiling, swtpm/tpm2-tools for attestation tests, python3-azure
+# the index, nginx as the benchmark ceiling, swtpm/tpm2-tools (+ the swtpm TCTI and certtool)
+# for the TPM tests, python3-azure (+ python3-cryptography for the harnesses)
 # for the official Python SDK, nodejs/npm for the official JS SDKs, curl for smoke tests.
-TEST="openssl lmdb-utils nginx-light swtpm swtpm-tools tpm2-tools python3 python3-azure curl"
+TEST="openssl lmdb-utils nginx-light swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0 gnutls-bin python3 python3-azure python3-cryptography curl"
 
 missing=""
 for p in $BUILD $TEST; do

@@ -150,11 +150,34 @@ static int64_t now_of(const cl_attestd *a)
     return a->o.fixed_time ? a->o.fixed_time : (int64_t)time(NULL);
 }
 
+static void reply_text(cl_attestd *a, cl_http_exchange *x, int status, char *text,
+                       const char *err_code);
+
 static void reply_json(cl_attestd *a, cl_http_exchange *x, int status, json_t *body,
                        const char *err_code)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(body);
+    reply_text(a, x, status, text, err_code);
+}
+
+/* {"token":"<token>"}: tokens are base64url segments and dots, nothing to escape. */
+static void reply_token_body(cl_attestd *a, cl_http_exchange *x, const char *token)
+{
+    size_t n = strlen(token);
+    char *text = cl_malloc(n + 13);
+    if (text != NULL) {
+        memcpy(text, "{\"token\":\"", 10);
+        memcpy(text + 10, token, n);
+        memcpy(text + 10 + n, "\"}", 3);
+    }
+    reply_text(a, x, 200, text, NULL);
+}
+
+/* Sends `text` (consumed; NULL with a 2xx: 500) as a JSON body. */
+static void reply_text(cl_attestd *a, cl_http_exchange *x, int status, char *text,
+                       const char *err_code)
+{
     const cl_http_request *r = cl_http_request_of(x);
     char reqid[40];
     uint64_t id = r->request_id;
@@ -979,7 +1002,7 @@ static void after_attest(uv_work_t *w, int status)
     if (j->f.status != 0)
         reply_error(a, j->x, &j->f);
     else
-        reply_json(a, j->x, 200, json_pack("{s:s}", "token", j->token), NULL);
+        reply_token_body(a, j->x, j->token);
     job_free(j);
 }
 

@@ -44,6 +44,7 @@ static int builtin_qe_identity(const cl_sgx_quote *q, char *err, size_t errlen)
 typedef struct {
     cl_intel_pck_ext ext;
     int64_t pck_not_before, pck_not_after;
+    uint8_t attest_key[64]; /* the key the stored EVP_PKEY is made of */
 } pck_memo;
 
 /* Cache key: every input of steps 1-3 (the chain text, the QE report and its signature) and the
@@ -126,10 +127,17 @@ int cl_sgx_quote_verify_cached(const cl_sgx_quote *q, const cl_intel_collateral 
     uint8_t key[32];
     pck_memo memo;
     size_t memo_len = 0;
+    int fresh = 0; /* steps 1-3 were run now (not taken from the memo) */
     if (cache != NULL) {
         pck_key(q, coll, key);
-        if (cl_vcache_lookup(cache, key, now_unix, &memo, &memo_len, NULL) &&
+        if (cl_vcache_lookup(cache, key, now_unix, &memo, &memo_len, NULL, &akey) &&
             memo_len == sizeof memo) {
+            /* the QE report (in the key) binds the attestation key; reuse its EVP_PKEY only for
+             * the very same key bytes */
+            if (akey != NULL && !cl_ct_equal(memo.attest_key, q->attest_key, 64)) {
+                EVP_PKEY_free(akey);
+                akey = NULL;
+            }
             ext = memo.ext;
             res->pck_not_before = memo.pck_not_before;
             res->pck_not_after = memo.pck_not_after;
@@ -168,14 +176,7 @@ int cl_sgx_quote_verify_cached(const cl_sgx_quote *q, const cl_intel_collateral 
         CL_GUARD_IF(1, CL_ESIG);
     }
 
-    if (cache != NULL) {
-        memo.ext = ext;
-        memo.pck_not_before = res->pck_not_before;
-        memo.pck_not_after = res->pck_not_after;
-        int64_t nb, na;
-        chain_window(&pck, coll, &nb, &na);
-        cl_vcache_insert(cache, key, nb, na, &memo, sizeof memo, NULL);
-    }
+    fresh = 1;
 pck_done:
     memcpy(res->fmspc, ext.fmspc, 6);
     memcpy(res->pce_id, ext.pce_id, 2);
@@ -197,7 +198,7 @@ pck_done:
         CL_GUARD(builtin_qe_identity(q, err, errlen));
 
     /* 6. ISV enclave report / TD report signed by the attestation key. */
-    if (cl_intel_p256_key(q->attest_key, &akey) != CL_OK) {
+    if (akey == NULL && cl_intel_p256_key(q->attest_key, &akey) != CL_OK) {
         cl_intel_err(err, errlen, "attestation key is not a valid P-256 point");
         CL_GUARD_IF(1, CL_ESIG);
     }
@@ -205,6 +206,16 @@ pck_done:
         cl_intel_err(err, errlen, "%s signature does not verify with the attestation key",
                      q->tee_type == CL_SGX_TEE_TDX ? "TD report" : "ISV enclave report");
         CL_GUARD_IF(1, CL_ESIG);
+    }
+    /* Steps 1-4 and the QE identity hold for these bytes: remember them (and the key). */
+    if (cache != NULL && fresh) {
+        memo.ext = ext;
+        memo.pck_not_before = res->pck_not_before;
+        memo.pck_not_after = res->pck_not_after;
+        memcpy(memo.attest_key, q->attest_key, 64);
+        int64_t nb, na;
+        chain_window(&pck, coll, &nb, &na);
+        cl_vcache_insert(cache, key, nb, na, &memo, sizeof memo, NULL, akey);
     }
 
     /* 5 and 7 with collateral. */

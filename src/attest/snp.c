@@ -901,7 +901,7 @@ static int verify_report_impl(const cl_snp_report *given, const uint8_t *raw, si
          * these exact bytes and still holds at now_unix: only the report is left to check. */
         chain_key(chain_pem, chain_len, key);
         size_t bl = 0;
-        if (cl_vcache_lookup(cache, key, now_unix, NULL, &bl, &cached) && cached != NULL) {
+        if (cl_vcache_lookup(cache, key, now_unix, NULL, &bl, &cached, NULL) && cached != NULL) {
             rc = report_signature(X509_get0_pubkey(cached), raw, &r, err, errlen);
             if (rc == CL_OK)
                 rc = vcek_matches_x509(cached, &r, err, errlen);
@@ -980,7 +980,7 @@ static int verify_report_impl(const cl_snp_report *given, const uint8_t *raw, si
         X509 *used[3] = {vcek, ask ? ask : pin_ask, pin_ark};
         int64_t nb, na;
         cert_window(used, 3, &nb, &na);
-        cl_vcache_insert(cache, key, nb, na, NULL, 0, vcek);
+        cl_vcache_insert(cache, key, nb, na, NULL, 0, vcek, NULL);
     }
     rc = report_signature(X509_get0_pubkey(vcek), raw, &r, err, errlen);
     if (rc != CL_OK)

@@ -17,6 +17,7 @@ typedef struct {
     uint8_t blob[CL_VCACHE_BLOB];
     size_t blob_len;
     X509 *cert;
+    EVP_PKEY *pkey;
 } slot_t;
 
 struct cl_vcache {
@@ -51,8 +52,10 @@ void cl_vcache_free(cl_vcache *c)
 {
     if (c == NULL)
         return;
-    for (size_t k = 0; k <= c->mask; k++)
+    for (size_t k = 0; k <= c->mask; k++) {
         X509_free(c->slots[k].cert);
+        EVP_PKEY_free(c->slots[k].pkey);
+    }
     pthread_mutex_destroy(&c->mu);
     cl_free(c->slots);
     cl_free(c);
@@ -65,10 +68,12 @@ static size_t index_of(const cl_vcache *c, const uint8_t key[32])
 }
 
 int cl_vcache_lookup(cl_vcache *c, const uint8_t key[32], int64_t now, void *blob, size_t *blob_len,
-                     X509 **cert)
+                     X509 **cert, EVP_PKEY **pkey)
 {
     if (cert != NULL)
         *cert = NULL;
+    if (pkey != NULL)
+        *pkey = NULL;
     if (c == NULL)
         return 0;
     int64_t wall = (int64_t)time(NULL);
@@ -82,10 +87,23 @@ int cl_vcache_lookup(cl_vcache *c, const uint8_t key[32], int64_t now, void *blo
             memcpy(blob, s->blob, s->blob_len);
         if (blob_len != NULL)
             *blob_len = s->blob_len;
-        if (cert != NULL && s->cert != NULL && X509_up_ref(s->cert) == 1)
-            *cert = s->cert;
-        else if (cert != NULL && s->cert != NULL)
-            hit = 0; /* could not take a reference: treat as a miss */
+        if (cert != NULL && s->cert != NULL) {
+            if (X509_up_ref(s->cert) == 1)
+                *cert = s->cert;
+            else
+                hit = 0; /* could not take a reference: treat as a miss */
+        }
+        if (hit && pkey != NULL && s->pkey != NULL) {
+            if (EVP_PKEY_up_ref(s->pkey) == 1) {
+                *pkey = s->pkey;
+            } else {
+                hit = 0;
+                if (cert != NULL) {
+                    X509_free(*cert);
+                    *cert = NULL;
+                }
+            }
+        }
         c->hits += (uint64_t)hit;
     }
     if (!hit)
@@ -95,15 +113,20 @@ int cl_vcache_lookup(cl_vcache *c, const uint8_t key[32], int64_t now, void *blo
 }
 
 void cl_vcache_insert(cl_vcache *c, const uint8_t key[32], int64_t not_before, int64_t not_after,
-                      const void *blob, size_t blob_len, X509 *cert)
+                      const void *blob, size_t blob_len, X509 *cert, EVP_PKEY *pkey)
 {
     if (c == NULL || blob_len > CL_VCACHE_BLOB || not_after < not_before)
         return;
     if (cert != NULL && X509_up_ref(cert) != 1)
         return;
+    if (pkey != NULL && EVP_PKEY_up_ref(pkey) != 1) {
+        X509_free(cert);
+        return;
+    }
     pthread_mutex_lock(&c->mu);
     slot_t *s = &c->slots[index_of(c, key)];
     X509 *old = s->cert;
+    EVP_PKEY *oldk = s->pkey;
     s->used = 1;
     memcpy(s->key, key, 32);
     s->not_before = not_before;
@@ -113,8 +136,10 @@ void cl_vcache_insert(cl_vcache *c, const uint8_t key[32], int64_t not_before, i
         memcpy(s->blob, blob, blob_len);
     s->blob_len = blob_len;
     s->cert = cert;
+    s->pkey = pkey;
     pthread_mutex_unlock(&c->mu);
     X509_free(old);
+    EVP_PKEY_free(oldk);
 }
 
 void cl_vcache_stats(cl_vcache *c, uint64_t *hits, uint64_t *misses)

@@ -20,6 +20,7 @@
 #ifndef CLEDGER_ATTEST_VCACHE_H
 #define CLEDGER_ATTEST_VCACHE_H
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,14 +36,15 @@ typedef struct cl_vcache cl_vcache;
 CL_MUST_CHECK int cl_vcache_new(size_t slots, int64_t max_age_s, cl_vcache **out);
 void cl_vcache_free(cl_vcache *c);
 
-/* 1 on a hit (blob copied into `blob` (capacity CL_VCACHE_BLOB), *blob_len set, *cert set to an
- * up-referenced certificate or NULL when none was stored), 0 on a miss. c may be NULL (miss). */
+/* 1 on a hit (blob copied into `blob` (capacity CL_VCACHE_BLOB), *blob_len set, *cert and *pkey
+ * set to up-referenced objects or NULL when none was stored; each out pointer may be NULL), 0 on
+ * a miss. c may be NULL (miss). */
 int cl_vcache_lookup(cl_vcache *c, const uint8_t key[32], int64_t now, void *blob, size_t *blob_len,
-                     X509 **cert);
+                     X509 **cert, EVP_PKEY **pkey);
 /* Records a verified result valid for not_before <= now <= not_after. c may be NULL (no-op).
- * blob_len <= CL_VCACHE_BLOB; cert may be NULL. */
+ * blob_len <= CL_VCACHE_BLOB; cert and pkey may be NULL (both are up-referenced). */
 void cl_vcache_insert(cl_vcache *c, const uint8_t key[32], int64_t not_before, int64_t not_after,
-                      const void *blob, size_t blob_len, X509 *cert);
+                      const void *blob, size_t blob_len, X509 *cert, EVP_PKEY *pkey);
 
 /* Counters for tests and diagnostics. */
 void cl_vcache_stats(cl_vcache *c, uint64_t *hits, uint64_t *misses);

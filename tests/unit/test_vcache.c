@@ -59,17 +59,17 @@ static void test_basics(void **state)
     uint8_t k1[32] = {1}, k2[32] = {2}, blob[CL_VCACHE_BLOB];
     size_t bl = 0;
     X509 *cert = NULL;
-    assert_int_equal(cl_vcache_lookup(c, k1, 100, blob, &bl, &cert), 0);
-    cl_vcache_insert(c, k1, 50, 150, "abc", 3, NULL);
-    assert_int_equal(cl_vcache_lookup(c, k1, 100, blob, &bl, &cert), 1);
+    assert_int_equal(cl_vcache_lookup(c, k1, 100, blob, &bl, &cert, NULL), 0);
+    cl_vcache_insert(c, k1, 50, 150, "abc", 3, NULL, NULL);
+    assert_int_equal(cl_vcache_lookup(c, k1, 100, blob, &bl, &cert, NULL), 1);
     assert_int_equal(bl, 3);
     assert_memory_equal(blob, "abc", 3);
     assert_null(cert);
-    assert_int_equal(cl_vcache_lookup(c, k1, 49, blob, &bl, NULL), 0);  /* before the window */
-    assert_int_equal(cl_vcache_lookup(c, k1, 151, blob, &bl, NULL), 0); /* after it */
-    assert_int_equal(cl_vcache_lookup(c, k2, 100, blob, &bl, NULL), 0); /* other key */
-    cl_vcache_insert(c, k2, 0, 10, NULL, CL_VCACHE_BLOB + 1, NULL);    /* too big: ignored */
-    assert_int_equal(cl_vcache_lookup(c, k2, 5, blob, &bl, NULL), 0);
+    assert_int_equal(cl_vcache_lookup(c, k1, 49, blob, &bl, NULL, NULL), 0);  /* before the window */
+    assert_int_equal(cl_vcache_lookup(c, k1, 151, blob, &bl, NULL, NULL), 0); /* after it */
+    assert_int_equal(cl_vcache_lookup(c, k2, 100, blob, &bl, NULL, NULL), 0); /* other key */
+    cl_vcache_insert(c, k2, 0, 10, NULL, CL_VCACHE_BLOB + 1, NULL, NULL);    /* too big: ignored */
+    assert_int_equal(cl_vcache_lookup(c, k2, 5, blob, &bl, NULL, NULL), 0);
     /* keys sharing a slot replace each other; the certificate reference is managed */
     uint8_t k3[32] = {1, 0, 0, 9};
     size_t cn;
@@ -77,10 +77,10 @@ static void test_basics(void **state)
     const unsigned char *p = der;
     X509 *x = d2i_X509(NULL, &p, (long)cn);
     assert_non_null(x);
-    cl_vcache_insert(c, k3, 0, 1000, NULL, 0, x);
+    cl_vcache_insert(c, k3, 0, 1000, NULL, 0, x, X509_get0_pubkey(x));
     X509_free(x); /* the cache holds its own reference */
-    assert_int_equal(cl_vcache_lookup(c, k1, 100, NULL, NULL, NULL), 0);
-    assert_int_equal(cl_vcache_lookup(c, k3, 100, NULL, NULL, &cert), 1);
+    assert_int_equal(cl_vcache_lookup(c, k1, 100, NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(cl_vcache_lookup(c, k3, 100, NULL, NULL, &cert, NULL), 1);
     assert_non_null(cert);
     assert_non_null(X509_get0_pubkey(cert));
     X509_free(cert);
@@ -90,7 +90,7 @@ static void test_basics(void **state)
     assert_true(misses >= 6);
     cl_vcache_free(c);
     free(der);
-    assert_int_equal(cl_vcache_lookup(NULL, k1, 0, NULL, NULL, NULL), 0);
+    assert_int_equal(cl_vcache_lookup(NULL, k1, 0, NULL, NULL, NULL, NULL), 0);
 }
 
 static int sgx_verify(const uint8_t *q, size_t n, cl_vcache *c, int64_t now, cl_sgx_result *res)
