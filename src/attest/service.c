@@ -691,6 +691,10 @@ static int do_intel(job *j, json_t *claims, json_t *legacy, failure *f)
     uint8_t h[32];
     cl_sha256(j->evidence, j->evlen, h);
     rc = cl_sgx_claims(&quote, res.tcb_evaluated ? &res : NULL, h, claims);
+    /* The token says whether Intel's TCB evaluation ran (no collateral for this platform: no). */
+    if (rc == CL_OK &&
+        json_object_set_new(claims, "x-cledger-tcb-evaluated", json_boolean(res.tcb_evaluated)) != 0)
+        rc = CL_ENOMEM;
     if (rc == CL_OK && !want_tdx)
         rc = cl_sgx_legacy_claims(&quote, legacy);
     cl_sgx_result_free(&res);

@@ -269,6 +269,8 @@ def main():
         check(p["x-ms-sgx-report-data"] == "ed11a9eb97dfc17053a32a6992e71d04f7ec996e45519ab710936afb48f9041d" + "0" * 64, "A1 report data")
         check(p["x-ms-sgx-collateral"]["quotehash"] == hashlib.sha256(SGX_QUOTE).hexdigest(), "A1 quotehash")
         check(p["x-ms-sgx-ehd"] == b64u(RUNTIME) == p["maa-ehd"] == p["aas-ehd"], "A1 ehd claims")
+        check(p["x-cledger-tcb-evaluated"] is False and "x-ms-sgx-tcb-status" not in p
+              and set(p["x-ms-sgx-collateral"]) == {"quotehash"}, "A1 without collateral the token says so")
         check(p["exp"] - p["iat"] == 28800 and p["nbf"] == p["iat"] and len(p["jti"]) == 64 and p["iss"] == aad.base, "A1 times")
         check(p["x-ms-policy-hash"] == "egjnANIzEpS2WgpE4Nk-QEwM69XRCgTs42_G0qLlbnk", "A1 policy hash of the default")
         # the real MAA token's values
@@ -489,6 +491,35 @@ def main():
           (st == 200 and b"kept" in b64u_dec(json.loads(b64u_dec(token_parts(j["token"])[1]["x-ms-policy"].split(".")[1]))["AttestationPolicy"])),
           "restored policy served")
     fresh.stop()
+    # --admin-jwks by URL (fetched once at start with libcurl; plain http only on loopback)
+    import http.server
+    import threading
+    jw = json.dumps({"keys": [jwk_of(admin_key, "admin-1")]}).encode()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(jw)))
+            self.end_headers()
+            self.wfile.write(jw)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url_inst = Instance("jwksurl", "--admin-jwks", "http://127.0.0.1:%d/keys" % srv.server_port,
+                        "--admin-issuer", ISS, "--admin-audience", AUD)
+    url_inst.start()
+    st, _, j = url_inst.req("GET", "/policies/SgxEnclave" + Q, headers=AUTH)
+    check(st == 200, "admin JWT validated against a JWKS fetched by URL (%s)" % st)
+    url_inst.stop()
+    srv.shutdown()
+    r = subprocess.run([os.path.join(BIN, "cledger-attestd"), "--data-dir", os.path.join(WORK, "jwksbad"), "--listen",
+                        "127.0.0.1:0", "--admin-jwks", "http://example.org/keys", "--admin-issuer", ISS,
+                        "--admin-audience", AUD], capture_output=True, timeout=30)
+    check(r.returncode == 1 and b"use https" in r.stderr, "plain-http JWKS off loopback refused")
     # mode fixed at creation
     r = subprocess.run([os.path.join(BIN, "cledger-attestd"), "--data-dir", aad.dir, "--listen", "127.0.0.1:0", "--mode", "isolated"],
                        capture_output=True, timeout=30)
@@ -534,7 +565,8 @@ def main():
     check(st == 200, "A19 %s %s" % (st, j))
     if st == 200:
         p = token_parts(j["token"])[1]
-        check(p.get("attester_tcb_status") == "UpToDate" and p["tdx_mrtd"].startswith("91eb2b44")
+        check(p.get("attester_tcb_status") == "UpToDate" and p["x-cledger-tcb-evaluated"] is True
+              and p["tdx_mrtd"].startswith("91eb2b44")
               and p["tdx_td_attributes_septve_disable"] is True and p["dbgstat"] == "disabled", "A19 claims")
     st, _, j = attest(iso, "SgxEnclave", {"quote": b64u(vec("sgx/phala_sgx_quote_v3.bin"))})
     check(st == 200 and token_parts(j["token"])[1].get("x-ms-sgx-tcb-status") == "ConfigurationAndSWHardeningNeeded", "Phala SGX TCB status %s %s" % (st, j))

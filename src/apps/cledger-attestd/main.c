@@ -387,6 +387,15 @@ static int load_jwks(daemon_t *d)
     size_t len = 0;
     cl_buf b;
     cl_buf_init(&b);
+    /* Keys that decide who administers the instance come over TLS; plain http only from this
+     * machine (a local identity provider or a test). */
+    if (strncmp(src, "http://", 7) == 0 && strncmp(src + 7, "127.0.0.1", 9) != 0 &&
+        strncmp(src + 7, "localhost", 9) != 0 && strncmp(src + 7, "[::1]", 5) != 0) {
+        fprintf(stderr, "cledger-attestd: --admin-jwks %s: use https (plain http only for "
+                        "127.0.0.1, localhost or [::1])\n",
+                src);
+        return -1;
+    }
     if (strncmp(src, "https://", 8) == 0 || strncmp(src, "http://", 7) == 0) {
         CURL *c = curl_easy_init();
         CURLcode cc = CURLE_FAILED_INIT;
