@@ -211,7 +211,7 @@ int cl_sgx_quote_parse(const uint8_t *p, size_t n, cl_sgx_quote *q, char *err, s
                      q->att_key_type);
         return CL_EUNSUPPORTED;
     }
-    if (memcmp(q->qe_vendor_id, intel_qe_vendor, 16) != 0) { /* public constant */
+    if (memcmp(q->qe_vendor_id, intel_qe_vendor, 16) != 0) { /* public constant, lint:public */
         cl_intel_err(err, errlen, "QE vendor id is not Intel's (939a7233f79c4ca9940a0db3957f0607)");
         return CL_EUNSUPPORTED;
     }

@@ -371,7 +371,7 @@ const uint8_t *cl_astore_cert(const cl_astore *s, size_t i, size_t *len)
 long cl_astore_cert_find(const cl_astore *s, const uint8_t *der, size_t len)
 {
     for (size_t k = 0; k < s->ncerts; k++)
-        if (s->certs[k].len == len && memcmp(s->certs[k].der, der, len) == 0) /* public data */
+        if (s->certs[k].len == len && memcmp(s->certs[k].der, der, len) == 0) /* public data, lint:public */
             return (long)k;
     return -1;
 }
@@ -497,7 +497,7 @@ int cl_astore_import(cl_astore *s, const json_t *backup, const char *who, char *
         int found = 0;
         for (size_t j = 0; j < ncerts && !found; j++)
             found = certs[j].len == s->certs[i].len &&
-                    memcmp(certs[j].der, s->certs[i].der, certs[j].len) == 0; /* public */
+                    memcmp(certs[j].der, s->certs[i].der, certs[j].len) == 0; /* public, lint:public */
         if (!found) {
             int removed;
             size_t len = s->certs[i].len;
