@@ -36,6 +36,7 @@
 
 #define PATH_MAX_LEN 1024
 #define DEFAULT_CHUNK (5u << 20)
+#define WRITEBACK_STEP (1u << 20)
 #define SIG_COLLECTION "\x01sig"
 #define SIG_COLLECTION_LEN 4
 #define CE_LABEL "cledger commit evidence v1"
@@ -82,6 +83,7 @@ struct cl_ledger {
     int roll_after_sync;
     int external_durability; /* a consensus log makes writes durable; sync skips fdatasync */
     int unsynced;            /* bytes written to the open chunk since its last fdatasync */
+    uint64_t kicked;         /* open-chunk offset up to which writeback was started */
 
     cl_merkle *tree;
     cl_index *idx;
@@ -275,6 +277,7 @@ static int open_new_chunk(cl_ledger *l, uint64_t start)
     CL_TRY(cl_fs_open(l->fs, path, CL_FS_RDWR | CL_FS_CREAT | CL_FS_TRUNC, 0640, &l->open_chunk));
     l->open_start = start;
     l->open_durable = 0;
+    l->kicked = 0;
     l->open_new = 1;
     uint8_t h[CL_CHUNK_HEADER_LEN];
     cl_chunk_header_encode(start, l->private_ledger, h);
@@ -404,6 +407,14 @@ int cl_ledger_sync(cl_ledger *l)
         CL_GUARD(cl_file_pwrite(l->open_chunk, l->pending.data, l->pending.len, l->open_durable));
         if (l->external_durability) {
             l->unsynced = 1;
+            /* Start writeback every MiB, so the fdatasync at chunk rollover (on the caller's
+             * loop) does not have to flush the whole chunk at once. A hint: errors are ignored
+             * here; the sync that makes the data durable reports them. */
+            uint64_t end = l->open_durable + l->pending.len;
+            if (end - l->kicked >= WRITEBACK_STEP) {
+                (void)cl_file_writeback(l->open_chunk, l->kicked, end - l->kicked);
+                l->kicked = end;
+            }
         } else {
             CL_GUARD(cl_file_sync(l->open_chunk));
             if (l->open_new) {
@@ -1390,6 +1401,7 @@ static int recover_open_chunk(cl_ledger *l)
         CL_TRY(cl_file_sync(l->open_chunk));
     }
     l->open_durable = good;
+    l->kicked = good;
     return CL_OK;
 out:
     cl_chunk_reader_close(&r);
@@ -1664,6 +1676,7 @@ int cl_ledger_truncate(cl_ledger *l, uint64_t seqno)
     CL_GUARD(cl_file_truncate(l->open_chunk, loc.offset));
     CL_GUARD(cl_file_sync(l->open_chunk));
     l->open_durable = loc.offset;
+    l->kicked = loc.offset;
     CL_GUARD(cl_index_truncate_from(l->idx, seqno + 1));
     CL_GUARD(cl_merkle_truncate(l->tree, seqno + 1));
     l->last_seqno = l->durable_seqno = seqno;

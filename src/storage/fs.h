@@ -65,6 +65,9 @@ typedef struct cl_fs_ops {
     /* Optional (may be NULL): read-only shared mapping of the first len bytes (see above). */
     int (*map)(cl_file *f, uint64_t len, const void **addr);
     int (*unmap)(cl_file *f, const void *addr, uint64_t len);
+    /* Optional (may be NULL): start writing [off, off+len) back to the device without waiting
+     * and without any durability promise, so that a later sync has less to wait for. */
+    int (*writeback)(cl_file *f, uint64_t off, uint64_t len);
 } cl_fs_ops;
 
 struct cl_fs {
@@ -91,6 +94,11 @@ static inline int cl_file_pwrite(cl_file *f, const void *buf, size_t n, uint64_t
     return f->fs->ops->pwrite(f, buf, n, off);
 }
 static inline int cl_file_sync(cl_file *f) { return f->fs->ops->sync(f); }
+/* A hint: CL_OK also when the file system has no writeback operation. */
+static inline int cl_file_writeback(cl_file *f, uint64_t off, uint64_t len)
+{
+    return f->fs->ops->writeback ? f->fs->ops->writeback(f, off, len) : CL_OK;
+}
 static inline int cl_file_truncate(cl_file *f, uint64_t size)
 {
     return f->fs->ops->truncate(f, size);

@@ -624,6 +624,50 @@ static void test_external_durability(void **state)
     tu_rmrf(dir);
 }
 
+/* External durability on the real file system: more than a MiB of entries goes through the
+ * writeback hint (sync_file_range) without any fdatasync until sync_hard; everything reads back
+ * after reopening, and the hint on a file system without the operation is a no-op. */
+static void test_external_durability_writeback(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    cl_ledger_set_external_durability(l, 1);
+    char big[4000];
+    memset(big, 'w', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    uint64_t s = 0;
+    for (int i = 0; i < 400; i++) { /* ~1.6 MB */
+        put(l, "wb", big, &s);
+        assert_int_equal(cl_ledger_sync(l), CL_OK);
+    }
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync_hard(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    expect_entry(l, s, "wb", big);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+    /* the fault file system has no writeback operation: the hint reports success */
+    cl_fs_fault *ff = NULL;
+    assert_int_equal(cl_fs_fault_new(cl_fs_posix(), &ff), CL_OK);
+    cl_fs *fs = cl_fs_fault_fs(ff);
+    const char *d2 = tu_tempdir("cl-ledger");
+    char path[512];
+    snprintf(path, sizeof path, "%s/f", d2);
+    cl_file *f = NULL;
+    assert_int_equal(cl_fs_open(fs, path, CL_FS_RDWR | CL_FS_CREAT, 0600, &f), CL_OK);
+    assert_int_equal(cl_file_pwrite(f, "abc", 3, 0), CL_OK);
+    assert_int_equal(cl_file_writeback(f, 0, 3), CL_OK);
+    cl_file_close(f);
+    f = NULL;
+    assert_int_equal(cl_fs_open(cl_fs_posix(), path, CL_FS_RDWR, 0600, &f), CL_OK);
+    assert_int_equal(cl_file_writeback(f, 0, 3), CL_OK); /* posix: sync_file_range */
+    cl_file_close(f);
+    cl_fs_fault_free(ff);
+    tu_rmrf(d2);
+}
+
 int main(void)
 {
     cl_log_set_level(CL_LOG_ERROR);
@@ -642,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_collections_and_tables),
         cmocka_unit_test(test_seal_unseal),
         cmocka_unit_test(test_external_durability),
+        cmocka_unit_test(test_external_durability_writeback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
