@@ -195,10 +195,13 @@ static void reply_text(cl_attestd *a, cl_http_exchange *x, int status, char *tex
         h[n++] = "x-ms-error-code";
         h[n++] = err_code;
     }
-    if (text == NULL && status < 400) {
+    if (text == NULL && (status < 400 || err_code != NULL)) {
+        /* the body could not be built: a fixed 500 (the request's own error is lost) */
         static const char oom[] =
             "{\"error\":{\"code\":\"InternalError\",\"message\":\"out of memory\"}}";
-        h[7] = "InternalError";
+        n = 6;
+        h[n++] = "x-ms-error-code";
+        h[n++] = "InternalError";
         cl_http_reply(x, 500, h, n / 2, oom, sizeof oom - 1);
         return;
     }
