@@ -527,8 +527,11 @@ typedef struct job {
     size_t evlen;
     tdata rt, it;
     char *nonce;
-    int draft;  /* policy is a draft: unsigned token */
-    pol *policy;
+    int draft;        /* the request carries a draft policy: unsigned token */
+    pol *policy;      /* the stored (or default) policy in force at admission, or NULL */
+    pol *draft_policy; /* parsed draftPolicyForAttestation (made on the thread pool) */
+    const uint8_t *body; /* the request body: the exchange keeps it until the reply */
+    size_t body_len;
     int64_t now;
     /* results */
     failure f;
@@ -552,6 +555,7 @@ static void job_free(job *j)
     cl_free(j->nonce);
     cl_free(j->token);
     pol_release(j->policy);
+    pol_release(j->draft_policy);
     cl_free(j);
 }
 
@@ -941,6 +945,68 @@ out:
     return rc;
 }
 
+/* The request body (spec §3.1-§3.5), on the thread pool. */
+static int parse_request(job *j, failure *f)
+{
+    json_t *body = NULL;
+    char jerr[160];
+    int rc = CL_EJSON;
+    if (cl_json_parse((const char *)j->body, j->body_len, MAX_BODY, &body, jerr, sizeof jerr) < 0 ||
+        !json_is_object(body)) {
+        failf(f, 400, "InvalidParameter", "the body must be a JSON object%s%s",
+              jerr[0] && body == NULL ? ": " : "", body == NULL ? jerr : "");
+        goto out;
+    }
+    const char *field = (j->type == T_OE || j->type == T_SNP) ? "report" : "quote";
+    const json_t *ev = json_object_get(body, field);
+    if (!json_is_string(ev) || json_string_length(ev) == 0) {
+        failf(f, 400, "InvalidParameter", "\"%s\" (base64url evidence) is required", field);
+        goto out;
+    }
+    if (cl_b64url_lenient_decode(json_string_value(ev), json_string_length(ev), &j->evidence,
+                                 &j->evlen) < 0) {
+        failf(f, 400, "InvalidParameter", "\"%s\" is not base64url", field);
+        goto out;
+    }
+    if (parse_tdata(body, "runtimeData", &j->rt, f) < 0 ||
+        parse_tdata(body, "initTimeData", &j->it, f) < 0)
+        goto out;
+    const json_t *nonce = json_object_get(body, "nonce");
+    if (json_is_string(nonce)) {
+        j->nonce = cl_strndup(json_string_value(nonce), json_string_length(nonce));
+    } else if (json_is_integer(nonce)) {
+        char b[32];
+        snprintf(b, sizeof b, "%lld", (long long)json_integer_value(nonce));
+        j->nonce = cl_strdup(b);
+    } else if (nonce != NULL && !json_is_null(nonce)) {
+        failf(f, 400, "InvalidParameter", "nonce must be a string");
+        goto out;
+    }
+    const json_t *draft = json_object_get(body, "draftPolicyForAttestation");
+    if (draft != NULL && !json_is_null(draft)) {
+        char perr[512];
+        if (!json_is_string(draft)) {
+            failf(f, 400, "InvalidParameter", "draftPolicyForAttestation must be a string");
+            goto out;
+        }
+        j->draft_policy = pol_new(json_string_value(draft), json_string_length(draft), NULL,
+                                  perr, sizeof perr);
+        if (j->draft_policy == NULL) {
+            failf(f, 400, "PolicyParsingError", "%s", perr);
+            goto out;
+        }
+        j->draft = 1;
+    } else if (j->policy == NULL) {
+        failf(f, 400, "InvalidOperation", "no attestation policy is set for %s",
+              cl_atype_names[j->type]);
+        goto out;
+    }
+    rc = CL_OK;
+out:
+    json_decref(body);
+    return rc;
+}
+
 static void work_attest(uv_work_t *w)
 {
     job *j = w->data;
@@ -951,6 +1017,8 @@ static void work_attest(uv_work_t *w)
         failf(f, 500, "InternalError", "out of memory");
         goto out;
     }
+    if (parse_request(j, f) < 0)
+        goto out;
     switch (j->type) {
     case T_SGX:
     case T_OE:
@@ -993,7 +1061,7 @@ static void work_attest(uv_work_t *w)
                     j->draft,
                     NULL,
                     NULL};
-    evaluate_and_sign(j->a, j->policy, &e, &j->token, f);
+    evaluate_and_sign(j->a, j->draft ? j->draft_policy : j->policy, &e, &j->token, f);
 out:
     json_decref(claims);
     json_decref(legacy);
@@ -1013,12 +1081,13 @@ static void after_attest(uv_work_t *w, int status)
     job_free(j);
 }
 
+/* Admission of an attestation on the main loop: the policy in force is referenced here (a
+ * later policy change cannot affect this request); parsing, verification, evaluation and
+ * signing all run on the thread pool, so a large body never stalls the loop. */
 static void attest(cl_attestd *a, cl_http_exchange *x, int type)
 {
     const cl_http_request *r = cl_http_request_of(x);
     failure f = {0, NULL, ""};
-    json_t *body = NULL;
-    char jerr[160];
     job *j = cl_calloc(1, sizeof *j);
     if (j == NULL) {
         reply_err(a, x, 500, "InternalError", "out of memory");
@@ -1028,66 +1097,15 @@ static void attest(cl_attestd *a, cl_http_exchange *x, int type)
     j->x = x;
     j->type = type;
     j->now = now_of(a);
+    j->body = r->body;
+    j->body_len = r->body_len;
     if (a->quiesced) {
         failf(&f, 503, "ServiceUnavailable", "the service is shutting down");
         goto fail;
     }
-    if (cl_json_parse((const char *)r->body, r->body_len, MAX_BODY, &body, jerr, sizeof jerr) < 0 ||
-        !json_is_object(body)) {
-        failf(&f, 400, "InvalidParameter", "the body must be a JSON object%s%s",
-              jerr[0] && body == NULL ? ": " : "", body == NULL ? jerr : "");
-        goto fail;
-    }
-    const char *field = (type == T_OE || type == T_SNP) ? "report" : "quote";
-    const json_t *ev = json_object_get(body, field);
-    if (!json_is_string(ev) || json_string_length(ev) == 0) {
-        failf(&f, 400, "InvalidParameter", "\"%s\" (base64url evidence) is required", field);
-        goto fail;
-    }
-    if (cl_b64url_lenient_decode(json_string_value(ev), json_string_length(ev), &j->evidence,
-                                 &j->evlen) < 0) {
-        failf(&f, 400, "InvalidParameter", "\"%s\" is not base64url", field);
-        goto fail;
-    }
-    if (parse_tdata(body, "runtimeData", &j->rt, &f) < 0 ||
-        parse_tdata(body, "initTimeData", &j->it, &f) < 0)
-        goto fail;
-    const json_t *nonce = json_object_get(body, "nonce");
-    if (json_is_string(nonce))
-        j->nonce = cl_strndup(json_string_value(nonce), json_string_length(nonce));
-    else if (json_is_integer(nonce)) {
-        char b[32];
-        snprintf(b, sizeof b, "%lld", (long long)json_integer_value(nonce));
-        j->nonce = cl_strdup(b);
-    } else if (nonce != NULL && !json_is_null(nonce)) {
-        failf(&f, 400, "InvalidParameter", "nonce must be a string");
-        goto fail;
-    }
-    const json_t *draft = json_object_get(body, "draftPolicyForAttestation");
-    if (draft != NULL && !json_is_null(draft)) {
-        char perr[512];
-        if (!json_is_string(draft)) {
-            failf(&f, 400, "InvalidParameter", "draftPolicyForAttestation must be a string");
-            goto fail;
-        }
-        j->policy = pol_new(json_string_value(draft), json_string_length(draft), NULL, perr,
-                            sizeof perr);
-        if (j->policy == NULL) {
-            failf(&f, 400, "PolicyParsingError", "%s", perr);
-            goto fail;
-        }
-        j->draft = 1;
-    } else {
-        j->policy = a->cache[type];
-        if (j->policy == NULL) {
-            failf(&f, 400, "InvalidOperation", "no attestation policy is set for %s",
-                  cl_atype_names[type]);
-            goto fail;
-        }
+    j->policy = a->cache[type];
+    if (j->policy != NULL)
         j->policy->refs++;
-    }
-    json_decref(body);
-    body = NULL;
     j->work.data = j;
     if (uv_queue_work(a->o.loop, &j->work, work_attest, after_attest) != 0) {
         failf(&f, 503, "ServiceUnavailable", "could not queue the attestation");
@@ -1096,7 +1114,6 @@ static void attest(cl_attestd *a, cl_http_exchange *x, int type)
     a->pending++;
     return;
 fail:
-    json_decref(body);
     reply_error(a, x, &f);
     job_free(j);
 }

@@ -3,9 +3,10 @@
  * (spec/attestation-api.md): routes, admission, evidence verification, policy evaluation and
  * token issuance, on top of an HTTPS server (net/http.h) whose handler is cl_attestd_handle.
  *
- * Threads: cl_attestd_handle runs on the server's main loop. Attestation requests are parsed
- * there and then verified, evaluated and signed on libuv's thread pool (uv_queue_work), so the
- * main loop stays responsive and both cores sign; the reply is sent from the main loop. Every
+ * Threads: cl_attestd_handle runs on the server's main loop. Attestation requests are admitted
+ * there and then parsed, verified, evaluated and signed on libuv's thread pool (uv_queue_work),
+ * so the main loop stays responsive and both cores sign; the reply is sent from the main loop.
+ * The request body is read by the pool thread in place (the exchange keeps it until the reply). Every
  * administrative request runs on the main loop (they are rare and must be serialised).
  *
  * Ownership: the service borrows the store, the signing key and certificate, and the JWKS for
