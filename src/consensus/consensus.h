@@ -59,7 +59,7 @@ typedef struct {
     uint64_t applied_index;        /* the state machine already holds indexes <= this */
     unsigned election_timeout_ms;  /* 0: 1000 */
     unsigned heartbeat_timeout_ms; /* 0: 100 */
-    unsigned snapshot_threshold;   /* 0: 100000 entries */
+    unsigned snapshot_threshold;   /* 0: 40000 entries */
     void (*became_leader)(void *arg, uint64_t term); /* optional */
     void *leader_arg;
 } cl_consensus_opts;
