@@ -62,38 +62,6 @@ static int ossl_fail(int rc)
 /* ---- base64 -----------------------------------------------------------------------------------
  */
 
-int cl_b64url_lenient_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
-{
-    CL_ENSURE(out != NULL && outlen != NULL && (s != NULL || n == 0), CL_EINVAL);
-    size_t body = n;
-    while (body > 0 && n - body < 2 && s[body - 1] == '=')
-        body--;
-    /* Padding, when present, must complete the last quantum. */
-    CL_ENSURE(body == n || n % 4 == 0, CL_EBASE64);
-    /* Normalise to the url alphabet and let the strict decoder do the rest (unused bits, a lone
-     * final symbol, anything outside the alphabet — including a third '=' and whitespace). */
-    char *tmp = cl_malloc(body);
-    CL_ENSURE(tmp != NULL, CL_ENOMEM);
-    for (size_t i = 0; i < body; i++) {
-        char c = s[i];
-        tmp[i] = c == '+' ? '-' : c == '/' ? '_' : c;
-    }
-    size_t cap = cl_b64_decoded_max(body);
-    uint8_t *buf = cl_malloc(cap);
-    if (buf == NULL) {
-        cl_free(tmp);
-        return CL_ENOMEM;
-    }
-    int rc = cl_b64_decode(tmp, body, buf, cap, outlen, CL_B64_URL);
-    cl_free(tmp);
-    if (rc < 0) {
-        cl_free(buf);
-        return rc == CL_EOVERFLOW ? CL_EBASE64 : rc;
-    }
-    *out = buf;
-    return CL_OK;
-}
-
 char *cl_b64url_encode_alloc(const uint8_t *in, size_t n)
 {
     return cl_b64_encode_alloc(in, n, CL_B64_URL);
@@ -287,7 +255,7 @@ static int x5c_load(const json_t *x5c, const char *where, X509 **leaf, char *err
         uint8_t *der = NULL;
         size_t derlen = 0;
         int rc =
-            cl_b64url_lenient_decode(json_string_value(v), json_string_length(v), &der, &derlen);
+            cl_b64_decode_lenient_alloc(json_string_value(v), json_string_length(v), &der, &derlen);
         if (rc < 0) {
             X509_free(first);
             if (rc == CL_ENOMEM)
@@ -319,7 +287,7 @@ static int jwk_bytes(const json_t *jwk, const char *name, const char *where, uin
     json_t *v = json_object_get(jwk, name);
     if (!json_is_string(v))
         return failf(err, errlen, CL_EFORMAT, "%s has no \"%s\" string", where, name);
-    int rc = cl_b64url_lenient_decode(json_string_value(v), json_string_length(v), out, len);
+    int rc = cl_b64_decode_lenient_alloc(json_string_value(v), json_string_length(v), out, len);
     if (rc == CL_ENOMEM)
         return failf(err, errlen, rc, "out of memory");
     if (rc < 0 || *len == 0) {
@@ -512,7 +480,7 @@ void cl_jws_free(cl_jws *j)
 static int decode_segment(const char *s, size_t n, const char *what, uint8_t **out, size_t *len,
                           char *err, size_t errlen)
 {
-    int rc = cl_b64url_lenient_decode(s, n, out, len);
+    int rc = cl_b64_decode_lenient_alloc(s, n, out, len);
     if (rc == CL_ENOMEM)
         return failf(err, errlen, rc, "out of memory");
     if (rc < 0)

@@ -44,13 +44,8 @@
 /* kid: standard base64 of SHA-256 = 44 characters + NUL. */
 #define CL_JWS_KID_LEN 44
 
-/* ---- lenient base64url (§1.5 input rule) ------------------------------------------------------
- * Accepts both alphabets (`-_` and `+/`, even mixed) with or without `=` padding; when padding is
- * present it must be complete (total length a multiple of 4). Rejects whitespace, any other byte,
- * a lone final symbol, and non-zero unused bits (so every byte string has one decoding per
- * alphabet/padding choice). *out is a new cl_malloc'd buffer (non-NULL even when *outlen is 0).
- * CL_EBASE64 when malformed, CL_ENOMEM. */
-CL_MUST_CHECK int cl_b64url_lenient_decode(const char *s, size_t n, uint8_t **out, size_t *outlen);
+/* ---- base64url (§1.5): input is decoded with cl_b64_decode_lenient_alloc (base/codec.h) ---- */
+
 /* Unpadded base64url of n bytes, NUL-terminated, cl_malloc'd; NULL on allocation failure. */
 char *cl_b64url_encode_alloc(const uint8_t *in, size_t n);
 

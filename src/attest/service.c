@@ -275,7 +275,7 @@ static int policy_text_of(const cl_jws *j, char **text, size_t *len, failure *f)
     size_t sl = json_string_length(ap);
     uint8_t *dec = NULL;
     size_t dl = 0;
-    if (sl > 0 && cl_b64url_lenient_decode(s, sl, &dec, &dl) == CL_OK) {
+    if (sl > 0 && cl_b64_decode_lenient_alloc(s, sl, &dec, &dl) == CL_OK) {
         *text = (char *)dec;
         *len = dl;
         char *t = cl_realloc(dec, dl + 1);
@@ -589,7 +589,7 @@ static int parse_tdata(const json_t *body, const char *name, tdata *t, failure *
     if (d == NULL || json_is_null(d) || (json_is_string(d) && json_string_length(d) == 0))
         return CL_OK; /* absent (Python 1.0.1 sends dataType without data) */
     if (!json_is_string(d) ||
-        cl_b64url_lenient_decode(json_string_value(d), json_string_length(d), &t->data,
+        cl_b64_decode_lenient_alloc(json_string_value(d), json_string_length(d), &t->data,
                                  &t->len) < 0) {
         failf(f, 400, "InvalidParameter", "%s.data is not base64url", name);
         return CL_EBASE64;
@@ -963,7 +963,7 @@ static int parse_request(job *j, failure *f)
         failf(f, 400, "InvalidParameter", "\"%s\" (base64url evidence) is required", field);
         goto out;
     }
-    if (cl_b64url_lenient_decode(json_string_value(ev), json_string_length(ev), &j->evidence,
+    if (cl_b64_decode_lenient_alloc(json_string_value(ev), json_string_length(ev), &j->evidence,
                                  &j->evlen) < 0) {
         failf(f, 400, "InvalidParameter", "\"%s\" is not base64url", field);
         goto out;
@@ -1394,7 +1394,7 @@ static int ctx_decode(const cl_attestd *a, const char *s, size_t n, tpm_ctx *c, 
     uint8_t *b = NULL, mac[32];
     size_t len = 0;
     int rc = CL_OK;
-    if (cl_b64url_lenient_decode(s, n, &b, &len) < 0 || len != CTX_LEN || b[0] != CTX_VERSION ||
+    if (cl_b64_decode_lenient_alloc(s, n, &b, &len) < 0 || len != CTX_LEN || b[0] != CTX_VERSION ||
         cl_hmac_sha256(a->o.context_key, sizeof a->o.context_key, b, 106, mac) < 0 ||
         !cl_ct_equal(mac, b + 106, 32)) {
         failf(f, 400, "InvalidParameter", "service_context is not one this service issued");
@@ -1442,7 +1442,7 @@ static int b64_member(const json_t *o, const char *name, uint8_t **out, size_t *
     if (v == NULL)
         return CL_ENOENT;
     if (!json_is_string(v) ||
-        cl_b64url_lenient_decode(json_string_value(v), json_string_length(v), out, len) < 0) {
+        cl_b64_decode_lenient_alloc(json_string_value(v), json_string_length(v), out, len) < 0) {
         failf(f, 400, "InvalidParameter", "\"%s\" must be base64url", name);
         return CL_EBASE64;
     }
@@ -1758,7 +1758,7 @@ static void tpm_attest(cl_attestd *a, cl_http_exchange *x)
     char jerr[160];
     if (cl_json_parse((const char *)r->body, r->body_len, MAX_BODY, &body, jerr, sizeof jerr) < 0 ||
         !json_is_string(json_object_get(body, "data")) ||
-        cl_b64url_lenient_decode(json_string_value(json_object_get(body, "data")),
+        cl_b64_decode_lenient_alloc(json_string_value(json_object_get(body, "data")),
                                  json_string_length(json_object_get(body, "data")), &raw,
                                  &rawlen) < 0 ||
         cl_json_parse((const char *)raw, rawlen, MAX_BODY, &inner, jerr, sizeof jerr) < 0 ||
@@ -1973,5 +1973,6 @@ void cl_attestd_free(cl_attestd *a)
     for (int t = 0; t < CL_ATYPE_COUNT; t++)
         pol_release(a->cache[t]);
     cl_vcache_free(a->vc);
+    cl_wipe(a->o.context_key, sizeof a->o.context_key);
     cl_free(a);
 }

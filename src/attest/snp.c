@@ -227,40 +227,7 @@ static int report_same(const cl_snp_report *a, const cl_snp_report *b)
 
 /* ---- wrapper ----------------------------------------------------------------------------- */
 
-/* Lenient base64 (attestation-api.md §1.5): either alphabet, '=' padding optional but correct
- * when present; no whitespace. The result is NUL-terminated (one extra byte) for text members. */
-static int b64_lenient(const char *s, size_t n, uint8_t **out, size_t *outlen)
-{
-    size_t body = n;
-    while (body > 0 && n - body < 2 && s[body - 1] == '=')
-        body--;
-    if (body < n && n % 4 != 0)
-        return CL_EBASE64;
-    char *norm = cl_malloc(body + 1);
-    if (norm == NULL)
-        return CL_ENOMEM;
-    for (size_t i = 0; i < body; i++)
-        norm[i] = s[i] == '+' ? '-' : s[i] == '/' ? '_' : s[i];
-    uint8_t *buf = cl_malloc(cl_b64_decoded_max(body) + 1);
-    if (buf == NULL) {
-        cl_free(norm);
-        return CL_ENOMEM;
-    }
-    size_t len = 0;
-    int rc = body == 0 ? CL_OK
-                       : cl_b64_decode(norm, body, buf, cl_b64_decoded_max(body), &len, CL_B64_URL);
-    cl_free(norm);
-    if (rc != CL_OK) {
-        cl_free(buf);
-        return rc == CL_ENOMEM ? rc : CL_EBASE64;
-    }
-    buf[len] = 0;
-    *out = buf;
-    *outlen = len;
-    return CL_OK;
-}
-
-/* A string member decoded with b64_lenient. CL_ENOENT when absent. */
+/* A string member decoded with cl_b64_decode_lenient_alloc (NUL-terminated). CL_ENOENT when absent. */
 static int member_b64(const json_t *obj, const char *name, uint8_t **out, size_t *outlen, char *err,
                       size_t errlen)
 {
@@ -269,7 +236,7 @@ static int member_b64(const json_t *obj, const char *name, uint8_t **out, size_t
         return CL_ENOENT;
     if (!json_is_string(v))
         return fail(err, errlen, CL_EFORMAT, "SEV-SNP evidence: member %s is not a string", name);
-    int rc = b64_lenient(json_string_value(v), json_string_length(v), out, outlen);
+    int rc = cl_b64_decode_lenient_alloc(json_string_value(v), json_string_length(v), out, outlen);
     if (rc == CL_ENOMEM)
         return fail(err, errlen, rc, "out of memory decoding %s", name);
     if (rc != CL_OK)

@@ -65,36 +65,14 @@ static int path_of(const cl_astore *s, const char *rel, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? CL_OK : CL_EOVERFLOW;
 }
 
-/* Whole small file (NUL-terminated, cl_free); CL_ENOENT when absent. */
+/* Whole small state file (NUL-terminated, malloc-allocated: cl_free frees it); CL_ENOENT when
+ * absent. */
 static int read_small(const char *path, char **out, size_t *len)
 {
-    *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? CL_ENOENT : CL_EIO;
-    int rc = CL_OK;
-    struct stat st;
-    char *buf = NULL;
-    CL_GUARD_IF(fstat(fd, &st) != 0 || st.st_size < 0 || (size_t)st.st_size > MAX_STATE_FILE,
-                CL_EIO);
-    buf = cl_malloc((size_t)st.st_size + 1);
-    CL_GUARD_IF(buf == NULL, CL_ENOMEM);
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        CL_GUARD_IF(r <= 0, CL_EIO);
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    *out = buf;
-    *len = got;
-    buf = NULL;
-out:
-    cl_free(buf);
-    close(fd);
-    return rc;
+    *out = cl_read_file(path, len);
+    if (*out != NULL)
+        return CL_OK;
+    return errno == ENOENT ? CL_ENOENT : errno == ENOMEM ? CL_ENOMEM : CL_EIO;
 }
 
 static void free_certs(cert_t *c, size_t n)

@@ -173,3 +173,35 @@ int cl_b64_decode_alloc(const char *in, size_t inlen, uint8_t **out, size_t *out
     *out = p;
     return CL_OK;
 }
+
+int cl_b64_decode_lenient_alloc(const char *in, size_t inlen, uint8_t **out, size_t *outlen)
+{
+    CL_ENSURE(out != NULL && outlen != NULL && (in != NULL || inlen == 0), CL_EINVAL);
+    size_t body = inlen;
+    while (body > 0 && inlen - body < 2 && in[body - 1] == '=')
+        body--;
+    CL_ENSURE(body == inlen || inlen % 4 == 0, CL_EBASE64);
+    /* Normalise to the url alphabet; the strict decoder rejects everything else (unused bits, a
+     * lone final symbol, a third '=', whitespace). */
+    char *norm = cl_malloc(body + 1);
+    uint8_t *buf = cl_malloc(cl_b64_decoded_max(body) + 1);
+    if (norm == NULL || buf == NULL) {
+        cl_free(norm);
+        cl_free(buf);
+        return CL_ENOMEM;
+    }
+    for (size_t i = 0; i < body; i++)
+        norm[i] = in[i] == '+' ? '-' : in[i] == '/' ? '_' : in[i];
+    size_t len = 0;
+    int rc = body == 0 ? CL_OK
+                       : cl_b64_decode(norm, body, buf, cl_b64_decoded_max(body), &len, CL_B64_URL);
+    cl_free(norm);
+    if (rc < 0) {
+        cl_free(buf);
+        return rc == CL_ENOMEM ? rc : CL_EBASE64;
+    }
+    buf[len] = 0;
+    *out = buf;
+    *outlen = len;
+    return CL_OK;
+}

@@ -35,6 +35,11 @@ CL_MUST_CHECK int cl_b64_decode(const char *in, size_t inlen, uint8_t *out, size
                                 size_t *outlen, cl_b64_variant v);
 CL_MUST_CHECK int cl_b64_decode_alloc(const char *in, size_t inlen, uint8_t **out,
                                       size_t *outlen, cl_b64_variant v);
+/* Lenient decode (attestation-api.md §1.5): either alphabet ('+/' or '-_'), '=' padding optional
+ * but complete when present, nothing else (no whitespace). *out is heap-allocated with one extra
+ * NUL byte after the *outlen decoded bytes (for text members); free with cl_free. */
+CL_MUST_CHECK int cl_b64_decode_lenient_alloc(const char *in, size_t inlen, uint8_t **out,
+                                              size_t *outlen);
 /* Heap-allocated, NUL-terminated encoding; NULL on allocation failure. */
 char *cl_b64_encode_alloc(const uint8_t *in, size_t n, cl_b64_variant v);
 

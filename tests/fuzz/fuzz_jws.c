@@ -14,6 +14,7 @@
 
 #include "attest/jws.h"
 #include "base/alloc.h"
+#include "base/codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -56,7 +57,7 @@ static void try_b64(const char *text, size_t size)
 {
     uint8_t *out = NULL;
     size_t n = 0;
-    if (cl_b64url_lenient_decode(text, size, &out, &n) != CL_OK)
+    if (cl_b64_decode_lenient_alloc(text, size, &out, &n) != CL_OK)
         return;
     char *enc = cl_b64url_encode_alloc(out, n);
     if (enc == NULL)
