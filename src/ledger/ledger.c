@@ -83,9 +83,9 @@ struct cl_ledger {
     int open_new;          /* created since the last directory sync */
     cl_buf pending;        /* frames not yet written; starts at file offset open_durable */
     int roll_after_sync;
-    int external_durability; /* a consensus log makes writes durable; sync skips fdatasync */
-    int unsynced;            /* bytes written to the open chunk since its last fdatasync */
-    uint64_t kicked;         /* open-chunk offset up to which writeback was started */
+    int external_durability;      /* a consensus log makes writes durable; sync skips fdatasync */
+    int unsynced;                 /* bytes written to the open chunk since its last fdatasync */
+    uint64_t kicked;              /* open-chunk offset up to which writeback was started */
     unsigned rolls_since_derived; /* rollovers since the tree and index were last synced */
 
     cl_merkle *tree;
@@ -282,10 +282,20 @@ static int open_new_chunk(cl_ledger *l, uint64_t start)
     l->open_durable = 0;
     l->kicked = 0;
     l->open_new = 1;
+    /* The header is made durable (file and directory) before any entry is written: a crash can
+     * then damage a header only in a file that holds nothing else, which open recreates, and a
+     * damaged header in front of entries is corruption, never a crash artefact. (Written along
+     * with the first entries, a power cut could leave entries intact behind a torn header.) */
     uint8_t h[CL_CHUNK_HEADER_LEN];
     cl_chunk_header_encode(start, l->private_ledger, h);
+    CL_TRY(cl_file_pwrite(l->open_chunk, h, sizeof h, 0));
+    CL_TRY(cl_file_sync(l->open_chunk));
+    CL_TRY(cl_fs_sync_dir(l->fs, l->ledger_dir));
+    l->open_new = 0;
+    l->open_durable = sizeof h;
+    l->kicked = sizeof h;
     cl_buf_reset(&l->pending);
-    return cl_buf_append(&l->pending, h, sizeof h);
+    return CL_OK;
 }
 
 /* Roll the open chunk (which is durable and ends with a signature) into a committed one. */
@@ -354,8 +364,9 @@ static int append_frame(cl_ledger *l, const frame_spec *fs, uint64_t *seqno_out)
 {
     static const uint8_t zero[32];
     uint64_t seqno = l->last_seqno + 1;
-    if (l->open_chunk == NULL)
-        CL_TRY(open_new_chunk(l, seqno));
+    int rc;
+    if (l->open_chunk == NULL && (rc = open_new_chunk(l, seqno)) < 0)
+        return poisoned(l, rc); /* a failed write or sync: the file's state is unknown */
     CL_TRY(ensure_batch(l));
 
     cl_entry_view e;
@@ -392,7 +403,6 @@ static int append_frame(cl_ledger *l, const frame_spec *fs, uint64_t *seqno_out)
     uint8_t wsd[32], leaf[32];
     cl_entry_write_set_digest(&e, wsd);
     cl_entry_leaf(wsd, e.ce_digest, e.claims_digest, leaf);
-    int rc;
     cl_index_loc loc = {
         l->open_start, l->open_durable + at, (uint32_t)e.frame_len, fs->view, fs->type, 0};
     CL_GUARD(cl_merkle_append(l->tree, leaf));
@@ -442,7 +452,9 @@ int cl_ledger_sync(cl_ledger *l)
         l->batch = NULL;
         CL_GUARD(cl_index_batch_commit(b));
     }
-    CL_GUARD(cl_merkle_flush(l->tree));
+    /* The tree's write buffers are not flushed here: its reads serve buffered records, the
+     * buffers write themselves out when full (bounded memory), and the tree is derived state
+     * that open rebuilds from the chunks; cl_merkle_sync at rollover and close persists it. */
     if (l->roll_after_sync)
         CL_GUARD(roll_chunk(l));
 out:
@@ -1364,8 +1376,13 @@ static int recover_open_chunk(cl_ledger *l)
     CL_GUARD(cl_file_pread(r.f, h, sizeof h, 0, &got));
     uint64_t start = 0;
     int priv = 0;
-    if (got < sizeof h) {
-        good = 0; /* crashed while creating the chunk: nothing in it was ever durable */
+    if (got < sizeof h ||
+        (r.file_size <= sizeof h && (cl_chunk_header_decode(h, got, &start, &priv, &why) < 0 ||
+                                     start != l->open_start || priv != l->private_ledger))) {
+        /* Crashed while creating the chunk (its header is synced before anything else is
+         * written, see open_new_chunk): nothing in it was ever durable. */
+        good = 0;
+        why = NULL;
     } else {
         CL_GUARD(cl_chunk_header_decode(h, got, &start, &priv, &why));
         CL_GUARD_IF(start != l->open_start || priv != l->private_ledger, CL_ECORRUPT);

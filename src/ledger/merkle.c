@@ -18,11 +18,11 @@
  *    extends past the file's current size (a page wholly past EOF would raise SIGBUS): it covers
  *    the file as it was when mapped. A read past it maps the whole current file again once the
  *    file has grown by REMAP_GROWTH (1/8) since, and preads the record until then: a remap drops
- *    the old mapping's page-table entries, so remapping after every flush (the ledger flushes at
- *    every sync) made proofs slower than pread; this way a level is remapped O(log n) times as it
- *    grows. Cutting a file (truncate, repair at open) first drops a mapping that reaches past the
- *    cut; close drops them all. When the fs cannot map (CL_EUNSUPPORTED, or any other map error)
- *    reads fall back to pread, trying again only once the file has grown.
+ *    the old mapping's page-table entries, so remapping after every flush (the ledger once
+ *    flushed at every sync) made proofs slower than pread; this way a level is remapped O(log n)
+ *    times as it grows. Cutting a file (truncate, repair at open) first drops a mapping that
+ *    reaches past the cut; close drops them all. When the fs cannot map (CL_EUNSUPPORTED, or any
+ *    other map error) reads fall back to pread, trying again only once the file has grown.
  *  - The marker file `synced_size` holds the size at the last completed sync, in two slots
  *    written alternately (layout in merkle.h) so that a torn marker write leaves the previous value
  *    readable. Records below it are durable in every level; records past it may be missing, cut

@@ -328,7 +328,9 @@ int cl_index_open(const char *dir, size_t map_size_bytes, cl_index **out)
     CL_GUARD(
         db_err(mdb_env_set_mapsize(idx->env, map_size_bytes ? map_size_bytes : IDX_DEFAULT_MAP),
                "set mapsize"));
-    mrc = mdb_env_open(idx->env, dir, MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS, 0600);
+    /* Durability and the write map: see index.h. */
+    mrc = mdb_env_open(idx->env, dir,
+                       MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS | MDB_WRITEMAP | MDB_MAPASYNC, 0600);
     if (mrc == EACCES || mrc == ENOENT || mrc == ENOTDIR || mrc == EROFS || mrc == EIO ||
         mrc == ENOSPC || mrc == EPERM)
         CL_GUARD(CL_EIO);

@@ -15,7 +15,10 @@
  * directory lock keeps other processes out.
  *
  * Durability. The ledger chunk files are the source of truth and are fsynced on their own, so the
- * environment is opened with MDB_NOSYNC | MDB_NOMETASYNC: a commit reaches the OS page cache but
+ * environment is opened with MDB_NOSYNC | MDB_NOMETASYNC, and with MDB_WRITEMAP | MDB_MAPASYNC so
+ * that a commit writes its pages straight into the shared mapping instead of one pwrite(2) per
+ * dirty page (about ten per commit; the ledger commits once per consensus batch), which also makes
+ * the data file as long as the map (sparse). Either way a commit reaches the OS page cache but
  * not the disk. A process crash loses nothing; an OS crash or power cut may lose the last commits,
  * and on a file system that does not preserve write order it may leave the index unreadable. After
  * a restart the engine therefore (1) treats any failure of cl_index_open or cl_index_check as
