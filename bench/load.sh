@@ -9,12 +9,16 @@
 #
 #  (a) nginx ceiling: bench/nginx_ceiling.sh (nginx-light, TLS 1.3, ECDSA P-256, client
 #      certificates requested, `return 200`), bench_load --mode get for LOAD_DURATION s at
-#      LOAD_CONNS connections with a client certificate; then the same as POSTs of 100-byte
-#      entries (information: what nginx does with a request body).
+#      LOAD_CONNS connections with a client certificate.
 #  (b) cledgerd on a fresh data directory, the generated administrator certificate as client
-#      certificate: writes at full rate; writes paced at half that rate (p99 at half load); reads
-#      of the ids written; receipt latency (time from the 200 of a POST until its receipt is
-#      Ready) for LOAD_RECEIPTS writes.
+#      certificate: writes at full rate and reads of the ids written.
+#      (a) and (b) run interleaved, LOAD_ROUNDS times (nginx GET, cledgerd writes, cledgerd
+#      reads, next round), both servers up: on a shared VM the capacity of the box drifts by tens
+#      of percent within minutes, so each ratio is taken within its round and the table reports
+#      the median round (and every round below it).
+#      Then, once: nginx GET at half its median rate and POSTs of 100-byte entries (information);
+#      cledgerd writes paced at half the median write rate (p99 at half load); receipt latency
+#      (time from the 200 of a POST until its receipt is Ready) for LOAD_RECEIPTS writes.
 #  (c) cledgerd's resident memory (VmRSS, RssAnon, RssFile) after the runs; with LOAD_1M=1 also
 #      while writing up to 1,000,000 entries (at 250k, 500k, 750k, 1M).
 #  (d) a markdown table: every figure with its target and met / not met, machine information.
@@ -23,6 +27,7 @@
 #   LOAD_OUT        markdown summary (default bench/load-results.md)
 #   LOAD_CONNS      connections (32)       LOAD_THREADS   load generator threads (2)
 #   LOAD_DURATION   seconds per run (10)   LOAD_RECEIPTS  receipts timed (200)
+#   LOAD_ROUNDS     interleaved rounds (3)
 #   LOAD_1M=1       the 1M-entry memory run (a few minutes)
 #   LOAD_DIR        parent of the scratch directory (default /tmp)
 #   LOAD_KEEP=1     keep the scratch directory (raw metrics, logs, cledgerd's data)
@@ -36,6 +41,7 @@ CONNS=${LOAD_CONNS:-32}
 THREADS=${LOAD_THREADS:-2}
 DUR=${LOAD_DURATION:-10}
 RECEIPTS=${LOAD_RECEIPTS:-200}
+ROUNDS=${LOAD_ROUNDS:-3}
 LOADGEN=$BIN/bench_load
 CLEDGERD=$BIN/cledgerd
 
@@ -137,24 +143,37 @@ NGXV=$(/usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //' || echo unknown)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 log "$CPU, $CORES cores, $MEM; load average $LOAD0"
 
-# ---- (a) nginx ceiling --------------------------------------------------------------------
-log "nginx ceiling: GET, $CONNS connections, $DUR s"
+# ---- (a) + (b): nginx and cledgerd, interleaved rounds -----------------------------------------
+# median_round PREFIX: the round (1..ROUNDS) whose PREFIX.rN.per_s is the median; its metrics are
+# copied to PREFIX.* (the names the table uses)
+median_round() {
+    k=1
+    while [ $k -le "$ROUNDS" ]; do
+        echo "$(metric "$1.r$k.per_s") $k"
+        k=$((k + 1))
+    done | sort -n | awk -v m=$(((ROUNDS + 1) / 2)) 'NR == m { print $2 }' >"$WORK/med"
+    mr=$(cat "$WORK/med")
+    grep "^$1\.r$mr\." "$RAW" | sed "s/^$1\.r$mr\./$1./" >"$WORK/med.txt"
+    cat "$WORK/med.txt" >>"$RAW"
+}
+# median_ratio A B: the median over the rounds of A.rN.per_s / B.rN.per_s
+median_ratio() {
+    k=1
+    while [ $k -le "$ROUNDS" ]; do
+        a=$(metric "$1.r$k.per_s")
+        b=$(metric "$2.r$k.per_s")
+        [ -n "$a" ] && [ -n "$b" ] && calc 'a / b' a="$a" b="$b" && echo
+        k=$((k + 1))
+    done | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
+
+log "nginx ceiling (bench/nginx_ceiling.sh)"
 eval "$(sh "$ROOT/bench/nginx_ceiling.sh" start "$WORK/nginx")"
 NGX_DIR=$NGINX_DIR
 NGX_URL=https://127.0.0.1:$NGINX_PORT
 # the nginx leaf doubles as a client certificate (extendedKeyUsage clientAuth): same handshakes
-run nginx.get --url "$NGX_URL" --cacert "$NGINX_CACERT" --cert "$NGX_DIR/leaf.pem" \
-    --key "$NGX_DIR/leaf.key" --mode get --duration "$DUR"
-NGHALF=$(calc 'g / 2' g="$(metric nginx.get.per_s)")
-log "nginx: GET paced at half its rate ($NGHALF/s, information: the latency floor of this box)"
-run nginx.get_half --url "$NGX_URL" --cacert "$NGINX_CACERT" --cert "$NGX_DIR/leaf.pem" \
-    --key "$NGX_DIR/leaf.key" --mode get --duration "$DUR" --rate "$NGHALF"
-log "nginx: POST of 100-byte entries (information), $CONNS connections, $DUR s"
-run nginx.post --url "$NGX_URL" --cacert "$NGINX_CACERT" --cert "$NGX_DIR/leaf.pem" \
-    --key "$NGX_DIR/leaf.key" --mode write --body-bytes 100 --duration "$DUR"
-stop_nginx
+NGX_AUTH="--cacert $NGINX_CACERT --cert $NGX_DIR/leaf.pem --key $NGX_DIR/leaf.key"
 
-# ---- (b) cledgerd ---------------------------------------------------------------------------
 HAVE_CLD=0
 if [ -x "$CLEDGERD" ]; then
     HAVE_CLD=1
@@ -185,24 +204,53 @@ if [ -x "$CLEDGERD" ]; then
     CA=$DATA/service_cert.pem
     AUTH="--cacert $CA --cert $DATA/admin_cert.pem --key $DATA/admin_key.pem"
     rss start
+fi
 
-    log "cledgerd: writes, $CONNS connections, $DUR s, full rate"
-    # shellcheck disable=SC2086 # AUTH holds options (the paths have no spaces: mktemp)
-    run cledgerd.write --url "$URL" $AUTH --mode write --body-bytes 100 --duration "$DUR" \
-        --txids "$WORK/txids.txt"
+r=1
+while [ $r -le "$ROUNDS" ]; do
+    log "round $r/$ROUNDS: nginx GET, $CONNS connections, $DUR s"
+    # shellcheck disable=SC2086 # NGX_AUTH and AUTH hold options (mktemp paths have no spaces)
+    run "nginx.get.r$r" --url "$NGX_URL" $NGX_AUTH --mode get --duration "$DUR"
+    if [ $HAVE_CLD = 1 ]; then
+        log "round $r/$ROUNDS: cledgerd writes, $CONNS connections, $DUR s, full rate"
+        # shellcheck disable=SC2086
+        run "cledgerd.write.r$r" --url "$URL" $AUTH --mode write --body-bytes 100 \
+            --duration "$DUR" --txids "$WORK/txids.r$r.txt"
+        [ -s "$WORK/txids.txt" ] || cp "$WORK/txids.r$r.txt" "$WORK/txids.txt"
+        if [ -s "$WORK/txids.txt" ]; then
+            log "round $r/$ROUNDS: cledgerd reads of $(wc -l <"$WORK/txids.txt") ids, $DUR s"
+            # shellcheck disable=SC2086
+            run "cledgerd.read.r$r" --url "$URL" $AUTH --mode read --txids "$WORK/txids.txt" \
+                --duration "$DUR"
+        fi
+    fi
+    r=$((r + 1))
+done
+median_round nginx.get
+if [ $HAVE_CLD = 1 ]; then
+    median_round cledgerd.write
+    median_round cledgerd.read
+    echo "ratio.write $(median_ratio cledgerd.write nginx.get) x" >>"$RAW"
+    echo "ratio.read $(median_ratio cledgerd.read nginx.get) x" >>"$RAW"
+fi
+
+NGHALF=$(calc 'g / 2' g="$(metric nginx.get.per_s)")
+log "nginx: GET paced at half its median rate ($NGHALF/s, information: the latency floor of this box)"
+# shellcheck disable=SC2086
+run nginx.get_half --url "$NGX_URL" $NGX_AUTH --mode get --duration "$DUR" --rate "$NGHALF"
+log "nginx: POST of 100-byte entries (information), $CONNS connections, $DUR s"
+# shellcheck disable=SC2086
+run nginx.post --url "$NGX_URL" $NGX_AUTH --mode write --body-bytes 100 --duration "$DUR"
+stop_nginx
+
+if [ $HAVE_CLD = 1 ]; then
     MAXW=$(metric cledgerd.write.per_s)
     HALF=$(calc 'w / 2' w="$MAXW")
-    log "cledgerd: writes paced at half the full rate ($HALF/s), $DUR s"
+    log "cledgerd: writes paced at half the median full rate ($HALF/s), $DUR s"
     if [ "$(calc 'h >= 1' h="$HALF")" = 1 ]; then
         # shellcheck disable=SC2086
         run cledgerd.write_half --url "$URL" $AUTH --mode write --body-bytes 100 \
             --duration "$DUR" --rate "$HALF"
-    fi
-    log "cledgerd: reads of the $(wc -l <"$WORK/txids.txt") ids written, $DUR s"
-    if [ -s "$WORK/txids.txt" ]; then
-        # shellcheck disable=SC2086
-        run cledgerd.read --url "$URL" $AUTH --mode read --txids "$WORK/txids.txt" \
-            --duration "$DUR"
     fi
     log "cledgerd: receipt latency, $RECEIPTS writes"
     # shellcheck disable=SC2086
@@ -215,8 +263,13 @@ if [ -x "$CLEDGERD" ]; then
 
     # ---- (c) 1M entries ----------------------------------------------------------------------
     if [ "${LOAD_1M:-0}" = 1 ]; then
-        written=$(calc 'a + b + c' a="$(metric cledgerd.write.ok)" \
-            b="$(metric cledgerd.write_half.ok || true)" c="$(metric cledgerd.receipt.n)")
+        written=$(calc 'b + c' b="$(metric cledgerd.write_half.ok || echo 0)" \
+            c="$(metric cledgerd.receipt.n || echo 0)")
+        k=1
+        while [ $k -le "$ROUNDS" ]; do
+            written=$(calc 'w + a' w="$written" a="$(metric "cledgerd.write.r$k.ok")")
+            k=$((k + 1))
+        done
         for target in 250000 500000 750000 1000000; do
             need=$(calc 't - w' t=$target w="$written")
             if [ "$(calc 'n > 0' n="$need")" = 1 ]; then
@@ -255,8 +308,11 @@ NG=$(m nginx.get.per_s)
 NGP=$(m nginx.post.per_s)
 W=$(m cledgerd.write.per_s)
 R=$(m cledgerd.read.per_s)
-WR=$(pct "$W" "$NG")
-RR=$(pct "$R" "$NG")
+# ratios: the median over the rounds of each round's own ratio
+RW=$(m ratio.write)
+RRD=$(m ratio.read)
+WR=$(fmt "$RW" 'int(v * 1000 + 0.5) / 10')
+RR=$(fmt "$RRD" 'int(v * 1000 + 0.5) / 10')
 WH=$(m cledgerd.write_half.per_s)
 WHP99=$(m cledgerd.write_half.p99_ms)
 RCP99=$(m cledgerd.receipt.p99_ms)
@@ -276,12 +332,12 @@ RSSMB=$(fmt "$RSSK" 'int(v / 1024 * 10 + 0.5) / 10')
     echo
     echo "| measure | value | target | status |"
     echo "|---|---|---|---|"
-    echo "| nginx ceiling: GET \`return 200\` | $NG req/s (p50 $(m nginx.get.p50_ms) ms, p99 $(m nginx.get.p99_ms) ms) | (reference) | — |"
+    echo "| nginx ceiling: GET \`return 200\` (median round) | $NG req/s (p50 $(m nginx.get.p50_ms) ms, p99 $(m nginx.get.p99_ms) ms) | (reference) | — |"
     echo "| nginx: GET at half its rate (information) | $(m nginx.get_half.per_s) req/s: p50 $(m nginx.get_half.p50_ms) ms, p99 $(m nginx.get_half.p99_ms) ms (from send: p99 $(m nginx.get_half.svc_p99_ms) ms) | — | — |"
     echo "| nginx: POST 100 B \`return 200\` (information) | $NGP req/s (p99 $(m nginx.post.p99_ms) ms) | — | — |"
-    echo "| cledgerd durable writes, full rate | $W writes/s = $WR % of nginx (p50 $(m cledgerd.write.p50_ms) ms, p99 $(m cledgerd.write.p99_ms) ms, $(m cledgerd.write.errors) errors) | ≥ 50 % of nginx | $(yn "$(chk 'w >= 0.5 * n' w="$W" n="$NG")") |"
+    echo "| cledgerd durable writes, full rate (median round) | $W writes/s; median ratio to nginx in the same round $WR % (p50 $(m cledgerd.write.p50_ms) ms, p99 $(m cledgerd.write.p99_ms) ms, $(m cledgerd.write.errors) errors) | ≥ 50 % of nginx | $(yn "$(chk 'r >= 0.5' r="$RW")") |"
     echo "| cledgerd writes/s, absolute | $W writes/s | ≥ 20,000/s on a 2-core box | $(yn "$(chk 'w >= 20000' w="$W")") |"
-    echo "| cledgerd reads (GET /app/transactions/{id}) | $R reads/s = $RR % of nginx (p50 $(m cledgerd.read.p50_ms) ms, p99 $(m cledgerd.read.p99_ms) ms, $(m cledgerd.read.errors) errors, $(m cledgerd.read.loading) Loading) | ≥ 70 % of nginx | $(yn "$(chk 'r >= 0.7 * n' r="$R" n="$NG")") |"
+    echo "| cledgerd reads (GET /app/transactions/{id}, median round) | $R reads/s; median ratio to nginx in the same round $RR % (p50 $(m cledgerd.read.p50_ms) ms, p99 $(m cledgerd.read.p99_ms) ms, $(m cledgerd.read.errors) errors, $(m cledgerd.read.loading) Loading) | ≥ 70 % of nginx | $(yn "$(chk 'r >= 0.7' r="$RRD")") |"
     echo "| write latency at half rate ($(m cledgerd.write_half.target_rate)/s offered, $WH/s done) | p50 $(m cledgerd.write_half.p50_ms) ms, p99 $WHP99 ms (from send: p99 $(m cledgerd.write_half.svc_p99_ms) ms) | p99 ≤ 10 ms | $(yn "$(chk 'p <= 10' p="$WHP99")") |"
     echo "| receipt Ready after the 200 ($(m cledgerd.receipt.n) writes, polled every 2 ms) | p50 $(m cledgerd.receipt.p50_ms) ms, p99 $RCP99 ms, max $(m cledgerd.receipt.max_ms) ms, $(m cledgerd.receipt.timeouts) timeouts | p99 ≤ 100 ms | $(yn "$(chk 'p <= 100 && t == 0' p="$RCP99" t="$(m cledgerd.receipt.timeouts)")") |"
     echo "| cledgerd RSS after the runs | $RSSMB MB (VmRSS $RSSK KiB: anon $(m rss.after_runs.RssAnon), file $(m rss.after_runs.RssFile) KiB) | ≤ 100 MB | $(yn "$(chk 'k <= 102400' k="$RSSK")") |"
@@ -307,6 +363,19 @@ RSSMB=$(fmt "$RSSK" 'int(v / 1024 * 10 + 0.5) / 10')
         echo
         echo "cledgerd was not built ($CLEDGERD): its rows are n/a."
     fi
+    echo
+    echo "Every round (nginx GET, then cledgerd writes, then cledgerd reads, $DUR s each):"
+    echo
+    echo "| round | nginx GET/s | cledgerd writes/s | writes / nginx | cledgerd reads/s | reads / nginx |"
+    echo "|---|---|---|---|---|---|"
+    k=1
+    while [ $k -le "$ROUNDS" ]; do
+        g=$(m "nginx.get.r$k.per_s")
+        w=$(m "cledgerd.write.r$k.per_s")
+        rd=$(m "cledgerd.read.r$k.per_s")
+        echo "| $k | $g | $w | $(pct "$w" "$g") % | $rd | $(pct "$rd" "$g") % |"
+        k=$((k + 1))
+    done
     echo
     echo "Latencies of paced runs are measured from the intended send time (no coordinated"
     echo "omission); \"from send\" is the same answers timed from the actual send."
