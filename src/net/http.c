@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -497,6 +498,66 @@ struct http_conn {
     char peer[64];
 };
 
+/* A cross-thread wake-up: an eventfd polled by the receiving loop. Not uv_async_t: in libuv 1.44
+ * the receiving loop spins, then sched_yield()s, for as long as a sender is between its two
+ * atomic steps around the eventfd write, and on two shared cores a sender preempted there cost
+ * the receiving loop 4-8 ms at a time (perf trace of a paced write run). Here the queue's mutex
+ * carries `signaled` (a wake-up is on its way): the sender that sets it writes the eventfd after
+ * unlocking, the receiver clears it when it takes the queue, so no one ever waits on anyone. The
+ * descriptor stays open until the receiving thread has been joined, so a late write is harmless. */
+typedef struct {
+    uv_poll_t poll;
+    int fd;
+    int signaled; /* under the queue's mutex */
+} http_waker;
+
+static int waker_init(http_waker *k, uv_loop_t *loop, uv_poll_cb cb, void *data)
+{
+    k->signaled = 0;
+    k->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (k->fd < 0)
+        return CL_EIO;
+    if (uv_poll_init(loop, &k->poll, k->fd) != 0) {
+        close(k->fd);
+        k->fd = -1;
+        return CL_EIO;
+    }
+    k->poll.data = data;
+    (void)uv_poll_start(&k->poll, UV_READABLE, cb); /* cannot fail on an initialised eventfd */
+    return CL_OK;
+}
+
+/* Under the queue's mutex: 1 when the caller must call waker_send once it has unlocked. */
+static int waker_arm(http_waker *k)
+{
+    if (k->signaled)
+        return 0;
+    k->signaled = 1;
+    return 1;
+}
+
+static void waker_send(const http_waker *k)
+{
+    uint64_t one = 1;
+    while (write(k->fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+/* In the poll callback, before taking the queue (and clearing `signaled` under its mutex). */
+static void waker_drain(const http_waker *k)
+{
+    uint64_t v;
+    while (read(k->fd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+}
+
+static void waker_close_fd(http_waker *k)
+{
+    if (k->fd >= 0)
+        close(k->fd);
+    k->fd = -1;
+}
+
 /* One event loop serving connections. Single-loop mode: one worker whose loop is the server's
  * loop (no thread). Threaded mode: each worker runs its own loop on its own thread; the fields
  * under "inbox" are shared with the main loop under mu, everything else is the worker's own. */
@@ -505,7 +566,7 @@ struct http_worker {
     uv_loop_t *loop;
     uv_loop_t own_loop;
     uv_thread_t thread;
-    uv_async_t async;
+    http_waker wake; /* replies, sockets and the stop request from the main loop */
     uv_mutex_t mu;
     int threaded;
     /* inbox (under mu) */
@@ -518,7 +579,7 @@ struct http_worker {
     http_conn *conns;
     size_t nconns;
     size_t outstanding; /* exchanges handed to the main loop and not yet answered back */
-    int started, stopping, async_closing, joined;
+    int started, stopping, wake_closing, joined;
     char readbuf[65536]; /* uv_read target; consumed synchronously by on_read */
 };
 
@@ -531,14 +592,14 @@ struct cl_http_server {
     size_t inflight;
     uint64_t next_id;  /* atomic */
     size_t live_conns; /* atomic; threaded mode: connections accepted and not yet freed */
-    int threaded, async_inited, lpoll_inited;
+    int threaded, wake_inited, lpoll_inited;
     int stopping, listener_closed, finished;
     void (*done)(void *arg);
     void *done_arg;
     /* threaded mode: the listening socket polled on the main loop, the request queue */
     int lfd;
     uv_poll_t lpoll;
-    uv_async_t async;
+    http_waker wake; /* requests and "finished" from the workers */
     uv_mutex_t mu;
     cl_http_exchange *req_head, *req_tail; /* under mu */
 };
@@ -562,7 +623,12 @@ static void server_free(cl_http_server *s)
         done(arg);
 }
 
-static void on_server_async_closed(uv_handle_t *h) { server_free(h->data); }
+static void on_server_wake_closed(uv_handle_t *h)
+{
+    cl_http_server *s = h->data;
+    waker_close_fd(&s->wake); /* every worker has been joined */
+    server_free(s);
+}
 
 static void maybe_finish_stop(cl_http_server *s)
 {
@@ -580,15 +646,16 @@ static void maybe_finish_stop(cl_http_server *s)
             return;
     s->finished = 1;
     uv_mutex_destroy(&s->mu);
-    uv_close((uv_handle_t *)&s->async, on_server_async_closed);
+    uv_close((uv_handle_t *)&s->wake.poll, on_server_wake_closed);
 }
 
 static void worker_maybe_finish(http_worker *w)
 {
-    if (!w->threaded || !w->stopping || w->nconns > 0 || w->outstanding > 0 || w->async_closing)
+    if (!w->threaded || !w->stopping || w->nconns > 0 || w->outstanding > 0 || w->wake_closing)
         return;
-    w->async_closing = 1;
-    uv_close((uv_handle_t *)&w->async, NULL); /* the worker's loop then runs out of handles */
+    w->wake_closing = 1;
+    /* The worker's loop then runs out of handles; the descriptor is closed after the join. */
+    uv_close((uv_handle_t *)&w->wake.poll, NULL);
 }
 
 static void conn_free(http_conn *c)
@@ -1060,8 +1127,10 @@ static void dispatch(http_conn *c)
     else
         s->req_head = x;
     s->req_tail = x;
-    uv_async_send(&s->async); /* under the lock: the main loop cannot close it meanwhile */
+    int wake = waker_arm(&s->wake);
     uv_mutex_unlock(&s->mu);
+    if (wake)
+        waker_send(&s->wake);
 }
 
 /* Parses buffered plaintext; dispatches a completed request or answers a malformed one. */
@@ -1227,8 +1296,10 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
         else
             w->rep_head = x;
         w->rep_tail = x;
-        uv_async_send(&w->async); /* under the lock: the worker cannot finish meanwhile */
+        int wake = waker_arm(&w->wake);
         uv_mutex_unlock(&w->mu);
+        if (wake)
+            waker_send(&w->wake);
         return;
     }
     if (c == NULL) { /* the peer went away: nothing to send */
@@ -1393,10 +1464,14 @@ static void worker_stop(http_worker *w)
     }
 }
 
-static void on_worker_async(uv_async_t *a)
+static void on_worker_wake(uv_poll_t *p, int status, int events)
 {
-    http_worker *w = a->data;
+    http_worker *w = p->data;
+    (void)status;
+    (void)events;
+    waker_drain(&w->wake);
     uv_mutex_lock(&w->mu);
+    w->wake.signaled = 0;
     int *fds = w->fds;
     size_t nfds = w->nfds;
     cl_http_exchange *reps = w->rep_head;
@@ -1431,15 +1506,21 @@ static void worker_main(void *arg)
     uv_run(w->loop, UV_RUN_DEFAULT);
     uv_mutex_lock(&s->mu);
     w->finished = 1;
-    uv_async_send(&s->async);
+    int wake = waker_arm(&s->wake);
     uv_mutex_unlock(&s->mu);
+    if (wake)
+        waker_send(&s->wake); /* the main loop closes it only after joining this thread */
 }
 
 /* On the main loop: runs the handler for every queued request; joins workers that finished. */
-static void on_server_async(uv_async_t *a)
+static void on_server_wake(uv_poll_t *p, int status, int events)
 {
-    cl_http_server *s = a->data;
+    cl_http_server *s = p->data;
+    (void)status;
+    (void)events;
+    waker_drain(&s->wake);
     uv_mutex_lock(&s->mu);
+    s->wake.signaled = 0;
     cl_http_exchange *reqs = s->req_head;
     s->req_head = s->req_tail = NULL;
     int fin[64] = {0};
@@ -1462,6 +1543,7 @@ static void on_server_async(uv_async_t *a)
             continue;
         http_worker *w = &s->workers[i];
         uv_thread_join(&w->thread);
+        waker_close_fd(&w->wake);
         uv_loop_close(w->loop);
         uv_mutex_destroy(&w->mu);
         w->joined = 1;
@@ -1514,8 +1596,10 @@ static void on_accept_ready(uv_poll_t *p, int status, int events)
             w->capfds = cap;
         }
         w->fds[w->nfds++] = fd;
-        uv_async_send(&w->async);
+        int wake = waker_arm(&w->wake);
         uv_mutex_unlock(&w->mu);
+        if (wake)
+            waker_send(&w->wake);
     }
 }
 
@@ -1547,20 +1631,19 @@ static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
                 uv_strerror(rc));
         return CL_EIO;
     }
-    s->async.data = s;
     s->lpoll.data = s;
     if (uv_mutex_init(&s->mu) != 0) {
         close(s->lfd);
         s->lfd = -1;
         return CL_EIO;
     }
-    if (uv_async_init(s->loop, &s->async, on_server_async) != 0) {
+    if (waker_init(&s->wake, s->loop, on_server_wake, s) != CL_OK) {
         uv_mutex_destroy(&s->mu);
         close(s->lfd);
         s->lfd = -1;
         return CL_EIO;
     }
-    s->async_inited = 1; /* from here on, failures go through cl_http_server_stop */
+    s->wake_inited = 1; /* from here on, failures go through cl_http_server_stop */
     for (size_t i = 0; i < s->nworkers; i++) {
         http_worker *w = &s->workers[i];
         w->srv = s;
@@ -1572,15 +1655,15 @@ static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
             uv_loop_close(w->loop);
             return CL_EIO;
         }
-        w->async.data = w;
-        if (uv_async_init(w->loop, &w->async, on_worker_async) != 0) {
+        if (waker_init(&w->wake, w->loop, on_worker_wake, w) != CL_OK) {
             uv_mutex_destroy(&w->mu);
             uv_loop_close(w->loop);
             return CL_EIO;
         }
         if (uv_thread_create(&w->thread, worker_main, w) != 0) {
-            uv_close((uv_handle_t *)&w->async, NULL);
+            uv_close((uv_handle_t *)&w->wake.poll, NULL);
             uv_run(w->loop, UV_RUN_DEFAULT);
+            waker_close_fd(&w->wake);
             uv_mutex_destroy(&w->mu);
             uv_loop_close(w->loop);
             return CL_EIO;
@@ -1638,7 +1721,7 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
             *out = s;
             return CL_OK;
         }
-        if (s->async_inited) {
+        if (s->wake_inited) {
             /* threads may be running: stop through the ordinary path (frees the server) */
             cl_logf(CL_LOG_ERROR, "http: cannot start the worker threads");
             cl_http_server_stop(s, NULL, NULL);
@@ -1708,8 +1791,10 @@ void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
                 continue;
             uv_mutex_lock(&w->mu);
             w->stop_req = 1;
-            uv_async_send(&w->async);
+            int wake = waker_arm(&w->wake);
             uv_mutex_unlock(&w->mu);
+            if (wake)
+                waker_send(&w->wake);
         }
         return;
     }
