@@ -78,7 +78,7 @@ void cl_attestd_policy_hash(const char *text, size_t len, char out[44])
 /* ---- policy snapshots ---------------------------------------------------------------------- */
 
 typedef struct pol {
-    int refs; /* main loop only */
+    int refs; /* atomic: jobs on HTTPS workers and the thread pool release theirs */
     char *text;
     size_t len;
     cl_policy *parsed;
@@ -88,7 +88,7 @@ typedef struct pol {
 
 static void pol_release(pol *p)
 {
-    if (p == NULL || --p->refs > 0)
+    if (p == NULL || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     cl_policy_free(p->parsed);
     cl_free(p->text);
@@ -122,8 +122,9 @@ struct cl_attestd {
     char kid[64];
     char jku[512];
     pol *cache[CL_ATYPE_COUNT]; /* the policy in force per type (NULL: none, Tpm only) */
+    uv_mutex_t cache_mu;        /* replacing an entry vs. taking a reference on a worker */
     size_t pending;
-    int quiesced;
+    int quiesced;  /* atomic */
     cl_vcache *vc; /* verified certificate chains (shared by the thread pool) */
 };
 
@@ -457,8 +458,11 @@ static int refresh_policy(cl_attestd *a, int type, char *err, size_t errlen)
     pol *p = pol_from_store(type, jws, err, errlen);
     if (p == NULL && (jws != NULL || cl_attestd_default_policy(type) != NULL))
         return CL_EPOLICY;
-    pol_release(a->cache[type]);
+    uv_mutex_lock(&a->cache_mu);
+    pol *old = a->cache[type];
     a->cache[type] = p;
+    uv_mutex_unlock(&a->cache_mu);
+    pol_release(old); /* freed when the last job that uses it is done */
     return CL_OK;
 }
 
@@ -1099,13 +1103,13 @@ static void attest(cl_attestd *a, cl_http_exchange *x, int type)
     j->now = now_of(a);
     j->body = r->body;
     j->body_len = r->body_len;
-    if (a->quiesced) {
+    if (__atomic_load_n(&a->quiesced, __ATOMIC_ACQUIRE)) {
         failf(&f, 503, "ServiceUnavailable", "the service is shutting down");
         goto fail;
     }
-    j->policy = a->cache[type];
+    j->policy = a->cache[type]; /* the main loop is the only writer of the cache */
     if (j->policy != NULL)
-        j->policy->refs++;
+        __atomic_add_fetch(&j->policy->refs, 1, __ATOMIC_RELAXED);
     j->work.data = j;
     if (uv_queue_work(a->o.loop, &j->work, work_attest, after_attest) != 0) {
         failf(&f, 503, "ServiceUnavailable", "could not queue the attestation");
@@ -1859,6 +1863,50 @@ static int resolve(const char *path, size_t plen, const char *method, route *out
     return 1;
 }
 
+/* On an HTTPS worker (net/http.h local_handler): an SGX, Open Enclave, TDX or Virtual attestation
+ * is parsed, verified, evaluated and signed right here, on the thread that owns the connection,
+ * instead of going worker -> main loop -> thread pool -> main loop -> worker: four wake-ups fewer
+ * per attestation, and each worker is a thread that signs. The work is what the thread pool runs
+ * (work_attest), which is thread-safe; the policy reference is taken under cache_mu. Tpm keeps
+ * its protocol state on the main loop. SevSnpVm stays on the pool: it costs about twice an SGX
+ * attestation (P-384), and run in place it holds up the worker's other connections for that long
+ * (SNP p99 +2.5 ms in A/B pairs, where SGX gained 4-19% throughput and a lower p99). Everything
+ * else goes on to cl_attestd_handle. */
+int cl_attestd_handle_local(void *arg, cl_http_exchange *x)
+{
+    cl_attestd *a = arg;
+    const cl_http_request *r = cl_http_request_of(x);
+    route rt;
+    const char *allowed;
+    if (r->method == NULL || r->path == NULL || strcmp(r->method, "POST") != 0 ||
+        resolve(r->path, strlen(r->path), r->method, &rt, &allowed) != 1 ||
+        rt.act != A_ATTEST || strcmp(r->method, rt.method) != 0 || rt.type == T_SNP ||
+        __atomic_load_n(&a->quiesced, __ATOMIC_ACQUIRE))
+        return 0;
+    job *j = cl_calloc(1, sizeof *j);
+    if (j == NULL)
+        return 0; /* the main loop answers (or fails the same way) */
+    j->a = a;
+    j->x = x;
+    j->type = rt.type;
+    j->now = now_of(a);
+    j->body = r->body;
+    j->body_len = r->body_len;
+    uv_mutex_lock(&a->cache_mu);
+    j->policy = a->cache[rt.type];
+    if (j->policy != NULL)
+        __atomic_add_fetch(&j->policy->refs, 1, __ATOMIC_RELAXED);
+    uv_mutex_unlock(&a->cache_mu);
+    j->work.data = j;
+    work_attest(&j->work);
+    if (j->f.status != 0)
+        reply_error(a, j->x, &j->f);
+    else
+        reply_token_body(a, j->x, j->token);
+    job_free(j);
+    return 1;
+}
+
 void cl_attestd_handle(void *arg, cl_http_exchange *x)
 {
     cl_attestd *a = arg;
@@ -1939,6 +1987,10 @@ int cl_attestd_new(const cl_attestd_opts *o, cl_attestd **out)
               CL_EINVAL);
     cl_attestd *a = cl_calloc(1, sizeof *a);
     CL_ENSURE(a != NULL, CL_ENOMEM);
+    if (uv_mutex_init(&a->cache_mu) != 0) {
+        cl_free(a);
+        return CL_ENOMEM;
+    }
     a->o = *o;
     int rc = cl_jws_kid(o->sign_cert, a->kid);
     if (rc == CL_OK)
@@ -1962,7 +2014,7 @@ int cl_attestd_new(const cl_attestd_opts *o, cl_attestd **out)
     return CL_OK;
 }
 
-void cl_attestd_quiesce(cl_attestd *a) { a->quiesced = 1; }
+void cl_attestd_quiesce(cl_attestd *a) { __atomic_store_n(&a->quiesced, 1, __ATOMIC_RELEASE); }
 
 size_t cl_attestd_pending(const cl_attestd *a) { return a->pending; }
 
@@ -1972,6 +2024,7 @@ void cl_attestd_free(cl_attestd *a)
         return;
     for (int t = 0; t < CL_ATYPE_COUNT; t++)
         pol_release(a->cache[t]);
+    uv_mutex_destroy(&a->cache_mu);
     cl_vcache_free(a->vc);
     cl_wipe(a->o.context_key, sizeof a->o.context_key);
     cl_free(a);

@@ -3,9 +3,13 @@
  * (spec/attestation-api.md): routes, admission, evidence verification, policy evaluation and
  * token issuance, on top of an HTTPS server (net/http.h) whose handler is cl_attestd_handle.
  *
- * Threads: cl_attestd_handle runs on the server's main loop. Attestation requests are admitted
- * there and then parsed, verified, evaluated and signed on libuv's thread pool (uv_queue_work),
- * so the main loop stays responsive and both cores sign; the reply is sent from the main loop.
+ * Threads: cl_attestd_handle runs on the server's main loop. With HTTPS worker threads, the
+ * daemon also installs cl_attestd_handle_local, which parses, verifies, evaluates and signs an
+ * SGX, Open Enclave, TDX or Virtual attestation on the worker that owns the connection, with no
+ * hand-off.
+ * Otherwise attestation requests are admitted on the main loop and then parsed, verified,
+ * evaluated and signed on libuv's thread pool (uv_queue_work), so the main loop stays
+ * responsive and both cores sign; the reply is sent from the main loop.
  * The request body is read by the pool thread in place (the exchange keeps it until the reply). Every
  * administrative request runs on the main loop (they are rare and must be serialised).
  *
@@ -71,6 +75,9 @@ void cl_attestd_free(cl_attestd *a);
 
 /* The cl_http_handler of the service (arg = the cl_attestd). */
 void cl_attestd_handle(void *arg, cl_http_exchange *x);
+/* The worker-side handler (net/http.h local_handler): takes SGX, Open Enclave, TDX and Virtual
+ * attestations and answers them on the calling HTTPS worker thread; 0 for anything else. */
+int cl_attestd_handle_local(void *arg, cl_http_exchange *x);
 
 /* x-ms-policy-hash of a policy text: b64url(SHA-256(b64url(text))) (spec §6.6); out >= 44. */
 void cl_attestd_policy_hash(const char *text, size_t len, char out[44]);

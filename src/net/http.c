@@ -472,6 +472,8 @@ struct cl_http_exchange {
     cl_http_exchange *next;     /* queue link (request queue, then reply queue) */
     cl_buf out;                 /* threaded mode: the serialised reply */
     int status, keep_alive, ok; /* threaded mode: reply outcome for the worker */
+    int local;                  /* taken by local_handler: answered on the owning worker */
+    int in_local, built;        /* inside local_handler; reply serialised into `out` meanwhile */
 };
 
 enum { TM_NONE, TM_IDLE, TM_REQUEST, TM_LINGER };
@@ -611,6 +613,7 @@ typedef struct {
 } write_req;
 
 static void conn_pump(http_conn *c);
+static void worker_deliver(http_worker *w, cl_http_exchange *x);
 static void conn_finish(http_conn *c, int close_notify);
 
 static void server_free(cl_http_server *s)
@@ -1119,7 +1122,22 @@ static void dispatch(http_conn *c)
         s->o.handler(s->o.handler_arg, x);
         return;
     }
-    /* Threaded: the handler runs on the main loop; the reply comes back through the inbox. */
+    /* Threaded: the worker-side handler may take it (and answer on this thread); otherwise the
+     * handler runs on the main loop and the reply comes back through the inbox. */
+    if (s->o.local_handler != NULL) {
+        x->local = x->in_local = 1;
+        int took = s->o.local_handler(s->o.handler_arg, x);
+        x->in_local = 0;
+        if (!took) {
+            x->local = 0;
+        } else {
+            /* A reply given during the call was only serialised (the handler may hold a lock
+             * of its caller's): it is sent now, outside. */
+            if (x->built)
+                worker_deliver(c->w, x);
+            return;
+        }
+    }
     c->w->outstanding++;
     uv_mutex_lock(&s->mu);
     if (s->req_tail != NULL)
@@ -1239,7 +1257,8 @@ static void worker_deliver(http_worker *w, cl_http_exchange *x)
     http_conn *c = x->conn;
     http_msg *m = x->msg;
     const cl_http_request *rq = &m->req;
-    w->outstanding--;
+    if (!x->local)
+        w->outstanding--;
     int rc = CL_OK;
     if (c != NULL) {
         c->x = NULL;
@@ -1268,7 +1287,8 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
     http_conn *c = x->conn;
     http_msg *m = x->msg;
     const cl_http_request *rq = &m->req;
-    s->inflight--;
+    if (!x->local)
+        s->inflight--; /* main-loop exchanges only */
     if (status < 100 || status > 999)
         status = 500;
     const char *cid = cl_http_header_get(rq, "x-ms-client-request-id");
@@ -1277,18 +1297,23 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
                     .n = headers != NULL ? n : 0,
                     .body = body,
                     .len = body != NULL ? len : 0,
-                    .keep_alive = m->keep_alive && !s->stopping,
+                    .keep_alive = m->keep_alive && !(x->local ? x->w->stopping : s->stopping),
                     .http_minor = m->http_minor,
                     .head = m->head,
                     .request_id = rq->request_id,
                     .client_request_id = cid != NULL && echoable_client_id(cid) ? cid : NULL};
-    if (x->w->threaded) {
+    if ((x->w->threaded && !x->local) || x->in_local) {
         /* On the main loop: serialise (the caller's buffers live only during this call) and hand
-         * the reply to the worker that owns the connection; it sends, logs and frees. */
+         * the reply to the worker that owns the connection; it sends, logs and frees. Inside
+         * local_handler: serialise only; dispatch sends it once the handler returned. */
         http_worker *w = x->w;
         x->status = status;
         x->keep_alive = r.keep_alive;
         x->ok = build_reply(&r, &x->out) == CL_OK;
+        if (x->in_local) {
+            x->built = 1;
+            return;
+        }
         x->next = NULL;
         uv_mutex_lock(&w->mu);
         if (w->rep_tail != NULL)
@@ -1305,9 +1330,14 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
     if (c == NULL) { /* the peer went away: nothing to send */
         access_log(s, rq->method, rq->path, status, rq->start_ns, rq->client_fingerprint, rq->peer,
                    rq->request_id);
+        int local = x->local;
+        http_worker *w = x->w;
         msg_free(m);
         cl_free(x);
-        maybe_finish_stop(s);
+        if (local)
+            worker_maybe_finish(w);
+        else
+            maybe_finish_stop(s);
         return;
     }
     c->x = NULL;

@@ -60,6 +60,10 @@ typedef struct cl_http_server cl_http_server;
 
 /* Handler: must eventually call cl_http_reply(x, ...) exactly once. */
 typedef void (*cl_http_handler)(void *arg, cl_http_exchange *x);
+/* Worker-side handler (threaded mode only): runs on the worker thread that owns the connection.
+ * Returns 1 when it took the exchange (it has called, or will call on that same worker thread,
+ * cl_http_reply exactly once), 0 to pass it on unanswered to `handler` on the main loop. */
+typedef int (*cl_http_local_handler)(void *arg, cl_http_exchange *x);
 
 typedef struct {
     const char *host; /* listen address, e.g. "127.0.0.1" or "::1" */
@@ -73,8 +77,12 @@ typedef struct {
     /* 0: everything on `loop` (single loop). N > 0 (at most 64): connections (TLS, parsing,
      * serialising, sending, timers, access log) run on N worker threads with their own loops;
      * the main loop accepts and hands sockets out in turn, and the handler still runs only on
-     * the main loop thread. cl_http_reply must then be called on the main loop thread too. */
+     * the main loop thread. cl_http_reply must then be called on the main loop thread too,
+     * except for exchanges taken by local_handler, which are answered on their worker. */
     unsigned worker_threads;
+    /* Optional, threaded mode: offered every request first, on its worker (see above). What it
+     * touches must be safe from several worker threads at once; the caller's lock does that. */
+    cl_http_local_handler local_handler;
 } cl_http_server_opts;
 
 CL_MUST_CHECK int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o,

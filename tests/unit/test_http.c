@@ -934,6 +934,67 @@ static void test_concurrent_connections(void **state)
     h_stop(&h);
 }
 
+/* ---- worker-side handler (local_handler) ---------------------------------------------------- */
+
+static atomic_int g_local_taken, g_local_wrong_thread;
+static pthread_t g_local_loop_thread;
+
+/* Takes GET /local* on the worker (answers /local-json at once through cl_http_reply, which only
+ * serialises it there); declines everything else, which must then reach `handler`. */
+static int local_handler(void *arg, cl_http_exchange *x)
+{
+    (void)arg;
+    const cl_http_request *r = cl_http_request_of(x);
+    if (strncmp(r->path, "/local", 6) != 0)
+        return 0;
+    if (pthread_equal(pthread_self(), g_local_loop_thread))
+        atomic_fetch_add(&g_local_wrong_thread, 1);
+    atomic_fetch_add(&g_local_taken, 1);
+    static const char body[] = "{\"where\":\"worker\"}";
+    cl_http_reply(x, 200, NULL, 0, body, sizeof body - 1);
+    return 1;
+}
+
+static void *client_local(tresult *res)
+{
+    tclient t;
+    tresp r;
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    for (int i = 0; i < 12; i++) {
+        if (i % 2 == 0) {
+            CC(res, tc_request(&t, "GET", "/local-json", NULL, NULL, &r) == 0);
+            CC(res, r.status == 200 && strcmp(r.body, "{\"where\":\"worker\"}") == 0);
+        } else {
+            CC(res, tc_request(&t, "GET", i % 4 == 1 ? "/async" : "/sync", NULL, NULL, &r) == 0);
+            CC(res, r.status == 200 && strstr(r.body, "\"GET\"") != NULL);
+        }
+    }
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+/* Threaded mode: the local handler answers its requests on the worker threads; declined
+ * requests, including asynchronous ones, go to the main loop's handler on the same keep-alive
+ * connections, and the answers come back in order. */
+static void test_local_handler(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[8];
+    memset(res, 0, sizeof res);
+    atomic_store(&g_local_taken, 0);
+    atomic_store(&g_local_wrong_thread, 0);
+    g_local_loop_thread = pthread_self();
+    cl_http_server_opts o = {.worker_threads = 2, .local_handler = local_handler};
+    h_start(&h, &o);
+    h_clients(&h, 8, client_local, res);
+    h_stop(&h);
+    assert_int_equal(atomic_load(&g_local_taken), 8 * 6);
+    assert_int_equal(atomic_load(&g_local_wrong_thread), 0);
+    assert_int_equal(h.async_replies, 8 * 3);
+}
+
 /* ---- limits and malformed input -------------------------------------------------------------- */
 
 static void *client_limits(tresult *res)
@@ -1198,6 +1259,7 @@ int main(void)
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_graceful_stop),
         cmocka_unit_test(test_ipv6_and_bad_options),
+        cmocka_unit_test(test_local_handler),
 #define MT(f) {#f "_mt", f, mt_setup, mt_teardown, NULL}
         MT(test_tls_versions),
         MT(test_client_certificate),

@@ -871,6 +871,7 @@ int main(int argc, char **argv)
     ho.port = d.port;
     ho.tls = d.tls;
     ho.handler = cl_attestd_handle;
+    ho.local_handler = cl_attestd_handle_local; /* attestations on the HTTPS workers */
     ho.max_body_bytes = 1u << 20;
     ho.access_log = 1;
     if (d.s.http_threads >= 0) {
