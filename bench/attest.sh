@@ -26,8 +26,11 @@ VEC=$ROOT/tests/data/attestation-vectors
 WORK=$(mktemp -d /tmp/cledger-attest-bench.XXXXXX)
 PID=
 cleanup() {
-    [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && sleep 0.5
-    [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
+    # (set -e: a failed kill of a server that has already exited must not end the cleanup)
+    if [ -n "$PID" ]; then
+        kill -TERM "$PID" 2>/dev/null && sleep 0.5
+        kill -KILL "$PID" 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
