@@ -1308,8 +1308,7 @@ int main(int argc, char **argv)
             cfg.post_body = xrealloc(NULL, 1u << 24);
             cfg.post_len = fread(cfg.post_body, 1, 1u << 24, pf);
             fclose(pf);
-        }
-        else if (strcmp(a, "--body-bytes") == 0)
+        } else if (strcmp(a, "--body-bytes") == 0)
             cfg.body_bytes = atoi(v);
         else if (strcmp(a, "--collection") == 0)
             cfg.collection = v;

@@ -66,8 +66,8 @@ static int add_string(cl_claimset *cs, const char *prefix, const char *type, con
     return CL_OK;
 }
 
-int cl_claimset_add_string(cl_claimset *cs, const char *type, const char *s,
-                           cl_claim_issuer issuer, int readonly)
+int cl_claimset_add_string(cl_claimset *cs, const char *type, const char *s, cl_claim_issuer issuer,
+                           int readonly)
 {
     return add_string(cs, NULL, type, s, issuer, readonly);
 }

@@ -203,7 +203,8 @@ static int ec_is_der(const uint8_t *sig, size_t siglen)
     if (es != NULL && (size_t)(p - sig) == siglen) {
         unsigned char *re = NULL;
         int n = i2d_ECDSA_SIG(es, &re);
-        ok = n > 0 && (size_t)n == siglen && memcmp(re, sig, siglen) == 0; /* public bytes, lint:public */
+        ok = n > 0 && (size_t)n == siglen &&
+             memcmp(re, sig, siglen) == 0; /* public bytes, lint:public */
         OPENSSL_free(re);
     }
     ECDSA_SIG_free(es);

@@ -1,5 +1,6 @@
 /*
- * roots.h — trust anchors pinned into the attestation service (spec/evidence-formats.md §2.7, §5.4).
+ * roots.h — trust anchors pinned into the attestation service (spec/evidence-formats.md §2.7,
+ * §5.4).
  *
  * Intel: the SGX Root CA is pinned by its public key (the 2033 and 2049 issuances share one key;
  * a chain may end in either). AMD: the ARK of each product line (Milan, Genoa, Turin), with the

@@ -44,8 +44,7 @@ static const char SGX_DEFAULT[] =
     "value=c.value);c:[type==\"$product-id\"] => issue(type=\"product-id\", "
     "value=c.value);c:[type==\"$svn\"] => issue(type=\"svn\", value=c.value);c:[type==\"$tee\"] "
     "=> issue(type=\"tee\", value=c.value);};";
-static const char PERMIT_ALL[] =
-    "version=1.0; authorizationrules{=> permit();}; issuancerules{};";
+static const char PERMIT_ALL[] = "version=1.0; authorizationrules{=> permit();}; issuancerules{};";
 
 const char *cl_attestd_default_policy(int type)
 {
@@ -434,8 +433,7 @@ static pol *pol_from_store(int type, const char *jws, char *err, size_t errlen)
     char *text = NULL, *signer = NULL;
     size_t len = 0;
     pol *p = NULL;
-    if (cl_jws_parse(jws, strlen(jws), &j, err, errlen) < 0 ||
-        cl_jws_verify(j, err, errlen) < 0)
+    if (cl_jws_parse(jws, strlen(jws), &j, err, errlen) < 0 || cl_jws_verify(j, err, errlen) < 0)
         goto out;
     if (policy_text_of(j, &text, &len, &f) < 0) {
         snprintf(err, errlen, "%s", f.msg);
@@ -499,9 +497,8 @@ static void identify(const cl_attestd *a, const cl_http_request *r, identity *id
         return;
     }
     json_t *claims = NULL;
-    if (cl_jwt_validate(tok, strlen(tok), a->o.admin_jwks, a->o.admin_issuer,
-                        a->o.admin_audience, (int64_t)time(NULL), 60, &claims, id->why,
-                        sizeof id->why) < 0)
+    if (cl_jwt_validate(tok, strlen(tok), a->o.admin_jwks, a->o.admin_issuer, a->o.admin_audience,
+                        (int64_t)time(NULL), 60, &claims, id->why, sizeof id->why) < 0)
         return;
     const char *sub = NULL;
     static const char *const names[] = {"oid", "sub", "appid", "azp"};
@@ -531,9 +528,9 @@ typedef struct job {
     size_t evlen;
     tdata rt, it;
     char *nonce;
-    int draft;        /* the request carries a draft policy: unsigned token */
-    pol *policy;      /* the stored (or default) policy in force at admission, or NULL */
-    pol *draft_policy; /* parsed draftPolicyForAttestation (made on the thread pool) */
+    int draft;           /* the request carries a draft policy: unsigned token */
+    pol *policy;         /* the stored (or default) policy in force at admission, or NULL */
+    pol *draft_policy;   /* parsed draftPolicyForAttestation (made on the thread pool) */
     const uint8_t *body; /* the request body: the exchange keeps it until the reply */
     size_t body_len;
     int64_t now;
@@ -594,7 +591,7 @@ static int parse_tdata(const json_t *body, const char *name, tdata *t, failure *
         return CL_OK; /* absent (Python 1.0.1 sends dataType without data) */
     if (!json_is_string(d) ||
         cl_b64_decode_lenient_alloc(json_string_value(d), json_string_length(d), &t->data,
-                                 &t->len) < 0) {
+                                    &t->len) < 0) {
         failf(f, 400, "InvalidParameter", "%s.data is not base64url", name);
         return CL_EBASE64;
     }
@@ -605,7 +602,8 @@ static int parse_tdata(const json_t *body, const char *name, tdata *t, failure *
         if (cl_json_parse((const char *)t->data, t->len, MAX_BODY, &t->json, jerr, sizeof jerr) <
                 0 ||
             !json_is_object(t->json)) {
-            failf(f, 400, "InvalidParameter", "%s with dataType JSON must hold a JSON object", name);
+            failf(f, 400, "InvalidParameter", "%s with dataType JSON must hold a JSON object",
+                  name);
             return CL_EJSON;
         }
     }
@@ -661,7 +659,8 @@ static int do_intel(job *j, json_t *claims, json_t *legacy, failure *f)
     const uint8_t *q = j->evidence;
     size_t qn = j->evlen;
     char err[512];
-    if (j->type == T_OE && cl_oe_report_unwrap(j->evidence, j->evlen, &q, &qn, err, sizeof err) < 0) {
+    if (j->type == T_OE &&
+        cl_oe_report_unwrap(j->evidence, j->evlen, &q, &qn, err, sizeof err) < 0) {
         failf(f, 400, "InvalidParameter", "Open Enclave report: %s", err);
         return CL_EFORMAT;
     }
@@ -703,8 +702,8 @@ static int do_intel(job *j, json_t *claims, json_t *legacy, failure *f)
     cl_sha256(j->evidence, j->evlen, h);
     rc = cl_sgx_claims(&quote, res.tcb_evaluated ? &res : NULL, h, claims);
     /* The token says whether Intel's TCB evaluation ran (no collateral for this platform: no). */
-    if (rc == CL_OK &&
-        json_object_set_new(claims, "x-cledger-tcb-evaluated", json_boolean(res.tcb_evaluated)) != 0)
+    if (rc == CL_OK && json_object_set_new(claims, "x-cledger-tcb-evaluated",
+                                           json_boolean(res.tcb_evaluated)) != 0)
         rc = CL_ENOMEM;
     if (rc == CL_OK && !want_tdx)
         rc = cl_sgx_legacy_claims(&quote, legacy);
@@ -798,9 +797,19 @@ static int do_virtual(job *j, json_t *claims, failure *f)
 /* Built-in claim names that policies cannot overwrite at top level (spec policy §7). */
 static int reserved(const char *name, const json_t *builtin)
 {
-    static const char *const fixed[] = {"iss", "iat", "nbf", "exp", "jti", "nonce", "cnf",
-                                        "x-ms-ver", "x-ms-attestation-type", "x-ms-policy-hash",
-                                        "x-ms-policy-signer", "x-ms-policy", "x-ms-runtime",
+    static const char *const fixed[] = {"iss",
+                                        "iat",
+                                        "nbf",
+                                        "exp",
+                                        "jti",
+                                        "nonce",
+                                        "cnf",
+                                        "x-ms-ver",
+                                        "x-ms-attestation-type",
+                                        "x-ms-policy-hash",
+                                        "x-ms-policy-signer",
+                                        "x-ms-policy",
+                                        "x-ms-runtime",
                                         "x-ms-inittime"};
     for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
         if (strcmp(name, fixed[k]) == 0)
@@ -837,11 +846,11 @@ static json_t *group_claims(const cl_claimset *cs)
 
 /* What an attestation hands to the policy and the token besides the evidence claims. */
 typedef struct {
-    const char *atype;      /* x-ms-attestation-type */
-    const json_t *claims;   /* evidence claims (token top level and incoming) */
-    const json_t *legacy;   /* incoming only, with a "$" prefix (SGX), or NULL */
-    const json_t *runtime;  /* parsed JSON runtime data or NULL */
-    const json_t *inittime; /* parsed JSON init-time data or NULL */
+    const char *atype;           /* x-ms-attestation-type */
+    const json_t *claims;        /* evidence claims (token top level and incoming) */
+    const json_t *legacy;        /* incoming only, with a "$" prefix (SGX), or NULL */
+    const json_t *runtime;       /* parsed JSON runtime data or NULL */
+    const json_t *inittime;      /* parsed JSON init-time data or NULL */
     const cl_claimset *extra_in; /* more incoming claims (TPM custom claims) or NULL */
     const char *nonce;
     int draft;
@@ -893,17 +902,16 @@ static int evaluate_and_sign(cl_attestd *a, const pol *policy, const evaluation 
     cl_policy_settings_get(&pr, &set);
     if (e->settings_check != NULL && (rc = e->settings_check(e->settings_arg, &set, f)) < 0)
         goto out;
-    int64_t minutes = set.report_validity_in_minutes > 0 &&
-                              set.report_validity_in_minutes <= MAX_VALIDITY_MIN
-                          ? set.report_validity_in_minutes
-                          : TOKEN_LIFETIME / 60;
+    int64_t minutes =
+        set.report_validity_in_minutes > 0 && set.report_validity_in_minutes <= MAX_VALIDITY_MIN
+            ? set.report_validity_in_minutes
+            : TOKEN_LIFETIME / 60;
     payload = json_deep_copy(e->claims);
     rc = payload ? time_claims(a, payload, 60 * minutes) : CL_ENOMEM;
-    if (rc == CL_OK && (json_object_set_new(payload, "x-ms-ver", json_string("1.0")) != 0 ||
-                        json_object_set_new(payload, "x-ms-attestation-type",
-                                            json_string(e->atype)) != 0 ||
-                        json_object_set_new(payload, "x-ms-policy-hash",
-                                            json_string(policy->hash)) != 0))
+    if (rc == CL_OK &&
+        (json_object_set_new(payload, "x-ms-ver", json_string("1.0")) != 0 ||
+         json_object_set_new(payload, "x-ms-attestation-type", json_string(e->atype)) != 0 ||
+         json_object_set_new(payload, "x-ms-policy-hash", json_string(policy->hash)) != 0))
         rc = CL_ENOMEM;
     if (rc == CL_OK && e->nonce != NULL &&
         json_object_set_new(payload, "nonce", json_string(e->nonce)) != 0)
@@ -968,7 +976,7 @@ static int parse_request(job *j, failure *f)
         goto out;
     }
     if (cl_b64_decode_lenient_alloc(json_string_value(ev), json_string_length(ev), &j->evidence,
-                                 &j->evlen) < 0) {
+                                    &j->evlen) < 0) {
         failf(f, 400, "InvalidParameter", "\"%s\" is not base64url", field);
         goto out;
     }
@@ -993,8 +1001,8 @@ static int parse_request(job *j, failure *f)
             failf(f, 400, "InvalidParameter", "draftPolicyForAttestation must be a string");
             goto out;
         }
-        j->draft_policy = pol_new(json_string_value(draft), json_string_length(draft), NULL,
-                                  perr, sizeof perr);
+        j->draft_policy =
+            pol_new(json_string_value(draft), json_string_length(draft), NULL, perr, sizeof perr);
         if (j->draft_policy == NULL) {
             failf(f, 400, "PolicyParsingError", "%s", perr);
             goto out;
@@ -1071,18 +1079,46 @@ out:
     json_decref(legacy);
 }
 
+/* The answer of a finished job (its failure or its token), then the job is freed. */
+static void job_reply(job *j)
+{
+    if (j->f.status != 0)
+        reply_error(j->a, j->x, &j->f);
+    else
+        reply_token_body(j->a, j->x, j->token);
+    job_free(j);
+}
+
 static void after_attest(uv_work_t *w, int status)
 {
     job *j = w->data;
-    cl_attestd *a = j->a;
-    a->pending--;
+    j->a->pending--;
     if (status != 0 && j->f.status == 0)
         failf(&j->f, 503, "ServiceUnavailable", "the attestation was cancelled");
-    if (j->f.status != 0)
-        reply_error(a, j->x, &j->f);
-    else
-        reply_token_body(a, j->x, j->token);
-    job_free(j);
+    job_reply(j);
+}
+
+/* A job for an attestation of `type`, holding a reference to the policy in force (a later
+ * policy change cannot affect it). Any thread: the reference is taken under cache_mu. */
+static job *job_new(cl_attestd *a, cl_http_exchange *x, int type)
+{
+    const cl_http_request *r = cl_http_request_of(x);
+    job *j = cl_calloc(1, sizeof *j);
+    if (j == NULL)
+        return NULL;
+    j->a = a;
+    j->x = x;
+    j->type = type;
+    j->now = now_of(a);
+    j->body = r->body;
+    j->body_len = r->body_len;
+    j->work.data = j;
+    uv_mutex_lock(&a->cache_mu);
+    j->policy = a->cache[type];
+    if (j->policy != NULL)
+        __atomic_add_fetch(&j->policy->refs, 1, __ATOMIC_RELAXED);
+    uv_mutex_unlock(&a->cache_mu);
+    return j;
 }
 
 /* Admission of an attestation on the main loop: the policy in force is referenced here (a
@@ -1090,27 +1126,16 @@ static void after_attest(uv_work_t *w, int status)
  * signing all run on the thread pool, so a large body never stalls the loop. */
 static void attest(cl_attestd *a, cl_http_exchange *x, int type)
 {
-    const cl_http_request *r = cl_http_request_of(x);
     failure f = {0, NULL, ""};
-    job *j = cl_calloc(1, sizeof *j);
+    job *j = job_new(a, x, type);
     if (j == NULL) {
         reply_err(a, x, 500, "InternalError", "out of memory");
         return;
     }
-    j->a = a;
-    j->x = x;
-    j->type = type;
-    j->now = now_of(a);
-    j->body = r->body;
-    j->body_len = r->body_len;
     if (__atomic_load_n(&a->quiesced, __ATOMIC_ACQUIRE)) {
         failf(&f, 503, "ServiceUnavailable", "the service is shutting down");
         goto fail;
     }
-    j->policy = a->cache[type]; /* the main loop is the only writer of the cache */
-    if (j->policy != NULL)
-        __atomic_add_fetch(&j->policy->refs, 1, __ATOMIC_RELAXED);
-    j->work.data = j;
     if (uv_queue_work(a->o.loop, &j->work, work_attest, after_attest) != 0) {
         failf(&f, 503, "ServiceUnavailable", "could not queue the attestation");
         goto fail;
@@ -1141,8 +1166,7 @@ static void get_policy(cl_attestd *a, cl_http_exchange *x, int type)
     cl_free(made);
 }
 
-static void set_policy(cl_attestd *a, cl_http_exchange *x, int type, const identity *id,
-                       int reset)
+static void set_policy(cl_attestd *a, cl_http_exchange *x, int type, const identity *id, int reset)
 {
     const cl_http_request *r = cl_http_request_of(x);
     failure f = {0, NULL, ""};
@@ -1251,8 +1275,8 @@ static void get_certs(cl_attestd *a, cl_http_exchange *x)
             keys = NULL;
         }
     }
-    reply_token(a, x, keys ? json_pack("{s:{s:o}}", "x-ms-policy-certificates", "keys", keys)
-                           : NULL);
+    reply_token(a, x,
+                keys ? json_pack("{s:{s:o}}", "x-ms-policy-certificates", "keys", keys) : NULL);
 }
 
 static void change_cert(cl_attestd *a, cl_http_exchange *x, const identity *id, int add)
@@ -1308,8 +1332,8 @@ static void change_cert(cl_attestd *a, cl_http_exchange *x, const identity *id, 
     int rc = add ? cl_astore_cert_add(a->o.store, der, dlen, id->who, &changed)
                  : cl_astore_cert_remove(a->o.store, der, dlen, id->who, &changed);
     if (rc < 0) {
-        failf(&f, rc == CL_EOVERFLOW ? 400 : 500, rc == CL_EOVERFLOW ? "InvalidOperation"
-                                                                     : "InternalError",
+        failf(&f, rc == CL_EOVERFLOW ? 400 : 500,
+              rc == CL_EOVERFLOW ? "InvalidOperation" : "InternalError",
               "the certificate set could not be changed: %s", cl_strerror(rc));
         goto fail;
     }
@@ -1321,8 +1345,9 @@ static void change_cert(cl_attestd *a, cl_http_exchange *x, const identity *id, 
     for (char *t = thumb; *t; t++)
         if (*t >= 'a' && *t <= 'f')
             *t = (char)(*t - 'a' + 'A');
-    reply_token(a, x, json_pack("{s:s,s:s}", "x-ms-certificate-thumbprint", thumb,
-                                "x-ms-policycertificates-result", add ? "IsPresent" : "IsAbsent"));
+    reply_token(a, x,
+                json_pack("{s:s,s:s}", "x-ms-certificate-thumbprint", thumb,
+                          "x-ms-policycertificates-result", add ? "IsPresent" : "IsAbsent"));
     goto done;
 fail:
     reply_error(a, x, &f);
@@ -1352,10 +1377,10 @@ static void get_openid(cl_attestd *a, cl_http_exchange *x)
         "{s:[s,s],s:[s],s:s,s:s,s:s,s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]}",
         "response_types_supported", "token", "none", "id_token_signing_alg_values_supported",
         "RS256", "revocation_endpoint", rev, "issuer", a->o.base_url, "jwks_uri", a->jku,
-        "claims_supported", "cnf", "nonce", "x-ms-ver", "x-ms-attestation-type",
-        "x-ms-policy-hash", "x-ms-policy-signer", "x-ms-sgx-is-debuggable", "x-ms-sgx-mrenclave",
-        "x-ms-sgx-mrsigner", "x-ms-sgx-svn", "x-ms-sgx-ehd", "x-ms-sgx-collateral",
-        "is-debuggable", "sgx-mrsigner", "sgx-mrenclave", "product-id", "svn", "tee");
+        "claims_supported", "cnf", "nonce", "x-ms-ver", "x-ms-attestation-type", "x-ms-policy-hash",
+        "x-ms-policy-signer", "x-ms-sgx-is-debuggable", "x-ms-sgx-mrenclave", "x-ms-sgx-mrsigner",
+        "x-ms-sgx-svn", "x-ms-sgx-ehd", "x-ms-sgx-collateral", "is-debuggable", "sgx-mrsigner",
+        "sgx-mrenclave", "product-id", "svn", "tee");
     /* MAA's member order (spec §5.7): jansson keeps insertion order with JSON_PRESERVE_ORDER,
      * which reply_json does not use; clients do not depend on the order. */
     reply_json(a, x, 200, o, NULL);
@@ -1500,8 +1525,8 @@ static void tpm_step1(cl_attestd *a, cl_http_exchange *x, const json_t *pl)
                   "cannot be checked");
             goto fail;
         }
-        if (cl_tpm_ek_cert_verify(ekc, ekcl, a->o.tpm_roots_pem, a->o.tpm_roots_len, &ek,
-                                  now_of(a), err, sizeof err) < 0) {
+        if (cl_tpm_ek_cert_verify(ekc, ekcl, a->o.tpm_roots_pem, a->o.tpm_roots_len, &ek, now_of(a),
+                                  err, sizeof err) < 0) {
             failf(&f, 400, "InvalidParameter", "ek_cert: %s", err);
             goto fail;
         }
@@ -1579,8 +1604,7 @@ static void tpm_step3(cl_attestd *a, cl_http_exchange *x, const json_t *pl)
     char err[512];
     cl_jws *j = NULL;
     json_t *claims = NULL;
-    uint8_t *qb = NULL, *sb = NULL, *akb = NULL, *akc = NULL, *ch = NULL, *act = NULL,
-            *rpd = NULL;
+    uint8_t *qb = NULL, *sb = NULL, *akb = NULL, *akc = NULL, *ch = NULL, *act = NULL, *rpd = NULL;
     size_t ql = 0, sl = 0, akl = 0, akcl = 0, chl = 0, actl = 0, rpdl = 0;
     cl_tpm_public ak;
     memset(&ak, 0, sizeof ak);
@@ -1622,7 +1646,8 @@ static void tpm_step3(cl_attestd *a, cl_http_exchange *x, const json_t *pl)
             failf(&f, 400, "InvalidParameter", "challenge does not match the service_context");
         goto fail;
     }
-    if (b64_member(t2, "quote", &qb, &ql, &f) < 0 || b64_member(t2, "signature", &sb, &sl, &f) < 0 ||
+    if (b64_member(t2, "quote", &qb, &ql, &f) < 0 ||
+        b64_member(t2, "signature", &sb, &sl, &f) < 0 ||
         b64_member(t2, "ak_pub", &akb, &akl, &f) < 0) {
         if (f.status == 0)
             failf(&f, 400, "InvalidParameter", "tpm2 needs quote, signature and ak_pub");
@@ -1677,8 +1702,8 @@ static void tpm_step3(cl_attestd *a, cl_http_exchange *x, const json_t *pl)
         chk.ak_validated = 1;
     } else if (akc != NULL) {
         if (a->o.tpm_roots_pem == NULL ||
-            cl_tpm_ak_cert_verify(akc, akcl, a->o.tpm_roots_pem, a->o.tpm_roots_len, &ak,
-                                  now_of(a), err, sizeof err) < 0) {
+            cl_tpm_ak_cert_verify(akc, akcl, a->o.tpm_roots_pem, a->o.tpm_roots_len, &ak, now_of(a),
+                                  err, sizeof err) < 0) {
             failf(&f, 400, "InvalidParameter", "ak_cert: %s",
                   a->o.tpm_roots_pem ? err : "no TPM roots are configured");
             goto fail;
@@ -1763,8 +1788,8 @@ static void tpm_attest(cl_attestd *a, cl_http_exchange *x)
     if (cl_json_parse((const char *)r->body, r->body_len, MAX_BODY, &body, jerr, sizeof jerr) < 0 ||
         !json_is_string(json_object_get(body, "data")) ||
         cl_b64_decode_lenient_alloc(json_string_value(json_object_get(body, "data")),
-                                 json_string_length(json_object_get(body, "data")), &raw,
-                                 &rawlen) < 0 ||
+                                    json_string_length(json_object_get(body, "data")), &raw,
+                                    &rawlen) < 0 ||
         cl_json_parse((const char *)raw, rawlen, MAX_BODY, &inner, jerr, sizeof jerr) < 0 ||
         !json_is_object(json_object_get(inner, "payload"))) {
         reply_err(a, x, 400, "InvalidParameter",
@@ -1879,31 +1904,15 @@ int cl_attestd_handle_local(void *arg, cl_http_exchange *x)
     route rt;
     const char *allowed;
     if (r->method == NULL || r->path == NULL || strcmp(r->method, "POST") != 0 ||
-        resolve(r->path, strlen(r->path), r->method, &rt, &allowed) != 1 ||
-        rt.act != A_ATTEST || strcmp(r->method, rt.method) != 0 || rt.type == T_SNP ||
+        resolve(r->path, strlen(r->path), r->method, &rt, &allowed) != 1 || rt.act != A_ATTEST ||
+        strcmp(r->method, rt.method) != 0 || rt.type == T_SNP ||
         __atomic_load_n(&a->quiesced, __ATOMIC_ACQUIRE))
         return 0;
-    job *j = cl_calloc(1, sizeof *j);
+    job *j = job_new(a, x, rt.type);
     if (j == NULL)
         return 0; /* the main loop answers (or fails the same way) */
-    j->a = a;
-    j->x = x;
-    j->type = rt.type;
-    j->now = now_of(a);
-    j->body = r->body;
-    j->body_len = r->body_len;
-    uv_mutex_lock(&a->cache_mu);
-    j->policy = a->cache[rt.type];
-    if (j->policy != NULL)
-        __atomic_add_fetch(&j->policy->refs, 1, __ATOMIC_RELAXED);
-    uv_mutex_unlock(&a->cache_mu);
-    j->work.data = j;
     work_attest(&j->work);
-    if (j->f.status != 0)
-        reply_error(a, j->x, &j->f);
-    else
-        reply_token_body(a, j->x, j->token);
-    job_free(j);
+    job_reply(j);
     return 1;
 }
 
@@ -1926,8 +1935,8 @@ void cl_attestd_handle(void *arg, cl_http_exchange *x)
         return;
     }
     if (strcmp(r->method, rt.method) != 0) {
-        reply_err(a, x, 405, "MethodNotAllowed", "%s is not allowed here (allowed: %s)",
-                  r->method, allowed);
+        reply_err(a, x, 405, "MethodNotAllowed", "%s is not allowed here (allowed: %s)", r->method,
+                  allowed);
         return;
     }
     identity id;

@@ -10,8 +10,8 @@
  * Otherwise attestation requests are admitted on the main loop and then parsed, verified,
  * evaluated and signed on libuv's thread pool (uv_queue_work), so the main loop stays
  * responsive and both cores sign; the reply is sent from the main loop.
- * The request body is read by the pool thread in place (the exchange keeps it until the reply). Every
- * administrative request runs on the main loop (they are rare and must be serialised).
+ * The request body is read by the pool thread in place (the exchange keeps it until the reply).
+ * Every administrative request runs on the main loop (they are rare and must be serialised).
  *
  * Ownership: the service borrows the store, the signing key and certificate, and the JWKS for
  * the lifetime of the service (the caller frees them after cl_attestd_free). Pending
@@ -58,8 +58,8 @@ typedef struct {
     /* TPM: PEM bundle of trusted EK/AK CA certificates (may be NULL: no TPM trust anchors). */
     const char *tpm_roots_pem;
     size_t tpm_roots_len;
-    int64_t fixed_time;   /* tests: evaluate certificates/collateral at this time (0: now) */
-    int64_t nbf_backdate; /* seconds subtracted from iat/nbf (attestation-api.md §5.2) */
+    int64_t fixed_time;      /* tests: evaluate certificates/collateral at this time (0: now) */
+    int64_t nbf_backdate;    /* seconds subtracted from iat/nbf (attestation-api.md §5.2) */
     uint8_t context_key[32]; /* HMAC key of TPM service_context values */
     const char *version;     /* x-ms-maa-service-version */
 } cl_attestd_opts;

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <time.h>
 
 #include "attest/roots.h"
 #include "attest/vcache.h"
@@ -227,7 +226,8 @@ static int report_same(const cl_snp_report *a, const cl_snp_report *b)
 
 /* ---- wrapper ----------------------------------------------------------------------------- */
 
-/* A string member decoded with cl_b64_decode_lenient_alloc (NUL-terminated). CL_ENOENT when absent. */
+/* A string member decoded with cl_b64_decode_lenient_alloc (NUL-terminated). CL_ENOENT when absent.
+ */
 static int member_b64(const json_t *obj, const char *name, uint8_t **out, size_t *outlen, char *err,
                       size_t errlen)
 {

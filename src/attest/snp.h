@@ -131,7 +131,8 @@ CL_MUST_CHECK int cl_snp_verify(const cl_snp_evidence *e, int64_t now_unix, char
                                 size_t errlen);
 /* The same with a memo of chain verifications (attest/vcache.h): when these exact chain bytes
  * were verified before (VCEK -> ASK -> pinned ARK, VCEK shape) and every certificate is valid at
- * now_unix, only the report signature and the VCEK TCB/hwID match are checked. cache may be NULL. */
+ * now_unix, only the report signature and the VCEK TCB/hwID match are checked. cache may be NULL.
+ */
 struct cl_vcache;
 CL_MUST_CHECK int cl_snp_verify_cached(const cl_snp_evidence *e, int64_t now_unix,
                                        struct cl_vcache *cache, char *err, size_t errlen);

@@ -48,7 +48,8 @@ struct cl_astore {
     uint64_t history_len;
 };
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)
@@ -96,9 +97,10 @@ static int parse_cert_list(const json_t *arr, cert_t **out, size_t *n, char *err
     CL_ENSURE(v != NULL, CL_ENOMEM);
     for (size_t k = 0; k < cnt; k++) {
         const json_t *e = json_array_get(arr, k);
-        int rc = json_is_string(e) ? cl_b64_decode_alloc(json_string_value(e), json_string_length(e),
-                                                         &v[k].der, &v[k].len, CL_B64_STD)
-                                   : CL_EJSON;
+        int rc = json_is_string(e)
+                     ? cl_b64_decode_alloc(json_string_value(e), json_string_length(e), &v[k].der,
+                                           &v[k].len, CL_B64_STD)
+                     : CL_EJSON;
         if (rc < 0 || v[k].len == 0) {
             errf(err, errlen, "%s%s", "certificate entry is not standard base64 DER", "");
             free_certs(v, cnt);
@@ -308,8 +310,8 @@ int cl_astore_policy_set(cl_astore *s, int type, const char *jws, const char *wh
     char hash[44];
     sha256_b64url(jws, strlen(jws), hash);
     int rc = history_append(s, json_pack("{s:s,s:s,s:s,s:s,s:s}", "action", "policy-set", "type",
-                                         cl_atype_names[type], "who", who ? who : "-",
-                                         "tokenHash", hash, "jws", jws));
+                                         cl_atype_names[type], "who", who ? who : "-", "tokenHash",
+                                         hash, "jws", jws));
     if (rc == CL_OK)
         rc = save_policy(s, type, jws);
     if (rc < 0) {
@@ -349,7 +351,8 @@ const uint8_t *cl_astore_cert(const cl_astore *s, size_t i, size_t *len)
 long cl_astore_cert_find(const cl_astore *s, const uint8_t *der, size_t len)
 {
     for (size_t k = 0; k < s->ncerts; k++)
-        if (s->certs[k].len == len && memcmp(s->certs[k].der, der, len) == 0) /* public data, lint:public */
+        if (s->certs[k].len == len &&
+            memcmp(s->certs[k].der, der, len) == 0) /* public data, lint:public */
             return (long)k;
     return -1;
 }
@@ -474,8 +477,9 @@ int cl_astore_import(cl_astore *s, const json_t *backup, const char *who, char *
     for (size_t i = s->ncerts; i-- > 0;) {
         int found = 0;
         for (size_t j = 0; j < ncerts && !found; j++)
-            found = certs[j].len == s->certs[i].len &&
-                    memcmp(certs[j].der, s->certs[i].der, certs[j].len) == 0; /* public, lint:public */
+            found =
+                certs[j].len == s->certs[i].len &&
+                memcmp(certs[j].der, s->certs[i].der, certs[j].len) == 0; /* public, lint:public */
         if (!found) {
             int removed;
             size_t len = s->certs[i].len;

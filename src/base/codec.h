@@ -19,8 +19,7 @@ void cl_hex_encode(const uint8_t *in, size_t n, char *out);
 /* Decodes exactly `outlen` bytes from a hex string of length 2*outlen (either case). */
 CL_MUST_CHECK int cl_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t outlen);
 /* Decodes a hex string of any even length into a new heap buffer (*out, *outlen). */
-CL_MUST_CHECK int cl_hex_decode_alloc(const char *in, size_t inlen, uint8_t **out,
-                                      size_t *outlen);
+CL_MUST_CHECK int cl_hex_decode_alloc(const char *in, size_t inlen, uint8_t **out, size_t *outlen);
 
 typedef enum { CL_B64_STD, CL_B64_URL } cl_b64_variant;
 
@@ -33,8 +32,8 @@ size_t cl_b64_decoded_max(size_t inlen);
 /* Strict decode into out (capacity outcap); *outlen receives the decoded size. */
 CL_MUST_CHECK int cl_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap,
                                 size_t *outlen, cl_b64_variant v);
-CL_MUST_CHECK int cl_b64_decode_alloc(const char *in, size_t inlen, uint8_t **out,
-                                      size_t *outlen, cl_b64_variant v);
+CL_MUST_CHECK int cl_b64_decode_alloc(const char *in, size_t inlen, uint8_t **out, size_t *outlen,
+                                      cl_b64_variant v);
 /* Lenient decode (attestation-api.md §1.5): either alphabet ('+/' or '-_'), '=' padding optional
  * but complete when present, nothing else (no whitespace). *out is heap-allocated with one extra
  * NUL byte after the *outlen decoded bytes (for text members); free with cl_free. */

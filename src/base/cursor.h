@@ -54,7 +54,10 @@ typedef struct {
     size_t cap;
 } cl_buf;
 
-#define CL_BUF_INIT {NULL, 0, 0}
+#define CL_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void cl_buf_init(cl_buf *b);
 void cl_buf_free(cl_buf *b);

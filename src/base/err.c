@@ -3,8 +3,8 @@
 const char *cl_strerror(int err)
 {
     switch (err) {
-#define CL_ERR_MSG(name, value, msg)                                                       \
-    case value:                                                                            \
+#define CL_ERR_MSG(name, value, msg)                                                               \
+    case value:                                                                                    \
         return msg;
         CL_ERRORS(CL_ERR_MSG)
 #undef CL_ERR_MSG
@@ -15,8 +15,8 @@ const char *cl_strerror(int err)
 const char *cl_errname(int err)
 {
     switch (err) {
-#define CL_ERR_NAME(name, value, msg)                                                      \
-    case value:                                                                            \
+#define CL_ERR_NAME(name, value, msg)                                                              \
+    case value:                                                                                    \
         return #name;
         CL_ERRORS(CL_ERR_NAME)
 #undef CL_ERR_NAME

@@ -34,14 +34,16 @@ static int depth_ok(const json_t *j, int depth)
     if (json_is_object(j)) {
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)j, k, v) {
+        json_object_foreach((json_t *)j, k, v)
+        {
             if (!depth_ok(v, depth + 1))
                 return 0;
         }
     } else if (json_is_array(j)) {
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v) {
+        json_array_foreach(j, i, v)
+        {
             if (!depth_ok(v, depth + 1))
                 return 0;
         }

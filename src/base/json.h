@@ -19,7 +19,8 @@
 #define CL_JSON_MAX_DEPTH 32
 
 void cl_json_init(void);
-/* Parse `len` bytes. On failure *errmsg (may be NULL) gets a static or caller-buffer description. */
+/* Parse `len` bytes. On failure *errmsg (may be NULL) gets a static or caller-buffer description.
+ */
 CL_MUST_CHECK int cl_json_parse(const char *data, size_t len, size_t maxlen, json_t **out,
                                 char *errbuf, size_t errbuflen);
 /* Required string member; CL_EJSON when absent or not a string. */

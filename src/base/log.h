@@ -1,9 +1,10 @@
 /*
  * log.h — JSON-lines logging on stderr (one object per line: ts, level, msg, and fields).
  *
- * cl_log("info", "ledger opened", "dir", dir, "entries", "%llu", n) is awkward in C, so the API takes
- * a message and an optional pre-built jansson object of fields (borrowed; not consumed). Lines below
- * the configured level are dropped before any formatting. Thread-safe: one write(2) per line.
+ * cl_log("info", "ledger opened", "dir", dir, "entries", "%llu", n) is awkward in C, so the API
+ * takes a message and an optional pre-built jansson object of fields (borrowed; not consumed).
+ * Lines below the configured level are dropped before any formatting. Thread-safe: one write(2) per
+ * line.
  */
 #ifndef CLEDGER_BASE_LOG_H
 #define CLEDGER_BASE_LOG_H

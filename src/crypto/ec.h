@@ -1,9 +1,10 @@
 /*
  * ec.h — EC keys (P-256, P-384): generate, load/save PEM, SPKI, prehashed ECDSA sign/verify.
  *
- * A cl_key wraps an OpenSSL EVP_PKEY and owns it; cl_key_free releases it (OpenSSL wipes private key
- * material on free). Functions that take a `const cl_key *` borrow it. Private-key PEM files are
- * created with mode 0600 (O_CREAT|O_EXCL on a temporary name, fsync, rename, fsync of the directory).
+ * A cl_key wraps an OpenSSL EVP_PKEY and owns it; cl_key_free releases it (OpenSSL wipes private
+ * key material on free). Functions that take a `const cl_key *` borrow it. Private-key PEM files
+ * are created with mode 0600 (O_CREAT|O_EXCL on a temporary name, fsync, rename, fsync of the
+ * directory).
  *
  * Signatures here are over a digest the caller already computed ("prehashed"): the Merkle root is
  * signed as a 32-byte SHA-256 value, as CCF and ACL do (spec/receipts.md §3 step 6). Signatures are

@@ -32,9 +32,9 @@ CL_MUST_CHECK int cl_cert_from_der(const uint8_t *der, size_t len, cl_cert **out
 CL_MUST_CHECK int cl_cert_load_pem_file(const char *path, cl_cert **out);
 void cl_cert_free(cl_cert *c);
 
-CL_MUST_CHECK int cl_cert_to_der(const cl_cert *c, cl_buf *out);    /* appended */
+CL_MUST_CHECK int cl_cert_to_der(const cl_cert *c, cl_buf *out);             /* appended */
 CL_MUST_CHECK int cl_cert_to_pem(const cl_cert *c, char **pem, size_t *len); /* heap, NUL-term */
-CL_MUST_CHECK int cl_cert_save_pem(const cl_cert *c, const char *path); /* 0644, fsync'd */
+CL_MUST_CHECK int cl_cert_save_pem(const cl_cert *c, const char *path);      /* 0644, fsync'd */
 
 /* CL_OK when `c` carries a valid signature by `issuer`'s key, CL_EENDORSE otherwise. */
 CL_MUST_CHECK int cl_cert_verify_signed_by(const cl_cert *c, const cl_key *issuer);
@@ -46,8 +46,8 @@ CL_MUST_CHECK int cl_cert_fingerprint_sha256(const cl_cert *c, uint8_t out[32]);
 int cl_cert_same_key(const cl_cert *a, const cl_key *k);
 
 /* A self-signed CA certificate (basicConstraints CA:TRUE critical, keyCertSign) for the service
- * identity: subject CN=<cn>, random 128-bit serial, validity `days`, ecdsa-with-SHA256 for P-256 and
- * ecdsa-with-SHA384 for P-384. */
+ * identity: subject CN=<cn>, random 128-bit serial, validity `days`, ecdsa-with-SHA256 for P-256
+ * and ecdsa-with-SHA384 for P-384. */
 CL_MUST_CHECK int cl_cert_self_signed_ca(const cl_key *key, const char *cn, int days,
                                          cl_cert **out);
 /* A leaf certificate for `subject_key` (CA:FALSE) issued by issuer_cert/issuer_key, with SANs:

@@ -1376,16 +1376,16 @@ static int recover_open_chunk(cl_ledger *l)
     CL_GUARD(cl_file_pread(r.f, h, sizeof h, 0, &got));
     uint64_t start = 0;
     int priv = 0;
-    if (got < sizeof h ||
-        (r.file_size <= sizeof h && (cl_chunk_header_decode(h, got, &start, &priv, &why) < 0 ||
-                                     start != l->open_start || priv != l->private_ledger))) {
+    int hrc = got < sizeof h ? CL_ETRUNC : cl_chunk_header_decode(h, got, &start, &priv, &why);
+    int header_ok = hrc == CL_OK && start == l->open_start && priv == l->private_ledger;
+    if (!header_ok && r.file_size <= sizeof h) {
         /* Crashed while creating the chunk (its header is synced before anything else is
          * written, see open_new_chunk): nothing in it was ever durable. */
         good = 0;
         why = NULL;
     } else {
-        CL_GUARD(cl_chunk_header_decode(h, got, &start, &priv, &why));
-        CL_GUARD_IF(start != l->open_start || priv != l->private_ledger, CL_ECORRUPT);
+        CL_GUARD(hrc);
+        CL_GUARD_IF(!header_ok, CL_ECORRUPT);
         good = CL_CHUNK_HEADER_LEN;
         for (;;) {
             cl_entry_view e;

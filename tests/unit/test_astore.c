@@ -95,7 +95,8 @@ static void test_policies_persist(void **state)
     int n = 0;
     while (fgets(line, sizeof line, f) != NULL) {
         json_t *j = NULL;
-        assert_int_equal(cl_json_parse(line, strlen(line), sizeof line, &j, err, sizeof err), CL_OK);
+        assert_int_equal(cl_json_parse(line, strlen(line), sizeof line, &j, err, sizeof err),
+                         CL_OK);
         assert_string_equal(json_string_value(json_object_get(j, "who")), "tester");
         assert_int_equal(json_integer_value(json_object_get(j, "seq")), ++n);
         assert_non_null(json_string_value(json_object_get(j, "action")));
@@ -166,7 +167,8 @@ static void test_backup_roundtrip(void **state)
     const char *bad[] = {
         "{}",
         "{\"format\":\"cledger-attestd-backup-v1\",\"policies\":[],\"certificates\":[]}",
-        "{\"format\":\"cledger-attestd-backup-v1\",\"policies\":{\"Nope\":\"x\"},\"certificates\":[]}",
+        "{\"format\":\"cledger-attestd-backup-v1\",\"policies\":{\"Nope\":\"x\"},\"certificates\":["
+        "]}",
         "{\"format\":\"cledger-attestd-backup-v1\",\"policies\":{\"Tpm\":1},\"certificates\":[]}",
         "{\"format\":\"cledger-attestd-backup-v1\",\"policies\":{},\"certificates\":[\"***\"]}",
         "{\"format\":\"cledger-attestd-backup-v1\",\"policies\":{},\"certificates\":{}}",

@@ -1143,7 +1143,6 @@ static void remove_tmp_dir(void)
     rmdir(tmp_dir);
 }
 
-
 /* HMAC-SHA256 is composed from SHA-256 states in hash.c: RFC 4231 known answers (including a key
  * longer than the block and an empty message) and agreement with OpenSSL's HMAC() on many sizes. */
 static void test_hmac_sha256(void **state)
@@ -1156,8 +1155,10 @@ static void test_hmac_sha256(void **state)
          "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
         {"4a656665", "what do ya want for nothing?",
          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
-        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "a"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "a"
          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
          "Test Using Larger Than Block-Size Key - Hash Key First",
          "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
@@ -1198,22 +1199,14 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random_pool),
-        cmocka_unit_test(test_sign_verify_p256),
-        cmocka_unit_test(test_sign_verify_p384),
-        cmocka_unit_test(test_prehashed_is_not_rehashed),
-        cmocka_unit_test(test_key_types),
-        cmocka_unit_test(test_key_pem_files),
-        cmocka_unit_test(test_receipt_signatures),
-        cmocka_unit_test(test_receipt_endorsements),
-        cmocka_unit_test(test_cert_roundtrip),
-        cmocka_unit_test(test_pem_strict),
-        cmocka_unit_test(test_issue_ca_and_node),
-        cmocka_unit_test(test_endorse_previous),
-        cmocka_unit_test(test_aead_known_answers),
-        cmocka_unit_test(test_aead_tamper),
-        cmocka_unit_test(test_alloc_seam),
-        cmocka_unit_test(test_hmac_sha256),
+        cmocka_unit_test(test_random_pool),        cmocka_unit_test(test_sign_verify_p256),
+        cmocka_unit_test(test_sign_verify_p384),   cmocka_unit_test(test_prehashed_is_not_rehashed),
+        cmocka_unit_test(test_key_types),          cmocka_unit_test(test_key_pem_files),
+        cmocka_unit_test(test_receipt_signatures), cmocka_unit_test(test_receipt_endorsements),
+        cmocka_unit_test(test_cert_roundtrip),     cmocka_unit_test(test_pem_strict),
+        cmocka_unit_test(test_issue_ca_and_node),  cmocka_unit_test(test_endorse_previous),
+        cmocka_unit_test(test_aead_known_answers), cmocka_unit_test(test_aead_tamper),
+        cmocka_unit_test(test_alloc_seam),         cmocka_unit_test(test_hmac_sha256),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     remove_tmp_dir();

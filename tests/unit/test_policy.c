@@ -137,7 +137,7 @@ static const char *render(const cl_claimset *cs)
     "x-ms-sevsnpvm-vmpl=0\n"
 #define TPM_FLAGS(aik, sb)                                                                         \
     "aikValidated=" aik "\nsecureBootEnabled=" sb "\nbootDebuggingDisabled=true\nnotSafeMode="     \
-                                                  "true\n"
+    "true\n"
 
 static const char PCR0[] = "3dYzmYLmiI1v2DV2+/RY+Zy1i5ngq6sEVe6fV79kKjk=";
 

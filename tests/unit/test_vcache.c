@@ -65,10 +65,10 @@ static void test_basics(void **state)
     assert_int_equal(bl, 3);
     assert_memory_equal(blob, "abc", 3);
     assert_null(cert);
-    assert_int_equal(cl_vcache_lookup(c, k1, 49, blob, &bl, NULL, NULL), 0);  /* before the window */
+    assert_int_equal(cl_vcache_lookup(c, k1, 49, blob, &bl, NULL, NULL), 0); /* before the window */
     assert_int_equal(cl_vcache_lookup(c, k1, 151, blob, &bl, NULL, NULL), 0); /* after it */
     assert_int_equal(cl_vcache_lookup(c, k2, 100, blob, &bl, NULL, NULL), 0); /* other key */
-    cl_vcache_insert(c, k2, 0, 10, NULL, CL_VCACHE_BLOB + 1, NULL, NULL);    /* too big: ignored */
+    cl_vcache_insert(c, k2, 0, 10, NULL, CL_VCACHE_BLOB + 1, NULL, NULL);     /* too big: ignored */
     assert_int_equal(cl_vcache_lookup(c, k2, 5, blob, &bl, NULL, NULL), 0);
     /* keys sharing a slot replace each other; the certificate reference is managed */
     uint8_t k3[32] = {1, 0, 0, 9};
@@ -174,9 +174,8 @@ static void test_snp_cached(void **state)
     cl_snp_report r;
     assert_int_equal(cl_snp_report_parse(rep, rn, &r, err, sizeof err), CL_OK);
     for (int round = 0; round < 2; round++)
-        assert_int_equal(cl_snp_verify_report(&r, rep, rn, chain, chain_len, T_2026, err,
-                                              sizeof err),
-                         CL_OK);
+        assert_int_equal(
+            cl_snp_verify_report(&r, rep, rn, chain, chain_len, T_2026, err, sizeof err), CL_OK);
     /* the cached path, through the wrapper */
     char *rb = cl_b64_encode_alloc(rep, rn, CL_B64_URL);
     char *cb = cl_b64_encode_alloc((const uint8_t *)chain, chain_len, CL_B64_URL);

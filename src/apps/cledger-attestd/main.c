@@ -57,8 +57,8 @@
 #define MAX_SIGNERS 16
 
 typedef struct {
-    const char *data_dir, *listen, *mode, *admin_jwks, *admin_issuer, *admin_audience,
-        *admin_cert, *config, *log_level, *collateral_dir, *collateral, *tpm_roots, *base_url;
+    const char *data_dir, *listen, *mode, *admin_jwks, *admin_issuer, *admin_audience, *admin_cert,
+        *config, *log_level, *collateral_dir, *collateral, *tpm_roots, *base_url;
     const char *signers[MAX_SIGNERS];
     size_t nsigners;
     int64_t verification_time, nbf_backdate;
@@ -92,17 +92,15 @@ typedef struct {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: cledger-attestd --data-dir DIR --listen HOST:PORT [--mode aad|isolated]\n"
-            "         [--admin-jwks FILE_OR_URL] [--admin-issuer ISS] [--admin-audience AUD]\n"
-            "         [--admin-cert PEM] [--policy-signer-cert PEM ...] [--config FILE]\n"
-            "         [--collateral-dir DIR] [--collateral required|if-available]\n"
-            "         [--tpm-roots PEM] [--base-url URL] [--verification-time UNIX]\n"
-            "         [--log-level LEVEL] [--version]\n"
-            "       cledger-attestd export --data-dir DIR [--out FILE]\n"
-            "       cledger-attestd import --data-dir DIR FILE\n");
+    fprintf(f, "usage: cledger-attestd --data-dir DIR --listen HOST:PORT [--mode aad|isolated]\n"
+               "         [--admin-jwks FILE_OR_URL] [--admin-issuer ISS] [--admin-audience AUD]\n"
+               "         [--admin-cert PEM] [--policy-signer-cert PEM ...] [--config FILE]\n"
+               "         [--collateral-dir DIR] [--collateral required|if-available]\n"
+               "         [--tpm-roots PEM] [--base-url URL] [--verification-time UNIX]\n"
+               "         [--log-level LEVEL] [--version]\n"
+               "       cledger-attestd export --data-dir DIR [--out FILE]\n"
+               "       cledger-attestd import --data-dir DIR FILE\n");
 }
-
 
 static int path_in(const daemon_t *d, const char *name, char *out, size_t cap)
 {
@@ -159,8 +157,8 @@ static int load_config(settings *s)
             done = 1;
             const char **slot = (const char **)((char *)s + strs[i].off);
             if (!json_is_string(v)) {
-                fprintf(stderr, "cledger-attestd: config %s: \"%s\" must be a string\n",
-                        s->config, k);
+                fprintf(stderr, "cledger-attestd: config %s: \"%s\" must be a string\n", s->config,
+                        k);
                 json_decref(j);
                 return -1;
             }
@@ -175,8 +173,9 @@ static int load_config(settings *s)
             json_array_foreach(v, i, e)
             {
                 if (!json_is_string(e) || s->nsigners >= MAX_SIGNERS) {
-                    fprintf(stderr, "cledger-attestd: config %s: policySignerCerts must be at "
-                                    "most 16 paths\n",
+                    fprintf(stderr,
+                            "cledger-attestd: config %s: policySignerCerts must be at "
+                            "most 16 paths\n",
                             s->config);
                     json_decref(j);
                     return -1;
@@ -205,7 +204,6 @@ static int load_config(settings *s)
     json_decref(j);
     return 0;
 }
-
 
 /* ---- key material -------------------------------------------------------------------------- */
 
@@ -298,8 +296,8 @@ static int make_tls(daemon_t *d, int fresh)
         CL_GUARD(cl_key_generate(CL_CURVE_P256, &root_key));
         CL_GUARD(cl_cert_self_signed_ca(root_key, "cledger-attestd TLS root", 3650, &root));
         CL_GUARD(cl_key_generate(CL_CURVE_P256, &leaf_key));
-        CL_GUARD(cl_cert_issue(leaf_key, "cledger-attestd", root, root_key, 825, sans, nsans,
-                               &leaf));
+        CL_GUARD(
+            cl_cert_issue(leaf_key, "cledger-attestd", root, root_key, 825, sans, nsans, &leaf));
         CL_GUARD(cl_cert_to_pem(leaf, &leaf_pem, &ll));
         CL_GUARD(cl_cert_to_pem(root, &root_pem, &rl));
         chain = cl_malloc(ll + rl + 1);
@@ -391,8 +389,9 @@ static int load_jwks(daemon_t *d)
      * machine (a local identity provider or a test). */
     if (strncmp(src, "http://", 7) == 0 && strncmp(src + 7, "127.0.0.1", 9) != 0 &&
         strncmp(src + 7, "localhost", 9) != 0 && strncmp(src + 7, "[::1]", 5) != 0) {
-        fprintf(stderr, "cledger-attestd: --admin-jwks %s: use https (plain http only for "
-                        "127.0.0.1, localhost or [::1])\n",
+        fprintf(stderr,
+                "cledger-attestd: --admin-jwks %s: use https (plain http only for "
+                "127.0.0.1, localhost or [::1])\n",
                 src);
         return -1;
     }
@@ -419,8 +418,7 @@ static int load_jwks(daemon_t *d)
     } else {
         text = cl_read_file(src, &len);
         if (text == NULL) {
-            fprintf(stderr, "cledger-attestd: cannot read the JWKS %s: %s\n", src,
-                    strerror(errno));
+            fprintf(stderr, "cledger-attestd: cannot read the JWKS %s: %s\n", src, strerror(errno));
             return -1;
         }
     }
@@ -451,8 +449,7 @@ static int load_admin_cert(daemon_t *d)
     cl_cert_free(c);
     cl_buf_free(&der);
     if (rc < 0) {
-        fprintf(stderr, "cledger-attestd: --admin-cert %s: %s\n", d->s.admin_cert,
-                cl_strerror(rc));
+        fprintf(stderr, "cledger-attestd: --admin-cert %s: %s\n", d->s.admin_cert, cl_strerror(rc));
         return -1;
     }
     return 0;
@@ -513,17 +510,16 @@ static int load_collateral(daemon_t *d)
             json_is_string(json_object_get(j, "tcb_info")) &&
             cl_json_parse(json_string_value(json_object_get(j, "tcb_info")),
                           json_string_length(json_object_get(j, "tcb_info")), 4u << 20, &ti, err,
-                          sizeof err) == CL_OK)
-        {
+                          sizeof err) == CL_OK) {
             /* the signed TCB-info body itself, or (PCS API form) wrapped in "tcbInfo" */
-            const json_t *body = json_object_get(ti, "tcbInfo") ? json_object_get(ti, "tcbInfo") : ti;
+            const json_t *body =
+                json_object_get(ti, "tcbInfo") ? json_object_get(ti, "tcbInfo") : ti;
             fmspc = json_string_value(json_object_get(body, "fmspc"));
         }
         if (text == NULL || fmspc == NULL ||
             cl_intel_collateral_parse(text, len, &c, err, sizeof err) < 0) {
             fprintf(stderr, "cledger-attestd: collateral %s is not usable%s%s\n", path,
-                    fmspc == NULL ? " (no fmspc in tcb_info)" : ": ",
-                    fmspc == NULL ? "" : err);
+                    fmspc == NULL ? " (no fmspc in tcb_info)" : ": ", fmspc == NULL ? "" : err);
             bad = 1;
         } else {
             cl_intel_collateral **nc = realloc(d->coll, (d->ncoll + 1) * sizeof *nc);
@@ -539,8 +535,7 @@ static int load_collateral(daemon_t *d)
                 d->coll[d->ncoll] = c;
                 d->coll_fmspc[d->ncoll] = strdup(fmspc);
                 d->ncoll++;
-                cl_logf(CL_LOG_INFO, "attestd: Intel collateral for FMSPC %s from %s", fmspc,
-                        path);
+                cl_logf(CL_LOG_INFO, "attestd: Intel collateral for FMSPC %s from %s", fmspc, path);
             }
         }
         json_decref(ti);
@@ -808,8 +803,7 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     if (mkdir(d.s.data_dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cledger-attestd: cannot create %s: %s\n", d.s.data_dir,
-                strerror(errno));
+        fprintf(stderr, "cledger-attestd: cannot create %s: %s\n", d.s.data_dir, strerror(errno));
         return 1;
     }
     char probe[1100];
@@ -870,10 +864,11 @@ int main(int argc, char **argv)
      * every attestation is time-sliced with the others, which raised the SNP p99 by 3-4 ms (A/B
      * on two cores: 21.4/21.5/20.0 ms with 4 threads, 18.0/17.0/16.8 ms with 2). An explicit
      * UV_THREADPOOL_SIZE in the environment wins. Set before the pool's first use. */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned cpus = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (unsigned)ncpu;
     if (getenv("UV_THREADPOOL_SIZE") == NULL) {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         char nb[16];
-        snprintf(nb, sizeof nb, "%ld", ncpu < 1 ? 1 : ncpu > 128 ? 128 : ncpu);
+        snprintf(nb, sizeof nb, "%u", cpus);
         setenv("UV_THREADPOOL_SIZE", nb, 0);
     }
     d.loop = uv_default_loop();
@@ -888,15 +883,13 @@ int main(int argc, char **argv)
     if (d.s.http_threads >= 0) {
         ho.worker_threads = (unsigned)d.s.http_threads;
     } else {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        ho.worker_threads = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (unsigned)ncpu;
+        ho.worker_threads = cpus;
     }
     /* The service needs the base URL before the server starts; with port 0 the real port is
      * only known afterwards, so the handler argument is set once both exist. */
     int rc = cl_http_server_start(d.loop, &ho, &d.http);
     if (rc < 0) {
-        fprintf(stderr, "cledger-attestd: cannot listen on %s: %s\n", d.s.listen,
-                cl_strerror(rc));
+        fprintf(stderr, "cledger-attestd: cannot listen on %s: %s\n", d.s.listen, cl_strerror(rc));
         return 1;
     }
     if (d.s.base_url != NULL)
@@ -944,11 +937,11 @@ int main(int argc, char **argv)
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     char tls_path[1100];
     path_in(&d, "tls_cert.pem", tls_path, sizeof tls_path);
-    json_t *f = json_pack("{s:s,s:i,s:s,s:s,s:s,s:s,s:b,s:i}", "host", d.host, "port",
-                          cl_http_server_port(d.http), "baseUrl", d.base_url, "dataDir",
-                          d.s.data_dir, "mode", isolated ? "isolated" : "aad", "tlsCert",
-                          tls_path, "adminConfigured", d.jwks != NULL || d.admin_fp[0] != '\0',
-                          "collateralPlatforms", (int)d.ncoll);
+    json_t *f =
+        json_pack("{s:s,s:i,s:s,s:s,s:s,s:s,s:b,s:i}", "host", d.host, "port",
+                  cl_http_server_port(d.http), "baseUrl", d.base_url, "dataDir", d.s.data_dir,
+                  "mode", isolated ? "isolated" : "aad", "tlsCert", tls_path, "adminConfigured",
+                  d.jwks != NULL || d.admin_fp[0] != '\0', "collateralPlatforms", (int)d.ncoll);
     cl_log(CL_LOG_INFO, "cledger-attestd listening", f);
     json_decref(f);
     uv_run(d.loop, UV_RUN_DEFAULT);

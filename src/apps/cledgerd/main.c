@@ -79,7 +79,6 @@ static void usage(FILE *f)
                "                [--version]\n");
 }
 
-
 /* Config file values are copied (they outlive the JSON document). */
 static int load_config(settings *s)
 {
@@ -156,7 +155,6 @@ static int load_config(settings *s)
     json_decref(j);
     return 0;
 }
-
 
 static int path_in(const daemon_t *d, const char *name, char *out, size_t cap)
 {
