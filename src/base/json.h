@@ -2,10 +2,12 @@
  * json.h — thin helpers over jansson for strict field access.
  *
  * jansson owns every json_t; callers release with json_decref. Getters borrow: a returned string
- * lives as long as the object that holds it. cl_json_parse rejects trailing data, duplicate keys,
- * NUL bytes inside strings, nesting deeper than CL_JSON_MAX_DEPTH, and inputs over the given size.
- * jansson's allocator is pointed at the base allocation seam (cl_json_init is idempotent and is
- * called by cl_json_parse).
+ * lives as long as the object that holds it. cl_json_parse is our own strict RFC 8259 parser
+ * building jansson values (about 10x faster than json_loadb on large strings;
+ * docs/dependencies.md): it rejects trailing data, duplicate keys, NUL bytes (raw or \u0000),
+ * invalid UTF-8, integers outside int64, real overflow, nesting deeper than CL_JSON_MAX_DEPTH, and
+ * inputs over the given size; errors give the line and column. jansson's allocator is pointed at
+ * the base allocation seam (cl_json_init is idempotent and is called by cl_json_parse).
  */
 #ifndef CLEDGER_BASE_JSON_H
 #define CLEDGER_BASE_JSON_H

@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -252,6 +253,18 @@ def main():
     tls = x509.load_pem_x509_certificate(open(os.path.join(aad.dir, "tls_cert.pem"), "rb").read())
     sans = tls.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     check("localhost" in sans.get_values_for_type(x509.DNSName), "TLS SAN localhost")
+    # crypto/cpu.h: on AMD CPUs with AVX2 and ADX the daemon re-executes itself with libcrypto's
+    # ADX code masked (faster RSA signatures); elsewhere, or when the variable is set, it does not.
+    # Every token below is signed that way and verified against /certs.
+    cpuinfo = open("/proc/cpuinfo").read()
+    flags = set(re.search(r"^flags\s*:(.*)$", cpuinfo, re.M).group(1).split())
+    amd = "AuthenticAMD" in cpuinfo and {"avx2", "adx"} <= flags
+    env = open("/proc/%d/environ" % aad.proc.pid, "rb").read().split(b"\0")
+    if "OPENSSL_ia32cap" in os.environ:
+        check(b"OPENSSL_ia32cap=" + os.environ["OPENSSL_ia32cap"].encode() in env, "OPENSSL_ia32cap kept as set")
+    else:
+        check((b"OPENSSL_ia32cap=:~0x80000" in env) == amd, "RSA code path chosen for the CPU (AMD: %s)" % amd)
+    check(open("/proc/%d/comm" % aad.proc.pid).read().strip() == "cledger-attestd", "process name kept across the re-exec")
 
     # A1: SGX + Binary runtime data, default policy
     st, hd, j = attest(aad, "SgxEnclave", {"quote": b64u(SGX_QUOTE), "runtimeData": {"data": b64u(RUNTIME), "dataType": "Binary"}})

@@ -506,6 +506,82 @@ static char *nested(int depth, const char *inner)
     return s;
 }
 
+/* The parser of base/json.c itself (fuzz_json checks it against jansson on random input): escapes,
+ * UTF-8, numbers and where errors are reported. */
+static void test_json_parser_details(void **state)
+{
+    (void)state;
+    json_t *j = NULL;
+    assert_int_equal(
+        parse("{\"k\\u00e9\": \"\\ud834\\udd1e\\n\\\"\\\\\\/\\b\\f\\r\\t\"}", 1000, &j), CL_OK);
+    json_t *v = json_object_get(j, "k\xc3\xa9");
+    assert_non_null(v);
+    assert_int_equal(json_string_length(v), 4 + 8);
+    assert_memory_equal(json_string_value(v), "\xf0\x9d\x84\x9e\n\"\\/\b\f\r\t", 12);
+    json_decref(j);
+
+    /* an escaped key is the same key as its plain spelling */
+    j = NULL;
+    assert_int_equal(parse("{\"\\u0061\": 1, \"a\": 2}", 1000, &j), CL_EJSON);
+    /* a key with escapes survives a value that has escapes too */
+    assert_int_equal(parse("{\"\\u0061b\": \"\\u0063d\", \"e\": [\"\\n\"]}", 1000, &j), CL_OK);
+    assert_string_equal(json_string_value(json_object_get(j, "ab")), "cd");
+    json_decref(j);
+
+    /* numbers: exact integers, reals, the limits */
+    j = NULL;
+    assert_int_equal(parse("[-0, 9223372036854775807, -9223372036854775808, 1.5e3, 1e-400, "
+                           "0.100000000000000000000000000000000000000000000000000000000000000001]",
+                           1000, &j),
+                     CL_OK);
+    assert_true(json_is_integer(json_array_get(j, 0)));
+    assert_int_equal(json_integer_value(json_array_get(j, 1)), INT64_MAX);
+    assert_true(json_integer_value(json_array_get(j, 2)) == INT64_MIN);
+    assert_true(json_real_value(json_array_get(j, 3)) == 1500.0);
+    assert_true(json_real_value(json_array_get(j, 4)) == 0.0);
+    assert_true(json_real_value(json_array_get(j, 5)) == 0.1);
+    json_decref(j);
+    j = NULL;
+    const char *bad[] = {"[01]",
+                         "[-]",
+                         "[1.]",
+                         "[.5]",
+                         "[1e]",
+                         "[+1]",
+                         "[9223372036854775808]",
+                         "[1e400]",
+                         "[tru]",
+                         "[nul]",
+                         "[True]",
+                         "[\"\\ud834\"]",
+                         "[\"\\udd1e\"]",
+                         "[\"\\ud834\\u0041\"]",
+                         "[\"\\x\"]",
+                         "[\"\\u12g4\"]",
+                         "[\"\xc0\xaf\"]",
+                         "[\"\xed\xa0\x80\"]",
+                         "[\"\xf4\x90\x80\x80\"]",
+                         "[\"\xe2\x82\"]",
+                         "[\"\t\"]",
+                         "\"top-level string\"",
+                         "{\"a\" 1}",
+                         "{1: 2}",
+                         "[1 2]",
+                         "{\"a\":1,}",
+                         "["};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (parse(bad[i], 1000, &j) != CL_EJSON)
+            fail_msg("accepted %s", bad[i]);
+        assert_null(j);
+    }
+
+    /* errors say where: line and column (in characters) */
+    char err[160];
+    assert_int_equal(cl_json_parse("{\n  \"\xc3\xa9\": tru }", 17, 100, &j, err, sizeof err),
+                     CL_EJSON);
+    assert_non_null(strstr(err, "line 2 column 8"));
+}
+
 static void test_json_parse(void **state)
 {
     (void)state;
@@ -710,14 +786,14 @@ static void test_alloc_seam(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_err_list),           cmocka_unit_test(test_err_macros),
-        cmocka_unit_test(test_cursor_reads),       cmocka_unit_test(test_cursor_truncation),
-        cmocka_unit_test(test_cursor_lp),          cmocka_unit_test(test_buf_growth),
-        cmocka_unit_test(test_buf_overflow),       cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_base64_vectors),     cmocka_unit_test(test_base64_strict),
-        cmocka_unit_test(test_json_parse),         cmocka_unit_test(test_json_getters),
-        cmocka_unit_test(test_json_alloc_failure), cmocka_unit_test(test_log_level),
-        cmocka_unit_test(test_alloc_seam),
+        cmocka_unit_test(test_err_list),       cmocka_unit_test(test_err_macros),
+        cmocka_unit_test(test_cursor_reads),   cmocka_unit_test(test_cursor_truncation),
+        cmocka_unit_test(test_cursor_lp),      cmocka_unit_test(test_buf_growth),
+        cmocka_unit_test(test_buf_overflow),   cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_base64_vectors), cmocka_unit_test(test_base64_strict),
+        cmocka_unit_test(test_json_parse),     cmocka_unit_test(test_json_parser_details),
+        cmocka_unit_test(test_json_getters),   cmocka_unit_test(test_json_alloc_failure),
+        cmocka_unit_test(test_log_level),      cmocka_unit_test(test_alloc_seam),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
