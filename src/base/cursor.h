@@ -59,6 +59,9 @@ typedef struct {
         NULL, 0, 0                                                                                 \
     }
 
+/* A string literal as the (pointer, length) pair cl_buf_append takes. */
+#define CL_LIT(s) (s), (sizeof(s) - 1)
+
 void cl_buf_init(cl_buf *b);
 void cl_buf_free(cl_buf *b);
 void cl_buf_wipe_free(cl_buf *b);

@@ -551,6 +551,53 @@ int cl_json_get_hex(const json_t *obj, const char *key, uint8_t *out, size_t n)
     return cl_hex_decode(s, sl, out, n);
 }
 
+int cl_json_put_string(cl_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    CL_TRY(cl_buf_append(b, "\"", 1));
+    size_t run = 0; /* bytes before i that need no escape, not yet appended */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        CL_TRY(cl_buf_append(b, s + i - run, run));
+        run = 0;
+        char e[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t el = 2;
+        switch (c) {
+        case '"':
+        case '\\':
+            e[1] = (char)c;
+            break;
+        case '\b':
+            e[1] = 'b';
+            break;
+        case '\f':
+            e[1] = 'f';
+            break;
+        case '\n':
+            e[1] = 'n';
+            break;
+        case '\r':
+            e[1] = 'r';
+            break;
+        case '\t':
+            e[1] = 't';
+            break;
+        default:
+            memcpy(e + 1, "u00", 3);
+            e[4] = hex[c >> 4];
+            e[5] = hex[c & 15];
+            el = 6;
+        }
+        CL_TRY(cl_buf_append(b, e, el));
+    }
+    CL_TRY(cl_buf_append(b, s + n - run, run));
+    return cl_buf_append(b, "\"", 1);
+}
+
 char *cl_json_dump(const json_t *j)
 {
     cl_json_init();

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/cursor.h"
 #include "base/err.h"
 
 #define CL_JSON_MAX_DEPTH 32
@@ -33,6 +34,11 @@ CL_MUST_CHECK int cl_json_opt_str(const json_t *obj, const char *key, const char
                                   size_t *len);
 /* Required member holding exactly 2*n hex characters, decoded into out. */
 CL_MUST_CHECK int cl_json_get_hex(const json_t *obj, const char *key, uint8_t *out, size_t n);
+/* Appends s[0..n) as a JSON string literal, escaped byte for byte as jansson's json_dumps escapes
+ * it without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH ('"', '\\' and control characters; no other
+ * byte). For answers built without a json_t on hot paths. The bytes must be valid UTF-8 (not
+ * checked here). */
+CL_MUST_CHECK int cl_json_put_string(cl_buf *b, const char *s, size_t n);
 /* Serialise compactly with sorted keys into a new string (caller frees with cl_free). */
 char *cl_json_dump(const json_t *j);
 

@@ -275,10 +275,29 @@ void cl_api_get_entry(cl_req *r)
                      r->path.seg[2], coll);
         return;
     }
-    json_t *ej = entry_json(&e, r->path.seg[2]);
+    /* The hottest read: serialised directly, the same bytes as cl_json_dump of
+     * {"entry":{"collectionId","contents","transactionId"},"state":"Ready"} (sorted keys). jansson
+     * built and sorted it in 7% of a read's CPU. Contents and collection ids are UTF-8 (checked
+     * when written); a ledger that says otherwise gets the same 500 as before. */
+    const char *txid = r->path.seg[2];
+    cl_buf b = CL_BUF_INIT;
+    if (!cl_utf8_valid((const char *)e.contents, e.contents_len) ||
+        !cl_utf8_valid(e.collection, e.collection_len))
+        rc = CL_EJSON;
+    else if ((rc = cl_buf_reserve(&b, e.contents_len + e.collection_len + 128)) == CL_OK &&
+             (rc = cl_buf_append(&b, CL_LIT("{\"entry\":{\"collectionId\":"))) == CL_OK &&
+             (rc = cl_json_put_string(&b, e.collection, e.collection_len)) == CL_OK &&
+             (rc = cl_buf_append(&b, CL_LIT(",\"contents\":"))) == CL_OK &&
+             (rc = cl_json_put_string(&b, (const char *)e.contents, e.contents_len)) == CL_OK &&
+             (rc = cl_buf_append(&b, CL_LIT(",\"transactionId\":"))) == CL_OK &&
+             (rc = cl_json_put_string(&b, txid, strlen(txid))) == CL_OK)
+        rc = cl_buf_append(&b, CL_LIT("},\"state\":\"Ready\"}"));
     cl_ledger_entry_free(&e);
-    cl_api_reply(r->n, &r->to, 200,
-                 ej ? json_pack("{s:o,s:s}", "entry", ej, "state", "Ready") : NULL, NULL);
+    if (rc == CL_OK)
+        cl_api_reply_text(r->n, &r->to, 200, b.data, b.len, NULL);
+    else
+        cl_api_error(&r->to, 500, "InternalError", "out of memory");
+    cl_buf_free(&b);
 }
 
 void cl_api_status(cl_req *r)

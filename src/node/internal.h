@@ -131,6 +131,9 @@ struct cl_node {
  * x-ms-ccf-transaction-id of a write, or NULL for the read point. */
 void cl_api_reply(cl_node *n, const cl_reply_to *t, int status, json_t *body, const char *txid);
 void cl_api_reply_empty(cl_node *n, const cl_reply_to *t, int status, const char *txid);
+/* As cl_api_reply, with a body already serialised (JSON, len bytes). */
+void cl_api_reply_text(cl_node *n, const cl_reply_to *t, int status, const void *body, size_t len,
+                       const char *txid);
 void cl_api_error(const cl_reply_to *t, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Extra header (e.g. Allow, Retry-After) on an error. */

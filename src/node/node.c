@@ -189,6 +189,17 @@ void cl_api_error_hdr(const cl_reply_to *t, int status, const char *hname, const
     va_end(ap);
 }
 
+void cl_api_reply_text(cl_node *n, const cl_reply_to *t, int status, const void *body, size_t len,
+                       const char *txid)
+{
+    char rp[CL_TXID_MAX + 1];
+    if (t->is_app && txid == NULL && status / 100 == 2) {
+        cl_node_read_point(n, rp, sizeof rp);
+        txid = rp;
+    }
+    reply_send(t, status, t->is_app ? txid : NULL, NULL, NULL, body, len);
+}
+
 void cl_api_reply(cl_node *n, const cl_reply_to *t, int status, json_t *body, const char *txid)
 {
     char *s = body ? cl_json_dump(body) : NULL;
@@ -197,12 +208,7 @@ void cl_api_reply(cl_node *n, const cl_reply_to *t, int status, json_t *body, co
         cl_api_error(t, 500, "InternalError", "out of memory");
         return;
     }
-    char rp[CL_TXID_MAX + 1];
-    if (t->is_app && txid == NULL && status / 100 == 2) {
-        cl_node_read_point(n, rp, sizeof rp);
-        txid = rp;
-    }
-    reply_send(t, status, t->is_app ? txid : NULL, NULL, NULL, s, strlen(s));
+    cl_api_reply_text(n, t, status, s, strlen(s), txid);
     cl_free(s);
 }
 

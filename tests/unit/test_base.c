@@ -582,6 +582,43 @@ static void test_json_parser_details(void **state)
     assert_non_null(strstr(err, "line 2 column 8"));
 }
 
+/* cl_json_put_string writes exactly what json_dumps writes for the same string. */
+static void test_json_put_string(void **state)
+{
+    (void)state;
+    cl_json_init(); /* jansson allocates through cl_malloc */
+    char one[1];
+    const char *samples[] = {"",
+                             "plain",
+                             "a\"b\\c/d",
+                             "\x01\x1f\x7f tab\there\r\n",
+                             "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x80\xa8",
+                             "\b\f"};
+    for (int i = 0; i < 128 + (int)(sizeof samples / sizeof samples[0]); i++) {
+        const char *str;
+        size_t n;
+        if (i < 128) {
+            one[0] = (char)i;
+            str = one;
+            n = 1;
+        } else {
+            str = samples[i - 128];
+            n = strlen(str);
+        }
+        json_t *j = json_stringn(str, n);
+        assert_non_null(j);
+        char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+        json_decref(j);
+        assert_non_null(want);
+        cl_buf b = CL_BUF_INIT;
+        assert_int_equal(cl_json_put_string(&b, str, n), CL_OK);
+        assert_int_equal(b.len, strlen(want));
+        assert_memory_equal(b.data, want, b.len);
+        cl_buf_free(&b);
+        cl_free(want);
+    }
+}
+
 static void test_json_parse(void **state)
 {
     (void)state;
@@ -786,14 +823,23 @@ static void test_alloc_seam(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_err_list),       cmocka_unit_test(test_err_macros),
-        cmocka_unit_test(test_cursor_reads),   cmocka_unit_test(test_cursor_truncation),
-        cmocka_unit_test(test_cursor_lp),      cmocka_unit_test(test_buf_growth),
-        cmocka_unit_test(test_buf_overflow),   cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_base64_vectors), cmocka_unit_test(test_base64_strict),
-        cmocka_unit_test(test_json_parse),     cmocka_unit_test(test_json_parser_details),
-        cmocka_unit_test(test_json_getters),   cmocka_unit_test(test_json_alloc_failure),
-        cmocka_unit_test(test_log_level),      cmocka_unit_test(test_alloc_seam),
+        cmocka_unit_test(test_err_list),
+        cmocka_unit_test(test_err_macros),
+        cmocka_unit_test(test_cursor_reads),
+        cmocka_unit_test(test_cursor_truncation),
+        cmocka_unit_test(test_cursor_lp),
+        cmocka_unit_test(test_buf_growth),
+        cmocka_unit_test(test_buf_overflow),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_base64_vectors),
+        cmocka_unit_test(test_base64_strict),
+        cmocka_unit_test(test_json_parse),
+        cmocka_unit_test(test_json_put_string),
+        cmocka_unit_test(test_json_parser_details),
+        cmocka_unit_test(test_json_getters),
+        cmocka_unit_test(test_json_alloc_failure),
+        cmocka_unit_test(test_log_level),
+        cmocka_unit_test(test_alloc_seam),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
