@@ -100,6 +100,8 @@ struct cl_ledger {
     read_slot rcache[READ_CACHE];
     uint64_t rstamp;
     cl_buf scratch, scratch2, scratch3;
+    uint64_t loc_seqno;    /* loc_memo holds the index entry of this seqno (0: none) */
+    cl_index_loc loc_memo; /* (see loc_of) */
 };
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -800,12 +802,26 @@ static int read_file_for(cl_ledger *l, uint64_t start, cl_file **f)
     return CL_OK;
 }
 
+/* The index entry of a durable seqno. A read of an entry asks for it twice in a row (its view for
+ * the transaction's state, then its frame), so the last answer is kept; entries of durable seqnos
+ * change only by truncation, which forgets it. */
+static int loc_of(cl_ledger *l, uint64_t seqno, cl_index_loc *loc)
+{
+    if (seqno != l->loc_seqno) {
+        l->loc_seqno = 0;
+        CL_TRY(cl_index_get_entry(l->idx, seqno, &l->loc_memo));
+        l->loc_seqno = seqno;
+    }
+    *loc = l->loc_memo;
+    return CL_OK;
+}
+
 /* Reads and decodes the frame of a durable seqno into buf; e borrows buf. */
 static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *e)
 {
     CL_ENSURE(seqno >= 1 && seqno <= l->durable_seqno, CL_ERANGE);
     cl_index_loc loc;
-    CL_TRY(cl_index_get_entry(l->idx, seqno, &loc));
+    CL_TRY(loc_of(l, seqno, &loc));
     cl_file *f;
     CL_TRY(read_file_for(l, loc.chunk_start, &f));
     cl_buf_reset(buf);
@@ -899,7 +915,7 @@ int cl_ledger_view_of(cl_ledger *l, uint64_t seqno, uint64_t *view)
 {
     CL_ENSURE(seqno >= 1 && seqno <= l->durable_seqno, CL_ERANGE);
     cl_index_loc loc;
-    CL_TRY(cl_index_get_entry(l->idx, seqno, &loc));
+    CL_TRY(loc_of(l, seqno, &loc));
     *view = loc.view;
     return CL_OK;
 }
@@ -1548,6 +1564,7 @@ static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
     uint64_t ilast = 0;
     CL_TRY(cl_index_last_seqno(l->idx, &ilast));
     if (ilast > l->last_seqno) {
+        l->loc_seqno = 0;
         CL_TRY(cl_index_truncate_from(l->idx, l->last_seqno + 1));
         ilast = l->last_seqno;
     }
@@ -1694,6 +1711,7 @@ int cl_ledger_truncate(cl_ledger *l, uint64_t seqno)
     if (seqno == l->last_seqno)
         return CL_OK;
     /* Make everything durable first, then cut the file: simple and always correct. */
+    l->loc_seqno = 0;
     CL_TRY(cl_ledger_sync(l));
     cl_index_loc loc;
     int rc;

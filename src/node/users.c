@@ -57,29 +57,36 @@ static int is_guid(const char *s, size_t n)
     return 1;
 }
 
-int cl_user_id_normalise(const char *id, size_t len, char **key, char **stored)
+/* The lookup key of an id into k (cap >= CL_USER_ID_MAX + 1): what cl_user_id_normalise gives
+ * as *key, without allocating (the admission of every request looks its caller up). */
+static int key_into(const char *id, size_t len, char *k)
 {
-    *key = *stored = NULL;
     CL_ENSURE(len >= 1 && len <= CL_USER_ID_MAX && cl_utf8_valid(id, len), CL_EINVAL);
     for (size_t i = 0; i < len; i++)
         CL_ENSURE((unsigned char)id[i] >= 0x20 && id[i] != 0x7f, CL_EINVAL);
-    char *k = cl_strndup(id, len), *s = cl_strndup(id, len);
+    memcpy(k, id, len);
+    k[len] = '\0';
+    int fp = is_fingerprint(id, len), guid = !fp && is_guid(id, len);
+    for (size_t i = 0; i < len && (fp || guid); i++) {
+        if (fp && k[i] >= 'a' && k[i] <= 'f')
+            k[i] = (char)(k[i] - 'a' + 'A');
+        else if (guid && k[i] >= 'A' && k[i] <= 'F')
+            k[i] = (char)(k[i] - 'A' + 'a');
+    }
+    return CL_OK;
+}
+
+int cl_user_id_normalise(const char *id, size_t len, char **key, char **stored)
+{
+    *key = *stored = NULL;
+    char kb[CL_USER_ID_MAX + 1];
+    CL_TRY(key_into(id, len, kb));
+    /* stored: fingerprints upper-case, everything else as given */
+    char *k = cl_strndup(kb, len), *s = cl_strndup(is_fingerprint(id, len) ? kb : id, len);
     if (k == NULL || s == NULL) {
         cl_free(k);
         cl_free(s);
         return CL_ENOMEM;
-    }
-    if (is_fingerprint(id, len)) {
-        for (size_t i = 0; i < len; i++) {
-            if (k[i] >= 'a' && k[i] <= 'f')
-                k[i] = (char)(k[i] - 'a' + 'A');
-        }
-        memcpy(s, k, len);
-    } else if (is_guid(id, len)) {
-        for (size_t i = 0; i < len; i++) {
-            if (k[i] >= 'A' && k[i] <= 'F')
-                k[i] = (char)(k[i] - 'A' + 'a');
-        }
     }
     *key = k;
     *stored = s;
@@ -103,13 +110,11 @@ static size_t lower_bound(const cl_users *u, const char *k, int *found)
 
 const cl_user *cl_users_find(const cl_users *u, const char *id, size_t len)
 {
-    char *k, *s;
-    if (cl_user_id_normalise(id, len, &k, &s) < 0)
+    char k[CL_USER_ID_MAX + 1];
+    if (key_into(id, len, k) < 0)
         return NULL;
     int found;
     size_t i = lower_bound(u, k, &found);
-    cl_free(k);
-    cl_free(s);
     return found ? &u->v[i] : NULL;
 }
 
