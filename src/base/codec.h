@@ -1,5 +1,6 @@
 /*
- * codec.h — strict hex and base64 (standard RFC 4648 §4 with padding, and url-safe §5 without).
+ * codec.h — strict hex and base64 (standard RFC 4648 §4 with padding, and url-safe §5 without),
+ * and UTF-8 sequence validation.
  *
  * Decoders reject anything that is not exactly the canonical alphabet: no whitespace, no stray
  * padding, no non-zero bits after the last symbol. OpenSSL's EVP_DecodeBlock is not used because it
@@ -14,6 +15,8 @@
 
 #include "base/err.h"
 
+/* The value of one hex digit (either case), or -1. */
+int cl_hex_digit(int c);
 /* Writes 2*n lower-case hex characters and a NUL into out (size >= 2*n+1). */
 void cl_hex_encode(const uint8_t *in, size_t n, char *out);
 /* Decodes exactly `outlen` bytes from a hex string of length 2*outlen (either case). */
@@ -39,6 +42,12 @@ CL_MUST_CHECK int cl_b64_decode_alloc(const char *in, size_t inlen, uint8_t **ou
  * NUL byte after the *outlen decoded bytes (for text members); free with cl_free. */
 CL_MUST_CHECK int cl_b64_decode_lenient_alloc(const char *in, size_t inlen, uint8_t **out,
                                               size_t *outlen);
+/* Length of the well-formed UTF-8 sequence starting at p (p[0] >= 0x80, avail bytes readable), or
+ * 0 when it is not one (RFC 3629 §4: no overlong forms, no surrogates, nothing above U+10FFFF). */
+size_t cl_utf8_seq_len(const uint8_t *p, size_t avail);
+/* 1 when s[0..n) is RFC 3629 UTF-8 without NUL bytes (what a JSON string may carry), 0 otherwise.
+ */
+int cl_utf8_valid(const char *s, size_t n);
 /* Heap-allocated, NUL-terminated encoding; NULL on allocation failure. */
 char *cl_b64_encode_alloc(const uint8_t *in, size_t n, cl_b64_variant v);
 

@@ -29,13 +29,14 @@ void cl_json_init(void)
  * is scanned in place and copied once. tests/fuzz/fuzz_json.c checks the two against each other
  * (same accept/reject, json_equal trees). */
 
+#define CL_STR_(x) #x
+#define CL_STR(x) CL_STR_(x)
+
 typedef struct {
     const unsigned char *start, *p, *end;
     const unsigned char *err_at; /* where the first error was found */
     const char *err;             /* its description (static) */
     int nomem;
-    unsigned char *buf; /* decoded strings with escapes; never longer than the input */
-    size_t cap;
 } jparse;
 
 static json_t *jp_value(jparse *j, int depth);
@@ -61,206 +62,150 @@ static void jp_ws(jparse *j)
         j->p++;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (p[0] >= 0x80), or 0 (RFC 3629 §4: no overlong
- * forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF; /* range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return n;
-}
-
-static int hex4(const unsigned char *p, const unsigned char *end, unsigned *out)
+/* The value of the four hex digits at p, or -1. */
+static long hex4(const unsigned char *p, const unsigned char *end)
 {
     if (end - p < 4)
         return -1;
-    unsigned v = 0;
+    long v = 0;
     for (int i = 0; i < 4; i++) {
-        unsigned c = p[i], d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
+        int d = cl_hex_digit(p[i]);
+        if (d < 0)
             return -1;
         v = v << 4 | d;
     }
-    *out = v;
-    return 0;
+    return v;
 }
 
-/* j->p is just past the opening quote. On success *out and *len hold the string's bytes (pointing
- * into the input when it had no escape, else into j->buf, valid until the next string) and j->p is
- * past the closing quote. */
-static int jp_string(jparse *j, const unsigned char **out, size_t *len)
+/* Writes code point u (< 0x110000, not a surrogate) as UTF-8; returns the byte count. */
+static size_t put_utf8(unsigned char *d, unsigned long u)
+{
+    if (u < 0x80) {
+        d[0] = (unsigned char)u;
+        return 1;
+    }
+    if (u < 0x800) {
+        d[0] = (unsigned char)(0xC0 | u >> 6);
+        d[1] = (unsigned char)(0x80 | (u & 0x3F));
+        return 2;
+    }
+    if (u < 0x10000) {
+        d[0] = (unsigned char)(0xE0 | u >> 12);
+        d[1] = (unsigned char)(0x80 | (u >> 6 & 0x3F));
+        d[2] = (unsigned char)(0x80 | (u & 0x3F));
+        return 3;
+    }
+    d[0] = (unsigned char)(0xF0 | u >> 18);
+    d[1] = (unsigned char)(0x80 | (u >> 12 & 0x3F));
+    d[2] = (unsigned char)(0x80 | (u >> 6 & 0x3F));
+    d[3] = (unsigned char)(0x80 | (u & 0x3F));
+    return 4;
+}
+
+/* The escape at q (q[0] == '\\') decoded into d: returns the bytes written and moves *q past it,
+ * or 0 (error recorded). */
+static size_t jp_escape(jparse *j, const unsigned char **q, unsigned char *d)
+{
+    const unsigned char *esc = *q, *end = j->end;
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char *k = esc + 1 < end ? memchr(from, esc[1], sizeof from - 1) : NULL;
+    if (k != NULL) {
+        *d = (unsigned char)to[k - from];
+        *q = esc + 2;
+        return 1;
+    }
+    if (esc + 1 >= end || esc[1] != 'u') {
+        jp_fail(j, esc, "invalid escape in a string");
+        return 0;
+    }
+    long u = hex4(esc + 2, end), lo;
+    const unsigned char *next = esc + 6;
+    if (u < 0) {
+        jp_fail(j, esc, "invalid \\u escape");
+        return 0;
+    }
+    if (u >= 0xDC00 && u <= 0xDFFF) {
+        jp_fail(j, esc, "invalid Unicode escape (lone low surrogate)");
+        return 0;
+    }
+    if (u >= 0xD800 && u <= 0xDBFF) {
+        if (end - next < 6 || next[0] != '\\' || next[1] != 'u' ||
+            (lo = hex4(next + 2, end)) < 0xDC00 || lo > 0xDFFF) {
+            jp_fail(j, esc, "invalid Unicode escape (high surrogate without low)");
+            return 0;
+        }
+        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+        next += 6;
+    }
+    if (u == 0) {
+        jp_fail(j, esc, "\\u0000 is not allowed in a string");
+        return 0;
+    }
+    *q = next;
+    return put_utf8(d, (unsigned long)u);
+}
+
+/* j->p is just past the opening quote. On success *out and *len hold the string's bytes and j->p
+ * is past the closing quote. A string without escapes is returned in place (*owned NULL); one
+ * with escapes is decoded into a new buffer, *owned, which the caller frees. */
+static int jp_string(jparse *j, const unsigned char **out, size_t *len, unsigned char **owned)
 {
     const unsigned char *s = j->p, *q = s, *end = j->end;
-    for (;;) { /* the common case: no escape */
-        if (q >= end) {
-            jp_fail(j, q, "premature end of input in a string");
-            return -1;
-        }
-        unsigned c = *q;
-        if (c == '"') {
-            *out = s;
-            *len = (size_t)(q - s);
-            j->p = q + 1;
-            return 0;
-        }
-        if (c == '\\')
-            break;
-        if (c < 0x20) {
-            jp_fail(j, q, "control character in a string");
-            return -1;
-        }
-        if (c < 0x80)
-            q++;
-        else {
-            size_t n = utf8_len(q, end);
-            if (n == 0) {
-                jp_fail(j, q, "invalid UTF-8 in a string");
-                return -1;
-            }
-            q += n;
-        }
-    }
-    size_t need = (size_t)(end - s);
-    if (j->cap < need) {
-        unsigned char *nb = cl_malloc(need);
-        if (nb == NULL) {
-            jp_nomem(j);
-            return -1;
-        }
-        cl_free(j->buf);
-        j->buf = nb;
-        j->cap = need;
-    }
-    size_t o = (size_t)(q - s);
-    memcpy(j->buf, s, o);
+    unsigned char *d = NULL; /* the decoded copy, from the first escape on */
+    size_t o = 0;
+    *owned = NULL;
     while (q < end) {
+        /* a run of plain ASCII, the bulk of any string: only its end is looked for */
+        const unsigned char *r = q;
+        while (r < end && *r >= 0x20 && *r < 0x80 && *r != '"' && *r != '\\')
+            r++;
+        if (d != NULL) {
+            memcpy(d + o, q, (size_t)(r - q));
+            o += (size_t)(r - q);
+        }
+        if ((q = r) >= end)
+            break;
         unsigned c = *q;
         if (c == '"') {
-            *out = j->buf;
-            *len = o;
+            *out = d != NULL ? d : s;
+            *len = d != NULL ? o : (size_t)(q - s);
+            *owned = d;
             j->p = q + 1;
             return 0;
         }
         if (c < 0x20) {
             jp_fail(j, q, "control character in a string");
-            return -1;
+            break;
         }
         if (c >= 0x80) {
-            size_t n = utf8_len(q, end);
+            size_t n = cl_utf8_seq_len(q, (size_t)(end - q));
             if (n == 0) {
                 jp_fail(j, q, "invalid UTF-8 in a string");
-                return -1;
+                break;
             }
-            memcpy(j->buf + o, q, n);
-            o += n;
+            if (d != NULL) {
+                memcpy(d + o, q, n);
+                o += n;
+            }
             q += n;
             continue;
         }
-        if (c != '\\') {
-            j->buf[o++] = (unsigned char)c;
-            q++;
-            continue;
-        }
-        const unsigned char *esc = q;
-        if (++q >= end)
-            break;
-        switch (*q) {
-        case '"':
-        case '\\':
-        case '/':
-            j->buf[o++] = *q;
-            break;
-        case 'b':
-            j->buf[o++] = '\b';
-            break;
-        case 'f':
-            j->buf[o++] = '\f';
-            break;
-        case 'n':
-            j->buf[o++] = '\n';
-            break;
-        case 'r':
-            j->buf[o++] = '\r';
-            break;
-        case 't':
-            j->buf[o++] = '\t';
-            break;
-        case 'u': {
-            unsigned u, u2;
-            if (hex4(q + 1, end, &u) < 0) {
-                jp_fail(j, esc, "invalid \\u escape");
+        if (d == NULL) { /* the first escape: decoded text is never longer than its encoding */
+            if ((d = cl_malloc((size_t)(end - s))) == NULL) {
+                jp_nomem(j);
                 return -1;
             }
-            q += 4;
-            if (u >= 0xDC00 && u <= 0xDFFF) {
-                jp_fail(j, esc, "invalid Unicode escape (lone low surrogate)");
-                return -1;
-            }
-            if (u >= 0xD800 && u <= 0xDBFF) {
-                if (end - q < 7 || q[1] != '\\' || q[2] != 'u' || hex4(q + 3, end, &u2) < 0 ||
-                    u2 < 0xDC00 || u2 > 0xDFFF) {
-                    jp_fail(j, esc, "invalid Unicode escape (high surrogate without low)");
-                    return -1;
-                }
-                q += 6;
-                u = 0x10000 + ((u - 0xD800) << 10) + (u2 - 0xDC00);
-            }
-            if (u == 0) {
-                jp_fail(j, esc, "\\u0000 is not allowed in a string");
-                return -1;
-            }
-            if (u < 0x80)
-                j->buf[o++] = (unsigned char)u;
-            else if (u < 0x800) {
-                j->buf[o++] = (unsigned char)(0xC0 | u >> 6);
-                j->buf[o++] = (unsigned char)(0x80 | (u & 0x3F));
-            } else if (u < 0x10000) {
-                j->buf[o++] = (unsigned char)(0xE0 | u >> 12);
-                j->buf[o++] = (unsigned char)(0x80 | (u >> 6 & 0x3F));
-                j->buf[o++] = (unsigned char)(0x80 | (u & 0x3F));
-            } else {
-                j->buf[o++] = (unsigned char)(0xF0 | u >> 18);
-                j->buf[o++] = (unsigned char)(0x80 | (u >> 12 & 0x3F));
-                j->buf[o++] = (unsigned char)(0x80 | (u >> 6 & 0x3F));
-                j->buf[o++] = (unsigned char)(0x80 | (u & 0x3F));
-            }
+            o = (size_t)(q - s);
+            memcpy(d, s, o);
+        }
+        size_t n = jp_escape(j, &q, d + o);
+        if (n == 0)
             break;
-        }
-        default:
-            jp_fail(j, esc, "invalid escape in a string");
-            return -1;
-        }
-        q++;
+        o += n;
     }
-    jp_fail(j, q, "premature end of input in a string");
+    if (q >= end)
+        jp_fail(j, q, "premature end of input in a string");
+    cl_free(d);
     return -1;
 }
 
@@ -310,15 +255,16 @@ static json_t *jp_number(jparse *j)
     errno = 0;
     if (!real) {
         long long i = strtoll(text, NULL, 10);
-        v = errno == ERANGE                 ? jp_fail(j, s, "integer out of range")
-            : (v = json_integer(i)) != NULL ? v
-                                            : jp_nomem(j);
+        if (errno == ERANGE)
+            v = jp_fail(j, s, "integer out of range");
+        else if ((v = json_integer(i)) == NULL)
+            jp_nomem(j);
     } else {
         double d = strtod(text, NULL);
-        v = (d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE
-                ? jp_fail(j, s, "real number overflow")
-            : (v = json_real(d)) != NULL ? v
-                                         : jp_nomem(j);
+        if ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE)
+            v = jp_fail(j, s, "real number overflow");
+        else if ((v = json_real(d)) == NULL)
+            jp_nomem(j);
     }
     if (text != small)
         cl_free(text);
@@ -352,33 +298,24 @@ static json_t *jp_object(jparse *j, int depth)
             break;
         }
         const unsigned char *kat = j->p++, *k;
+        unsigned char *kown;
         size_t kl;
-        if (jp_string(j, &k, &kl) < 0)
+        if (jp_string(j, &k, &kl, &kown) < 0)
             break;
-        if (json_object_getn(o, (const char *)k, kl) != NULL) {
-            jp_fail(j, kat, "duplicate object key");
-            break;
-        }
-        /* a key with escapes sits in j->buf, which the value's strings reuse */
-        unsigned char *kcopy = NULL;
-        if (k == j->buf) {
-            if ((kcopy = cl_malloc(kl + 1)) == NULL) {
-                jp_nomem(j);
-                break;
-            }
-            memcpy(kcopy, k, kl);
-            k = kcopy;
-        }
-        jp_ws(j);
         json_t *v = NULL;
-        if (j->p >= j->end || *j->p != ':')
-            jp_fail(j, j->p, "':' expected");
+        if (json_object_getn(o, (const char *)k, kl) != NULL)
+            jp_fail(j, kat, "duplicate object key");
         else {
-            j->p++;
-            v = jp_value(j, depth + 1);
+            jp_ws(j);
+            if (j->p >= j->end || *j->p != ':')
+                jp_fail(j, j->p, "':' expected");
+            else {
+                j->p++;
+                v = jp_value(j, depth + 1);
+            }
         }
         int set = v != NULL ? json_object_setn_new_nocheck(o, (const char *)k, kl, v) : -1;
-        cl_free(kcopy);
+        cl_free(kown);
         if (v == NULL)
             break;
         if (set < 0) {
@@ -441,7 +378,7 @@ static json_t *jp_value(jparse *j, int depth)
 {
     jp_ws(j);
     if (depth > CL_JSON_MAX_DEPTH)
-        return jp_fail(j, j->p, "nesting too deep");
+        return jp_fail(j, j->p, "nesting deeper than " CL_STR(CL_JSON_MAX_DEPTH) " levels");
     if (j->p >= j->end)
         return jp_fail(j, j->p, "premature end of input");
     switch (*j->p) {
@@ -451,11 +388,13 @@ static json_t *jp_value(jparse *j, int depth)
         return jp_array(j, depth);
     case '"': {
         const unsigned char *s;
+        unsigned char *own;
         size_t n;
         j->p++;
-        if (jp_string(j, &s, &n) < 0)
+        if (jp_string(j, &s, &n, &own) < 0)
             return NULL;
         json_t *v = json_stringn_nocheck((const char *)s, n);
+        cl_free(own);
         return v != NULL ? v : jp_nomem(j);
     }
     case 't':
@@ -496,7 +435,6 @@ int cl_json_parse(const char *data, size_t len, size_t maxlen, json_t **out, cha
         }
     } else
         jp_fail(&j, j.p, "'[' or '{' expected");
-    cl_free(j.buf);
     if (v != NULL) {
         *out = v;
         return CL_OK;
@@ -515,11 +453,7 @@ int cl_json_parse(const char *data, size_t len, size_t maxlen, json_t **out, cha
             } else if ((*p & 0xC0) != 0x80) /* columns count characters */
                 col++;
         }
-        if (strcmp(j.err, "nesting too deep") == 0)
-            snprintf(errbuf, errbuflen, "line %d column %d: nesting deeper than %d levels", line,
-                     col, CL_JSON_MAX_DEPTH);
-        else
-            snprintf(errbuf, errbuflen, "line %d column %d: %s", line, col, j.err);
+        snprintf(errbuf, errbuflen, "line %d column %d: %s", line, col, j.err);
     }
     return CL_EJSON;
 }

@@ -24,10 +24,6 @@
 #define CL_CLAIMS_MAX_DIGEST_HEX 4096 /* hex characters of a ClaimDigest value */
 #define CL_CLAIMS_PROTOCOL_V1 "LedgerEntryV1"
 
-/* 1 when s[0..n) is RFC 3629 UTF-8 without NUL bytes (what a JSON string may carry), 0 otherwise.
- * (Generic; belongs in base/codec.h once that file is open for edits.) */
-int cl_utf8_valid(const char *s, size_t n);
-
 /* The intermediate values of one LedgerEntryV1 claim (§4.2). */
 typedef struct {
     uint8_t hmac_collection[32]; /* HMAC-SHA256(key, collectionId) */

@@ -529,20 +529,22 @@ static int waker_init(http_waker *k, uv_loop_t *loop, uv_poll_cb cb, void *data)
     return CL_OK;
 }
 
-/* Under the queue's mutex: 1 when the caller must call waker_send once it has unlocked. */
-static int waker_arm(http_waker *k)
-{
-    if (k->signaled)
-        return 0;
-    k->signaled = 1;
-    return 1;
-}
-
 static void waker_send(const http_waker *k)
 {
     uint64_t one = 1;
     while (write(k->fd, &one, sizeof one) < 0 && errno == EINTR)
         ;
+}
+
+/* The sender's side, called with the queue's mutex held after queueing: unless a wake-up is
+ * already on its way, marks one, and writes the eventfd after unlocking. */
+static void waker_unlock_send(http_waker *k, uv_mutex_t *mu)
+{
+    int wake = !k->signaled;
+    k->signaled = 1;
+    uv_mutex_unlock(mu);
+    if (wake)
+        waker_send(k);
 }
 
 /* In the poll callback, before taking the queue (and clearing `signaled` under its mutex). */
@@ -1155,10 +1157,7 @@ static void dispatch(http_conn *c)
     else
         s->req_head = x;
     s->req_tail = x;
-    int wake = waker_arm(&s->wake);
-    uv_mutex_unlock(&s->mu);
-    if (wake)
-        waker_send(&s->wake);
+    waker_unlock_send(&s->wake, &s->mu);
 }
 
 /* Parses buffered plaintext; dispatches a completed request or answers a malformed one. */
@@ -1331,10 +1330,7 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
         else
             w->rep_head = x;
         w->rep_tail = x;
-        int wake = waker_arm(&w->wake);
-        uv_mutex_unlock(&w->mu);
-        if (wake)
-            waker_send(&w->wake);
+        waker_unlock_send(&w->wake, &w->mu);
         return;
     }
     if (c == NULL) { /* the peer went away: nothing to send */
@@ -1546,10 +1542,8 @@ static void worker_main(void *arg)
     uv_run(w->loop, UV_RUN_DEFAULT);
     uv_mutex_lock(&s->mu);
     w->finished = 1;
-    int wake = waker_arm(&s->wake);
-    uv_mutex_unlock(&s->mu);
-    if (wake)
-        waker_send(&s->wake); /* the main loop closes it only after joining this thread */
+    /* the main loop closes the eventfd only after joining this thread */
+    waker_unlock_send(&s->wake, &s->mu);
 }
 
 /* On the main loop: runs the handler for every queued request; joins workers that finished. */
@@ -1636,10 +1630,7 @@ static void on_accept_ready(uv_poll_t *p, int status, int events)
             w->capfds = cap;
         }
         w->fds[w->nfds++] = fd;
-        int wake = waker_arm(&w->wake);
-        uv_mutex_unlock(&w->mu);
-        if (wake)
-            waker_send(&w->wake);
+        waker_unlock_send(&w->wake, &w->mu);
     }
 }
 
@@ -1831,10 +1822,7 @@ void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
                 continue;
             uv_mutex_lock(&w->mu);
             w->stop_req = 1;
-            int wake = waker_arm(&w->wake);
-            uv_mutex_unlock(&w->mu);
-            if (wake)
-                waker_send(&w->wake);
+            waker_unlock_send(&w->wake, &w->mu);
         }
         return;
     }

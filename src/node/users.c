@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/codec.h"
 #include "base/json.h"
 #include "ledger/claims.h"
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/codec.h"
 #include "base/json.h"
 #include "ledger/claims.h"
 

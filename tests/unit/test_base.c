@@ -715,9 +715,14 @@ static void test_json_getters(void **state)
 static void test_json_alloc_failure(void **state)
 {
     (void)state;
-    const char *doc = "{\"a\": [1, 2, {\"b\": \"some string value\"}], \"c\": \"d\"}";
+    /* every allocating path of the parser: containers, plain and escaped strings and keys, numbers
+     * short and long (a heap copy for strtod), literals */
+    const char *doc =
+        "{\"a\": [1, 2, {\"b\": \"some string value\"}], \"c\": \"d\", "
+        "\"k\\u00e9\": \"x\\ny\", \"r\": 1.5e3, \"t\": [true, false, null], "
+        "\"long\": 0.1000000000000000000000000000000000000000000000000000000000000000001}";
     long failed = 0;
-    for (long n = 0; n < 200; n++) {
+    for (long n = 0; n < 400; n++) {
         json_t *j = NULL;
         long before = cl_alloc_failures();
         cl_alloc_fail_after(n);
