@@ -1,13 +1,12 @@
 /*
- * consensus.c — cl_consensus on libraft 0.15 (raft_uv storage and TCP transport).
+ * consensus.c — cl_consensus on libraft 0.15 and cl_rlog (rlog.h), its raft_io.
  *
  * See docs/consensus.md for the rules this file implements. In short:
  *
  *  - Framing: every RAFT_COMMAND entry is `u64 LE term || u64 LE len || command || zero padding`
  *    to a multiple of 8 bytes; term = the leader's term when the command was submitted. The length
- *    and padding exist because raft_uv requires every entry length to be a multiple of 8
- *    (uvSegmentBufferAppend asserts it; the Debian build compiles the assert out and writes
- *    segments its own loader then rejects as corrupt).
+ *    and padding were required by raft_uv (before cl_rlog) and are kept so the command format
+ *    does not depend on the storage.
  *  - Apply index: libraft's fsm->apply does not pass the index. libraft 0.15 applies committed
  *    entries in one loop (replicationApply: `for (index = last_applied + 1; index <= commit_index;
  *    index++) { ...apply command / barrier / change...; r->last_applied = index; }`), calling
@@ -29,23 +28,22 @@
 
 #include <errno.h>
 #include <raft.h>
-#include <raft/uv.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "consensus/rlog.h"
 
 #define FRAME_HDR 16 /* u64 LE term, u64 LE command length */
 #define SNAP_LEN 8   /* u64 LE applied index */
 #define DEFAULT_ELECTION_MS 1000
 #define DEFAULT_HEARTBEAT_MS 100
-/* A snapshot makes the node fdatasync the ledger and libraft close its open segment, whose
- * io_destroy(2) blocks the loop for 25-35 ms (an RCU grace period): at 10,000 entries that was a
- * stall every 2 s at 5k writes/s. libraft keeps the entries since the last snapshot in memory
- * (about 220 bytes each here: 100,000 entries cost 22 MB of RSS), so 40,000 is the compromise:
- * a snapshot every 8 s at 5k/s (as often as an 8 MiB segment closes anyway), ~9 MB of log. */
+/* A snapshot makes the node fdatasync the ledger on the loop (2.5-3.4 ms measured; with raft_uv
+ * it also cost a 29-52 ms io_destroy, which cl_rlog does not have). libraft keeps the entries
+ * since the last snapshot in memory (about 220 bytes each here: 100,000 entries cost 22 MB of
+ * RSS), so 40,000 is the compromise: a snapshot every 8 s at 5k/s, ~9 MB of log. */
 #define DEFAULT_SNAPSHOT_THRESHOLD 40000
 
 typedef struct cl_sub cl_sub;
@@ -64,8 +62,7 @@ struct cl_sub {
 struct cl_consensus {
     uv_loop_t *loop;
     struct raft raft;
-    struct raft_io io;
-    struct raft_uv_transport transport;
+    struct raft_io io; /* cl_rlog */
     struct raft_fsm rfsm;
     cl_consensus_fsm fsm;
     void (*became_leader)(void *arg, uint64_t term);
@@ -378,8 +375,6 @@ static void finish_stop(cl_consensus *c)
 static void on_raft_closed(struct raft *r)
 {
     cl_consensus *c = r->data;
-    raft_uv_close(&c->io);
-    raft_uv_tcp_close(&c->transport);
     c->raft_closed = 1;
     /* Commands applied before the close still get their batch call and their CL_OK. */
     flush_batch(c);
@@ -394,6 +389,13 @@ static void begin_close(cl_consensus *c)
         return;
     c->closing = 1;
     c->ready = 0;
+    cl_rlog_stats st;
+    cl_rlog_get_stats(&c->io, &st);
+    cl_logf(CL_LOG_INFO,
+            "consensus: raft log: %llu entries in %llu writes (at most %llu in flight), %llu "
+            "segments prepared",
+            (unsigned long long)st.entries, (unsigned long long)st.writes,
+            (unsigned long long)st.max_inflight, (unsigned long long)st.segments);
     /* Fails every queued request synchronously (RAFT_LEADERSHIPLOST -> CL_ECLOSED). */
     raft_close(&c->raft, on_raft_closed);
 }
@@ -417,9 +419,12 @@ static void on_check(uv_check_t *h)
 static void on_start_failed_closed(struct raft *r)
 {
     cl_consensus *c = r->data;
-    raft_uv_close(&c->io);
-    raft_uv_tcp_close(&c->transport);
     cl_free(c);
+}
+
+static void on_io_released(struct raft_io *io)
+{
+    cl_free(io->data); /* the cl_consensus (io->data set below) */
 }
 
 int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o, const cl_consensus_fsm *fsm,
@@ -451,24 +456,17 @@ int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o, const cl_con
     c->rfsm.snapshot = fsm_snapshot;
     c->rfsm.restore = fsm_restore;
 
-    int rv = raft_uv_tcp_init(&c->transport, loop);
-    if (rv != 0) {
+    int rc = cl_rlog_init(&c->io, loop, o->dir, NULL);
+    if (rc != CL_OK) {
         cl_free(c);
-        return map_raft_err(NULL, rv);
+        return rc;
     }
-    rv = raft_uv_init(&c->io, loop, o->dir, &c->transport);
-    if (rv != 0) {
-        cl_logf(CL_LOG_ERROR, "consensus: raft_uv_init %s: %s", o->dir, c->io.errmsg);
-        raft_uv_tcp_close(&c->transport);
-        cl_free(c);
-        return map_raft_err(NULL, rv);
-    }
-    rv = raft_init(&c->raft, &c->io, &c->rfsm, o->id, o->address);
+    c->io.data = c; /* raft_init replaces it with the struct raft */
+    int rv = raft_init(&c->raft, &c->io, &c->rfsm, o->id, o->address);
     if (rv != 0) {
         cl_logf(CL_LOG_ERROR, "consensus: raft_init: %s", raft_errmsg(&c->raft));
-        raft_uv_close(&c->io);
-        raft_uv_tcp_close(&c->transport);
-        cl_free(c);
+        c->io.data = c;
+        cl_rlog_close(&c->io, on_io_released);
         return map_raft_err(NULL, rv);
     }
     c->raft.data = c;
@@ -485,7 +483,6 @@ int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o, const cl_con
             cl_logf(CL_LOG_INFO, "consensus: bootstrapped %s as the only voter", o->dir);
     }
     raft_configuration_close(&conf);
-    int rc = CL_OK;
     if (rv != 0) {
         cl_logf(CL_LOG_ERROR, "consensus: bootstrap: %s", raft_errmsg(&c->raft));
         rc = map_raft_err(NULL, rv);
@@ -547,6 +544,8 @@ static void on_applied(struct raft_apply *req, int status, void *result)
     fly_remove(c, s);
     s->index = (uint64_t)req->index;
     s->status = map_raft_err(c, status);
+    if (status == RAFT_IOERR || status == RAFT_NOSPACE)
+        set_fatal(c, CL_EIO, "raft log write"); /* the log's state is unknown: stop */
     s->result = status == 0 ? result : NULL;
     push_done(c, s);
 }
@@ -555,7 +554,7 @@ int cl_consensus_submit(cl_consensus *c, const void *cmd, size_t len, cl_consens
                         void *arg)
 {
     CL_ENSURE(c != NULL && (cmd != NULL || len == 0), CL_EINVAL);
-    CL_ENSURE(len <= UINT32_MAX - FRAME_HDR - 8, CL_EOVERFLOW); /* raft_uv: 32-bit entry length */
+    CL_ENSURE(len <= UINT32_MAX - FRAME_HDR - 8, CL_EOVERFLOW); /* cl_rlog: 32-bit entry length */
     CL_ENSURE(!c->closing && !c->stop_requested && c->fatal == 0, CL_ECLOSED);
     CL_ENSURE(cl_consensus_is_leader(c), CL_ESTATE);
     cl_sub *s = cl_calloc(1, sizeof *s);

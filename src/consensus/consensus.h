@@ -2,7 +2,7 @@
  * consensus.h — libraft glue: a replicated, durable command log driving a state machine.
  *
  * cledgerd runs one cl_consensus per node. Commands are opaque byte strings; a command submitted
- * on the leader is appended to the raft log (raft_uv: segments fsync'd in raft/), replicated, and
+ * on the leader is appended to the raft log (cl_rlog: O_DSYNC segments in raft/), replicated, and
  * once committed applied, in log order, by the state machine's apply callback on every node.
  * Issue #3 runs a one-voter cluster (bootstrapped on first start); the multi-node issue adds
  * voters through the same interface.

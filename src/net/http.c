@@ -40,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +48,7 @@
 #include "base/cursor.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/waker.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
@@ -500,68 +500,6 @@ struct http_conn {
     char peer[64];
 };
 
-/* A cross-thread wake-up: an eventfd polled by the receiving loop. Not uv_async_t: in libuv 1.44
- * the receiving loop spins, then sched_yield()s, for as long as a sender is between its two
- * atomic steps around the eventfd write, and on two shared cores a sender preempted there cost
- * the receiving loop 4-8 ms at a time (perf trace of a paced write run). Here the queue's mutex
- * carries `signaled` (a wake-up is on its way): the sender that sets it writes the eventfd after
- * unlocking, the receiver clears it when it takes the queue, so no one ever waits on anyone. The
- * descriptor stays open until the receiving thread has been joined, so a late write is harmless. */
-typedef struct {
-    uv_poll_t poll;
-    int fd;
-    int signaled; /* under the queue's mutex */
-} http_waker;
-
-static int waker_init(http_waker *k, uv_loop_t *loop, uv_poll_cb cb, void *data)
-{
-    k->signaled = 0;
-    k->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (k->fd < 0)
-        return CL_EIO;
-    if (uv_poll_init(loop, &k->poll, k->fd) != 0) {
-        close(k->fd);
-        k->fd = -1;
-        return CL_EIO;
-    }
-    k->poll.data = data;
-    (void)uv_poll_start(&k->poll, UV_READABLE, cb); /* cannot fail on an initialised eventfd */
-    return CL_OK;
-}
-
-static void waker_send(const http_waker *k)
-{
-    uint64_t one = 1;
-    while (write(k->fd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-}
-
-/* The sender's side, called with the queue's mutex held after queueing: unless a wake-up is
- * already on its way, marks one, and writes the eventfd after unlocking. */
-static void waker_unlock_send(http_waker *k, uv_mutex_t *mu)
-{
-    int wake = !k->signaled;
-    k->signaled = 1;
-    uv_mutex_unlock(mu);
-    if (wake)
-        waker_send(k);
-}
-
-/* In the poll callback, before taking the queue (and clearing `signaled` under its mutex). */
-static void waker_drain(const http_waker *k)
-{
-    uint64_t v;
-    while (read(k->fd, &v, sizeof v) < 0 && errno == EINTR)
-        ;
-}
-
-static void waker_close_fd(http_waker *k)
-{
-    if (k->fd >= 0)
-        close(k->fd);
-    k->fd = -1;
-}
-
 /* One event loop serving connections. Single-loop mode: one worker whose loop is the server's
  * loop (no thread). Threaded mode: each worker runs its own loop on its own thread; the fields
  * under "inbox" are shared with the main loop under mu, everything else is the worker's own. */
@@ -570,7 +508,7 @@ struct http_worker {
     uv_loop_t *loop;
     uv_loop_t own_loop;
     uv_thread_t thread;
-    http_waker wake; /* replies, sockets and the stop request from the main loop */
+    cl_waker wake; /* replies, sockets and the stop request from the main loop */
     uv_mutex_t mu;
     int threaded;
     /* inbox (under mu) */
@@ -603,7 +541,7 @@ struct cl_http_server {
     /* threaded mode: the listening socket polled on the main loop, the request queue */
     int lfd;
     uv_poll_t lpoll;
-    http_waker wake; /* requests and "finished" from the workers */
+    cl_waker wake; /* requests and "finished" from the workers */
     uv_mutex_t mu;
     cl_http_exchange *req_head, *req_tail; /* under mu */
 };
@@ -631,7 +569,7 @@ static void server_free(cl_http_server *s)
 static void on_server_wake_closed(uv_handle_t *h)
 {
     cl_http_server *s = h->data;
-    waker_close_fd(&s->wake); /* every worker has been joined */
+    cl_waker_close_fd(&s->wake); /* every worker has been joined */
     server_free(s);
 }
 
@@ -1157,7 +1095,7 @@ static void dispatch(http_conn *c)
     else
         s->req_head = x;
     s->req_tail = x;
-    waker_unlock_send(&s->wake, &s->mu);
+    cl_waker_unlock_send(&s->wake, &s->mu);
 }
 
 /* Parses buffered plaintext; dispatches a completed request or answers a malformed one. */
@@ -1330,7 +1268,7 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
         else
             w->rep_head = x;
         w->rep_tail = x;
-        waker_unlock_send(&w->wake, &w->mu);
+        cl_waker_unlock_send(&w->wake, &w->mu);
         return;
     }
     if (c == NULL) { /* the peer went away: nothing to send */
@@ -1505,7 +1443,7 @@ static void on_worker_wake(uv_poll_t *p, int status, int events)
     http_worker *w = p->data;
     (void)status;
     (void)events;
-    waker_drain(&w->wake);
+    cl_waker_drain(&w->wake);
     uv_mutex_lock(&w->mu);
     w->wake.signaled = 0;
     int *fds = w->fds;
@@ -1543,7 +1481,7 @@ static void worker_main(void *arg)
     uv_mutex_lock(&s->mu);
     w->finished = 1;
     /* the main loop closes the eventfd only after joining this thread */
-    waker_unlock_send(&s->wake, &s->mu);
+    cl_waker_unlock_send(&s->wake, &s->mu);
 }
 
 /* On the main loop: runs the handler for every queued request; joins workers that finished. */
@@ -1552,7 +1490,7 @@ static void on_server_wake(uv_poll_t *p, int status, int events)
     cl_http_server *s = p->data;
     (void)status;
     (void)events;
-    waker_drain(&s->wake);
+    cl_waker_drain(&s->wake);
     uv_mutex_lock(&s->mu);
     s->wake.signaled = 0;
     cl_http_exchange *reqs = s->req_head;
@@ -1577,7 +1515,7 @@ static void on_server_wake(uv_poll_t *p, int status, int events)
             continue;
         http_worker *w = &s->workers[i];
         uv_thread_join(&w->thread);
-        waker_close_fd(&w->wake);
+        cl_waker_close_fd(&w->wake);
         uv_loop_close(w->loop);
         uv_mutex_destroy(&w->mu);
         w->joined = 1;
@@ -1630,7 +1568,7 @@ static void on_accept_ready(uv_poll_t *p, int status, int events)
             w->capfds = cap;
         }
         w->fds[w->nfds++] = fd;
-        waker_unlock_send(&w->wake, &w->mu);
+        cl_waker_unlock_send(&w->wake, &w->mu);
     }
 }
 
@@ -1668,7 +1606,7 @@ static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
         s->lfd = -1;
         return CL_EIO;
     }
-    if (waker_init(&s->wake, s->loop, on_server_wake, s) != CL_OK) {
+    if (cl_waker_init(&s->wake, s->loop, on_server_wake, s) != CL_OK) {
         uv_mutex_destroy(&s->mu);
         close(s->lfd);
         s->lfd = -1;
@@ -1686,7 +1624,7 @@ static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
             uv_loop_close(w->loop);
             return CL_EIO;
         }
-        if (waker_init(&w->wake, w->loop, on_worker_wake, w) != CL_OK) {
+        if (cl_waker_init(&w->wake, w->loop, on_worker_wake, w) != CL_OK) {
             uv_mutex_destroy(&w->mu);
             uv_loop_close(w->loop);
             return CL_EIO;
@@ -1694,7 +1632,7 @@ static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
         if (uv_thread_create(&w->thread, worker_main, w) != 0) {
             uv_close((uv_handle_t *)&w->wake.poll, NULL);
             uv_run(w->loop, UV_RUN_DEFAULT);
-            waker_close_fd(&w->wake);
+            cl_waker_close_fd(&w->wake);
             uv_mutex_destroy(&w->mu);
             uv_loop_close(w->loop);
             return CL_EIO;
@@ -1822,7 +1760,7 @@ void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
                 continue;
             uv_mutex_lock(&w->mu);
             w->stop_req = 1;
-            waker_unlock_send(&w->wake, &w->mu);
+            cl_waker_unlock_send(&w->wake, &w->mu);
         }
         return;
     }

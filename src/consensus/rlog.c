@@ -1,0 +1,1896 @@
+/*
+ * rlog.c — cledger's raft_io (see rlog.h; format and recovery rules: docs/consensus.md §6).
+ *
+ * Files in the directory:
+ *   meta             term and vote (written atomically: tmp, fsync, rename, directory fsync)
+ *   log-%016llx      segments, numbered in creation order; every one is created full size
+ *                    (zero-filled, synced, renamed into place) before its first write
+ *   snap-%016llx     snapshots by index (atomic like meta); only the newest is kept
+ *
+ * A segment holds records: a 32-byte header (u32 magic, u32 crc32c of header[8..32) and the
+ * payload, u64 index, u64 term, u32 length, u8 type, 3 zero bytes), then the payload padded to 8
+ * bytes. Every batch is written from a block boundary with one O_DIRECT|O_DSYNC pwrite, so two
+ * writes in flight never touch the same block; the rest of a batch's last block stays zero. A seal
+ * record (magic "CLRS", index = the segment's last index) is written into its own block once every
+ * entry of the segment has been reported durable to libraft, and marks the segment complete.
+ *
+ * Threads: the loop thread owns all state. `writers` writer threads run batch writes; one
+ * maintenance thread runs everything else that blocks (segment preparation, seals, snapshots,
+ * truncation, deletions), one job at a time in submission order. Completions come back through
+ * a cl_waker. Raft-visible operations sit in one FIFO and are reported in order: writes complete
+ * in any order on disk, but libraft hears of a batch only after every earlier one. Truncation and
+ * snapshot installation are barriers: they start once everything before them is done, and
+ * nothing after them starts before they are done.
+ */
+#define _GNU_SOURCE
+#include "consensus/rlog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/codec.h"
+#include "base/log.h"
+#include "base/waker.h"
+#include "ledger/entry.h"
+#include "storage/fs.h"
+
+#define BLOCK 4096u
+#define REC_HDR 32u
+#define MAGIC_ENTRY 0x31524c43u /* "CLR1" little-endian */
+#define MAGIC_SEAL 0x53524c43u  /* "CLRS" */
+#define BATCH_CAP (1u << 20)    /* a batch stops growing here (a new one starts) */
+#define DEFAULT_SEGMENT (8u << 20)
+/* One write in flight measured best on the 2-core VM (docs/performance.md, session 5): with two,
+ * batches halve and the device's flushes overlap poorly; with one, the next batch starts the
+ * moment the previous write returns, not after libraft has processed it. */
+#define DEFAULT_WRITERS 1
+#define MAX_WRITERS 8
+#define ZERO_CHUNK (1u << 20)
+#define META_LEN 28 /* "CLRMETA1" u64 term u64 vote u32 crc */
+#define PATH_CAP 4096
+#define PATH_BUF (PATH_CAP + 64) /* a file name under dir (dir is shorter than PATH_CAP) */
+
+enum { J_WRITE, J_TRUNCATE, J_INSTALL, J_SNAP_PUT, J_SNAP_GET, J_PREPARE, J_SEAL, J_DELETE };
+
+typedef struct seg seg;
+struct seg {
+    uint64_t counter;
+    uint64_t first, last; /* indexes it holds (first == 0: none) */
+    uint64_t head;        /* next write offset (block aligned) */
+    uint64_t size;        /* file size */
+    int fd;               /* O_DSYNC (and O_DIRECT where supported) */
+    int retired;          /* no more batches go here */
+    int sealed, seal_queued;
+    unsigned inflight; /* writes to this segment not yet complete */
+    size_t tail_fill;  /* bytes of the block before `head` in use (0: head starts clean) */
+    uint8_t *tail_blk; /* a copy of that block: the next write rewrites it with more records */
+    seg *next;
+};
+
+typedef struct job job;
+struct job {
+    int kind;
+    int status; /* raft error code */
+    int done, dispatched;
+    int flying; /* J_WRITE counted in writes_flying */
+    job *next;  /* FIFO (raft-visible jobs) */
+    job *qnext; /* thread queue, then done queue */
+    /* J_WRITE */
+    seg *seg;
+    uint64_t off;
+    uint8_t *buf; /* BLOCK-aligned; len bytes used, capacity cap */
+    size_t len, cap;
+    uint64_t first_index, last_index;
+    struct raft_io_append **reqs;
+    unsigned n_reqs, reqs_cap;
+    /* J_TRUNCATE: cut at index; J_SEAL: seal record index; J_INSTALL / J_SNAP_PUT: snapshot */
+    uint64_t index;
+    uint64_t new_head; /* J_TRUNCATE result for `seg` */
+    seg *dels;         /* J_TRUNCATE / J_INSTALL / J_SNAP_PUT / J_DELETE: segments to remove */
+    struct raft_io_snapshot_put *put;
+    struct raft_io_snapshot_get *get;
+    struct raft_snapshot *snap; /* J_SNAP_GET result */
+    uint8_t *file;              /* encoded snapshot */
+    size_t file_len;
+    /* J_PREPARE */
+    uint64_t counter;
+    int fd;
+};
+
+typedef struct {
+    struct raft_io *io;
+    uv_loop_t *loop;
+    char dir[PATH_CAP];
+    unsigned n_writers;
+    uint64_t seg_bytes;
+    uint64_t rng;
+
+    uint64_t term, vote;
+    seg *segs, *segs_tail; /* oldest first; the tail takes the next batch unless retired */
+    seg *spare;            /* prepared, empty */
+    int preparing;
+    uint64_t next_counter;
+    uint64_t next_index;      /* index of the next appended entry */
+    uint64_t delivered_index; /* last index reported durable to libraft */
+    int loaded, failed;
+
+    job *fifo, *fifo_tail;
+    unsigned writes_flying; /* J_WRITE dispatched, not yet delivered */
+    job *side_done;         /* finished snapshot put/get to report (not ordered with writes) */
+    unsigned internal;      /* prepare/seal/delete jobs outstanding */
+    int in_pump, pump_again;
+
+    /* shared with the threads, under mu */
+    uv_mutex_t mu;
+    uv_cond_t wcond, mcond;
+    job *wq, *wq_tail, *mq, *mq_tail, *dq, *dq_tail;
+    int stop_threads;
+    uv_thread_t threads[MAX_WRITERS + 1];
+    unsigned n_threads;
+    cl_waker wake;
+    int started;
+
+    uv_timer_t timer;
+    raft_io_tick_cb tick;
+    int closing, handles_open, handles_closing;
+    raft_io_close_cb close_cb;
+    void (*free_cb)(struct raft_io *io);
+    cl_rlog_stats stats;
+} rlog;
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+static uint64_t pad8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
+static uint64_t up_block(uint64_t n) { return (n + BLOCK - 1) & ~(uint64_t)(BLOCK - 1); }
+
+static uint8_t *aligned_alloc_zero(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, BLOCK, n ? n : BLOCK) != 0)
+        return NULL;
+    memset(p, 0, n ? n : BLOCK);
+    return p;
+}
+
+static void seg_path(const rlog *l, uint64_t counter, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/log-%016" PRIx64, l->dir, counter);
+}
+
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Whole-buffer pread/pwrite (retrying short transfers and EINTR); -1 with errno on failure. */
+static int rw_all(int fd, uint8_t *p, size_t n, uint64_t off, int write)
+{
+    while (n > 0) {
+        ssize_t r = write ? pwrite(fd, p, n, (off_t)off) : pread(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+    return rw_all(fd, (uint8_t *)p, n, off, 1);
+}
+
+static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
+{
+    return rw_all(fd, p, n, off, 0);
+}
+
+/* O_DIRECT where the file system has it (not tmpfs), O_DSYNC always: a returned write is durable.
+ */
+static int open_log_fd(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_DSYNC | O_DIRECT);
+    if (fd < 0 && errno == EINVAL)
+        fd = open(path, O_RDWR | O_CLOEXEC | O_DSYNC);
+    return fd;
+}
+
+/* ---- records -------------------------------------------------------------------------------- */
+
+static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
+{
+    uint32_t c = cl_crc32c(0, hdr + 8, REC_HDR - 8);
+    return cl_crc32c(c, payload, len);
+}
+
+/* Encodes one record at p (REC_HDR + pad8(len) bytes, padding already zero). */
+static void rec_put(uint8_t *p, uint32_t magic, uint64_t index, uint64_t term, unsigned type,
+                    const void *payload, size_t len)
+{
+    put64(p + 8, index);
+    put64(p + 16, term);
+    put32(p + 24, (uint32_t)len);
+    p[28] = (uint8_t)type;
+    p[29] = p[30] = p[31] = 0;
+    if (len > 0)
+        memcpy(p + REC_HDR, payload, len);
+    put32(p, magic);
+    put32(p + 4, rec_crc(p, p + REC_HDR, len));
+}
+
+typedef struct {
+    uint64_t first, last; /* entries found (first == 0: none) */
+    uint64_t last_term;
+    size_t end; /* offset just after the last valid entry (0: none) */
+    int sealed; /* a valid seal record follows the last entry */
+} scan_res;
+
+typedef int (*scan_cb)(void *arg, uint64_t index, uint64_t term, unsigned type,
+                       const uint8_t *payload, size_t len, size_t off);
+
+/* Reads records from data[0..n) while they continue the chain: expect = the index the first
+ * record must have (0: any). Stops at the first thing that is not a valid next record (zeros at a
+ * block boundary, a bad checksum, a wrong index, a term going down) or at a seal. Zeros that are
+ * not at a block boundary are the padding after a batch: the scan moves to the next block. */
+static int scan(const uint8_t *data, size_t n, uint64_t expect, uint64_t min_term, scan_res *r,
+                scan_cb cb, void *arg)
+{
+    memset(r, 0, sizeof *r);
+    size_t pos = 0;
+    uint64_t next = expect;
+    uint64_t term_floor = min_term;
+    while (pos + REC_HDR <= n) {
+        const uint8_t *h = data + pos;
+        uint32_t magic = get32(h);
+        if (magic != MAGIC_ENTRY && magic != MAGIC_SEAL) {
+            if (pos % BLOCK != 0) {
+                pos = (size_t)up_block(pos);
+                continue;
+            }
+            break;
+        }
+        uint64_t len = get32(h + 24);
+        if (len > n - pos - REC_HDR || h[29] | h[30] | h[31])
+            break;
+        if (get32(h + 4) != rec_crc(h, h + REC_HDR, (size_t)len))
+            break;
+        uint64_t index = get64(h + 8), term = get64(h + 16);
+        if (magic == MAGIC_SEAL) {
+            if (r->first != 0 && index == r->last && len == 0)
+                r->sealed = 1;
+            break;
+        }
+        if ((next != 0 && index != next) || index == 0 || term < term_floor)
+            break;
+        if (cb != NULL) {
+            int rc = cb(arg, index, term, h[28], h + REC_HDR, (size_t)len, pos);
+            if (rc != 0)
+                return rc;
+        }
+        if (r->first == 0)
+            r->first = index;
+        r->last = index;
+        r->last_term = term;
+        term_floor = term;
+        next = index + 1;
+        pos += REC_HDR + (size_t)pad8(len);
+        r->end = pos;
+    }
+    return 0;
+}
+
+/* Is there a valid seal record at a block boundary at or after `from` (with index >= min)? */
+static int has_seal_after(const uint8_t *data, size_t n, size_t from, uint64_t min)
+{
+    for (size_t pos = (size_t)up_block(from); pos + REC_HDR <= n; pos += BLOCK) {
+        const uint8_t *h = data + pos;
+        if (get32(h) == MAGIC_SEAL && get32(h + 24) == 0 && get64(h + 8) >= min &&
+            get32(h + 4) == rec_crc(h, h + REC_HDR, 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* Zeroes data[from..n) on disk (fd, O_DIRECT-safe: whole aligned blocks), only where the copy in
+ * `data` is not zero already; `data` is updated too. */
+static int zero_tail(int fd, uint8_t *data, size_t n, size_t from)
+{
+    size_t blk = from & ~(size_t)(BLOCK - 1);
+    for (; blk < n; blk += BLOCK) {
+        size_t bn = n - blk < BLOCK ? n - blk : BLOCK;
+        size_t lo = from > blk ? from - blk : 0;
+        int dirty = 0;
+        for (size_t i = lo; i < bn && !dirty; i++)
+            dirty = data[blk + i] != 0;
+        if (!dirty)
+            continue;
+        memset(data + blk + lo, 0, bn - lo);
+        if (pwrite_all(fd, data + blk, BLOCK <= n - blk ? BLOCK : bn, blk) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- meta and snapshot files ----------------------------------------------------------------- */
+
+static int meta_store(rlog *l, uint64_t term, uint64_t vote)
+{
+    uint8_t b[META_LEN];
+    char path[PATH_BUF];
+    memcpy(b, "CLRMETA1", 8);
+    put64(b + 8, term);
+    put64(b + 16, vote);
+    put32(b + 24, cl_crc32c(0, b, 24));
+    snprintf(path, sizeof path, "%s/meta", l->dir);
+    int rc = cl_fs_write_atomic(cl_fs_posix(), path, b, sizeof b, 0600);
+    if (rc != CL_OK) {
+        snprintf(l->io->errmsg, sizeof l->io->errmsg, "store %.180s: %s", path, strerror(errno));
+        return RAFT_IOERR;
+    }
+    l->term = term;
+    l->vote = vote;
+    return 0;
+}
+
+static int meta_load(rlog *l)
+{
+    char path[PATH_BUF];
+    uint8_t *b = NULL;
+    size_t n = 0;
+    snprintf(path, sizeof path, "%s/meta", l->dir);
+    int rc = cl_fs_read_all(cl_fs_posix(), path, 4096, &b, &n);
+    if (rc == CL_ENOENT) {
+        l->term = l->vote = 0;
+        return 0;
+    }
+    if (rc != CL_OK || n != META_LEN || memcmp(b, "CLRMETA1", 8) != 0 ||
+        get32(b + 24) != cl_crc32c(0, b, 24)) {
+        cl_free(b);
+        snprintf(l->io->errmsg, sizeof l->io->errmsg, "%.180s is unreadable or damaged", path);
+        return RAFT_CORRUPT;
+    }
+    l->term = get64(b + 8);
+    l->vote = get64(b + 16);
+    cl_free(b);
+    return 0;
+}
+
+/* Snapshot file: "CLRSNAP1" u64 term u64 index u64 conf_index u32 n_servers
+ * {u64 id u32 role u32 addr_len addr}* u64 data_len data u32 crc32c(everything before). */
+static int snap_encode(const struct raft_snapshot *s, uint8_t **out, size_t *out_len)
+{
+    size_t n = 8 + 8 * 3 + 4 + 8 + 4;
+    for (unsigned i = 0; i < s->configuration.n; i++)
+        n += 16 + strlen(s->configuration.servers[i].address);
+    for (unsigned i = 0; i < s->n_bufs; i++)
+        n += s->bufs[i].len;
+    uint8_t *b = cl_malloc(n);
+    if (b == NULL)
+        return RAFT_NOMEM;
+    uint8_t *p = b;
+    memcpy(p, "CLRSNAP1", 8);
+    put64(p + 8, s->term);
+    put64(p + 16, s->index);
+    put64(p + 24, s->configuration_index);
+    put32(p + 32, s->configuration.n);
+    p += 36;
+    for (unsigned i = 0; i < s->configuration.n; i++) {
+        const struct raft_server *sv = &s->configuration.servers[i];
+        size_t al = strlen(sv->address);
+        put64(p, sv->id);
+        put32(p + 8, (uint32_t)sv->role);
+        put32(p + 12, (uint32_t)al);
+        memcpy(p + 16, sv->address, al);
+        p += 16 + al;
+    }
+    size_t dl = 0;
+    for (unsigned i = 0; i < s->n_bufs; i++)
+        dl += s->bufs[i].len;
+    put64(p, dl);
+    p += 8;
+    for (unsigned i = 0; i < s->n_bufs; i++) {
+        if (s->bufs[i].len > 0)
+            memcpy(p, s->bufs[i].base, s->bufs[i].len);
+        p += s->bufs[i].len;
+    }
+    put32(p, cl_crc32c(0, b, (size_t)(p - b)));
+    *out = b;
+    *out_len = n;
+    return 0;
+}
+
+/* Decodes a snapshot file into a new raft_snapshot (raft_malloc'd, as libraft frees it). */
+static int snap_decode(const uint8_t *b, size_t n, struct raft_snapshot **out)
+{
+    if (n < 52 || memcmp(b, "CLRSNAP1", 8) != 0 || get32(b + n - 4) != cl_crc32c(0, b, n - 4))
+        return RAFT_CORRUPT;
+    struct raft_snapshot *s = raft_calloc(1, sizeof *s);
+    if (s == NULL)
+        return RAFT_NOMEM;
+    raft_configuration_init(&s->configuration);
+    s->term = get64(b + 8);
+    s->index = get64(b + 16);
+    s->configuration_index = get64(b + 24);
+    uint32_t ns = get32(b + 32);
+    size_t pos = 36, lim = n - 4;
+    int rv = 0;
+    char addr[256];
+    for (uint32_t i = 0; i < ns && rv == 0; i++) {
+        if (lim - pos < 16) {
+            rv = RAFT_CORRUPT;
+            break;
+        }
+        uint64_t id = get64(b + pos);
+        int role = (int)get32(b + pos + 8);
+        uint32_t al = get32(b + pos + 12);
+        pos += 16;
+        if (al >= sizeof addr || lim - pos < al) {
+            rv = RAFT_CORRUPT;
+            break;
+        }
+        memcpy(addr, b + pos, al);
+        addr[al] = '\0';
+        pos += al;
+        rv = raft_configuration_add(&s->configuration, id, addr, role);
+    }
+    uint64_t dl = 0;
+    if (rv == 0 && (lim - pos < 8 || (dl = get64(b + pos)) != lim - pos - 8))
+        rv = RAFT_CORRUPT;
+    if (rv == 0) {
+        s->bufs = raft_malloc(sizeof *s->bufs);
+        s->bufs != NULL ? (void)0 : (void)(rv = RAFT_NOMEM);
+    }
+    if (rv == 0) {
+        s->n_bufs = 1;
+        s->bufs[0].len = (size_t)dl;
+        s->bufs[0].base = raft_malloc(dl ? (size_t)dl : 1);
+        if (s->bufs[0].base == NULL)
+            rv = RAFT_NOMEM;
+        else if (dl > 0)
+            memcpy(s->bufs[0].base, b + pos + 8, (size_t)dl);
+    }
+    if (rv != 0) {
+        if (s->bufs != NULL)
+            raft_free(s->bufs[0].base);
+        raft_free(s->bufs);
+        raft_configuration_close(&s->configuration);
+        raft_free(s);
+        return rv;
+    }
+    *out = s;
+    return 0;
+}
+
+static void snap_free(struct raft_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    for (unsigned i = 0; i < s->n_bufs; i++)
+        raft_free(s->bufs[i].base);
+    raft_free(s->bufs);
+    raft_configuration_close(&s->configuration);
+    raft_free(s);
+}
+
+/* Directory listing of our files. */
+typedef struct {
+    uint64_t *segs;
+    size_t n_segs, cap_segs;
+    uint64_t *snaps;
+    size_t n_snaps, cap_snaps;
+    int foreign; /* raft_uv files */
+} listing;
+
+static int push_u64(uint64_t **a, size_t *n, size_t *cap, uint64_t v)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        uint64_t *na = cl_realloc(*a, nc * sizeof *na);
+        if (na == NULL)
+            return -1;
+        *a = na;
+        *cap = nc;
+    }
+    (*a)[(*n)++] = v;
+    return 0;
+}
+
+static int parse_hex16(const char *s, uint64_t *v)
+{
+    if (strlen(s) != 16)
+        return 0;
+    uint64_t x = 0;
+    for (int i = 0; i < 16; i++) {
+        int d = cl_hex_digit(s[i]);
+        if (d < 0)
+            return 0;
+        x = x << 4 | (uint64_t)d;
+    }
+    *v = x;
+    return 1;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists the directory; removes leftovers of interrupted atomic writes (*.tmp). */
+static int list_dir(const char *dir, listing *ls)
+{
+    memset(ls, 0, sizeof *ls);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d)) != NULL && rc == 0) {
+        const char *nm = e->d_name;
+        uint64_t v;
+        size_t len = strlen(nm);
+        if (len > 4 && strcmp(nm + len - 4, ".tmp") == 0) {
+            char p[PATH_BUF];
+            snprintf(p, sizeof p, "%s/%s", dir, nm);
+            (void)unlink(p);
+        } else if (strncmp(nm, "log-", 4) == 0 && parse_hex16(nm + 4, &v)) {
+            rc = push_u64(&ls->segs, &ls->n_segs, &ls->cap_segs, v);
+        } else if (strncmp(nm, "snap-", 5) == 0 && parse_hex16(nm + 5, &v)) {
+            rc = push_u64(&ls->snaps, &ls->n_snaps, &ls->cap_snaps, v);
+        } else if (strcmp(nm, "metadata1") == 0 || strcmp(nm, "metadata2") == 0 ||
+                   strncmp(nm, "open-", 5) == 0 || strncmp(nm, "snapshot-", 9) == 0) {
+            ls->foreign = 1;
+        }
+    }
+    closedir(d);
+    if (rc == 0) {
+        qsort(ls->segs, ls->n_segs, sizeof *ls->segs, cmp_u64);
+        qsort(ls->snaps, ls->n_snaps, sizeof *ls->snaps, cmp_u64);
+    }
+    return rc;
+}
+
+static void listing_free(listing *ls)
+{
+    cl_free(ls->segs);
+    cl_free(ls->snaps);
+}
+
+/* Creates segment `counter` full size and zero-filled (as log-X.tmp, synced, renamed into place,
+ * directory synced) and opens it for writing. Runs on the maintenance thread (or in bootstrap). */
+static int seg_create(const char *dir, uint64_t counter, uint64_t size, int *fd_out)
+{
+    char path[PATH_BUF], tmp[PATH_BUF + 8];
+    snprintf(path, sizeof path, "%s/log-%016" PRIx64, dir, counter);
+    snprintf(tmp, sizeof tmp, "%.*s.tmp", (int)(PATH_BUF - 1), path);
+    (void)unlink(tmp);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    uint8_t *z = aligned_alloc_zero(ZERO_CHUNK);
+    int rc = z == NULL ? -1 : 0;
+    for (uint64_t off = 0; rc == 0 && off < size; off += ZERO_CHUNK) {
+        size_t n = size - off < ZERO_CHUNK ? (size_t)(size - off) : ZERO_CHUNK;
+        rc = pwrite_all(fd, z, n, off);
+    }
+    free(z);
+    if (rc == 0)
+        rc = fdatasync(fd);
+    close(fd);
+    if (rc == 0)
+        rc = rename(tmp, path);
+    if (rc == 0)
+        rc = sync_dir(dir);
+    if (rc != 0) {
+        (void)unlink(tmp);
+        return -1;
+    }
+    fd = open_log_fd(path);
+    if (fd < 0)
+        return -1;
+    *fd_out = fd;
+    return 0;
+}
+
+/* ---- threads --------------------------------------------------------------------------------- */
+
+static void qpush(job **head, job **tail, job *j)
+{
+    j->qnext = NULL;
+    if (*tail != NULL)
+        (*tail)->qnext = j;
+    else
+        *head = j;
+    *tail = j;
+}
+
+/* A thread's next job, waiting for one; NULL once the threads are told to stop. */
+static job *qtake(rlog *l, job **head, job **tail, uv_cond_t *cond)
+{
+    uv_mutex_lock(&l->mu);
+    while (*head == NULL && !l->stop_threads)
+        uv_cond_wait(cond, &l->mu);
+    job *j = *head;
+    if (j != NULL) {
+        *head = j->qnext;
+        if (*head == NULL)
+            *tail = NULL;
+    }
+    uv_mutex_unlock(&l->mu);
+    return j;
+}
+
+static void finish_job(rlog *l, job *j)
+{
+    uv_mutex_lock(&l->mu);
+    qpush(&l->dq, &l->dq_tail, j);
+    cl_waker_unlock_send(&l->wake, &l->mu);
+}
+
+static void writer_main(void *arg)
+{
+    rlog *l = arg;
+    job *j;
+    while ((j = qtake(l, &l->wq, &l->wq_tail, &l->wcond)) != NULL) {
+        j->status = pwrite_all(j->seg->fd, j->buf, j->len, j->off) == 0 ? 0 : RAFT_IOERR;
+        if (j->status != 0)
+            cl_logf(CL_LOG_ERROR, "rlog: write of %zu bytes at %" PRIu64 ": %s", j->len, j->off,
+                    strerror(errno));
+        finish_job(l, j);
+    }
+}
+
+/* Truncation on the maintenance thread: cut j->seg at the record of index j->index (zero from
+ * there), then remove j->dels. */
+static int do_truncate(rlog *l, job *j)
+{
+    /* Later segments go first (each unlink synced): a crash in between leaves the cut segment
+     * whole, never a sealed segment after a gap. */
+    char path[PATH_BUF];
+    for (seg *d = j->dels; d != NULL; d = d->next) {
+        seg_path(l, d->counter, path, sizeof path);
+        if ((unlink(path) != 0 && errno != ENOENT) || sync_dir(l->dir) != 0)
+            return RAFT_IOERR;
+    }
+    seg *s = j->seg;
+    if (s == NULL || s->head == 0)
+        return 0;
+    uint8_t *data = aligned_alloc_zero((size_t)s->head);
+    if (data == NULL)
+        return RAFT_NOMEM;
+    if (pread_all(s->fd, data, (size_t)s->head, 0) != 0) {
+        free(data);
+        return RAFT_IOERR;
+    }
+    /* the record of j->index */
+    size_t cut = (size_t)s->head, pos = 0;
+    while (pos + REC_HDR <= s->head) {
+        const uint8_t *h = data + pos;
+        if (get32(h) != MAGIC_ENTRY) {
+            if (pos % BLOCK != 0) {
+                pos = (size_t)up_block(pos);
+                continue;
+            }
+            break;
+        }
+        if (get64(h + 8) >= j->index) {
+            cut = pos;
+            break;
+        }
+        pos += REC_HDR + (size_t)pad8(get32(h + 24));
+    }
+    int rc = zero_tail(s->fd, data, (size_t)s->head, cut);
+    free(data);
+    if (rc != 0)
+        return RAFT_IOERR;
+    j->new_head = up_block(cut);
+    return 0;
+}
+
+/* Removes snapshots older than `keep` and the segments in j->dels. */
+static int remove_old(rlog *l, job *j, uint64_t keep)
+{
+    char path[PATH_BUF];
+    int changed = 0;
+    for (seg *d = j->dels; d != NULL; d = d->next) {
+        seg_path(l, d->counter, path, sizeof path);
+        /* oldest first, each synced: what remains after a crash is a suffix of the log */
+        if ((unlink(path) != 0 && errno != ENOENT) || sync_dir(l->dir) != 0)
+            return RAFT_IOERR;
+    }
+    listing ls;
+    if (list_dir(l->dir, &ls) != 0)
+        return RAFT_IOERR;
+    for (size_t i = 0; i < ls.n_snaps; i++) {
+        if (ls.snaps[i] < keep) {
+            snprintf(path, sizeof path, "%s/snap-%016" PRIx64, l->dir, ls.snaps[i]);
+            (void)unlink(path);
+            changed = 1;
+        }
+    }
+    listing_free(&ls);
+    if (changed && sync_dir(l->dir) != 0)
+        return RAFT_IOERR;
+    return 0;
+}
+
+static int newest_snapshot(rlog *l, struct raft_snapshot **out);
+
+static void maint_main(void *arg)
+{
+    rlog *l = arg;
+    job *j;
+    while ((j = qtake(l, &l->mq, &l->mq_tail, &l->mcond)) != NULL) {
+        char path[PATH_BUF];
+        switch (j->kind) {
+        case J_PREPARE:
+            j->status = seg_create(l->dir, j->counter, l->seg_bytes, &j->fd) == 0 ? 0 : RAFT_IOERR;
+            if (j->status != 0)
+                cl_logf(CL_LOG_ERROR, "rlog: prepare segment %" PRIu64 ": %s", j->counter,
+                        strerror(errno));
+            break;
+        case J_SEAL: {
+            uint8_t *b = aligned_alloc_zero(BLOCK);
+            if (b == NULL) {
+                j->status = RAFT_NOMEM;
+                break;
+            }
+            rec_put(b, MAGIC_SEAL, j->index, 0, 0, NULL, 0);
+            j->status = pwrite_all(j->seg->fd, b, BLOCK, j->off) == 0 ? 0 : RAFT_IOERR;
+            free(b);
+            break;
+        }
+        case J_TRUNCATE:
+            j->status = do_truncate(l, j);
+            break;
+        case J_INSTALL:
+        case J_SNAP_PUT:
+            snprintf(path, sizeof path, "%s/snap-%016" PRIx64, l->dir, j->index);
+            j->status = cl_fs_write_atomic(cl_fs_posix(), path, j->file, j->file_len, 0600) == CL_OK
+                            ? 0
+                            : RAFT_IOERR;
+            if (j->status == 0)
+                j->status = remove_old(l, j, j->index);
+            break;
+        case J_SNAP_GET:
+            j->status = newest_snapshot(l, &j->snap);
+            if (j->status == 0 && j->snap == NULL)
+                j->status = RAFT_NOTFOUND;
+            break;
+        case J_DELETE:
+            j->status = remove_old(l, j, 0);
+            break;
+        }
+        finish_job(l, j);
+    }
+}
+
+/* ---- loop side ------------------------------------------------------------------------------- */
+
+static void job_free(job *j)
+{
+    if (j == NULL)
+        return;
+    free(j->buf);
+    cl_free(j->reqs);
+    cl_free(j->file);
+    cl_free(j);
+}
+
+static void free_segs(seg *s)
+{
+    while (s != NULL) {
+        seg *n = s->next;
+        if (s->fd >= 0)
+            close(s->fd);
+        cl_free(s->tail_blk);
+        cl_free(s);
+        s = n;
+    }
+}
+
+static void queue_thread(rlog *l, job *j, int maint)
+{
+    j->dispatched = 1;
+    uv_mutex_lock(&l->mu);
+    if (maint) {
+        qpush(&l->mq, &l->mq_tail, j);
+        uv_cond_signal(&l->mcond);
+    } else {
+        qpush(&l->wq, &l->wq_tail, j);
+        uv_cond_signal(&l->wcond);
+    }
+    uv_mutex_unlock(&l->mu);
+}
+
+static job *job_new(int kind)
+{
+    job *j = cl_calloc(1, sizeof *j);
+    if (j != NULL) {
+        j->kind = kind;
+        j->fd = -1;
+    }
+    return j;
+}
+
+static void fifo_push(rlog *l, job *j)
+{
+    j->next = NULL;
+    if (l->fifo_tail != NULL)
+        l->fifo_tail->next = j;
+    else
+        l->fifo = j;
+    l->fifo_tail = j;
+}
+
+static void internal_submit(rlog *l, job *j)
+{
+    l->internal++;
+    queue_thread(l, j, 1);
+}
+
+static void ensure_spare(rlog *l)
+{
+    if (l->spare != NULL || l->preparing || l->failed || l->closing || !l->started)
+        return;
+    job *j = job_new(J_PREPARE);
+    if (j == NULL)
+        return; /* retried at the next batch */
+    j->counter = l->next_counter++;
+    l->preparing = 1;
+    internal_submit(l, j);
+}
+
+static void maybe_seal(rlog *l, seg *s)
+{
+    if (!s->retired || s->sealed || s->seal_queued || s->first == 0 || l->failed ||
+        l->delivered_index < s->last || s->head + BLOCK > s->size)
+        return;
+    job *j = job_new(J_SEAL);
+    if (j == NULL)
+        return;
+    j->seg = s;
+    j->index = s->last;
+    j->off = s->head;
+    s->seal_queued = 1;
+    internal_submit(l, j);
+}
+
+static void retire(rlog *l, seg *s)
+{
+    if (s->retired)
+        return;
+    s->retired = 1;
+    maybe_seal(l, s);
+}
+
+/* Assigns a segment and an offset to write job j and hands it to a writer. 0: not possible yet
+ * (no prepared segment). */
+static int cut(rlog *l, job *j)
+{
+    seg *s = l->segs_tail;
+    /* With no write in flight to the segment, the batch continues its last block: the write
+     * rewrites that block's records (the same bytes, so a torn write cannot damage them). */
+    size_t pre = s != NULL && !s->retired && s->inflight == 0 ? s->tail_fill : 0;
+    uint64_t start = pre > 0 ? s->head - BLOCK : s != NULL ? s->head : 0;
+    if (s == NULL || s->retired || start + up_block(pre + j->len) + BLOCK > s->size) {
+        if (s != NULL)
+            retire(l, s);
+        if (l->spare == NULL) {
+            ensure_spare(l);
+            return 0;
+        }
+        s = l->spare;
+        l->spare = NULL;
+        s->next = NULL;
+        if (l->segs_tail != NULL)
+            l->segs_tail->next = s;
+        else
+            l->segs = s;
+        l->segs_tail = s;
+        ensure_spare(l);
+        pre = 0;
+        start = s->head;
+    }
+    size_t used = pre + j->len;
+    uint64_t need = up_block(used);
+    if (pre > 0) {
+        if (need > j->cap) {
+            uint8_t *nb = aligned_alloc_zero((size_t)need);
+            if (nb == NULL)
+                return 0; /* retried at the next completion */
+            memcpy(nb + pre, j->buf, j->len);
+            free(j->buf);
+            j->buf = nb;
+            j->cap = (size_t)need;
+        } else {
+            memmove(j->buf + pre, j->buf, j->len);
+        }
+        memcpy(j->buf, s->tail_blk, pre);
+    }
+    size_t tail = used % BLOCK;
+    if (tail > 0 && s->tail_blk == NULL && (s->tail_blk = cl_malloc(BLOCK)) == NULL)
+        tail = 0; /* the next batch starts on a fresh block */
+    if (tail > 0)
+        memcpy(s->tail_blk, j->buf + need - BLOCK, tail);
+    s->tail_fill = tail;
+    j->seg = s;
+    j->off = start;
+    j->len = (size_t)need;
+    s->head = start + need;
+    if (s->first == 0)
+        s->first = j->first_index;
+    s->last = j->last_index;
+    s->inflight++;
+    l->writes_flying++;
+    j->flying = 1;
+    if (l->writes_flying > l->stats.max_inflight)
+        l->stats.max_inflight = l->writes_flying;
+    l->stats.writes++;
+    l->stats.entries += j->last_index - j->first_index + 1;
+    queue_thread(l, j, 0);
+    return 1;
+}
+
+static seg *take_segs_through(rlog *l, uint64_t through, int sealed_only);
+
+/* Starts what can start: writes in order while fewer than n_writers are in flight, and a barrier
+ * once everything before it is done. Never calls back into libraft. */
+static void submit(rlog *l)
+{
+    if (!l->started || l->closing)
+        return;
+    int all_done = 1; /* every job before the current one is done */
+    for (job *j = l->fifo; j != NULL; j = j->next) {
+        if (j->kind == J_WRITE) {
+            if (!j->dispatched) {
+                if (l->failed) {
+                    j->dispatched = j->done = 1;
+                    j->status = RAFT_IOERR;
+                } else if (l->writes_flying >= l->n_writers || !cut(l, j)) {
+                    return;
+                }
+            }
+        } else if (j->kind == J_TRUNCATE || j->kind == J_INSTALL) {
+            if (!j->dispatched) {
+                if (!all_done)
+                    return;
+                if (j->kind == J_TRUNCATE) {
+                    /* the segment holding j->index is cut, every later one removed */
+                    seg *prev = NULL, *s = l->segs;
+                    while (s != NULL && !(s->first != 0 && s->first >= j->index)) {
+                        prev = s;
+                        s = s->next;
+                    }
+                    j->dels = s;
+                    if (prev != NULL) {
+                        prev->next = NULL;
+                        l->segs_tail = prev;
+                    } else {
+                        l->segs = l->segs_tail = NULL;
+                    }
+                    j->seg = prev != NULL && prev->last >= j->index ? prev : NULL;
+                } else {
+                    j->dels = l->segs;
+                    l->segs = l->segs_tail = NULL;
+                }
+                queue_thread(l, j, 1);
+            }
+            if (!j->done)
+                return;
+        }
+        if (!j->done)
+            all_done = 0;
+    }
+}
+
+static void deliver(rlog *l, job *j)
+{
+    switch (j->kind) {
+    case J_WRITE:
+        if (j->status == 0) {
+            if (j->last_index > l->delivered_index)
+                l->delivered_index = j->last_index;
+        } else if (j->status != RAFT_CANCELED) {
+            l->failed = 1;
+        }
+        for (unsigned i = 0; i < j->n_reqs; i++)
+            j->reqs[i]->cb(j->reqs[i], j->status);
+        for (seg *s = l->segs; s != NULL; s = s->next)
+            if (s->retired && !s->sealed)
+                maybe_seal(l, s);
+        break;
+    case J_TRUNCATE:
+        if (j->status != 0)
+            l->failed = 1;
+        if (j->seg != NULL) {
+            seg *s = j->seg;
+            s->last = j->index - 1;
+            if (s->last < s->first)
+                s->first = s->last = 0;
+            s->head = j->new_head;
+            s->tail_fill = 0;
+            s->sealed = s->seal_queued = 0;
+        }
+        if (l->delivered_index >= j->index)
+            l->delivered_index = j->index - 1;
+        free_segs(j->dels);
+        j->dels = NULL;
+        break;
+    case J_INSTALL:
+        if (j->status != 0)
+            l->failed = 1;
+        free_segs(j->dels);
+        j->dels = NULL;
+        l->delivered_index = j->index;
+        j->put->cb(j->put, j->status);
+        break;
+    }
+}
+
+/* Reports finished work to libraft (in FIFO order), then starts what can start. Re-entrant:
+ * a callback may append or truncate; that only queues, and the loop here picks it up. */
+static void maybe_finish_close(rlog *l);
+
+static void pump(rlog *l)
+{
+    if (l->in_pump) {
+        l->pump_again = 1;
+        return;
+    }
+    l->in_pump = 1;
+    do {
+        l->pump_again = 0;
+        /* Start the next write before reporting: the disk works while libraft applies. */
+        submit(l);
+        while (l->fifo != NULL && l->fifo->done) {
+            job *j = l->fifo;
+            l->fifo = j->next;
+            if (l->fifo == NULL)
+                l->fifo_tail = NULL;
+            deliver(l, j);
+            job_free(j);
+        }
+        while (l->side_done != NULL) {
+            job *j = l->side_done;
+            l->side_done = j->qnext;
+            if (j->kind == J_SNAP_PUT) {
+                free_segs(j->dels);
+                j->dels = NULL;
+                j->put->cb(j->put, j->status);
+            } else {
+                struct raft_snapshot *s = j->snap;
+                j->snap = NULL;
+                j->get->cb(j->get, s, j->status);
+            }
+            job_free(j);
+        }
+        submit(l);
+    } while (l->pump_again);
+    l->in_pump = 0;
+    maybe_finish_close(l);
+}
+
+static void on_wake(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    rlog *l = h->data;
+    cl_waker_drain(&l->wake);
+    uv_mutex_lock(&l->mu);
+    job *d = l->dq;
+    l->dq = l->dq_tail = NULL;
+    l->wake.signaled = 0;
+    uv_mutex_unlock(&l->mu);
+    while (d != NULL) {
+        job *j = d;
+        d = d->qnext;
+        j->done = 1;
+        switch (j->kind) {
+        case J_PREPARE: {
+            l->internal--;
+            l->preparing = 0;
+            if (j->status == 0) {
+                seg *s = cl_calloc(1, sizeof *s);
+                if (s == NULL) {
+                    close(j->fd);
+                } else {
+                    s->counter = j->counter;
+                    s->fd = j->fd;
+                    s->size = l->seg_bytes;
+                    l->spare = s;
+                    l->stats.segments++;
+                }
+            } else {
+                l->failed = 1;
+            }
+            job_free(j);
+            break;
+        }
+        case J_SEAL:
+            l->internal--;
+            if (j->status == 0 && j->seg->seal_queued)
+                j->seg->sealed = 1;
+            j->seg->seal_queued = 0;
+            job_free(j);
+            break;
+        case J_DELETE:
+            l->internal--;
+            free_segs(j->dels);
+            j->dels = NULL;
+            job_free(j);
+            break;
+        case J_SNAP_PUT:
+        case J_SNAP_GET:
+            l->internal--;
+            j->qnext = NULL;
+            /* append to side_done keeping order */
+            if (l->side_done == NULL) {
+                l->side_done = j;
+            } else {
+                job *t = l->side_done;
+                while (t->qnext != NULL)
+                    t = t->qnext;
+                t->qnext = j;
+            }
+            break;
+        case J_WRITE:
+            if (j->flying) {
+                j->flying = 0;
+                l->writes_flying--;
+                j->seg->inflight--;
+            }
+            break; /* delivered in order by pump */
+        default:
+            break; /* FIFO jobs: delivered in order by pump */
+        }
+    }
+    pump(l);
+}
+
+/* ---- closing ----------------------------------------------------------------------------------
+ */
+
+static void stop_threads(rlog *l)
+{
+    if (l->n_threads == 0)
+        return;
+    uv_mutex_lock(&l->mu);
+    l->stop_threads = 1;
+    uv_cond_broadcast(&l->wcond);
+    uv_cond_broadcast(&l->mcond);
+    uv_mutex_unlock(&l->mu);
+    for (unsigned i = 0; i < l->n_threads; i++)
+        uv_thread_join(&l->threads[i]);
+    l->n_threads = 0;
+}
+
+static void release(rlog *l)
+{
+    struct raft_io *io = l->io;
+    raft_io_close_cb cb = l->close_cb;
+    void (*free_cb)(struct raft_io *) = l->free_cb;
+    cl_waker_close_fd(&l->wake);
+    free_segs(l->segs);
+    free_segs(l->spare);
+    uv_mutex_destroy(&l->mu);
+    uv_cond_destroy(&l->wcond);
+    uv_cond_destroy(&l->mcond);
+    cl_free(l);
+    io->impl = NULL;
+    if (cb != NULL)
+        cb(io);
+    if (free_cb != NULL)
+        free_cb(io);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    rlog *l = h->data;
+    if (--l->handles_open == 0)
+        release(l);
+}
+
+static void maybe_finish_close(rlog *l)
+{
+    if (!l->closing || l->in_pump || l->fifo != NULL || l->side_done != NULL || l->internal > 0 ||
+        l->handles_closing)
+        return;
+    /* Nothing queued or running: the threads are idle. */
+    stop_threads(l);
+    l->handles_closing = 1;
+    if (l->handles_open == 2)
+        uv_close((uv_handle_t *)&l->wake.poll, on_handle_closed);
+    uv_close((uv_handle_t *)&l->timer, on_handle_closed);
+}
+
+static void io_close(struct raft_io *io, raft_io_close_cb cb)
+{
+    rlog *l = io->impl;
+    l->close_cb = cb;
+    l->closing = 1;
+    uv_timer_stop(&l->timer);
+    /* What never started is cancelled; what runs finishes and is reported with its status. */
+    for (job *j = l->fifo; j != NULL; j = j->next) {
+        if (!j->dispatched) {
+            j->dispatched = j->done = 1;
+            j->status = RAFT_CANCELED;
+        }
+    }
+    if (l->started)
+        cl_waker_send(&l->wake); /* report from the loop, not from inside raft_close */
+    else
+        maybe_finish_close(l);
+}
+
+void cl_rlog_close(struct raft_io *io, void (*cb)(struct raft_io *io))
+{
+    rlog *l = io->impl;
+    if (l == NULL) {
+        if (cb != NULL)
+            cb(io);
+        return;
+    }
+    l->free_cb = cb;
+    io_close(io, NULL);
+}
+
+/* ---- raft_io methods --------------------------------------------------------------------------
+ */
+
+static int io_init(struct raft_io *io, raft_id id, const char *address)
+{
+    (void)address;
+    rlog *l = io->impl;
+    l->rng ^= (uint64_t)id * 0x9e3779b97f4a7c15ULL;
+    return 0;
+}
+
+/* Loader state. */
+typedef struct {
+    struct raft_entry *v;
+    size_t n, cap;
+    int nomem;
+} entries_acc;
+
+static int collect(void *arg, uint64_t index, uint64_t term, unsigned type, const uint8_t *payload,
+                   size_t len, size_t off)
+{
+    (void)index;
+    (void)off;
+    entries_acc *a = arg;
+    if (a->n == a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 256;
+        struct raft_entry *nv = raft_realloc(a->v, nc * sizeof *nv);
+        if (nv == NULL)
+            return RAFT_NOMEM;
+        a->v = nv;
+        a->cap = nc;
+    }
+    struct raft_entry *e = &a->v[a->n];
+    e->term = term;
+    e->type = (unsigned short)type;
+    e->batch = NULL;
+    e->buf.len = len;
+    e->buf.base = raft_malloc(len ? len : 1);
+    if (e->buf.base == NULL)
+        return RAFT_NOMEM;
+    if (len > 0)
+        memcpy(e->buf.base, payload, len);
+    a->n++;
+    return 0;
+}
+
+static void entries_free(entries_acc *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        raft_free(a->v[i].buf.base);
+    raft_free(a->v);
+    a->v = NULL;
+    a->n = a->cap = 0;
+}
+
+static int newest_snapshot(rlog *l, struct raft_snapshot **out)
+{
+    *out = NULL;
+    listing ls;
+    if (list_dir(l->dir, &ls) != 0)
+        return RAFT_IOERR;
+    int rv = 0;
+    if (ls.n_snaps > 0) {
+        char path[PATH_BUF];
+        uint64_t idx = ls.snaps[ls.n_snaps - 1];
+        snprintf(path, sizeof path, "%s/snap-%016" PRIx64, l->dir, idx);
+        uint8_t *b = NULL;
+        size_t n = 0;
+        if (cl_fs_read_all(cl_fs_posix(), path, (size_t)1 << 30, &b, &n) != CL_OK)
+            rv = RAFT_IOERR;
+        else
+            rv = snap_decode(b, n, out);
+        cl_free(b);
+        if (rv == 0 && (*out)->index != idx) {
+            snap_free(*out);
+            *out = NULL;
+            rv = RAFT_CORRUPT;
+        }
+        if (rv == RAFT_CORRUPT)
+            snprintf(l->io->errmsg, sizeof l->io->errmsg, "snapshot %.180s is damaged", path);
+    }
+    listing_free(&ls);
+    return rv;
+}
+
+static int fail_load(rlog *l, int rv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_load(rlog *l, int rv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->io->errmsg, sizeof l->io->errmsg, fmt, ap);
+    va_end(ap);
+    cl_logf(CL_LOG_ERROR, "rlog: %s", l->io->errmsg);
+    return rv;
+}
+
+static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
+                   struct raft_snapshot **snapshot, raft_index *start_index,
+                   struct raft_entry *entries[], size_t *n_entries)
+{
+    rlog *l = io->impl;
+    *snapshot = NULL;
+    *entries = NULL;
+    *n_entries = 0;
+    int rv = meta_load(l);
+    if (rv != 0)
+        return rv;
+    struct raft_snapshot *snap = NULL;
+    rv = newest_snapshot(l, &snap);
+    if (rv != 0)
+        return rv;
+    listing ls;
+    if (list_dir(l->dir, &ls) != 0) {
+        snap_free(snap);
+        return fail_load(l, RAFT_IOERR, "list %s: %s", l->dir, strerror(errno));
+    }
+
+    entries_acc acc = {0};
+    uint64_t expect = 0, term_floor = 0;
+    int cut_done = 0, dirty_dir = 0;
+    char path[PATH_BUF];
+    for (size_t i = 0; i < ls.n_segs && rv == 0; i++) {
+        uint64_t counter = ls.segs[i];
+        seg_path(l, counter, path, sizeof path);
+        if (counter >= l->next_counter)
+            l->next_counter = counter + 1;
+        int fd = open_log_fd(path);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            rv = fail_load(l, RAFT_IOERR, "open %s: %s", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            break;
+        }
+        size_t size = (size_t)st.st_size & ~(size_t)(BLOCK - 1);
+        uint8_t *data = aligned_alloc_zero(size);
+        if (data == NULL || (size > 0 && pread_all(fd, data, size, 0) != 0)) {
+            rv = data == NULL ? RAFT_NOMEM
+                              : fail_load(l, RAFT_IOERR, "read %s: %s", path, strerror(errno));
+            free(data);
+            close(fd);
+            break;
+        }
+        if (cut_done) {
+            /* After the end of the log: only never-acknowledged data may be here. */
+            if (has_seal_after(data, size, 0, expect)) {
+                rv = fail_load(l, RAFT_CORRUPT,
+                               "%s is sealed but follows a gap in the log at index %" PRIu64, path,
+                               expect);
+            } else if (unlink(path) != 0) {
+                rv = fail_load(l, RAFT_IOERR, "unlink %s: %s", path, strerror(errno));
+            }
+            dirty_dir = 1;
+            free(data);
+            close(fd);
+            continue;
+        }
+        scan_res r;
+        size_t before = acc.n;
+        rv = scan(data, size, expect, term_floor, &r, collect, &acc);
+        if (rv != 0) {
+            free(data);
+            close(fd);
+            break;
+        }
+        seg *s = cl_calloc(1, sizeof *s);
+        if (s == NULL) {
+            rv = RAFT_NOMEM;
+            free(data);
+            close(fd);
+            break;
+        }
+        s->counter = counter;
+        s->fd = fd;
+        s->size = size;
+        s->first = r.first;
+        s->last = r.last;
+        if (r.sealed) {
+            s->sealed = s->retired = 1;
+            s->head = up_block(r.end) + BLOCK;
+            expect = r.last + 1;
+            term_floor = r.last_term;
+        } else {
+            if (has_seal_after(data, size, r.end, expect)) {
+                rv = fail_load(l, RAFT_CORRUPT,
+                               "%s is damaged: a valid record is missing before its seal "
+                               "(after index %" PRIu64 ")",
+                               path, r.first ? r.last : expect);
+                acc.n = before;
+            } else if (zero_tail(fd, data, size, r.end) != 0) {
+                rv = fail_load(l, RAFT_IOERR, "repair %s: %s", path, strerror(errno));
+            }
+            s->head = up_block(r.end);
+            if (r.first != 0) {
+                expect = r.last + 1;
+                term_floor = r.last_term;
+            }
+        }
+        free(data);
+        s->next = NULL;
+        if (l->segs_tail != NULL)
+            l->segs_tail->next = s;
+        else
+            l->segs = s;
+        l->segs_tail = s;
+        /* An unsealed segment ends the log unless the next one continues it (a crash between
+         * the last write of a segment and its seal): the next scan decides, and finds no entry
+         * if it does not. A segment without entries ends the log. */
+        if (r.first == 0)
+            cut_done = 1;
+    }
+    if (rv == 0 && dirty_dir && sync_dir(l->dir) != 0)
+        rv = fail_load(l, RAFT_IOERR, "sync %s: %s", l->dir, strerror(errno));
+    listing_free(&ls);
+
+    /* Drop trailing empty segments but the first: it is the open segment (or a spare). */
+    if (rv == 0) {
+        seg *prev = NULL;
+        for (seg *s = l->segs; s != NULL; prev = s, s = s->next) {
+            if (s->first == 0) {
+                /* keep it as the spare: it is empty and zero (zero_tail) */
+                if (prev != NULL)
+                    prev->next = NULL;
+                else
+                    l->segs = NULL;
+                l->segs_tail = prev;
+                free_segs(s->next);
+                s->next = NULL;
+                s->head = 0;
+                l->spare = s;
+                break;
+            }
+        }
+    }
+
+    uint64_t first = acc.n > 0 ? l->segs->first : 0;
+    uint64_t last = acc.n > 0 ? first + acc.n - 1 : 0;
+    if (rv == 0 && acc.n > 0) {
+        if (snap == NULL && first != 1)
+            rv = fail_load(l, RAFT_CORRUPT,
+                           "the raft log starts at index %" PRIu64 " and there is no snapshot",
+                           first);
+        else if (snap != NULL && first > snap->index + 1)
+            rv = fail_load(l, RAFT_CORRUPT,
+                           "the raft log starts at index %" PRIu64
+                           ", after the snapshot's index %" PRIu64 " + 1",
+                           first, (uint64_t)snap->index);
+    }
+    if (rv == 0 && snap != NULL && acc.n > 0 && last < snap->index) {
+        /* every entry is older than the snapshot: start the log after it */
+        entries_free(&acc);
+        job tmp = {0};
+        tmp.dels = l->segs;
+        l->segs = l->segs_tail = NULL;
+        tmp.kind = J_DELETE;
+        if (remove_old(l, &tmp, 0) != 0)
+            rv = fail_load(l, RAFT_IOERR, "remove old segments: %s", strerror(errno));
+        free_segs(tmp.dels);
+        first = last = 0;
+    }
+    if (rv != 0) {
+        entries_free(&acc);
+        snap_free(snap);
+        free_segs(l->segs);
+        free_segs(l->spare);
+        l->segs = l->segs_tail = l->spare = NULL;
+        return rv;
+    }
+    if (acc.n > 0) {
+        *start_index = first;
+        l->next_index = last + 1;
+    } else {
+        *start_index = snap != NULL ? snap->index + 1 : 1;
+        l->next_index = *start_index;
+    }
+    l->delivered_index = l->next_index - 1;
+    *term = l->term;
+    *voted_for = l->vote;
+    *snapshot = snap;
+    *entries = acc.v;
+    *n_entries = acc.n;
+    l->loaded = 1;
+    return 0;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    rlog *l = t->data;
+    if (l->tick != NULL && !l->closing)
+        l->tick(l->io);
+}
+
+static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    (void)recv; /* no transport: nothing is ever received */
+    rlog *l = io->impl;
+    if (l->started || l->closing)
+        return RAFT_INVALID;
+    if (cl_waker_init(&l->wake, l->loop, on_wake, l) != CL_OK) {
+        snprintf(io->errmsg, sizeof io->errmsg, "eventfd: %s", strerror(errno));
+        return RAFT_IOERR;
+    }
+    l->handles_open = 2;
+    for (unsigned i = 0; i < l->n_writers + 1; i++) {
+        if (uv_thread_create(&l->threads[i], i < l->n_writers ? writer_main : maint_main, l) != 0) {
+            snprintf(io->errmsg, sizeof io->errmsg, "cannot start the raft log threads");
+            l->started = 1; /* so close joins what started */
+            return RAFT_IOERR;
+        }
+        l->n_threads = i + 1;
+    }
+    l->tick = tick;
+    l->started = 1;
+    uv_timer_start(&l->timer, on_tick, msecs, msecs);
+    for (seg *s = l->segs; s != NULL && s != l->segs_tail; s = s->next)
+        retire(l, s); /* complete segments whose seal a crash prevented are sealed now */
+    ensure_spare(l);
+    pump(l);
+    return 0;
+}
+
+static int io_bootstrap(struct raft_io *io, const struct raft_configuration *conf)
+{
+    rlog *l = io->impl;
+    listing ls;
+    if (meta_load(l) != 0)
+        return RAFT_CORRUPT;
+    if (list_dir(l->dir, &ls) != 0)
+        return RAFT_IOERR;
+    int any = ls.n_segs > 0 || ls.n_snaps > 0;
+    listing_free(&ls);
+    if (any || l->term != 0)
+        return RAFT_CANTBOOTSTRAP;
+    struct raft_buffer cb;
+    int rv = raft_configuration_encode(conf, &cb);
+    if (rv != 0)
+        return rv;
+    int fd = -1;
+    size_t n = (size_t)up_block(REC_HDR + pad8(cb.len));
+    uint8_t *b = aligned_alloc_zero(n);
+    if (b == NULL) {
+        raft_free(cb.base);
+        return RAFT_NOMEM;
+    }
+    rec_put(b, MAGIC_ENTRY, 1, 1, RAFT_CHANGE, cb.base, cb.len);
+    raft_free(cb.base);
+    rv = seg_create(l->dir, 1, l->seg_bytes, &fd) == 0 && pwrite_all(fd, b, n, 0) == 0 ? 0
+                                                                                       : RAFT_IOERR;
+    free(b);
+    if (fd >= 0)
+        close(fd);
+    if (rv != 0) {
+        snprintf(io->errmsg, sizeof io->errmsg, "bootstrap %.180s: %s", l->dir, strerror(errno));
+        return rv;
+    }
+    return meta_store(l, 1, 0);
+}
+
+static int io_recover(struct raft_io *io, const struct raft_configuration *conf)
+{
+    (void)conf;
+    snprintf(io->errmsg, sizeof io->errmsg, "recover is not supported");
+    return RAFT_INVALID;
+}
+
+static int io_set_term(struct raft_io *io, raft_term term) { return meta_store(io->impl, term, 0); }
+
+static int io_set_vote(struct raft_io *io, raft_id server_id)
+{
+    rlog *l = io->impl;
+    return meta_store(l, l->term, server_id);
+}
+
+static int io_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,
+                   raft_io_send_cb cb)
+{
+    (void)req;
+    (void)message;
+    (void)cb;
+    snprintf(io->errmsg, sizeof io->errmsg, "no transport (single-node raft log)");
+    return RAFT_NOCONNECTION;
+}
+
+static int io_append(struct raft_io *io, struct raft_io_append *req,
+                     const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
+{
+    rlog *l = io->impl;
+    if (l->closing)
+        return RAFT_CANCELED;
+    if (l->failed)
+        return RAFT_IOERR;
+    size_t need = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (entries[i].buf.len > (l->seg_bytes - 2 * BLOCK) / 2)
+            return RAFT_TOOBIG;
+        need += REC_HDR + (size_t)pad8(entries[i].buf.len);
+    }
+    job *j = l->fifo_tail, *fresh = NULL;
+    if (j == NULL || j->kind != J_WRITE || j->dispatched || j->len + need > BATCH_CAP) {
+        j = fresh = job_new(J_WRITE);
+        if (j == NULL)
+            return RAFT_NOMEM;
+        j->first_index = l->next_index;
+    }
+    if (j->len + need > j->cap) {
+        size_t nc = (size_t)up_block(j->len + need > 2 * j->cap ? j->len + need : 2 * j->cap);
+        uint8_t *nb = aligned_alloc_zero(nc);
+        if (nb == NULL) {
+            job_free(fresh);
+            return RAFT_NOMEM;
+        }
+        if (j->len > 0)
+            memcpy(nb, j->buf, j->len);
+        free(j->buf);
+        j->buf = nb;
+        j->cap = nc;
+    }
+    if (j->n_reqs == j->reqs_cap) {
+        unsigned nc = j->reqs_cap ? j->reqs_cap * 2 : 8;
+        struct raft_io_append **nr = cl_realloc(j->reqs, nc * sizeof *nr);
+        if (nr == NULL) {
+            job_free(fresh);
+            return RAFT_NOMEM;
+        }
+        j->reqs = nr;
+        j->reqs_cap = nc;
+    }
+    if (fresh != NULL)
+        fifo_push(l, fresh);
+    for (unsigned i = 0; i < n; i++) {
+        rec_put(j->buf + j->len, MAGIC_ENTRY, l->next_index, entries[i].term, entries[i].type,
+                entries[i].buf.base, entries[i].buf.len);
+        j->len += REC_HDR + (size_t)pad8(entries[i].buf.len);
+        j->last_index = l->next_index++;
+    }
+    req->cb = cb;
+    j->reqs[j->n_reqs++] = req;
+    if (!l->in_pump)
+        submit(l);
+    else
+        l->pump_again = 1;
+    return 0;
+}
+
+static int io_truncate(struct raft_io *io, raft_index index)
+{
+    rlog *l = io->impl;
+    if (l->closing)
+        return RAFT_CANCELED;
+    if (index == 0 || index >= l->next_index)
+        return index == 0 ? RAFT_INVALID : 0;
+    job *j = job_new(J_TRUNCATE);
+    if (j == NULL)
+        return RAFT_NOMEM;
+    j->index = index;
+    fifo_push(l, j);
+    l->next_index = index;
+    if (!l->in_pump)
+        submit(l);
+    else
+        l->pump_again = 1;
+    return 0;
+}
+
+/* Segments that are sealed and hold nothing after `through`, from the oldest, leaving at least
+ * the segment being written. */
+static seg *take_segs_through(rlog *l, uint64_t through, int sealed_only)
+{
+    seg *head = NULL, *tail = NULL;
+    while (l->segs != NULL && l->segs != l->segs_tail && l->segs->last <= through &&
+           (!sealed_only || l->segs->sealed)) {
+        seg *s = l->segs;
+        l->segs = s->next;
+        s->next = NULL;
+        if (tail != NULL)
+            tail->next = s;
+        else
+            head = s;
+        tail = s;
+    }
+    return head;
+}
+
+static int io_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
+                           const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb)
+{
+    rlog *l = io->impl;
+    if (l->closing)
+        return RAFT_CANCELED;
+    job *j = job_new(trailing == 0 ? J_INSTALL : J_SNAP_PUT);
+    if (j == NULL)
+        return RAFT_NOMEM;
+    int rv = snap_encode(snapshot, &j->file, &j->file_len);
+    if (rv != 0) {
+        job_free(j);
+        return rv;
+    }
+    j->index = snapshot->index;
+    j->put = req;
+    req->cb = cb;
+    if (trailing == 0) {
+        fifo_push(l, j);
+        l->next_index = snapshot->index + 1;
+        if (!l->in_pump)
+            submit(l);
+        else
+            l->pump_again = 1;
+    } else {
+        uint64_t keep_from = snapshot->index > trailing ? snapshot->index - trailing : 0;
+        j->dels = keep_from > 0 ? take_segs_through(l, keep_from, 1) : NULL;
+        internal_submit(l, j);
+    }
+    return 0;
+}
+
+static int io_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
+                           raft_io_snapshot_get_cb cb)
+{
+    rlog *l = io->impl;
+    if (l->closing)
+        return RAFT_CANCELED;
+    job *j = job_new(J_SNAP_GET);
+    if (j == NULL)
+        return RAFT_NOMEM;
+    j->get = req;
+    req->cb = cb;
+    internal_submit(l, j);
+    return 0;
+}
+
+static raft_time io_time(struct raft_io *io)
+{
+    rlog *l = io->impl;
+    return uv_now(l->loop);
+}
+
+static int io_random(struct raft_io *io, int min, int max)
+{
+    rlog *l = io->impl;
+    l->rng ^= l->rng << 13;
+    l->rng ^= l->rng >> 7;
+    l->rng ^= l->rng << 17;
+    if (max <= min)
+        return min;
+    return min + (int)(l->rng % (uint64_t)(max - min));
+}
+
+/* ---- public -------------------------------------------------------------------------------- */
+
+int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir, const cl_rlog_opts *o)
+{
+    CL_ENSURE(io != NULL && loop != NULL && dir != NULL, CL_EINVAL);
+    CL_ENSURE(strlen(dir) < PATH_CAP - 64, CL_EOVERFLOW);
+    unsigned writers = o != NULL && o->writers ? o->writers : DEFAULT_WRITERS;
+    uint64_t segb = o != NULL && o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT;
+    CL_ENSURE(writers <= MAX_WRITERS && segb % BLOCK == 0 && segb >= (64u << 10), CL_EINVAL);
+    listing ls;
+    if (list_dir(dir, &ls) != 0) {
+        cl_logf(CL_LOG_ERROR, "rlog: cannot list %s: %s", dir, strerror(errno));
+        return CL_EIO;
+    }
+    int foreign = ls.foreign;
+    listing_free(&ls);
+    if (foreign) {
+        cl_logf(CL_LOG_ERROR,
+                "rlog: %s holds a raft_uv log (cledger before its own raft log); this version "
+                "cannot read it: start from a fresh data directory",
+                dir);
+        return CL_EUNSUPPORTED;
+    }
+    rlog *l = cl_calloc(1, sizeof *l);
+    CL_ENSURE(l != NULL, CL_ENOMEM);
+    if (uv_mutex_init(&l->mu) != 0 || uv_cond_init(&l->wcond) != 0 ||
+        uv_cond_init(&l->mcond) != 0 || uv_timer_init(loop, &l->timer) != 0) {
+        cl_free(l);
+        return CL_EIO;
+    }
+    l->timer.data = l;
+    l->handles_open = 1;
+    l->io = io;
+    l->loop = loop;
+    snprintf(l->dir, sizeof l->dir, "%s", dir);
+    l->n_writers = writers;
+    l->seg_bytes = segb;
+    l->next_counter = 1;
+    l->next_index = 1;
+    l->wake.fd = -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    l->rng = ((uint64_t)ts.tv_nsec << 20 ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid()) | 1;
+
+    memset(io, 0, sizeof *io);
+    io->version = 1;
+    io->impl = l;
+    io->init = io_init;
+    io->close = io_close;
+    io->load = io_load;
+    io->start = io_start;
+    io->bootstrap = io_bootstrap;
+    io->recover = io_recover;
+    io->set_term = io_set_term;
+    io->set_vote = io_set_vote;
+    io->send = io_send;
+    io->append = io_append;
+    io->truncate = io_truncate;
+    io->snapshot_put = io_snapshot_put;
+    io->snapshot_get = io_snapshot_get;
+    io->time = io_time;
+    io->random = io_random;
+    return CL_OK;
+}
+
+void cl_rlog_get_stats(const struct raft_io *io, cl_rlog_stats *out)
+{
+    const rlog *l = io->impl;
+    if (l == NULL)
+        memset(out, 0, sizeof *out);
+    else
+        *out = l->stats;
+}

@@ -1,0 +1,54 @@
+/*
+ * rlog.h — cledger's raft_io for libraft 0.15: the raft log, term/vote and snapshots in one
+ * directory, with several log writes in flight.
+ *
+ * Why not raft_uv: raft_uv keeps one log write in flight (the next batch is submitted only after
+ * the previous write's callbacks ran on the loop), so a durable write waits for the batch in
+ * flight, then for its own; and its snapshot barrier closes the open segment's AIO context with
+ * io_destroy(2) on the loop thread (29-52 ms per snapshot, measured). Here appends are batched
+ * while `writers` writes are in flight, each batch is one O_DIRECT|O_DSYNC pwrite from a writer
+ * thread, completions are delivered to libraft in log order, and everything that blocks (segment
+ * preparation, seals, snapshots, truncation) runs on a maintenance thread. docs/consensus.md §6
+ * has the on-disk format and the recovery rules.
+ *
+ * Scope: storage, the tick timer, time and randomness. `send` fails (RAFT_NOCONNECTION) and no
+ * message is ever received: there is no transport yet (a one-voter cluster sends nothing; the
+ * multi-node issue adds one). `recover` is not supported.
+ *
+ * Lifetime: cl_rlog_init fills *io (the caller owns the struct raft_io); raft_init/raft_close use
+ * it through its function pointers. io->close (called by raft_close) finishes the writes in
+ * flight, cancels the ones not yet submitted, joins the threads and calls its callback from the
+ * loop; the io's memory is released before that callback returns. Before raft_init has taken
+ * the io (or after raft_init failed), release it with cl_rlog_close.
+ */
+#ifndef CLEDGER_CONSENSUS_RLOG_H
+#define CLEDGER_CONSENSUS_RLOG_H
+
+#include <raft.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/err.h"
+
+typedef struct {
+    unsigned writers;       /* log writes in flight (0: 1; at most 8) */
+    uint64_t segment_bytes; /* segment file size (0: 8 MiB; a multiple of 4096, >= 64 KiB) */
+} cl_rlog_opts;
+
+/* dir must exist. Refuses (CL_EUNSUPPORTED, logged) a directory written by raft_uv. */
+CL_MUST_CHECK int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir,
+                               const cl_rlog_opts *o);
+/* For an io that raft does not own (never passed to raft_init, or raft_init failed): same as
+ * io->close. cb may be NULL. */
+void cl_rlog_close(struct raft_io *io, void (*cb)(struct raft_io *io));
+
+/* Statistics since start (loop thread). */
+typedef struct {
+    uint64_t writes;       /* batches written */
+    uint64_t entries;      /* entries written */
+    uint64_t max_inflight; /* most batches in flight at once */
+    uint64_t segments;     /* segments prepared */
+} cl_rlog_stats;
+void cl_rlog_get_stats(const struct raft_io *io, cl_rlog_stats *out);
+
+#endif
