@@ -129,6 +129,7 @@ typedef struct {
     job *side_done;         /* finished snapshot put/get to report (not ordered with writes) */
     unsigned internal;      /* prepare/seal/delete jobs outstanding */
     int in_pump, pump_again;
+    int barrier_active; /* a truncation or installation dispatched, not yet delivered */
 
     /* shared with the threads, under mu */
     uv_mutex_t mu;
@@ -299,7 +300,7 @@ static int scan(const uint8_t *data, size_t n, uint64_t expect, uint64_t min_ter
                 r->sealed = 1;
             break;
         }
-        if ((next != 0 && index != next) || index == 0 || term < term_floor)
+        if ((next != 0 && index != next) || index == 0 || term == 0 || term < term_floor)
             break;
         if (cb != NULL) {
             int rc = cb(arg, index, term, h[28], h + REC_HDR, (size_t)len, pos);
@@ -441,7 +442,7 @@ static int snap_encode(const struct raft_snapshot *s, uint8_t **out, size_t *out
 /* Decodes a snapshot file into a new raft_snapshot (raft_malloc'd, as libraft frees it). */
 static int snap_decode(const uint8_t *b, size_t n, struct raft_snapshot **out)
 {
-    if (n < 52 || memcmp(b, "CLRSNAP1", 8) != 0 || get32(b + n - 4) != cl_crc32c(0, b, n - 4))
+    if (n < 48 || memcmp(b, "CLRSNAP1", 8) != 0 || get32(b + n - 4) != cl_crc32c(0, b, n - 4))
         return RAFT_CORRUPT;
     struct raft_snapshot *s = raft_calloc(1, sizeof *s);
     if (s == NULL)
@@ -460,6 +461,10 @@ static int snap_decode(const uint8_t *b, size_t n, struct raft_snapshot **out)
             break;
         }
         uint64_t id = get64(b + pos);
+        if (id == 0) { /* libraft only asserts it (compiled out in Debian's build) */
+            rv = RAFT_CORRUPT;
+            break;
+        }
         int role = (int)get32(b + pos + 8);
         uint32_t al = get32(b + pos + 12);
         pos += 16;
@@ -471,6 +476,8 @@ static int snap_decode(const uint8_t *b, size_t n, struct raft_snapshot **out)
         addr[al] = '\0';
         pos += al;
         rv = raft_configuration_add(&s->configuration, id, addr, role);
+        if (rv != 0 && rv != RAFT_NOMEM)
+            rv = RAFT_CORRUPT; /* id 0, an unknown role, a duplicate: not a snapshot we wrote */
     }
     uint64_t dl = 0;
     if (rv == 0 && (lim - pos < 8 || (dl = get64(b + pos)) != lim - pos - 8))
@@ -555,8 +562,9 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Lists the directory; removes leftovers of interrupted atomic writes (*.tmp). */
-static int list_dir(const char *dir, listing *ls)
+/* Lists the directory; with clean_tmp (at start only: meta is replaced through meta.tmp on the
+ * loop while the maintenance thread lists), removes leftovers of interrupted atomic writes. */
+static int list_dir(const char *dir, listing *ls, int clean_tmp)
 {
     memset(ls, 0, sizeof *ls);
     DIR *d = opendir(dir);
@@ -569,6 +577,8 @@ static int list_dir(const char *dir, listing *ls)
         uint64_t v;
         size_t len = strlen(nm);
         if (len > 4 && strcmp(nm + len - 4, ".tmp") == 0) {
+            if (!clean_tmp)
+                continue;
             char p[PATH_BUF];
             snprintf(p, sizeof p, "%s/%s", dir, nm);
             (void)unlink(p);
@@ -583,8 +593,10 @@ static int list_dir(const char *dir, listing *ls)
     }
     closedir(d);
     if (rc == 0) {
-        qsort(ls->segs, ls->n_segs, sizeof *ls->segs, cmp_u64);
-        qsort(ls->snaps, ls->n_snaps, sizeof *ls->snaps, cmp_u64);
+        if (ls->n_segs > 1)
+            qsort(ls->segs, ls->n_segs, sizeof *ls->segs, cmp_u64);
+        if (ls->n_snaps > 1)
+            qsort(ls->snaps, ls->n_snaps, sizeof *ls->snaps, cmp_u64);
     }
     return rc;
 }
@@ -681,23 +693,35 @@ static void writer_main(void *arg)
 
 /* Truncation on the maintenance thread: cut j->seg at the record of index j->index (zero from
  * there), then remove j->dels. */
+/* Unlinks the segment files of list d, each followed by a directory sync. Oldest first leaves a
+ * suffix of the log after a crash (compaction); newest first leaves a prefix (truncation,
+ * installation): never a sealed segment after a gap. */
+static int unlink_segs(rlog *l, const seg *d, int newest_first)
+{
+    if (d == NULL)
+        return 0;
+    if (newest_first && unlink_segs(l, d->next, 1) != 0)
+        return RAFT_IOERR;
+    char path[PATH_BUF];
+    seg_path(l, d->counter, path, sizeof path);
+    if ((unlink(path) != 0 && errno != ENOENT) || sync_dir(l->dir) != 0)
+        return RAFT_IOERR;
+    return newest_first ? 0 : unlink_segs(l, d->next, 0);
+}
+
 static int do_truncate(rlog *l, job *j)
 {
-    /* Later segments go first (each unlink synced): a crash in between leaves the cut segment
-     * whole, never a sealed segment after a gap. */
-    char path[PATH_BUF];
-    for (seg *d = j->dels; d != NULL; d = d->next) {
-        seg_path(l, d->counter, path, sizeof path);
-        if ((unlink(path) != 0 && errno != ENOENT) || sync_dir(l->dir) != 0)
-            return RAFT_IOERR;
-    }
+    if (unlink_segs(l, j->dels, 1) != 0)
+        return RAFT_IOERR;
     seg *s = j->seg;
     if (s == NULL || s->head == 0)
         return 0;
-    uint8_t *data = aligned_alloc_zero((size_t)s->head);
+    /* The whole file: a seal written after the last batch (at head) must go too. */
+    size_t n = (size_t)s->size;
+    uint8_t *data = aligned_alloc_zero(n);
     if (data == NULL)
         return RAFT_NOMEM;
-    if (pread_all(s->fd, data, (size_t)s->head, 0) != 0) {
+    if (pread_all(s->fd, data, n, 0) != 0) {
         free(data);
         return RAFT_IOERR;
     }
@@ -718,7 +742,7 @@ static int do_truncate(rlog *l, job *j)
         }
         pos += REC_HDR + (size_t)pad8(get32(h + 24));
     }
-    int rc = zero_tail(s->fd, data, (size_t)s->head, cut);
+    int rc = zero_tail(s->fd, data, n, cut);
     free(data);
     if (rc != 0)
         return RAFT_IOERR;
@@ -727,18 +751,14 @@ static int do_truncate(rlog *l, job *j)
 }
 
 /* Removes snapshots older than `keep` and the segments in j->dels. */
-static int remove_old(rlog *l, job *j, uint64_t keep)
+static int remove_old(rlog *l, job *j, uint64_t keep, int newest_first)
 {
     char path[PATH_BUF];
     int changed = 0;
-    for (seg *d = j->dels; d != NULL; d = d->next) {
-        seg_path(l, d->counter, path, sizeof path);
-        /* oldest first, each synced: what remains after a crash is a suffix of the log */
-        if ((unlink(path) != 0 && errno != ENOENT) || sync_dir(l->dir) != 0)
-            return RAFT_IOERR;
-    }
+    if (unlink_segs(l, j->dels, newest_first) != 0)
+        return RAFT_IOERR;
     listing ls;
-    if (list_dir(l->dir, &ls) != 0)
+    if (list_dir(l->dir, &ls, 0) != 0)
         return RAFT_IOERR;
     for (size_t i = 0; i < ls.n_snaps; i++) {
         if (ls.snaps[i] < keep) {
@@ -789,7 +809,7 @@ static void maint_main(void *arg)
                             ? 0
                             : RAFT_IOERR;
             if (j->status == 0)
-                j->status = remove_old(l, j, j->index);
+                j->status = remove_old(l, j, j->index, j->kind == J_INSTALL);
             break;
         case J_SNAP_GET:
             j->status = newest_snapshot(l, &j->snap);
@@ -797,7 +817,7 @@ static void maint_main(void *arg)
                 j->status = RAFT_NOTFOUND;
             break;
         case J_DELETE:
-            j->status = remove_old(l, j, 0);
+            j->status = remove_old(l, j, 0, 0);
             break;
         }
         finish_job(l, j);
@@ -882,8 +902,10 @@ static void ensure_spare(rlog *l)
 
 static void maybe_seal(rlog *l, seg *s)
 {
+    /* Not while a truncation is under way: the seal would name the old last index and land
+     * after the cut; the truncation's delivery seals with the new one. */
     if (!s->retired || s->sealed || s->seal_queued || s->first == 0 || l->failed ||
-        l->delivered_index < s->last || s->head + BLOCK > s->size)
+        l->barrier_active || l->delivered_index < s->last || s->head + BLOCK > s->size)
         return;
     job *j = job_new(J_SEAL);
     if (j == NULL)
@@ -1013,6 +1035,7 @@ static void submit(rlog *l)
                     j->dels = l->segs;
                     l->segs = l->segs_tail = NULL;
                 }
+                l->barrier_active = 1;
                 queue_thread(l, j, 1);
             }
             if (!j->done)
@@ -1055,12 +1078,16 @@ static void deliver(rlog *l, job *j)
             l->delivered_index = j->index - 1;
         free_segs(j->dels);
         j->dels = NULL;
+        l->barrier_active = 0;
+        for (seg *s = l->segs; s != NULL; s = s->next)
+            maybe_seal(l, s);
         break;
     case J_INSTALL:
         if (j->status != 0)
             l->failed = 1;
         free_segs(j->dels);
         j->dels = NULL;
+        l->barrier_active = 0;
         l->delivered_index = j->index;
         j->put->cb(j->put, j->status);
         break;
@@ -1290,8 +1317,13 @@ typedef struct {
     struct raft_entry *v;
     size_t n, cap;
     int nomem;
+    uint8_t *arena; /* every payload, raft_malloc'd: the entries' batch */
+    size_t arena_len, arena_cap;
 } entries_acc;
 
+/* Loaded payloads share one allocation, the entries' batch (as raft_uv's did): libraft frees
+ * loaded entries by batch (entryBatchesDestroy when raft_start fails, logRelease otherwise).
+ * While loading, buf.base holds the payload's offset in the arena. */
 static int collect(void *arg, uint64_t index, uint64_t term, unsigned type, const uint8_t *payload,
                    size_t len, size_t off)
 {
@@ -1306,34 +1338,50 @@ static int collect(void *arg, uint64_t index, uint64_t term, unsigned type, cons
         a->v = nv;
         a->cap = nc;
     }
+    if (a->arena_len + len > a->arena_cap) {
+        size_t nc = a->arena_cap ? a->arena_cap * 2 : 65536;
+        while (nc < a->arena_len + len)
+            nc *= 2;
+        uint8_t *na = raft_realloc(a->arena, nc);
+        if (na == NULL)
+            return RAFT_NOMEM;
+        a->arena = na;
+        a->arena_cap = nc;
+    }
     struct raft_entry *e = &a->v[a->n];
     e->term = term;
     e->type = (unsigned short)type;
     e->batch = NULL;
     e->buf.len = len;
-    e->buf.base = raft_malloc(len ? len : 1);
-    if (e->buf.base == NULL)
-        return RAFT_NOMEM;
+    e->buf.base = (void *)(uintptr_t)a->arena_len;
     if (len > 0)
-        memcpy(e->buf.base, payload, len);
+        memcpy(a->arena + a->arena_len, payload, len);
+    a->arena_len += len;
     a->n++;
     return 0;
 }
 
+/* Turns the offsets into pointers once the arena no longer moves. */
+static void entries_finish(entries_acc *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        a->v[i].buf.base = a->arena + (uintptr_t)a->v[i].buf.base;
+        a->v[i].batch = a->arena;
+    }
+}
+
 static void entries_free(entries_acc *a)
 {
-    for (size_t i = 0; i < a->n; i++)
-        raft_free(a->v[i].buf.base);
+    raft_free(a->arena);
     raft_free(a->v);
-    a->v = NULL;
-    a->n = a->cap = 0;
+    memset(a, 0, sizeof *a);
 }
 
 static int newest_snapshot(rlog *l, struct raft_snapshot **out)
 {
     *out = NULL;
     listing ls;
-    if (list_dir(l->dir, &ls) != 0)
+    if (list_dir(l->dir, &ls, 0) != 0)
         return RAFT_IOERR;
     int rv = 0;
     if (ls.n_snaps > 0) {
@@ -1386,7 +1434,7 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     if (rv != 0)
         return rv;
     listing ls;
-    if (list_dir(l->dir, &ls) != 0) {
+    if (list_dir(l->dir, &ls, 1) != 0) {
         snap_free(snap);
         return fail_load(l, RAFT_IOERR, "list %s: %s", l->dir, strerror(errno));
     }
@@ -1432,7 +1480,6 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
             continue;
         }
         scan_res r;
-        size_t before = acc.n;
         rv = scan(data, size, expect, term_floor, &r, collect, &acc);
         if (rv != 0) {
             free(data);
@@ -1462,7 +1509,6 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
                                "%s is damaged: a valid record is missing before its seal "
                                "(after index %" PRIu64 ")",
                                path, r.first ? r.last : expect);
-                acc.n = before;
             } else if (zero_tail(fd, data, size, r.end) != 0) {
                 rv = fail_load(l, RAFT_IOERR, "repair %s: %s", path, strerror(errno));
             }
@@ -1529,7 +1575,7 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
         tmp.dels = l->segs;
         l->segs = l->segs_tail = NULL;
         tmp.kind = J_DELETE;
-        if (remove_old(l, &tmp, 0) != 0)
+        if (remove_old(l, &tmp, 0, 0) != 0)
             rv = fail_load(l, RAFT_IOERR, "remove old segments: %s", strerror(errno));
         free_segs(tmp.dels);
         first = last = 0;
@@ -1542,6 +1588,13 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
         l->segs = l->segs_tail = l->spare = NULL;
         return rv;
     }
+    if (acc.n == 0) {
+        entries_free(&acc);
+    } else if (acc.arena == NULL && (acc.arena = raft_malloc(1)) == NULL) { /* payloads empty */
+        entries_free(&acc);
+        snap_free(snap);
+        return RAFT_NOMEM;
+    }
     if (acc.n > 0) {
         *start_index = first;
         l->next_index = last + 1;
@@ -1553,6 +1606,7 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     *term = l->term;
     *voted_for = l->vote;
     *snapshot = snap;
+    entries_finish(&acc);
     *entries = acc.v;
     *n_entries = acc.n;
     l->loaded = 1;
@@ -1601,7 +1655,7 @@ static int io_bootstrap(struct raft_io *io, const struct raft_configuration *con
     listing ls;
     if (meta_load(l) != 0)
         return RAFT_CORRUPT;
-    if (list_dir(l->dir, &ls) != 0)
+    if (list_dir(l->dir, &ls, 0) != 0)
         return RAFT_IOERR;
     int any = ls.n_segs > 0 || ls.n_snaps > 0;
     listing_free(&ls);
@@ -1663,16 +1717,23 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
     rlog *l = io->impl;
     if (l->closing)
         return RAFT_CANCELED;
+    if (!l->started)
+        return RAFT_INVALID; /* libraft appends only after start */
     if (l->failed)
         return RAFT_IOERR;
+    /* A batch must fit in an empty segment with room for its seal. */
+    size_t cap =
+        l->seg_bytes - 2 * BLOCK < BATCH_CAP ? (size_t)(l->seg_bytes - 2 * BLOCK) : BATCH_CAP;
     size_t need = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (entries[i].buf.len > (l->seg_bytes - 2 * BLOCK) / 2)
+        if (entries[i].buf.len > cap / 2)
             return RAFT_TOOBIG;
         need += REC_HDR + (size_t)pad8(entries[i].buf.len);
     }
+    if (need > cap)
+        return RAFT_TOOBIG; /* one request's entries go in one batch */
     job *j = l->fifo_tail, *fresh = NULL;
-    if (j == NULL || j->kind != J_WRITE || j->dispatched || j->len + need > BATCH_CAP) {
+    if (j == NULL || j->kind != J_WRITE || j->dispatched || j->len + need > cap) {
         j = fresh = job_new(J_WRITE);
         if (j == NULL)
             return RAFT_NOMEM;
@@ -1831,7 +1892,7 @@ int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir, const cl_
     uint64_t segb = o != NULL && o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT;
     CL_ENSURE(writers <= MAX_WRITERS && segb % BLOCK == 0 && segb >= (64u << 10), CL_EINVAL);
     listing ls;
-    if (list_dir(dir, &ls) != 0) {
+    if (list_dir(dir, &ls, 1) != 0) {
         cl_logf(CL_LOG_ERROR, "rlog: cannot list %s: %s", dir, strerror(errno));
         return CL_EIO;
     }
