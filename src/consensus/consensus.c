@@ -33,6 +33,7 @@
 #include <sys/types.h>
 
 #include "base/alloc.h"
+#include "base/cursor.h"
 #include "base/log.h"
 #include "consensus/rlog.h"
 
@@ -97,20 +98,6 @@ struct cl_consensus {
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 static int map_raft_err(const cl_consensus *c, int rv)
 {
@@ -218,7 +205,7 @@ static int fsm_apply(struct raft_fsm *rfsm, const struct raft_buffer *buf, void 
         set_fatal(c, CL_ESTATE, "apply index check");
         return RAFT_IOERR;
     }
-    uint64_t clen = buf->len >= FRAME_HDR ? get_le64((const uint8_t *)buf->base + 8) : 0;
+    uint64_t clen = buf->len >= FRAME_HDR ? cl_load_u64((const uint8_t *)buf->base + 8) : 0;
     if (buf->len < FRAME_HDR || buf->len % 8 != 0 || clen > buf->len - FRAME_HDR ||
         buf->len - FRAME_HDR - clen >= 8) {
         set_fatal(c, CL_EFORMAT, "command framing");
@@ -227,7 +214,7 @@ static int fsm_apply(struct raft_fsm *rfsm, const struct raft_buffer *buf, void 
     c->last_cmd_index = index;
     if (index <= c->skip_through)
         return 0; /* the state machine already holds it durably */
-    uint64_t term = get_le64(buf->base);
+    uint64_t term = cl_load_u64(buf->base);
     /* A result is only wanted when a submission of this node waits for this index (libraft then
      * calls its callback right after this returns); otherwise libraft would drop it. */
     const cl_sub *w = c->fly_head;
@@ -272,7 +259,7 @@ static int fsm_snapshot(struct raft_fsm *rfsm, struct raft_buffer *bufs[], unsig
         raft_free(p);
         return RAFT_NOMEM;
     }
-    put_le64(p, held);
+    cl_store_u64(p, held);
     b->base = p;
     b->len = SNAP_LEN;
     *bufs = b; /* fsm version 1: libraft owns and raft_free()s both */
@@ -289,7 +276,7 @@ static int fsm_restore(struct raft_fsm *rfsm, struct raft_buffer *buf)
         cl_logf(CL_LOG_ERROR, "consensus: malformed snapshot (%zu bytes)", buf->len);
         return RAFT_MALFORMED;
     }
-    uint64_t held = get_le64(buf->base);
+    uint64_t held = cl_load_u64(buf->base);
     if (!c->starting) {
         /* InstallSnapshot from a leader: the ledger would have to be fetched from a peer. */
         cl_logf(CL_LOG_ERROR, "consensus: snapshot install at run time is not supported");
@@ -571,8 +558,8 @@ int cl_consensus_submit(cl_consensus *c, const void *cmd, size_t len, cl_consens
     s->arg = arg;
     s->term = (uint64_t)c->raft.current_term;
     s->req.data = s;
-    put_le64(buf.base, s->term);
-    put_le64((uint8_t *)buf.base + 8, (uint64_t)len);
+    cl_store_u64(buf.base, s->term);
+    cl_store_u64((uint8_t *)buf.base + 8, (uint64_t)len);
     if (len > 0)
         memcpy((uint8_t *)buf.base + FRAME_HDR, cmd, len);
     s->prev = c->fly_tail;

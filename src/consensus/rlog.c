@@ -1,5 +1,5 @@
 /*
- * rlog.c — cledger's raft_io (see rlog.h; format and recovery rules: docs/consensus.md §6).
+ * rlog.c — cledger's raft_io (see rlog.h; format and recovery rules: docs/consensus.md §8).
  *
  * Files in the directory:
  *   meta             term and vote (written atomically: tmp, fsync, rename, directory fsync)
@@ -9,8 +9,10 @@
  *
  * A segment holds records: a 32-byte header (u32 magic, u32 crc32c of header[8..32) and the
  * payload, u64 index, u64 term, u32 length, u8 type, 3 zero bytes), then the payload padded to 8
- * bytes. Every batch is written from a block boundary with one O_DIRECT|O_DSYNC pwrite, so two
- * writes in flight never touch the same block; the rest of a batch's last block stays zero. A seal
+ * bytes. A batch is one O_DIRECT|O_DSYNC pwrite of whole blocks. It continues the previous batch's
+ * last block (rewriting its records with the same bytes) when no other write to the segment is in
+ * flight, else it starts on the next block; two writes in flight never touch the same block, and
+ * the rest of a batch's last block is zero. A seal
  * record (magic "CLRS", index = the segment's last index) is written into its own block once every
  * entry of the segment has been reported durable to libraft, and marks the segment complete.
  *
@@ -39,6 +41,7 @@
 
 #include "base/alloc.h"
 #include "base/codec.h"
+#include "base/cursor.h"
 #include "base/log.h"
 #include "base/waker.h"
 #include "ledger/entry.h"
@@ -60,7 +63,7 @@
 #define PATH_CAP 4096
 #define PATH_BUF (PATH_CAP + 64) /* a file name under dir (dir is shorter than PATH_CAP) */
 
-enum { J_WRITE, J_TRUNCATE, J_INSTALL, J_SNAP_PUT, J_SNAP_GET, J_PREPARE, J_SEAL, J_DELETE };
+enum { J_WRITE, J_TRUNCATE, J_INSTALL, J_SNAP_PUT, J_SNAP_GET, J_PREPARE, J_SEAL };
 
 typedef struct seg seg;
 struct seg {
@@ -96,7 +99,7 @@ struct job {
     /* J_TRUNCATE: cut at index; J_SEAL: seal record index; J_INSTALL / J_SNAP_PUT: snapshot */
     uint64_t index;
     uint64_t new_head; /* J_TRUNCATE result for `seg` */
-    seg *dels;         /* J_TRUNCATE / J_INSTALL / J_SNAP_PUT / J_DELETE: segments to remove */
+    seg *dels;         /* J_TRUNCATE / J_INSTALL / J_SNAP_PUT: segments to remove */
     struct raft_io_snapshot_put *put;
     struct raft_io_snapshot_get *get;
     struct raft_snapshot *snap; /* J_SNAP_GET result */
@@ -122,12 +125,12 @@ typedef struct {
     uint64_t next_counter;
     uint64_t next_index;      /* index of the next appended entry */
     uint64_t delivered_index; /* last index reported durable to libraft */
-    int loaded, failed;
+    int failed;
 
     job *fifo, *fifo_tail;
-    unsigned writes_flying; /* J_WRITE dispatched, not yet delivered */
-    job *side_done;         /* finished snapshot put/get to report (not ordered with writes) */
-    unsigned internal;      /* prepare/seal/delete jobs outstanding */
+    unsigned writes_flying;     /* J_WRITE dispatched, not yet delivered */
+    job *side_done, *side_tail; /* finished snapshot put/get (not ordered with writes) */
+    unsigned internal;          /* maintenance jobs outstanding (prepare, seal, snapshot put/get) */
     int in_pump, pump_again;
     int barrier_active; /* a truncation or installation dispatched, not yet delivered */
 
@@ -151,24 +154,6 @@ typedef struct {
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 static uint64_t pad8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
 static uint64_t up_block(uint64_t n) { return (n + BLOCK - 1) & ~(uint64_t)(BLOCK - 1); }
 
@@ -188,12 +173,7 @@ static void seg_path(const rlog *l, uint64_t counter, char *out, size_t cap)
 
 static int sync_dir(const char *dir)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
+    return cl_fs_sync_dir(cl_fs_posix(), dir) == CL_OK ? 0 : -1;
 }
 
 /* Whole-buffer pread/pwrite (retrying short transfers and EINTR); -1 with errno on failure. */
@@ -247,15 +227,15 @@ static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 static void rec_put(uint8_t *p, uint32_t magic, uint64_t index, uint64_t term, unsigned type,
                     const void *payload, size_t len)
 {
-    put64(p + 8, index);
-    put64(p + 16, term);
-    put32(p + 24, (uint32_t)len);
+    cl_store_u64(p + 8, index);
+    cl_store_u64(p + 16, term);
+    cl_store_u32(p + 24, (uint32_t)len);
     p[28] = (uint8_t)type;
     p[29] = p[30] = p[31] = 0;
     if (len > 0)
         memcpy(p + REC_HDR, payload, len);
-    put32(p, magic);
-    put32(p + 4, rec_crc(p, p + REC_HDR, len));
+    cl_store_u32(p, magic);
+    cl_store_u32(p + 4, rec_crc(p, p + REC_HDR, len));
 }
 
 typedef struct {
@@ -281,7 +261,7 @@ static int scan(const uint8_t *data, size_t n, uint64_t expect, uint64_t min_ter
     uint64_t term_floor = min_term;
     while (pos + REC_HDR <= n) {
         const uint8_t *h = data + pos;
-        uint32_t magic = get32(h);
+        uint32_t magic = cl_load_u32(h);
         if (magic != MAGIC_ENTRY && magic != MAGIC_SEAL) {
             if (pos % BLOCK != 0) {
                 pos = (size_t)up_block(pos);
@@ -289,12 +269,12 @@ static int scan(const uint8_t *data, size_t n, uint64_t expect, uint64_t min_ter
             }
             break;
         }
-        uint64_t len = get32(h + 24);
+        uint64_t len = cl_load_u32(h + 24);
         if (len > n - pos - REC_HDR || h[29] | h[30] | h[31])
             break;
-        if (get32(h + 4) != rec_crc(h, h + REC_HDR, (size_t)len))
+        if (cl_load_u32(h + 4) != rec_crc(h, h + REC_HDR, (size_t)len))
             break;
-        uint64_t index = get64(h + 8), term = get64(h + 16);
+        uint64_t index = cl_load_u64(h + 8), term = cl_load_u64(h + 16);
         if (magic == MAGIC_SEAL) {
             if (r->first != 0 && index == r->last && len == 0)
                 r->sealed = 1;
@@ -324,8 +304,8 @@ static int has_seal_after(const uint8_t *data, size_t n, size_t from, uint64_t m
 {
     for (size_t pos = (size_t)up_block(from); pos + REC_HDR <= n; pos += BLOCK) {
         const uint8_t *h = data + pos;
-        if (get32(h) == MAGIC_SEAL && get32(h + 24) == 0 && get64(h + 8) >= min &&
-            get32(h + 4) == rec_crc(h, h + REC_HDR, 0))
+        if (cl_load_u32(h) == MAGIC_SEAL && cl_load_u32(h + 24) == 0 && cl_load_u64(h + 8) >= min &&
+            cl_load_u32(h + 4) == rec_crc(h, h + REC_HDR, 0))
             return 1;
     }
     return 0;
@@ -358,9 +338,9 @@ static int meta_store(rlog *l, uint64_t term, uint64_t vote)
     uint8_t b[META_LEN];
     char path[PATH_BUF];
     memcpy(b, "CLRMETA1", 8);
-    put64(b + 8, term);
-    put64(b + 16, vote);
-    put32(b + 24, cl_crc32c(0, b, 24));
+    cl_store_u64(b + 8, term);
+    cl_store_u64(b + 16, vote);
+    cl_store_u32(b + 24, cl_crc32c(0, b, 24));
     snprintf(path, sizeof path, "%s/meta", l->dir);
     int rc = cl_fs_write_atomic(cl_fs_posix(), path, b, sizeof b, 0600);
     if (rc != CL_OK) {
@@ -384,13 +364,13 @@ static int meta_load(rlog *l)
         return 0;
     }
     if (rc != CL_OK || n != META_LEN || memcmp(b, "CLRMETA1", 8) != 0 ||
-        get32(b + 24) != cl_crc32c(0, b, 24)) {
+        cl_load_u32(b + 24) != cl_crc32c(0, b, 24)) {
         cl_free(b);
         snprintf(l->io->errmsg, sizeof l->io->errmsg, "%.180s is unreadable or damaged", path);
         return RAFT_CORRUPT;
     }
-    l->term = get64(b + 8);
-    l->vote = get64(b + 16);
+    l->term = cl_load_u64(b + 8);
+    l->vote = cl_load_u64(b + 16);
     cl_free(b);
     return 0;
 }
@@ -399,93 +379,76 @@ static int meta_load(rlog *l)
  * {u64 id u32 role u32 addr_len addr}* u64 data_len data u32 crc32c(everything before). */
 static int snap_encode(const struct raft_snapshot *s, uint8_t **out, size_t *out_len)
 {
-    size_t n = 8 + 8 * 3 + 4 + 8 + 4;
-    for (unsigned i = 0; i < s->configuration.n; i++)
-        n += 16 + strlen(s->configuration.servers[i].address);
-    for (unsigned i = 0; i < s->n_bufs; i++)
-        n += s->bufs[i].len;
-    uint8_t *b = cl_malloc(n);
-    if (b == NULL)
-        return RAFT_NOMEM;
-    uint8_t *p = b;
-    memcpy(p, "CLRSNAP1", 8);
-    put64(p + 8, s->term);
-    put64(p + 16, s->index);
-    put64(p + 24, s->configuration_index);
-    put32(p + 32, s->configuration.n);
-    p += 36;
-    for (unsigned i = 0; i < s->configuration.n; i++) {
-        const struct raft_server *sv = &s->configuration.servers[i];
-        size_t al = strlen(sv->address);
-        put64(p, sv->id);
-        put32(p + 8, (uint32_t)sv->role);
-        put32(p + 12, (uint32_t)al);
-        memcpy(p + 16, sv->address, al);
-        p += 16 + al;
-    }
+    cl_buf b = CL_BUF_INIT;
     size_t dl = 0;
     for (unsigned i = 0; i < s->n_bufs; i++)
         dl += s->bufs[i].len;
-    put64(p, dl);
-    p += 8;
-    for (unsigned i = 0; i < s->n_bufs; i++) {
-        if (s->bufs[i].len > 0)
-            memcpy(p, s->bufs[i].base, s->bufs[i].len);
-        p += s->bufs[i].len;
+    int rc = cl_buf_append(&b, CL_LIT("CLRSNAP1"));
+    rc = rc ? rc : cl_buf_u64(&b, s->term);
+    rc = rc ? rc : cl_buf_u64(&b, s->index);
+    rc = rc ? rc : cl_buf_u64(&b, s->configuration_index);
+    rc = rc ? rc : cl_buf_u32(&b, s->configuration.n);
+    for (unsigned i = 0; i < s->configuration.n && rc == CL_OK; i++) {
+        const struct raft_server *sv = &s->configuration.servers[i];
+        rc = cl_buf_u64(&b, sv->id);
+        rc = rc ? rc : cl_buf_u32(&b, (uint32_t)sv->role);
+        rc = rc ? rc : cl_buf_lp32(&b, sv->address, strlen(sv->address));
     }
-    put32(p, cl_crc32c(0, b, (size_t)(p - b)));
-    *out = b;
-    *out_len = n;
+    rc = rc ? rc : cl_buf_u64(&b, dl);
+    for (unsigned i = 0; i < s->n_bufs && rc == CL_OK; i++)
+        rc = cl_buf_append(&b, s->bufs[i].base, s->bufs[i].len);
+    rc = rc ? rc : cl_buf_u32(&b, cl_crc32c(0, b.data, b.len));
+    if (rc != CL_OK) {
+        cl_buf_free(&b);
+        return RAFT_NOMEM;
+    }
+    *out = b.data;
+    *out_len = b.len;
     return 0;
 }
 
-/* Decodes a snapshot file into a new raft_snapshot (raft_malloc'd, as libraft frees it). */
+/* Decodes a snapshot file into a new raft_snapshot (raft_malloc'd, as libraft frees it). Anything
+ * but a snapshot this file wrote is RAFT_CORRUPT. */
 static int snap_decode(const uint8_t *b, size_t n, struct raft_snapshot **out)
 {
-    if (n < 48 || memcmp(b, "CLRSNAP1", 8) != 0 || get32(b + n - 4) != cl_crc32c(0, b, n - 4))
+    if (n < 12 || memcmp(b, "CLRSNAP1", 8) != 0 || cl_load_u32(b + n - 4) != cl_crc32c(0, b, n - 4))
         return RAFT_CORRUPT;
     struct raft_snapshot *s = raft_calloc(1, sizeof *s);
     if (s == NULL)
         return RAFT_NOMEM;
     raft_configuration_init(&s->configuration);
-    s->term = get64(b + 8);
-    s->index = get64(b + 16);
-    s->configuration_index = get64(b + 24);
-    uint32_t ns = get32(b + 32);
-    size_t pos = 36, lim = n - 4;
-    int rv = 0;
-    char addr[256];
+    cl_cursor c;
+    cl_cursor_init(&c, b + 8, n - 12);
+    uint64_t term = 0, index = 0, conf_index = 0, dl = 0;
+    uint32_t ns = 0;
+    int rv = cl_cursor_u64(&c, &term) || cl_cursor_u64(&c, &index) ||
+                     cl_cursor_u64(&c, &conf_index) || cl_cursor_u32(&c, &ns)
+                 ? RAFT_CORRUPT
+                 : 0;
     for (uint32_t i = 0; i < ns && rv == 0; i++) {
-        if (lim - pos < 16) {
+        uint64_t id;
+        uint32_t role;
+        const uint8_t *a;
+        size_t al;
+        char addr[256];
+        if (cl_cursor_u64(&c, &id) || cl_cursor_u32(&c, &role) || cl_cursor_lp32(&c, &a, &al) ||
+            id == 0 /* libraft only asserts it (compiled out in Debian's build) */ ||
+            al >= sizeof addr) {
             rv = RAFT_CORRUPT;
             break;
         }
-        uint64_t id = get64(b + pos);
-        if (id == 0) { /* libraft only asserts it (compiled out in Debian's build) */
-            rv = RAFT_CORRUPT;
-            break;
-        }
-        int role = (int)get32(b + pos + 8);
-        uint32_t al = get32(b + pos + 12);
-        pos += 16;
-        if (al >= sizeof addr || lim - pos < al) {
-            rv = RAFT_CORRUPT;
-            break;
-        }
-        memcpy(addr, b + pos, al);
+        memcpy(addr, a, al);
         addr[al] = '\0';
-        pos += al;
-        rv = raft_configuration_add(&s->configuration, id, addr, role);
+        rv = raft_configuration_add(&s->configuration, id, addr, (int)role);
         if (rv != 0 && rv != RAFT_NOMEM)
-            rv = RAFT_CORRUPT; /* id 0, an unknown role, a duplicate: not a snapshot we wrote */
+            rv = RAFT_CORRUPT; /* an unknown role, a duplicate id */
     }
-    uint64_t dl = 0;
-    if (rv == 0 && (lim - pos < 8 || (dl = get64(b + pos)) != lim - pos - 8))
+    const uint8_t *data = NULL;
+    if (rv == 0 && (cl_cursor_u64(&c, &dl) || dl != cl_cursor_left(&c) ||
+                    cl_cursor_view(&c, &data, (size_t)dl)))
         rv = RAFT_CORRUPT;
-    if (rv == 0) {
-        s->bufs = raft_malloc(sizeof *s->bufs);
-        s->bufs != NULL ? (void)0 : (void)(rv = RAFT_NOMEM);
-    }
+    if (rv == 0 && (s->bufs = raft_malloc(sizeof *s->bufs)) == NULL)
+        rv = RAFT_NOMEM;
     if (rv == 0) {
         s->n_bufs = 1;
         s->bufs[0].len = (size_t)dl;
@@ -493,7 +456,7 @@ static int snap_decode(const uint8_t *b, size_t n, struct raft_snapshot **out)
         if (s->bufs[0].base == NULL)
             rv = RAFT_NOMEM;
         else if (dl > 0)
-            memcpy(s->bufs[0].base, b + pos + 8, (size_t)dl);
+            memcpy(s->bufs[0].base, data, (size_t)dl);
     }
     if (rv != 0) {
         if (s->bufs != NULL)
@@ -503,6 +466,9 @@ static int snap_decode(const uint8_t *b, size_t n, struct raft_snapshot **out)
         raft_free(s);
         return rv;
     }
+    s->term = term;
+    s->index = index;
+    s->configuration_index = conf_index;
     *out = s;
     return 0;
 }
@@ -691,8 +657,6 @@ static void writer_main(void *arg)
     }
 }
 
-/* Truncation on the maintenance thread: cut j->seg at the record of index j->index (zero from
- * there), then remove j->dels. */
 /* Unlinks the segment files of list d, each followed by a directory sync. Oldest first leaves a
  * suffix of the log after a crash (compaction); newest first leaves a prefix (truncation,
  * installation): never a sealed segment after a gap. */
@@ -709,6 +673,28 @@ static int unlink_segs(rlog *l, const seg *d, int newest_first)
     return newest_first ? 0 : unlink_segs(l, d->next, 0);
 }
 
+/* scan() callback of a truncation: stops at the first record at or after the cut index. */
+typedef struct {
+    uint64_t index;
+    size_t off;
+} cut_point;
+
+static int find_cut(void *arg, uint64_t index, uint64_t term, unsigned type, const uint8_t *payload,
+                    size_t len, size_t off)
+{
+    (void)term;
+    (void)type;
+    (void)payload;
+    (void)len;
+    cut_point *cp = arg;
+    if (index < cp->index)
+        return 0;
+    cp->off = off;
+    return 1; /* stop */
+}
+
+/* Truncation on the maintenance thread: remove j->dels, then cut j->seg at the record of index
+ * j->index, zeroing from there to the end of the file (a seal after the last batch included). */
 static int do_truncate(rlog *l, job *j)
 {
     if (unlink_segs(l, j->dels, 1) != 0)
@@ -716,7 +702,6 @@ static int do_truncate(rlog *l, job *j)
     seg *s = j->seg;
     if (s == NULL || s->head == 0)
         return 0;
-    /* The whole file: a seal written after the last batch (at head) must go too. */
     size_t n = (size_t)s->size;
     uint8_t *data = aligned_alloc_zero(n);
     if (data == NULL)
@@ -725,28 +710,14 @@ static int do_truncate(rlog *l, job *j)
         free(data);
         return RAFT_IOERR;
     }
-    /* the record of j->index */
-    size_t cut = (size_t)s->head, pos = 0;
-    while (pos + REC_HDR <= s->head) {
-        const uint8_t *h = data + pos;
-        if (get32(h) != MAGIC_ENTRY) {
-            if (pos % BLOCK != 0) {
-                pos = (size_t)up_block(pos);
-                continue;
-            }
-            break;
-        }
-        if (get64(h + 8) >= j->index) {
-            cut = pos;
-            break;
-        }
-        pos += REC_HDR + (size_t)pad8(get32(h + 24));
-    }
-    int rc = zero_tail(s->fd, data, n, cut);
+    cut_point cp = {j->index, (size_t)s->head};
+    scan_res r;
+    (void)scan(data, (size_t)s->head, 0, 0, &r, find_cut, &cp);
+    int rc = zero_tail(s->fd, data, n, cp.off);
     free(data);
     if (rc != 0)
         return RAFT_IOERR;
-    j->new_head = up_block(cut);
+    j->new_head = up_block(cp.off);
     return 0;
 }
 
@@ -816,9 +787,6 @@ static void maint_main(void *arg)
             if (j->status == 0 && j->snap == NULL)
                 j->status = RAFT_NOTFOUND;
             break;
-        case J_DELETE:
-            j->status = remove_old(l, j, 0, 0);
-            break;
         }
         finish_job(l, j);
     }
@@ -882,6 +850,16 @@ static void fifo_push(rlog *l, job *j)
     l->fifo_tail = j;
 }
 
+static void seg_append(rlog *l, seg *s)
+{
+    s->next = NULL;
+    if (l->segs_tail != NULL)
+        l->segs_tail->next = s;
+    else
+        l->segs = s;
+    l->segs_tail = s;
+}
+
 static void internal_submit(rlog *l, job *j)
 {
     l->internal++;
@@ -917,6 +895,12 @@ static void maybe_seal(rlog *l, seg *s)
     internal_submit(l, j);
 }
 
+static void seal_ready(rlog *l)
+{
+    for (seg *s = l->segs; s != NULL; s = s->next)
+        maybe_seal(l, s);
+}
+
 static void retire(rlog *l, seg *s)
 {
     if (s->retired)
@@ -943,30 +927,27 @@ static int cut(rlog *l, job *j)
         }
         s = l->spare;
         l->spare = NULL;
-        s->next = NULL;
-        if (l->segs_tail != NULL)
-            l->segs_tail->next = s;
-        else
-            l->segs = s;
-        l->segs_tail = s;
+        seg_append(l, s);
         ensure_spare(l);
         pre = 0;
         start = s->head;
     }
+    if (pre > 0 && up_block(pre + j->len) > j->cap) {
+        uint8_t *nb = aligned_alloc_zero((size_t)up_block(pre + j->len));
+        if (nb != NULL) {
+            memcpy(nb, j->buf, j->len);
+            free(j->buf);
+            j->buf = nb;
+            j->cap = (size_t)up_block(pre + j->len);
+        } else {
+            pre = 0; /* no memory for the longer write: start on the next block instead */
+            start = s->head;
+        }
+    }
     size_t used = pre + j->len;
     uint64_t need = up_block(used);
     if (pre > 0) {
-        if (need > j->cap) {
-            uint8_t *nb = aligned_alloc_zero((size_t)need);
-            if (nb == NULL)
-                return 0; /* retried at the next completion */
-            memcpy(nb + pre, j->buf, j->len);
-            free(j->buf);
-            j->buf = nb;
-            j->cap = (size_t)need;
-        } else {
-            memmove(j->buf + pre, j->buf, j->len);
-        }
+        memmove(j->buf + pre, j->buf, j->len);
         memcpy(j->buf, s->tail_blk, pre);
     }
     size_t tail = used % BLOCK;
@@ -992,8 +973,6 @@ static int cut(rlog *l, job *j)
     queue_thread(l, j, 0);
     return 1;
 }
-
-static seg *take_segs_through(rlog *l, uint64_t through, int sealed_only);
 
 /* Starts what can start: writes in order while fewer than n_writers are in flight, and a barrier
  * once everything before it is done. Never calls back into libraft. */
@@ -1058,9 +1037,7 @@ static void deliver(rlog *l, job *j)
         }
         for (unsigned i = 0; i < j->n_reqs; i++)
             j->reqs[i]->cb(j->reqs[i], j->status);
-        for (seg *s = l->segs; s != NULL; s = s->next)
-            if (s->retired && !s->sealed)
-                maybe_seal(l, s);
+        seal_ready(l);
         break;
     case J_TRUNCATE:
         if (j->status != 0)
@@ -1079,8 +1056,7 @@ static void deliver(rlog *l, job *j)
         free_segs(j->dels);
         j->dels = NULL;
         l->barrier_active = 0;
-        for (seg *s = l->segs; s != NULL; s = s->next)
-            maybe_seal(l, s);
+        seal_ready(l);
         break;
     case J_INSTALL:
         if (j->status != 0)
@@ -1120,6 +1096,8 @@ static void pump(rlog *l)
         while (l->side_done != NULL) {
             job *j = l->side_done;
             l->side_done = j->qnext;
+            if (l->side_done == NULL)
+                l->side_tail = NULL;
             if (j->kind == J_SNAP_PUT) {
                 free_segs(j->dels);
                 j->dels = NULL;
@@ -1180,25 +1158,10 @@ static void on_wake(uv_poll_t *h, int status, int events)
             j->seg->seal_queued = 0;
             job_free(j);
             break;
-        case J_DELETE:
-            l->internal--;
-            free_segs(j->dels);
-            j->dels = NULL;
-            job_free(j);
-            break;
         case J_SNAP_PUT:
         case J_SNAP_GET:
             l->internal--;
-            j->qnext = NULL;
-            /* append to side_done keeping order */
-            if (l->side_done == NULL) {
-                l->side_done = j;
-            } else {
-                job *t = l->side_done;
-                while (t->qnext != NULL)
-                    t = t->qnext;
-                t->qnext = j;
-            }
+            qpush(&l->side_done, &l->side_tail, j);
             break;
         case J_WRITE:
             if (j->flying) {
@@ -1316,7 +1279,6 @@ static int io_init(struct raft_io *io, raft_id id, const char *address)
 typedef struct {
     struct raft_entry *v;
     size_t n, cap;
-    int nomem;
     uint8_t *arena; /* every payload, raft_malloc'd: the entries' batch */
     size_t arena_len, arena_cap;
 } entries_acc;
@@ -1400,8 +1362,6 @@ static int newest_snapshot(rlog *l, struct raft_snapshot **out)
             *out = NULL;
             rv = RAFT_CORRUPT;
         }
-        if (rv == RAFT_CORRUPT)
-            snprintf(l->io->errmsg, sizeof l->io->errmsg, "snapshot %.180s is damaged", path);
     }
     listing_free(&ls);
     return rv;
@@ -1431,6 +1391,8 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
         return rv;
     struct raft_snapshot *snap = NULL;
     rv = newest_snapshot(l, &snap);
+    if (rv == RAFT_CORRUPT)
+        return fail_load(l, rv, "the newest snapshot in %.180s is damaged", l->dir);
     if (rv != 0)
         return rv;
     listing ls;
@@ -1519,12 +1481,7 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
             }
         }
         free(data);
-        s->next = NULL;
-        if (l->segs_tail != NULL)
-            l->segs_tail->next = s;
-        else
-            l->segs = s;
-        l->segs_tail = s;
+        seg_append(l, s);
         /* An unsealed segment ends the log unless the next one continues it (a crash between
          * the last write of a segment and its seal): the next scan decides, and finds no entry
          * if it does not. A segment without entries ends the log. */
@@ -1535,24 +1492,19 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
         rv = fail_load(l, RAFT_IOERR, "sync %s: %s", l->dir, strerror(errno));
     listing_free(&ls);
 
-    /* Drop trailing empty segments but the first: it is the open segment (or a spare). */
-    if (rv == 0) {
+    /* A segment without entries ends the chain, so only the last can be empty: it is zero
+     * (zero_tail) and becomes the spare. */
+    if (rv == 0 && l->segs_tail != NULL && l->segs_tail->first == 0) {
         seg *prev = NULL;
-        for (seg *s = l->segs; s != NULL; prev = s, s = s->next) {
-            if (s->first == 0) {
-                /* keep it as the spare: it is empty and zero (zero_tail) */
-                if (prev != NULL)
-                    prev->next = NULL;
-                else
-                    l->segs = NULL;
-                l->segs_tail = prev;
-                free_segs(s->next);
-                s->next = NULL;
-                s->head = 0;
-                l->spare = s;
-                break;
-            }
-        }
+        for (seg *s = l->segs; s != l->segs_tail; s = s->next)
+            prev = s;
+        l->spare = l->segs_tail;
+        l->spare->head = 0;
+        if (prev != NULL)
+            prev->next = NULL;
+        else
+            l->segs = NULL;
+        l->segs_tail = prev;
     }
 
     uint64_t first = acc.n > 0 ? l->segs->first : 0;
@@ -1571,13 +1523,10 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     if (rv == 0 && snap != NULL && acc.n > 0 && last < snap->index) {
         /* every entry is older than the snapshot: start the log after it */
         entries_free(&acc);
-        job tmp = {0};
-        tmp.dels = l->segs;
-        l->segs = l->segs_tail = NULL;
-        tmp.kind = J_DELETE;
-        if (remove_old(l, &tmp, 0, 0) != 0)
+        if (unlink_segs(l, l->segs, 0) != 0)
             rv = fail_load(l, RAFT_IOERR, "remove old segments: %s", strerror(errno));
-        free_segs(tmp.dels);
+        free_segs(l->segs);
+        l->segs = l->segs_tail = NULL;
         first = last = 0;
     }
     if (rv != 0) {
@@ -1609,7 +1558,6 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     entries_finish(&acc);
     *entries = acc.v;
     *n_entries = acc.n;
-    l->loaded = 1;
     return 0;
 }
 
@@ -1801,11 +1749,11 @@ static int io_truncate(struct raft_io *io, raft_index index)
 
 /* Segments that are sealed and hold nothing after `through`, from the oldest, leaving at least
  * the segment being written. */
-static seg *take_segs_through(rlog *l, uint64_t through, int sealed_only)
+static seg *take_segs_through(rlog *l, uint64_t through)
 {
     seg *head = NULL, *tail = NULL;
     while (l->segs != NULL && l->segs != l->segs_tail && l->segs->last <= through &&
-           (!sealed_only || l->segs->sealed)) {
+           l->segs->sealed) {
         seg *s = l->segs;
         l->segs = s->next;
         s->next = NULL;
@@ -1844,7 +1792,7 @@ static int io_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io
             l->pump_again = 1;
     } else {
         uint64_t keep_from = snapshot->index > trailing ? snapshot->index - trailing : 0;
-        j->dels = keep_from > 0 ? take_segs_through(l, keep_from, 1) : NULL;
+        j->dels = keep_from > 0 ? take_segs_through(l, keep_from) : NULL;
         internal_submit(l, j);
     }
     return 0;

@@ -41,6 +41,7 @@
 #include <raft.h>
 #include <uv.h>
 
+#include "base/cursor.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "consensus/rlog.h"
@@ -80,26 +81,6 @@ static void write_file(const char *dir, const char *name, const uint8_t *p, size
     CHECK(fclose(f) == 0);
 }
 
-static uint64_t ld64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void st32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void st64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Removes every file of dir (what the input made, and whatever load or the appends added). */
 static void clear_dir(const char *dir)
 {
@@ -120,26 +101,21 @@ static void clear_dir(const char *dir)
 #define M_ENTRY 0x31524c43u
 #define M_SEAL 0x53524c43u
 
-static uint32_t ld32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Recomputes the checksum of every record header at an 8-byte aligned offset of p[0, n). */
 static void fix_log_crcs(uint8_t *p, size_t n)
 {
     for (size_t pos = 0; pos + 32 <= n; pos += 8) {
-        uint32_t magic = ld32(p + pos);
-        uint32_t len = ld32(p + pos + 24);
+        uint32_t magic = cl_load_u32(p + pos);
+        uint32_t len = cl_load_u32(p + pos + 24);
         if ((magic == M_ENTRY || magic == M_SEAL) && len <= n - pos - 32)
-            st32(p + pos + 4, cl_crc32c(cl_crc32c(0, p + pos + 8, 24), p + pos + 32, len));
+            cl_store_u32(p + pos + 4, cl_crc32c(cl_crc32c(0, p + pos + 8, 24), p + pos + 32, len));
     }
 }
 
 static void fix_snap_crc(uint8_t *p, size_t n)
 {
     if (n >= 52)
-        st32(p + n - 4, cl_crc32c(0, p, n - 4));
+        cl_store_u32(p + n - 4, cl_crc32c(0, p, n - 4));
 }
 
 /* Lays the input out in dir (see the header comment). */
@@ -189,16 +165,16 @@ static void lay_out(const char *dir, uint8_t *data, size_t size)
         write_file(dir, "log-0000000000000002", log2, l2, exact ? 0 : (l2 + BLK - 1) / BLK * BLK);
     if (snap != NULL) {
         char name[32];
-        uint64_t idx = ls >= 24 ? ld64(snap + 16) : 1;
+        uint64_t idx = ls >= 24 ? cl_load_u64(snap + 16) : 1;
         snprintf(name, sizeof name, "snap-%016llx", (unsigned long long)idx);
         write_file(dir, name, snap, ls, 0);
     }
     if (mode & 8) {
         uint8_t m[28];
         memcpy(m, "CLRMETA1", 8);
-        st64(m + 8, 1 + ((mode >> 4) & 3));
-        st64(m + 16, 1);
-        st32(m + 24, cl_crc32c(0, m, 24));
+        cl_store_u64(m + 8, 1 + ((mode >> 4) & 3));
+        cl_store_u64(m + 16, 1);
+        cl_store_u32(m + 24, cl_crc32c(0, m, 24));
         write_file(dir, "meta", m, sizeof m, 0);
     }
 }
@@ -419,14 +395,14 @@ static void g_rec(gbuf *g, uint32_t magic, uint64_t index, uint64_t term, unsign
     size_t at = g->n;
     g_zeros(g, 32 + ((len + 7u) & ~7u));
     uint8_t *h = g->p + at;
-    st64(h + 8, index);
-    st64(h + 16, term);
-    st32(h + 24, len);
+    cl_store_u64(h + 8, index);
+    cl_store_u64(h + 16, term);
+    cl_store_u32(h + 24, len);
     h[28] = (uint8_t)type;
     if (len > 0)
         memcpy(h + 32, payload, len);
-    st32(h, magic);
-    st32(h + 4, cl_crc32c(cl_crc32c(0, h + 8, 24), h + 32, len));
+    cl_store_u32(h, magic);
+    cl_store_u32(h + 4, cl_crc32c(cl_crc32c(0, h + 8, 24), h + 32, len));
 }
 
 /* Entries first..last (term t) as one batch; payload lengths vary with the index. */
@@ -454,25 +430,25 @@ static void g_snapshot(gbuf *g, uint64_t index, uint64_t term)
     size_t at = g->n;
     g_bytes(g, "CLRSNAP1", 8);
     uint8_t b[8];
-    st64(b, term);
+    cl_store_u64(b, term);
     g_bytes(g, b, 8);
-    st64(b, index);
+    cl_store_u64(b, index);
     g_bytes(g, b, 8);
-    st64(b, 1);
+    cl_store_u64(b, 1);
     g_bytes(g, b, 8);
-    st32(b, 1);
+    cl_store_u32(b, 1);
     g_bytes(g, b, 4);
-    st64(b, 1);
+    cl_store_u64(b, 1);
     g_bytes(g, b, 8);
-    st32(b, RAFT_VOTER);
+    cl_store_u32(b, RAFT_VOTER);
     g_bytes(g, b, 4);
-    st32(b, 1);
+    cl_store_u32(b, 1);
     g_bytes(g, b, 4);
     g_bytes(g, "a", 1);
-    st64(b, 5);
+    cl_store_u64(b, 5);
     g_bytes(g, b, 8);
     g_bytes(g, "state", 5);
-    st32(b, cl_crc32c(0, g->p + at, g->n - at));
+    cl_store_u32(b, cl_crc32c(0, g->p + at, g->n - at));
     g_bytes(g, b, 4);
 }
 

@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/cursor.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "consensus/rlog.h"
@@ -431,8 +432,8 @@ static void check_log(const loaded *ld, const model *m, int exact_start)
         }
         /* loaded payloads share one batch, which holds them all */
         assert_true(e->batch == ld->e[0].batch);
-        assert_true(e->buf.len == 0 ||
-                    (e->batch != NULL && (const uint8_t *)e->buf.base >= (const uint8_t *)e->batch));
+        assert_true(e->buf.len == 0 || (e->batch != NULL &&
+                                        (const uint8_t *)e->buf.base >= (const uint8_t *)e->batch));
         const uint8_t *want = x->bytes;
         if (want == NULL) {
             assert_true(x->len <= (1u << 16));
@@ -521,22 +522,6 @@ typedef struct {
     uint64_t seal_off, seal_index;
 } dseg;
 
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void wr64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static void seg_name(const char *dir, uint64_t counter, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/log-%016llx", dir, (unsigned long long)counter);
@@ -601,7 +586,7 @@ static void dseg_read(const char *dir, uint64_t counter, dseg *s)
     size_t cap = 0, pos = 0;
     while (pos + HDR <= n) {
         const uint8_t *h = d + pos;
-        uint32_t magic = rd32(h);
+        uint32_t magic = cl_load_u32(h);
         if (magic != M_ENTRY && magic != M_SEAL) {
             if (pos % BLK != 0) {
                 pos = (pos + BLK - 1) / BLK * BLK;
@@ -609,16 +594,16 @@ static void dseg_read(const char *dir, uint64_t counter, dseg *s)
             }
             break;
         }
-        uint32_t len = rd32(h + 24);
+        uint32_t len = cl_load_u32(h + 24);
         if (len > n - pos - HDR)
             break;
         uint32_t crc = cl_crc32c(cl_crc32c(0, h + 8, HDR - 8), h + HDR, len);
-        if (crc != rd32(h + 4))
+        if (crc != cl_load_u32(h + 4))
             break;
         if (magic == M_SEAL) {
             s->sealed = 1;
             s->seal_off = pos;
-            s->seal_index = rd64(h + 8);
+            s->seal_index = cl_load_u64(h + 8);
             break;
         }
         if (s->n == cap) {
@@ -626,7 +611,7 @@ static void dseg_read(const char *dir, uint64_t counter, dseg *s)
             s->r = realloc(s->r, cap * sizeof *s->r);
             assert_non_null(s->r);
         }
-        s->r[s->n++] = (drec){pos, rd64(h + 8), rd64(h + 16), len};
+        s->r[s->n++] = (drec){pos, cl_load_u64(h + 8), cl_load_u64(h + 16), len};
         pos += HDR + ((len + 7u) & ~7u);
     }
     free(d);
@@ -1494,11 +1479,11 @@ static void test_lost_seal(void **state)
     assert_true(fd >= 0);
     uint8_t rec[BLK];
     memset(rec, 0, sizeof rec);
-    wr64(rec + 8, 3);  /* index 3: not the next index */
-    wr64(rec + 16, 1); /* term */
-    wr32(rec + 24, 0);
-    wr32(rec + 4, cl_crc32c(0, rec + 8, HDR - 8));
-    wr32(rec, M_ENTRY);
+    cl_store_u64(rec + 8, 3);  /* index 3: not the next index */
+    cl_store_u64(rec + 16, 1); /* term */
+    cl_store_u32(rec + 24, 0);
+    cl_store_u32(rec + 4, cl_crc32c(0, rec + 8, HDR - 8));
+    cl_store_u32(rec, M_ENTRY);
     assert_int_equal(pwrite(fd, rec, BLK, 0), BLK);
     assert_int_equal(ftruncate(fd, SEG_SMALL), 0);
     close(fd);
@@ -1670,6 +1655,52 @@ static void test_close_in_callback(void **state)
     tu_rmrf(dir);
 }
 
+/* A crash during a snapshot installation can leave the snapshot and the old log, all of it older
+ * than the snapshot: load starts the log after the snapshot and removes the old segments. */
+static void test_log_behind_snapshot(void **state)
+{
+    (void)state;
+    const char *a = tu_tempdir("rlog-behind-a");
+    char adir[512];
+    snprintf(adir, sizeof adir, "%s", a);
+    harness h;
+    model m;
+    open_bootstrapped(&h, adir, SEG_SMALL, 1, &m);
+    append_many(&h, &m, 1, 40, 3000, 4, 1); /* several segments */
+    h_close(&h);
+    const char *b = tu_tempdir("rlog-behind-b");
+    char bdir[512];
+    snprintf(bdir, sizeof bdir, "%s", b);
+    model mb;
+    open_bootstrapped(&h, bdir, SEG_SMALL, 1, &mb);
+    put_snapshot(&h, 0, 500, 3, 64, 7); /* installation: b holds snap-...1f4 and no log */
+    h_close(&h);
+    model_free(&mb);
+    char from[600], to[600];
+    snprintf(from, sizeof from, "%s/snap-%016x", bdir, 500);
+    snprintf(to, sizeof to, "%s/snap-%016x", adir, 500);
+    assert_int_equal(rename(from, to), 0);
+    assert_true(list_logs(adir, (uint64_t[64]){0}, 64) >= 2);
+
+    assert_int_equal(h_init(&h, adir, SEG_SMALL, 1), CL_OK);
+    loaded ld;
+    assert_int_equal(h_load(&h, &ld), 0);
+    assert_int_equal(ld.start, 501);
+    assert_int_equal(ld.n, 0);
+    assert_non_null(ld.snap);
+    assert_int_equal(ld.snap->index, 500);
+    loaded_free(&ld);
+    h_start(&h, 100);
+    model_reset(&m, 501);
+    append_many(&h, &m, 3, 5, 100, 1, 1); /* the log continues after the snapshot */
+    h_close(&h);
+    assert_true(list_logs(adir, (uint64_t[64]){0}, 64) <= 2); /* the old segments are gone */
+    reload_check(adir, SEG_SMALL, &m, 1, 0, 1);
+    model_free(&m);
+    tu_rmrf(adir);
+    tu_rmrf(bdir);
+}
+
 /* ---- reproducers of problems found (regression tests) -------------------------------------- */
 
 /* R1: truncating inside a segment that was sealed while running leaves its old seal on disk
@@ -1827,6 +1858,7 @@ int main(void)
         cmocka_unit_test(test_corruption),
         cmocka_unit_test(test_lost_seal),
         cmocka_unit_test(test_leftovers_foreign),
+        cmocka_unit_test(test_log_behind_snapshot),
         cmocka_unit_test(test_close_pending),
         cmocka_unit_test(test_close_in_callback),
         cmocka_unit_test(repro_truncate_sealed_then_close),

@@ -490,7 +490,7 @@ int main(int argc, char **argv)
         cl_ledger_close(d.ledger);
         return 1;
     }
-    /* The raft log (written O_DSYNC by cl_rlog before commit) is the durability point of a write. */
+    /* The raft log (written O_DSYNC by cl_rlog before commit) is a write's durability point. */
     cl_ledger_set_external_durability(d.ledger, 1);
     /* Restart rule: cut back to the last signature; raft re-applies the rest. */
     uint64_t applied = 0;
