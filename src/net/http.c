@@ -58,6 +58,10 @@
 #define LINGER_MAX_MS 2000
 #define READ_CHUNK 16384
 #define WRITE_CHUNK (1024 * 1024)
+/* Ciphertext buffered from a connection while its request is being handled. Reading goes on
+ * during a request (stopping and restarting it costs two epoll_ctl calls per request); a peer
+ * that sends this much ahead of its reply is paused until the reply is out. */
+#define AHEAD_CAP (64 * 1024)
 #define LISTEN_BACKLOG 511
 
 /* ---- the plaintext request parser ------------------------------------------------------------ */
@@ -495,6 +499,7 @@ struct http_conn {
     int open_handles;
     int tmode;
     int handshake_done, reading, in_pump, closing, draining, shut;
+    int peer_eof; /* the peer half-closed while its request was being handled */
     unsigned pending_writes;
     char fingerprint[96];
     char peer[64];
@@ -553,6 +558,7 @@ typedef struct {
 } write_req;
 
 static void conn_pump(http_conn *c);
+static void set_reading(http_conn *c, int on);
 static void worker_deliver(http_worker *w, cl_http_exchange *x);
 static void conn_finish(http_conn *c, int close_notify);
 
@@ -728,6 +734,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     http_conn *c = st->data;
     if (nread == 0 || c->closing)
         return;
+    if (nread == UV_EOF && c->x != NULL && !c->draining) {
+        /* Half-closed after sending a request (a client may shut its write side and wait for
+         * the answer): the reply is still sent, then the connection is finished. */
+        c->peer_eof = 1;
+        set_reading(c, 0);
+        return;
+    }
     if (nread < 0) { /* EOF or error; a pending exchange is detached and freed on reply */
         conn_close(c);
         return;
@@ -831,17 +844,16 @@ static void http_date_format(time_t t, char out[40])
 
 static int buf_str(cl_buf *b, const char *s) { return cl_buf_append(b, s, strlen(s)); }
 
-static int buf_fmt(cl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int buf_fmt(cl_buf *b, const char *fmt, ...)
+/* Decimal v, without printf (build_reply runs for every response). */
+static int buf_u64(cl_buf *b, uint64_t v)
 {
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return CL_EOVERFLOW;
-    return cl_buf_append(b, tmp, (size_t)n);
+    char tmp[20];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return cl_buf_append(b, tmp + i, sizeof tmp - i);
 }
 
 /* Names the server writes itself; a caller's copy would corrupt the framing. */
@@ -882,7 +894,12 @@ static int build_reply(const reply_spec *r, cl_buf *b)
     const char *reason = http_status_str((enum http_status)r->status);
     if (reason[0] == '<')
         reason = "Status";
-    CL_TRY(buf_fmt(b, "HTTP/1.1 %d %s\r\n", r->status, reason));
+    CL_TRY(cl_buf_reserve(b, 256 + r->len));
+    CL_TRY(cl_buf_append(b, CL_LIT("HTTP/1.1 ")));
+    CL_TRY(buf_u64(b, (uint64_t)r->status));
+    CL_TRY(cl_buf_append(b, CL_LIT(" ")));
+    CL_TRY(buf_str(b, reason));
+    CL_TRY(cl_buf_append(b, CL_LIT("\r\n")));
     int has_type = 0, has_id = 0, has_client_id = 0;
     for (size_t i = 0; i < r->n; i++) {
         const char *name = r->headers[2 * i], *value = r->headers[2 * i + 1];
@@ -899,8 +916,11 @@ static int build_reply(const reply_spec *r, cl_buf *b)
         CL_TRY(buf_str(b, value));
         CL_TRY(cl_buf_append(b, "\r\n", 2));
     }
-    if (!has_id)
-        CL_TRY(buf_fmt(b, "x-ms-request-id: %llu\r\n", (unsigned long long)r->request_id));
+    if (!has_id) {
+        CL_TRY(cl_buf_append(b, CL_LIT("x-ms-request-id: ")));
+        CL_TRY(buf_u64(b, r->request_id));
+        CL_TRY(cl_buf_append(b, CL_LIT("\r\n")));
+    }
     if (!has_client_id && r->client_request_id != NULL) {
         CL_TRY(buf_str(b, "x-ms-client-request-id: "));
         CL_TRY(buf_str(b, r->client_request_id));
@@ -908,8 +928,11 @@ static int build_reply(const reply_spec *r, cl_buf *b)
     }
     char date[40];
     http_date(date);
-    CL_TRY(buf_fmt(b, "Date: %s\r\n", date));
-    CL_TRY(buf_fmt(b, "Content-Length: %zu\r\n", r->len));
+    CL_TRY(cl_buf_append(b, CL_LIT("Date: ")));
+    CL_TRY(buf_str(b, date));
+    CL_TRY(cl_buf_append(b, CL_LIT("\r\nContent-Length: ")));
+    CL_TRY(buf_u64(b, r->len));
+    CL_TRY(cl_buf_append(b, CL_LIT("\r\n")));
     if (r->len > 0 && !has_type)
         CL_TRY(buf_str(b, "Content-Type: application/json\r\n"));
     if (!r->keep_alive)
@@ -1177,9 +1200,12 @@ static void pump_body(http_conn *c)
     }
     if (c->draining)
         return;
-    if (c->x != NULL) { /* handler running: no reads, no timer until the reply */
-        set_reading(c, 0);
+    if (c->x != NULL) { /* handler running: no timer until the reply; reads go on (bounded) */
         set_timer(c, TM_NONE);
+        if (BIO_ctrl_pending(c->rbio) > AHEAD_CAP)
+            set_reading(c, 0);
+    } else if (c->peer_eof) {
+        conn_finish(c, 1);
     } else {
         set_timer(c, c->parser->in_message || c->inpos < c->in.len ? TM_REQUEST : TM_IDLE);
         set_reading(c, 1);
@@ -1231,7 +1257,6 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
                    const void *body, size_t len)
 {
     cl_http_server *s = x->srv;
-    http_conn *c = x->conn;
     http_msg *m = x->msg;
     const cl_http_request *rq = &m->req;
     if (!x->local)
@@ -1271,7 +1296,8 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
         cl_waker_unlock_send(&w->wake, &w->mu);
         return;
     }
-    if (c == NULL) { /* the peer went away: nothing to send */
+    http_conn *c = x->conn; /* single-loop mode or on the owning worker: ours to read */
+    if (c == NULL) {        /* the peer went away: nothing to send */
         access_log(s, rq->method, rq->path, status, rq->start_ns, rq->client_fingerprint, rq->peer,
                    rq->request_id);
         int local = x->local;

@@ -708,10 +708,22 @@ static void finish_write(cl_pending *p)
     json_t *body = NULL;
     const cl_user *u = NULL;
     switch (p->kind) {
-    case CL_PW_ENTRY:
-        body = json_pack("{s:s}", "collectionId", p->name);
-        cl_api_reply(n, &p->to, 200, body, txid);
+    case CL_PW_ENTRY: {
+        /* The hottest reply: {"collectionId":...} written directly (the bytes cl_json_dump gives;
+         * the id was checked to be UTF-8 on the way in), not built and dumped by jansson. */
+        cl_buf b = CL_BUF_INIT;
+        int rc = cl_buf_append(&b, CL_LIT("{\"collectionId\":"));
+        if (rc == CL_OK)
+            rc = cl_json_put_string(&b, p->name, strlen(p->name));
+        if (rc == CL_OK)
+            rc = cl_buf_append(&b, CL_LIT("}"));
+        if (rc == CL_OK)
+            cl_api_reply_text(n, &p->to, 200, b.data, b.len, txid);
+        else
+            cl_api_error(&p->to, 500, "InternalError", "out of memory");
+        cl_buf_free(&b);
         break;
+    }
     case CL_PW_USER_SINGLE:
     case CL_PW_USER_MULTI:
         u = cl_users_find(&n->users, p->name, strlen(p->name));

@@ -904,6 +904,59 @@ static void test_async_reply(void **state)
     cl_log_set_level(old); /* after the stop: worker threads read the level while logging */
 }
 
+/* Reading goes on while a request is being handled (http.c, AHEAD_CAP): requests pipelined
+ * behind a slow one, more of them than the read-ahead cap holds, are all answered in order; a
+ * client that half-closes after its request still gets the reply, then the connection ends. */
+static void *client_read_ahead(tresult *res)
+{
+    enum { N_ECHO = 30, ECHO_LEN = 3000 };
+    tclient t;
+    tresp r;
+    static char req[N_ECHO * (ECHO_LEN + 128) + 256];
+    char body[ECHO_LEN + 1];
+    size_t n = 0;
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    n += (size_t)snprintf(req + n, sizeof req - n, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < N_ECHO; i++) {
+        memset(body, 'a' + i % 26, ECHO_LEN);
+        body[ECHO_LEN] = '\0';
+        n += (size_t)snprintf(req + n, sizeof req - n,
+                              "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s",
+                              ECHO_LEN, body);
+    }
+    n += (size_t)snprintf(req + n, sizeof req - n, "GET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
+    CC(res, n < sizeof req && n > 64 * 1024); /* more than the server reads ahead */
+    CC(res, tc_send(&t, req, n) == 0);
+    CC(res, tc_response(&t, &r) == 0 && r.status == 200 && strstr(r.body, "\"/async\"") != NULL);
+    for (int i = 0; i < N_ECHO; i++) {
+        CC(res, tc_response(&t, &r) == 0 && r.status == 200 && r.body_len == ECHO_LEN);
+        CC(res, r.body[0] == 'a' + i % 26 && r.body[ECHO_LEN - 1] == 'a' + i % 26);
+    }
+    CC(res, tc_response(&t, &r) == 0 && r.status == 200 && strstr(r.body, "\"/sync\"") != NULL);
+    tc_close(&t);
+
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    static const char one[] = "GET /async HTTP/1.1\r\nHost: x\r\n\r\n";
+    CC(res, tc_send(&t, one, sizeof one - 1) == 0);
+    CC(res, shutdown(t.fd, SHUT_WR) == 0); /* FIN while the handler still runs */
+    CC(res, tc_response(&t, &r) == 0 && r.status == 200 && strstr(r.body, "\"/async\"") != NULL);
+    CC(res, tc_closed(&t, 2000) == 1);
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_read_ahead(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    h_start(&h, NULL);
+    h_clients(&h, 1, client_read_ahead, res);
+    assert_int_equal(h.async_replies, 2);
+    h_stop(&h);
+}
+
 static void *client_concurrent(tresult *res)
 {
     tclient t;
@@ -1253,6 +1306,7 @@ int main(void)
         cmocka_unit_test(test_client_certificate),
         cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_async_reply),
+        cmocka_unit_test(test_read_ahead),
         cmocka_unit_test(test_concurrent_connections),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_timeouts),
@@ -1265,6 +1319,7 @@ int main(void)
         MT(test_client_certificate),
         MT(test_keepalive),
         MT(test_async_reply),
+        MT(test_read_ahead),
         MT(test_concurrent_connections),
         MT(test_limits),
         MT(test_timeouts),
