@@ -370,12 +370,10 @@ static void on_raft_closed(struct raft *r)
         finish_stop(c);
 }
 
-static void begin_close(cl_consensus *c)
+void cl_consensus_log_stats(const cl_consensus *c)
 {
-    if (c->closing)
+    if (c == NULL)
         return;
-    c->closing = 1;
-    c->ready = 0;
     cl_rlog_stats st;
     cl_rlog_get_stats(&c->io, &st);
     cl_logf(CL_LOG_INFO,
@@ -383,6 +381,15 @@ static void begin_close(cl_consensus *c)
             "segments prepared",
             (unsigned long long)st.entries, (unsigned long long)st.writes,
             (unsigned long long)st.max_inflight, (unsigned long long)st.segments);
+}
+
+static void begin_close(cl_consensus *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->ready = 0;
+    cl_consensus_log_stats(c);
     /* Fails every queued request synchronously (RAFT_LEADERSHIPLOST -> CL_ECLOSED). */
     raft_close(&c->raft, on_raft_closed);
 }

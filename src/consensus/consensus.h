@@ -84,6 +84,8 @@ uint64_t cl_consensus_commit_index(const cl_consensus *c);
 /* 0 while healthy; the fatal error (e.g. a negative apply result) after which the glue closed
  * raft on its own. The owner must still call cl_consensus_stop. */
 int cl_consensus_error(const cl_consensus *c);
+/* Logs (info) the raft log's statistics: entries, writes, most writes in flight, segments. */
+void cl_consensus_log_stats(const cl_consensus *c);
 /* Stops raft (pending submissions fail with CL_ECLOSED), then calls done(arg) and frees c. */
 void cl_consensus_stop(cl_consensus *c, void (*done)(void *arg), void *arg);
 

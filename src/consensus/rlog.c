@@ -145,6 +145,8 @@ typedef struct {
     int started;
 
     uv_timer_t timer;
+    uv_prepare_t prep; /* submits the batch gathered in a loop iteration, before the loop sleeps */
+    int submit_wanted; /* appends arrived outside pump: submit at the next prepare phase */
     raft_io_tick_cb tick;
     int closing, handles_open, handles_closing;
     raft_io_close_cb close_cb;
@@ -574,24 +576,44 @@ static void listing_free(listing *ls)
 }
 
 /* Creates segment `counter` full size and zero-filled (as log-X.tmp, synced, renamed into place,
- * directory synced) and opens it for writing. Runs on the maintenance thread (or in bootstrap). */
-static int seg_create(const char *dir, uint64_t counter, uint64_t size, int *fd_out)
+ * directory synced) and opens it for writing. Runs on the maintenance thread (paced) or in
+ * bootstrap.
+ *
+ * Paced: the zeros go to the disk in PREP_STEP pieces, each written with O_DIRECT where the file
+ * system has it and made durable before the next, with PREP_PAUSE_NS between pieces. One buffered
+ * write of the whole segment and one fdatasync made the device flush 8 MiB at once (6-10 ms here),
+ * and every log write queued behind that flush waited for all of it; now a log write waits for at
+ * most one piece (docs/performance.md, session 6). A segment lasts about a second at full write
+ * rate, so the ~90 ms this takes is well inside the time the spare has. */
+#define PREP_STEP (256u << 10)
+#define PREP_PAUSE_NS 2000000L
+static int seg_create(const char *dir, uint64_t counter, uint64_t size, int paced, int *fd_out)
 {
     char path[PATH_BUF], tmp[PATH_BUF + 8];
     snprintf(path, sizeof path, "%s/log-%016" PRIx64, dir, counter);
     snprintf(tmp, sizeof tmp, "%.*s.tmp", (int)(PATH_BUF - 1), path);
     (void)unlink(tmp);
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC;
+    int fd = open(tmp, flags | O_DIRECT, 0600);
+    if (fd < 0 && errno == EINVAL)
+        fd = open(tmp, flags, 0600);
     if (fd < 0)
         return -1;
-    uint8_t *z = aligned_alloc_zero(ZERO_CHUNK);
+    size_t step = paced ? PREP_STEP : ZERO_CHUNK;
+    uint8_t *z = aligned_alloc_zero(step);
     int rc = z == NULL ? -1 : 0;
-    for (uint64_t off = 0; rc == 0 && off < size; off += ZERO_CHUNK) {
-        size_t n = size - off < ZERO_CHUNK ? (size_t)(size - off) : ZERO_CHUNK;
+    for (uint64_t off = 0; rc == 0 && off < size; off += step) {
+        size_t n = size - off < step ? (size_t)(size - off) : step;
         rc = pwrite_all(fd, z, n, off);
+        if (rc == 0 && paced)
+            rc = fdatasync(fd);
+        if (rc == 0 && paced && off + n < size) {
+            struct timespec pause = {0, PREP_PAUSE_NS};
+            (void)nanosleep(&pause, NULL);
+        }
     }
     free(z);
-    if (rc == 0)
+    if (rc == 0 && !paced)
         rc = fdatasync(fd);
     close(fd);
     if (rc == 0)
@@ -754,7 +776,8 @@ static void maint_main(void *arg)
         char path[PATH_BUF];
         switch (j->kind) {
         case J_PREPARE:
-            j->status = seg_create(l->dir, j->counter, l->seg_bytes, &j->fd) == 0 ? 0 : RAFT_IOERR;
+            j->status =
+                seg_create(l->dir, j->counter, l->seg_bytes, 1, &j->fd) == 0 ? 0 : RAFT_IOERR;
             if (j->status != 0)
                 cl_logf(CL_LOG_ERROR, "rlog: prepare segment %" PRIu64 ": %s", j->counter,
                         strerror(errno));
@@ -1228,8 +1251,10 @@ static void maybe_finish_close(rlog *l)
     /* Nothing queued or running: the threads are idle. */
     stop_threads(l);
     l->handles_closing = 1;
-    if (l->handles_open == 2)
+    if (l->handles_open == 3) { /* started */
         uv_close((uv_handle_t *)&l->wake.poll, on_handle_closed);
+        uv_close((uv_handle_t *)&l->prep, on_handle_closed);
+    }
     uv_close((uv_handle_t *)&l->timer, on_handle_closed);
 }
 
@@ -1568,6 +1593,17 @@ static void on_tick(uv_timer_t *t)
         l->tick(l->io);
 }
 
+/* Runs once per loop iteration just before the loop polls: everything appended during the
+ * iteration (by every request handled in it) goes to the disk as one batch. */
+static void on_prepare(uv_prepare_t *h)
+{
+    rlog *l = h->data;
+    if (l->submit_wanted && !l->in_pump) {
+        l->submit_wanted = 0;
+        pump(l);
+    }
+}
+
 static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
 {
     (void)recv; /* no transport: nothing is ever received */
@@ -1578,7 +1614,11 @@ static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, ra
         snprintf(io->errmsg, sizeof io->errmsg, "eventfd: %s", strerror(errno));
         return RAFT_IOERR;
     }
-    l->handles_open = 2;
+    l->handles_open = 3;
+    uv_prepare_init(l->loop, &l->prep);
+    l->prep.data = l;
+    uv_prepare_start(&l->prep, on_prepare);
+    uv_unref((uv_handle_t *)&l->prep); /* does not keep the loop alive by itself */
     for (unsigned i = 0; i < l->n_writers + 1; i++) {
         if (uv_thread_create(&l->threads[i], i < l->n_writers ? writer_main : maint_main, l) != 0) {
             snprintf(io->errmsg, sizeof io->errmsg, "cannot start the raft log threads");
@@ -1622,8 +1662,9 @@ static int io_bootstrap(struct raft_io *io, const struct raft_configuration *con
     }
     rec_put(b, MAGIC_ENTRY, 1, 1, RAFT_CHANGE, cb.base, cb.len);
     raft_free(cb.base);
-    rv = seg_create(l->dir, 1, l->seg_bytes, &fd) == 0 && pwrite_all(fd, b, n, 0) == 0 ? 0
-                                                                                       : RAFT_IOERR;
+    rv = seg_create(l->dir, 1, l->seg_bytes, 0, &fd) == 0 && pwrite_all(fd, b, n, 0) == 0
+             ? 0
+             : RAFT_IOERR;
     free(b);
     if (fd >= 0)
         close(fd);
@@ -1720,8 +1761,11 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
     }
     req->cb = cb;
     j->reqs[j->n_reqs++] = req;
+    /* Not submitted here: libraft appends each request on its own, and a write started now
+     * would carry this one entry while the rest of the loop iteration's entries waited for it to
+     * finish. The prepare hook (or the pump, when this runs inside it) submits the whole batch. */
     if (!l->in_pump)
-        submit(l);
+        l->submit_wanted = 1;
     else
         l->pump_again = 1;
     return 0;

@@ -362,6 +362,7 @@ static void quiesce_closed(uv_handle_t *h)
         cl_logf(CL_LOG_ERROR, "ledger close failed: %s", cl_strerror(rc));
         d->exit_code = 1;
     }
+    cl_consensus_log_stats(d->raft);
     d->abandon_raft = 1;
     uv_stop(d->loop);
 }
