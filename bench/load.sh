@@ -395,16 +395,18 @@ RSSMB=$(fmt "$RSSK" 'int(v / 1024 * 10 + 0.5) / 10')
         echo "cledgerd was not built ($CLEDGERD): its rows are n/a."
     fi
     echo
-    echo "Every round (nginx GET, then cledgerd writes, then cledgerd reads, $DUR s each):"
+    echo "Every round (nginx GET, cledgerd writes at full rate, cledgerd writes at half that" \
+        "rate, cledgerd reads, $DUR s each):"
     echo
-    echo "| round | nginx GET/s | cledgerd writes/s | writes / nginx | cledgerd reads/s | reads / nginx |"
-    echo "|---|---|---|---|---|---|"
+    echo "| round | nginx GET/s | cledgerd writes/s | writes / nginx | half rate: offered/s, p99 (from send) | cledgerd reads/s | reads / nginx |"
+    echo "|---|---|---|---|---|---|---|"
     k=1
     while [ $k -le "$ROUNDS" ]; do
         g=$(m "nginx.get.r$k.per_s")
         w=$(m "cledgerd.write.r$k.per_s")
         rd=$(m "cledgerd.read.r$k.per_s")
-        echo "| $k | $g | $w | $(pct "$w" "$g") % | $rd | $(pct "$rd" "$g") % |"
+        h="$(m "cledgerd.write_half.r$k.target_rate"), $(m "cledgerd.write_half.r$k.p99_ms") ms ($(m "cledgerd.write_half.r$k.svc_p99_ms") ms)"
+        echo "| $k | $g | $w | $(pct "$w" "$g") % | $h | $rd | $(pct "$rd" "$g") % |"
         k=$((k + 1))
     done
     echo
