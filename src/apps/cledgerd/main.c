@@ -62,6 +62,9 @@ typedef struct {
     cl_http_server *http;
     uv_signal_t sigterm, sigint;
     uv_timer_t quiesce; /* shutdown: wait until nothing is in flight in consensus */
+    uv_prepare_t lag;   /* loop-lag watch (on_lag) */
+    uint64_t lag_at, lag_idle, lag_reported, lag_max;
+    unsigned lag_count;
     int quiesce_ticks;
     int abandon_raft; /* stopped without raft teardown (see quiesce_closed) */
     int stopping;
@@ -344,6 +347,40 @@ static void on_request(void *arg, cl_http_exchange *x)
     cl_node_handle(d->node, cl_http_request_of(x), reply_http, x);
 }
 
+/* ---- loop-lag watch ------------------------------------------------------------------------ */
+
+/* The main loop owns raft, the ledger and the reply to every write: a callback that keeps it busy
+ * delays every request in flight. Before each poll, the busy time of the iteration that just
+ * ended (its wall time less the time the loop slept in the poll) is checked; iterations over
+ * LAG_WARN_NS are reported as a warning, at most once a second, with their count and the longest.
+ */
+#define LAG_WARN_NS (10ull * 1000 * 1000)
+static void on_lag(uv_prepare_t *p)
+{
+    daemon_t *d = p->data;
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(d->loop);
+    if (d->lag_at != 0) {
+        uint64_t slept = idle - d->lag_idle, wall = now - d->lag_at;
+        uint64_t busy = wall > slept ? wall - slept : 0;
+        if (busy > LAG_WARN_NS) {
+            d->lag_count++;
+            if (busy > d->lag_max)
+                d->lag_max = busy;
+        }
+        if (d->lag_count > 0 && now - d->lag_reported >= 1000000000ull) {
+            cl_logf(CL_LOG_WARN,
+                    "main loop: %u iteration(s) busy for more than %llu ms, the longest %.1f ms",
+                    d->lag_count, (unsigned long long)(LAG_WARN_NS / 1000000),
+                    (double)d->lag_max / 1e6);
+            d->lag_count = 0;
+            d->lag_max = 0;
+            d->lag_reported = now;
+        }
+    }
+    d->lag_at = uv_hrtime(); /* the report itself is not counted */
+    d->lag_idle = idle;
+}
+
 /* ---- shutdown ----------------------------------------------------------------------------- */
 
 /* Graceful stop without raft_close: libraft 0.15 crashed intermittently (SIGSEGV inside its
@@ -356,6 +393,7 @@ static void quiesce_closed(uv_handle_t *h)
     daemon_t *d = h->data;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->lag, NULL);
     int rc = cl_ledger_close(d->ledger);
     d->ledger = NULL;
     if (rc < 0) {
@@ -505,6 +543,8 @@ int main(int argc, char **argv)
     }
 
     d.loop = uv_default_loop();
+    /* the loop-lag watch needs the time the loop slept in its polls */
+    (void)uv_loop_configure(d.loop, UV_METRICS_IDLE_TIME);
     cl_node_opts no = {0};
     no.ledger = d.ledger;
     no.writer.submit = w_submit;
@@ -564,6 +604,10 @@ int main(int argc, char **argv)
     d.sigterm.data = d.sigint.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_prepare_init(d.loop, &d.lag);
+    d.lag.data = &d;
+    uv_prepare_start(&d.lag, on_lag);
+    uv_unref((uv_handle_t *)&d.lag);
     json_t *f =
         json_pack("{s:s,s:i,s:s,s:s,s:s}", "host", d.host, "port", cl_http_server_port(d.http),
                   "dataDir", d.s.data_dir, "ledgerType",
