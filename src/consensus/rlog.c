@@ -486,6 +486,20 @@ static void snap_free(struct raft_snapshot *s)
     raft_free(s);
 }
 
+void cl_rlog_loaded_free(struct raft_snapshot *snap, struct raft_entry *entries, size_t n)
+{
+    /* as libraft's entryBatchesDestroy / logRelease do */
+    void *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (entries[i].batch == NULL)
+            raft_free(entries[i].buf.base);
+        else if (entries[i].batch != last)
+            raft_free(last = entries[i].batch);
+    }
+    raft_free(entries);
+    snap_free(snap);
+}
+
 /* Directory listing of our files. */
 typedef struct {
     uint64_t *segs;

@@ -42,6 +42,12 @@ CL_MUST_CHECK int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *
  * io->close. cb may be NULL. */
 void cl_rlog_close(struct raft_io *io, void (*cb)(struct raft_io *io));
 
+/* Frees what io->load returned (or a snapshot io->snapshot_get delivered, with entries NULL) the
+ * way libraft does: entries by batch (an entry without a batch owns its payload), then the array,
+ * then the snapshot. For callers that load outside libraft (tests, tools). Any part may be
+ * NULL / 0. */
+void cl_rlog_loaded_free(struct raft_snapshot *snap, struct raft_entry *entries, size_t n);
+
 /* Statistics since start (loop thread). */
 typedef struct {
     uint64_t writes;       /* batches written */

@@ -14,17 +14,10 @@
 #include <unistd.h>
 
 #include "base/cursor.h"
+#include "fuzz.h"
 #include "ledger/chunk.h"
 #include "ledger/entry.h"
 #include "storage/fs.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static int write_all(int fd, const uint8_t *p, size_t n)
 {

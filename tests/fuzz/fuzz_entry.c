@@ -19,17 +19,10 @@
 
 #include "base/cursor.h"
 #include "crypto/hash.h"
+#include "fuzz.h"
 #include "ledger/chunk.h"
 #include "ledger/claims.h"
 #include "ledger/entry.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MAX_FRAMES 4096
 

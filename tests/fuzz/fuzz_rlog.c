@@ -45,15 +45,8 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "consensus/rlog.h"
+#include "fuzz.h"
 #include "ledger/entry.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define BLK 4096u
 #define SEG_BYTES (64u << 10)
@@ -194,22 +187,7 @@ typedef struct {
 /* Everything load returned, freed as libraft frees it. */
 static void result_free(result *r)
 {
-    /* by batch, as libraft's entryBatchesDestroy/logRelease do (NULL batch: the payload alone) */
-    void *last = NULL;
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->e[i].batch == NULL)
-            raft_free(r->e[i].buf.base);
-        else if (r->e[i].batch != last)
-            raft_free(last = r->e[i].batch);
-    }
-    raft_free(r->e);
-    if (r->snap != NULL) {
-        for (unsigned i = 0; i < r->snap->n_bufs; i++)
-            raft_free(r->snap->bufs[i].base);
-        raft_free(r->snap->bufs);
-        raft_configuration_close(&r->snap->configuration);
-        raft_free(r->snap);
-    }
+    cl_rlog_loaded_free(r->snap, r->e, r->n);
     memset(r, 0, sizeof *r);
 }
 

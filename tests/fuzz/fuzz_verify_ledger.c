@@ -26,19 +26,12 @@
 
 #include "base/cursor.h"
 #include "crypto/x509.h"
+#include "fuzz.h"
 #include "ledger/chunk.h"
 #include "ledger/entry.h"
 #include "ledger/ledger.h"
 #include "ledger/verify.h"
 #include "storage/fs.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static char work_dir[256];
 static char chunk_path[300];

@@ -382,30 +382,10 @@ static int h_load(harness *h, loaded *ld)
     return h->io.load(&h->io, &ld->term, &ld->vote, &ld->snap, &ld->start, &ld->e, &ld->n);
 }
 
-static void snapshot_free(struct raft_snapshot *s)
-{
-    if (s == NULL)
-        return;
-    for (unsigned i = 0; i < s->n_bufs; i++)
-        raft_free(s->bufs[i].base);
-    raft_free(s->bufs);
-    raft_configuration_close(&s->configuration);
-    raft_free(s);
-}
-
 /* Frees what load returned, the way libraft does. */
 static void loaded_free(loaded *ld)
 {
-    /* by batch, as libraft's entryBatchesDestroy/logRelease do (NULL batch: the payload alone) */
-    void *last = NULL;
-    for (size_t i = 0; i < ld->n; i++) {
-        if (ld->e[i].batch == NULL)
-            raft_free(ld->e[i].buf.base);
-        else if (ld->e[i].batch != last)
-            raft_free(last = ld->e[i].batch);
-    }
-    raft_free(ld->e);
-    snapshot_free(ld->snap);
+    cl_rlog_loaded_free(ld->snap, ld->e, ld->n);
     memset(ld, 0, sizeof *ld);
 }
 
@@ -943,6 +923,33 @@ static void test_many_appends(void **state)
     tu_rmrf(dir);
 }
 
+/* Appends made in one loop iteration while no write runs go to the disk as one batch (the
+ * prepare hook submits them), not the first alone and the rest after it. */
+static void test_one_batch_per_iteration(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-i");
+    assert_non_null(dir);
+    harness h;
+    model m;
+    open_bootstrapped(&h, dir, SEG_SMALL, 1, &m);
+    append_many(&h, &m, 1, 3, 100, 1, 1); /* the log is running, nothing in flight */
+    cl_rlog_stats a, b;
+    cl_rlog_get_stats(&h.io, &a);
+    uint32_t lens[1] = {100};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(h_append(&h, &m, 1, 1, lens, RAFT_COMMAND), 0);
+    assert_true(run_until(&h, pred_all_fired, &h, WAIT_MS));
+    assert_int_equal(h.t.ok, h.t.n);
+    cl_rlog_get_stats(&h.io, &b);
+    assert_int_equal(b.entries - a.entries, 5);
+    assert_int_equal(b.writes - a.writes, 1);
+    h_close(&h);
+    reload_check(dir, SEG_SMALL, &m, 1, 0, 1);
+    model_free(&m);
+    tu_rmrf(dir);
+}
+
 /* Segment boundaries on disk: (first, last) of the segments holding entries. */
 static size_t seg_ranges(const char *dir, uint64_t (*r)[2], size_t cap, int *sealed)
 {
@@ -1104,7 +1111,7 @@ static void test_snapshots(void **state)
     assert_true(run_until(&h, pred_sget, &g, WAIT_MS));
     assert_int_equal(g.status, 0);
     snap_check(g.snap, 500, 2, 3000, 11);
-    snapshot_free(g.snap);
+    cl_rlog_loaded_free(g.snap, NULL, 0);
 
     /* a newer snapshot replaces the older file */
     put_snapshot(&h, 100, 560, 2, 0, 12);
@@ -1852,6 +1859,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bootstrap_load),
         cmocka_unit_test(test_many_appends),
+        cmocka_unit_test(test_one_batch_per_iteration),
         cmocka_unit_test(test_truncate),
         cmocka_unit_test(test_snapshots),
         cmocka_unit_test(test_torn_tail),
