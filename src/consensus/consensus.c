@@ -377,10 +377,12 @@ void cl_consensus_log_stats(const cl_consensus *c)
     cl_rlog_stats st;
     cl_rlog_get_stats(&c->io, &st);
     cl_logf(CL_LOG_INFO,
-            "consensus: raft log: %llu entries in %llu writes (at most %llu in flight), %llu "
-            "segments prepared",
+            "consensus: raft log: %llu entries in %llu writes (at most %llu in flight, the "
+            "slowest %.1f ms, %llu over %llu ms), %llu segments prepared",
             (unsigned long long)st.entries, (unsigned long long)st.writes,
-            (unsigned long long)st.max_inflight, (unsigned long long)st.segments);
+            (unsigned long long)st.max_inflight, (double)st.max_write_ns / 1e6,
+            (unsigned long long)st.slow_writes,
+            (unsigned long long)(CL_RLOG_SLOW_WRITE_NS / 1000000), (unsigned long long)st.segments);
 }
 
 static void begin_close(cl_consensus *c)

@@ -93,6 +93,7 @@ struct job {
     uint64_t off;
     uint8_t *buf; /* BLOCK-aligned; len bytes used, capacity cap */
     size_t len, cap;
+    uint64_t write_ns; /* how long the writer's pwrite (O_DSYNC: through the device) took */
     uint64_t first_index, last_index;
     struct raft_io_append **reqs;
     unsigned n_reqs, reqs_cap;
@@ -685,7 +686,9 @@ static void writer_main(void *arg)
     rlog *l = arg;
     job *j;
     while ((j = qtake(l, &l->wq, &l->wq_tail, &l->wcond)) != NULL) {
+        uint64_t t0 = uv_hrtime();
         j->status = pwrite_all(j->seg->fd, j->buf, j->len, j->off) == 0 ? 0 : RAFT_IOERR;
+        j->write_ns = uv_hrtime() - t0;
         if (j->status != 0)
             cl_logf(CL_LOG_ERROR, "rlog: write of %zu bytes at %" PRIu64 ": %s", j->len, j->off,
                     strerror(errno));
@@ -1066,6 +1069,10 @@ static void deliver(rlog *l, job *j)
 {
     switch (j->kind) {
     case J_WRITE:
+        if (j->write_ns > l->stats.max_write_ns)
+            l->stats.max_write_ns = j->write_ns;
+        if (j->write_ns > CL_RLOG_SLOW_WRITE_NS)
+            l->stats.slow_writes++;
         if (j->status == 0) {
             if (j->last_index > l->delivered_index)
                 l->delivered_index = j->last_index;

@@ -54,7 +54,10 @@ typedef struct {
     uint64_t entries;      /* entries written */
     uint64_t max_inflight; /* most batches in flight at once */
     uint64_t segments;     /* segments prepared */
+    uint64_t max_write_ns; /* the slowest batch write (pwrite through to the device) */
+    uint64_t slow_writes;  /* batch writes slower than CL_RLOG_SLOW_WRITE_NS */
 } cl_rlog_stats;
+#define CL_RLOG_SLOW_WRITE_NS (10ull * 1000 * 1000)
 void cl_rlog_get_stats(const struct raft_io *io, cl_rlog_stats *out);
 
 #endif

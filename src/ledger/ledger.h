@@ -84,7 +84,9 @@ CL_MUST_CHECK int cl_ledger_sync(cl_ledger *l);
  * to the last signature at start and re-applies the log (docs/consensus.md). With external
  * durability on, cl_ledger_sync writes and publishes entries without fdatasync; chunks are still
  * fdatasync'ed before they are committed (renamed), and cl_ledger_sync_hard / close force it (the
- * daemon calls it before allowing a raft snapshot, which may compact the log). */
+ * daemon calls it before allowing a raft snapshot, which may compact the log). The derived state
+ * (Merkle tree, index) is then synced every few rollovers, one fdatasync per later
+ * cl_ledger_sync call, instead of a dozen at once inside one call. */
 void cl_ledger_set_external_durability(cl_ledger *l, int on);
 CL_MUST_CHECK int cl_ledger_sync_hard(cl_ledger *l);
 /* New ledger secret (recorded in the ledger, chained to the previous one). */

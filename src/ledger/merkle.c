@@ -74,6 +74,12 @@ struct cl_merkle {
     uint64_t marker_gen; /* generation of that value; the next write goes to slot (gen + 1) % 2 */
     int failed;          /* an I/O error left memory and files out of step: only close is allowed */
     int dir_dirty;       /* level files may have been created since the last directory sync */
+    /* An incremental sync under way (cl_merkle_sync_step): once every level file is synced up to
+     * step_target records of level 0, and the directory if step_dir, the marker may cover it. */
+    int stepping;
+    uint64_t step_target;
+    unsigned step_level; /* next level file to sync */
+    int step_dir;        /* the directory entries of files created before the step began */
     uint8_t frontier[MAX_LEVELS][HLEN];
     merkle_level lv[MAX_LEVELS];
 };
@@ -482,8 +488,19 @@ int cl_merkle_leaf(const cl_merkle *t, uint64_t index, uint8_t out[CL_MERKLE_HAS
     return node_read(t, 0, index, out);
 }
 
+/* A truncate or a full sync supersedes an incremental sync under way. Cutting files below its
+ * target would make its marker write a lie (I4); a full sync does the whole job at once. */
+static void step_cancel(cl_merkle *t)
+{
+    if (!t->stepping)
+        return;
+    t->dir_dirty |= t->step_dir;
+    t->stepping = 0;
+}
+
 static int do_truncate(cl_merkle *t, uint64_t size)
 {
+    step_cancel(t);
     /* I4 first: from here on a crash reopens at most `size` leaves. The cuts themselves then need
      * no sync. */
     if (t->synced > size)
@@ -538,6 +555,7 @@ int cl_merkle_flush(cl_merkle *t)
 static int do_sync(cl_merkle *t)
 {
     /* Nothing past the marker exists: every record below it is already durable. */
+    step_cancel(t);
     if (t->size == t->synced && !t->dir_dirty)
         return CL_OK;
     CL_TRY(do_flush(t));
@@ -560,6 +578,52 @@ int cl_merkle_sync(cl_merkle *t)
 {
     CL_ENSURE(!t->failed, CL_ECLOSED);
     return mark(t, do_sync(t));
+}
+
+/* One device flush per call: the first call flushes the buffers and fixes the target (the current
+ * size); each call then fdatasyncs the next level file that holds records below the target, then
+ * the directory, and the last one writes the marker. Records appended meanwhile lie past the
+ * target, so they need not be durable yet; files created meanwhile hold only such records. */
+static int do_sync_step(cl_merkle *t, int *done)
+{
+    *done = 0;
+    if (!t->stepping) {
+        if (t->size == t->synced && !t->dir_dirty) {
+            *done = 1;
+            return CL_OK;
+        }
+        CL_TRY(do_flush(t));
+        t->stepping = 1;
+        t->step_target = t->size;
+        t->step_level = 0;
+        t->step_dir = t->dir_dirty;
+        t->dir_dirty = 0;
+    }
+    while (t->step_level < MAX_LEVELS && (t->step_target >> t->step_level) > 0) {
+        merkle_level *L = &t->lv[t->step_level++];
+        if (L->file != NULL)
+            return cl_file_sync(L->file);
+    }
+    t->step_level = MAX_LEVELS;
+    if (t->step_dir) {
+        t->path[t->dir_len] = '\0';
+        CL_TRY(cl_fs_sync_dir(t->fs, t->path));
+        t->step_dir = 0;
+        return CL_OK;
+    }
+    /* Only now may the marker cover the target (I4). */
+    if (t->step_target > t->synced)
+        CL_TRY(marker_write(t, t->step_target));
+    t->stepping = 0;
+    *done = 1;
+    return CL_OK;
+}
+
+int cl_merkle_sync_step(cl_merkle *t, int *done)
+{
+    *done = 0;
+    CL_ENSURE(!t->failed, CL_ECLOSED);
+    return mark(t, do_sync_step(t, done));
 }
 
 int cl_merkle_path(const cl_merkle *t, uint64_t index, uint64_t size, cl_merkle_step *steps,

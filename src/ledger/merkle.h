@@ -31,15 +31,16 @@
  * Durability. Appends go to small bounded per-level write buffers; cl_merkle_flush writes them,
  * cl_merkle_sync flushes and fdatasyncs every level file, then advances the marker (the ledger
  * engine decides when; the tree is rebuildable, so it need not be synced with every entry).
- * cl_merkle_close syncs. cl_merkle_truncate is durable on return (it lowers the marker first), so
- * a rolled-back tail never reappears. cl_merkle_open recovers from a crash: n = min(marker,
- * length(level_00) / 32); records past the last sync are dropped even when their length looks
- * right, because a crash can leave unsynced bytes cut or zero-filled. Longer levels are truncated
- * to floor(n / 2^k) records; shorter ones (a file lost or cut) are recomputed from the level below,
- * reading only the missing tail. So after a crash cl_merkle_size() is the size at the last
- * completed sync or close, lowered by any later truncate: the caller (ledger engine) compares it
- * with its own entry count and either truncates the tree (tree ahead of the ledger) or appends the
- * missing leaves (tree behind). Every leaf the reopened tree holds is one that was appended.
+ * cl_merkle_sync_step does the same one fdatasync per call and moves the marker to the size its
+ * first call saw. cl_merkle_close syncs. cl_merkle_truncate is durable on return (it lowers the
+ * marker first), so a rolled-back tail never reappears. cl_merkle_open recovers from a crash: n =
+ * min(marker, length(level_00) / 32); records past the last sync are dropped even when their length
+ * looks right, because a crash can leave unsynced bytes cut or zero-filled. Longer levels are
+ * truncated to floor(n / 2^k) records; shorter ones (a file lost or cut) are recomputed from the
+ * level below, reading only the missing tail. So after a crash cl_merkle_size() is the size at the
+ * last completed sync or close, lowered by any later truncate: the caller (ledger engine) compares
+ * it with its own entry count and either truncates the tree (tree ahead of the ledger) or appends
+ * the missing leaves (tree behind). Every leaf the reopened tree holds is one that was appended.
  *
  * Errors. After an I/O failure inside append, flush, sync or truncate the in-memory state may no
  * longer match the files: the tree then fails every further call with CL_ECLOSED and must be closed
@@ -109,6 +110,13 @@ CL_MUST_CHECK int cl_merkle_truncate(cl_merkle *t, uint64_t size);
 CL_MUST_CHECK int cl_merkle_flush(cl_merkle *t);
 /* Flushes, fdatasyncs every level file, and syncs the directory if level files were created. */
 CL_MUST_CHECK int cl_merkle_sync(cl_merkle *t);
+/* The same work as cl_merkle_sync spread over calls, each doing at most one fdatasync, so a caller
+ * on an event loop never waits for a dozen device flushes at once. The first call flushes the
+ * buffers and fixes the target (the size then); later calls sync one level file each, then the
+ * directory, and the last writes the marker and sets *done. Appends may continue in between; a
+ * truncate or cl_merkle_sync cancels the steps under way. *done = 1 at once when nothing is to be
+ * synced. */
+CL_MUST_CHECK int cl_merkle_sync_step(cl_merkle *t, int *done);
 
 /* Inclusion proof of leaf `index` in the tree of the first `size` leaves (index < size <=
  * cl_merkle_size(t)), ordered from the leaf upward as receipts.md §6.4. `steps` must have room for

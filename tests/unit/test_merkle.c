@@ -582,6 +582,17 @@ static void expect_tree(cl_merkle *t, uint8_t (*model)[H], uint64_t len)
     assert_true(heq(r, w));
 }
 
+/* The tree holds the model, and still does after close and reopen (closed at the end). */
+static void expect_closed_and_reopened(cl_merkle *t, const char *dir, uint8_t (*model)[H],
+                                       uint64_t len)
+{
+    expect_tree(t, model, len);
+    assert_int_equal(cl_merkle_close(t), CL_OK);
+    t = open_tree(dir);
+    expect_tree(t, model, len);
+    assert_int_equal(cl_merkle_close(t), CL_OK);
+}
+
 /* truncate() then append different leaves, mixed with reopen, against a model array. */
 static void test_truncate(void **state)
 {
@@ -873,11 +884,7 @@ static void test_crash_files(void **state)
         memcpy(model, leaves, expect * H);
         memcpy(model + expect, src + expect, (n - expect) * H);
         append_all(t, model, expect, n);
-        expect_tree(t, model, n);
-        assert_int_equal(cl_merkle_close(t), CL_OK);
-        t = open_tree(dir);
-        expect_tree(t, model, n);
-        assert_int_equal(cl_merkle_close(t), CL_OK);
+        expect_closed_and_reopened(t, dir, model, n);
         free(model);
         remove_dir(dir);
     }
@@ -952,10 +959,12 @@ static void test_unsynced_tail_dropped(void **state)
     remove_dir(dir);
 }
 
-/* Crashes injected through the fault fs at every write / sync of a short workload. */
-static void test_crash_fault_fs(void **state)
+/* Crashes injected through the fault fs at every write / sync of a short workload. Mode 0 syncs at
+ * once; mode 1 syncs in steps (cl_merkle_sync_step, one per append while a round is under way)
+ * and cuts the tail now and then, which cancels the round: the marker must never cover a record
+ * that a crash can lose or that was cut (I4). */
+static void crash_fault_fs(int steps)
 {
-    (void)state;
     enum { N = 700, SYNC_EVERY = 150 };
     uint8_t(*leaves)[H] = make_leaves(N, 9);
     long total = -1;
@@ -968,19 +977,45 @@ static void test_crash_fault_fs(void **state)
         if (total >= 0)
             cl_fs_fault_arm(ff, CL_FAULT_WRITE | CL_FAULT_SYNC, fail_at, 1);
         cl_merkle *t = NULL;
-        uint64_t synced = 0, appended = 0;
+        uint64_t synced = 0, appended = 0, target = 0;
+        int stepping = 0, done = 0;
         int rc = cl_merkle_open(fs, dir, &t);
         for (uint64_t i = 0; rc == CL_OK && i < N; i++) {
             rc = cl_merkle_append(t, leaves[i]);
             if (rc == CL_OK)
                 appended = i + 1;
+            if (rc == CL_OK && stepping) {
+                rc = cl_merkle_sync_step(t, &done);
+                if (rc == CL_OK && done) {
+                    synced = target;
+                    stepping = 0;
+                }
+            }
             if (rc == CL_OK && (i + 1) % SYNC_EVERY == 0) {
-                rc = cl_merkle_sync(t);
-                if (rc == CL_OK)
-                    synced = i + 1;
+                if (!steps) {
+                    rc = cl_merkle_sync(t);
+                    if (rc == CL_OK)
+                        synced = i + 1;
+                } else if (!stepping) {
+                    target = appended;
+                    stepping = 1;
+                    rc = cl_merkle_sync_step(t, &done);
+                    assert_true(rc != CL_OK || !done);
+                }
             }
             if (rc == CL_OK && i % 97 == 0)
                 rc = cl_merkle_truncate(t, appended); /* no-op, exercises the path */
+            if (rc == CL_OK && steps && i % 61 == 60) {
+                /* a real cut (cancels a round under way), then the same leaves again */
+                rc = cl_merkle_truncate(t, appended - 5);
+                if (rc == CL_OK) {
+                    stepping = 0;
+                    if (synced > appended - 5)
+                        synced = appended - 5;
+                    for (uint64_t j = appended - 5; rc == CL_OK && j < appended; j++)
+                        rc = cl_merkle_append(t, leaves[j]);
+                }
+            }
         }
         if (rc == CL_OK) {
             rc = cl_merkle_close(t);
@@ -1014,6 +1049,105 @@ static void test_crash_fault_fs(void **state)
     free(leaves);
 }
 
+static void test_crash_fault_fs(void **state)
+{
+    (void)state;
+    crash_fault_fs(0);
+}
+
+static void test_crash_fault_fs_steps(void **state)
+{
+    (void)state;
+    crash_fault_fs(1);
+}
+
+/* cl_merkle_sync_step: at most one fdatasync per call; appends go on between the calls; the
+ * marker moves only with the last call, to the size the first call saw; a truncate cancels the
+ * round; a crash before the last call loses nothing the previous sync covered. */
+static void test_sync_steps(void **state)
+{
+    (void)state;
+    enum { N = 9000, FIRST = 5000 };
+    uint8_t(*leaves)[H] = make_leaves(N, 11);
+    for (uint64_t stop_after = 0; stop_after < 20; stop_after += 3) {
+        char dir[64];
+        make_dir(dir, sizeof dir);
+        cl_fs_fault *ff = NULL;
+        assert_int_equal(cl_fs_fault_new(cl_fs_posix(), &ff), CL_OK);
+        cl_merkle *t = NULL;
+        assert_int_equal(cl_merkle_open(cl_fs_fault_fs(ff), dir, &t), CL_OK);
+        int done = 0;
+        /* a round with nothing new: done at once, no fdatasync */
+        assert_int_equal(cl_merkle_sync(t), CL_OK);
+        long syncs = cl_fs_fault_count(ff, CL_FAULT_SYNC);
+        assert_int_equal(cl_merkle_sync_step(t, &done), CL_OK);
+        assert_int_equal(done, 1);
+        assert_int_equal(cl_fs_fault_count(ff, CL_FAULT_SYNC), syncs);
+        append_all(t, leaves, 0, 100);
+        assert_int_equal(cl_merkle_sync(t), CL_OK); /* the last full sync: 100 */
+        append_all(t, leaves, 100, FIRST);
+        uint64_t n = FIRST, calls = 0;
+        done = 0;
+        while (!done && calls < stop_after) {
+            syncs = cl_fs_fault_count(ff, CL_FAULT_SYNC);
+            assert_int_equal(cl_merkle_sync_step(t, &done), CL_OK);
+            assert_true(cl_fs_fault_count(ff, CL_FAULT_SYNC) - syncs <= 1);
+            assert_int_equal(cl_merkle_check(t), CL_OK);
+            append_all(t, leaves, n, n + 7);
+            n += 7;
+            calls++;
+        }
+        /* 13 level files, the directory and the marker: 15 calls for the round */
+        if (done)
+            assert_int_equal(calls, 15);
+        else
+            assert_int_equal(calls, stop_after);
+        /* power cut now */
+        cl_fs_fault_arm(ff, CL_FAULT_WRITE | CL_FAULT_SYNC | CL_FAULT_OPEN, 0, 1);
+        assert_int_equal(cl_merkle_sync_step(t, &done), CL_EIO);
+        (void)cl_merkle_close(t);
+        assert_int_equal(cl_fs_fault_crash_apply(ff, stop_after + 3), CL_OK);
+        cl_fs_fault_free(ff);
+        t = open_tree(dir);
+        uint64_t got = cl_merkle_size(t);
+        if (done)
+            assert_true(got >= FIRST && got <= n);
+        else
+            assert_true(got >= 100 && got <= n);
+        expect_tree(t, leaves, got);
+        assert_int_equal(cl_merkle_close(t), CL_OK);
+        remove_dir(dir);
+    }
+    /* A truncate below the target in the middle of a round cancels it; the next round starts
+     * over from the new size, and a full sync also ends a round. */
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    cl_merkle *t = open_tree(dir);
+    append_all(t, leaves, 0, FIRST);
+    int done = 0;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(cl_merkle_sync_step(t, &done), CL_OK);
+        assert_int_equal(done, 0);
+    }
+    assert_int_equal(cl_merkle_truncate(t, 3000), CL_OK);
+    assert_int_equal(cl_merkle_check(t), CL_OK);
+    int calls = 0;
+    do {
+        assert_int_equal(cl_merkle_sync_step(t, &done), CL_OK);
+        assert_int_equal(cl_merkle_check(t), CL_OK);
+        calls++;
+    } while (!done);
+    assert_int_equal(calls, 14); /* 12 level files, the directory, the marker */
+    append_all(t, leaves, 3000, N);
+    assert_int_equal(cl_merkle_sync_step(t, &done), CL_OK);
+    assert_int_equal(cl_merkle_sync(t), CL_OK);
+    assert_int_equal(cl_merkle_sync_step(t, &done), CL_OK);
+    assert_int_equal(done, 1); /* the full sync covered everything */
+    expect_closed_and_reopened(t, dir, leaves, N);
+    remove_dir(dir);
+    free(leaves);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1022,7 +1156,8 @@ int main(void)
         cmocka_unit_test(test_consistency_all), cmocka_unit_test(test_truncate),
         cmocka_unit_test(test_crash_files),     cmocka_unit_test(test_unsynced_tail_dropped),
         cmocka_unit_test(test_crash_fault_fs),  cmocka_unit_test(test_fs_map),
-        cmocka_unit_test(test_mapped_reads),
+        cmocka_unit_test(test_mapped_reads),    cmocka_unit_test(test_crash_fault_fs_steps),
+        cmocka_unit_test(test_sync_steps),
     };
     /* TEST_FILTER=test_truncate runs one test (cmocka glob). */
     if (getenv("TEST_FILTER") != NULL)

@@ -886,6 +886,8 @@ static void test_many_appends(void **state)
     assert_true(st.writes > 0 && st.writes <= h.t.n);
     assert_true(st.max_inflight >= 2);
     assert_true(st.segments >= 10);
+    assert_true(st.max_write_ns > 0 && st.max_write_ns < 60ull * 1000 * 1000 * 1000);
+    assert_true(st.slow_writes <= st.writes);
     h_close(&h);
 
     /* Many segments, each starting with its first record at offset 0, one chain of indexes. (Not

@@ -63,7 +63,7 @@ typedef struct {
     uv_signal_t sigterm, sigint;
     uv_timer_t quiesce; /* shutdown: wait until nothing is in flight in consensus */
     uv_prepare_t lag;   /* loop-lag watch (on_lag) */
-    uint64_t lag_at, lag_idle, lag_reported, lag_max;
+    uint64_t lag_at, lag_idle, lag_reported, lag_max, lag_cpu, lag_max_cpu;
     unsigned lag_count;
     int quiesce_ticks;
     int abandon_raft; /* stopped without raft teardown (see quiesce_closed) */
@@ -352,26 +352,39 @@ static void on_request(void *arg, cl_http_exchange *x)
 /* The main loop owns raft, the ledger and the reply to every write: a callback that keeps it busy
  * delays every request in flight. Before each poll, the busy time of the iteration that just
  * ended (its wall time less the time the loop slept in the poll) is checked; iterations over
- * LAG_WARN_NS are reported as a warning, at most once a second, with their count and the longest.
+ * LAG_WARN_NS are reported as a warning, at most once a second, with their count and the longest,
+ * and how much of the longest the loop thread spent on a CPU: the rest it waited, for the disk
+ * (an fdatasync) or for a core (another thread or process ran).
  */
 #define LAG_WARN_NS (10ull * 1000 * 1000)
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void on_lag(uv_prepare_t *p)
 {
     daemon_t *d = p->data;
-    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(d->loop);
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(d->loop), cpu = thread_cpu_ns();
     if (d->lag_at != 0) {
         uint64_t slept = idle - d->lag_idle, wall = now - d->lag_at;
         uint64_t busy = wall > slept ? wall - slept : 0;
         if (busy > LAG_WARN_NS) {
             d->lag_count++;
-            if (busy > d->lag_max)
+            if (busy > d->lag_max) {
                 d->lag_max = busy;
+                d->lag_max_cpu = cpu - d->lag_cpu;
+            }
         }
         if (d->lag_count > 0 && now - d->lag_reported >= 1000000000ull) {
             cl_logf(CL_LOG_WARN,
-                    "main loop: %u iteration(s) busy for more than %llu ms, the longest %.1f ms",
+                    "main loop: %u iteration(s) busy for more than %llu ms, the longest %.1f ms "
+                    "(%.1f ms of it on a CPU)",
                     d->lag_count, (unsigned long long)(LAG_WARN_NS / 1000000),
-                    (double)d->lag_max / 1e6);
+                    (double)d->lag_max / 1e6, (double)d->lag_max_cpu / 1e6);
             d->lag_count = 0;
             d->lag_max = 0;
             d->lag_reported = now;
@@ -379,6 +392,7 @@ static void on_lag(uv_prepare_t *p)
     }
     d->lag_at = uv_hrtime(); /* the report itself is not counted */
     d->lag_idle = idle;
+    d->lag_cpu = thread_cpu_ns();
 }
 
 /* ---- shutdown ----------------------------------------------------------------------------- */
