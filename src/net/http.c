@@ -58,10 +58,15 @@
 #define LINGER_MAX_MS 2000
 #define READ_CHUNK 16384
 #define WRITE_CHUNK (1024 * 1024)
+#define TRY_WRITE_MAX (16 * 1024) /* replies written at once, without a uv_write request */
 /* Ciphertext buffered from a connection while its request is being handled. Reading goes on
  * during a request (stopping and restarting it costs two epoll_ctl calls per request); a peer
  * that sends this much ahead of its reply is paused until the reply is out. */
 #define AHEAD_CAP (64 * 1024)
+/* Reply bytes a connection may have waiting for the peer to read before its next pipelined
+ * requests wait too: a client that sends and never reads cannot make the server queue replies
+ * without bound. */
+#define REPLY_BACKLOG (256 * 1024)
 #define LISTEN_BACKLOG 511
 
 /* ---- the plaintext request parser ------------------------------------------------------------ */
@@ -499,7 +504,8 @@ struct http_conn {
     int open_handles;
     int tmode;
     int handshake_done, reading, in_pump, closing, draining, shut;
-    int peer_eof; /* the peer half-closed while its request was being handled */
+    int write_wait; /* requests wait until the peer reads our replies (REPLY_BACKLOG) */
+    int peer_eof;   /* the peer half-closed while its request was being handled */
     unsigned pending_writes;
     char fingerprint[96];
     char peer[64];
@@ -679,6 +685,8 @@ static void set_timer(http_conn *c, int mode)
         uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
+static int write_blocked(http_conn *c) { return c->tcp.write_queue_size > REPLY_BACKLOG; }
+
 static void on_write(uv_write_t *req, int status)
 {
     write_req *w = (write_req *)req;
@@ -693,13 +701,51 @@ static void on_write(uv_write_t *req, int status)
     }
     if (c->draining && c->pending_writes == 0)
         conn_finish(c, 0);
+    else if (c->write_wait && !write_blocked(c))
+        conn_pump(c);
 }
 
-/* Moves everything OpenSSL wrote into the write BIO onto the socket. */
+/* Queues w (len bytes of data) behind whatever is being written; frees w on failure. */
+static int submit_write(http_conn *c, write_req *w, size_t len)
+{
+    w->c = c;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        cl_free(w);
+        return CL_EIO;
+    }
+    c->pending_writes++;
+    return CL_OK;
+}
+
+/* Moves everything OpenSSL wrote into the write BIO onto the socket. While nothing is queued, a
+ * reply of up to TRY_WRITE_MAX bytes is written at once with uv_try_write and only a remainder
+ * the socket did not take is queued: a uv_write request that completes makes libuv re-arm the
+ * socket's epoll entry (one epoll_ctl per reply, on every keep-alive request). */
 static int flush_tls(http_conn *c)
 {
     size_t n;
     while (!c->closing && (n = BIO_ctrl_pending(c->wbio)) > 0) {
+        if (c->pending_writes == 0 && n <= TRY_WRITE_MAX) {
+            char buf[TRY_WRITE_MAX];
+            int got = BIO_read(c->wbio, buf, (int)n);
+            if (got <= 0)
+                return CL_EIO;
+            uv_buf_t b = uv_buf_init(buf, (unsigned)got);
+            int put = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+            if (put == UV_EAGAIN)
+                put = 0;
+            else if (put < 0)
+                return CL_EIO;
+            if (put < got) {
+                write_req *w = cl_malloc(sizeof *w + (size_t)(got - put));
+                if (w == NULL)
+                    return CL_ENOMEM;
+                memcpy(w->data, buf + put, (size_t)(got - put));
+                CL_TRY(submit_write(c, w, (size_t)(got - put)));
+            }
+            continue;
+        }
         if (n > WRITE_CHUNK)
             n = WRITE_CHUNK;
         write_req *w = cl_malloc(sizeof *w + n);
@@ -710,13 +756,7 @@ static int flush_tls(http_conn *c)
             cl_free(w);
             return CL_EIO;
         }
-        w->c = c;
-        uv_buf_t b = uv_buf_init(w->data, (unsigned)got);
-        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-            cl_free(w);
-            return CL_EIO;
-        }
-        c->pending_writes++;
+        CL_TRY(submit_write(c, w, (size_t)got));
     }
     return CL_OK;
 }
@@ -1170,7 +1210,8 @@ static void pump_body(http_conn *c)
         }
         set_timer(c, TM_IDLE);
     }
-    while (!c->closing && !c->draining && c->x == NULL) {
+    c->write_wait = 0;
+    while (!c->closing && !c->draining && c->x == NULL && !(c->write_wait = write_blocked(c))) {
         if (c->inpos < c->in.len) {
             process_input(c);
             continue;
@@ -1204,6 +1245,9 @@ static void pump_body(http_conn *c)
         set_timer(c, TM_NONE);
         if (BIO_ctrl_pending(c->rbio) > AHEAD_CAP)
             set_reading(c, 0);
+    } else if (c->write_wait) { /* on_write resumes; a peer that never reads times out */
+        set_timer(c, TM_REQUEST);
+        set_reading(c, 0);
     } else if (c->peer_eof) {
         conn_finish(c, 1);
     } else {

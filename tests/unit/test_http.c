@@ -455,6 +455,7 @@ typedef struct {
     char fail[256];
     int ival[8];
     char sval[4][128];
+    void *arg; /* test-specific */
 } tresult;
 
 #define CC(res, cond)                                                                              \
@@ -485,6 +486,8 @@ static int tc_request(tclient *t, const char *method, const char *target, const 
 /* ---- server harness ---------------------------------------------------------------------------
  */
 
+#define BIG_LEN 12000
+
 typedef struct harness {
     uv_loop_t loop;
     uv_async_t wake;
@@ -498,6 +501,7 @@ typedef struct harness {
     int replied_slow;
     int done_after_reply;
     int async_replies;
+    atomic_int big_served; /* "/big/..." requests answered */
     pthread_t loop_thread; /* the handler must run on this thread, whatever worker_threads says */
 } harness;
 
@@ -604,6 +608,13 @@ static void handler(void *arg, cl_http_exchange *x)
     }
     if (strcmp(r->path, "/echo") == 0) {
         cl_http_reply(x, 200, NULL, 0, r->body, r->body_len);
+        return;
+    }
+    if (strncmp(r->path, "/big/", 5) == 0) { /* BIG_LEN bytes of one letter, from the path */
+        static char big[BIG_LEN];
+        memset(big, r->path[5], sizeof big);
+        atomic_fetch_add(&h->big_served, 1);
+        cl_http_reply(x, 200, NULL, 0, big, sizeof big);
         return;
     }
     reply_json(x);
@@ -957,6 +968,59 @@ static void test_read_ahead(void **state)
     h_stop(&h);
 }
 
+/* A client that pipelines requests and reads nothing: the server answers until about
+ * REPLY_BACKLOG (http.c) of replies wait in memory, then leaves the rest of the requests unread;
+ * once the client reads, every reply arrives, whole and in order (some of them written in part
+ * at once and the rest queued). */
+static void *client_backpressure(tresult *res)
+{
+    tclient t;
+    tresp r;
+    harness *h = res->arg;
+    /* The kernel holds up to tcp_wmem's maximum of replies in the server's socket: beyond that
+     * and REPLY_BACKLOG (with a MiB to spare) the server must stop answering. */
+    long wmem_max = 4 << 20, lo, mid;
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%ld %ld %ld", &lo, &mid, &wmem_max) != 3)
+            wmem_max = 4 << 20;
+        fclose(f);
+    }
+    int bound = (int)((wmem_max + (256 << 10) + (1 << 20)) / BIG_LEN), n_req = bound + 200;
+    size_t cap = (size_t)n_req * 48, n = 0;
+    char *req = malloc(cap);
+    CC(res, req != NULL);
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    for (int i = 0; i < n_req; i++)
+        n += (size_t)snprintf(req + n, cap - n, "GET /big/%c HTTP/1.1\r\nHost: x\r\n\r\n",
+                              'a' + i % 26);
+    CC(res, n < cap);
+    CC(res, tc_send(&t, req, n) == 0);
+    usleep(300 * 1000);
+    int served = atomic_load(&h->big_served);
+    CC(res, served > 0 && served < bound);
+    for (int i = 0; i < n_req; i++) {
+        CC(res, tc_response(&t, &r) == 0 && r.status == 200 && r.body_len == BIG_LEN);
+        CC(res, r.body[0] == 'a' + i % 26 && r.body[BIG_LEN - 1] == 'a' + i % 26);
+    }
+    CC(res, atomic_load(&h->big_served) == n_req);
+out:
+    free(req);
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_reply_backpressure(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    h_start(&h, NULL);
+    res[0].arg = &h;
+    h_clients(&h, 1, client_backpressure, res);
+    h_stop(&h);
+}
+
 static void *client_concurrent(tresult *res)
 {
     tclient t;
@@ -1307,6 +1371,7 @@ int main(void)
         cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_async_reply),
         cmocka_unit_test(test_read_ahead),
+        cmocka_unit_test(test_reply_backpressure),
         cmocka_unit_test(test_concurrent_connections),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_timeouts),
@@ -1320,6 +1385,7 @@ int main(void)
         MT(test_keepalive),
         MT(test_async_reply),
         MT(test_read_ahead),
+        MT(test_reply_backpressure),
         MT(test_concurrent_connections),
         MT(test_limits),
         MT(test_timeouts),

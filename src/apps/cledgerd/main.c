@@ -392,7 +392,7 @@ static void on_lag(uv_prepare_t *p)
     }
     d->lag_at = uv_hrtime(); /* the report itself is not counted */
     d->lag_idle = idle;
-    d->lag_cpu = thread_cpu_ns();
+    d->lag_cpu = cpu; /* (CLOCK_THREAD_CPUTIME_ID is a real syscall: once per iteration) */
 }
 
 /* ---- shutdown ----------------------------------------------------------------------------- */
@@ -444,6 +444,8 @@ static void on_signal(uv_signal_t *h, int signum)
     if (d->stopping)
         return;
     d->stopping = 1;
+    /* Stopping blocks the loop on purpose (threads joined, files synced): not lag to report. */
+    uv_prepare_stop(&d->lag);
     cl_logf(CL_LOG_INFO, "signal %d: stopping (finishing in-flight requests)", signum);
     cl_http_server_stop(d->http, http_stopped, d);
 }
