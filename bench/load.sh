@@ -311,6 +311,8 @@ if [ $HAVE_CLD = 1 ]; then
         done
     fi
     stop_cledgerd
+    # what cledgerd itself saw of stalls: main-loop iterations over 10 ms, log writes over 10 ms
+    grep -E '"main loop:|raft log:' "$WORK/cledgerd.log" >"$WORK/stalls.log" || true
 else
     log "cledgerd not built ($CLEDGERD): nginx ceiling only"
 fi
@@ -412,6 +414,15 @@ RSSMB=$(fmt "$RSSK" 'int(v / 1024 * 10 + 0.5) / 10')
     echo
     echo "Latencies of paced runs are measured from the intended send time (no coordinated"
     echo "omission); \"from send\" is the same answers timed from the actual send."
+    if [ -s "$WORK/stalls.log" ]; then
+        echo
+        echo "Stalls cledgerd logged during the whole run (main-loop iterations busy for more than 10 ms,"
+        echo "raft log writes slower than 10 ms; docs/architecture.md §11):"
+        echo
+        echo '```'
+        sed -e 's/.*"ts":"\([^"]*\)".*"msg":"\([^"]*\)".*/\1 \2/' "$WORK/stalls.log"
+        echo '```'
+    fi
 } >"$WORK/table.md"
 cp "$WORK/table.md" "$OUT"
 cat "$WORK/table.md"

@@ -376,7 +376,8 @@ void cl_consensus_log_stats(const cl_consensus *c)
         return;
     cl_rlog_stats st;
     cl_rlog_get_stats(&c->io, &st);
-    cl_logf(CL_LOG_INFO,
+    /* A log write over 10 ms held every write in flight: worth a warning. */
+    cl_logf(st.slow_writes > 0 ? CL_LOG_WARN : CL_LOG_INFO,
             "consensus: raft log: %llu entries in %llu writes (at most %llu in flight, the "
             "slowest %.1f ms, %llu over %llu ms), %llu segments prepared",
             (unsigned long long)st.entries, (unsigned long long)st.writes,
