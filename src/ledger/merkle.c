@@ -552,28 +552,6 @@ int cl_merkle_flush(cl_merkle *t)
     return mark(t, do_flush(t));
 }
 
-static int do_sync(cl_merkle *t)
-{
-    /* Nothing past the marker exists: every record below it is already durable. */
-    step_cancel(t);
-    if (t->size == t->synced && !t->dir_dirty)
-        return CL_OK;
-    CL_TRY(do_flush(t));
-    for (unsigned k = 0; k < MAX_LEVELS; k++)
-        if (t->lv[k].file != NULL)
-            CL_TRY(cl_file_sync(t->lv[k].file));
-    if (t->dir_dirty) {
-        t->path[t->dir_len] = '\0';
-        int rc = cl_fs_sync_dir(t->fs, t->path);
-        CL_TRY(rc);
-        t->dir_dirty = 0;
-    }
-    /* Only now may the marker cover the new records (I4). */
-    if (t->size != t->synced)
-        CL_TRY(marker_write(t, t->size));
-    return CL_OK;
-}
-
 int cl_merkle_sync(cl_merkle *t)
 {
     CL_ENSURE(!t->failed, CL_ECLOSED);
@@ -588,6 +566,7 @@ static int do_sync_step(cl_merkle *t, int *done)
 {
     *done = 0;
     if (!t->stepping) {
+        /* Nothing past the marker exists: every record below it is already durable. */
         if (t->size == t->synced && !t->dir_dirty) {
             *done = 1;
             return CL_OK;
@@ -616,6 +595,16 @@ static int do_sync_step(cl_merkle *t, int *done)
         CL_TRY(marker_write(t, t->step_target));
     t->stepping = 0;
     *done = 1;
+    return CL_OK;
+}
+
+/* The whole sync at once: a round of steps started afresh (one under way is dropped). */
+static int do_sync(cl_merkle *t)
+{
+    step_cancel(t);
+    int done = 0;
+    while (!done)
+        CL_TRY(do_sync_step(t, &done));
     return CL_OK;
 }
 

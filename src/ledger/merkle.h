@@ -29,10 +29,10 @@
  *       durable. The marker moves down before files are cut and up only after they are synced.
  *
  * Durability. Appends go to small bounded per-level write buffers; cl_merkle_flush writes them,
- * cl_merkle_sync flushes and fdatasyncs every level file, then advances the marker (the ledger
- * engine decides when; the tree is rebuildable, so it need not be synced with every entry).
- * cl_merkle_sync_step does the same one fdatasync per call and moves the marker to the size its
- * first call saw. cl_merkle_close syncs. cl_merkle_truncate is durable on return (it lowers the
+ * cl_merkle_sync flushes and fdatasyncs every level file holding records, then advances the marker
+ * (the ledger engine decides when; the tree is rebuildable, so it need not be synced with every
+ * entry). cl_merkle_sync_step does the same one fdatasync per call and moves the marker to the size
+ * its first call saw. cl_merkle_close syncs. cl_merkle_truncate is durable on return (it lowers the
  * marker first), so a rolled-back tail never reappears. cl_merkle_open recovers from a crash: n =
  * min(marker, length(level_00) / 32); records past the last sync are dropped even when their length
  * looks right, because a crash can leave unsynced bytes cut or zero-filled. Longer levels are
@@ -108,7 +108,8 @@ CL_MUST_CHECK int cl_merkle_leaf(const cl_merkle *t, uint64_t index,
 CL_MUST_CHECK int cl_merkle_truncate(cl_merkle *t, uint64_t size);
 /* Writes buffered records to the level files (no sync). */
 CL_MUST_CHECK int cl_merkle_flush(cl_merkle *t);
-/* Flushes, fdatasyncs every level file, and syncs the directory if level files were created. */
+/* Flushes, fdatasyncs every level file that holds records, syncs the directory if level files
+ * were created, then moves the marker: the steps of cl_merkle_sync_step, all at once. */
 CL_MUST_CHECK int cl_merkle_sync(cl_merkle *t);
 /* The same work as cl_merkle_sync spread over calls, each doing at most one fdatasync, so a caller
  * on an event loop never waits for a dozen device flushes at once. The first call flushes the

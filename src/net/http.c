@@ -699,10 +699,14 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (c->draining && c->pending_writes == 0)
+    if (c->draining && c->pending_writes == 0) {
         conn_finish(c, 0);
-    else if (c->write_wait && !write_blocked(c))
+    } else if (c->write_wait) {
+        /* The peer read something: its request timeout counts from here; pump_body takes the
+         * next requests once the backlog is under REPLY_BACKLOG, or starts the timer again. */
+        set_timer(c, TM_NONE);
         conn_pump(c);
+    }
 }
 
 /* Queues w (len bytes of data) behind whatever is being written; frees w on failure. */
@@ -1211,7 +1215,7 @@ static void pump_body(http_conn *c)
         set_timer(c, TM_IDLE);
     }
     c->write_wait = 0;
-    while (!c->closing && !c->draining && c->x == NULL && !(c->write_wait = write_blocked(c))) {
+    while (!c->closing && !c->draining && c->x == NULL && !write_blocked(c)) {
         if (c->inpos < c->in.len) {
             process_input(c);
             continue;
@@ -1245,7 +1249,8 @@ static void pump_body(http_conn *c)
         set_timer(c, TM_NONE);
         if (BIO_ctrl_pending(c->rbio) > AHEAD_CAP)
             set_reading(c, 0);
-    } else if (c->write_wait) { /* on_write resumes; a peer that never reads times out */
+    } else if (write_blocked(c)) { /* on_write resumes; a peer that never reads times out */
+        c->write_wait = 1;
         set_timer(c, TM_REQUEST);
         set_reading(c, 0);
     } else if (c->peer_eof) {

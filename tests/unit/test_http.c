@@ -968,17 +968,11 @@ static void test_read_ahead(void **state)
     h_stop(&h);
 }
 
-/* A client that pipelines requests and reads nothing: the server answers until about
- * REPLY_BACKLOG (http.c) of replies wait in memory, then leaves the rest of the requests unread;
- * once the client reads, every reply arrives, whole and in order (some of them written in part
- * at once and the rest queued). */
-static void *client_backpressure(tresult *res)
+/* Connects and pipelines more "/big/<letter>" requests than the server may answer before the
+ * client reads: beyond what the kernel holds in the server's socket (tcp_wmem's maximum) and
+ * REPLY_BACKLOG (http.c), with a MiB to spare, which is *bound replies. Returns the count sent. */
+static int send_big_requests(tresult *res, tclient *t, int *bound)
 {
-    tclient t;
-    tresp r;
-    harness *h = res->arg;
-    /* The kernel holds up to tcp_wmem's maximum of replies in the server's socket: beyond that
-     * and REPLY_BACKLOG (with a MiB to spare) the server must stop answering. */
     long wmem_max = 4 << 20, lo, mid;
     FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
     if (f != NULL) {
@@ -986,26 +980,61 @@ static void *client_backpressure(tresult *res)
             wmem_max = 4 << 20;
         fclose(f);
     }
-    int bound = (int)((wmem_max + (256 << 10) + (1 << 20)) / BIG_LEN), n_req = bound + 200;
+    *bound = (int)((wmem_max + (256 << 10) + (1 << 20)) / BIG_LEN);
+    int n_req = *bound + 200;
     size_t cap = (size_t)n_req * 48, n = 0;
     char *req = malloc(cap);
-    CC(res, req != NULL);
-    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    if (req == NULL)
+        return -1;
     for (int i = 0; i < n_req; i++)
         n += (size_t)snprintf(req + n, cap - n, "GET /big/%c HTTP/1.1\r\nHost: x\r\n\r\n",
                               'a' + i % 26);
-    CC(res, n < cap);
-    CC(res, tc_send(&t, req, n) == 0);
+    int ok = n < cap && tc_connect(t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0 &&
+             tc_send(t, req, n) == 0;
+    free(req);
+    return ok ? n_req : -1;
+}
+
+/* A client that pipelines requests and reads nothing for a while: the server answers until about
+ * REPLY_BACKLOG of replies wait in memory, then leaves the rest of the requests unread; once the
+ * client reads, every reply arrives, whole and in order (some of them written in part at once and
+ * the rest queued), even when reading them all takes longer than the request timeout: a peer
+ * that reads is not timed out. */
+static void *client_backpressure(tresult *res)
+{
+    tclient t = {.fd = -1};
+    tresp r;
+    harness *h = res->arg;
+    int bound = 0, n_req = send_big_requests(res, &t, &bound);
+    CC(res, n_req > 0);
     usleep(300 * 1000);
     int served = atomic_load(&h->big_served);
     CC(res, served > 0 && served < bound);
     for (int i = 0; i < n_req; i++) {
         CC(res, tc_response(&t, &r) == 0 && r.status == 200 && r.body_len == BIG_LEN);
         CC(res, r.body[0] == 'a' + i % 26 && r.body[BIG_LEN - 1] == 'a' + i % 26);
+        if (i % 64 == 63)
+            usleep(20 * 1000); /* a slow reader: 0.2 s or more in all, the timeout is 0.5 s */
     }
     CC(res, atomic_load(&h->big_served) == n_req);
 out:
-    free(req);
+    tc_close(&t);
+    return NULL;
+}
+
+/* A client that never reads: once the backlog is full, its connection is closed after the
+ * request timeout, and it never gets all its replies. */
+static void *client_never_reads(tresult *res)
+{
+    tclient t = {.fd = -1};
+    tresp r;
+    int bound = 0, n_req = send_big_requests(res, &t, &bound), got = 0;
+    CC(res, n_req > 0);
+    usleep(1500 * 1000); /* three request timeouts */
+    while (got < n_req && tc_response(&t, &r) == 0 && r.status == 200)
+        got++;
+    CC(res, got < bound);
+out:
     tc_close(&t);
     return NULL;
 }
@@ -1015,9 +1044,12 @@ static void test_reply_backpressure(void **state)
     (void)state;
     harness h;
     tresult res[1] = {0};
-    h_start(&h, NULL);
+    cl_http_server_opts o = {.request_timeout_ms = 500};
+    h_start(&h, &o);
     res[0].arg = &h;
     h_clients(&h, 1, client_backpressure, res);
+    memset(res, 0, sizeof res);
+    h_clients(&h, 1, client_never_reads, res);
     h_stop(&h);
 }
 
