@@ -378,11 +378,11 @@ void cl_consensus_log_stats(const cl_consensus *c)
     cl_rlog_get_stats(&c->io, &st);
     /* A log write over 10 ms held every write in flight: worth a warning. */
     cl_logf(st.slow_writes > 0 ? CL_LOG_WARN : CL_LOG_INFO,
-            "consensus: raft log: %llu entries in %llu writes (at most %llu in flight, the "
+            "consensus: raft log: %llu entries in %llu writes (%s, at most %llu in flight, the "
             "slowest %.1f ms, %llu over %llu ms), %llu segments prepared",
             (unsigned long long)st.entries, (unsigned long long)st.writes,
-            (unsigned long long)st.max_inflight, (double)st.max_write_ns / 1e6,
-            (unsigned long long)st.slow_writes,
+            st.uring ? "io_uring" : "writer threads", (unsigned long long)st.max_inflight,
+            (double)st.max_write_ns / 1e6, (unsigned long long)st.slow_writes,
             (unsigned long long)(CL_RLOG_SLOW_WRITE_NS / 1000000), (unsigned long long)st.segments);
 }
 
@@ -453,7 +453,8 @@ int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o, const cl_con
     c->rfsm.snapshot = fsm_snapshot;
     c->rfsm.restore = fsm_restore;
 
-    int rc = cl_rlog_init(&c->io, loop, o->dir, NULL);
+    cl_rlog_opts ro = {.io = o->log_io};
+    int rc = cl_rlog_init(&c->io, loop, o->dir, &ro);
     if (rc != CL_OK) {
         cl_free(c);
         return rc;

@@ -60,6 +60,7 @@ typedef struct {
     unsigned election_timeout_ms;  /* 0: 1000 */
     unsigned heartbeat_timeout_ms; /* 0: 100 */
     unsigned snapshot_threshold;   /* 0: 40000 entries */
+    int log_io;                    /* CL_RLOG_IO_* (rlog.h): how raft log writes reach the disk */
     void (*became_leader)(void *arg, uint64_t term); /* optional */
     void *leader_arg;
 } cl_consensus_opts;

@@ -16,13 +16,15 @@
  * record (magic "CLRS", index = the segment's last index) is written into its own block once every
  * entry of the segment has been reported durable to libraft, and marks the segment complete.
  *
- * Threads: the loop thread owns all state. `writers` writer threads run batch writes; one
- * maintenance thread runs everything else that blocks (segment preparation, seals, snapshots,
- * truncation, deletions), one job at a time in submission order. Completions come back through
- * a cl_waker. Raft-visible operations sit in one FIFO and are reported in order: writes complete
- * in any order on disk, but libraft hears of a batch only after every earlier one. Truncation and
- * snapshot installation are barriers: they start once everything before them is done, and
- * nothing after them starts before they are done.
+ * Threads: the loop thread owns all state. Batch writes are submitted from the loop through an
+ * io_uring whose completions signal an eventfd the loop polls: no thread hand-off on the path of
+ * a write. Where io_uring is unavailable (or CL_RLOG_IO_THREADS), `writers` writer threads run
+ * them as pwrite(2) instead. One maintenance thread runs everything else that blocks (segment
+ * preparation, seals, snapshots, truncation, deletions), one job at a time in submission order.
+ * Thread completions come back through a cl_waker. Raft-visible operations sit in one FIFO and
+ * are reported in order: writes complete in any order on disk, but libraft hears of a batch only
+ * after every earlier one. Truncation and snapshot installation are barriers: they start once
+ * everything before them is done, and nothing after them starts before they are done.
  */
 #define _GNU_SOURCE
 #include "consensus/rlog.h"
@@ -31,10 +33,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <liburing.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +62,7 @@
  * moment the previous write returns, not after libraft has processed it. */
 #define DEFAULT_WRITERS 1
 #define MAX_WRITERS 8
+#define RING_ENTRIES 16 /* > MAX_WRITERS: a submission queue slot is always free */
 #define ZERO_CHUNK (1u << 20)
 #define META_LEN 28 /* "CLRMETA1" u64 term u64 vote u32 crc */
 #define PATH_CAP 4096
@@ -93,7 +98,9 @@ struct job {
     uint64_t off;
     uint8_t *buf; /* BLOCK-aligned; len bytes used, capacity cap */
     size_t len, cap;
-    uint64_t write_ns; /* how long the writer's pwrite (O_DSYNC: through the device) took */
+    uint64_t write_ns; /* how long the write (O_DSYNC: through the device) took */
+    uint64_t start_ns; /* io_uring: first submission */
+    size_t ring_done;  /* io_uring: bytes written so far (a short write is resubmitted) */
     uint64_t first_index, last_index;
     struct raft_io_append **reqs;
     unsigned n_reqs, reqs_cap;
@@ -153,6 +160,13 @@ typedef struct {
     raft_io_close_cb close_cb;
     void (*free_cb)(struct raft_io *io);
     cl_rlog_stats stats;
+
+    int io_mode;  /* CL_RLOG_IO_* asked for */
+    int use_ring; /* batch writes through `ring` from the loop, not writer threads */
+    struct io_uring ring;
+    int ring_fd;           /* eventfd the ring signals on completions */
+    uv_poll_t ring_poll;   /* the loop's watch on ring_fd */
+    unsigned loop_handles; /* handles io_start opened (closed in maybe_finish_close) */
 } rlog;
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -949,8 +963,118 @@ static void retire(rlog *l, seg *s)
     maybe_seal(l, s);
 }
 
-/* Assigns a segment and an offset to write job j and hands it to a writer. 0: not possible yet
- * (no prepared segment). */
+/* ---- io_uring batch writes --------------------------------------------------------------------
+ */
+
+static void write_finished(rlog *l, job *j);
+static void pump(rlog *l);
+
+/* Queues the rest of j's write (everything after ring_done) and submits it. A submission the
+ * kernel refuses fails the job and the log, like a failed pwrite: the SQE may still sit in the
+ * ring, so nothing is ever submitted to it again (a failed log takes no writes, and the
+ * resubmissions below check l->failed). */
+static void ring_submit(rlog *l, job *j)
+{
+    j->dispatched = 1;
+    if (j->start_ns == 0)
+        j->start_ns = uv_hrtime();
+    struct io_uring_sqe *sqe = l->failed ? NULL : io_uring_get_sqe(&l->ring);
+    int rv = l->failed ? -EIO : -EBUSY;
+    if (sqe != NULL) {
+        io_uring_prep_write(sqe, j->seg->fd, j->buf + j->ring_done,
+                            (unsigned)(j->len - j->ring_done), j->off + j->ring_done);
+        io_uring_sqe_set_data(sqe, j);
+        for (int tries = 0; tries < 100; tries++) {
+            rv = io_uring_submit(&l->ring);
+            if (rv != -EINTR && rv != -EAGAIN)
+                break;
+        }
+        if (rv == 1)
+            return;
+    }
+    cl_logf(CL_LOG_ERROR, "rlog: io_uring submission of a %zu-byte write at %" PRIu64 ": %s",
+            j->len, j->off, strerror(rv < 0 ? -rv : EIO));
+    l->failed = 1;
+    j->status = RAFT_IOERR;
+    j->write_ns = uv_hrtime() - j->start_ns;
+    write_finished(l, j);
+    l->pump_again = 1; /* cut runs inside pump's submit: it reports the job */
+}
+
+/* One completion: done, short (the rest is resubmitted), interrupted (resubmitted) or failed. */
+static void ring_complete(rlog *l, job *j, int res)
+{
+    if (res == -EINTR || res == -EAGAIN) {
+        ring_submit(l, j);
+        return;
+    }
+    if (res > 0 && (size_t)res < j->len - j->ring_done) {
+        j->ring_done += (size_t)res;
+        ring_submit(l, j);
+        return;
+    }
+    j->write_ns = uv_hrtime() - j->start_ns;
+    if (res < 0 || res == 0) {
+        cl_logf(CL_LOG_ERROR, "rlog: write of %zu bytes at %" PRIu64 ": %s", j->len, j->off,
+                res < 0 ? strerror(-res) : "nothing written");
+        j->status = RAFT_IOERR;
+    } else {
+        j->status = 0;
+    }
+    write_finished(l, j);
+}
+
+static void on_ring(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    rlog *l = h->data;
+    uint64_t v;
+    while (read(l->ring_fd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&l->ring, &cqe) == 0) {
+        job *j = io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+        io_uring_cqe_seen(&l->ring, cqe);
+        ring_complete(l, j, res);
+    }
+    pump(l);
+}
+
+/* Opens the ring and the eventfd it signals; -1 with errno when io_uring is unavailable. */
+static int ring_open(rlog *l)
+{
+    int rv = io_uring_queue_init(RING_ENTRIES, &l->ring, 0);
+    if (rv < 0) {
+        errno = -rv;
+        return -1;
+    }
+    l->ring_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    rv = l->ring_fd < 0 ? -errno : io_uring_register_eventfd(&l->ring, l->ring_fd);
+    if (rv < 0) {
+        if (l->ring_fd >= 0)
+            close(l->ring_fd);
+        io_uring_queue_exit(&l->ring);
+        errno = -rv;
+        return -1;
+    }
+    l->use_ring = 1;
+    l->stats.uring = 1;
+    return 0;
+}
+
+static void ring_close(rlog *l)
+{
+    if (!l->use_ring)
+        return;
+    io_uring_queue_exit(&l->ring);
+    close(l->ring_fd);
+    l->use_ring = 0;
+}
+
+/* Assigns a segment and an offset to write job j and submits it (io_uring) or hands it to a
+ * writer thread. 0: not possible yet (no prepared segment). */
 static int cut(rlog *l, job *j)
 {
     seg *s = l->segs_tail;
@@ -1010,7 +1134,10 @@ static int cut(rlog *l, job *j)
         l->stats.max_inflight = l->writes_flying;
     l->stats.writes++;
     l->stats.entries += j->last_index - j->first_index + 1;
-    queue_thread(l, j, 0);
+    if (l->use_ring)
+        ring_submit(l, j);
+    else
+        queue_thread(l, j, 0);
     return 1;
 }
 
@@ -1159,6 +1286,17 @@ static void pump(rlog *l)
     maybe_finish_close(l);
 }
 
+/* A batch write is over (either path): reported to libraft in order by pump. */
+static void write_finished(rlog *l, job *j)
+{
+    j->done = 1;
+    if (j->flying) {
+        j->flying = 0;
+        l->writes_flying--;
+        j->seg->inflight--;
+    }
+}
+
 static void on_wake(uv_poll_t *h, int status, int events)
 {
     (void)status;
@@ -1208,11 +1346,7 @@ static void on_wake(uv_poll_t *h, int status, int events)
             qpush(&l->side_done, &l->side_tail, j);
             break;
         case J_WRITE:
-            if (j->flying) {
-                j->flying = 0;
-                l->writes_flying--;
-                j->seg->inflight--;
-            }
+            write_finished(l, j);
             break; /* delivered in order by pump */
         default:
             break; /* FIFO jobs: delivered in order by pump */
@@ -1244,6 +1378,7 @@ static void release(rlog *l)
     raft_io_close_cb cb = l->close_cb;
     void (*free_cb)(struct raft_io *) = l->free_cb;
     cl_waker_close_fd(&l->wake);
+    ring_close(l);
     free_segs(l->segs);
     free_segs(l->spare);
     uv_mutex_destroy(&l->mu);
@@ -1272,9 +1407,11 @@ static void maybe_finish_close(rlog *l)
     /* Nothing queued or running: the threads are idle. */
     stop_threads(l);
     l->handles_closing = 1;
-    if (l->handles_open == 3) { /* started */
+    if (l->loop_handles > 0) { /* started */
         uv_close((uv_handle_t *)&l->wake.poll, on_handle_closed);
         uv_close((uv_handle_t *)&l->prep, on_handle_closed);
+        if (l->use_ring)
+            uv_close((uv_handle_t *)&l->ring_poll, on_handle_closed);
     }
     uv_close((uv_handle_t *)&l->timer, on_handle_closed);
 }
@@ -1631,17 +1768,41 @@ static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, ra
     rlog *l = io->impl;
     if (l->started || l->closing)
         return RAFT_INVALID;
+    if (l->io_mode != CL_RLOG_IO_THREADS && ring_open(l) != 0) {
+        if (l->io_mode == CL_RLOG_IO_URING) {
+            snprintf(io->errmsg, sizeof io->errmsg, "io_uring: %s", strerror(errno));
+            return RAFT_IOERR;
+        }
+        cl_logf(CL_LOG_INFO, "rlog: io_uring unavailable (%s): log writes from writer threads",
+                strerror(errno));
+    }
     if (cl_waker_init(&l->wake, l->loop, on_wake, l) != CL_OK) {
         snprintf(io->errmsg, sizeof io->errmsg, "eventfd: %s", strerror(errno));
+        ring_close(l);
         return RAFT_IOERR;
     }
+    l->loop_handles = 2;
     l->handles_open = 3;
     uv_prepare_init(l->loop, &l->prep);
     l->prep.data = l;
     uv_prepare_start(&l->prep, on_prepare);
     uv_unref((uv_handle_t *)&l->prep); /* does not keep the loop alive by itself */
-    for (unsigned i = 0; i < l->n_writers + 1; i++) {
-        if (uv_thread_create(&l->threads[i], i < l->n_writers ? writer_main : maint_main, l) != 0) {
+    if (l->use_ring) {
+        if (uv_poll_init(l->loop, &l->ring_poll, l->ring_fd) != 0) {
+            ring_close(l);
+            snprintf(io->errmsg, sizeof io->errmsg, "cannot watch the io_uring eventfd");
+            l->started = 1; /* so close releases what started */
+            return RAFT_IOERR;
+        }
+        l->ring_poll.data = l;
+        uv_poll_start(&l->ring_poll, UV_READABLE, on_ring);
+        l->loop_handles++;
+        l->handles_open++;
+    }
+    /* writer threads only without the ring; the maintenance thread always */
+    unsigned nthreads = l->use_ring ? 1 : l->n_writers + 1;
+    for (unsigned i = 0; i < nthreads; i++) {
+        if (uv_thread_create(&l->threads[i], i + 1 < nthreads ? writer_main : maint_main, l) != 0) {
             snprintf(io->errmsg, sizeof io->errmsg, "cannot start the raft log threads");
             l->started = 1; /* so close joins what started */
             return RAFT_IOERR;
@@ -1904,6 +2065,7 @@ int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir, const cl_
     unsigned writers = o != NULL && o->writers ? o->writers : DEFAULT_WRITERS;
     uint64_t segb = o != NULL && o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT;
     CL_ENSURE(writers <= MAX_WRITERS && segb % BLOCK == 0 && segb >= (64u << 10), CL_EINVAL);
+    CL_ENSURE(o == NULL || (o->io >= CL_RLOG_IO_AUTO && o->io <= CL_RLOG_IO_URING), CL_EINVAL);
     listing ls;
     if (list_dir(dir, &ls, 1) != 0) {
         cl_logf(CL_LOG_ERROR, "rlog: cannot list %s: %s", dir, strerror(errno));
@@ -1931,6 +2093,7 @@ int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir, const cl_
     l->loop = loop;
     snprintf(l->dir, sizeof l->dir, "%s", dir);
     l->n_writers = writers;
+    l->io_mode = o != NULL ? o->io : CL_RLOG_IO_AUTO;
     l->seg_bytes = segb;
     l->next_counter = 1;
     l->next_index = 1;

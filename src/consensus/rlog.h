@@ -6,8 +6,9 @@
  * the previous write's callbacks ran on the loop), so a durable write waits for the batch in
  * flight, then for its own; and its snapshot barrier closes the open segment's AIO context with
  * io_destroy(2) on the loop thread (29-52 ms per snapshot, measured). Here appends are batched
- * while `writers` writes are in flight, each batch is one O_DIRECT|O_DSYNC pwrite from a writer
- * thread, completions are delivered to libraft in log order, and everything that blocks (segment
+ * while `writers` writes are in flight, each batch is one O_DIRECT|O_DSYNC write submitted from
+ * the loop through io_uring (or, where io_uring is unavailable, a pwrite from a writer thread),
+ * completions are delivered to libraft in log order, and everything that blocks (segment
  * preparation, seals, snapshots, truncation) runs on a maintenance thread. docs/consensus.md §6
  * has the on-disk format and the recovery rules.
  *
@@ -30,9 +31,14 @@
 
 #include "base/err.h"
 
+/* How batch writes reach the disk. AUTO: io_uring when the kernel allows it (io_uring_setup can
+ * be disabled by kernel.io_uring_disabled or a seccomp filter), else writer threads. */
+enum { CL_RLOG_IO_AUTO = 0, CL_RLOG_IO_THREADS = 1, CL_RLOG_IO_URING = 2 };
+
 typedef struct {
     unsigned writers;       /* log writes in flight (0: 1; at most 8) */
     uint64_t segment_bytes; /* segment file size (0: 8 MiB; a multiple of 4096, >= 64 KiB) */
+    int io;                 /* CL_RLOG_IO_*; URING fails io->start when io_uring is unavailable */
 } cl_rlog_opts;
 
 /* dir must exist. Refuses (CL_EUNSUPPORTED, logged) a directory written by raft_uv. */
@@ -54,8 +60,10 @@ typedef struct {
     uint64_t entries;      /* entries written */
     uint64_t max_inflight; /* most batches in flight at once */
     uint64_t segments;     /* segments prepared */
-    uint64_t max_write_ns; /* the slowest batch write (pwrite through to the device) */
+    uint64_t max_write_ns; /* the slowest batch write (submission to completion, through to the
+                            * device) */
     uint64_t slow_writes;  /* batch writes slower than CL_RLOG_SLOW_WRITE_NS */
+    int uring;             /* batch writes go through io_uring (else writer threads) */
 } cl_rlog_stats;
 #define CL_RLOG_SLOW_WRITE_NS (10ull * 1000 * 1000)
 void cl_rlog_get_stats(const struct raft_io *io, cl_rlog_stats *out);

@@ -28,6 +28,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <raft.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -250,11 +251,14 @@ static void tracker_free(tracker *t)
     memset(t, 0, sizeof *t);
 }
 
+/* How batch writes reach the disk in this pass of the tests (main runs them once per mode). */
+static int g_io = CL_RLOG_IO_THREADS;
+
 static int h_init(harness *h, const char *dir, uint64_t seg_bytes, unsigned writers)
 {
     memset(h, 0, sizeof *h);
     assert_int_equal(uv_loop_init(&h->loop), 0);
-    cl_rlog_opts o = {.writers = writers, .segment_bytes = seg_bytes};
+    cl_rlog_opts o = {.writers = writers, .segment_bytes = seg_bytes, .io = g_io};
     int rc = cl_rlog_init(&h->io, &h->loop, dir, &o);
     if (rc != CL_OK) {
         assert_int_equal(uv_loop_close(&h->loop), 0);
@@ -779,6 +783,10 @@ static void test_bootstrap_load(void **state)
     assert_int_equal(h_init(&h, dir, 12345 * 4096 + 1, 0), CL_EINVAL);
     assert_int_equal(h_init(&h, dir, 32u << 10, 0), CL_EINVAL);
     assert_int_equal(h_init(&h, dir, 0, 9), CL_EINVAL);
+    int io = g_io;
+    g_io = CL_RLOG_IO_URING + 1;
+    assert_int_equal(h_init(&h, dir, 0, 0), CL_EINVAL);
+    g_io = io;
 
     model m;
     assert_int_equal(h_init(&h, dir, 0, 0), CL_OK);
@@ -810,6 +818,9 @@ static void test_bootstrap_load(void **state)
     }
     h_start(&h, 10);
     assert_int_equal(h.io.start(&h.io, 10, on_tick, NULL), RAFT_INVALID);
+    cl_rlog_stats st;
+    cl_rlog_get_stats(&h.io, &st);
+    assert_int_equal(st.uring, g_io == CL_RLOG_IO_URING); /* the mode asked for is the mode used */
     raft_time t0 = h.io.time(&h.io);
     harness *hp = &h;
     double end = now_ms() + WAIT_MS;
@@ -1876,5 +1887,15 @@ int main(void)
         cmocka_unit_test(repro_batch_larger_than_segment),
         cmocka_unit_test(repro_meta_tmp_race),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* Every test runs with writer threads, then with io_uring where the kernel allows it. */
+    int failed = cmocka_run_group_tests_name("rlog, writer threads", tests, NULL, NULL);
+    struct io_uring probe;
+    if (io_uring_queue_init(4, &probe, 0) == 0) {
+        io_uring_queue_exit(&probe);
+        g_io = CL_RLOG_IO_URING;
+        failed += cmocka_run_group_tests_name("rlog, io_uring", tests, NULL, NULL);
+    } else {
+        printf("[  SKIPPED ] rlog, io_uring: io_uring is not available here\n");
+    }
+    return failed;
 }

@@ -10,7 +10,9 @@
  * at creation. The config file is JSON with the same settings ("dataDir", "listen", "ledgerType",
  * "initialAdminCert", "logLevel") plus "sigIntervalMs", "sigMaxEntries", "maxBodyBytes",
  * "ledgerId", "httpThreads" (HTTPS worker threads for TLS and HTTP parsing, 0..64; 0: all on the
- * main loop; default: the number of CPUs); command-line flags win.
+ * main loop; default: the number of CPUs), "raftLogIo" (how raft log writes reach the disk:
+ * "auto", the default: io_uring when the kernel allows it, else writer threads; "io_uring":
+ * refuse to start without it; "threads"); command-line flags win.
  *
  * Start-up order: open (or create) the ledger; cut it back to its last signature (anything after
  * it is still in the raft log and is re-applied byte-identically, since commands carry their
@@ -33,6 +35,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "consensus/consensus.h"
+#include "consensus/rlog.h"
 #include "crypto/ec.h"
 #include "crypto/hash.h"
 #include "crypto/x509.h"
@@ -50,6 +53,7 @@ typedef struct {
     unsigned sig_interval_ms, sig_max_entries;
     size_t max_body_bytes;
     int http_threads; /* -1: not set (the number of CPUs) */
+    int log_io;       /* CL_RLOG_IO_* */
 } settings;
 
 typedef struct {
@@ -132,6 +136,22 @@ static int load_config(settings *s)
                 return -1;
             }
             s->http_threads = (int)json_integer_value(v);
+        } else if (strcmp(k, "raftLogIo") == 0) {
+            const char *m = json_string_value(v);
+            if (m != NULL && strcmp(m, "auto") == 0)
+                s->log_io = CL_RLOG_IO_AUTO;
+            else if (m != NULL && strcmp(m, "io_uring") == 0)
+                s->log_io = CL_RLOG_IO_URING;
+            else if (m != NULL && strcmp(m, "threads") == 0)
+                s->log_io = CL_RLOG_IO_THREADS;
+            else {
+                fprintf(stderr,
+                        "cledgerd: config %s: \"raftLogIo\" must be \"auto\", \"io_uring\" or "
+                        "\"threads\"\n",
+                        s->config);
+                json_decref(j);
+                return -1;
+            }
         } else {
             fprintf(stderr, "cledgerd: config file %s: unknown setting \"%s\"\n", s->config, k);
             json_decref(j);
@@ -584,6 +604,7 @@ int main(int argc, char **argv)
     co.id = 1;
     co.address = raft_addr;
     co.applied_index = applied;
+    co.log_io = d.s.log_io;
     co.became_leader = became_leader;
     co.leader_arg = &d;
     cl_consensus_fsm fsm = {fsm_apply, fsm_batch, fsm_snapshot, &d};
