@@ -88,18 +88,29 @@ trap 'exit 130' INT TERM
 log() { printf '== %s\n' "$*" >&2; }
 # metric NAME: the value of a "name value unit" line in RAW (empty if absent)
 metric() { awk -v n="$1" '$1 == n { v = $2 } END { if (v != "") print v }' "$RAW"; }
-# run PREFIX ARGS...: bench_load with ARGS; its load.<mode>. metrics renamed PREFIX. into RAW
+# cpu_ticks: "steal total" jiffies of all CPUs so far (/proc/stat; "0 0" where there is none)
+cpu_ticks() {
+    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9 + 0, t; found = 1 }
+         END { if (!found) print 0, 0 }' /proc/stat 2>/dev/null || echo 0 0
+}
+# run PREFIX ARGS...: bench_load with ARGS; its load.<mode>. metrics renamed PREFIX. into RAW,
+# with PREFIX.steal_pct
 run() {
     prefix=$1
     shift
+    ticks0=$(cpu_ticks)
     "$LOADGEN" --connections "$CONNS" --threads "$THREADS" "$@" >"$WORK/step.txt" \
         2>"$WORK/step.err" || {
         cat "$WORK/step.err" >&2
         echo "load.sh: bench_load failed: $*" >&2
         exit 1
     }
+    ticks1=$(cpu_ticks)
     grep -v '^bench_load:' "$WORK/step.err" >&2 || true
     sed -e "s/^load\.[a-z]*\./$prefix./" "$WORK/step.txt" >>"$RAW"
+    # the share of CPU time the hypervisor gave to others during the run (a noisy neighbour)
+    # shellcheck disable=SC2086 # two numbers each
+    echo "$prefix.steal_pct $(echo $ticks0 $ticks1 | awk '{ d = $4 - $2; printf "%.0f", (d > 0 ? 100 * ($3 - $1) / d : 0) }') %" >>"$RAW"
 }
 # calc EXPR with awk (variables as -v a=.. b=..): calc 'a / b' a=1 b=2 (EXPR is parenthesized:
 # a bare > in awk's printf would be an output redirection)
@@ -400,20 +411,22 @@ RSSMB=$(fmt "$RSSK" 'int(v / 1024 * 10 + 0.5) / 10')
     echo "Every round (nginx GET, cledgerd writes at full rate, cledgerd writes at half that" \
         "rate, cledgerd reads, $DUR s each):"
     echo
-    echo "| round | nginx GET/s | cledgerd writes/s | writes / nginx | half rate: offered/s, p99 (from send) | cledgerd reads/s | reads / nginx |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| round | nginx GET/s | cledgerd writes/s | writes / nginx | half rate: offered/s, p99 (from send) | cledgerd reads/s | reads / nginx | steal: nginx / writes / half / reads |"
+    echo "|---|---|---|---|---|---|---|---|"
     k=1
     while [ $k -le "$ROUNDS" ]; do
         g=$(m "nginx.get.r$k.per_s")
         w=$(m "cledgerd.write.r$k.per_s")
         rd=$(m "cledgerd.read.r$k.per_s")
         h="$(m "cledgerd.write_half.r$k.target_rate"), $(m "cledgerd.write_half.r$k.p99_ms") ms ($(m "cledgerd.write_half.r$k.svc_p99_ms") ms)"
-        echo "| $k | $g | $w | $(pct "$w" "$g") % | $h | $rd | $(pct "$rd" "$g") % |"
+        st="$(m "nginx.get.r$k.steal_pct") / $(m "cledgerd.write.r$k.steal_pct") / $(m "cledgerd.write_half.r$k.steal_pct") / $(m "cledgerd.read.r$k.steal_pct") %"
+        echo "| $k | $g | $w | $(pct "$w" "$g") % | $h | $rd | $(pct "$rd" "$g") % | $st |"
         k=$((k + 1))
     done
     echo
     echo "Latencies of paced runs are measured from the intended send time (no coordinated"
-    echo "omission); \"from send\" is the same answers timed from the actual send."
+    echo "omission); \"from send\" is the same answers timed from the actual send. Steal is the share"
+    echo "of the box's CPU time the hypervisor gave to other guests during each run (/proc/stat)."
     if [ -s "$WORK/stalls.log" ]; then
         echo
         echo "Stalls cledgerd logged during the whole run (main-loop iterations busy for more than 10 ms,"
