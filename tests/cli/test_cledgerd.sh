@@ -150,6 +150,7 @@ echo '{"colour":"blue"}' >"$work/c2.json"; badcli "config unknown key" -- --conf
 echo '{"sigIntervalMs":"fast"}' >"$work/c3.json"; badcli "config wrong type" -- --config "$work/c3.json"
 badcli "config missing" -- --config "$work/none.json"
 echo '{"raftLogIo":"aio"}' >"$work/c4.json"; badcli "config bad raftLogIo" -- --config "$work/c4.json"
+echo '{"maxBodyBytes":"big"}' >"$work/c5.json"; badcli "config bad maxBodyBytes" -- --config "$work/c5.json"
 [ ! -e "$work/x" ] && ok || bad "a refused start created a data directory"
 
 # private ledger: no plaintext contents anywhere under the data directory

@@ -127,9 +127,16 @@ static int load_config(settings *s)
             num = &s->sig_interval_ms;
         else if (strcmp(k, "sigMaxEntries") == 0)
             num = &s->sig_max_entries;
-        else if (strcmp(k, "maxBodyBytes") == 0 && json_is_integer(v) && json_integer_value(v) > 0)
+        else if (strcmp(k, "maxBodyBytes") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+                json_integer_value(v) > (json_int_t)64 << 20) {
+                fprintf(stderr, "cledgerd: config %s: \"maxBodyBytes\" must be 1..%d\n", s->config,
+                        64 << 20);
+                json_decref(j);
+                return -1;
+            }
             s->max_body_bytes = (size_t)json_integer_value(v);
-        else if (strcmp(k, "httpThreads") == 0) {
+        } else if (strcmp(k, "httpThreads") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 64) {
                 fprintf(stderr, "cledgerd: config %s: \"httpThreads\" must be 0..64\n", s->config);
                 json_decref(j);
