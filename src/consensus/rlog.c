@@ -164,9 +164,8 @@ typedef struct {
     int io_mode;  /* CL_RLOG_IO_* asked for */
     int use_ring; /* batch writes through `ring` from the loop, not writer threads */
     struct io_uring ring;
-    int ring_fd;           /* eventfd the ring signals on completions */
-    uv_poll_t ring_poll;   /* the loop's watch on ring_fd */
-    unsigned loop_handles; /* handles io_start opened (closed in maybe_finish_close) */
+    int ring_fd;         /* eventfd the ring signals on completions */
+    uv_poll_t ring_poll; /* the loop's watch on ring_fd */
 } rlog;
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -1060,7 +1059,6 @@ static int ring_open(rlog *l)
         return -1;
     }
     l->use_ring = 1;
-    l->stats.uring = 1;
     return 0;
 }
 
@@ -1407,7 +1405,7 @@ static void maybe_finish_close(rlog *l)
     /* Nothing queued or running: the threads are idle. */
     stop_threads(l);
     l->handles_closing = 1;
-    if (l->loop_handles > 0) { /* started */
+    if (l->started) { /* io_start opened the waker, the prepare hook (and the ring's watch) */
         uv_close((uv_handle_t *)&l->wake.poll, on_handle_closed);
         uv_close((uv_handle_t *)&l->prep, on_handle_closed);
         if (l->use_ring)
@@ -1781,7 +1779,6 @@ static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, ra
         ring_close(l);
         return RAFT_IOERR;
     }
-    l->loop_handles = 2;
     l->handles_open = 3;
     uv_prepare_init(l->loop, &l->prep);
     l->prep.data = l;
@@ -1796,7 +1793,6 @@ static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, ra
         }
         l->ring_poll.data = l;
         uv_poll_start(&l->ring_poll, UV_READABLE, on_ring);
-        l->loop_handles++;
         l->handles_open++;
     }
     /* writer threads only without the ring; the maintenance thread always */
@@ -2128,6 +2124,8 @@ void cl_rlog_get_stats(const struct raft_io *io, cl_rlog_stats *out)
     const rlog *l = io->impl;
     if (l == NULL)
         memset(out, 0, sizeof *out);
-    else
+    else {
         *out = l->stats;
+        out->uring = l->use_ring;
+    }
 }

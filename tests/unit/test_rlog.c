@@ -30,6 +30,8 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <raft.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -932,6 +934,61 @@ static void test_many_appends(void **state)
     assert_int_equal(h2.io.set_term(&h2.io, 3), 0);
     h_close(&h2);
     reload_check(dir, SEG_SMALL, &m, 3, 0, 1);
+    model_free(&m);
+    tu_rmrf(dir);
+}
+
+static int pred_spare_ready(void *ctx)
+{
+    harness *h = ctx;
+    cl_rlog_stats st;
+    cl_rlog_get_stats(&h->io, &st);
+    return st.segments >= 1; /* the spare after the open (bootstrap) segment */
+}
+
+/* A batch write that fails fails the log. RLIMIT_FSIZE at the end of the block the next batch
+ * continues makes the kernel cut that write short after one block (the io_uring path resubmits
+ * the rest, the thread path loops in pwrite_all) and refuse the rest with EFBIG. Its request is
+ * reported RAFT_IOERR, in order after the ones acknowledged before it; later appends are refused;
+ * close completes; a reload finds exactly the acknowledged entries (the cut record fails its CRC).
+ */
+static void test_write_error(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-w");
+    assert_non_null(dir);
+    harness h;
+    model m;
+    open_bootstrapped(&h, dir, SEG_SMALL, 1, &m);
+    append_many(&h, &m, 1, 4, 100, 1, 1); /* all in the segment's first block */
+    /* nothing else may write a file while the limit holds: the spare segment is ready */
+    assert_true(run_until(&h, pred_spare_ready, &h, WAIT_MS));
+    size_t ok0 = h.t.ok;
+    dlog *dl = dlog_read(dir); /* the last record written: the next batch rewrites its block */
+    uint64_t last_off = 0;
+    for (size_t i = 0; i < dl->n; i++)
+        if (dl->s[i].n > 0)
+            last_off = dl->s[i].r[dl->s[i].n - 1].off;
+    dlog_free(dl);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (last_off & ~(uint64_t)4095) + 4096;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    uint32_t lens[4] = {5000, 5000, 5000, 5000}; /* the first record crosses the limit */
+    assert_int_equal(h_append(&h, &m, 1, 4, lens, RAFT_COMMAND), 0);
+    int fired = run_until(&h, pred_all_fired, &h, WAIT_MS);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_true(fired);
+    assert_int_equal(h.t.ok, ok0);
+    assert_int_equal(h.t.reqs[h.t.n - 1]->status, RAFT_IOERR);
+    assert_int_equal(h.t.order_errors, 0);
+    m.n -= 4; /* never acknowledged */
+    assert_int_equal(h_append(&h, &m, 1, 1, lens, RAFT_COMMAND), RAFT_IOERR);
+    h_close(&h);
+    reload_check(dir, SEG_SMALL, &m, 1, 0, 1);
     model_free(&m);
     tu_rmrf(dir);
 }
@@ -1880,6 +1937,7 @@ int main(void)
         cmocka_unit_test(test_lost_seal),
         cmocka_unit_test(test_leftovers_foreign),
         cmocka_unit_test(test_log_behind_snapshot),
+        cmocka_unit_test(test_write_error),
         cmocka_unit_test(test_close_pending),
         cmocka_unit_test(test_close_in_callback),
         cmocka_unit_test(repro_truncate_sealed_then_close),
