@@ -6,6 +6,20 @@
 
 static const char HEX[] = "0123456789abcdef";
 
+size_t cl_u64_dec(uint64_t v, char *out)
+{
+    char tmp[CL_U64_DEC_MAX];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    size_t n = sizeof tmp - i;
+    memcpy(out, tmp + i, n);
+    out[n] = '\0';
+    return n;
+}
+
 void cl_hex_encode(const uint8_t *in, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++) {

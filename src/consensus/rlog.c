@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -698,6 +699,7 @@ static void writer_main(void *arg)
 {
     rlog *l = arg;
     job *j;
+    (void)pthread_setname_np(pthread_self(), "cl-rlog-write");
     while ((j = qtake(l, &l->wq, &l->wq_tail, &l->wcond)) != NULL) {
         uint64_t t0 = uv_hrtime();
         j->status = pwrite_all(j->seg->fd, j->buf, j->len, j->off) == 0 ? 0 : RAFT_IOERR;
@@ -802,6 +804,7 @@ static void maint_main(void *arg)
 {
     rlog *l = arg;
     job *j;
+    (void)pthread_setname_np(pthread_self(), "cl-rlog-maint");
     while ((j = qtake(l, &l->mq, &l->mq_tail, &l->mcond)) != NULL) {
         char path[PATH_BUF];
         switch (j->kind) {
@@ -983,6 +986,9 @@ static void ring_submit(rlog *l, job *j)
         io_uring_prep_write(sqe, j->seg->fd, j->buf + j->ring_done,
                             (unsigned)(j->len - j->ring_done), j->off + j->ring_done);
         io_uring_sqe_set_data(sqe, j);
+        /* Issued by the kernel's io-wq worker, not inside io_uring_enter on the loop: the loop
+         * goes on to apply and answer the batch the last write made durable (see ring_open). */
+        io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
         for (int tries = 0; tries < 100; tries++) {
             rv = io_uring_submit(&l->ring);
             if (rv != -EINTR && rv != -EAGAIN)
@@ -1047,6 +1053,17 @@ static int ring_open(rlog *l)
     int rv = io_uring_queue_init(RING_ENTRIES, &l->ring, 0);
     if (rv < 0) {
         errno = -rv;
+        return -1;
+    }
+    /* IORING_OP_WRITE (and IOSQE_ASYNC with it) came in Linux 5.6; an older ring would fail the
+     * first write, and with it the log: such a kernel gets the writer threads instead. */
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&l->ring);
+    int has_write = probe != NULL && io_uring_opcode_supported(probe, IORING_OP_WRITE);
+    if (probe != NULL)
+        io_uring_free_probe(probe);
+    if (!has_write) {
+        io_uring_queue_exit(&l->ring);
+        errno = ENOSYS;
         return -1;
     }
     l->ring_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

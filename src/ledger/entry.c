@@ -179,6 +179,7 @@ int cl_user_pub_decode(const uint8_t *data, size_t len, cl_user_pub *out)
 
 int cl_user_priv_encode(const cl_user_priv *p, cl_buf *out)
 {
+    CL_TRY(cl_buf_reserve(out, 4 + p->contents_len + 32));
     CL_TRY(cl_buf_lp32(out, p->contents, p->contents_len));
     return cl_buf_append(out, p->claims_key, 32);
 }

@@ -241,14 +241,20 @@ static int commit_evidence(const cl_ledger *l, uint64_t view, uint64_t seqno, ch
 {
     const secret_rec *s = secret_for(l, seqno);
     CL_ENSURE(s != NULL, CL_ENOSECRET);
-    char txid[48];
-    int n = snprintf(txid, sizeof txid, "%" PRIu64 ".%" PRIu64, view, seqno);
+    /* "ce:<view>.<seqno>:<hex of HMAC(commit key, "<view>.<seqno>")>", built without printf */
+    char ce[3 + 2 * CL_U64_DEC_MAX + 2 + 64 + 1];
+    size_t n = 3;
+    memcpy(ce, "ce:", 3);
+    n += cl_u64_dec(view, ce + n);
+    ce[n++] = '.';
+    n += cl_u64_dec(seqno, ce + n);
     uint8_t nonce[32];
-    cl_hmac_key_mac(s->commit_key, txid, (size_t)n, nonce);
-    char hex[65];
-    cl_hex_encode(nonce, 32, hex);
-    int w = snprintf(out, cap, "ce:%s:%s", txid, hex);
-    CL_ENSURE(w > 0 && (size_t)w < cap, CL_EOVERFLOW);
+    cl_hmac_key_mac(s->commit_key, ce + 3, n - 3, nonce);
+    ce[n++] = ':';
+    cl_hex_encode(nonce, 32, ce + n);
+    n += 64;
+    CL_ENSURE(n < cap, CL_EOVERFLOW);
+    memcpy(out, ce, n + 1);
     return CL_OK;
 }
 

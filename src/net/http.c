@@ -35,6 +35,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/codec.h"
 #include "base/cursor.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -891,13 +893,8 @@ static int buf_str(cl_buf *b, const char *s) { return cl_buf_append(b, s, strlen
 /* Decimal v, without printf (build_reply runs for every response). */
 static int buf_u64(cl_buf *b, uint64_t v)
 {
-    char tmp[20];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return cl_buf_append(b, tmp + i, sizeof tmp - i);
+    char tmp[CL_U64_DEC_MAX + 1];
+    return cl_buf_append(b, tmp, cl_u64_dec(v, tmp));
 }
 
 /* Names the server writes itself; a caller's copy would corrupt the framing. */
@@ -1552,6 +1549,9 @@ static void worker_main(void *arg)
 {
     http_worker *w = arg;
     cl_http_server *s = w->srv;
+    char name[16]; /* what ps, top and perf show for the thread */
+    snprintf(name, sizeof name, "cl-https-%u", (unsigned)(w - s->workers) % 100u);
+    (void)pthread_setname_np(pthread_self(), name);
     uv_run(w->loop, UV_RUN_DEFAULT);
     uv_mutex_lock(&s->mu);
     w->finished = 1;

@@ -19,7 +19,10 @@ int cl_cmd_encode_user_write(cl_buf *b, const char *collection, size_t clen,
     CL_ENSURE(clen >= 1 && clen <= CL_CMD_MAX_COLLECTION, CL_EOVERFLOW);
     CL_ENSURE(len <= CL_CMD_MAX_CONTENTS, CL_EOVERFLOW);
     size_t at = b->len;
-    int rc = header(b, CL_CMD_USER_WRITE);
+    /* One allocation: header, u16 length, collection, u32 length, contents, key. */
+    int rc = cl_buf_reserve(b, 2 + 2 + clen + 4 + len + 32);
+    if (rc == CL_OK)
+        rc = header(b, CL_CMD_USER_WRITE);
     if (rc == CL_OK)
         rc = cl_buf_lp16(b, collection, clen);
     if (rc == CL_OK)

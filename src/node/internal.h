@@ -93,8 +93,9 @@ typedef struct cl_pending {
     cl_node *n;
     cl_reply_to to;
     int kind;
-    char *name; /* collection id, user id or role name (heap) */
+    char *name; /* collection id, user id or role name: name_inline, or heap when longer */
     uint64_t view, seqno;
+    char name_inline[40];
 } cl_pending;
 
 struct cl_node {

@@ -395,7 +395,8 @@ int cl_node_start(cl_node *n)
 
 static void pending_free(cl_pending *p)
 {
-    cl_free(p->name);
+    if (p->name != p->name_inline)
+        cl_free(p->name);
     cl_free(p);
 }
 
@@ -691,8 +692,12 @@ cl_pending *cl_pending_new(cl_node *n, const cl_reply_to *t, int kind, const cha
     p->to = *t;
     p->kind = kind;
     if (name != NULL) {
-        p->name = cl_strndup(name, len);
-        if (p->name == NULL) {
+        size_t nl = strnlen(name, len);
+        if (nl < sizeof p->name_inline) { /* the usual case: no second allocation */
+            memcpy(p->name_inline, name, nl);
+            p->name_inline[nl] = '\0';
+            p->name = p->name_inline;
+        } else if ((p->name = cl_strndup(name, nl)) == NULL) {
             cl_free(p);
             return NULL;
         }
@@ -1108,10 +1113,11 @@ void cl_node_handle(cl_node *n, const cl_http_request *req, cl_node_reply_fn rep
     r.http = req;
     r.to.fn = reply;
     r.to.ctx = ctx;
-    snprintf(r.to.reqid, sizeof r.to.reqid, "%" PRIu64, req->request_id);
+    _Static_assert(sizeof r.to.reqid > CL_U64_DEC_MAX, "x-ms-request-id buffer");
+    (void)cl_u64_dec(req->request_id, r.to.reqid);
     const char *crid = cl_http_header_get(req, "x-ms-client-request-id");
-    if (crid != NULL && visible_ascii(crid, 256))
-        snprintf(r.to.crid, sizeof r.to.crid, "%s", crid);
+    if (crid != NULL && visible_ascii(crid, sizeof r.to.crid - 1))
+        memcpy(r.to.crid, crid, strlen(crid) + 1);
     r.to.is_app = req->path != NULL && strncmp(req->path, "/app/", 5) == 0;
     if (admit(&r))
         r.route->h(&r);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/codec.h"
 
 static int hexval(char c)
 {
@@ -23,31 +24,40 @@ static int hexval(char c)
     return -1;
 }
 
-int cl_url_decode(const char *in, size_t n, int form, char **out, size_t *outlen)
+/* Decodes in[0..n) into d (room for n + 1 bytes: decoding never lengthens); the length in *len. */
+static int decode_into(const char *in, size_t n, int form, char *d, size_t *len)
 {
-    *out = NULL;
-    char *d = cl_malloc(n + 1);
-    CL_ENSURE(d != NULL, CL_ENOMEM);
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
         char c = in[i];
         if (c == '%') {
-            if (n - i < 3 || hexval(in[i + 1]) < 0 || hexval(in[i + 2]) < 0) {
-                cl_free(d);
+            if (n - i < 3 || hexval(in[i + 1]) < 0 || hexval(in[i + 2]) < 0)
                 return CL_EINVAL;
-            }
             c = (char)(hexval(in[i + 1]) << 4 | hexval(in[i + 2]));
             i += 2;
         } else if (c == '+' && form) {
             c = ' ';
         }
-        if (c == '\0') {
-            cl_free(d);
+        if (c == '\0')
             return CL_EINVAL;
-        }
         d[j++] = c;
     }
     d[j] = '\0';
+    *len = j;
+    return CL_OK;
+}
+
+int cl_url_decode(const char *in, size_t n, int form, char **out, size_t *outlen)
+{
+    *out = NULL;
+    char *d = cl_malloc(n + 1);
+    CL_ENSURE(d != NULL, CL_ENOMEM);
+    size_t j;
+    int rc = decode_into(in, n, form, d, &j);
+    if (rc < 0) {
+        cl_free(d);
+        return rc;
+    }
     *out = d;
     if (outlen)
         *outlen = j;
@@ -56,8 +66,7 @@ int cl_url_decode(const char *in, size_t n, int form, char **out, size_t *outlen
 
 void cl_url_path_free(cl_url_path *p)
 {
-    for (size_t i = 0; i < p->n; i++)
-        cl_free(p->seg[i]);
+    cl_free(p->arena);
     memset(p, 0, sizeof *p);
 }
 
@@ -65,27 +74,29 @@ int cl_url_path_parse(const char *raw, cl_url_path *out)
 {
     memset(out, 0, sizeof *out);
     CL_ENSURE(raw != NULL && raw[0] == '/', CL_EINVAL);
+    /* One allocation for every segment: a segment of k raw bytes decodes to at most k bytes, and
+     * the '/' before it pays for its NUL. */
+    out->arena = cl_malloc(strlen(raw) + 1);
+    CL_ENSURE(out->arena != NULL, CL_ENOMEM);
+    char *d = out->arena;
     const char *p = raw + 1;
     for (;;) {
         const char *e = strchr(p, '/');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
+        size_t len = e ? (size_t)(e - p) : strlen(p), dlen;
+        /* Past CL_URL_MAX_SEGMENTS the escapes are still checked, so a malformed path stays a
+         * 400; the decoded bytes are not kept. */
+        int rc = decode_into(p, len, 0, d, &dlen);
+        if (rc < 0) {
+            cl_url_path_free(out);
+            return rc;
+        }
         if (out->n == CL_URL_MAX_SEGMENTS) {
             out->too_many = 1;
-            /* Keep validating escapes so a malformed path is still a 400. */
-            char *tmp = NULL;
-            int rc = cl_url_decode(p, len, 0, &tmp, NULL);
-            cl_free(tmp);
-            if (rc < 0) {
-                cl_url_path_free(out);
-                return rc;
-            }
         } else {
-            int rc = cl_url_decode(p, len, 0, &out->seg[out->n], &out->len[out->n]);
-            if (rc < 0) {
-                cl_url_path_free(out);
-                return rc;
-            }
+            out->seg[out->n] = d;
+            out->len[out->n] = dlen;
             out->n++;
+            d += dlen + 1;
         }
         if (e == NULL)
             break;
@@ -96,18 +107,21 @@ int cl_url_path_parse(const char *raw, cl_url_path *out)
 
 void cl_url_query_free(cl_url_query *q)
 {
-    for (size_t i = 0; i < q->n; i++) {
-        cl_free(q->name[i]);
-        cl_free(q->value[i]);
-    }
+    cl_free(q->arena);
     memset(q, 0, sizeof *q);
 }
 
 int cl_url_query_parse(const char *raw, cl_url_query *out)
 {
     memset(out, 0, sizeof *out);
-    if (raw == NULL)
+    if (raw == NULL || raw[0] == '\0')
         return CL_OK;
+    /* One allocation for every name and value: an item of k raw bytes takes at most k + 1 bytes
+     * decoded with its NULs ("name=value": the '=' pays for one NUL; "name" alone: its value is
+     * the name's own NUL). */
+    out->arena = cl_malloc(strlen(raw) + 1);
+    CL_ENSURE(out->arena != NULL, CL_ENOMEM);
+    char *d = out->arena;
     const char *p = raw;
     while (*p != '\0') {
         const char *e = strchr(p, '&');
@@ -121,19 +135,19 @@ int cl_url_query_parse(const char *raw, cl_url_query *out)
             size_t nlen = eq ? (size_t)(eq - p) : len;
             const char *v = eq ? eq + 1 : p + len;
             size_t vlen = eq ? len - nlen - 1 : 0;
-            int rc = cl_url_decode(p, nlen, 1, &out->name[out->n], NULL);
-            if (rc == CL_OK) {
-                rc = cl_url_decode(v, vlen, 1, &out->value[out->n], &out->value_len[out->n]);
-                if (rc < 0) {
-                    cl_free(out->name[out->n]);
-                    out->name[out->n] = NULL;
-                }
-            }
+            size_t dn, dv = 0;
+            int rc = decode_into(p, nlen, 1, d, &dn);
+            if (rc == CL_OK && eq != NULL)
+                rc = decode_into(v, vlen, 1, d + dn + 1, &dv);
             if (rc < 0) {
                 cl_url_query_free(out);
                 return rc;
             }
+            out->name[out->n] = d;
+            out->value[out->n] = eq != NULL ? d + dn + 1 : d + dn; /* no '=': "" */
+            out->value_len[out->n] = dv;
             out->n++;
+            d += dn + 1 + (eq != NULL ? dv + 1 : 0);
         }
         if (e == NULL)
             break;
@@ -198,5 +212,14 @@ int cl_txid_parse(const char *s, size_t n, uint64_t *view, uint64_t *seqno)
 
 void cl_txid_format(uint64_t view, uint64_t seqno, char *out, size_t cap)
 {
-    snprintf(out, cap, "%" PRIu64 ".%" PRIu64, view, seqno);
+    char t[CL_TXID_MAX + 1];
+    size_t n = cl_u64_dec(view, t);
+    t[n++] = '.';
+    n += cl_u64_dec(seqno, t + n);
+    if (cap == 0)
+        return;
+    if (n >= cap) /* truncated like snprintf (callers pass CL_TXID_MAX + 1) */
+        n = cap - 1;
+    memcpy(out, t, n);
+    out[n] = '\0';
 }

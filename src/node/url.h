@@ -3,10 +3,10 @@
  * percent-decoding of path segments and query names/values, query splitting, transaction id
  * parsing, and percent-encoding for nextLink values.
  *
- * Ownership: cl_url_path and cl_url_query own their decoded strings (heap, NUL-terminated) and
- * are released with cl_url_path_free / cl_url_query_free; the raw input is borrowed for the call
- * only. Decoded strings never contain NUL (a decoded %00 is an error), so C string functions are
- * safe on them; `len` is kept anyway.
+ * Ownership: cl_url_path and cl_url_query own their decoded strings (NUL-terminated, all in one
+ * heap block per parse) and are released with cl_url_path_free / cl_url_query_free; the raw input
+ * is borrowed for the call only. Decoded strings never contain NUL (a decoded %00 is an error), so
+ * C string functions are safe on them; `len` is kept anyway.
  */
 #ifndef CLEDGER_NODE_URL_H
 #define CLEDGER_NODE_URL_H
@@ -30,6 +30,7 @@ typedef struct {
     size_t len[CL_URL_MAX_SEGMENTS];
     size_t n;
     int too_many; /* more than CL_URL_MAX_SEGMENTS segments (no route matches) */
+    char *arena;  /* holds every seg[i] */
 } cl_url_path;
 
 /* Splits a raw path ("/a/b%2Fc") on '/' and decodes each segment separately, so an encoded
@@ -43,6 +44,7 @@ typedef struct {
     char *value[CL_URL_MAX_PARAMS];
     size_t value_len[CL_URL_MAX_PARAMS];
     size_t n;
+    char *arena; /* holds every name[i] and value[i] */
 } cl_url_query;
 
 /* Splits a raw query ("a=1&b=x%3Ay") on '&' and decodes names and values (form encoding). Empty

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +339,21 @@ static void test_buf_overflow(void **state)
 
 /* ---- hex --------------------------------------------------------------------------------------
  */
+
+static void test_u64_dec(void **state)
+{
+    (void)state;
+    char s[CL_U64_DEC_MAX + 1], want[32];
+    const uint64_t v[] = {
+        0, 1, 9, 10, 99, 100, 4294967295ull, 4294967296ull, 10000000000000000000ull, UINT64_MAX};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        memset(s, 'x', sizeof s);
+        int n = snprintf(want, sizeof want, "%" PRIu64, v[i]);
+        assert_int_equal(cl_u64_dec(v[i], s), (size_t)n);
+        assert_string_equal(s, want);
+    }
+    assert_int_equal(cl_u64_dec(UINT64_MAX, s), CL_U64_DEC_MAX);
+}
 
 static void test_hex(void **state)
 {
@@ -835,6 +851,7 @@ int main(void)
         cmocka_unit_test(test_cursor_lp),
         cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_buf_overflow),
+        cmocka_unit_test(test_u64_dec),
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_base64_vectors),
         cmocka_unit_test(test_base64_strict),

@@ -2357,7 +2357,56 @@ static void test_url(void **state)
     assert_string_equal(p.seg[2], "a/b");
     cl_url_path_free(&p);
     assert_int_equal(cl_url_path_parse("app", &p), CL_EINVAL);
+    /* every segment decoded into one block: empty segments, escapes, more than the limit */
+    assert_int_equal(cl_url_path_parse("/", &p), CL_OK);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.seg[0], "");
+    cl_url_path_free(&p);
+    assert_int_equal(cl_url_path_parse("//%41%42//c", &p), CL_OK);
+    assert_int_equal(p.n, 4);
+    assert_string_equal(p.seg[0], "");
+    assert_string_equal(p.seg[1], "AB");
+    assert_int_equal(p.len[1], 2);
+    assert_string_equal(p.seg[2], "");
+    assert_string_equal(p.seg[3], "c");
+    cl_url_path_free(&p);
+    char longp[256] = "";
+    for (int i = 0; i < CL_URL_MAX_SEGMENTS + 4; i++)
+        strcat(longp, "/s%7E");
+    assert_int_equal(cl_url_path_parse(longp, &p), CL_OK);
+    assert_int_equal(p.n, CL_URL_MAX_SEGMENTS);
+    assert_true(p.too_many);
+    assert_string_equal(p.seg[CL_URL_MAX_SEGMENTS - 1], "s~");
+    cl_url_path_free(&p);
+    strcat(longp, "/%4"); /* a bad escape past the limit is still a 400 */
+    assert_int_equal(cl_url_path_parse(longp, &p), CL_EINVAL);
+    assert_null(p.arena);
     cl_url_query q;
+    /* names without '=' (their value is ""), empty names and values, escapes, '+' */
+    assert_int_equal(cl_url_query_parse("a&b&c", &q), CL_OK);
+    assert_int_equal(q.n, 3);
+    assert_string_equal(cl_url_query_get(&q, "c", NULL), "");
+    assert_string_equal(q.name[0], "a");
+    assert_string_equal(q.name[1], "b");
+    cl_url_query_free(&q);
+    size_t vl = 9;
+    assert_int_equal(cl_url_query_parse("=&a=&=b&%41+%42=x+y%21&k", &q), CL_OK);
+    assert_int_equal(q.n, 5);
+    assert_string_equal(q.name[0], "");
+    assert_string_equal(q.value[0], "");
+    assert_string_equal(cl_url_query_get(&q, "a", &vl), "");
+    assert_int_equal(vl, 0);
+    assert_string_equal(q.value[2], "b");
+    assert_string_equal(cl_url_query_get(&q, "A B", &vl), "x y!");
+    assert_int_equal(vl, 4);
+    assert_string_equal(cl_url_query_get(&q, "k", &vl), "");
+    assert_int_equal(vl, 0);
+    cl_url_query_free(&q);
+    assert_int_equal(cl_url_query_parse("", &q), CL_OK);
+    assert_int_equal(q.n, 0);
+    assert_int_equal(cl_url_query_parse("a=1&b=%G0", &q), CL_EINVAL);
+    assert_int_equal(q.n, 0);
+    assert_null(q.arena);
     assert_int_equal(cl_url_query_parse("api-version=1&&x&api-version=2&c=%41", &q), CL_OK);
     assert_string_equal(cl_url_query_get(&q, "api-version", NULL), "2");
     assert_string_equal(cl_url_query_get(&q, "x", NULL), "");
@@ -2376,6 +2425,11 @@ static void test_url(void **state)
     char out[64];
     cl_txid_format(2, 3172, out, sizeof out);
     assert_string_equal(out, "2.3172");
+    cl_txid_format(UINT64_MAX, UINT64_MAX, out, sizeof out);
+    assert_string_equal(out, "18446744073709551615.18446744073709551615");
+    assert_int_equal(strlen(out), CL_TXID_MAX);
+    cl_txid_format(12, 345, out, 4); /* cut short like snprintf */
+    assert_string_equal(out, "12.");
 }
 
 int main(void)
