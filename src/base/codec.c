@@ -20,6 +20,13 @@ size_t cl_u64_dec(uint64_t v, char *out)
     return n;
 }
 
+size_t cl_u64_pair_dec(uint64_t a, uint64_t b, char *out)
+{
+    size_t n = cl_u64_dec(a, out);
+    out[n++] = '.';
+    return n + cl_u64_dec(b, out + n);
+}
+
 void cl_hex_encode(const uint8_t *in, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++) {

@@ -19,6 +19,10 @@
  * request path (transaction ids, request ids, commit evidence): printf costs ten times more. */
 #define CL_U64_DEC_MAX 20
 size_t cl_u64_dec(uint64_t v, char *out);
+/* Writes "<a>.<b>" (a transaction id: view.seqno) and a NUL into out (size >= CL_U64_PAIR_DEC_MAX +
+ * 1); returns the length. */
+#define CL_U64_PAIR_DEC_MAX (2 * CL_U64_DEC_MAX + 1)
+size_t cl_u64_pair_dec(uint64_t a, uint64_t b, char *out);
 
 /* The value of one hex digit (either case), or -1. */
 int cl_hex_digit(int c);

@@ -17,14 +17,16 @@
  * entry of the segment has been reported durable to libraft, and marks the segment complete.
  *
  * Threads: the loop thread owns all state. Batch writes are submitted from the loop through an
- * io_uring whose completions signal an eventfd the loop polls: no thread hand-off on the path of
- * a write. Where io_uring is unavailable (or CL_RLOG_IO_THREADS), `writers` writer threads run
- * them as pwrite(2) instead. One maintenance thread runs everything else that blocks (segment
- * preparation, seals, snapshots, truncation, deletions), one job at a time in submission order.
- * Thread completions come back through a cl_waker. Raft-visible operations sit in one FIFO and
- * are reported in order: writes complete in any order on disk, but libraft hears of a batch only
- * after every earlier one. Truncation and snapshot installation are barriers: they start once
- * everything before them is done, and nothing after them starts before they are done.
+ * io_uring whose completions signal an eventfd the loop polls: no thread of ours wakes up on the
+ * path of a write (the kernel's io-wq worker issues it, IOSQE_ASYNC, so the file system and block
+ * layer's submission work is not done on the loop). Where io_uring is unavailable (or
+ * CL_RLOG_IO_THREADS), `writers` writer threads run them as pwrite(2) instead. One maintenance
+ * thread runs everything else that blocks (segment preparation, seals, snapshots, truncation,
+ * deletions), one job at a time in submission order. Thread completions come back through a
+ * cl_waker. Raft-visible operations sit in one FIFO and are reported in order: writes complete in
+ * any order on disk, but libraft hears of a batch only after every earlier one. Truncation and
+ * snapshot installation are barriers: they start once everything before them is done, and nothing
+ * after them starts before they are done.
  */
 #define _GNU_SOURCE
 #include "consensus/rlog.h"

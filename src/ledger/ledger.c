@@ -242,12 +242,9 @@ static int commit_evidence(const cl_ledger *l, uint64_t view, uint64_t seqno, ch
     const secret_rec *s = secret_for(l, seqno);
     CL_ENSURE(s != NULL, CL_ENOSECRET);
     /* "ce:<view>.<seqno>:<hex of HMAC(commit key, "<view>.<seqno>")>", built without printf */
-    char ce[3 + 2 * CL_U64_DEC_MAX + 2 + 64 + 1];
-    size_t n = 3;
+    char ce[3 + CL_U64_PAIR_DEC_MAX + 1 + 64 + 1];
     memcpy(ce, "ce:", 3);
-    n += cl_u64_dec(view, ce + n);
-    ce[n++] = '.';
-    n += cl_u64_dec(seqno, ce + n);
+    size_t n = 3 + cl_u64_pair_dec(view, seqno, ce + 3);
     uint8_t nonce[32];
     cl_hmac_key_mac(s->commit_key, ce + 3, n - 3, nonce);
     ce[n++] = ':';

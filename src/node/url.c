@@ -212,10 +212,9 @@ int cl_txid_parse(const char *s, size_t n, uint64_t *view, uint64_t *seqno)
 
 void cl_txid_format(uint64_t view, uint64_t seqno, char *out, size_t cap)
 {
+    _Static_assert(CL_TXID_MAX == CL_U64_PAIR_DEC_MAX, "txid length");
     char t[CL_TXID_MAX + 1];
-    size_t n = cl_u64_dec(view, t);
-    t[n++] = '.';
-    n += cl_u64_dec(seqno, t + n);
+    size_t n = cl_u64_pair_dec(view, seqno, t);
     if (cap == 0)
         return;
     if (n >= cap) /* truncated like snprintf (callers pass CL_TXID_MAX + 1) */

@@ -353,6 +353,11 @@ static void test_u64_dec(void **state)
         assert_string_equal(s, want);
     }
     assert_int_equal(cl_u64_dec(UINT64_MAX, s), CL_U64_DEC_MAX);
+    char pair[CL_U64_PAIR_DEC_MAX + 1];
+    assert_int_equal(cl_u64_pair_dec(0, 7, pair), 3);
+    assert_string_equal(pair, "0.7");
+    assert_int_equal(cl_u64_pair_dec(UINT64_MAX, UINT64_MAX, pair), CL_U64_PAIR_DEC_MAX);
+    assert_string_equal(pair, "18446744073709551615.18446744073709551615");
 }
 
 static void test_hex(void **state)
