@@ -572,6 +572,83 @@ static void test_map_growth(void **state)
     assert_int_equal(last, 49999);
 }
 
+/* Rss of this process's mapping of dir/data.mdb, in KiB (0: not mapped). */
+static long mapping_rss_kb(const char *dir)
+{
+    char want[PATH_MAX + 16], line[PATH_MAX + 256];
+    snprintf(want, sizeof want, "%s/data.mdb", dir);
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    long rss = 0;
+    int in = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        size_t n = strlen(line);
+        if (n > 0 && line[n - 1] == '\n')
+            line[--n] = '\0';
+        unsigned long lo, hi;
+        char dash;
+        if (sscanf(line, "%lx%c%lx ", &lo, &dash, &hi) == 3 && dash == '-') { /* a mapping */
+            in = n >= strlen(want) && strcmp(line + n - strlen(want), want) == 0;
+            continue;
+        }
+        long kb;
+        if (in && sscanf(line, "Rss: %ld kB", &kb) == 1)
+            rss += kb;
+    }
+    fclose(f);
+    return rss;
+}
+
+static long file_kb_of(const fixture *f)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", f->dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (long)st.st_blocks / 2; /* allocated: the file is sparse up to the map size */
+}
+
+/* The pages a commit writes in place (MDB_WRITEMAP) and a read visits stay mapped unless the
+ * index drops them: the mapping's resident set must stay a small part of the file however much
+ * is written or read, also after the map grew (LMDB remaps it elsewhere), and nothing written
+ * may be lost by dropping pages that were still dirty. */
+static void test_resident_bounded(void **state)
+{
+    fixture *f = *state;
+    const size_t map = (size_t)32 << 20;
+    cl_index *idx = open_idx(f, map);
+    uint64_t s = 1;
+    for (; s <= 200000; s += 20)
+        put_range(idx, s, s + 19, coll_mod3);
+    assert_int_equal(cl_index_map_size(idx), map); /* not remapped yet */
+    long file_kb = file_kb_of(f);
+    assert_true(file_kb > 12 * 1024); /* large enough to tell */
+    assert_true(mapping_rss_kb(f->dir) * 4 < file_kb);
+    for (; s <= 450000; s += 20) /* grows the map: written pages now land in a new mapping */
+        put_range(idx, s, s + 19, coll_mod3);
+    assert_true(cl_index_map_size(idx) > map);
+    file_kb = file_kb_of(f);
+    assert_true(mapping_rss_kb(f->dir) * 4 < file_kb);
+    const uint64_t total = s - 1;
+    for (uint64_t q = 1; q <= total; q++) {
+        cl_index_loc got, want = mkloc(q);
+        assert_int_equal(cl_index_get_entry(idx, q, &got), CL_OK);
+        assert_loc_equal(&got, &want);
+    }
+    assert_true(mapping_rss_kb(f->dir) * 4 < file_kb);
+    assert_int_equal(cl_index_check(idx), CL_OK);
+    reopen(f);
+    uint64_t last;
+    assert_int_equal(cl_index_last_seqno(f->idx, &last), CL_OK);
+    assert_int_equal(last, total);
+    for (uint64_t q = 1; q <= total; q += 1009) {
+        cl_index_loc got, want = mkloc(q);
+        assert_int_equal(cl_index_get_entry(f->idx, q, &got), CL_OK);
+        assert_loc_equal(&got, &want);
+    }
+    assert_int_equal(cl_index_check(f->idx), CL_OK);
+}
+
 static void test_meta(void **state)
 {
     fixture *f = *state;
@@ -796,6 +873,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resident_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_collection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_dir, setup, teardown),
