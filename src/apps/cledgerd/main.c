@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -561,6 +562,15 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Descriptors: up to 1,024 client connections (net/http.c), the ledger's read descriptors of
+     * committed chunks (64), raft log segments and the index. Debian's default soft limit is
+     * 1,024; raise it to the hard limit (at most 65,536), as servers usually do. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max &&
+        nofile.rlim_cur < 65536) {
+        nofile.rlim_cur = nofile.rlim_max < 65536 ? nofile.rlim_max : 65536;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
 
     /* The ledger: create or resume. */
     char probe[1100];
