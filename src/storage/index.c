@@ -224,22 +224,28 @@ static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val key, uint64_t x)
 
 /* ---- transactions ---- */
 
-/* Called after every mdb_env_set_mapsize (the only call that remaps): the mapping found by find_map
- * may be gone, so it is forgotten. */
 static void refresh_map_size(cl_index *idx)
 {
-    idx->map_base = NULL;
-    idx->map_len = 0;
     MDB_envinfo info;
     if (mdb_env_info(idx->env, &info) == MDB_SUCCESS)
         idx->map_size = info.me_mapsize;
+}
+
+/* mdb_env_set_mapsize on an open environment, which unmaps and maps the file again (possibly
+ * elsewhere, possibly not at all if it fails): the mapping found by find_map is forgotten first,
+ * so release_slice can never advise an address the index no longer owns. */
+static int set_mapsize(cl_index *idx, size_t size, const char *what)
+{
+    idx->map_base = NULL;
+    idx->map_len = 0;
+    return db_err(mdb_env_set_mapsize(idx->env, size), what);
 }
 
 static int grow_map(cl_index *idx)
 {
     CL_ENSURE(idx->map_size <= SIZE_MAX / 2, CL_EOVERFLOW);
     size_t want = idx->map_size * 2;
-    CL_TRY(db_err(mdb_env_set_mapsize(idx->env, want), "grow map"));
+    CL_TRY(set_mapsize(idx, want, "grow map"));
     refresh_map_size(idx);
     cl_logf(CL_LOG_DEBUG, "index: map grown to %zu bytes", idx->map_size);
     return CL_OK;
@@ -258,7 +264,7 @@ static int rd_begin(cl_index *idx, MDB_txn **txn)
     if (idx->rtxn == NULL) {
         int mrc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &idx->rtxn);
         if (mrc == MDB_MAP_RESIZED) {
-            CL_TRY(db_err(mdb_env_set_mapsize(idx->env, 0), "adopt map size"));
+            CL_TRY(set_mapsize(idx, 0, "adopt map size"));
             refresh_map_size(idx);
             mrc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &idx->rtxn);
         }
@@ -366,7 +372,7 @@ static int run_write(cl_index *idx, write_fn fn, void *arg)
         int mrc = mdb_txn_begin(idx->env, NULL, 0, &txn);
         if (mrc == MDB_MAP_RESIZED) {
             /* another process grew the map (should not happen: one process per index) */
-            CL_TRY(db_err(mdb_env_set_mapsize(idx->env, 0), "adopt map size"));
+            CL_TRY(set_mapsize(idx, 0, "adopt map size"));
             refresh_map_size(idx);
             continue;
         }
