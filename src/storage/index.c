@@ -82,7 +82,9 @@ struct cl_index {
  * cache (MAP_SHARED: a dirty page keeps its dirty state and is still written back); the next
  * access maps a page again with a minor fault. What stays mapped is what the last RELEASE_PARTS
  * steps touched (at most RELEASE_PARTS * RELEASE_READS reads' pages), whatever the size of the
- * index. */
+ * index. A step's cost is in the pages it finds mapped (~2.3 us each here, dirty ones included),
+ * not in the bytes it covers: 256 MiB with nothing mapped took 2 us. So the work per step follows
+ * what was touched since the sweep last passed, not the size of the index. */
 #define RELEASE_PARTS 8
 #define RELEASE_READS 4096
 #define RELEASE_MIN ((size_t)1 << 20)

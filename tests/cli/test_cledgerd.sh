@@ -35,8 +35,15 @@ wait_committed() { # txid [cert args...]
     done; return 1
 }
 
+# Debian's default soft descriptor limit: cledgerd raises its own to the hard limit (<= 65,536)
+hard=$(ulimit -Hn)
+ulimit -Sn 1024 2>/dev/null
 start || exit 1
 [ "$(stat -c %a "$D/admin_key.pem")" = 600 ] && ok || bad "admin key mode"
+want=$hard
+[ "$hard" = unlimited ] || [ "$hard" -gt 65536 ] && want=65536
+got=$(awk '/^Max open files/ { print $4 }' "/proc/$PID/limits")
+[ "$got" = "$want" ] && ok || bad "descriptor limit: soft $got, expected $want (hard $hard)"
 # write, commit, read, receipt
 r=$(code "${ADM[@]}" -H 'content-type: application/json' -D "$work/h" \
     -d '{"contents":"hello e2e"}' "$URL/app/transactions?api-version=2022-05-13&collectionId=e2e")
