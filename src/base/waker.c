@@ -31,12 +31,17 @@ void cl_waker_send(const cl_waker *k)
         ;
 }
 
-void cl_waker_unlock_send(cl_waker *k, uv_mutex_t *mu)
+int cl_waker_unlock_mark(cl_waker *k, uv_mutex_t *mu)
 {
     int wake = !k->signaled;
     k->signaled = 1;
     uv_mutex_unlock(mu);
-    if (wake)
+    return wake;
+}
+
+void cl_waker_unlock_send(cl_waker *k, uv_mutex_t *mu)
+{
+    if (cl_waker_unlock_mark(k, mu))
         cl_waker_send(k);
 }
 

@@ -30,6 +30,10 @@ void cl_waker_send(const cl_waker *k);
 /* Called with the queue's mutex held after queueing: unless a wake-up is already on its way,
  * marks one, and writes the eventfd after unlocking. Always unlocks mu. */
 void cl_waker_unlock_send(cl_waker *k, uv_mutex_t *mu);
+/* Like cl_waker_unlock_send, but the eventfd write is left to the caller: returns 1 when this
+ * call marked the wake-up (the caller then owes one cl_waker_send), 0 when one was already on
+ * its way. Always unlocks mu. */
+int cl_waker_unlock_mark(cl_waker *k, uv_mutex_t *mu);
 /* In the poll callback, before taking the queue (and clearing `signaled` under its mutex). */
 void cl_waker_drain(const cl_waker *k);
 void cl_waker_close_fd(cl_waker *k);

@@ -524,6 +524,7 @@ struct http_worker {
     cl_waker wake; /* replies, sockets and the stop request from the main loop */
     uv_mutex_t mu;
     int threaded;
+    int wake_due; /* main loop's: a reply marked a wake-up while the server was corked */
     /* inbox (under mu) */
     int *fds;
     size_t nfds, capfds;
@@ -549,6 +550,7 @@ struct cl_http_server {
     size_t live_conns; /* atomic; threaded mode: connections accepted and not yet freed */
     int threaded, wake_inited, lpoll_inited;
     int stopping, listener_closed, finished;
+    unsigned corked; /* main loop: cl_http_server_cork depth */
     void (*done)(void *arg);
     void *done_arg;
     /* threaded mode: the listening socket polled on the main loop, the request queue */
@@ -1339,7 +1341,10 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
         else
             w->rep_head = x;
         w->rep_tail = x;
-        cl_waker_unlock_send(&w->wake, &w->mu);
+        if (s->corked == 0)
+            cl_waker_unlock_send(&w->wake, &w->mu);
+        else if (cl_waker_unlock_mark(&w->wake, &w->mu))
+            w->wake_due = 1; /* written by cl_http_server_uncork */
         return;
     }
     http_conn *c = x->conn; /* single-loop mode or on the owning worker: ours to read */
@@ -1557,6 +1562,21 @@ static void worker_main(void *arg)
     w->finished = 1;
     /* the main loop closes the eventfd only after joining this thread */
     cl_waker_unlock_send(&s->wake, &s->mu);
+}
+
+void cl_http_server_cork(cl_http_server *s) { s->corked++; }
+
+void cl_http_server_uncork(cl_http_server *s)
+{
+    if (s->corked == 0 || --s->corked > 0)
+        return;
+    for (size_t i = 0; i < s->nworkers; i++) {
+        http_worker *w = &s->workers[i];
+        if (w->wake_due) {
+            w->wake_due = 0;
+            cl_waker_send(&w->wake);
+        }
+    }
 }
 
 /* On the main loop: runs the handler for every queued request; joins workers that finished. */

@@ -101,6 +101,13 @@ const cl_http_request *cl_http_request_of(const cl_http_exchange *x);
 /* Value of a request header (name lower-case), or NULL. */
 const char *cl_http_header_get(const cl_http_request *r, const char *name);
 
+/* Main loop, threaded mode: between cork and uncork (nestable), replies are queued to their
+ * workers without waking them; uncork wakes each worker that got one, once. For a burst of
+ * replies (a group commit's): the workers take it in one go instead of one wake-up per reply.
+ * No effect in single-loop mode. */
+void cl_http_server_cork(cl_http_server *s);
+void cl_http_server_uncork(cl_http_server *s);
+
 /* Sends the reply and releases the exchange. headers: `n` pairs (name, value) copied; the server
  * adds Content-Length, Content-Type: application/json when a body is given (unless the caller
  * sets one), Date, and Connection handling. body may be NULL with len 0 (e.g. 204). */

@@ -501,7 +501,10 @@ typedef struct harness {
     int replied_slow;
     int done_after_reply;
     int async_replies;
-    atomic_int big_served; /* "/big/..." requests answered */
+    atomic_int big_served;       /* "/big/..." requests answered */
+    cl_http_exchange *corked[8]; /* "/corked" requests held until all have arrived */
+    int n_corked, cork_checked;
+    uv_timer_t cork_timer;
     pthread_t loop_thread; /* the handler must run on this thread, whatever worker_threads says */
 } harness;
 
@@ -570,6 +573,36 @@ static void on_stopped(void *arg)
     h->done_after_reply = h->replied_slow;
 }
 
+/* ---- cork: a burst of replies, one wake-up per worker ------------------------------------- */
+
+static atomic_int g_cork_received; /* /corked replies the clients have read */
+
+static void on_cork_timer(uv_timer_t *t)
+{
+    harness *h = t->data;
+    /* Threaded: the replies sit in the workers' inboxes, nobody woke the workers. */
+    if (g_workers > 0)
+        assert_int_equal(atomic_load(&g_cork_received), 0);
+    h->cork_checked = 1;
+    cl_http_server_uncork(h->srv);
+    cl_http_server_uncork(h->srv);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+/* Replies to the 8 held requests under a (nested) cork, then keeps it for 300 ms of loop time
+ * before uncorking. */
+static void cork_reply_all(harness *h)
+{
+    cl_http_server_cork(h->srv);
+    cl_http_server_cork(h->srv);
+    for (int i = 0; i < h->n_corked; i++)
+        reply_json(h->corked[i]);
+    cl_http_server_uncork(h->srv); /* still corked once */
+    uv_timer_init(&h->loop, &h->cork_timer);
+    h->cork_timer.data = h;
+    uv_timer_start(&h->cork_timer, on_cork_timer, 300, 0);
+}
+
 static void handler(void *arg, cl_http_exchange *x)
 {
     harness *h = arg;
@@ -588,6 +621,13 @@ static void handler(void *arg, cl_http_exchange *x)
             h->stopping = 1;
             cl_http_server_stop(h->srv, on_stopped, h);
         }
+        return;
+    }
+    if (strcmp(r->path, "/corked") == 0) {
+        assert_true(h->n_corked < 8);
+        h->corked[h->n_corked++] = x;
+        if (h->n_corked == 8)
+            cork_reply_all(h);
         return;
     }
     if (strcmp(r->path, "/empty") == 0) {
@@ -1083,6 +1123,39 @@ static void test_concurrent_connections(void **state)
     h_stop(&h);
 }
 
+static void *client_corked(tresult *res)
+{
+    tclient t;
+    tresp r;
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    CC(res, tc_request(&t, "GET", "/corked", NULL, NULL, &r) == 0);
+    atomic_fetch_add(&g_cork_received, 1);
+    CC(res, r.status == 200 && strstr(r.body, "\"/corked\"") != NULL);
+    CC(res, tc_request(&t, "GET", "/sync", NULL, NULL, &r) == 0 && r.status == 200);
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+/* cl_http_server_cork: replies given while corked reach the peers only after the last uncork in
+ * threaded mode (each worker is woken once then); in single-loop mode they go out at once. */
+static void test_cork(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[8];
+    memset(res, 0, sizeof res);
+    atomic_store(&g_cork_received, 0);
+    h_start(&h, NULL);
+    h_clients(&h, 8, client_corked, res);
+    while (!h.cork_checked && !h.timed_out) /* single-loop: the clients finished before it */
+        uv_run(&h.loop, UV_RUN_ONCE);
+    assert_int_equal(h.n_corked, 8);
+    assert_true(h.cork_checked);
+    assert_int_equal(atomic_load(&g_cork_received), 8);
+    h_stop(&h);
+}
+
 /* ---- worker-side handler (local_handler) ---------------------------------------------------- */
 
 static atomic_int g_local_taken, g_local_wrong_thread;
@@ -1411,6 +1484,7 @@ int main(void)
         cmocka_unit_test(test_graceful_stop),
         cmocka_unit_test(test_ipv6_and_bad_options),
         cmocka_unit_test(test_local_handler),
+        cmocka_unit_test(test_cork),
 #define MT(f) {#f "_mt", f, mt_setup, mt_teardown, NULL}
         MT(test_tls_versions),
         MT(test_client_certificate),
@@ -1424,6 +1498,7 @@ int main(void)
         MT(test_max_connections),
         MT(test_graceful_stop),
         MT(test_ipv6_and_bad_options),
+        MT(test_cork),
 #undef MT
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

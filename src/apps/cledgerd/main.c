@@ -310,7 +310,13 @@ static int fsm_apply(void *arg, uint64_t term, uint64_t index, const void *cmd, 
 static void fsm_batch(void *arg, uint64_t last_index)
 {
     daemon_t *d = arg;
+    /* The batch's replies reach each HTTPS worker with one wake-up, not one each. */
+    cl_http_server *h = d->http; /* freed only from close callbacks, never during this call */
+    if (h != NULL)
+        cl_http_server_cork(h);
     cl_node_applied_batch(d->node, last_index);
+    if (h != NULL)
+        cl_http_server_uncork(h);
 }
 
 static int fsm_snapshot(void *arg, uint64_t *applied_index)
