@@ -402,8 +402,14 @@ static void on_check(uv_check_t *h)
     cl_consensus *c = h->data;
     if (c->closing)
         return;
+    int burst =
+        c->fsm.completions != NULL && (c->done_head != NULL || c->batch_index > c->batch_reported);
+    if (burst)
+        c->fsm.completions(c->fsm.arg, 1);
     flush_batch(c);
     flush_done(c);
+    if (burst)
+        c->fsm.completions(c->fsm.arg, 0);
     if (c->fatal != 0 || c->stop_requested) {
         begin_close(c);
         return;

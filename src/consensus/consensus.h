@@ -49,6 +49,10 @@ typedef struct {
      * configuration). That index is stored in the snapshot; a later start must pass
      * applied_index >= it, otherwise start fails with CL_ECORRUPT. */
     int (*snapshot)(void *arg, uint64_t *applied_index);
+    /* Optional: called with begin = 1 before, and begin = 0 after, each run of applied_batch and
+     * done callbacks from the loop's check hook (e.g. to send the replies they produce out as
+     * one burst). Never nested; nothing is called between the two but those callbacks. */
+    void (*completions)(void *arg, int begin);
     void *arg;
 } cl_consensus_fsm;
 

@@ -57,6 +57,8 @@ typedef struct {
     size_t snapshot_calls, snapshots_given;
     uint64_t fail_seq; /* apply of this sequence number fails (0: never) */
     int errors;        /* order violations, malformed commands */
+    int in_burst;      /* between completions(1) and completions(0) */
+    size_t bursts;
 } fake_sm;
 
 static void sm_init(fake_sm *sm)
@@ -120,6 +122,15 @@ static void sm_batch(void *arg, uint64_t last_index)
     sm->durable = last_index < sm->durable_limit ? last_index : sm->durable_limit;
 }
 
+static void sm_completions(void *arg, int begin)
+{
+    fake_sm *sm = arg;
+    if (begin == sm->in_burst) /* nested or unpaired */
+        sm->errors++;
+    sm->in_burst = begin;
+    sm->bursts += begin != 0;
+}
+
 static int sm_snapshot(void *arg, uint64_t *applied_index)
 {
     fake_sm *sm = arg;
@@ -161,6 +172,7 @@ typedef struct {
     int status;
     uint64_t term, index;
     uint64_t batch_at_done; /* sm->batch_last when done ran */
+    int in_burst;           /* done ran between completions(1) and completions(0) */
     int result_ok;
 } sub_rec;
 
@@ -181,6 +193,7 @@ static void on_done(void *arg, int status, uint64_t term, uint64_t index, void *
     s->term = term;
     s->index = index;
     s->batch_at_done = s->n->sm->batch_last;
+    s->in_burst = s->n->sm->in_burst;
     s->result_ok =
         status == CL_OK ? result != NULL && *(uint64_t *)result == index : result == NULL;
     free(result);
@@ -265,8 +278,11 @@ static int node_start(uv_loop_t *loop, const node_cfg *cfg, uint64_t applied_ind
         .became_leader = on_leader,
         .leader_arg = n,
     };
-    cl_consensus_fsm f = {
-        .apply = sm_apply, .applied_batch = sm_batch, .snapshot = sm_snapshot, .arg = sm};
+    cl_consensus_fsm f = {.apply = sm_apply,
+                          .applied_batch = sm_batch,
+                          .snapshot = sm_snapshot,
+                          .completions = sm_completions,
+                          .arg = sm};
     return cl_consensus_start(loop, &o, &f, &n->c);
 }
 
@@ -319,8 +335,9 @@ static int submit_seq(node *n, uint64_t seq, sub_rec *s)
 }
 
 /* Submits seqs [first, first+count) in bursts of BURST (each burst without running the loop) and
- * checks every completion: CL_OK, the leader's term, strictly increasing indexes, the result, and
- * that applied_batch covered the index before done ran. */
+ * checks every completion: CL_OK, the leader's term, strictly increasing indexes, the result,
+ * that applied_batch covered the index before done ran, and that done ran inside a completions
+ * bracket. */
 static void submit_many(uv_loop_t *loop, node *n, uint64_t first, size_t count, sub_rec *subs,
                         uint64_t min_index)
 {
@@ -341,6 +358,7 @@ static void submit_many(uv_loop_t *loop, node *n, uint64_t first, size_t count, 
         assert_true(s->index > prev);
         assert_true(s->result_ok);
         assert_true(s->batch_at_done >= s->index);
+        assert_true(s->in_burst); /* the completions hook brackets every normal completion */
         prev = s->index;
         const applied_rec *r = sm_find(n->sm, s->index);
         assert_non_null(r);

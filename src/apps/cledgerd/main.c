@@ -65,6 +65,7 @@ typedef struct {
     cl_node *node;
     cl_tls_ctx *tls;
     cl_http_server *http;
+    cl_http_server *corked; /* corked by fsm_completions(begin), until its end call */
     uv_signal_t sigterm, sigint;
     uv_timer_t quiesce; /* shutdown: wait until nothing is in flight in consensus */
     uv_prepare_t lag;   /* loop-lag watch (on_lag) */
@@ -311,12 +312,22 @@ static void fsm_batch(void *arg, uint64_t last_index)
 {
     daemon_t *d = arg;
     /* The batch's replies reach each HTTPS worker with one wake-up, not one each. */
-    cl_http_server *h = d->http; /* freed only from close callbacks, never during this call */
-    if (h != NULL)
-        cl_http_server_cork(h);
     cl_node_applied_batch(d->node, last_index);
-    if (h != NULL)
-        cl_http_server_uncork(h);
+}
+
+/* A group commit's replies (from applied_batch and the done callbacks) reach each HTTPS worker
+ * with one wake-up, not one each. The server is freed only from close callbacks, never between
+ * begin and end. */
+static void fsm_completions(void *arg, int begin)
+{
+    daemon_t *d = arg;
+    if (begin && d->http != NULL) {
+        d->corked = d->http;
+        cl_http_server_cork(d->corked);
+    } else if (!begin && d->corked != NULL) {
+        cl_http_server_uncork(d->corked);
+        d->corked = NULL;
+    }
 }
 
 static int fsm_snapshot(void *arg, uint64_t *applied_index)
@@ -647,7 +658,7 @@ int main(int argc, char **argv)
     co.log_io = d.s.log_io;
     co.became_leader = became_leader;
     co.leader_arg = &d;
-    cl_consensus_fsm fsm = {fsm_apply, fsm_batch, fsm_snapshot, &d};
+    cl_consensus_fsm fsm = {fsm_apply, fsm_batch, fsm_snapshot, fsm_completions, &d};
     if (rc == CL_OK)
         rc = cl_consensus_start(d.loop, &co, &fsm, &d.raft);
     if (rc == CL_OK) {
