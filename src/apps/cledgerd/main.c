@@ -311,7 +311,6 @@ static int fsm_apply(void *arg, uint64_t term, uint64_t index, const void *cmd, 
 static void fsm_batch(void *arg, uint64_t last_index)
 {
     daemon_t *d = arg;
-    /* The batch's replies reach each HTTPS worker with one wake-up, not one each. */
     cl_node_applied_batch(d->node, last_index);
 }
 
