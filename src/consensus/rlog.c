@@ -169,6 +169,13 @@ typedef struct {
     struct io_uring ring;
     int ring_fd;         /* eventfd the ring signals on completions */
     uv_poll_t ring_poll; /* the loop's watch on ring_fd */
+
+    /* The last delivered batch's buffer and request array, reused by the next batch: no aligned
+     * allocation, zeroing and growth per batch (docs/performance.md, session 12). */
+    uint8_t *spare_buf;
+    size_t spare_cap;
+    struct raft_io_append **spare_reqs;
+    unsigned spare_reqs_cap;
 } rlog;
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -242,7 +249,7 @@ static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
     return cl_crc32c(c, payload, len);
 }
 
-/* Encodes one record at p (REC_HDR + pad8(len) bytes, padding already zero). */
+/* Encodes one record at p (REC_HDR + pad8(len) bytes, padding zeroed: buffers are reused). */
 static void rec_put(uint8_t *p, uint32_t magic, uint64_t index, uint64_t term, unsigned type,
                     const void *payload, size_t len)
 {
@@ -253,6 +260,7 @@ static void rec_put(uint8_t *p, uint32_t magic, uint64_t index, uint64_t term, u
     p[29] = p[30] = p[31] = 0;
     if (len > 0)
         memcpy(p + REC_HDR, payload, len);
+    memset(p + REC_HDR + len, 0, (size_t)(pad8(len) - len));
     cl_store_u32(p, magic);
     cl_store_u32(p + 4, rec_crc(p, p + REC_HDR, len));
 }
@@ -862,6 +870,23 @@ static void job_free(job *j)
     cl_free(j);
 }
 
+/* Keeps a delivered write's buffer and request array for the next batch (one of each). */
+static void recycle(rlog *l, job *j)
+{
+    if (j->kind != J_WRITE)
+        return;
+    if (l->spare_buf == NULL && j->buf != NULL) {
+        l->spare_buf = j->buf;
+        l->spare_cap = j->cap;
+        j->buf = NULL;
+    }
+    if (l->spare_reqs == NULL && j->reqs != NULL) {
+        l->spare_reqs = j->reqs;
+        l->spare_reqs_cap = j->reqs_cap;
+        j->reqs = NULL;
+    }
+}
+
 static void free_segs(seg *s)
 {
     while (s != NULL) {
@@ -1131,6 +1156,7 @@ static int cut(rlog *l, job *j)
         memmove(j->buf + pre, j->buf, j->len);
         memcpy(j->buf, s->tail_blk, pre);
     }
+    memset(j->buf + used, 0, (size_t)(need - used)); /* the rest of the last block is zero */
     size_t tail = used % BLOCK;
     if (tail > 0 && s->tail_blk == NULL && (s->tail_blk = cl_malloc(BLOCK)) == NULL)
         tail = 0; /* the next batch starts on a fresh block */
@@ -1279,6 +1305,7 @@ static void pump(rlog *l)
             if (l->fifo == NULL)
                 l->fifo_tail = NULL;
             deliver(l, j);
+            recycle(l, j);
             job_free(j);
         }
         while (l->side_done != NULL) {
@@ -1398,6 +1425,8 @@ static void release(rlog *l)
     ring_close(l);
     free_segs(l->segs);
     free_segs(l->spare);
+    free(l->spare_buf);
+    cl_free(l->spare_reqs);
     uv_mutex_destroy(&l->mu);
     uv_cond_destroy(&l->wcond);
     uv_cond_destroy(&l->mcond);
@@ -1924,6 +1953,14 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
         if (j == NULL)
             return RAFT_NOMEM;
         j->first_index = l->next_index;
+        j->buf = l->spare_buf; /* may be NULL (capacity 0) */
+        j->cap = l->spare_cap;
+        l->spare_buf = NULL;
+        l->spare_cap = 0;
+        j->reqs = l->spare_reqs;
+        j->reqs_cap = l->spare_reqs_cap;
+        l->spare_reqs = NULL;
+        l->spare_reqs_cap = 0;
     }
     if (j->len + need > j->cap) {
         size_t nc = (size_t)up_block(j->len + need > 2 * j->cap ? j->len + need : 2 * j->cap);

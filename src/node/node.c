@@ -1063,7 +1063,7 @@ static int admit(cl_req *r)
                          "A registered client certificate is required.");
             return 0;
         }
-        r->caller = cl_users_find(&n->users, fp, strlen(fp));
+        r->caller = cl_users_find_fingerprint(&n->users, fp);
         if (r->caller == NULL) {
             cl_api_error(&r->to, 401, "InvalidAuthenticationInfo",
                          "The client certificate is not registered as a ledger user.");

@@ -76,6 +76,10 @@ void cl_users_free(cl_users *u);
 CL_MUST_CHECK int cl_user_id_normalise(const char *id, size_t len, char **key, char **stored);
 
 const cl_user *cl_users_find(const cl_users *u, const char *id, size_t len);
+/* cl_users_find for a NUL-terminated certificate fingerprint (the admission path): the same
+ * answer, without the copy and validation when fp is already in key form (95 characters,
+ * upper-case hex and colons, as the TLS layer writes it). */
+const cl_user *cl_users_find_fingerprint(const cl_users *u, const char *fp);
 /* Creates the user or replaces its roles (deep copy of rs); an existing user keeps its stored
  * form. */
 CL_MUST_CHECK int cl_users_put(cl_users *u, const char *id, size_t len, const cl_roleset *rs);

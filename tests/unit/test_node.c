@@ -1137,6 +1137,38 @@ static void test_users(void **state)
 
 /* ---- restart ------------------------------------------------------------------------------- */
 
+/* The admission lookup (cl_users_find_fingerprint) answers exactly as cl_users_find. */
+static void test_users_find_fingerprint(void **state)
+{
+    (void)state;
+    cl_users u;
+    cl_users_init(&u);
+    char up[96], low[96], bad[96];
+    for (int i = 0; i < 32; i++)
+        snprintf(up + 3 * i, sizeof up - 3 * (size_t)i, "%02X%s", (i * 37 + 11) & 0xff,
+                 i < 31 ? ":" : "");
+    assert_int_equal(strlen(up), 95);
+    for (size_t i = 0; i < sizeof low; i++)
+        low[i] = (char)(up[i] >= 'A' && up[i] <= 'F' ? up[i] - 'A' + 'a' : up[i]);
+    memcpy(bad, up, sizeof bad);
+    bad[0] = 'G';
+    cl_roleset rs = {.builtin = CL_ROLE_READER};
+    assert_int_equal(cl_users_put(&u, low, strlen(low), &rs), CL_OK); /* stored upper-case */
+    assert_int_equal(cl_users_put(&u, "alice", 5, &rs), CL_OK);
+    assert_int_equal(cl_users_put(&u, bad, strlen(bad), &rs), CL_OK); /* a plain name */
+    const cl_user *x = cl_users_find(&u, up, strlen(up));
+    assert_non_null(x);
+    assert_ptr_equal(cl_users_find_fingerprint(&u, up), x);
+    assert_ptr_equal(cl_users_find_fingerprint(&u, low), x); /* full path: same answer */
+    assert_ptr_equal(cl_users_find_fingerprint(&u, bad), cl_users_find(&u, bad, strlen(bad)));
+    assert_non_null(cl_users_find_fingerprint(&u, bad));
+    assert_ptr_equal(cl_users_find_fingerprint(&u, "alice"), cl_users_find(&u, "alice", 5));
+    up[94] = up[94] == '0' ? '1' : '0'; /* another fingerprint: no such user */
+    assert_null(cl_users_find_fingerprint(&u, up));
+    assert_null(cl_users_find_fingerprint(&u, ""));
+    cl_users_free(&u);
+}
+
 static void test_restart(void **state)
 {
     env_t *e = env_new();
@@ -2444,6 +2476,7 @@ int main(void)
         cmocka_unit_test(test_not_leader),
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_users),
+        cmocka_unit_test(test_users_find_fingerprint),
         cmocka_unit_test(test_restart),
         cmocka_unit_test(test_roles_crud),
         cmocka_unit_test(test_roles_authz),

@@ -1020,6 +1020,60 @@ static void test_one_batch_per_iteration(void **state)
     tu_rmrf(dir);
 }
 
+/* Batch buffers are reused (the last delivered batch's buffer carries the next batch): whatever
+ * an earlier batch left in it must never reach the disk. After batches of long entries, batches of
+ * short odd-length ones: every byte between a record's payload and the next record (its padding,
+ * the rest of a batch's last block) is zero on disk. */
+static void test_reused_buffer_zero_gaps(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-z");
+    assert_non_null(dir);
+    harness h;
+    model m;
+    open_bootstrapped(&h, dir, SEG_SMALL, 1, &m);
+    uint32_t longl[6] = {3001, 2999, 1500, 777, 4001, 2500};
+    uint32_t shortl[3] = {1, 13, 26};
+    for (int round = 0; round < 6; round++) {
+        assert_int_equal(h_append(&h, &m, 1, 6, longl, RAFT_COMMAND), 0);
+        assert_true(run_until(&h, pred_all_fired, &h, WAIT_MS));
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(h_append(&h, &m, 1, 3, shortl, RAFT_COMMAND), 0);
+            assert_true(run_until(&h, pred_all_fired, &h, WAIT_MS));
+        }
+    }
+    assert_int_equal(h.t.ok, h.t.n);
+    h_close(&h);
+    uint64_t c[64];
+    size_t nseg = list_logs(dir, c, 64), checked = 0;
+    for (size_t k = 0; k < nseg; k++) {
+        char p[600];
+        seg_name(dir, c[k], p, sizeof p);
+        size_t n = 0;
+        uint8_t *d = (uint8_t *)tu_read_file(p, &n);
+        assert_non_null(d);
+        dseg sg;
+        dseg_read(dir, c[k], &sg);
+        for (size_t i = 0; i < sg.n; i++) {
+            uint64_t from = sg.r[i].off + HDR + sg.r[i].len;
+            uint64_t end = sg.r[i].off + HDR + ((sg.r[i].len + 7u) & ~7u);
+            uint64_t to = i + 1 < sg.n ? sg.r[i + 1].off : (end + BLK - 1) / BLK * BLK;
+            assert_true(to >= end && to <= n);
+            for (uint64_t b = from; b < to; b++)
+                if (d[b] != 0)
+                    fail_msg("segment %zu: byte %llu after record %llu is %u", k,
+                             (unsigned long long)b, (unsigned long long)sg.r[i].index, d[b]);
+            checked++;
+        }
+        dseg_free(&sg);
+        free(d);
+    }
+    assert_true(checked >= 6 * (6 + 9));
+    reload_check(dir, SEG_SMALL, &m, 1, 0, 1);
+    model_free(&m);
+    tu_rmrf(dir);
+}
+
 /* Segment boundaries on disk: (first, last) of the segments holding entries. */
 static size_t seg_ranges(const char *dir, uint64_t (*r)[2], size_t cap, int *sealed)
 {
@@ -1930,6 +1984,7 @@ int main(void)
         cmocka_unit_test(test_bootstrap_load),
         cmocka_unit_test(test_many_appends),
         cmocka_unit_test(test_one_batch_per_iteration),
+        cmocka_unit_test(test_reused_buffer_zero_gaps),
         cmocka_unit_test(test_truncate),
         cmocka_unit_test(test_snapshots),
         cmocka_unit_test(test_torn_tail),
