@@ -124,12 +124,7 @@ const cl_user *cl_users_find_fingerprint(const cl_users *u, const char *fp)
     /* A fingerprint's key is its upper-case form (key_into): in that form it is the key already.
      * Anything else takes the full path, so the answer is the same. */
     size_t len = strnlen(fp, CL_USER_ID_MAX + 1);
-    int key_form = len == 95;
-    for (size_t i = 0; i < len && key_form; i++) {
-        char c = fp[i];
-        key_form = i % 3 == 2 ? c == ':' : (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
-    }
-    if (!key_form)
+    if (!is_fingerprint(fp, len) || strpbrk(fp, "abcdef") != NULL)
         return cl_users_find(u, fp, len);
     int found;
     size_t i = lower_bound(u, fp, &found);
