@@ -16,7 +16,11 @@
 #      cledgerd writes paced at half of that round's full rate, cledgerd reads, next round), both
 #      servers up: on a shared VM the capacity of the box drifts by tens of percent within
 #      minutes, so each ratio and each half-rate run is taken within its round and the table
-#      reports the median round (and every round below it).
+#      reports the median round (and every round below it). During each half-rate run
+#      bench_disk (when built) times a durable 4 KiB write every 20 ms on the same file system,
+#      and the round table sets its maximum next to the stalls cledgerd itself logged in those
+#      seconds (slowest raft log write, longest main-loop iteration): a latency spike that all
+#      three show is the device's or the host's.
 #      Then, once: nginx GET at half its median rate and POSTs of 100-byte entries (information);
 #      receipt latency (time from the 200 of a POST until its receipt is Ready) for
 #      LOAD_RECEIPTS writes.
@@ -112,6 +116,43 @@ run() {
     # the share of CPU time the hypervisor gave to others during the run (a noisy neighbour)
     # shellcheck disable=SC2086 # two numbers each
     echo "$prefix.steal_pct $(echo $ticks0 $ticks1 | awk '{ d = $4 - $2; printf "%.0f", (d > 0 ? 100 * ($3 - $1) / d : 0) }') %" >>"$RAW"
+}
+# disk_probe_start / disk_probe_end PREFIX: bench_disk in the background for one run (when built);
+# its figures go to RAW as PREFIX.disk_*
+disk_probe_start() {
+    PROBE_PID=
+    [ -x "$BIN/bench_disk" ] || return 0
+    rm -f "$WORK/probe.dat"
+    "$BIN/bench_disk" --file "$WORK/probe.dat" --duration "$DUR" --interval-ms 20 \
+        >"$WORK/probe.txt" 2>"$WORK/probe.err" &
+    PROBE_PID=$!
+}
+disk_probe_end() {
+    [ -n "$PROBE_PID" ] || return 0
+    wait "$PROBE_PID" || { cat "$WORK/probe.err" >&2; echo "load.sh: bench_disk failed" >&2; exit 1; }
+    sed -e "s/^disk\./$1.disk_/" "$WORK/probe.txt" >>"$RAW"
+}
+# utc_now SECONDS: the time SECONDS from now in the format of cledgerd's log ("ts"), which sorts
+# as text
+utc_now() {
+    date -u -d "@$(awk -v s="$(date +%s.%N)" -v d="$1" 'BEGIN { printf "%.6f", s + d }')" \
+        '+%Y-%m-%dT%H:%M:%S.%6NZ'
+}
+# stalls_between PREFIX T0 T1: from cledgerd's log lines stamped in [T0, T1], the slowest raft log
+# write it reported (writes over 10 ms are reported once a second) and the longest busy main-loop
+# iteration (over 10 ms, also once a second), 0 when none, into RAW as PREFIX.log_slowest_ms and
+# PREFIX.loop_longest_ms. Taken at the end (the log is complete by then), with T1 a second after
+# the run: a report can come up to a second late.
+stalls_between() {
+    awk -v a="$2" -v b="$3" -v p="$1" '
+        { if (!match($0, /"ts":"[^"]*"/)) next; ts = substr($0, RSTART + 6, RLENGTH - 7) }
+        ts < a || ts > b { next }
+        /"raft log: [0-9]+ write\(s\) slower than/ && match($0, /the slowest [0-9.]+ ms/) {
+            v = substr($0, RSTART + 12, RLENGTH - 15) + 0; if (v > w) w = v }
+        /"main loop: / && match($0, /the longest [0-9.]+ ms/) {
+            v = substr($0, RSTART + 12, RLENGTH - 15) + 0; if (v > l) l = v }
+        END { printf "%s.log_slowest_ms %.1f ms\n%s.loop_longest_ms %.1f ms\n", p, w, p, l }
+    ' "$WORK/cledgerd.log" >>"$RAW"
 }
 # calc EXPR with awk (variables as -v a=.. b=..): calc 'a / b' a=1 b=2 (EXPR is parenthesized:
 # a bare > in awk's printf would be an output redirection)
@@ -263,9 +304,15 @@ while [ $r -le "$ROUNDS" ]; do
         HALF=$(calc 'w / 2' w="$(metric "cledgerd.write.r$r.per_s")")
         if [ "$(calc 'h >= 1' h="$HALF")" = 1 ]; then
             log "round $r/$ROUNDS: cledgerd writes paced at half this round's rate ($HALF/s), $DUR s"
+            # beside it, the device's own latency (bench_disk: a durable 4 KiB write every 20 ms
+            # on the data directory's file system): a device stall shows in both at once
+            disk_probe_start
+            T0=$(utc_now 0)
             # shellcheck disable=SC2086
             run "cledgerd.write_half.r$r" --url "$URL" $AUTH --mode write --body-bytes 100 \
                 --duration "$DUR" --rate "$HALF"
+            disk_probe_end "cledgerd.write_half.r$r"
+            echo "cledgerd.write_half.r$r $T0 $(utc_now 1)" >>"$WORK/windows"
         fi
         if [ -s "$WORK/txids.txt" ]; then
             log "round $r/$ROUNDS: cledgerd reads of $(wc -l <"$WORK/txids.txt") ids, $DUR s"
@@ -326,6 +373,11 @@ if [ $HAVE_CLD = 1 ]; then
     stop_cledgerd
     # what cledgerd itself saw of stalls: main-loop iterations over 10 ms, log writes over 10 ms
     grep -E '"main loop:|raft log:' "$WORK/cledgerd.log" >"$WORK/stalls.log" || true
+    if [ -s "$WORK/windows" ]; then
+        while read -r wp w0 w1; do
+            stalls_between "$wp" "$w0" "$w1"
+        done <"$WORK/windows"
+    fi
 else
     log "cledgerd not built ($CLEDGERD): nginx ceiling only"
 fi
@@ -380,7 +432,7 @@ RSSMB=$(fmt "$RSSK" 'int(v / 1024 * 10 + 0.5) / 10')
     echo "| cledgerd durable writes, full rate (median round) | $W writes/s; median ratio to nginx in the same round $WR % (p50 $(m cledgerd.write.p50_ms) ms, p99 $(m cledgerd.write.p99_ms) ms, $(m cledgerd.write.errors) errors) | ≥ 50 % of nginx | $(yn "$(chk 'r >= 0.5' r="$RW")") |"
     echo "| cledgerd writes/s, absolute | $W writes/s | ≥ 20,000/s on a 2-core box | $(yn "$(chk 'w >= 20000' w="$W")") |"
     echo "| cledgerd reads (GET /app/transactions/{id}, median round) | $R reads/s; median ratio to nginx in the same round $RR % (p50 $(m cledgerd.read.p50_ms) ms, p99 $(m cledgerd.read.p99_ms) ms, $(m cledgerd.read.errors) errors, $(m cledgerd.read.loading) Loading) | ≥ 70 % of nginx | $(yn "$(chk 'r >= 0.7' r="$RRD")") |"
-    echo "| write latency at half rate (median round by p99: $(m cledgerd.write_half.target_rate)/s offered, $WH/s done) | p50 $(m cledgerd.write_half.p50_ms) ms, p99 $WHP99 ms (from send: p99 $(m cledgerd.write_half.svc_p99_ms) ms); p99 in the rounds: $(rounds_of cledgerd.write_half p99_ms) ms | p99 ≤ 10 ms | $(yn "$(chk 'p <= 10' p="$WHP99")") |"
+    echo "| write latency at half rate (median round by p99: $(m cledgerd.write_half.target_rate)/s offered, $WH/s done) | p50 $(m cledgerd.write_half.p50_ms) ms, p99 $WHP99 ms (from send: p99 $(m cledgerd.write_half.svc_p99_ms) ms); p99 in the rounds: $(rounds_of cledgerd.write_half p99_ms) ms; the device alone in the same $DUR s (bench_disk): p50 $(m cledgerd.write_half.disk_p50_ms) ms, max $(m cledgerd.write_half.disk_max_ms) ms, $(m cledgerd.write_half.disk_over10) of $(m cledgerd.write_half.disk_writes) writes over 10 ms | p99 ≤ 10 ms | $(yn "$(chk 'p <= 10' p="$WHP99")") |"
     echo "| receipt Ready after the 200 ($(m cledgerd.receipt.n) writes, polled every 2 ms) | p50 $(m cledgerd.receipt.p50_ms) ms, p99 $RCP99 ms, max $(m cledgerd.receipt.max_ms) ms, $(m cledgerd.receipt.timeouts) timeouts | p99 ≤ 100 ms | $(yn "$(chk 'p <= 100 && t == 0' p="$RCP99" t="$(m cledgerd.receipt.timeouts)")") |"
     echo "| cledgerd RSS after the runs | $RSSMB MB (VmRSS $RSSK KiB: anon $(m rss.after_runs.RssAnon), file $(m rss.after_runs.RssFile) KiB) | ≤ 100 MB | $(yn "$(chk 'k <= 102400' k="$RSSK")") |"
     if [ "${LOAD_1M:-0}" = 1 ] && [ $HAVE_CLD = 1 ]; then
@@ -413,8 +465,8 @@ RSSMB=$(fmt "$RSSK" 'int(v / 1024 * 10 + 0.5) / 10')
     echo "Every round (nginx GET, cledgerd writes at full rate, cledgerd writes at half that" \
         "rate, cledgerd reads, $DUR s each):"
     echo
-    echo "| round | nginx GET/s | cledgerd writes/s | writes / nginx | half rate: offered/s, p99 (from send) | cledgerd reads/s | reads / nginx | steal: nginx / writes / half / reads |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| round | nginx GET/s | cledgerd writes/s | writes / nginx | half rate: offered/s, p99 (from send) | device during the half-rate run: max, writes > 10 ms | cledgerd during it: slowest raft log write, longest loop iteration (> 10 ms; 0: none) | cledgerd reads/s | reads / nginx | steal: nginx / writes / half / reads |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     k=1
     while [ $k -le "$ROUNDS" ]; do
         g=$(m "nginx.get.r$k.per_s")
@@ -422,13 +474,18 @@ RSSMB=$(fmt "$RSSK" 'int(v / 1024 * 10 + 0.5) / 10')
         rd=$(m "cledgerd.read.r$k.per_s")
         h="$(m "cledgerd.write_half.r$k.target_rate"), $(m "cledgerd.write_half.r$k.p99_ms") ms ($(m "cledgerd.write_half.r$k.svc_p99_ms") ms)"
         st="$(m "nginx.get.r$k.steal_pct") / $(m "cledgerd.write.r$k.steal_pct") / $(m "cledgerd.write_half.r$k.steal_pct") / $(m "cledgerd.read.r$k.steal_pct") %"
-        echo "| $k | $g | $w | $(pct "$w" "$g") % | $h | $rd | $(pct "$rd" "$g") % | $st |"
+        dk="$(m "cledgerd.write_half.r$k.disk_max_ms") ms, $(m "cledgerd.write_half.r$k.disk_over10")"
+        cs="$(m "cledgerd.write_half.r$k.log_slowest_ms") ms, $(m "cledgerd.write_half.r$k.loop_longest_ms") ms"
+        echo "| $k | $g | $w | $(pct "$w" "$g") % | $h | $dk | $cs | $rd | $(pct "$rd" "$g") % | $st |"
         k=$((k + 1))
     done
     echo
     echo "Latencies of paced runs are measured from the intended send time (no coordinated"
     echo "omission); \"from send\" is the same answers timed from the actual send. Steal is the share"
     echo "of the box's CPU time the hypervisor gave to other guests during each run (/proc/stat)."
+    echo "The device column is bench_disk during the half-rate run: one durable 4 KiB write"
+    echo "(O_DIRECT|O_DSYNC) every 20 ms on the data directory's file system, timed alone; a stall"
+    echo "there is the device's (or the host's), not cledgerd's."
     if [ -s "$WORK/stalls.log" ]; then
         echo
         echo "Stalls cledgerd logged during the whole run (main-loop iterations busy for more than 10 ms,"

@@ -386,6 +386,18 @@ void cl_consensus_log_stats(const cl_consensus *c)
             (unsigned long long)(CL_RLOG_SLOW_WRITE_NS / 1000000), (unsigned long long)st.segments);
 }
 
+void cl_consensus_report_slow_writes(cl_consensus *c)
+{
+    if (c == NULL || c->closing)
+        return; /* closing: the totals cl_consensus_log_stats logs cover the rest */
+    uint64_t n = 0, max_ns = 0;
+    cl_rlog_take_slow(&c->io, &n, &max_ns);
+    if (n > 0)
+        cl_logf(CL_LOG_WARN, "raft log: %llu write(s) slower than %llu ms, the slowest %.1f ms",
+                (unsigned long long)n, (unsigned long long)(CL_RLOG_SLOW_WRITE_NS / 1000000),
+                (double)max_ns / 1e6);
+}
+
 static void begin_close(cl_consensus *c)
 {
     if (c->closing)

@@ -163,6 +163,8 @@ typedef struct {
     raft_io_close_cb close_cb;
     void (*free_cb)(struct raft_io *io);
     cl_rlog_stats stats;
+    uint64_t slow_ns;                         /* cl_rlog_opts.slow_write_ns */
+    uint64_t recent_slow, recent_slow_max_ns; /* slow writes since cl_rlog_take_slow */
 
     int io_mode;  /* CL_RLOG_IO_* asked for */
     int use_ring; /* batch writes through `ring` from the loop, not writer threads */
@@ -1241,8 +1243,12 @@ static void deliver(rlog *l, job *j)
     case J_WRITE:
         if (j->write_ns > l->stats.max_write_ns)
             l->stats.max_write_ns = j->write_ns;
-        if (j->write_ns > CL_RLOG_SLOW_WRITE_NS)
+        if (j->write_ns > l->slow_ns) {
             l->stats.slow_writes++;
+            l->recent_slow++;
+            if (j->write_ns > l->recent_slow_max_ns)
+                l->recent_slow_max_ns = j->write_ns;
+        }
         if (j->status == 0) {
             if (j->last_index > l->delivered_index)
                 l->delivered_index = j->last_index;
@@ -2140,6 +2146,7 @@ int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir, const cl_
         return CL_EIO;
     }
     l->timer.data = l;
+    l->slow_ns = o != NULL && o->slow_write_ns ? o->slow_write_ns : CL_RLOG_SLOW_WRITE_NS;
     l->handles_open = 1;
     l->io = io;
     l->loop = loop;
@@ -2173,6 +2180,15 @@ int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir, const cl_
     io->time = io_time;
     io->random = io_random;
     return CL_OK;
+}
+
+void cl_rlog_take_slow(struct raft_io *io, uint64_t *count, uint64_t *max_ns)
+{
+    rlog *l = io->impl;
+    *count = l != NULL ? l->recent_slow : 0;
+    *max_ns = l != NULL ? l->recent_slow_max_ns : 0;
+    if (l != NULL)
+        l->recent_slow = l->recent_slow_max_ns = 0;
 }
 
 void cl_rlog_get_stats(const struct raft_io *io, cl_rlog_stats *out)

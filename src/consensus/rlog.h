@@ -39,6 +39,7 @@ typedef struct {
     unsigned writers;       /* log writes in flight (0: 1; at most 8) */
     uint64_t segment_bytes; /* segment file size (0: 8 MiB; a multiple of 4096, >= 64 KiB) */
     int io;                 /* CL_RLOG_IO_*; URING fails io->start when io_uring is unavailable */
+    uint64_t slow_write_ns; /* a batch write slower than this is counted slow (0: 10 ms) */
 } cl_rlog_opts;
 
 /* dir must exist. Refuses (CL_EUNSUPPORTED, logged) a directory written by raft_uv. */
@@ -62,10 +63,14 @@ typedef struct {
     uint64_t segments;     /* segments prepared */
     uint64_t max_write_ns; /* the slowest batch write (submission to completion, through to the
                             * device) */
-    uint64_t slow_writes;  /* batch writes slower than CL_RLOG_SLOW_WRITE_NS */
+    uint64_t slow_writes;  /* batch writes slower than slow_write_ns (CL_RLOG_SLOW_WRITE_NS) */
     int uring;             /* batch writes go through io_uring (else writer threads) */
 } cl_rlog_stats;
 #define CL_RLOG_SLOW_WRITE_NS (10ull * 1000 * 1000)
 void cl_rlog_get_stats(const struct raft_io *io, cl_rlog_stats *out);
+/* The batch writes slower than slow_write_ns since the last call (loop thread): how many
+ * and the slowest (0 and 0: none). Each call starts a new window; the lifetime figures in
+ * cl_rlog_stats are not affected. */
+void cl_rlog_take_slow(struct raft_io *io, uint64_t *count, uint64_t *max_ns);
 
 #endif

@@ -255,12 +255,14 @@ static void tracker_free(tracker *t)
 
 /* How batch writes reach the disk in this pass of the tests (main runs them once per mode). */
 static int g_io = CL_RLOG_IO_THREADS;
+static uint64_t g_slow_ns; /* cl_rlog_opts.slow_write_ns of the next h_init (0: default) */
 
 static int h_init(harness *h, const char *dir, uint64_t seg_bytes, unsigned writers)
 {
     memset(h, 0, sizeof *h);
     assert_int_equal(uv_loop_init(&h->loop), 0);
-    cl_rlog_opts o = {.writers = writers, .segment_bytes = seg_bytes, .io = g_io};
+    cl_rlog_opts o = {
+        .writers = writers, .segment_bytes = seg_bytes, .io = g_io, .slow_write_ns = g_slow_ns};
     int rc = cl_rlog_init(&h->io, &h->loop, dir, &o);
     if (rc != CL_OK) {
         assert_int_equal(uv_loop_close(&h->loop), 0);
@@ -1014,6 +1016,45 @@ static void test_one_batch_per_iteration(void **state)
     cl_rlog_get_stats(&h.io, &b);
     assert_int_equal(b.entries - a.entries, 5);
     assert_int_equal(b.writes - a.writes, 1);
+    h_close(&h);
+    reload_check(dir, SEG_SMALL, &m, 1, 0, 1);
+    model_free(&m);
+    tu_rmrf(dir);
+}
+
+/* Slow writes are reported in windows: cl_rlog_take_slow returns those since its last call and
+ * starts a new window, while the lifetime figures keep counting. With a 1 ns threshold every batch
+ * write is slow, so the windows' counts are the batches written in them. */
+static void test_take_slow(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-s");
+    assert_non_null(dir);
+    harness h;
+    model m;
+    g_slow_ns = 1;
+    open_bootstrapped(&h, dir, SEG_SMALL, 1, &m);
+    g_slow_ns = 0;
+    uint64_t n = 0, max_ns = 0;
+    cl_rlog_take_slow(&h.io, &n, &max_ns); /* whatever bootstrap and start wrote */
+    cl_rlog_stats a, b;
+    cl_rlog_get_stats(&h.io, &a);
+    append_many(&h, &m, 1, 6, 100, 1, 1); /* one entry per batch */
+    cl_rlog_get_stats(&h.io, &b);
+    assert_int_equal(b.writes - a.writes, 6);
+    cl_rlog_take_slow(&h.io, &n, &max_ns);
+    assert_int_equal(n, 6);
+    assert_true(max_ns > 0 && max_ns <= b.max_write_ns);
+    assert_int_equal(b.slow_writes - a.slow_writes, 6);
+    cl_rlog_take_slow(&h.io, &n, &max_ns); /* a new window: empty */
+    assert_int_equal(n, 0);
+    assert_int_equal(max_ns, 0);
+    append_many(&h, &m, 1, 2, 100, 1, 1);
+    cl_rlog_take_slow(&h.io, &n, &max_ns);
+    assert_int_equal(n, 2);
+    assert_true(max_ns > 0);
+    cl_rlog_get_stats(&h.io, &a);
+    assert_int_equal(a.slow_writes - b.slow_writes, 2); /* the lifetime count goes on */
     h_close(&h);
     reload_check(dir, SEG_SMALL, &m, 1, 0, 1);
     model_free(&m);
@@ -1984,6 +2025,7 @@ int main(void)
         cmocka_unit_test(test_bootstrap_load),
         cmocka_unit_test(test_many_appends),
         cmocka_unit_test(test_one_batch_per_iteration),
+        cmocka_unit_test(test_take_slow),
         cmocka_unit_test(test_reused_buffer_zero_gaps),
         cmocka_unit_test(test_truncate),
         cmocka_unit_test(test_snapshots),

@@ -70,6 +70,7 @@ typedef struct {
     uv_timer_t quiesce; /* shutdown: wait until nothing is in flight in consensus */
     uv_prepare_t lag;   /* loop-lag watch (on_lag) */
     uint64_t lag_at, lag_idle, lag_reported, lag_max;
+    uint64_t slow_checked;                  /* when the raft log's slow writes were last reported */
     uint64_t lag_cpu, lag_cpu_at;           /* the loop thread's CPU time, and when it was read */
     uint64_t lag_max_cpu, lag_max_cpu_wall; /* CPU time over the window ending with the longest */
     unsigned lag_count;
@@ -447,6 +448,13 @@ static void on_lag(uv_prepare_t *p)
             d->lag_max = 0;
             d->lag_reported = now;
         }
+    }
+    /* The raft log's slow writes (a device or host stall holds every write in flight), once a
+     * second, beside the loop's own: the two together tell a slow disk from a busy loop. */
+    if (now - d->slow_checked >= 1000000000ull) {
+        d->slow_checked = now;
+        if (d->raft != NULL)
+            cl_consensus_report_slow_writes(d->raft);
     }
     d->lag_at = uv_hrtime(); /* the report itself is not counted */
     d->lag_idle = idle;
