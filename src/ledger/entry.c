@@ -4,8 +4,13 @@
 
 #include "crypto/hash.h"
 
-/* CRC-32C (Castagnoli), reflected, table driven. Not a security check: it only separates a torn
- * or zero-filled tail from a complete frame; integrity comes from the signed Merkle tree. */
+/* CRC-32C (Castagnoli), reflected. Not a security check: it only separates a torn or zero-filled
+ * tail from a complete frame or raft log record; integrity comes from the signed Merkle tree.
+ * x86-64 CPUs with SSE4.2 have it as an instruction (the crc32 instruction computes exactly this
+ * polynomial, reflected): 8 bytes per instruction against ~1.5 bytes per cycle for the tables,
+ * which were 2.9% of the main loop's time under write load (every frame and every log record is
+ * summed). Elsewhere: slicing-by-8 tables. Both give the same value (tests check them against
+ * RFC 3720's vectors and against each other). */
 static uint32_t crc_table[8][256];
 static void crc_init(void)
 {
@@ -20,7 +25,7 @@ static void crc_init(void)
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
-uint32_t cl_crc32c(uint32_t crc, const void *data, size_t n)
+uint32_t cl_crc32c_sw(uint32_t crc, const void *data, size_t n)
 {
     static int ready;
     if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
@@ -43,6 +48,45 @@ uint32_t cl_crc32c(uint32_t crc, const void *data, size_t n)
         crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
     return ~crc;
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint64_t c = ~crc;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8); /* unaligned; little-endian, as the reflected CRC wants */
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        n -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return ~c32;
+}
+
+int cl_crc32c_hw_available(void)
+{
+    static int have = -1; /* racing first calls store the same answer */
+    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+    if (h < 0) {
+        __builtin_cpu_init();
+        h = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+    }
+    return h;
+}
+
+uint32_t cl_crc32c(uint32_t crc, const void *data, size_t n)
+{
+    return cl_crc32c_hw_available() ? crc_hw(crc, data, n) : cl_crc32c_sw(crc, data, n);
+}
+#else
+int cl_crc32c_hw_available(void) { return 0; }
+uint32_t cl_crc32c(uint32_t crc, const void *data, size_t n) { return cl_crc32c_sw(crc, data, n); }
+#endif
 
 static int valid_type(uint8_t t)
 {

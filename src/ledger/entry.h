@@ -93,7 +93,12 @@ void cl_entry_write_set_digest(const cl_entry_view *e, uint8_t out[32]);
 void cl_entry_leaf(const uint8_t wsd[32], const uint8_t ce_digest[32],
                    const uint8_t claims_digest[32], uint8_t out[32]);
 
+/* CRC-32C of data, continuing crc (0 to start): cl_crc32c(cl_crc32c(0, a), b) = CRC of a||b.
+ * The CPU's instruction where it has one, else tables; the _sw form always uses the tables and
+ * _hw_available says which one cl_crc32c uses (both exposed for tests). */
 uint32_t cl_crc32c(uint32_t crc, const void *data, size_t n);
+uint32_t cl_crc32c_sw(uint32_t crc, const void *data, size_t n);
+int cl_crc32c_hw_available(void);
 
 /* ---- public-part payloads ---- */
 
