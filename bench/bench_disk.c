@@ -15,8 +15,9 @@
  * it holds the server's writes. bench/load.sh runs it during each half-rate write run.
  *
  * Prints "disk.writes N", "disk.p50_ms", "disk.p99_ms", "disk.max_ms", "disk.over10 N" (writes
- * slower than 10 ms) and "disk.over100 N". PATH is created (0600) and removed at the end; an
- * existing PATH is refused, so it never overwrites a file.
+ * slower than 10 ms) and "disk.over100 N". PATH is created (0600) and removed at the end, also
+ * when a write fails; an existing PATH is refused, so it never overwrites a file. A run stops
+ * after MAX_SAMPLES writes (at most 128 MiB of latencies).
  */
 #define _GNU_SOURCE /* O_DIRECT */
 #include <errno.h>
@@ -29,6 +30,8 @@
 
 #define BLOCK 4096
 #define SPAN ((off_t)16 << 20)
+/* Latencies kept (8 bytes each): a run ends early when it has timed this many writes. */
+#define MAX_SAMPLES ((size_t)1 << 24)
 
 static double now(void)
 {
@@ -78,8 +81,7 @@ static int write_all(int fd, const void *buf, size_t n, off_t off)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    double duration = 10, interval_ms = 20;
-    size_t bytes = BLOCK;
+    double duration = 10, interval_ms = 20, dbytes = BLOCK;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--file") == 0 && v != NULL)
@@ -89,7 +91,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--interval-ms") == 0)
             interval_ms = num(a, v, 0, 60000);
         else if (strcmp(a, "--bytes") == 0)
-            bytes = (size_t)num(a, v, BLOCK, 1 << 20);
+            dbytes = num(a, v, BLOCK, 1 << 20);
         else
             die("usage: bench_disk --file PATH [--duration S] [--interval-ms MS] [--bytes B]",
                 NULL);
@@ -97,8 +99,18 @@ int main(int argc, char **argv)
     }
     if (path == NULL)
         die("--file is required", NULL);
-    if (bytes % BLOCK != 0)
+    size_t bytes = (size_t)dbytes;
+    if ((double)bytes != dbytes || bytes % BLOCK != 0)
         die("--bytes must be a multiple of 4096", NULL);
+
+    /* Everything that can fail before the file exists is done first: after open, every failure
+     * goes through `out`, which removes the file. */
+    void *buf = NULL;
+    size_t cap = 1024, n = 0;
+    double *lat = malloc(cap * sizeof *lat);
+    if (lat == NULL || posix_memalign(&buf, BLOCK, 1 << 20) != 0)
+        die("out of memory", NULL);
+    memset(buf, 0x5a, 1 << 20);
 
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_DSYNC | O_DIRECT, 0600);
     if (fd < 0 && errno == EINVAL) {
@@ -109,24 +121,16 @@ int main(int argc, char **argv)
     }
     if (fd < 0)
         die(strerror(errno), path);
-    void *buf = NULL;
-    if (posix_memalign(&buf, BLOCK, 1 << 20) != 0)
-        die("out of memory", NULL);
-    memset(buf, 0x5a, 1 << 20);
-    int rc = 1;
-    for (off_t off = 0; off < SPAN; off += 1 << 20)
+    const char *failed = NULL;
+    for (off_t off = 0; off < SPAN && failed == NULL; off += 1 << 20)
         if (write_all(fd, buf, 1 << 20, off) != 0)
-            goto out;
-    if (fdatasync(fd) != 0)
-        goto out;
+            failed = strerror(errno);
+    if (failed == NULL && fdatasync(fd) != 0)
+        failed = strerror(errno);
 
-    size_t cap = 1024, n = 0;
-    double *lat = malloc(cap * sizeof *lat);
-    if (lat == NULL)
-        die("out of memory", NULL);
     double t0 = now(), next = t0;
     off_t off = 0;
-    while (now() - t0 < duration) {
+    while (failed == NULL && n < MAX_SAMPLES && now() - t0 < duration) {
         if (interval_ms > 0) {
             double wait = next - now();
             if (wait > 0) {
@@ -135,25 +139,32 @@ int main(int argc, char **argv)
             }
             next += interval_ms / 1000;
         }
-        double a = now();
-        if (write_all(fd, buf, bytes, off) != 0) {
-            free(lat);
-            goto out;
-        }
-        double d = now() - a;
         if (n == cap) {
             double *g = realloc(lat, 2 * cap * sizeof *lat);
             if (g == NULL) {
-                free(lat);
-                die("out of memory", NULL);
+                failed = "out of memory";
+                break;
             }
             lat = g;
             cap *= 2;
         }
-        lat[n++] = d * 1e3;
+        double a = now();
+        if (write_all(fd, buf, bytes, off) != 0) {
+            failed = strerror(errno);
+            break;
+        }
+        lat[n++] = (now() - a) * 1e3;
         off += (off_t)bytes;
         if (off + (off_t)bytes > SPAN)
             off = 0;
+    }
+    close(fd);
+    unlink(path);
+    free(buf);
+    if (failed != NULL) {
+        fprintf(stderr, "bench_disk: %s: %s\n", path, failed);
+        free(lat);
+        return 1;
     }
     size_t over10 = 0, over100 = 0;
     for (size_t i = 0; i < n; i++) {
@@ -170,12 +181,5 @@ int main(int argc, char **argv)
     printf("disk.over10 %zu\n", over10);
     printf("disk.over100 %zu\n", over100);
     free(lat);
-    rc = 0;
-out:
-    if (rc != 0)
-        fprintf(stderr, "bench_disk: write to %s: %s\n", path, strerror(errno));
-    close(fd);
-    unlink(path);
-    free(buf);
-    return rc;
+    return 0;
 }

@@ -376,14 +376,14 @@ void cl_consensus_log_stats(const cl_consensus *c)
         return;
     cl_rlog_stats st;
     cl_rlog_get_stats(&c->io, &st);
-    /* A log write over 10 ms held every write in flight: worth a warning. */
+    /* A slow log write (over 10 ms by default) held every write in flight: worth a warning. */
     cl_logf(st.slow_writes > 0 ? CL_LOG_WARN : CL_LOG_INFO,
             "consensus: raft log: %llu entries in %llu writes (%s, at most %llu in flight, the "
             "slowest %.1f ms, %llu over %llu ms), %llu segments prepared",
             (unsigned long long)st.entries, (unsigned long long)st.writes,
             st.uring ? "io_uring" : "writer threads", (unsigned long long)st.max_inflight,
             (double)st.max_write_ns / 1e6, (unsigned long long)st.slow_writes,
-            (unsigned long long)(CL_RLOG_SLOW_WRITE_NS / 1000000), (unsigned long long)st.segments);
+            (unsigned long long)(st.slow_write_ns / 1000000), (unsigned long long)st.segments);
 }
 
 void cl_consensus_report_slow_writes(cl_consensus *c)
@@ -392,10 +392,13 @@ void cl_consensus_report_slow_writes(cl_consensus *c)
         return; /* closing: the totals cl_consensus_log_stats logs cover the rest */
     uint64_t n = 0, max_ns = 0;
     cl_rlog_take_slow(&c->io, &n, &max_ns);
-    if (n > 0)
-        cl_logf(CL_LOG_WARN, "raft log: %llu write(s) slower than %llu ms, the slowest %.1f ms",
-                (unsigned long long)n, (unsigned long long)(CL_RLOG_SLOW_WRITE_NS / 1000000),
-                (double)max_ns / 1e6);
+    if (n == 0)
+        return;
+    cl_rlog_stats st;
+    cl_rlog_get_stats(&c->io, &st);
+    cl_logf(CL_LOG_WARN, "raft log: %llu write(s) slower than %llu ms, the slowest %.1f ms",
+            (unsigned long long)n, (unsigned long long)(st.slow_write_ns / 1000000),
+            (double)max_ns / 1e6);
 }
 
 static void begin_close(cl_consensus *c)

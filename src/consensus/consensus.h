@@ -91,7 +91,7 @@ uint64_t cl_consensus_commit_index(const cl_consensus *c);
 int cl_consensus_error(const cl_consensus *c);
 /* Logs (info) the raft log's statistics: entries, writes, most writes in flight, segments. */
 void cl_consensus_log_stats(const cl_consensus *c);
-/* Logs, as a warning, the raft log writes slower than CL_RLOG_SLOW_WRITE_NS since the last call,
+/* Logs, as a warning, the raft log writes slower than its slow_write_ns since the last call,
  * if there were any: how many and the slowest. Meant to be called about once a second, so a slow
  * device shows in the log when it happens, not only in the totals at shutdown. */
 void cl_consensus_report_slow_writes(cl_consensus *c);

@@ -2199,5 +2199,6 @@ void cl_rlog_get_stats(const struct raft_io *io, cl_rlog_stats *out)
     else {
         *out = l->stats;
         out->uring = l->use_ring;
+        out->slow_write_ns = l->slow_ns;
     }
 }

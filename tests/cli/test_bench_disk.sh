@@ -40,8 +40,19 @@ rc=$?
 [ $rc -ne 0 ] && grep -q "File exists" "$work/err" && ok || bad "existing file: rc $rc, $(cat "$work/err")"
 [ "$(cat "$work/exists")" = keep ] && ok || bad "existing file changed"
 
+# a write that fails (the file size limit: 1 MiB, in the first MiB of the prefill) is reported
+# with exit 1, and the file it created is removed
+(
+    trap '' XFSZ # EFBIG from pwrite instead of the signal
+    ulimit -f 1024
+    exec "$BIN/bench_disk" --file "$work/f.dat" --duration 1
+) >/dev/null 2>"$work/err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "f.dat: File too large" "$work/err" && ok || bad "failed write: rc $rc, $(cat "$work/err")"
+[ ! -e "$work/f.dat" ] && ok || bad "a failed run left its file behind"
+
 # bad options: exit 2 with a message, nothing created
-for args in "--bytes 100" "--bytes 4097" "--duration 0" "--duration x" "--interval-ms -1" "--nope 1" ""; do
+for args in "--bytes 100" "--bytes 4097" "--bytes 4096.5" "--duration 0" "--duration x" "--interval-ms -1" "--nope 1" ""; do
     # shellcheck disable=SC2086 # the options are words
     "$BIN/bench_disk" ${args:+--file "$work/o.dat"} $args >/dev/null 2>"$work/err"
     rc=$?

@@ -1016,6 +1016,7 @@ static void test_one_batch_per_iteration(void **state)
     cl_rlog_get_stats(&h.io, &b);
     assert_int_equal(b.entries - a.entries, 5);
     assert_int_equal(b.writes - a.writes, 1);
+    assert_int_equal(b.slow_write_ns, CL_RLOG_SLOW_WRITE_NS); /* the default */
     h_close(&h);
     reload_check(dir, SEG_SMALL, &m, 1, 0, 1);
     model_free(&m);
@@ -1042,6 +1043,7 @@ static void test_take_slow(void **state)
     append_many(&h, &m, 1, 6, 100, 1, 1); /* one entry per batch */
     cl_rlog_get_stats(&h.io, &b);
     assert_int_equal(b.writes - a.writes, 6);
+    assert_int_equal(b.slow_write_ns, 1); /* the threshold in force, for the log lines */
     cl_rlog_take_slow(&h.io, &n, &max_ns);
     assert_int_equal(n, 6);
     assert_true(max_ns > 0 && max_ns <= b.max_write_ns);
