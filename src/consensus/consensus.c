@@ -378,10 +378,11 @@ void cl_consensus_log_stats(const cl_consensus *c)
     cl_rlog_get_stats(&c->io, &st);
     /* A slow log write (over 10 ms by default) held every write in flight: worth a warning. */
     cl_logf(st.slow_writes > 0 ? CL_LOG_WARN : CL_LOG_INFO,
-            "consensus: raft log: %llu entries in %llu writes (%s, at most %llu in flight, the "
-            "slowest %.1f ms, %llu over %llu ms), %llu segments prepared",
+            "consensus: raft log: %llu entries in %llu writes (%s, at most %llu in flight, "
+            "%.1f us on average, the slowest %.1f ms, %llu over %llu ms), %llu segments prepared",
             (unsigned long long)st.entries, (unsigned long long)st.writes,
             st.uring ? "io_uring" : "writer threads", (unsigned long long)st.max_inflight,
+            st.writes ? (double)st.sum_write_ns / (double)st.writes / 1e3 : 0.0,
             (double)st.max_write_ns / 1e6, (unsigned long long)st.slow_writes,
             (unsigned long long)(st.slow_write_ns / 1000000), (unsigned long long)st.segments);
 }

@@ -1243,6 +1243,7 @@ static void deliver(rlog *l, job *j)
     case J_WRITE:
         if (j->write_ns > l->stats.max_write_ns)
             l->stats.max_write_ns = j->write_ns;
+        l->stats.sum_write_ns += j->write_ns;
         if (j->write_ns > l->slow_ns) {
             l->stats.slow_writes++;
             l->recent_slow++;

@@ -63,6 +63,7 @@ typedef struct {
     uint64_t segments;     /* segments prepared */
     uint64_t max_write_ns; /* the slowest batch write (submission to completion, through to the
                             * device) */
+    uint64_t sum_write_ns; /* all batch writes together: sum_write_ns / writes is the mean */
     uint64_t slow_writes;  /* batch writes slower than slow_write_ns */
     uint64_t
         slow_write_ns; /* the threshold in force (cl_rlog_opts; default CL_RLOG_SLOW_WRITE_NS) */

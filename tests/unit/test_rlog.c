@@ -902,6 +902,9 @@ static void test_many_appends(void **state)
     assert_true(st.max_inflight >= 2);
     assert_true(st.segments >= 10);
     assert_true(st.max_write_ns > 0 && st.max_write_ns < 60ull * 1000 * 1000 * 1000);
+    /* the total holds every write: at least the slowest, at most writes times the slowest */
+    assert_true(st.sum_write_ns >= st.max_write_ns);
+    assert_true(st.sum_write_ns <= st.writes * st.max_write_ns);
     assert_true(st.slow_writes <= st.writes);
     h_close(&h);
 
