@@ -2186,10 +2186,12 @@ int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir, const cl_
 void cl_rlog_take_slow(struct raft_io *io, uint64_t *count, uint64_t *max_ns)
 {
     rlog *l = io->impl;
-    *count = l != NULL ? l->recent_slow : 0;
-    *max_ns = l != NULL ? l->recent_slow_max_ns : 0;
-    if (l != NULL)
-        l->recent_slow = l->recent_slow_max_ns = 0;
+    *count = *max_ns = 0;
+    if (l == NULL)
+        return;
+    *count = l->recent_slow;
+    *max_ns = l->recent_slow_max_ns;
+    l->recent_slow = l->recent_slow_max_ns = 0;
 }
 
 void cl_rlog_get_stats(const struct raft_io *io, cl_rlog_stats *out)
