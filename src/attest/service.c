@@ -481,6 +481,11 @@ static void identify(const cl_attestd *a, const cl_http_request *r, identity *id
     if (a->o.admin_cert_fp != NULL && a->o.admin_cert_fp[0] != '\0' &&
         r->client_fingerprint[0] != '\0' &&
         cl_ct_equal(r->client_fingerprint, a->o.admin_cert_fp, 95)) {
+        if (!cl_http_client_cert_current(r, (int64_t)time(NULL))) {
+            snprintf(id->why, sizeof id->why,
+                     "the administrator certificate is outside its validity period");
+            return;
+        }
         id->admin = 1;
         snprintf(id->who, sizeof id->who, "cert:%.64s", r->client_fingerprint);
         return;
@@ -1947,9 +1952,10 @@ void cl_attestd_handle(void *arg, cl_http_exchange *x)
                    (rt.right == R_TPM && a->o.tpm_requires_bearer);
         if (need && !id.admin) {
             reply_err(a, x, 401, "Unauthorized", "%s",
-                      id.had_bearer ? (id.why[0] ? id.why : "the bearer token is not valid")
-                                    : "an administrator's bearer token or client certificate is "
-                                      "required");
+                      id.why[0]       ? id.why
+                      : id.had_bearer ? "the bearer token is not valid"
+                                      : "an administrator's bearer token or client certificate is "
+                                        "required");
             return;
         }
     }

@@ -345,6 +345,7 @@ static int msg_finish(cl_http_parser *p, http_msg *m)
     r->body = m->body.data;
     r->body_len = m->body.len - 1;
     r->client_fingerprint[0] = '\0';
+    r->client_not_before = r->client_not_after = 0;
     r->peer[0] = '\0';
     r->request_id = ++p->next_id;
     r->start_ns = uv_hrtime();
@@ -510,6 +511,7 @@ struct http_conn {
     int peer_eof;   /* the peer half-closed while its request was being handled */
     unsigned pending_writes;
     char fingerprint[96];
+    int64_t not_before, not_after; /* the client certificate's validity (tls.h) */
     char peer[64];
 };
 
@@ -1130,6 +1132,8 @@ static void dispatch(http_conn *c)
     cl_http_request *r = &m->req;
     r->request_id = __atomic_add_fetch(&s->next_id, 1, __ATOMIC_RELAXED);
     memcpy(r->client_fingerprint, c->fingerprint, sizeof r->client_fingerprint);
+    r->client_not_before = c->not_before;
+    r->client_not_after = c->not_after;
     memcpy(r->peer, c->peer, sizeof r->peer);
     c->x = x;
     set_timer(c, TM_NONE);
@@ -1207,7 +1211,7 @@ static void pump_body(http_conn *c)
             return;
         }
         c->handshake_done = 1;
-        if (cl_tls_peer_fingerprint(c->ssl, c->fingerprint) < 0) {
+        if (cl_tls_peer_identity(c->ssl, c->fingerprint, &c->not_before, &c->not_after) < 0) {
             conn_close(c);
             return;
         }

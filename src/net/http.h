@@ -50,10 +50,20 @@ typedef struct {
     /* Client identity from TLS: SHA-256 of the client certificate DER in ACL's upper-case
      * colon form (95 chars), or "" when no certificate was presented. */
     char client_fingerprint[96];
+    /* That certificate's validity period, seconds since the epoch (both 0 without one). */
+    int64_t client_not_before, client_not_after;
     char peer[64];       /* "ip:port" */
     uint64_t request_id; /* unique per server, for x-ms-request-id and logs */
     uint64_t start_ns;   /* monotonic time the request was complete */
 } cl_http_request;
+
+/* Whether the request's client certificate is within its validity period at `now` (seconds since
+ * the epoch; both bounds inclusive, as RFC 5280 §4.1.2.5 has them). 0 when there is none. */
+static inline int cl_http_client_cert_current(const cl_http_request *r, int64_t now)
+{
+    return r->client_fingerprint[0] != '\0' && now >= r->client_not_before &&
+           now <= r->client_not_after;
+}
 
 typedef struct cl_http_exchange cl_http_exchange;
 typedef struct cl_http_server cl_http_server;

@@ -153,12 +153,34 @@ void cl_tls_fingerprint(const unsigned char *der, size_t len, char out[96])
     }
 }
 
-int cl_tls_peer_fingerprint(SSL *ssl, char out[96])
+/* An X.509 time (UTCTime or GeneralizedTime) as seconds since the epoch. */
+static int asn1_time_secs(const ASN1_TIME *t, int64_t *out)
+{
+    struct tm tm;
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+        return CL_ECRYPTO;
+    /* Days since 1970-01-01 of a proleptic Gregorian date (no timegm: it consults TZ state). */
+    int64_t y = (int64_t)tm.tm_year + 1900, m = tm.tm_mon + 1, d = tm.tm_mday;
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = era * 146097 + doe - 719468;
+    *out = days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
+    return CL_OK;
+}
+
+int cl_tls_peer_identity(SSL *ssl, char out[96], int64_t *not_before, int64_t *not_after)
 {
     out[0] = '\0';
+    *not_before = *not_after = 0;
     X509 *peer = SSL_get0_peer_certificate(ssl);
     if (peer == NULL)
         return 0;
+    if (asn1_time_secs(X509_get0_notBefore(peer), not_before) < 0 ||
+        asn1_time_secs(X509_get0_notAfter(peer), not_after) < 0)
+        return tls_fail(CL_ECRYPTO);
     unsigned char *der = NULL;
     int n = i2d_X509(peer, &der);
     if (n <= 0)

@@ -27,8 +27,11 @@ CL_MUST_CHECK int cl_tls_server_ctx(const char *cert_chain_pem, size_t cert_len,
 void cl_tls_ctx_free(cl_tls_ctx *c);
 /* ACL's user id form of a certificate: SHA-256 of the DER, upper-case hex bytes joined by ':'. */
 void cl_tls_fingerprint(const unsigned char *der, size_t len, char out[96]);
-/* Fingerprint (as above) of the certificate the peer of a finished handshake presented: 1 and
- * `out` filled when there is one, 0 and out = "" when none, CL_ECRYPTO on failure. */
-CL_MUST_CHECK int cl_tls_peer_fingerprint(SSL *ssl, char out[96]);
+/* The certificate the peer of a finished handshake presented: its fingerprint (as above) and its
+ * validity period (notBefore, notAfter) in seconds since the epoch. 1 and the outputs filled when
+ * there is one; 0, out = "" and both times 0 when none; CL_ECRYPTO when it cannot be encoded or
+ * its dates cannot be read. */
+CL_MUST_CHECK int cl_tls_peer_identity(SSL *ssl, char out[96], int64_t *not_before,
+                                       int64_t *not_after);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "base/codec.h"
@@ -1004,6 +1005,15 @@ static int api_ordinal(const char *v)
     return -1;
 }
 
+/* Seconds since the epoch as "2026-11-23T21:36:01Z" (the number itself if gmtime cannot). */
+static void fmt_utc(int64_t t, char *out, size_t cap)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, cap, "%" PRId64, t);
+}
+
 /* Returns 1 when the handler may run; otherwise the request was answered. */
 static int admit(cl_req *r)
 {
@@ -1054,13 +1064,23 @@ static int admit(cl_req *r)
                          "The node's ledger failed; it must be restarted.");
         return 0;
     }
-    /* Identity (§11.1): the client certificate's fingerprint must be a registered user. Bearer
-     * tokens are not supported yet and count as absent. */
+    /* Identity (§11.1): the client certificate must be within its validity period (the node's
+     * clock) and its fingerprint a registered user. Bearer tokens are not supported yet and count
+     * as absent. */
     if (r->route->action != 0) {
         const char *fp = h->client_fingerprint;
         if (fp[0] == '\0') {
             cl_api_error(&r->to, 401, "InvalidAuthenticationInfo",
                          "A registered client certificate is required.");
+            return 0;
+        }
+        if (!cl_http_client_cert_current(h, (int64_t)time(NULL))) {
+            char from[32], to[32];
+            fmt_utc(h->client_not_before, from, sizeof from);
+            fmt_utc(h->client_not_after, to, sizeof to);
+            cl_api_error(&r->to, 401, "InvalidAuthenticationInfo",
+                         "The client certificate is not valid now: it is valid from %s to %s.",
+                         from, to);
             return 0;
         }
         r->caller = cl_users_find_fingerprint(&n->users, fp);

@@ -64,6 +64,27 @@ RD=(--cert "$work/r.pem" --key "$work/r.key")
 [ "$(code "${ADM[@]}" -X PATCH -H 'content-type: application/merge-patch+json' -d '{"assignedRole":"Reader"}' "$URL/app/users/$fp?api-version=2022-05-13")" = 200 ] && ok || bad "add reader"
 [ "$(code "${RD[@]}" "$URL/app/transactions/$tx/status?api-version=2022-05-13")" = 200 ] && ok || bad "reader read"
 [ "$(code "${RD[@]}" -H 'content-type: application/json' -d '{"contents":"x"}' "$URL/app/transactions?api-version=2022-05-13")" = 403 ] && ok || bad "reader write not 403"
+# a registered certificate outside its validity period (expired five days ago): 401, saying why
+python3 - "$work/x.pem" "$work/x.key" <<'PY'
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+k = ec.generate_private_key(ec.SECP256R1())
+n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired")])
+now = datetime.datetime.now(datetime.timezone.utc)
+c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(k.public_key())
+     .serial_number(x509.random_serial_number())
+     .not_valid_before(now - datetime.timedelta(days=10))
+     .not_valid_after(now - datetime.timedelta(days=5)).sign(k, hashes.SHA256()))
+open(sys.argv[1], "wb").write(c.public_bytes(serialization.Encoding.PEM))
+open(sys.argv[2], "wb").write(k.private_bytes(serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+PY
+xfp=$(openssl x509 -in "$work/x.pem" -noout -fingerprint -sha256 | cut -d= -f2)
+[ "$(code "${ADM[@]}" -X PATCH -H 'content-type: application/merge-patch+json' -d '{"assignedRole":"Reader"}' "$URL/app/users/$xfp?api-version=2022-05-13")" = 200 ] && ok || bad "add expired reader"
+[ "$(code --cert "$work/x.pem" --key "$work/x.key" "$URL/app/transactions/$tx/status?api-version=2022-05-13")" = 401 ] && grep -q 'not valid now' "$work/body" && ok || bad "expired cert not 401: $(cat "$work/body")"
 # hostile input
 [ "$(code "${ADM[@]}" -H 'content-type: application/json' -d '{"contents":' "$URL/app/transactions?api-version=2022-05-13")" = 400 ] && ok || bad "bad json"
 [ "$(code "${ADM[@]}" -H 'content-type: text/plain' -d '{"contents":"x"}' "$URL/app/transactions?api-version=2022-05-13")" = 415 ] && ok || bad "content type"

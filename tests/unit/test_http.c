@@ -21,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -544,9 +545,10 @@ static void reply_json(cl_http_exchange *x)
 {
     const cl_http_request *r = cl_http_request_of(x);
     json_t *j =
-        json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "method", r->method, "path", r->path, "query",
-                  r->query, "fp", r->client_fingerprint, "len", (json_int_t)r->body_len, "id",
-                  (json_int_t)r->request_id, "peer", r->peer);
+        json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:I,s:I}", "method", r->method, "path", r->path,
+                  "query", r->query, "fp", r->client_fingerprint, "len", (json_int_t)r->body_len,
+                  "id", (json_int_t)r->request_id, "peer", r->peer, "nb",
+                  (json_int_t)r->client_not_before, "na", (json_int_t)r->client_not_after);
     char *s = cl_json_dump(j);
     json_decref(j);
     cl_http_reply(x, 200, NULL, 0, s, strlen(s));
@@ -764,6 +766,17 @@ static void *client_versions(tresult *res)
     CC(res, tc_request(&t, "GET", "/v", NULL, NULL, &r) == 0 && r.status == 200);
     json_t *j = body_json(&r);
     CC(res, j != NULL && strcmp(json_string_value(json_object_get(j, "fp")), G.cli_fp) == 0);
+    /* the certificate's validity period, as its notBefore / notAfter say (timegm here, a
+     * different conversion from the server's) */
+    struct tm tb, ta;
+    CC(res, ASN1_TIME_to_tm(X509_get0_notBefore(G.cli->x509), &tb) == 1);
+    CC(res, ASN1_TIME_to_tm(X509_get0_notAfter(G.cli->x509), &ta) == 1);
+    CC(res, json_integer_value(json_object_get(j, "nb")) == (json_int_t)timegm(&tb));
+    CC(res, json_integer_value(json_object_get(j, "na")) == (json_int_t)timegm(&ta));
+    CC(res, cl_http_client_cert_current(&(cl_http_request){.client_fingerprint = "x",
+                                                           .client_not_before = timegm(&tb),
+                                                           .client_not_after = timegm(&ta)},
+                                        (int64_t)time(NULL)));
     json_decref(j);
     tc_close(&t);
     /* TLS 1.1 refused */
@@ -793,6 +806,8 @@ static void *client_certs(tresult *res)
     j = body_json(&r);
     CC(res, j != NULL);
     CC(res, strcmp(json_string_value(json_object_get(j, "fp")), "") == 0);
+    CC(res, json_integer_value(json_object_get(j, "nb")) == 0 &&
+                json_integer_value(json_object_get(j, "na")) == 0);
     CC(res, strncmp(json_string_value(json_object_get(j, "peer")), "127.0.0.1:", 10) == 0);
     json_decref(j);
     j = NULL;

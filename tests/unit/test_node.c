@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -113,6 +114,9 @@ typedef struct {
     const char *hname, *hvalue;
 } req_spec;
 
+/* The validity period run_spec gives a request's certificate; both 0: always valid. */
+static int64_t g_not_before, g_not_after;
+
 /* Builds a cl_http_request like the HTTP layer does and hands it to the node. */
 static reply_t run_spec(env_t *e, const req_spec *s)
 {
@@ -138,6 +142,11 @@ static reply_t run_spec(env_t *e, const req_spec *s)
     q.body[bl] = 0;
     q.body_len = bl;
     snprintf(q.client_fingerprint, sizeof q.client_fingerprint, "%s", s->fp ? s->fp : "");
+    if (s->fp != NULL) {
+        int always = g_not_before == 0 && g_not_after == 0;
+        q.client_not_before = always ? 0 : g_not_before;
+        q.client_not_after = always ? INT64_MAX : g_not_after;
+    }
     q.request_id = ++e->next_reqid;
     reply_t r;
     memset(&r, 0, sizeof r);
@@ -760,6 +769,26 @@ static void test_error_codes(void **state)
     r = rq(e, "GET", "/app/transactions", fp(FP_UNKNOWN), NULL);
     EXPECT(r, 401, "InvalidAuthenticationInfo");
     reply_free(&r);
+    /* A registered certificate outside its validity period (the node's clock): 401 naming the
+     * period; inside it (bounds inclusive), admitted. */
+    int64_t now = (int64_t)time(NULL);
+    g_not_before = now - 86400;
+    g_not_after = now - 60;
+    r = rq(e, "GET", "/app/collections", fp(FP_ADMIN), NULL);
+    EXPECT(r, 401, "InvalidAuthenticationInfo");
+    assert_non_null(strstr(r.body, "not valid now"));
+    reply_free(&r);
+    g_not_before = now + 3600;
+    g_not_after = now + 86400;
+    r = rq(e, "GET", "/app/collections", fp(FP_ADMIN), NULL);
+    EXPECT(r, 401, "InvalidAuthenticationInfo");
+    reply_free(&r);
+    g_not_before = now - 10;
+    g_not_after = now + 600;
+    r = rq(e, "GET", "/app/collections", fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    g_not_before = g_not_after = 0;
     r = rq(e, "POST", "/app/transactions", fp(FP_READER), "{\"contents\":\"x\"}");
     EXPECT(r, 403, "AuthorizationFailed");
     reply_free(&r);
