@@ -31,6 +31,27 @@ static int fsync_parent_dir(const char *path)
     return rc;
 }
 
+int cl_mkdir_durable(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) != 0) {
+        struct stat st;
+        int e = errno;
+        if (e == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            return CL_OK;
+        errno = e;
+        return CL_EIO;
+    }
+    /* the parent of "a/b/" is "a": drop trailing slashes first */
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    char *p = cl_strndup(path, n);
+    CL_ENSURE(p != NULL, CL_ENOMEM);
+    int rc = fsync_parent_dir(p);
+    cl_free(p);
+    return rc;
+}
+
 int cl_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
     int rc = CL_OK, fd = -1, created = 0;

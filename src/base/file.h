@@ -14,6 +14,11 @@
 
 CL_MUST_CHECK int cl_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* mkdir(path, mode) made durable: when the directory is new, its entry in the parent directory is
+ * fsynced too (POSIX does not promise that a later fsync inside it does). CL_OK when it exists
+ * already as a directory; CL_EIO (errno kept) otherwise. */
+CL_MUST_CHECK int cl_mkdir_durable(const char *path, mode_t mode);
+
 /* Whole file (at most 16 MiB) as a NUL-terminated buffer allocated with malloc (free() it);
  * *len (may be NULL) receives the size. NULL with errno set on failure (EFBIG when too large). */
 char *cl_read_file(const char *path, size_t *len);

@@ -34,6 +34,7 @@
 
 #include "base/alloc.h"
 #include "base/cursor.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "consensus/rlog.h"
 
@@ -456,7 +457,7 @@ int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o, const cl_con
     unsigned heartbeat = o->heartbeat_timeout_ms ? o->heartbeat_timeout_ms : DEFAULT_HEARTBEAT_MS;
     CL_ENSURE(heartbeat < election, CL_EINVAL);
 
-    if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
+    if (cl_mkdir_durable(o->dir, 0700) != CL_OK) {
         cl_logf(CL_LOG_ERROR, "consensus: mkdir %s: %s", o->dir, strerror(errno));
         return CL_EIO;
     }

@@ -341,23 +341,30 @@ static int has_seal_after(const uint8_t *data, size_t n, size_t from, uint64_t m
 }
 
 /* Zeroes data[from..n) on disk (fd, O_DIRECT-safe: whole aligned blocks), only where the copy in
- * `data` is not zero already; `data` is updated too. */
+ * `data` is not zero already; `data` is updated too. The highest block goes first: a crash part
+ * way leaves a prefix of the old records, ending at a zeroed block boundary, and never the old
+ * seal after a hole (which the next load would take for a missing record). */
 static int zero_tail(int fd, uint8_t *data, size_t n, size_t from)
 {
-    size_t blk = from & ~(size_t)(BLOCK - 1);
-    for (; blk < n; blk += BLOCK) {
+    size_t first = from & ~(size_t)(BLOCK - 1);
+    if (first >= n)
+        return 0;
+    size_t blk = (n - 1) & ~(size_t)(BLOCK - 1);
+    for (;;) {
         size_t bn = n - blk < BLOCK ? n - blk : BLOCK;
         size_t lo = from > blk ? from - blk : 0;
         int dirty = 0;
         for (size_t i = lo; i < bn && !dirty; i++)
             dirty = data[blk + i] != 0;
-        if (!dirty)
-            continue;
-        memset(data + blk + lo, 0, bn - lo);
-        if (pwrite_all(fd, data + blk, BLOCK <= n - blk ? BLOCK : bn, blk) != 0)
-            return -1;
+        if (dirty) {
+            memset(data + blk + lo, 0, bn - lo);
+            if (pwrite_all(fd, data + blk, BLOCK <= n - blk ? BLOCK : bn, blk) != 0)
+                return -1;
+        }
+        if (blk == first)
+            return 0;
+        blk -= BLOCK;
     }
-    return 0;
 }
 
 /* ---- meta and snapshot files ----------------------------------------------------------------- */
@@ -628,7 +635,8 @@ static void listing_free(listing *ls)
  * rate, so the ~90 ms this takes is well inside the time the spare has. */
 #define PREP_STEP (256u << 10)
 #define PREP_PAUSE_NS 2000000L
-static int seg_create(const char *dir, uint64_t counter, uint64_t size, int paced, int *fd_out)
+static int seg_create(const char *dir, uint64_t counter, uint64_t size, int paced,
+                      const uint8_t *init, size_t init_len, int *fd_out)
 {
     char path[PATH_BUF], tmp[PATH_BUF + 8];
     snprintf(path, sizeof path, "%s/log-%016" PRIx64, dir, counter);
@@ -654,20 +662,32 @@ static int seg_create(const char *dir, uint64_t counter, uint64_t size, int pace
         }
     }
     free(z);
-    if (rc == 0 && !paced)
+    if (rc == 0 && init_len > 0)
+        rc = pwrite_all(fd, init, init_len, 0);
+    if (rc == 0 && (!paced || init_len > 0))
         rc = fdatasync(fd);
     close(fd);
+    int renamed = 0;
     if (rc == 0)
         rc = rename(tmp, path);
-    if (rc == 0)
+    if (rc == 0) {
+        renamed = 1;
         rc = sync_dir(dir);
+    }
+    if (rc == 0) {
+        fd = open_log_fd(path);
+        rc = fd < 0 ? -1 : 0;
+    }
     if (rc != 0) {
-        (void)unlink(tmp);
+        /* Never leave a segment the caller will not know about: a forgotten empty segment ends
+         * the chain at the next load, and the segments after it would be dropped. */
+        int e = errno;
+        (void)unlink(renamed ? path : tmp);
+        if (renamed)
+            (void)sync_dir(dir);
+        errno = e;
         return -1;
     }
-    fd = open_log_fd(path);
-    if (fd < 0)
-        return -1;
     *fd_out = fd;
     return 0;
 }
@@ -821,8 +841,9 @@ static void maint_main(void *arg)
         char path[PATH_BUF];
         switch (j->kind) {
         case J_PREPARE:
-            j->status =
-                seg_create(l->dir, j->counter, l->seg_bytes, 1, &j->fd) == 0 ? 0 : RAFT_IOERR;
+            j->status = seg_create(l->dir, j->counter, l->seg_bytes, 1, NULL, 0, &j->fd) == 0
+                            ? 0
+                            : RAFT_IOERR;
             if (j->status != 0)
                 cl_logf(CL_LOG_ERROR, "rlog: prepare segment %" PRIu64 ": %s", j->counter,
                         strerror(errno));
@@ -1126,6 +1147,19 @@ static int cut(rlog *l, job *j)
      * rewrites that block's records (the same bytes, so a torn write cannot damage them). */
     size_t pre = s != NULL && !s->retired && s->inflight == 0 ? s->tail_fill : 0;
     uint64_t start = pre > 0 ? s->head - BLOCK : s != NULL ? s->head : 0;
+    if (pre > 0 && up_block(pre + j->len) > j->cap) {
+        uint8_t *nb = aligned_alloc_zero((size_t)up_block(pre + j->len));
+        if (nb != NULL) {
+            memcpy(nb, j->buf, j->len);
+            free(j->buf);
+            j->buf = nb;
+            j->cap = (size_t)up_block(pre + j->len);
+        } else {
+            pre = 0; /* no memory for the longer write: start on the next block instead */
+            start = s->head;
+        }
+    }
+    /* The batch and a seal block after it must fit, or the batch goes to the spare. */
     if (s == NULL || s->retired || start + up_block(pre + j->len) + BLOCK > s->size) {
         if (s != NULL)
             retire(l, s);
@@ -1139,18 +1173,6 @@ static int cut(rlog *l, job *j)
         ensure_spare(l);
         pre = 0;
         start = s->head;
-    }
-    if (pre > 0 && up_block(pre + j->len) > j->cap) {
-        uint8_t *nb = aligned_alloc_zero((size_t)up_block(pre + j->len));
-        if (nb != NULL) {
-            memcpy(nb, j->buf, j->len);
-            free(j->buf);
-            j->buf = nb;
-            j->cap = (size_t)up_block(pre + j->len);
-        } else {
-            pre = 0; /* no memory for the longer write: start on the next block instead */
-            start = s->head;
-        }
     }
     size_t used = pre + j->len;
     uint64_t need = up_block(used);
@@ -1370,7 +1392,16 @@ static void on_wake(uv_poll_t *h, int status, int events)
             if (j->status == 0) {
                 seg *s = cl_calloc(1, sizeof *s);
                 if (s == NULL) {
+                    /* The segment is on disk but will not be used: remove it (see seg_create)
+                     * so that no gap in the segment numbers precedes the next one. */
+                    char path[PATH_BUF];
+                    seg_path(l, j->counter, path, sizeof path);
                     close(j->fd);
+                    if (unlink(path) != 0 || sync_dir(l->dir) != 0) {
+                        cl_logf(CL_LOG_ERROR, "rlog: remove unused segment %s: %s", path,
+                                strerror(errno));
+                        l->failed = 1;
+                    }
                 } else {
                     s->counter = j->counter;
                     s->fd = j->fd;
@@ -1788,6 +1819,20 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
         l->next_index = *start_index;
     }
     l->delivered_index = l->next_index - 1;
+    if (l->term == 0 && acc.n > 0) {
+        /* Entries but no term: bootstrap stopped after its entry was durable and before the
+         * meta file was (io_bootstrap). Finish it: the term of the last entry, no vote. */
+        uint64_t t = acc.v[acc.n - 1].term;
+        if (meta_store(l, t, 0) != 0) {
+            entries_free(&acc);
+            snap_free(snap);
+            return fail_load(l, RAFT_IOERR, "store the term in %s: %s", l->dir, strerror(errno));
+        }
+        cl_logf(CL_LOG_WARN,
+                "rlog: %s had entries but no term: an interrupted bootstrap, term "
+                "%" PRIu64 " stored",
+                l->dir, t);
+    }
     *term = l->term;
     *voted_for = l->vote;
     *snapshot = snap;
@@ -1870,6 +1915,39 @@ static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, ra
     return 0;
 }
 
+/* Whether any segment in `ls` begins with a valid record (a segment is read block by block
+ * only as far as its first block). 1 yes, 0 no, -1 on an I/O error. */
+static int segs_hold_records(const rlog *l, const listing *ls)
+{
+    uint8_t *b = aligned_alloc_zero(BLOCK);
+    if (b == NULL)
+        return -1;
+    int any = 0, rc = 0;
+    char path[PATH_BUF];
+    for (size_t i = 0; i < ls->n_segs && !any && rc == 0; i++) {
+        seg_path(l, ls->segs[i], path, sizeof path);
+        int fd = open_log_fd(path);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            rc = -1;
+        } else if (st.st_size >= BLOCK) {
+            scan_res r;
+            rc = pread_all(fd, b, BLOCK, 0);
+            if (rc == 0)
+                (void)scan(b, BLOCK, 0, 0, &r, NULL, NULL);
+            any = rc == 0 && r.first != 0;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    free(b);
+    return rc != 0 ? -1 : any;
+}
+
+/* Bootstrap writes the configuration entry into log-1 before that segment is renamed into place,
+ * then the meta file with term 1. A crash in between leaves either nothing (bootstrap again) or
+ * the entry without the term (io_load completes it). A directory whose segments hold no record at
+ * all and whose term is 0 (a crash inside an older build's bootstrap) is bootstrapped again. */
 static int io_bootstrap(struct raft_io *io, const struct raft_configuration *conf)
 {
     rlog *l = io->impl;
@@ -1878,12 +1956,38 @@ static int io_bootstrap(struct raft_io *io, const struct raft_configuration *con
         return RAFT_CORRUPT;
     if (list_dir(l->dir, &ls, 0) != 0)
         return RAFT_IOERR;
-    int any = ls.n_segs > 0 || ls.n_snaps > 0;
+    int rv = 0;
+    if (l->term != 0 || ls.n_snaps > 0) {
+        rv = RAFT_CANTBOOTSTRAP;
+    } else if (ls.n_segs > 0) {
+        int held = segs_hold_records(l, &ls);
+        if (held != 0) {
+            rv = held < 0 ? RAFT_IOERR : RAFT_CANTBOOTSTRAP;
+        } else {
+            char path[PATH_BUF];
+            for (size_t i = 0; i < ls.n_segs && rv == 0; i++) {
+                seg_path(l, ls.segs[i], path, sizeof path);
+                if (unlink(path) != 0)
+                    rv = RAFT_IOERR;
+            }
+            if (rv == 0 && sync_dir(l->dir) != 0)
+                rv = RAFT_IOERR;
+            if (rv == 0)
+                cl_logf(CL_LOG_WARN,
+                        "rlog: %s held %zu empty segment(s) and no term: an "
+                        "interrupted bootstrap, done again",
+                        l->dir, ls.n_segs);
+        }
+    }
     listing_free(&ls);
-    if (any || l->term != 0)
-        return RAFT_CANTBOOTSTRAP;
+    if (rv != 0) {
+        if (rv == RAFT_IOERR)
+            snprintf(io->errmsg, sizeof io->errmsg, "bootstrap %.180s: %s", l->dir,
+                     strerror(errno));
+        return rv;
+    }
     struct raft_buffer cb;
-    int rv = raft_configuration_encode(conf, &cb);
+    rv = raft_configuration_encode(conf, &cb);
     if (rv != 0)
         return rv;
     int fd = -1;
@@ -1895,9 +1999,7 @@ static int io_bootstrap(struct raft_io *io, const struct raft_configuration *con
     }
     rec_put(b, MAGIC_ENTRY, 1, 1, RAFT_CHANGE, cb.base, cb.len);
     raft_free(cb.base);
-    rv = seg_create(l->dir, 1, l->seg_bytes, 0, &fd) == 0 && pwrite_all(fd, b, n, 0) == 0
-             ? 0
-             : RAFT_IOERR;
+    rv = seg_create(l->dir, 1, l->seg_bytes, 0, b, n, &fd) == 0 ? 0 : RAFT_IOERR;
     free(b);
     if (fd >= 0)
         close(fd);

@@ -1569,18 +1569,18 @@ static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t inde
     return rc;
 }
 
-static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
+/* Opens the index (rebuilding it when it cannot be opened) and brings the tree and the index up
+ * to the chunks: both are cut back when ahead and replayed when behind. */
+static int derive(cl_ledger *l, const cl_ledger_opts *o)
 {
     static const uint8_t zero[32];
-    CL_TRY(cl_merkle_open(l->fs, l->merkle_dir, &l->tree));
-    int rc =
-        cl_index_open(l->index_dir, o->index_map_size ? o->index_map_size : (64u << 20), &l->idx);
+    size_t map = o->index_map_size ? o->index_map_size : (64u << 20);
+    int rc = cl_index_open(l->index_dir, map, &l->idx);
     if (rc == CL_EDB || rc == CL_EUNSUPPORTED) {
         cl_logf(CL_LOG_WARN, "ledger: index unreadable (%s); rebuilding it from the chunks",
                 cl_errname(rc));
         CL_TRY(cl_index_remove_files(l->index_dir));
-        rc = cl_index_open(l->index_dir, o->index_map_size ? o->index_map_size : (64u << 20),
-                           &l->idx);
+        rc = cl_index_open(l->index_dir, map, &l->idx);
     }
     CL_TRY(rc);
     uint64_t want = l->last_seqno + 1; /* leaves, with leaf 0 */
@@ -1607,6 +1607,26 @@ static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
     }
     CL_ENSURE(cl_merkle_size(l->tree) == want, CL_ECORRUPT);
     return CL_OK;
+}
+
+/* The index is derived state, opened without syncs (index.h): after a power cut it may be torn in
+ * ways that open does not notice. Any LMDB error while it is brought up to date makes it "lost":
+ * its files are removed and it is rebuilt from the chunks, once. */
+static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
+{
+    CL_TRY(cl_merkle_open(l->fs, l->merkle_dir, &l->tree));
+    int rc = derive(l, o);
+    if (rc != CL_EDB)
+        return rc;
+    cl_logf(CL_LOG_WARN,
+            "ledger: the index failed while it was brought up to date (%s); "
+            "rebuilding it from the chunks",
+            cl_errname(rc));
+    cl_index_close(l->idx);
+    l->idx = NULL;
+    l->loc_seqno = 0;
+    CL_TRY(cl_index_remove_files(l->index_dir));
+    return derive(l, o);
 }
 
 /* Drop secrets whose ledger record never became durable (crash between saving the secret file

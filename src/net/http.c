@@ -59,7 +59,10 @@
 #define DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define LINGER_MAX_MS 2000
 #define READ_CHUNK 16384
-#define WRITE_CHUNK (1024 * 1024)
+/* The largest write request: the send timer (TM_SEND) and the write-wait request timer count a
+ * completed write as progress, so a slow but steady reader of a large reply must complete one
+ * of these per request timeout (64 KiB per 10 s by default). */
+#define WRITE_CHUNK (64 * 1024)
 #define TRY_WRITE_MAX (16 * 1024) /* replies written at once, without a uv_write request */
 /* Ciphertext buffered from a connection while its request is being handled. Reading goes on
  * during a request (stopping and restarting it costs two epoll_ctl calls per request); a peer
@@ -259,6 +262,19 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
 }
 
 /* Header value by lower-case name while the message is still in offset form. */
+/* Whether `v`, without the spaces and tabs around it, equals `want` (case-insensitive). */
+static int ows_equal(const char *v, const char *want)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(want);
+    if (strncasecmp(v, want, n) != 0)
+        return 0;
+    for (v += n; *v == ' ' || *v == '\t'; v++)
+        ;
+    return *v == '\0';
+}
+
 static const char *msg_header(const http_msg *m, const char *name)
 {
     for (size_t i = 0; i < m->nhdr; i++)
@@ -284,8 +300,11 @@ static int on_headers_complete(http_parser *hp)
             return parser_error(p, 500, "Out of memory.");
         has_body = hp->content_length > 0;
     }
+    /* RFC 9110 §10.1.1: an HTTP/1.0 request's expectation is ignored, and it gets no 1xx. The
+     * value may carry optional whitespace on either side. */
     const char *expect = msg_header(p->msg, "expect");
-    p->expect_continue = has_body && expect != NULL && strcasecmp(expect, "100-continue") == 0;
+    int v11 = hp->http_major > 1 || (hp->http_major == 1 && hp->http_minor >= 1);
+    p->expect_continue = has_body && v11 && expect != NULL && ows_equal(expect, "100-continue");
     return 0;
 }
 
@@ -488,7 +507,9 @@ struct cl_http_exchange {
     int in_local, built;        /* inside local_handler; reply serialised into `out` meanwhile */
 };
 
-enum { TM_NONE, TM_IDLE, TM_REQUEST, TM_LINGER };
+/* TM_SEND: a closing connection still has replies to write; re-armed by every completed write.
+ * TM_LINGER: everything is written and FIN sent; the peer's last bytes are read and dropped. */
+enum { TM_NONE, TM_IDLE, TM_REQUEST, TM_SEND, TM_LINGER };
 
 struct http_conn {
     uv_tcp_t tcp;
@@ -670,7 +691,9 @@ static void on_timer(uv_timer_t *t)
     http_conn *c = t->data;
     if (c->tmode != TM_LINGER)
         cl_logf(CL_LOG_DEBUG, "http: closing %s: %s timeout", c->peer,
-                c->tmode == TM_IDLE ? "idle" : "request");
+                c->tmode == TM_IDLE   ? "idle"
+                : c->tmode == TM_SEND ? "send"
+                                      : "request");
     conn_close(c);
 }
 
@@ -681,7 +704,7 @@ static void set_timer(http_conn *c, int mode)
     c->tmode = mode;
     const cl_http_server_opts *o = &c->srv->o;
     uint64_t ms = o->idle_timeout_ms;
-    if (mode == TM_REQUEST)
+    if (mode == TM_REQUEST || mode == TM_SEND)
         ms = o->request_timeout_ms;
     else if (mode == TM_LINGER)
         ms = o->idle_timeout_ms < LINGER_MAX_MS ? o->idle_timeout_ms : LINGER_MAX_MS;
@@ -705,8 +728,17 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (c->draining && c->pending_writes == 0) {
-        conn_finish(c, 0);
+    if (c->draining) {
+        if (c->pending_writes == 0) {
+            conn_finish(c, 0);
+        } else { /* progress: the send timer starts again */
+            set_timer(c, TM_NONE);
+            set_timer(c, TM_SEND);
+        }
+    } else if (c->tmode == TM_IDLE && c->pending_writes > 0) {
+        /* a reply is still going out: the connection is not idle yet */
+        set_timer(c, TM_NONE);
+        set_timer(c, TM_IDLE);
     } else if (c->write_wait) {
         /* The peer read something: its request timeout counts from here; pump_body takes the
          * next requests once the backlog is under REPLY_BACKLOG, or starts the timer again. */
@@ -791,6 +823,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         set_reading(c, 0);
         return;
     }
+    if (nread == UV_EOF && c->x == NULL && c->pending_writes > 0 && !c->draining) {
+        conn_finish(c, 0); /* half-closed with replies still queued: write them, then close */
+        return;
+    }
     if (nread < 0) { /* EOF or error; a pending exchange is detached and freed on reply */
         conn_close(c);
         return;
@@ -844,10 +880,12 @@ static void conn_finish(http_conn *c, int close_notify)
             conn_close(c);
             return;
         }
-        set_timer(c, TM_LINGER);
     }
-    if (c->pending_writes > 0)
+    if (c->pending_writes > 0) {
+        set_timer(c, TM_SEND);
         return; /* on_write calls back */
+    }
+    set_timer(c, TM_LINGER);
     if (c->w->stopping) {
         conn_close(c);
         return;
@@ -975,9 +1013,12 @@ static int build_reply(const reply_spec *r, cl_buf *b)
     http_date(date);
     CL_TRY(cl_buf_append(b, CL_LIT("Date: ")));
     CL_TRY(buf_str(b, date));
-    CL_TRY(cl_buf_append(b, CL_LIT("\r\nContent-Length: ")));
-    CL_TRY(buf_u64(b, r->len));
     CL_TRY(cl_buf_append(b, CL_LIT("\r\n")));
+    if (r->status != 204 && r->status >= 200) { /* RFC 9110 §8.6: none on 1xx and 204 */
+        CL_TRY(cl_buf_append(b, CL_LIT("Content-Length: ")));
+        CL_TRY(buf_u64(b, r->len));
+        CL_TRY(cl_buf_append(b, CL_LIT("\r\n")));
+    }
     if (r->len > 0 && !has_type)
         CL_TRY(buf_str(b, "Content-Type: application/json\r\n"));
     if (!r->keep_alive)
@@ -1236,8 +1277,10 @@ static void pump_body(http_conn *c)
         }
         int e = SSL_get_error(c->ssl, n);
         tls_clear_errors();
-        if (e != SSL_ERROR_WANT_READ)
-            conn_close(c); /* close_notify (SSL_ERROR_ZERO_RETURN) or a TLS error */
+        if (e == SSL_ERROR_ZERO_RETURN)
+            conn_finish(c, 1); /* close_notify: the replies already queued still go out */
+        else if (e != SSL_ERROR_WANT_READ)
+            conn_close(c); /* a TLS error */
         break;
     }
     if (c->closing)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/file.h"
 #include "storage/fs.h"
 
 typedef struct {
@@ -150,14 +151,8 @@ static int p_unlink(cl_fs *fs, const char *path)
 
 static int p_mkdir(cl_fs *fs, const char *path, int mode)
 {
-    if (mkdir(path, mode ? mode : 0700) == 0)
-        return CL_OK;
-    if (errno == EEXIST) {
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            return CL_OK;
-    }
-    return errno_to_cl(errno);
+    int rc = cl_mkdir_durable(path, (mode_t)(mode ? mode : 0700));
+    return rc == CL_EIO ? errno_to_cl(errno) : rc;
 }
 
 static int p_sync_dir(cl_fs *fs, const char *path)

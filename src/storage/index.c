@@ -38,6 +38,7 @@
 
 #include "base/alloc.h"
 #include "base/cursor.h"
+#include "base/file.h"
 #include "base/log.h"
 
 #define IDX_FORMAT_VERSION 1
@@ -413,8 +414,7 @@ int cl_index_open(const char *dir, size_t map_size_bytes, cl_index **out)
 {
     CL_ENSURE(dir != NULL && *dir != '\0' && out != NULL, CL_EINVAL);
     *out = NULL;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return CL_EIO;
+    CL_TRY(cl_mkdir_durable(dir, 0700));
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return CL_EIO;

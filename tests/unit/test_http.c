@@ -416,9 +416,12 @@ static int tc_response(tclient *t, tresp *r)
     if (sscanf(r->head, "HTTP/1.1 %d ", &r->status) != 1)
         return -1;
     char v[64];
-    if (find_header(r->head, "content-length", v, sizeof v) == NULL)
+    size_t bl = 0; /* 1xx and 204 have no body and no Content-Length (RFC 9110 §8.6) */
+    int bodiless = r->status == 204 || (r->status >= 100 && r->status < 200);
+    if (!bodiless && find_header(r->head, "content-length", v, sizeof v) == NULL)
         return -1;
-    size_t bl = (size_t)strtoul(v, NULL, 10);
+    if (!bodiless)
+        bl = (size_t)strtoul(v, NULL, 10);
     if (bl >= sizeof r->body)
         return -1;
     while (t->len < hl + 2 + bl)
@@ -886,9 +889,9 @@ static void *client_keepalive(tresult *res)
         CC(res, find_header(r.head, "server", v, sizeof v) == NULL);
         CC(res, find_header(r.head, "connection", v, sizeof v) == NULL);
     }
-    /* 204: Content-Length 0, no Content-Type */
+    /* 204: no Content-Length (RFC 9110 §8.6), no Content-Type */
     CC(res, tc_request(&t, "DELETE", "/empty", NULL, NULL, &r) == 0 && r.status == 204);
-    CC(res, find_header(r.head, "content-length", v, sizeof v) != NULL && strcmp(v, "0") == 0);
+    CC(res, find_header(r.head, "content-length", v, sizeof v) == NULL);
     CC(res, find_header(r.head, "content-type", v, sizeof v) == NULL);
     /* caller's headers: own request id and content type kept, injected header dropped */
     CC(res, tc_request(&t, "GET", "/custom", "X-Ms-Client-Request-Id: abc-123\r\n", NULL, &r) == 0);
@@ -904,6 +907,15 @@ static void *client_keepalive(tresult *res)
                                   "3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
     CC(res, tc_send(&t, chunked, sizeof chunked - 1) == 0 && tc_response(&t, &r) == 0);
     CC(res, r.status == 200 && strcmp(r.body, "{\"a\":1}") == 0);
+    /* Expect: 100-continue (whitespace around the value allowed): 100 first, then the answer;
+     * an HTTP/1.0 request's expectation is ignored (no 1xx to a 1.0 client, RFC 9110 §15.2) */
+    static const char e11[] = "POST /echo HTTP/1.1\r\nExpect:  100-continue \t\r\n"
+                              "Content-Length: 2\r\n\r\n";
+    CC(res, tc_send(&t, e11, sizeof e11 - 1) == 0 && tc_response(&t, &r) == 0 && r.status == 100);
+    CC(res, tc_send(&t, "{}", 2) == 0 && tc_response(&t, &r) == 0 && r.status == 200);
+    static const char e10[] = "POST /echo HTTP/1.0\r\nConnection: keep-alive\r\n"
+                              "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}";
+    CC(res, tc_send(&t, e10, sizeof e10 - 1) == 0 && tc_response(&t, &r) == 0 && r.status == 200);
     /* two pipelined requests are answered in order */
     static const char two[] = "GET /p1 HTTP/1.1\r\n\r\nGET /p2 HTTP/1.1\r\n\r\n";
     CC(res, tc_send(&t, two, sizeof two - 1) == 0);
