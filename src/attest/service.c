@@ -481,14 +481,14 @@ static void identify(const cl_attestd *a, const cl_http_request *r, identity *id
     if (a->o.admin_cert_fp != NULL && a->o.admin_cert_fp[0] != '\0' &&
         r->client_fingerprint[0] != '\0' &&
         cl_ct_equal(r->client_fingerprint, a->o.admin_cert_fp, 95)) {
-        if (!cl_http_client_cert_current(r, (int64_t)time(NULL))) {
-            snprintf(id->why, sizeof id->why,
-                     "the administrator certificate is outside its validity period");
+        if (cl_http_client_cert_current(r, (int64_t)time(NULL))) {
+            id->admin = 1;
+            snprintf(id->who, sizeof id->who, "cert:%.64s", r->client_fingerprint);
             return;
         }
-        id->admin = 1;
-        snprintf(id->who, sizeof id->who, "cert:%.64s", r->client_fingerprint);
-        return;
+        /* a bearer token, if any, may still identify an administrator */
+        snprintf(id->why, sizeof id->why,
+                 "the administrator certificate is outside its validity period");
     }
     const char *auth = cl_http_header_get(r, "authorization");
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)

@@ -1915,39 +1915,41 @@ static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, ra
     return 0;
 }
 
-/* Whether any segment in `ls` begins with a valid record (a segment is read block by block
- * only as far as its first block). 1 yes, 0 no, -1 on an I/O error. */
-static int segs_hold_records(const rlog *l, const listing *ls)
+/* Whether every segment in `ls` holds only zero bytes (an older build's bootstrap renamed log-1
+ * into place zero-filled, before its entry). 1 yes, 0 no, -1 on an I/O error. Only a directory
+ * with no term reaches this, so reading whole segments is a one-off cost. */
+static int segs_all_zero(const rlog *l, const listing *ls)
 {
-    uint8_t *b = aligned_alloc_zero(BLOCK);
+    enum { CHUNK = 64 << 10 };
+    uint8_t *b = cl_malloc(CHUNK);
     if (b == NULL)
         return -1;
-    int any = 0, rc = 0;
+    int zero = 1, rc = 0;
     char path[PATH_BUF];
-    for (size_t i = 0; i < ls->n_segs && !any && rc == 0; i++) {
+    for (size_t i = 0; i < ls->n_segs && zero && rc == 0; i++) {
         seg_path(l, ls->segs[i], path, sizeof path);
-        int fd = open_log_fd(path);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) != 0) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
             rc = -1;
-        } else if (st.st_size >= BLOCK) {
-            scan_res r;
-            rc = pread_all(fd, b, BLOCK, 0);
-            if (rc == 0)
-                (void)scan(b, BLOCK, 0, 0, &r, NULL, NULL);
-            any = rc == 0 && r.first != 0;
+            break;
         }
-        if (fd >= 0)
-            close(fd);
+        ssize_t n;
+        while (zero && (n = read(fd, b, CHUNK)) > 0)
+            for (ssize_t k = 0; k < n && zero; k++)
+                zero = b[k] == 0;
+        if (zero && n < 0)
+            rc = -1;
+        close(fd);
     }
-    free(b);
-    return rc != 0 ? -1 : any;
+    cl_free(b);
+    return rc != 0 ? -1 : zero;
 }
 
 /* Bootstrap writes the configuration entry into log-1 before that segment is renamed into place,
  * then the meta file with term 1. A crash in between leaves either nothing (bootstrap again) or
- * the entry without the term (io_load completes it). A directory whose segments hold no record at
- * all and whose term is 0 (a crash inside an older build's bootstrap) is bootstrapped again. */
+ * the entry without the term (io_load completes it). A directory whose term is 0 and whose
+ * segments are all zeros (a crash inside an older build's bootstrap) is bootstrapped again;
+ * anything else there is never deleted. */
 static int io_bootstrap(struct raft_io *io, const struct raft_configuration *conf)
 {
     rlog *l = io->impl;
@@ -1960,9 +1962,9 @@ static int io_bootstrap(struct raft_io *io, const struct raft_configuration *con
     if (l->term != 0 || ls.n_snaps > 0) {
         rv = RAFT_CANTBOOTSTRAP;
     } else if (ls.n_segs > 0) {
-        int held = segs_hold_records(l, &ls);
-        if (held != 0) {
-            rv = held < 0 ? RAFT_IOERR : RAFT_CANTBOOTSTRAP;
+        int zero = segs_all_zero(l, &ls);
+        if (zero != 1) {
+            rv = zero < 0 ? RAFT_IOERR : RAFT_CANTBOOTSTRAP;
         } else {
             char path[PATH_BUF];
             for (size_t i = 0; i < ls.n_segs && rv == 0; i++) {
@@ -1974,7 +1976,7 @@ static int io_bootstrap(struct raft_io *io, const struct raft_configuration *con
                 rv = RAFT_IOERR;
             if (rv == 0)
                 cl_logf(CL_LOG_WARN,
-                        "rlog: %s held %zu empty segment(s) and no term: an "
+                        "rlog: %s held %zu zero-filled segment(s) and no term: an "
                         "interrupted bootstrap, done again",
                         l->dir, ls.n_segs);
         }

@@ -57,17 +57,16 @@ void cl_rlog_loaded_free(struct raft_snapshot *snap, struct raft_entry *entries,
 
 /* Statistics since start (loop thread). */
 typedef struct {
-    uint64_t writes;       /* batches written */
-    uint64_t entries;      /* entries written */
-    uint64_t max_inflight; /* most batches in flight at once */
-    uint64_t segments;     /* segments prepared */
-    uint64_t max_write_ns; /* the slowest batch write (submission to completion, through to the
-                            * device) */
-    uint64_t sum_write_ns; /* all batch writes together: sum_write_ns / writes is the mean */
-    uint64_t slow_writes;  /* batch writes slower than slow_write_ns */
-    uint64_t
-        slow_write_ns; /* the threshold in force (cl_rlog_opts; default CL_RLOG_SLOW_WRITE_NS) */
-    int uring;         /* batch writes go through io_uring (else writer threads) */
+    uint64_t writes;        /* batches written */
+    uint64_t entries;       /* entries written */
+    uint64_t max_inflight;  /* most batches in flight at once */
+    uint64_t segments;      /* segments prepared */
+    uint64_t max_write_ns;  /* the slowest batch write (submission to completion, through to the
+                             * device) */
+    uint64_t sum_write_ns;  /* all batch writes together: sum_write_ns / writes is the mean */
+    uint64_t slow_writes;   /* batch writes slower than slow_write_ns */
+    uint64_t slow_write_ns; /* the threshold in force (cl_rlog_opts; default 10 ms) */
+    int uring;              /* batch writes go through io_uring (else writer threads) */
 } cl_rlog_stats;
 #define CL_RLOG_SLOW_WRITE_NS (10ull * 1000 * 1000)
 void cl_rlog_get_stats(const struct raft_io *io, cl_rlog_stats *out);

@@ -261,7 +261,6 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
     return 0;
 }
 
-/* Header value by lower-case name while the message is still in offset form. */
 /* Whether `v`, without the spaces and tabs around it, equals `want` (case-insensitive). */
 static int ows_equal(const char *v, const char *want)
 {
@@ -275,6 +274,7 @@ static int ows_equal(const char *v, const char *want)
     return *v == '\0';
 }
 
+/* Header value by lower-case name while the message is still in offset form. */
 static const char *msg_header(const http_msg *m, const char *name)
 {
     for (size_t i = 0; i < m->nhdr; i++)
@@ -728,17 +728,14 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (c->draining) {
-        if (c->pending_writes == 0) {
-            conn_finish(c, 0);
-        } else { /* progress: the send timer starts again */
-            set_timer(c, TM_NONE);
-            set_timer(c, TM_SEND);
-        }
-    } else if (c->tmode == TM_IDLE && c->pending_writes > 0) {
-        /* a reply is still going out: the connection is not idle yet */
+    if (c->draining && c->pending_writes == 0) {
+        conn_finish(c, 0);
+    } else if (c->tmode == TM_SEND || c->tmode == TM_IDLE) {
+        /* Progress: the send timer, or the idle timer of a connection whose reply is still
+         * going out, counts from here. */
+        int mode = c->tmode;
         set_timer(c, TM_NONE);
-        set_timer(c, TM_IDLE);
+        set_timer(c, mode);
     } else if (c->write_wait) {
         /* The peer read something: its request timeout counts from here; pump_body takes the
          * next requests once the backlog is under REPLY_BACKLOG, or starts the timer again. */
@@ -823,7 +820,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         set_reading(c, 0);
         return;
     }
-    if (nread == UV_EOF && c->x == NULL && c->pending_writes > 0 && !c->draining) {
+    if (nread == UV_EOF && c->x == NULL && c->pending_writes > 0) {
         conn_finish(c, 0); /* half-closed with replies still queued: write them, then close */
         return;
     }

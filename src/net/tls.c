@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "crypto/hash.h"
@@ -159,15 +160,7 @@ static int asn1_time_secs(const ASN1_TIME *t, int64_t *out)
     struct tm tm;
     if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
         return CL_ECRYPTO;
-    /* Days since 1970-01-01 of a proleptic Gregorian date (no timegm: it consults TZ state). */
-    int64_t y = (int64_t)tm.tm_year + 1900, m = tm.tm_mon + 1, d = tm.tm_mday;
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    int64_t days = era * 146097 + doe - 719468;
-    *out = days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
+    *out = (int64_t)timegm(&tm);
     return CL_OK;
 }
 

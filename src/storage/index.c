@@ -414,10 +414,7 @@ int cl_index_open(const char *dir, size_t map_size_bytes, cl_index **out)
 {
     CL_ENSURE(dir != NULL && *dir != '\0' && out != NULL, CL_EINVAL);
     *out = NULL;
-    CL_TRY(cl_mkdir_durable(dir, 0700));
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return CL_EIO;
+    CL_TRY(cl_mkdir_durable(dir, 0700)); /* an existing non-directory: CL_EIO */
 
     int rc = CL_OK;
     cl_index *idx = cl_calloc(1, sizeof(*idx));

@@ -88,12 +88,12 @@ with open(JWKS, "w") as f:
 BEARER = make_jwt(admin_key)
 
 
-def self_signed(key, cn):
+def self_signed(key, cn, days_from=-1, days_to=30):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = datetime.datetime.now(datetime.timezone.utc)
     return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+            .serial_number(x509.random_serial_number()).not_valid_before(now + datetime.timedelta(days=days_from))
+            .not_valid_after(now + datetime.timedelta(days=days_to)).sign(key, hashes.SHA256()))
 
 
 mgmt_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -644,6 +644,15 @@ def admin_certificate():
     hist = [json.loads(l) for l in open(os.path.join(inst.dir, "history.jsonl"))]
     check(len(hist) == 1 and hist[0]["who"].startswith("cert:"), "history names the certificate administrator")
     check(inst.stop() == 0, "certadmin stop")
+    # the administrator's certificate expired (its fingerprint still configured): 401, saying why
+    xk = ec.generate_private_key(ec.SECP256R1())
+    xkp, xcp = pem_files("expired_tls", xk, self_signed(xk, "expired admin", -10, -5))
+    inst = Instance("certadmin-expired", "--admin-cert", xcp)
+    inst.start()
+    st, _, j = inst.req("GET", "/policies/SgxEnclave" + Q, client_cert=(xcp, xkp))
+    check(st == 401 and "validity period" in json.dumps(j),
+          "an expired administrator certificate is refused (%s %s)" % (st, j))
+    check(inst.stop() == 0, "certadmin-expired stop")
 
 
 def sdk_flows():

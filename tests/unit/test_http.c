@@ -769,8 +769,7 @@ static void *client_versions(tresult *res)
     CC(res, tc_request(&t, "GET", "/v", NULL, NULL, &r) == 0 && r.status == 200);
     json_t *j = body_json(&r);
     CC(res, j != NULL && strcmp(json_string_value(json_object_get(j, "fp")), G.cli_fp) == 0);
-    /* the certificate's validity period, as its notBefore / notAfter say (timegm here, a
-     * different conversion from the server's) */
+    /* the certificate's validity period, as its notBefore / notAfter say */
     struct tm tb, ta;
     CC(res, ASN1_TIME_to_tm(X509_get0_notBefore(G.cli->x509), &tb) == 1);
     CC(res, ASN1_TIME_to_tm(X509_get0_notAfter(G.cli->x509), &ta) == 1);

@@ -903,7 +903,24 @@ static void test_interrupted_bootstrap(void **state)
     loaded_free(&ld);
     assert_true(file_exists(dir, "meta"));
     h_close(&h);
-    /* and it stays a normal log */
+    /* and it stays a normal log (below); a term-0 directory whose segment holds anything but
+     * zeros is not an interrupted bootstrap: refused, and the file is kept */
+    const char *dir2 = tu_tempdir("rlog-ib2");
+    assert_non_null(dir2);
+    seg_name(dir2, 1, path, sizeof path);
+    fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 1 << 20), 0);
+    assert_int_equal(pwrite(fd, "x", 1, 500000), 1);
+    close(fd);
+    assert_int_equal(h_init(&h, dir2, 0, 0), CL_OK);
+    conf_one(&c);
+    assert_int_equal(h.io.bootstrap(&h.io, &c), RAFT_CANTBOOTSTRAP);
+    raft_configuration_close(&c);
+    h_close(&h);
+    assert_true(file_exists(dir2, "log-0000000000000001"));
+    tu_rmrf(dir2);
+
     assert_int_equal(h_init(&h, dir, 0, 0), CL_OK);
     assert_int_equal(h_load(&h, &ld), 0);
     assert_int_equal(ld.term, 1);
