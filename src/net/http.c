@@ -1121,11 +1121,35 @@ static const char *error_code(int status)
     }
 }
 
+/* The client request id of a message the parser gave up on, when its headers were complete
+ * (a 413 on the declared or received body, a malformed chunk): copied into `out` with the
+ * trailing whitespace the parser has not trimmed yet; "" when there is none to echo. */
+static void failed_client_request_id(const cl_http_parser *p, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!p->headers_done || p->msg == NULL)
+        return;
+    const char *v = msg_header(p->msg, "x-ms-client-request-id");
+    if (v == NULL)
+        return;
+    size_t n = strlen(v);
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n >= cap)
+        return;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    if (!echoable_client_id(out))
+        out[0] = '\0';
+}
+
 /* Answers a request that could not be parsed (or accepted), then closes. */
 static void reply_error_and_close(http_conn *c, int status, const char *message)
 {
     cl_http_server *s = c->srv;
     uint64_t id = __atomic_add_fetch(&s->next_id, 1, __ATOMIC_RELAXED);
+    char cid[257];
+    failed_client_request_id(c->parser, cid, sizeof cid);
     json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", error_code(status), "message",
                           message != NULL ? message : "Malformed request.");
     char *body = j != NULL ? cl_json_dump(j) : NULL;
@@ -1135,7 +1159,8 @@ static void reply_error_and_close(http_conn *c, int status, const char *message)
                     .len = body != NULL ? strlen(body) : 0,
                     .keep_alive = 0,
                     .http_minor = 1,
-                    .request_id = id};
+                    .request_id = id,
+                    .client_request_id = cid[0] != '\0' ? cid : NULL};
     int rc = send_reply(c, &r);
     cl_free(body);
     access_log(s, "-", "-", status, uv_hrtime(), c->fingerprint, c->peer, id);

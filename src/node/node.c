@@ -119,6 +119,10 @@ static int path_match(const char *pattern, const cl_url_path *p)
 
 /* ---- replies ------------------------------------------------------------------------------- */
 
+/* The challenge of a 401 to a caller that sent an Authorization header (RFC 6750 §3): tokens are
+ * not accepted, whatever their scheme. */
+#define BEARER_CHALLENGE "Bearer realm=\"cledger\", error=\"invalid_token\""
+
 void cl_node_read_point(cl_node *n, char *out, size_t cap)
 {
     cl_txid_format(n->last_view, cl_ledger_last_seqno(n->l), out, cap);
@@ -1066,27 +1070,33 @@ static int admit(cl_req *r)
     }
     /* Identity (§11.1): the client certificate must be within its validity period (the node's
      * clock) and its fingerprint a registered user. Bearer tokens are not supported yet and count
-     * as absent. */
+     * as absent; a caller that sent one is told so, with the RFC 6750 challenge. */
     if (r->route->action != 0) {
         const char *fp = h->client_fingerprint;
+        /* RFC 9110 §11.6.1 wants a challenge on every 401; a client certificate has no scheme to
+         * name, so only a caller that tried a token gets one. */
+        const char *chal = cl_http_header_get(h, "authorization") != NULL ? BEARER_CHALLENGE : NULL;
+        const char *chal_name = chal != NULL ? "WWW-Authenticate" : NULL;
         if (fp[0] == '\0') {
-            cl_api_error(&r->to, 401, "InvalidAuthenticationInfo",
-                         "A registered client certificate is required.");
+            cl_api_error_hdr(&r->to, 401, chal_name, chal, "InvalidAuthenticationInfo", "%s",
+                             chal != NULL ? "Bearer tokens are not supported by this service: "
+                                            "authenticate with a registered client certificate."
+                                          : "A registered client certificate is required.");
             return 0;
         }
         if (!cl_http_client_cert_current(h, (int64_t)time(NULL))) {
             char from[32], to[32];
             fmt_utc(h->client_not_before, from, sizeof from);
             fmt_utc(h->client_not_after, to, sizeof to);
-            cl_api_error(&r->to, 401, "InvalidAuthenticationInfo",
-                         "The client certificate is not valid now: it is valid from %s to %s.",
-                         from, to);
+            cl_api_error_hdr(&r->to, 401, chal_name, chal, "InvalidAuthenticationInfo",
+                             "The client certificate is not valid now: it is valid from %s to %s.",
+                             from, to);
             return 0;
         }
         r->caller = cl_users_find_fingerprint(&n->users, fp);
         if (r->caller == NULL) {
-            cl_api_error(&r->to, 401, "InvalidAuthenticationInfo",
-                         "The client certificate is not registered as a ledger user.");
+            cl_api_error_hdr(&r->to, 401, chal_name, chal, "InvalidAuthenticationInfo",
+                             "The client certificate is not registered as a ledger user.");
             return 0;
         }
         unsigned need = r->route->action;
@@ -1115,7 +1125,7 @@ static int admit(cl_req *r)
     r->api = CL_API_2022_05_13;
     if (r->api_raw != NULL) {
         int ord = api_ordinal(r->api_raw);
-        if (ord < 0 && n->strict_api) {
+        if (ord < 0 && n->strict_api && r->to.is_app) { /* /node and /ledgerIdentity: unversioned */
             cl_api_error(&r->to, 400, "UnsupportedApiVersion",
                          "The api-version '%.64s' is not supported.", r->api_raw);
             return 0;

@@ -1262,15 +1262,19 @@ static void *client_limits(tresult *res)
     n += snprintf(big + n, 40000 - (size_t)n, "\r\n\r\n");
     CC(res, tc_send(&t, big, (size_t)n) == 0 && tc_response(&t, &r) == 0);
     CC(res, r.status == 431);
+    CC(res, find_header(r.head, "x-ms-client-request-id", v, sizeof v) == NULL);
     CC(res, find_header(r.head, "connection", v, sizeof v) && strcasecmp(v, "close") == 0);
     CC(res, find_header(r.head, "x-ms-request-id", v, sizeof v) != NULL);
     CC(res, tc_closed(&t, 2000));
     tc_close(&t);
     /* declared body over the limit -> 413 before the body is sent */
     CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
-    static const char cl[] = "POST /x HTTP/1.1\r\nContent-Length: 5000\r\n\r\n";
+    static const char cl[] = "POST /x HTTP/1.1\r\nx-ms-client-request-id: big-1 \r\n"
+                             "Content-Length: 5000\r\n\r\n";
     CC(res, tc_send(&t, cl, sizeof cl - 1) == 0 && tc_response(&t, &r) == 0);
     CC(res, r.status == 413);
+    /* the headers were complete: the client's request id is echoed, trimmed */
+    CC(res, find_header(r.head, "x-ms-client-request-id", v, sizeof v) && strcmp(v, "big-1") == 0);
     j = body_json(&r);
     CC(res, j != NULL);
     CC(res, strcmp(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
@@ -1281,7 +1285,9 @@ static void *client_limits(tresult *res)
     tc_close(&t);
     /* chunked body over the limit -> 413 */
     CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
-    n = snprintf(big, 40000, "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    n = snprintf(big, 40000,
+                 "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                 "x-ms-client-request-id: bad id with spaces\r\n\r\n");
     for (int i = 0; i < 6; i++) { /* 6 x 1000 > 4096 */
         n += snprintf(big + n, 40000 - (size_t)n, "3e8\r\n");
         memset(big + n, 'b', 1000);
@@ -1290,6 +1296,7 @@ static void *client_limits(tresult *res)
     }
     CC(res, tc_send(&t, big, (size_t)n) == 0 && tc_response(&t, &r) == 0);
     CC(res, r.status == 413);
+    CC(res, find_header(r.head, "x-ms-client-request-id", v, sizeof v) == NULL); /* not echoable */
     CC(res, tc_closed(&t, 2000));
     tc_close(&t);
     /* garbage -> 400 InvalidInput */

@@ -819,8 +819,37 @@ static void test_error_codes(void **state)
     r = rq(e, "GET", "/app/transactions", NULL, NULL);
     EXPECT(r, 401, "InvalidAuthenticationInfo");
     reply_free(&r);
+    assert_null(hdr(&r, "WWW-Authenticate"));
+    reply_free(&r);
     r = rq(e, "GET", "/app/transactions", fp(FP_UNKNOWN), NULL);
     EXPECT(r, 401, "InvalidAuthenticationInfo");
+    assert_null(hdr(&r, "WWW-Authenticate"));
+    reply_free(&r);
+    /* A caller that sent a token (not supported) is told so, with the RFC 6750 challenge; so is
+     * one whose certificate is unknown. A registered certificate wins over a token. */
+    req_spec bearer = {"GET",
+                       "/app/collections",
+                       NULL,
+                       NULL,
+                       NULL,
+                       0,
+                       "authorization",
+                       "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"};
+    r = run_spec(e, &bearer);
+    EXPECT(r, 401, "InvalidAuthenticationInfo");
+    assert_non_null(strstr(r.body, "Bearer tokens are not supported"));
+    assert_string_equal(hdr(&r, "WWW-Authenticate"),
+                        "Bearer realm=\"cledger\", error=\"invalid_token\"");
+    reply_free(&r);
+    bearer.fp = fp(FP_UNKNOWN);
+    r = run_spec(e, &bearer);
+    EXPECT(r, 401, "InvalidAuthenticationInfo");
+    assert_non_null(strstr(r.body, "not registered"));
+    assert_non_null(hdr(&r, "WWW-Authenticate"));
+    reply_free(&r);
+    bearer.fp = fp(FP_ADMIN);
+    r = run_spec(e, &bearer);
+    assert_int_equal(r.status, 200);
     reply_free(&r);
     /* A registered certificate outside its validity period (the node's clock): 401 naming the
      * period; inside it (bounds inclusive), admitted. */
@@ -894,6 +923,13 @@ static void test_error_codes(void **state)
     EXPECT(r, 400, "UnsupportedApiVersion");
     reply_free(&r);
     r = rq(e, "GET", "/app/collections?api-version=2024-12-09-preview", fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    /* Strict mode is about the /app API's versions: the unversioned routes ignore the value. */
+    r = rq(e, "GET", "/ledgerIdentity/testledger?api-version=2099-01-01", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    r = rq(e, "GET", "/node/state?api-version=bogus", NULL, NULL);
     assert_int_equal(r.status, 200);
     reply_free(&r);
     env_free(e);
