@@ -60,8 +60,10 @@
 #define LINGER_MAX_MS 2000
 #define READ_CHUNK 16384
 /* The largest write request: the send timer (TM_SEND) and the write-wait request timer count a
- * completed write as progress, so a slow but steady reader of a large reply must complete one
- * of these per request timeout (64 KiB per 10 s by default). */
+ * completed write as progress. The kernel reports a full socket writable again only once about a
+ * third of its send buffer has drained, so a reader of a large reply must take that much (up to
+ * ~1.4 MB with Linux's default 4 MB tcp_wmem maximum) per request timeout (10 s by default),
+ * like nginx's send_timeout. */
 #define WRITE_CHUNK (64 * 1024)
 #define TRY_WRITE_MAX (16 * 1024) /* replies written at once, without a uv_write request */
 /* Ciphertext buffered from a connection while its request is being handled. Reading goes on

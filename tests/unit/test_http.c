@@ -491,6 +491,7 @@ static int tc_request(tclient *t, const char *method, const char *target, const 
  */
 
 #define BIG_LEN 12000
+#define LARGE_LEN (24u << 20) /* "/large": more than the socket buffers of both ends hold */
 
 typedef struct harness {
     uv_loop_t loop;
@@ -653,6 +654,14 @@ static void handler(void *arg, cl_http_exchange *x)
     }
     if (strcmp(r->path, "/echo") == 0) {
         cl_http_reply(x, 200, NULL, 0, r->body, r->body_len);
+        return;
+    }
+    if (strcmp(r->path, "/large") == 0) { /* byte i is i % 251 */
+        static char large[LARGE_LEN];
+        if (large[1] == 0)
+            for (size_t i = 0; i < LARGE_LEN; i++)
+                large[i] = (char)(i % 251);
+        cl_http_reply(x, 200, NULL, 0, large, LARGE_LEN);
         return;
     }
     if (strncmp(r->path, "/big/", 5) == 0) { /* BIG_LEN bytes of one letter, from the path */
@@ -1119,6 +1128,111 @@ static void test_reply_backpressure(void **state)
     h_stop(&h);
 }
 
+/* Reads one "/large" reply, checking every byte; while fewer than `slow_until` bytes have
+ * arrived it pauses `pause_us` after each read (a TLS record, 16 KiB at most): a peer that keeps
+ * reading, for longer than the server's timeouts. 0 when the whole reply arrived intact. */
+static int read_large_slowly(tclient *t, unsigned pause_us, size_t slow_until, char *head,
+                             size_t head_cap)
+{
+    char *end = NULL;
+    while (end == NULL) {
+        for (size_t i = 0; i + 4 <= t->len && end == NULL; i++)
+            if (memcmp(t->buf + i, "\r\n\r\n", 4) == 0)
+                end = t->buf + i;
+        if (end == NULL && tc_fill(t) != 0)
+            return -1;
+    }
+    size_t hl = (size_t)(end - t->buf) + 4;
+    if (hl >= head_cap)
+        return -1;
+    memcpy(head, t->buf, hl);
+    head[hl] = '\0';
+    char v[32];
+    if (strncmp(head, "HTTP/1.1 200 ", 13) != 0 ||
+        find_header(head, "content-length", v, sizeof v) == NULL ||
+        strtoul(v, NULL, 10) != LARGE_LEN)
+        return -1;
+    size_t got = 0, n = t->len - hl;
+    const unsigned char *p = (const unsigned char *)t->buf + hl;
+    for (;;) {
+        if (n > LARGE_LEN - got)
+            return -1; /* nothing may follow the body: no request was sent after it */
+        for (size_t i = 0; i < n; i++)
+            if (p[i] != (got + i) % 251)
+                return -1;
+        got += n;
+        if (got == LARGE_LEN)
+            break;
+        if (got < slow_until)
+            usleep(pause_us);
+        size_t want = LARGE_LEN - got < sizeof t->buf ? LARGE_LEN - got : sizeof t->buf;
+        int r = SSL_read(t->ssl, t->buf, (int)want);
+        if (r <= 0) {
+            ERR_clear_error();
+            return -1;
+        }
+        p = (const unsigned char *)t->buf;
+        n = (size_t)r;
+    }
+    t->len = 0;
+    return 0;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* A reply much larger than the socket buffers, read at about 5 MB/s for several times the
+ * request and idle timeouts (1 s here; the kernel reports the socket writable again only once a
+ * third of its send buffer, up to 4 MB, has drained, so the server sees progress in steps of a
+ * few hundred milliseconds). On a closing connection ("Connection: close") the send timer
+ * restarts with every completed write and the linger starts only after the last one, so all of
+ * the reply arrives, then the close. On a keep-alive connection the request timer of a reply
+ * backlog restarts with every completed write (and the idle timer counts from the last one): the
+ * client reads the first half slowly, the rest at full speed, and the same connection then
+ * serves the next request. */
+static void *client_slow_large(tresult *res)
+{
+    tclient t = {.fd = -1};
+    tresp r;
+    char head[4096];
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    static const char close_req[] = "GET /large HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    CC(res, tc_send(&t, close_req, sizeof close_req - 1) == 0);
+    CC(res, read_large_slowly(&t, 3000, LARGE_LEN, head, sizeof head) == 0);
+    CC(res, strstr(head, "Connection: close") != NULL);
+    CC(res, tc_closed(&t, 3000));
+    tc_close(&t);
+    CC(res, ms_since(&t0) > 3000); /* longer than the timeouts it must not trip */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    static const char ka_req[] = "GET /large HTTP/1.1\r\nHost: x\r\n\r\n";
+    CC(res, tc_send(&t, ka_req, sizeof ka_req - 1) == 0);
+    CC(res, read_large_slowly(&t, 3000, LARGE_LEN / 2, head, sizeof head) == 0);
+    CC(res, strstr(head, "Connection: close") == NULL);
+    CC(res, ms_since(&t0) > 1500);
+    CC(res, tc_request(&t, "GET", "/", NULL, NULL, &r) == 0 && r.status == 200);
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_slow_large_reply(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    cl_http_server_opts o = {.idle_timeout_ms = 1000, .request_timeout_ms = 1000};
+    h_start(&h, &o);
+    h_clients(&h, 1, client_slow_large, res);
+    h_stop(&h);
+}
+
 static void *client_concurrent(tresult *res)
 {
     tclient t;
@@ -1511,6 +1625,7 @@ int main(void)
         cmocka_unit_test(test_async_reply),
         cmocka_unit_test(test_read_ahead),
         cmocka_unit_test(test_reply_backpressure),
+        cmocka_unit_test(test_slow_large_reply),
         cmocka_unit_test(test_concurrent_connections),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_timeouts),
@@ -1526,6 +1641,7 @@ int main(void)
         MT(test_async_reply),
         MT(test_read_ahead),
         MT(test_reply_backpressure),
+        MT(test_slow_large_reply),
         MT(test_concurrent_connections),
         MT(test_limits),
         MT(test_timeouts),
