@@ -1165,6 +1165,12 @@ static int cut(rlog *l, job *j)
             retire(l, s);
         if (l->spare == NULL) {
             ensure_spare(l);
+            if (l->spare == NULL && !l->preparing && !l->failed && !l->closing) {
+                /* Not even the request for a segment could be allocated: nothing would wake
+                 * this batch again, so the log fails (its requests are answered RAFT_IOERR). */
+                cl_logf(CL_LOG_ERROR, "rlog: out of memory preparing a segment");
+                l->failed = 1;
+            }
             return 0;
         }
         s = l->spare;
@@ -1222,7 +1228,10 @@ static void submit(rlog *l)
                     j->dispatched = j->done = 1;
                     j->status = RAFT_IOERR;
                 } else if (l->writes_flying >= l->n_writers || !cut(l, j)) {
-                    return;
+                    if (!l->failed)
+                        return; /* a writer or the spare segment frees up later */
+                    j->dispatched = j->done = 1;
+                    j->status = RAFT_IOERR;
                 }
             }
         } else if (j->kind == J_TRUNCATE || j->kind == J_INSTALL) {

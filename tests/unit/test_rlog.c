@@ -37,6 +37,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/alloc.h"
 #include "base/cursor.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -2091,6 +2092,86 @@ static void repro_meta_tmp_race(void **state)
     assert_int_equal(failures, 0);
 }
 
+/* One run of the allocation-failure sweep: the allocation after `k` successful ones fails (k < 0:
+ * none does). Appends 3-entry requests, up to 4 in flight, across several segment rollovers, until
+ * 90 entries are in or an append is refused. Returns how many allocations the run made. */
+static long oom_run(long k, int *saw_failure)
+{
+    const char *dir = tu_tempdir("rlog-oom");
+    assert_non_null(dir);
+    harness h;
+    model m;
+    open_bootstrapped(&h, dir, SEG_SMALL, 2, &m);
+    long fails0 = cl_alloc_failures();
+    cl_alloc_fail_after(k < 0 ? -1 : k);
+    uint32_t lens[3] = {7000, 300, 7000};
+    size_t tried = 0;
+    while (tried < 90) {
+        if (h.t.n - h.t.fired >= 4) {
+            uv_run(&h.loop, UV_RUN_ONCE);
+            continue;
+        }
+        if (h_append(&h, &m, 1, 3, lens, RAFT_COMMAND) != 0)
+            break; /* refused: the model did not grow */
+        tried += 3;
+    }
+    int fired = run_until(&h, pred_all_fired, &h, WAIT_MS);
+    long made = cl_alloc_fail_after(-1);
+    *saw_failure = cl_alloc_failures() > fails0;
+    if (!fired)
+        fail_msg("k=%ld: %zu of %zu append callbacks never ran", k, h.t.n - h.t.fired, h.t.n);
+    /* Acknowledged requests form a prefix: after the first failed one, none succeeds (a later
+     * success would leave a hole in the log). */
+    size_t acked = 1; /* the bootstrap entry */
+    int failed = 0;
+    for (size_t i = 0; i < h.t.n; i++) {
+        if (h.t.reqs[i]->status != 0)
+            failed = 1;
+        else if (failed)
+            fail_msg("k=%ld: request %zu succeeded after a failed one", k, i);
+        else
+            acked += h.t.reqs[i]->n;
+    }
+    h_close(&h);
+    /* The directory loads without failures; what it holds is a prefix of what was submitted, at
+     * least every acknowledged entry, and the log takes appends after it. */
+    assert_int_equal(h_init(&h, dir, SEG_SMALL, 2), CL_OK);
+    loaded ld;
+    int rc = h_load(&h, &ld);
+    if (rc != 0)
+        fail_msg("k=%ld: load failed with %d", k, rc);
+    if (ld.n < acked || ld.n > m.n)
+        fail_msg("k=%ld: loaded %zu entries, %zu acknowledged, %zu submitted", k, ld.n, acked, m.n);
+    m.n = ld.n; /* entries of failed requests that reached the disk are kept, as raft allows */
+    check_log(&ld, &m, 1);
+    loaded_free(&ld);
+    h_start(&h, 100);
+    append_many(&h, &m, 1, 6, 2000, 3, 2);
+    h_close(&h);
+    reload_check(dir, SEG_SMALL, &m, 1, 0, 1);
+    model_free(&m);
+    tu_rmrf(dir);
+    return made;
+}
+
+/* Allocation failures anywhere on the write path (batch cut, segment creation and preparation,
+ * seals, rollover), on the loop or on the log's threads, fail requests in order, never an
+ * acknowledged entry, and never leave a directory that does not load and take appends. The
+ * sweep fails each allocation of a clean run in turn (every third one past the first 60). */
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    int saw = 0, any = 0;
+    long total = oom_run(-1, &saw);
+    assert_false(saw);
+    assert_true(total > 0);
+    for (long k = 0; k < total; k += k < 60 ? 1 : 3) {
+        oom_run(k, &saw);
+        any |= saw;
+    }
+    assert_true(any);
+}
+
 int main(void)
 {
     cl_log_set_level(getenv("RLOG_VERBOSE") != NULL ? CL_LOG_DEBUG : CL_LOG_OFF);
@@ -2111,6 +2192,7 @@ int main(void)
         cmocka_unit_test(test_leftovers_foreign),
         cmocka_unit_test(test_log_behind_snapshot),
         cmocka_unit_test(test_write_error),
+        cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_close_pending),
         cmocka_unit_test(test_close_in_callback),
         cmocka_unit_test(repro_truncate_sealed_then_close),
