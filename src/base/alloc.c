@@ -55,6 +55,14 @@ void *cl_realloc(void *p, size_t n)
     return realloc(p, n ? n : 1);
 }
 
+void *cl_aligned_alloc(size_t align, size_t n)
+{
+    void *p = NULL;
+    if (should_fail() || posix_memalign(&p, align, n ? n : 1) != 0)
+        return NULL;
+    return p;
+}
+
 void cl_free(void *p) { free(p); }
 
 char *cl_strndup(const char *s, size_t n)

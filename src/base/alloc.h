@@ -14,6 +14,8 @@
 void *cl_malloc(size_t n);
 void *cl_calloc(size_t count, size_t size);
 void *cl_realloc(void *p, size_t n);
+/* `align` a power of two and a multiple of sizeof(void *) (posix_memalign); freed with cl_free. */
+void *cl_aligned_alloc(size_t align, size_t n);
 void cl_free(void *p);
 char *cl_strdup(const char *s);
 char *cl_strndup(const char *s, size_t n);

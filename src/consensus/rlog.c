@@ -187,10 +187,9 @@ static uint64_t up_block(uint64_t n) { return (n + BLOCK - 1) & ~(uint64_t)(BLOC
 
 static uint8_t *aligned_alloc_zero(size_t n)
 {
-    void *p = NULL;
-    if (posix_memalign(&p, BLOCK, n ? n : BLOCK) != 0)
-        return NULL;
-    memset(p, 0, n ? n : BLOCK);
+    uint8_t *p = cl_aligned_alloc(BLOCK, n ? n : BLOCK);
+    if (p != NULL)
+        memset(p, 0, n ? n : BLOCK);
     return p;
 }
 
