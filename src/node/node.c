@@ -194,6 +194,21 @@ void cl_api_error_hdr(const cl_reply_to *t, int status, const char *hname, const
     va_end(ap);
 }
 
+/* A 401 from admission. RFC 9110 §11.6.1 wants a challenge on every 401; a client certificate
+ * has no scheme to name, so only a caller that sent an Authorization header gets one (looked up
+ * here, on the refusal, not for every admitted request). */
+static void deny_identity(const cl_req *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void deny_identity(const cl_req *r, const char *fmt, ...)
+{
+    int token = cl_http_header_get(r->http, "authorization") != NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    verror(&r->to, 401, token ? "WWW-Authenticate" : NULL, token ? BEARER_CHALLENGE : NULL,
+           "InvalidAuthenticationInfo", fmt, ap);
+    va_end(ap);
+}
+
 void cl_api_reply_text(cl_node *n, const cl_reply_to *t, int status, const void *body, size_t len,
                        const char *txid)
 {
@@ -1073,30 +1088,25 @@ static int admit(cl_req *r)
      * as absent; a caller that sent one is told so, with the RFC 6750 challenge. */
     if (r->route->action != 0) {
         const char *fp = h->client_fingerprint;
-        /* RFC 9110 §11.6.1 wants a challenge on every 401; a client certificate has no scheme to
-         * name, so only a caller that tried a token gets one. */
-        const char *chal = cl_http_header_get(h, "authorization") != NULL ? BEARER_CHALLENGE : NULL;
-        const char *chal_name = chal != NULL ? "WWW-Authenticate" : NULL;
         if (fp[0] == '\0') {
-            cl_api_error_hdr(&r->to, 401, chal_name, chal, "InvalidAuthenticationInfo", "%s",
-                             chal != NULL ? "Bearer tokens are not supported by this service: "
-                                            "authenticate with a registered client certificate."
-                                          : "A registered client certificate is required.");
+            deny_identity(r, "%s",
+                          cl_http_header_get(h, "authorization") != NULL
+                              ? "Bearer tokens are not supported by this service: authenticate "
+                                "with a registered client certificate."
+                              : "A registered client certificate is required.");
             return 0;
         }
         if (!cl_http_client_cert_current(h, (int64_t)time(NULL))) {
             char from[32], to[32];
             fmt_utc(h->client_not_before, from, sizeof from);
             fmt_utc(h->client_not_after, to, sizeof to);
-            cl_api_error_hdr(&r->to, 401, chal_name, chal, "InvalidAuthenticationInfo",
-                             "The client certificate is not valid now: it is valid from %s to %s.",
-                             from, to);
+            deny_identity(r, "The client certificate is not valid now: it is valid from %s to %s.",
+                          from, to);
             return 0;
         }
         r->caller = cl_users_find_fingerprint(&n->users, fp);
         if (r->caller == NULL) {
-            cl_api_error_hdr(&r->to, 401, chal_name, chal, "InvalidAuthenticationInfo",
-                             "The client certificate is not registered as a ledger user.");
+            deny_identity(r, "The client certificate is not registered as a ledger user.");
             return 0;
         }
         unsigned need = r->route->action;
