@@ -343,6 +343,14 @@ static int has_seal_after(const uint8_t *data, size_t n, size_t from, uint64_t m
  * `data` is not zero already; `data` is updated too. The highest block goes first: a crash part
  * way leaves a prefix of the old records, ending at a zeroed block boundary, and never the old
  * seal after a hole (which the next load would take for a missing record). */
+void (*cl_rlog_step_hook)(void);
+
+static void step_hook(void)
+{
+    if (cl_rlog_step_hook != NULL)
+        cl_rlog_step_hook();
+}
+
 static int zero_tail(int fd, uint8_t *data, size_t n, size_t from)
 {
     size_t first = from & ~(size_t)(BLOCK - 1);
@@ -357,6 +365,7 @@ static int zero_tail(int fd, uint8_t *data, size_t n, size_t from)
             dirty = data[blk + i] != 0;
         if (dirty) {
             memset(data + blk + lo, 0, bn - lo);
+            step_hook();
             if (pwrite_all(fd, data + blk, BLOCK <= n - blk ? BLOCK : bn, blk) != 0)
                 return -1;
         }
@@ -753,6 +762,8 @@ static int unlink_segs(rlog *l, const seg *d, int newest_first)
         return RAFT_IOERR;
     char path[PATH_BUF];
     seg_path(l, d->counter, path, sizeof path);
+    if (newest_first)
+        step_hook();
     if ((unlink(path) != 0 && errno != ENOENT) || sync_dir(l->dir) != 0)
         return RAFT_IOERR;
     return newest_first ? 0 : unlink_segs(l, d->next, 0);
@@ -860,6 +871,7 @@ static void maint_main(void *arg)
         }
         case J_TRUNCATE:
             j->status = do_truncate(l, j);
+            step_hook();
             break;
         case J_INSTALL:
         case J_SNAP_PUT:
@@ -1259,8 +1271,10 @@ static void submit(rlog *l)
                 l->barrier_active = 1;
                 queue_thread(l, j, 1);
             }
-            if (!j->done)
-                return;
+            /* Nothing after a barrier starts before pump has delivered it, done or not: the
+             * delivery gives the cut segment its new head, and a batch cut before it would be
+             * written at the old head while the next one is cut at the new head, over it. */
+            return;
         }
         if (!j->done)
             all_done = 0;

@@ -49,6 +49,12 @@ CL_MUST_CHECK int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *
  * io->close. cb may be NULL. */
 void cl_rlog_close(struct raft_io *io, void (*cb)(struct raft_io *io));
 
+/* Test seam (test_rlog): when set, it is called before every step that changes the disk in a
+ * truncation, a snapshot installation or a load that cuts a torn tail (each segment removal, each
+ * block a cut zeroes) and once after a truncation's last step, so a test can copy the directory
+ * as a crash at that point would leave it. NULL in every program. */
+extern void (*cl_rlog_step_hook)(void);
+
 /* Frees what io->load returned (or a snapshot io->snapshot_get delivered, with entries NULL) the
  * way libraft does: entries by batch (an entry without a batch owns its payload), then the array,
  * then the snapshot. For callers that load outside libraft (tests, tools). Any part may be

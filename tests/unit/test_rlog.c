@@ -1312,6 +1312,173 @@ static void test_truncate(void **state)
     tu_rmrf(dir);
 }
 
+/* The follower's path: cut at `cut` (when the log reaches it), append `count` entries of term 3
+ * in batches of 4, close, and reload exactly the model. */
+static void cut_append_reload(harness *h, model *m, const char *dir, uint64_t cut, size_t count)
+{
+    if (model_next(m) > cut)
+        assert_int_equal(h->io.truncate(&h->io, cut), 0);
+    model_truncate(m, cut);
+    assert_int_equal(h->io.set_term(&h->io, 3), 0);
+    append_many(h, m, 3, count, 900, 4, 2);
+    h_close(h);
+    reload_check(dir, SEG_SMALL, m, 3, 0, 1);
+}
+
+/* c''. Appends queued behind a truncation of the segment being written: the first batch after it
+ * must go where the cut left the segment. (Batches were cut between the truncation's completion
+ * and its delivery, at the segment's old head; the next one was cut at the new head, over it, and
+ * the entries it overwrote were lost although they had been acknowledged.) */
+static void test_truncate_then_append(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-ct");
+    assert_non_null(dir);
+    for (int round = 0; round < 3; round++) {
+        harness h;
+        model m;
+        open_bootstrapped(&h, dir, SEG_SMALL, 2, &m);
+        assert_int_equal(h.io.set_term(&h.io, 2), 0);
+        append_many(&h, &m, 2, 30, 1500, 2, 2); /* all in the first segment, which stays open */
+        cut_append_reload(&h, &m, dir, model_next(&m) - 10 - (uint64_t)round * 5, 24);
+        model_free(&m);
+        tu_rmrf(dir);
+        assert_int_equal(mkdir(dir, 0700), 0);
+    }
+    tu_rmrf(dir);
+}
+
+/* c'. A crash at every step of a truncation. The step hook copies the directory before each
+ * segment removal, before each block the cut zeroes and after the last step. Every copy must load
+ * as a prefix of the log before the cut that still holds everything before the cut, the prefixes
+ * shrinking step by step to exactly that. A node restarted on any copy redoes the truncation and
+ * appends, and the result reloads exactly. Each step is synced before the next starts (a
+ * directory fsync after an unlink, O_DSYNC block writes), so the copies are also the states a
+ * power cut between two steps leaves. */
+static const char *g_step_src, *g_step_root;
+static unsigned g_steps;
+static int g_step_err;
+
+static int copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = out < 0 ? -1 : 0;
+    char buf[1 << 14];
+    ssize_t n;
+    while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0)
+        rc = n < 0 || write(out, buf, (size_t)n) != n ? -1 : 0;
+    close(in);
+    if (out >= 0)
+        close(out);
+    return rc;
+}
+
+/* The hook: runs on rlog's maintenance thread, so it records failures instead of asserting. */
+static void copy_step(void)
+{
+    char to[512], a[1024], b[1024];
+    snprintf(to, sizeof to, "%s/step-%03u", g_step_root, g_steps++);
+    DIR *d = mkdir(to, 0700) == 0 ? opendir(g_step_src) : NULL;
+    if (d == NULL) {
+        g_step_err = 1;
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        snprintf(a, sizeof a, "%s/%s", g_step_src, de->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
+        if (stat(a, &st) == 0 && S_ISREG(st.st_mode) && copy_file(a, b) != 0)
+            g_step_err = 1;
+    }
+    closedir(d);
+}
+
+/* out = m's entries before index next (payload copies of their own); fresh seeds continue m's. */
+static void model_prefix(const model *m, uint64_t next, model *out)
+{
+    model_init(out, m->first);
+    for (uint64_t i = m->first; i < next; i++) {
+        ment e = m->v[i - m->first];
+        if (e.bytes != NULL) {
+            uint8_t *c = malloc(e.len);
+            assert_non_null(c);
+            memcpy(c, e.bytes, e.len);
+            e.bytes = c;
+        }
+        model_push(out, e);
+    }
+    out->next_seed = m->next_seed;
+}
+
+static void test_truncate_crash_points(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-cc");
+    const char *root = tu_tempdir("rlog-cc-steps");
+    assert_non_null(dir);
+    assert_non_null(root);
+    harness h;
+    model m, want;
+    open_bootstrapped(&h, dir, SEG_SMALL, 2, &m);
+    assert_int_equal(h.io.set_term(&h.io, 2), 0);
+    append_many(&h, &m, 2, 300, 1500, 4, 4);
+    uint64_t rg[256][2];
+    size_t ns = seg_ranges(dir, rg, 256, NULL);
+    assert_true(ns >= 5);
+    uint64_t cut = (rg[1][0] + rg[1][1]) / 2 + 1;
+    assert_true(cut > rg[1][0] && cut <= rg[1][1]);
+
+    g_step_src = dir;
+    g_step_root = root;
+    g_steps = 0;
+    g_step_err = 0;
+    cl_rlog_step_hook = copy_step;
+    assert_int_equal(h.io.truncate(&h.io, cut), 0);
+    model_prefix(&m, cut, &want);
+    assert_int_equal(h.io.set_term(&h.io, 3), 0);
+    append_many(&h, &want, 3, 40, 900, 4, 2);
+    h_close(&h);
+    cl_rlog_step_hook = NULL;
+    assert_int_equal(g_step_err, 0);
+    /* one copy per later segment removed, at least one zeroed block, and the one after the cut */
+    assert_true(g_steps >= (unsigned)(ns - 2) + 2);
+    reload_check(dir, SEG_SMALL, &want, 3, 0, 1);
+
+    uint64_t prev = model_next(&m) - 1;
+    for (unsigned k = 0; k < g_steps; k++) {
+        char sd[512];
+        snprintf(sd, sizeof sd, "%s/step-%03u", root, k);
+        harness h2;
+        loaded ld;
+        assert_int_equal(h_init(&h2, sd, SEG_SMALL, 2), CL_OK);
+        assert_int_equal(h_load(&h2, &ld), 0);
+        assert_int_equal(ld.start, 1);
+        uint64_t last = ld.start + ld.n - 1;
+        if (last < cut - 1 || last > prev)
+            fail_msg("step %u: loaded ..%llu, expected %llu..%llu", k, (unsigned long long)last,
+                     (unsigned long long)(cut - 1), (unsigned long long)prev);
+        prev = last;
+        model p;
+        model_prefix(&m, last + 1, &p);
+        check_log(&ld, &p, 1);
+        loaded_free(&ld);
+        /* the node restarted here: libraft never heard the truncation finish, so it cuts again */
+        h_start(&h2, 100);
+        cut_append_reload(&h2, &p, sd, cut, 40);
+        model_free(&p);
+        tu_rmrf(sd);
+    }
+    assert_int_equal(prev, cut - 1); /* the copy after the last step holds exactly the prefix */
+    model_free(&want);
+    model_free(&m);
+    tu_rmrf(root);
+    tu_rmrf(dir);
+}
+
 /* d. snapshots with trailing entries, snapshot_get, install (trailing 0). */
 static void test_snapshots(void **state)
 {
@@ -2185,6 +2352,8 @@ int main(void)
         cmocka_unit_test(test_take_slow),
         cmocka_unit_test(test_reused_buffer_zero_gaps),
         cmocka_unit_test(test_truncate),
+        cmocka_unit_test(test_truncate_then_append),
+        cmocka_unit_test(test_truncate_crash_points),
         cmocka_unit_test(test_snapshots),
         cmocka_unit_test(test_torn_tail),
         cmocka_unit_test(test_corruption),
