@@ -1260,6 +1260,72 @@ int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
 /* ---- open / create / recovery -----------------------------------------------------------------
  */
 
+/* ---- the index marker ---------------------------------------------------------------------
+ * The index is committed without syncs (index.h). A process that dies loses none of it: the
+ * commits are in the page cache. An operating-system crash or a power cut may leave it torn, and
+ * not only in ways an LMDB call reports: a page the disk never got reads back as an older page,
+ * which is a valid B-tree page with stale rows, so no check short of a rebuild can tell. So while
+ * a ledger is open, index/dirty names the boot it was opened in (written and synced before the
+ * index takes a commit), and a clean close syncs the index and removes the marker. An open that
+ * finds the marker of another boot (the machine stopped while the index was open) removes the
+ * index and rebuilds it from the chunks; the same boot (only the process died) keeps it, so a
+ * kill -9 costs no O(ledger) rebuild. A boot id that cannot be read counts as another boot. */
+#define INDEX_MARKER "dirty"
+
+static void current_boot_id(const cl_ledger_opts *o, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (o->boot_id != NULL) {
+        snprintf(out, cap, "%s", o->boot_id);
+        return;
+    }
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (f == NULL)
+        return;
+    if (fgets(out, (int)cap, f) == NULL)
+        out[0] = 0;
+    fclose(f);
+    out[strcspn(out, "\n")] = 0;
+}
+
+static int index_marker_set(cl_ledger *l, const cl_ledger_opts *o)
+{
+    char path[PATH_MAX_LEN], boot[64], want[80];
+    current_boot_id(o, boot, sizeof boot);
+    CL_TRY(path_join(path, l->index_dir, INDEX_MARKER));
+    int n = snprintf(want, sizeof want, "boot %s\n", boot);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = cl_fs_read_all(l->fs, path, 256, &b, &len);
+    if (rc == CL_OK) {
+        int same = boot[0] != 0 && len == (size_t)n && memcmp(b, want, len) == 0;
+        cl_free(b);
+        if (same)
+            return CL_OK;
+        cl_logf(CL_LOG_WARN,
+                "ledger: the index was open when the operating system last stopped "
+                "(%s names another boot); rebuilding it from the chunks",
+                path);
+        CL_TRY(cl_index_remove_files(l->index_dir));
+    } else if (rc != CL_ENOENT) {
+        return rc;
+    }
+    CL_TRY(cl_fs_mkdir(l->fs, l->index_dir, 0700));
+    /* The directory sync inside also makes the removals above durable. */
+    return cl_fs_write_atomic(l->fs, path, want, (size_t)n, 0600);
+}
+
+/* After a clean close has synced the index. */
+static int index_marker_clear(cl_ledger *l)
+{
+    char path[PATH_MAX_LEN];
+    CL_TRY(path_join(path, l->index_dir, INDEX_MARKER));
+    int rc = cl_fs_unlink(l->fs, path);
+    if (rc != CL_OK && rc != CL_ENOENT)
+        return rc;
+    return cl_fs_sync_dir(l->fs, l->index_dir);
+}
+
 static int alloc_ledger(const cl_ledger_opts *o, cl_ledger **out)
 {
     CL_ENSURE(o != NULL && o->dir != NULL, CL_EINVAL);
@@ -1332,6 +1398,8 @@ int cl_ledger_close(cl_ledger *l)
             rc = cl_merkle_sync(l->tree);
         if (rc == CL_OK)
             rc = cl_index_sync(l->idx);
+        if (rc == CL_OK)
+            rc = index_marker_clear(l);
     }
     free_ledger(l);
     return rc;
@@ -1610,11 +1678,13 @@ static int derive(cl_ledger *l, const cl_ledger_opts *o)
 }
 
 /* The index is derived state, opened without syncs (index.h): after a power cut it may be torn in
- * ways that open does not notice. Any LMDB error while it is brought up to date makes it "lost":
- * its files are removed and it is rebuilt from the chunks, once. */
+ * ways that open does not notice. The marker above catches every such case; besides, any LMDB
+ * error while it is brought up to date makes it "lost": its files are removed and it is rebuilt
+ * from the chunks, once. */
 static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
 {
     CL_TRY(cl_merkle_open(l->fs, l->merkle_dir, &l->tree));
+    CL_TRY(index_marker_set(l, o));
     int rc = derive(l, o);
     if (rc != CL_EDB)
         return rc;

@@ -49,7 +49,10 @@ typedef struct {
     cl_curve curve;        /* creation only: node and service keys (0: P-256) */
     size_t index_map_size; /* 0: 64 MiB, grows on demand */
     const char
-        *service_cn; /* creation only: CN of the service identity (NULL: "cledger service") */
+        *service_cn;     /* creation only: CN of the service identity (NULL: "cledger service") */
+    const char *boot_id; /* NULL: this machine's (/proc/sys/kernel/random/boot_id); tests set it
+                            to play a restart of the operating system (see "index marker" in
+                            ledger.c) */
 } cl_ledger_opts;
 
 CL_MUST_CHECK int cl_ledger_create(const cl_ledger_opts *o, cl_ledger **out);

@@ -19,14 +19,15 @@
  * that a commit writes its pages straight into the shared mapping instead of one pwrite(2) per
  * dirty page (about ten per commit; the ledger commits once per consensus batch), which also makes
  * the data file as long as the map (sparse). Either way a commit reaches the OS page cache but
- * not the disk. A process crash loses nothing; an OS crash or power cut may lose the last commits,
- * and on a file system that does not preserve write order it may leave the index unreadable. After
- * a restart the engine therefore (1) treats any failure of cl_index_open or cl_index_check as
- * "index lost": cl_index_remove_files and rebuild from the chunks, and (2) compares
- * cl_index_last_seqno with the ledger's last seqno, re-indexes the missing tail with put calls and,
- * if the index is ahead of a ledger whose tail was rolled back, calls cl_index_truncate_from.
- * cl_index_sync forces everything committed so far to disk (e.g. at a checkpoint or clean
- * shutdown).
+ * not the disk. A process crash loses nothing; an OS crash or power cut may lose the last commits
+ * or leave the index torn: unreadable, or (a page the disk never got reads back as an older one)
+ * readable with stale rows that no check can tell from fresh ones. After a restart the engine
+ * therefore (1) rebuilds the index from the chunks (cl_index_remove_files, then put calls) when it
+ * was open while the operating system stopped (ledger.c, "the index marker"), or when
+ * cl_index_open or any later call fails with CL_EDB, and (2) compares cl_index_last_seqno with the
+ * ledger's last seqno, re-indexes the missing tail with put calls and, if the index is ahead of a
+ * ledger whose tail was rolled back, calls cl_index_truncate_from. cl_index_sync forces everything
+ * committed so far to disk (e.g. at a checkpoint or clean shutdown).
  *
  * Map size. LMDB needs a maximum map size up front; this module grows it on demand. A batch records
  * its operations in memory (bounded by what the caller puts in it) and applies them in one write
