@@ -1359,42 +1359,13 @@ static const char *g_step_src, *g_step_root;
 static unsigned g_steps;
 static int g_step_err;
 
-static int copy_file(const char *from, const char *to)
-{
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return -1;
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    int rc = out < 0 ? -1 : 0;
-    char buf[1 << 14];
-    ssize_t n;
-    while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0)
-        rc = n < 0 || write(out, buf, (size_t)n) != n ? -1 : 0;
-    close(in);
-    if (out >= 0)
-        close(out);
-    return rc;
-}
-
 /* The hook: runs on rlog's maintenance thread, so it records failures instead of asserting. */
 static void copy_step(void)
 {
-    char to[512], a[1024], b[1024];
+    char to[512];
     snprintf(to, sizeof to, "%s/step-%03u", g_step_root, g_steps++);
-    DIR *d = mkdir(to, 0700) == 0 ? opendir(g_step_src) : NULL;
-    if (d == NULL) {
+    if (tu_copy_tree(g_step_src, to) != 0)
         g_step_err = 1;
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        struct stat st;
-        snprintf(a, sizeof a, "%s/%s", g_step_src, de->d_name);
-        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
-        if (stat(a, &st) == 0 && S_ISREG(st.st_mode) && copy_file(a, b) != 0)
-            g_step_err = 1;
-    }
-    closedir(d);
 }
 
 /* out = m's entries before index next (payload copies of their own); fresh seeds continue m's. */
@@ -1483,7 +1454,8 @@ static void test_truncate_crash_points(void **state)
  * installation steps delayed at random (the step hook) so that they finish at every point of the
  * loop's work: appends of 1-6 entries with up to 4 requests in flight, truncations anywhere after
  * the last snapshot (into writes in flight too) followed by a new term, snapshots with trailing
- * entries, and a close and reload after every 40 operations. Every request must succeed, in
+ * entries (written while the other operations go on), and a close and reload after every 40
+ * operations. Every request must succeed, in
  * order, and every reload must equal the model. CLEDGER_RLOG_SEED=n runs another sequence. */
 static unsigned jitter_counter;
 
@@ -1508,6 +1480,7 @@ static void test_random_ops(void **state)
     open_bootstrapped(&h, dir, SEG_SMALL, 2, &m);
     uint64_t term = 2, floor = 1; /* no truncation at or below floor (the last snapshot) */
     int snapped = 0;
+    sput sp = {.fired = 1}; /* the snapshot being written, if any */
     assert_int_equal(h.io.set_term(&h.io, term), 0);
     cl_rlog_step_hook = jitter_step;
     for (int round = 0; round < 8; round++) {
@@ -1529,9 +1502,18 @@ static void test_random_ops(void **state)
                 model_truncate(&m, cut);
                 assert_int_equal(h.io.set_term(&h.io, ++term), 0);
             } else if (r < 84 && model_next(&m) > floor + 20) {
+                /* of durable entries; then everything goes on while it is written */
                 assert_true(run_until(&h, pred_all_fired, &h, WAIT_MS));
+                assert_true(run_until(&h, pred_sput, &sp, WAIT_MS));
+                assert_int_equal(sp.status, 0);
                 uint64_t idx = model_next(&m) - 1 - rnd() % 10;
-                put_snapshot(&h, 5 + rnd() % 30, idx, m.v[idx - m.first].term, rnd() % 2000, rnd());
+                snapbox b;
+                snap_make(&b, idx, m.v[idx - m.first].term, rnd() % 2000, rnd());
+                memset(&sp, 0, sizeof sp);
+                sp.req.data = &sp;
+                assert_int_equal(h.io.snapshot_put(&h.io, 5 + rnd() % 30, &sp.req, &b.s, on_sput),
+                                 0);
+                snap_box_free(&b); /* rlog encodes it at once */
                 floor = idx;
                 snapped = 1;
             } else if (r < 92) {
@@ -1547,6 +1529,8 @@ static void test_random_ops(void **state)
         assert_int_equal(h_append(&h, &m, term, 1, &one, RAFT_COMMAND), 0);
         assert_true(run_until(&h, pred_all_fired, &h, WAIT_MS));
         assert_int_equal(h.t.ok, h.t.n);
+        assert_true(run_until(&h, pred_sput, &sp, WAIT_MS));
+        assert_int_equal(sp.status, 0);
         h_close(&h);
         assert_int_equal(h_init(&h, dir, SEG_SMALL, 2), CL_OK);
         loaded ld;

@@ -1,6 +1,8 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,4 +104,60 @@ int tu_grep_dir(const char *dir, const void *needle, size_t n)
     }
     closedir(d);
     return found;
+}
+
+static int copy_regular(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = out < 0 ? -1 : 0;
+    static const char zero[1 << 16];
+    static char buf[1 << 16];
+    off_t off = 0;
+    ssize_t n;
+    while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0)
+            rc = -1;
+        else if (n == (ssize_t)sizeof buf && memcmp(buf, zero, sizeof buf) == 0)
+            off += n; /* a hole */
+        else if (pwrite(out, buf, (size_t)n, off) != n)
+            rc = -1;
+        else
+            off += n;
+    }
+    if (rc == 0 && ftruncate(out, off) != 0)
+        rc = -1;
+    close(in);
+    if (out >= 0 && close(out) != 0)
+        rc = -1;
+    return rc;
+}
+
+int tu_copy_tree(const char *from, const char *to)
+{
+    struct stat st;
+    if (lstat(from, &st) != 0)
+        return -1;
+    if (S_ISREG(st.st_mode))
+        return copy_regular(from, to);
+    if (!S_ISDIR(st.st_mode) || (mkdir(to, 0700) != 0 && errno != EEXIST))
+        return -1;
+    DIR *d = opendir(from);
+    if (d == NULL)
+        return -1;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char a[1024], b[1024];
+        snprintf(a, sizeof a, "%s/%s", from, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, e->d_name);
+        if (lstat(a, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+            rc = tu_copy_tree(a, b);
+    }
+    closedir(d);
+    return rc;
 }

@@ -13,6 +13,9 @@ void tu_rmrf(const char *path);
 char *tu_read_file(const char *path, size_t *len);
 /* Path of a file in the repository (CLEDGER_SOURCE_DIR or the cwd's ..). */
 const char *tu_source_path(const char *rel);
+/* cp -a for a tree of regular files and directories (a file alone too); all-zero 64 KiB pieces
+ * stay holes, so a sparse LMDB map costs what it holds. 0 or -1. */
+int tu_copy_tree(const char *from, const char *to);
 /* 1 if `needle` occurs in any regular file below dir. */
 int tu_grep_dir(const char *dir, const void *needle, size_t n);
 
