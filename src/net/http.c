@@ -59,11 +59,12 @@
 #define DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define LINGER_MAX_MS 2000
 #define READ_CHUNK 16384
-/* The largest write request: the send timer (TM_SEND) and the write-wait request timer count a
- * completed write as progress. The kernel reports a full socket writable again only once about a
- * third of its send buffer has drained, so a reader of a large reply must take that much (up to
- * ~1.4 MB with Linux's default 4 MB tcp_wmem maximum) per request timeout (10 s by default),
- * like nginx's send_timeout. */
+/* The largest write request: the send timer (TM_SEND), the write-wait request timer and the idle
+ * timer of a connection whose reply is still going out count a completed write as progress (so a
+ * reader must take at least this much per timeout; test_http test_slow_reply_idle). The kernel
+ * reports a full socket writable again only once about a third of its send buffer has drained, so a
+ * reader of a large reply must take that much (up to ~1.4 MB with Linux's default 4 MB tcp_wmem
+ * maximum) per request timeout (10 s by default), like nginx's send_timeout. */
 #define WRITE_CHUNK (64 * 1024)
 #define TRY_WRITE_MAX (16 * 1024) /* replies written at once, without a uv_write request */
 /* Ciphertext buffered from a connection while its request is being handled. Reading goes on
@@ -1473,6 +1474,10 @@ static void conn_setup(http_conn *c)
 {
     cl_http_server *s = c->srv;
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->o.send_buffer_bytes > 0) {
+        int v = s->o.send_buffer_bytes;
+        (void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &v); /* a hint: the default stays */
+    }
     struct sockaddr_storage ss;
     int sl = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {

@@ -81,6 +81,9 @@ typedef struct {
     cl_tls_ctx *tls;  /* borrowed; must outlive the server */
     size_t max_header_bytes, max_body_bytes, max_connections;
     uint64_t idle_timeout_ms, request_timeout_ms;
+    /* SO_SNDBUF of every connection (0: the kernel's autotuning), as nginx's `listen ...
+     * sndbuf=`: a small one keeps a slow reader's reply in the server, not in the kernel. */
+    int send_buffer_bytes;
     cl_http_handler handler;
     void *handler_arg;
     int access_log; /* one JSON line per request on stderr: method, path, status, us, caller */

@@ -99,7 +99,7 @@ static int group_setup(void **state)
     cl_free(leaf);
     cl_free(ca);
     cl_secret_free(key, key_len + 1);
-    cl_log_set_level(CL_LOG_WARN);
+    cl_log_set_level(getenv("HTTP_DEBUG") ? CL_LOG_DEBUG : CL_LOG_WARN);
     return 0;
 }
 
@@ -281,11 +281,15 @@ static void set_timeouts(int fd, int ms)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+static int g_client_rcvbuf; /* SO_RCVBUF of the test clients' sockets (0: autotuned) */
+
 static int tcp_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
+    if (g_client_rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &g_client_rcvbuf, sizeof g_client_rcvbuf);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
@@ -491,7 +495,8 @@ static int tc_request(tclient *t, const char *method, const char *target, const 
  */
 
 #define BIG_LEN 12000
-#define LARGE_LEN (24u << 20) /* "/large": more than the socket buffers of both ends hold */
+#define LARGE_LEN (24u << 20)   /* "/large": more than the socket buffers of both ends hold */
+#define MEDIUM_LEN (240u << 10) /* "/medium": under the reply backlog (256 KiB) */
 
 typedef struct harness {
     uv_loop_t loop;
@@ -656,12 +661,12 @@ static void handler(void *arg, cl_http_exchange *x)
         cl_http_reply(x, 200, NULL, 0, r->body, r->body_len);
         return;
     }
-    if (strcmp(r->path, "/large") == 0) { /* byte i is i % 251 */
+    if (strcmp(r->path, "/large") == 0 || strcmp(r->path, "/medium") == 0) { /* i % 251 */
         static char large[LARGE_LEN];
         if (large[1] == 0)
             for (size_t i = 0; i < LARGE_LEN; i++)
                 large[i] = (char)(i % 251);
-        cl_http_reply(x, 200, NULL, 0, large, LARGE_LEN);
+        cl_http_reply(x, 200, NULL, 0, large, r->path[1] == 'l' ? LARGE_LEN : MEDIUM_LEN);
         return;
     }
     if (strncmp(r->path, "/big/", 5) == 0) { /* BIG_LEN bytes of one letter, from the path */
@@ -1128,11 +1133,12 @@ static void test_reply_backpressure(void **state)
     h_stop(&h);
 }
 
-/* Reads one "/large" reply, checking every byte; while fewer than `slow_until` bytes have
- * arrived it pauses `pause_us` after each read (a TLS record, 16 KiB at most): a peer that keeps
- * reading, for longer than the server's timeouts. 0 when the whole reply arrived intact. */
-static int read_large_slowly(tclient *t, unsigned pause_us, size_t slow_until, char *head,
-                             size_t head_cap)
+/* Reads one "/large" or "/medium" reply of `total` bytes, checking every byte; while fewer than
+ * `slow_until` bytes have arrived it pauses `pause_us` after each read (a TLS record, 16 KiB at
+ * most): a peer that keeps reading, for longer than the server's timeouts. 0 when the whole reply
+ * arrived intact. */
+static int read_large_slowly(tclient *t, size_t total, unsigned pause_us, size_t slow_until,
+                             char *head, size_t head_cap)
 {
     char *end = NULL;
     while (end == NULL) {
@@ -1149,23 +1155,22 @@ static int read_large_slowly(tclient *t, unsigned pause_us, size_t slow_until, c
     head[hl] = '\0';
     char v[32];
     if (strncmp(head, "HTTP/1.1 200 ", 13) != 0 ||
-        find_header(head, "content-length", v, sizeof v) == NULL ||
-        strtoul(v, NULL, 10) != LARGE_LEN)
+        find_header(head, "content-length", v, sizeof v) == NULL || strtoul(v, NULL, 10) != total)
         return -1;
     size_t got = 0, n = t->len - hl;
     const unsigned char *p = (const unsigned char *)t->buf + hl;
     for (;;) {
-        if (n > LARGE_LEN - got)
+        if (n > total - got)
             return -1; /* nothing may follow the body: no request was sent after it */
         for (size_t i = 0; i < n; i++)
             if (p[i] != (got + i) % 251)
                 return -1;
         got += n;
-        if (got == LARGE_LEN)
+        if (got == total)
             break;
         if (got < slow_until)
             usleep(pause_us);
-        size_t want = LARGE_LEN - got < sizeof t->buf ? LARGE_LEN - got : sizeof t->buf;
+        size_t want = total - got < sizeof t->buf ? total - got : sizeof t->buf;
         int r = SSL_read(t->ssl, t->buf, (int)want);
         if (r <= 0) {
             ERR_clear_error();
@@ -1185,6 +1190,25 @@ static long ms_since(const struct timespec *t0)
     return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
+/* On a new keep-alive connection: GET path (a reply of `total` bytes, read slowly up to
+ * slow_until), which must take longer than 1.5 s, the server's timeouts here being 1 s; then the
+ * same connection must serve the next request. 0 on success. */
+static int slow_keepalive(tclient *t, int port, const char *path, size_t total, unsigned pause_us,
+                          size_t slow_until)
+{
+    char req[128], head[4096];
+    tresp r;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    if (tc_connect(t, port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) != 0 ||
+        tc_send(t, req, (size_t)n) != 0 ||
+        read_large_slowly(t, total, pause_us, slow_until, head, sizeof head) != 0 ||
+        strstr(head, "Connection: close") != NULL || ms_since(&t0) <= 1500)
+        return -1;
+    return tc_request(t, "GET", "/", NULL, NULL, &r) == 0 && r.status == 200 ? 0 : -1;
+}
+
 /* A reply much larger than the socket buffers, read at about 5 MB/s for several times the
  * request and idle timeouts (1 s here; the kernel reports the socket writable again only once a
  * third of its send buffer, up to 4 MB, has drained, so the server sees progress in steps of a
@@ -1197,26 +1221,18 @@ static long ms_since(const struct timespec *t0)
 static void *client_slow_large(tresult *res)
 {
     tclient t = {.fd = -1};
-    tresp r;
     char head[4096];
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
     static const char close_req[] = "GET /large HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     CC(res, tc_send(&t, close_req, sizeof close_req - 1) == 0);
-    CC(res, read_large_slowly(&t, 3000, LARGE_LEN, head, sizeof head) == 0);
+    CC(res, read_large_slowly(&t, LARGE_LEN, 3000, LARGE_LEN, head, sizeof head) == 0);
     CC(res, strstr(head, "Connection: close") != NULL);
     CC(res, tc_closed(&t, 3000));
     tc_close(&t);
     CC(res, ms_since(&t0) > 3000); /* longer than the timeouts it must not trip */
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
-    static const char ka_req[] = "GET /large HTTP/1.1\r\nHost: x\r\n\r\n";
-    CC(res, tc_send(&t, ka_req, sizeof ka_req - 1) == 0);
-    CC(res, read_large_slowly(&t, 3000, LARGE_LEN / 2, head, sizeof head) == 0);
-    CC(res, strstr(head, "Connection: close") == NULL);
-    CC(res, ms_since(&t0) > 1500);
-    CC(res, tc_request(&t, "GET", "/", NULL, NULL, &r) == 0 && r.status == 200);
+    CC(res, slow_keepalive(&t, res->port, "/large", LARGE_LEN, 3000, LARGE_LEN / 2) == 0);
 out:
     tc_close(&t);
     return NULL;
@@ -1230,6 +1246,36 @@ static void test_slow_large_reply(void **state)
     cl_http_server_opts o = {.idle_timeout_ms = 1000, .request_timeout_ms = 1000};
     h_start(&h, &o);
     h_clients(&h, 1, client_slow_large, res);
+    h_stop(&h);
+}
+
+/* The idle timer of a keep-alive connection whose last reply is still going out counts from the
+ * last completed write (a write is a 64 KiB chunk, so progress shows every 64 KiB the peer reads).
+ * Small socket buffers at both ends keep most of a 240 KiB reply (under the reply backlog, so the
+ * connection is idle at once) queued in the server; the client reads it one TLS record (16 KiB)
+ * per 160 ms, ~2.4 s in all, against a 1 s idle timeout (a chunk takes ~0.65 s), then sends the
+ * next request on the same connection. Counted from the reply instead, the timer closes the
+ * connection in the middle of the reply. */
+static void *client_slow_medium(tresult *res)
+{
+    tclient t = {.fd = -1};
+    CC(res, slow_keepalive(&t, res->port, "/medium", MEDIUM_LEN, 160000, MEDIUM_LEN) == 0);
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_slow_reply_idle(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    cl_http_server_opts o = {
+        .idle_timeout_ms = 1000, .request_timeout_ms = 1000, .send_buffer_bytes = 16 << 10};
+    h_start(&h, &o);
+    g_client_rcvbuf = 16 << 10;
+    h_clients(&h, 1, client_slow_medium, res);
+    g_client_rcvbuf = 0;
     h_stop(&h);
 }
 
@@ -1626,6 +1672,7 @@ int main(void)
         cmocka_unit_test(test_read_ahead),
         cmocka_unit_test(test_reply_backpressure),
         cmocka_unit_test(test_slow_large_reply),
+        cmocka_unit_test(test_slow_reply_idle),
         cmocka_unit_test(test_concurrent_connections),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_timeouts),
@@ -1642,6 +1689,7 @@ int main(void)
         MT(test_read_ahead),
         MT(test_reply_backpressure),
         MT(test_slow_large_reply),
+        MT(test_slow_reply_idle),
         MT(test_concurrent_connections),
         MT(test_limits),
         MT(test_timeouts),
@@ -1651,5 +1699,9 @@ int main(void)
         MT(test_cork),
 #undef MT
     };
+    /* TEST_FILTER=test_slow_* runs those tests (cmocka glob); HTTP_DEBUG=1 shows the server's
+     * debug log (which connection closed and why). */
+    if (getenv("TEST_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
