@@ -339,10 +339,6 @@ static int has_seal_after(const uint8_t *data, size_t n, size_t from, uint64_t m
     return 0;
 }
 
-/* Zeroes data[from..n) on disk (fd, O_DIRECT-safe: whole aligned blocks), only where the copy in
- * `data` is not zero already; `data` is updated too. The highest block goes first: a crash part
- * way leaves a prefix of the old records, ending at a zeroed block boundary, and never the old
- * seal after a hole (which the next load would take for a missing record). */
 void (*cl_rlog_step_hook)(void);
 
 static void step_hook(void)
@@ -351,6 +347,10 @@ static void step_hook(void)
         cl_rlog_step_hook();
 }
 
+/* Zeroes data[from..n) on disk (fd, O_DIRECT-safe: whole aligned blocks), only where the copy in
+ * `data` is not zero already; `data` is updated too. The highest block goes first: a crash part
+ * way leaves a prefix of the old records, ending at a zeroed block boundary, and never the old
+ * seal after a hole (which the next load would take for a missing record). */
 static int zero_tail(int fd, uint8_t *data, size_t n, size_t from)
 {
     size_t first = from & ~(size_t)(BLOCK - 1);
