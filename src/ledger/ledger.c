@@ -1260,6 +1260,17 @@ int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
 /* ---- open / create / recovery -----------------------------------------------------------------
  */
 
+/* The index is derived state: whatever makes it untrustworthy, it is closed, its files removed,
+ * and the next cl_index_open starts it empty, to be replayed from the chunks. */
+static int lose_index(cl_ledger *l, const char *why, const char *detail)
+{
+    cl_logf(CL_LOG_WARN, "ledger: %s (%s); rebuilding it from the chunks", why, detail);
+    cl_index_close(l->idx);
+    l->idx = NULL;
+    l->loc_seqno = 0;
+    return cl_index_remove_files(l->index_dir);
+}
+
 /* ---- the index marker ---------------------------------------------------------------------
  * The index is committed without syncs (index.h). A process that dies loses none of it: the
  * commits are in the page cache. An operating-system crash or a power cut may leave it torn, and
@@ -1302,11 +1313,8 @@ static int index_marker_set(cl_ledger *l, const cl_ledger_opts *o)
         cl_free(b);
         if (same)
             return CL_OK;
-        cl_logf(CL_LOG_WARN,
-                "ledger: the index was open when the operating system last stopped "
-                "(%s names another boot); rebuilding it from the chunks",
-                path);
-        CL_TRY(cl_index_remove_files(l->index_dir));
+        CL_TRY(lose_index(l, "the index was open when the operating system last stopped",
+                          "index/dirty names another boot"));
     } else if (rc != CL_ENOENT) {
         return rc;
     }
@@ -1645,9 +1653,7 @@ static int derive(cl_ledger *l, const cl_ledger_opts *o)
     size_t map = o->index_map_size ? o->index_map_size : (64u << 20);
     int rc = cl_index_open(l->index_dir, map, &l->idx);
     if (rc == CL_EDB || rc == CL_EUNSUPPORTED) {
-        cl_logf(CL_LOG_WARN, "ledger: index unreadable (%s); rebuilding it from the chunks",
-                cl_errname(rc));
-        CL_TRY(cl_index_remove_files(l->index_dir));
+        CL_TRY(lose_index(l, "index unreadable", cl_errname(rc)));
         rc = cl_index_open(l->index_dir, map, &l->idx);
     }
     CL_TRY(rc);
@@ -1688,14 +1694,7 @@ static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
     int rc = derive(l, o);
     if (rc != CL_EDB)
         return rc;
-    cl_logf(CL_LOG_WARN,
-            "ledger: the index failed while it was brought up to date (%s); "
-            "rebuilding it from the chunks",
-            cl_errname(rc));
-    cl_index_close(l->idx);
-    l->idx = NULL;
-    l->loc_seqno = 0;
-    CL_TRY(cl_index_remove_files(l->index_dir));
+    CL_TRY(lose_index(l, "the index failed while it was brought up to date", cl_errname(rc)));
     return derive(l, o);
 }
 
