@@ -30,6 +30,7 @@
 #include "node/roles.h"
 #include "node/url.h"
 #include "node/users.h"
+#include "nodeutil.h"
 #include "testutil.h"
 
 /* ---- fixture ------------------------------------------------------------------------------- */
@@ -39,15 +40,7 @@
 #define FP_READER 'B'
 #define FP_UNKNOWN 'E'
 
-typedef struct {
-    int calls;
-    int status;
-    char *body;
-    size_t len;
-    size_t nh;
-    char hname[10][64];
-    char hval[10][512];
-} reply_t;
+typedef nu_reply reply_t;
 
 typedef struct {
     char dir[4096];
@@ -57,56 +50,6 @@ typedef struct {
     cl_node_opts o;
     uint64_t next_reqid;
 } env_t;
-
-/* "XX:XX:...": 32 bytes of one hex digit pair. */
-static const char *fp(char c)
-{
-    static char buf[8][96];
-    static int slot;
-    char *b = buf[slot++ % 8];
-    for (int i = 0; i < 32; i++) {
-        b[i * 3] = c;
-        b[i * 3 + 1] = c;
-        b[i * 3 + 2] = i == 31 ? '\0' : ':';
-    }
-    return b;
-}
-
-static void cap_reply(void *ctx, int status, const char *const *h, size_t nh, const void *body,
-                      size_t len)
-{
-    reply_t *r = ctx;
-    r->calls++;
-    r->status = status;
-    free(r->body);
-    r->body = malloc(len + 1);
-    assert_non_null(r->body);
-    if (len)
-        memcpy(r->body, body, len);
-    r->body[len] = 0;
-    r->len = len;
-    assert_true(nh <= 10);
-    r->nh = nh;
-    for (size_t i = 0; i < nh; i++) {
-        snprintf(r->hname[i], sizeof r->hname[i], "%s", h[2 * i]);
-        snprintf(r->hval[i], sizeof r->hval[i], "%s", h[2 * i + 1]);
-    }
-}
-
-static const char *hdr(const reply_t *r, const char *name)
-{
-    for (size_t i = 0; i < r->nh; i++) {
-        if (strcmp(r->hname[i], name) == 0)
-            return r->hval[i];
-    }
-    return NULL;
-}
-
-static void reply_free(reply_t *r)
-{
-    free(r->body);
-    memset(r, 0, sizeof *r);
-}
 
 typedef struct {
     const char *method, *target, *fp, *ctype, *body;
@@ -120,42 +63,10 @@ static int64_t g_not_before, g_not_after;
 /* Builds a cl_http_request like the HTTP layer does and hands it to the node. */
 static reply_t run_spec(env_t *e, const req_spec *s)
 {
-    cl_http_request q;
-    memset(&q, 0, sizeof q);
-    q.method = s->method;
-    q.target = strdup(s->target);
-    const char *qm = strchr(s->target, '?');
-    q.path = qm ? strndup(s->target, (size_t)(qm - s->target)) : strdup(s->target);
-    q.query = strdup(qm ? qm + 1 : "");
-    if (s->ctype != NULL) {
-        q.headers[q.nheaders].name = "content-type";
-        q.headers[q.nheaders++].value = (char *)s->ctype;
-    }
-    if (s->hname != NULL) {
-        q.headers[q.nheaders].name = (char *)s->hname;
-        q.headers[q.nheaders++].value = (char *)s->hvalue;
-    }
-    size_t bl = s->body ? (s->body_len ? s->body_len : strlen(s->body)) : 0;
-    q.body = malloc(bl + 1);
-    if (bl)
-        memcpy(q.body, s->body, bl);
-    q.body[bl] = 0;
-    q.body_len = bl;
-    snprintf(q.client_fingerprint, sizeof q.client_fingerprint, "%s", s->fp ? s->fp : "");
-    if (s->fp != NULL) {
-        int always = g_not_before == 0 && g_not_after == 0;
-        q.client_not_before = always ? 0 : g_not_before;
-        q.client_not_after = always ? INT64_MAX : g_not_after;
-    }
-    q.request_id = ++e->next_reqid;
-    reply_t r;
-    memset(&r, 0, sizeof r);
-    cl_node_handle(e->n, &q, cap_reply, &r);
+    nu_req t = {s->method, s->target, s->fp, s->ctype, s->body,      s->body_len,
+                s->hname,  s->hvalue, NULL,  NULL,     g_not_before, g_not_after};
+    reply_t r = nu_run(e->n, &t, ++e->next_reqid);
     assert_int_equal(r.calls, 1);
-    free(q.target);
-    free(q.path);
-    free(q.query);
-    free(q.body);
     return r;
 }
 
@@ -202,7 +113,7 @@ static void env_open_node(env_t *e)
     e->o.ledger_id = "testledger";
     assert_int_equal(cl_node_new(&e->o, &e->n), CL_OK);
     int st = 1;
-    assert_int_equal(cl_node_bootstrap_admin(e->n, fp(FP_ADMIN), admin_done, &st), CL_OK);
+    assert_int_equal(cl_node_bootstrap_admin(e->n, tu_fp(FP_ADMIN), admin_done, &st), CL_OK);
     assert_int_equal(st, CL_OK);
     assert_int_equal(cl_node_start(e->n), CL_OK);
 }
@@ -254,12 +165,12 @@ static void run_loop_ms(env_t *e, unsigned ms)
 static void add_user(env_t *e, char c, const char *role)
 {
     char t[200], b[100];
-    snprintf(t, sizeof t, "/app/users/%s?api-version=2022-05-13", fp(c));
+    snprintf(t, sizeof t, "/app/users/%s?api-version=2022-05-13", tu_fp(c));
     snprintf(b, sizeof b, "{\"assignedRole\":\"%s\"}", role);
-    reply_t r = rq(e, "PATCH", t, fp(FP_ADMIN), b);
+    reply_t r = rq(e, "PATCH", t, tu_fp(FP_ADMIN), b);
     if (r.status != 200)
         fail_msg("PATCH %s: %d %s", t, r.status, r.body);
-    reply_free(&r);
+    nu_reply_free(&r);
 }
 
 /* POST an entry; returns the transaction id (static buffer). */
@@ -272,13 +183,13 @@ static const char *post(env_t *e, const char *coll_q, const char *contents)
     json_t *b = json_pack("{s:s}", "contents", contents);
     char *bs = json_dumps(b, JSON_COMPACT);
     json_decref(b);
-    reply_t r = rq(e, "POST", t, fp(FP_ADMIN), bs);
+    reply_t r = rq(e, "POST", t, tu_fp(FP_ADMIN), bs);
     free(bs);
     if (r.status != 200)
         fail_msg("POST %s: %d %s", t, r.status, r.body);
-    assert_non_null(hdr(&r, "x-ms-ccf-transaction-id"));
-    snprintf(txid, sizeof txid, "%s", hdr(&r, "x-ms-ccf-transaction-id"));
-    reply_free(&r);
+    assert_non_null(nu_header(&r, "x-ms-ccf-transaction-id"));
+    snprintf(txid, sizeof txid, "%s", nu_header(&r, "x-ms-ccf-transaction-id"));
+    nu_reply_free(&r);
     return txid;
 }
 
@@ -310,7 +221,7 @@ static void test_write_read_receipt(void **state)
     env_t *e = env_new();
     req_spec s = {"POST",
                   "/app/transactions?api-version=2022-05-13",
-                  fp(FP_ADMIN),
+                  tu_fp(FP_ADMIN),
                   "application/json; charset=UTF-8",
                   "{\"contents\":\"hello ledger\",\"collectionId\":\"ignored\"}",
                   0,
@@ -319,70 +230,70 @@ static void test_write_read_receipt(void **state)
     reply_t r = run_spec(e, &s);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"collectionId\":\"subledger:0\"}");
-    assert_string_equal(hdr(&r, "x-ms-client-request-id"), "req-123");
-    assert_non_null(hdr(&r, "x-ms-request-id"));
+    assert_string_equal(nu_header(&r, "x-ms-client-request-id"), "req-123");
+    assert_non_null(nu_header(&r, "x-ms-request-id"));
     char txid[64], url[256];
-    snprintf(txid, sizeof txid, "%s", hdr(&r, "x-ms-ccf-transaction-id"));
+    snprintf(txid, sizeof txid, "%s", nu_header(&r, "x-ms-ccf-transaction-id"));
     assert_true(strncmp(txid, "2.", 2) == 0);
-    reply_free(&r);
+    nu_reply_free(&r);
 
     /* Not yet signed: Pending / Loading. */
     snprintf(url, sizeof url, "/app/transactions/%s/status?api-version=2022-05-13", txid);
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
     char want[200];
     snprintf(want, sizeof want, "{\"state\":\"Pending\",\"transactionId\":\"%s\"}", txid);
     assert_string_equal(r.body, want);
-    assert_non_null(hdr(&r, "x-ms-ccf-transaction-id"));
-    reply_free(&r);
+    assert_non_null(nu_header(&r, "x-ms-ccf-transaction-id"));
+    nu_reply_free(&r);
     snprintf(url, sizeof url, "/app/transactions/%s?api-version=2022-05-13", txid);
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body, "{\"state\":\"Loading\"}");
-    reply_free(&r);
+    nu_reply_free(&r);
     snprintf(url, sizeof url, "/app/transactions/%s/receipt?api-version=2022-05-13", txid);
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"receipt\":null,\"state\":\"Loading\",\"transactionId\":\"\"}");
-    reply_free(&r);
+    nu_reply_free(&r);
 
     /* /current sees the write before it commits, transactionId = read point. */
-    r = rq(e, "GET", "/app/transactions/current?api-version=2022-05-13", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/transactions/current?api-version=2022-05-13", tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
     json_t *j = body_json(&r);
     assert_string_equal(jstr(j, "contents"), "hello ledger");
     assert_string_equal(jstr(j, "collectionId"), "subledger:0");
-    assert_string_equal(jstr(j, "transactionId"), hdr(&r, "x-ms-ccf-transaction-id"));
+    assert_string_equal(jstr(j, "transactionId"), nu_header(&r, "x-ms-ccf-transaction-id"));
     json_decref(j);
-    reply_free(&r);
+    nu_reply_free(&r);
 
     /* The signature timer commits it. */
     run_loop_ms(e, 60);
     assert_true(cl_ledger_signed_seqno(e->l) > txid_seqno(txid));
     snprintf(url, sizeof url, "/app/transactions/%s/status", txid); /* no api-version */
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     snprintf(want, sizeof want, "{\"state\":\"Committed\",\"transactionId\":\"%s\"}", txid);
     assert_string_equal(r.body, want);
-    reply_free(&r);
+    nu_reply_free(&r);
     snprintf(url, sizeof url, "/app/transactions/%s?api-version=2022-05-13", txid);
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     snprintf(want, sizeof want,
              "{\"entry\":{\"collectionId\":\"subledger:0\",\"contents\":\"hello ledger\","
              "\"transactionId\":\"%s\"},\"state\":\"Ready\"}",
              txid);
     assert_string_equal(r.body, want);
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Same id, another collection: 404 ResourceNotFound. */
     snprintf(url, sizeof url, "/app/transactions/%s?collectionId=other", txid);
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
+    nu_reply_free(&r);
 
     /* Receipt, GA version: no applicationClaims; verifies against the service cert. */
     const char *svc = cl_ledger_service_cert_pem(e->l);
     for (int v = 0; v < 2; v++) {
         snprintf(url, sizeof url, "/app/transactions/%s/receipt?api-version=%s", txid,
                  v ? "2023-01-18-preview" : "2022-05-13");
-        r = rq(e, "GET", url, fp(FP_READER == 0 ? FP_ADMIN : FP_ADMIN), NULL);
+        r = rq(e, "GET", url, tu_fp(FP_READER == 0 ? FP_ADMIN : FP_ADMIN), NULL);
         assert_int_equal(r.status, 200);
         j = body_json(&r);
         assert_string_equal(jstr(j, "state"), "Ready");
@@ -409,38 +320,38 @@ static void test_write_read_receipt(void **state)
         json_decref(claims);
         cl_receipt_clear(&rec);
         json_decref(j);
-        reply_free(&r);
+        nu_reply_free(&r);
     }
 
     /* Signature transactions have no receipt. */
     char sig[64];
     snprintf(sig, sizeof sig, "2.%llu", (unsigned long long)cl_ledger_signed_seqno(e->l));
     snprintf(url, sizeof url, "/app/transactions/%s/receipt", sig);
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    assert_null(hdr(&r, "x-ms-ccf-transaction-id"));
-    reply_free(&r);
+    assert_null(nu_header(&r, "x-ms-ccf-transaction-id"));
+    nu_reply_free(&r);
     /* Receipts of user changes are served (the bootstrap admin write at seqno 5). */
-    r = rq(e, "GET", "/app/transactions/2.5/receipt", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/transactions/2.5/receipt", tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Ids: unknown / invalid / malformed. */
-    r = rq(e, "GET", "/app/transactions/2.999999/status", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/transactions/2.999999/status", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "TransactionNotFound");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions/3.1/status", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/3.1/status", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "InvalidTransactionId");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions/1.999999/receipt", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/1.999999/receipt", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "InvalidTransactionId");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions/02.1", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/02.1", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 400, "InvalidTransactionId");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Internal entry (seqno 1): not an entry of any collection. */
-    r = rq(e, "GET", "/app/transactions/2.1", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/transactions/2.1", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Enough writes trigger a signature without the timer (sig_max_entries). */
     env_free(e);
 }
@@ -478,7 +389,7 @@ static size_t list_all(env_t *e, const char *first, int js, char (*contents)[32]
     size_t n = 0;
     *pages = 0;
     for (;;) {
-        reply_t r = rq(e, "GET", url, fp(FP_READER), NULL);
+        reply_t r = rq(e, "GET", url, tu_fp(FP_READER), NULL);
         if (r.status != 200)
             fail_msg("GET %s: %d %s", url, r.status, r.body);
         (*pages)++;
@@ -503,7 +414,7 @@ static size_t list_all(env_t *e, const char *first, int js, char (*contents)[32]
         if (next == NULL) {
             assert_null(json_object_get(j, "nextLink"));
             json_decref(j);
-            reply_free(&r);
+            nu_reply_free(&r);
             break;
         }
         assert_true(next[0] == '/');
@@ -513,7 +424,7 @@ static size_t list_all(env_t *e, const char *first, int js, char (*contents)[32]
         else
             snprintf(url, sizeof url, "%s", next);
         json_decref(j);
-        reply_free(&r);
+        nu_reply_free(&r);
         assert_true(*pages < 100);
     }
     return n;
@@ -535,7 +446,7 @@ static void test_range_past_commit(void **state)
              "/app/transactions?api-version=2022-05-13&collectionId=rg&fromTransactionId=%s"
              "&toTransactionId=%s",
              a, b);
-    reply_t r = rq(e, "GET", t, fp(FP_ADMIN), NULL);
+    reply_t r = rq(e, "GET", t, tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
     json_t *j = body_json(&r);
     assert_int_equal(json_array_size(json_object_get(j, "entries")), 0);
@@ -544,9 +455,9 @@ static void test_range_past_commit(void **state)
     char next[512];
     snprintf(next, sizeof next, "%s", link);
     json_decref(j);
-    reply_free(&r);
+    nu_reply_free(&r);
     assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
-    r = rq(e, "GET", next, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", next, tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
     j = body_json(&r);
     json_t *en = json_object_get(j, "entries");
@@ -557,18 +468,18 @@ static void test_range_past_commit(void **state)
                         "second");
     assert_null(json_object_get(j, "nextLink"));
     json_decref(j);
-    reply_free(&r);
+    nu_reply_free(&r);
     /* a bound past the last written entry is still cut at the commit point: paging ends */
     snprintf(t, sizeof t,
              "/app/transactions?api-version=2022-05-13&collectionId=rg&fromTransactionId=%s"
              "&toTransactionId=2.999999",
              a);
-    r = rq(e, "GET", t, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", t, tu_fp(FP_ADMIN), NULL);
     j = body_json(&r);
     assert_int_equal(json_array_size(json_object_get(j, "entries")), 2);
     assert_null(json_object_get(j, "nextLink"));
     json_decref(j);
-    reply_free(&r);
+    nu_reply_free(&r);
     env_free(e);
 }
 
@@ -611,7 +522,7 @@ static void test_paging(void **state)
         }
     }
     /* The upper bound is pinned by the first page: later writes are not listed. */
-    reply_t r = rq(e, "GET", "/app/transactions?collectionId=pg%3A1", fp(FP_READER), NULL);
+    reply_t r = rq(e, "GET", "/app/transactions?collectionId=pg%3A1", tu_fp(FP_READER), NULL);
     json_t *j = body_json(&r);
     char next[1024];
     const char *nl = jstr(j, "nextLink");
@@ -621,7 +532,7 @@ static void test_paging(void **state)
     assert_non_null(strstr(next, "collectionId=pg%3A1"));
     assert_non_null(strstr(next, "api-version=2022-05-13")); /* default when absent */
     json_decref(j);
-    reply_free(&r);
+    nu_reply_free(&r);
     post(e, "collectionId=pg%3A1", "late");
     assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
     int p2;
@@ -633,7 +544,7 @@ static void test_paging(void **state)
     /* Range, explicit to, from > to, bad ids, unknown collection. */
     r = rq(e, "GET",
            "/app/transactions?collectionId=pg%3A1&fromTransactionId=2.20&toTransactionId=2.30",
-           fp(FP_READER), NULL);
+           tu_fp(FP_READER), NULL);
     j = body_json(&r);
     assert_null(json_object_get(j, "nextLink"));
     size_t i;
@@ -644,27 +555,27 @@ static void test_paging(void **state)
         assert_true(s >= 20 && s <= 30);
     }
     json_decref(j);
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions?fromTransactionId=2.30&toTransactionId=2.20", fp(FP_READER),
-           NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions?fromTransactionId=2.30&toTransactionId=2.20",
+           tu_fp(FP_READER), NULL);
     EXPECT(r, 400, "InvalidTransactionId");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions?fromTransactionId=x", fp(FP_READER), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions?fromTransactionId=x", tu_fp(FP_READER), NULL);
     EXPECT(r, 400, "InvalidTransactionId");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions?collectionId=nope", fp(FP_READER), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions?collectionId=nope", tu_fp(FP_READER), NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"entries\":[],\"state\":\"Ready\"}");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* /current of a collection and of an empty one. */
-    r = rq(e, "GET", "/app/transactions/current?collectionId=pg%3A1", fp(FP_READER), NULL);
+    r = rq(e, "GET", "/app/transactions/current?collectionId=pg%3A1", tu_fp(FP_READER), NULL);
     j = body_json(&r);
     assert_string_equal(jstr(j, "contents"), "late");
     json_decref(j);
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions/current?collectionId=empty", fp(FP_READER), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/current?collectionId=empty", tu_fp(FP_READER), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
+    nu_reply_free(&r);
     free(got);
     env_free(e);
 }
@@ -678,19 +589,19 @@ static void test_collections(void **state)
     post(e, NULL, "2");
     post(e, "collectionId=a+b", "3"); /* '+' is a space: "a b" */
     post(e, "collectionId=%E2%82%AC", "4");
-    reply_t r = rq(e, "GET", "/app/collections?api-version=2022-05-13", fp(FP_ADMIN), NULL);
+    reply_t r = rq(e, "GET", "/app/collections?api-version=2022-05-13", tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body, "{\"collections\":[]}"); /* none committed yet */
-    reply_free(&r);
+    nu_reply_free(&r);
     assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
-    r = rq(e, "GET", "/app/collections?api-version=2022-05-13", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/collections?api-version=2022-05-13", tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body, "{\"collections\":[{\"collectionId\":\"b c\"},{\"collectionId\":"
                                 "\"subledger:0\"},{\"collectionId\":\"a b\"},{\"collectionId\":"
                                 "\"\xE2\x82\xAC\"}]}");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/collections?api-version=2022-04-20-preview", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/collections?api-version=2022-04-20-preview", tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body, "[{\"id\":\"b c\"},{\"id\":\"subledger:0\"},{\"id\":\"a b\"},"
                                 "{\"id\":\"\xE2\x82\xAC\"}]");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* More than one page (1,000 per page), followed through nextLink. */
     char q[64], url[2048];
     for (int i = 0; i < 1001; i++) {
@@ -702,7 +613,7 @@ static void test_collections(void **state)
     size_t total = 0;
     int pages = 0;
     for (;;) {
-        r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+        r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
         assert_int_equal(r.status, 200);
         json_t *j = body_json(&r);
         total += json_array_size(json_object_get(j, "collections"));
@@ -711,7 +622,7 @@ static void test_collections(void **state)
         if (next)
             snprintf(url, sizeof url, "%s&api-version=2022-05-13", next);
         json_decref(j);
-        reply_free(&r);
+        nu_reply_free(&r);
         if (!next)
             break;
     }
@@ -730,10 +641,10 @@ static void test_collection_limits(void **state)
     post(e, "collectionId=three", "x");
     post(e, NULL, "default is not counted");
     uint64_t last = cl_ledger_last_seqno(e->l);
-    reply_t r =
-        rq(e, "POST", "/app/transactions?collectionId=four", fp(FP_ADMIN), "{\"contents\":\"x\"}");
+    reply_t r = rq(e, "POST", "/app/transactions?collectionId=four", tu_fp(FP_ADMIN),
+                   "{\"contents\":\"x\"}");
     EXPECT(r, 400, "CollectionCapacityExceeded");
-    reply_free(&r);
+    nu_reply_free(&r);
     assert_int_equal(cl_ledger_last_seqno(e->l), last);
     post(e, "collectionId=two", "existing collections still take writes");
     /* Collection id length: 256 bytes allowed, 257 refused (after decoding). */
@@ -746,9 +657,9 @@ static void test_collection_limits(void **state)
     strcat(q, "B");
     char t[1400];
     snprintf(t, sizeof t, "/app/transactions?%s", q);
-    r = rq(e, "POST", t, fp(FP_ADMIN), "{\"contents\":\"x\"}");
+    r = rq(e, "POST", t, tu_fp(FP_ADMIN), "{\"contents\":\"x\"}");
     EXPECT(r, 400, "CollectionIdTooLong");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Contents: exactly 8192 bytes allowed, 8193 refused; multi-byte characters count bytes. */
     char *big = malloc(8200);
     memset(big, 'z', 8192);
@@ -756,17 +667,17 @@ static void test_collection_limits(void **state)
     post(e, NULL, big);
     char *body = malloc(9000);
     snprintf(body, 9000, "{\"contents\":\"%sz\"}", big);
-    r = rq(e, "POST", "/app/transactions", fp(FP_ADMIN), body);
+    r = rq(e, "POST", "/app/transactions", tu_fp(FP_ADMIN), body);
     EXPECT(r, 400, "EntrySizeCapacityExceeded");
     assert_non_null(strstr(r.body, "Entry contents of 8193 bytes exceed the limit of 8192 bytes."));
-    reply_free(&r);
+    nu_reply_free(&r);
     memset(big, 0, 8200);
     for (int i = 0; i < 2731; i++)
         strcat(big, "\xE2\x82\xAC"); /* 8193 bytes */
     snprintf(body, 9000, "{\"contents\":\"%s\"}", big);
-    r = rq(e, "POST", "/app/transactions", fp(FP_ADMIN), body);
+    r = rq(e, "POST", "/app/transactions", tu_fp(FP_ADMIN), body);
     EXPECT(r, 400, "EntrySizeCapacityExceeded");
-    reply_free(&r);
+    nu_reply_free(&r);
     free(big);
     free(body);
     env_free(e);
@@ -779,52 +690,52 @@ static void test_error_codes(void **state)
     env_t *e = env_new();
     add_user(e, FP_READER, "Reader");
     reply_t r;
-    r = rq(e, "POST", "/app/transactions", fp(FP_ADMIN), "{\"contents\":");
+    r = rq(e, "POST", "/app/transactions", tu_fp(FP_ADMIN), "{\"contents\":");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions/abc", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/abc", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 400, "InvalidTransactionId");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions/9.1", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/9.1", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "InvalidTransactionId");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions/2.100", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/2.100", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "TransactionNotFound");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/nothing", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/nothing", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
-    r = rq(e, "PUT", "/app/transactions", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "PUT", "/app/transactions", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 405, "MethodNotAllowed");
-    assert_string_equal(hdr(&r, "Allow"), "GET, POST");
-    reply_free(&r);
-    r = rq(e, "DELETE", "/app/transactions/current", fp(FP_ADMIN), NULL);
+    assert_string_equal(nu_header(&r, "Allow"), "GET, POST");
+    nu_reply_free(&r);
+    r = rq(e, "DELETE", "/app/transactions/current", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 405, "MethodNotAllowed");
-    assert_string_equal(hdr(&r, "Allow"), "GET");
-    reply_free(&r);
+    assert_string_equal(nu_header(&r, "Allow"), "GET");
+    nu_reply_free(&r);
     size_t bl = (1u << 20) + 1;
     char *big = malloc(bl + 1);
     memset(big, ' ', bl);
     big[bl] = 0;
-    r = rq(e, "POST", "/app/transactions", fp(FP_ADMIN), big);
+    r = rq(e, "POST", "/app/transactions", tu_fp(FP_ADMIN), big);
     EXPECT(r, 413, "RequestBodyTooLarge");
-    reply_free(&r);
+    nu_reply_free(&r);
     free(big);
     req_spec s = {
-        "POST", "/app/transactions", fp(FP_ADMIN), "text/plain", "{\"contents\":\"x\"}", 0, NULL,
+        "POST", "/app/transactions", tu_fp(FP_ADMIN), "text/plain", "{\"contents\":\"x\"}", 0, NULL,
         NULL};
     r = run_spec(e, &s);
     EXPECT(r, 415, "UnsupportedContentType");
-    reply_free(&r);
+    nu_reply_free(&r);
     r = rq(e, "GET", "/app/transactions", NULL, NULL);
     EXPECT(r, 401, "InvalidAuthenticationInfo");
-    reply_free(&r);
-    assert_null(hdr(&r, "WWW-Authenticate"));
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions", fp(FP_UNKNOWN), NULL);
+    nu_reply_free(&r);
+    assert_null(nu_header(&r, "WWW-Authenticate"));
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions", tu_fp(FP_UNKNOWN), NULL);
     EXPECT(r, 401, "InvalidAuthenticationInfo");
-    assert_null(hdr(&r, "WWW-Authenticate"));
-    reply_free(&r);
+    assert_null(nu_header(&r, "WWW-Authenticate"));
+    nu_reply_free(&r);
     /* A caller that sent a token (not supported) is told so, with the RFC 6750 challenge; so is
      * one whose certificate is unknown. A registered certificate wins over a token. */
     req_spec bearer = {"GET",
@@ -838,100 +749,100 @@ static void test_error_codes(void **state)
     r = run_spec(e, &bearer);
     EXPECT(r, 401, "InvalidAuthenticationInfo");
     assert_non_null(strstr(r.body, "Bearer tokens are not supported"));
-    assert_string_equal(hdr(&r, "WWW-Authenticate"),
+    assert_string_equal(nu_header(&r, "WWW-Authenticate"),
                         "Bearer realm=\"cledger\", error=\"invalid_token\"");
-    reply_free(&r);
-    bearer.fp = fp(FP_UNKNOWN);
+    nu_reply_free(&r);
+    bearer.fp = tu_fp(FP_UNKNOWN);
     r = run_spec(e, &bearer);
     EXPECT(r, 401, "InvalidAuthenticationInfo");
     assert_non_null(strstr(r.body, "not registered"));
-    assert_non_null(hdr(&r, "WWW-Authenticate"));
-    reply_free(&r);
-    bearer.fp = fp(FP_ADMIN);
+    assert_non_null(nu_header(&r, "WWW-Authenticate"));
+    nu_reply_free(&r);
+    bearer.fp = tu_fp(FP_ADMIN);
     r = run_spec(e, &bearer);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     /* A registered certificate outside its validity period (the node's clock): 401 naming the
      * period; inside it (bounds inclusive), admitted. */
     int64_t now = (int64_t)time(NULL);
     g_not_before = now - 86400;
     g_not_after = now - 60;
-    r = rq(e, "GET", "/app/collections", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/collections", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 401, "InvalidAuthenticationInfo");
     assert_non_null(strstr(r.body, "not valid now"));
-    reply_free(&r);
+    nu_reply_free(&r);
     g_not_before = now + 3600;
     g_not_after = now + 86400;
-    r = rq(e, "GET", "/app/collections", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/collections", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 401, "InvalidAuthenticationInfo");
-    reply_free(&r);
+    nu_reply_free(&r);
     g_not_before = now - 10;
     g_not_after = now + 600;
-    r = rq(e, "GET", "/app/collections", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/collections", tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     g_not_before = g_not_after = 0;
-    r = rq(e, "POST", "/app/transactions", fp(FP_READER), "{\"contents\":\"x\"}");
+    r = rq(e, "POST", "/app/transactions", tu_fp(FP_READER), "{\"contents\":\"x\"}");
     EXPECT(r, 403, "AuthorizationFailed");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/userDefinedFunctions", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/userDefinedFunctions", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 501, "NotImplemented");
-    reply_free(&r);
-    r = rq(e, "POST", "/app/transactions?tags=a,b", fp(FP_ADMIN), "{\"contents\":\"x\"}");
+    nu_reply_free(&r);
+    r = rq(e, "POST", "/app/transactions?tags=a,b", tu_fp(FP_ADMIN), "{\"contents\":\"x\"}");
     EXPECT(r, 501, "NotImplemented");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions/%ZZ", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/%ZZ", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions?collectionId=a%00b", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions?collectionId=a%00b", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Lower-case fingerprints are normalised. */
     char lower[96];
-    snprintf(lower, sizeof lower, "%s", fp('d'));
+    snprintf(lower, sizeof lower, "%s", tu_fp('d'));
     add_user(e, 'D', "Reader");
     r = rq(e, "GET", "/app/transactions", lower, NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     /* api-version: unknown accepted (newest); strict mode refuses; duplicates: last wins. */
-    r = rq(e, "GET", "/app/collections?api-version=2099-01-01", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/collections?api-version=2099-01-01", tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     r = rq(e, "GET", "/app/collections?api-version=2022-05-13&api-version=2022-04-20-preview",
-           fp(FP_ADMIN), NULL);
+           tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body, "[]");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Not started / not the leader: 503. */
     env_close_node(e);
     cl_node_opts o = e->o;
     assert_int_equal(cl_node_new(&o, &e->n), CL_OK);
-    r = rq(e, "GET", "/app/transactions", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/transactions", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 503, "ServiceUnavailable");
-    assert_non_null(hdr(&r, "Retry-After"));
-    reply_free(&r);
+    assert_non_null(nu_header(&r, "Retry-After"));
+    nu_reply_free(&r);
     r = rq(e, "GET", "/node/ready", NULL, NULL);
     EXPECT(r, 503, "ServiceUnavailable");
-    reply_free(&r);
+    nu_reply_free(&r);
     r = rq(e, "GET", "/node/state", NULL, NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     env_close_node(e);
     e->o.strict_api_version = 1;
     env_open_node(e);
     e->o.strict_api_version = 0;
-    r = rq(e, "GET", "/app/collections?api-version=2099-01-01", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/collections?api-version=2099-01-01", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 400, "UnsupportedApiVersion");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/collections?api-version=2024-12-09-preview", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/collections?api-version=2024-12-09-preview", tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Strict mode is about the /app API's versions: the unversioned routes ignore the value. */
     r = rq(e, "GET", "/ledgerIdentity/testledger?api-version=2099-01-01", NULL, NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     r = rq(e, "GET", "/node/state?api-version=bogus", NULL, NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     env_free(e);
 }
 
@@ -950,13 +861,13 @@ static void test_not_leader(void **state)
     assert_int_equal(cl_node_set_writer(e->n, &w), CL_OK);
     g_nonleader = e->n;
     uint64_t last = cl_ledger_last_seqno(e->l);
-    reply_t r = rq(e, "POST", "/app/transactions", fp(FP_ADMIN), "{\"contents\":\"x\"}");
+    reply_t r = rq(e, "POST", "/app/transactions", tu_fp(FP_ADMIN), "{\"contents\":\"x\"}");
     EXPECT(r, 503, "ServiceUnavailable");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/transactions/current", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/current", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
-    assert_int_equal(cl_node_bootstrap_admin(e->n, fp(FP_ADMIN), NULL, NULL), CL_OK);
+    nu_reply_free(&r);
+    assert_int_equal(cl_node_bootstrap_admin(e->n, tu_fp(FP_ADMIN), NULL, NULL), CL_OK);
     assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
     assert_int_equal(cl_ledger_last_seqno(e->l), last);
     env_free(e);
@@ -1031,7 +942,7 @@ static void test_role_matrix(void **state)
     } callers[] = {{NULL, -1}, {"E", -2}, {"B", 1}, {"C", 2}, {"A", 3}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         for (size_t k = 0; k < sizeof callers / sizeof callers[0]; k++) {
-            const char *who = callers[k].who ? fp(callers[k].who[0]) : NULL;
+            const char *who = callers[k].who ? tu_fp(callers[k].who[0]) : NULL;
             reply_t r = rq(e, cases[i].method, cases[i].target, who, cases[i].body);
             int lvl = callers[k].level;
             if (cases[i].need == 0) {
@@ -1047,10 +958,10 @@ static void test_role_matrix(void **state)
                          r.body);
             }
             if (r.status / 100 == 2 && strncmp(cases[i].target, "/app/", 5) == 0)
-                assert_non_null(hdr(&r, "x-ms-ccf-transaction-id"));
+                assert_non_null(nu_header(&r, "x-ms-ccf-transaction-id"));
             if (r.status / 100 != 2)
-                assert_null(hdr(&r, "x-ms-ccf-transaction-id"));
-            reply_free(&r);
+                assert_null(nu_header(&r, "x-ms-ccf-transaction-id"));
+            nu_reply_free(&r);
         }
     }
     /* Identity, enclave quotes, constitution and node reads: shapes. */
@@ -1058,13 +969,13 @@ static void test_role_matrix(void **state)
     json_t *j = body_json(&r);
     assert_string_equal(jstr(j, "ledgerId"), "testledger");
     assert_string_equal(jstr(j, "ledgerTlsCertificate"), cl_ledger_service_cert_pem(e->l));
-    assert_null(hdr(&r, "x-ms-ccf-transaction-id"));
+    assert_null(nu_header(&r, "x-ms-ccf-transaction-id"));
     json_decref(j);
-    reply_free(&r);
+    nu_reply_free(&r);
     r = rq(e, "GET", "/ledgerIdentity/other", NULL, NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/enclaveQuotes", fp(FP_READER), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/enclaveQuotes", tu_fp(FP_READER), NULL);
     j = body_json(&r);
     char node[65];
     assert_non_null(jstr(j, "currentNodeId"));
@@ -1081,22 +992,22 @@ static void test_role_matrix(void **state)
         snprintf(want + 2 * i, 3, "%02x", (unsigned char)ev[i]);
     assert_string_equal(jstr(q, "raw"), want);
     json_decref(j);
-    reply_free(&r);
-    r = rq(e, "GET", "/app/governance/constitution", fp(FP_READER), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/governance/constitution", tu_fp(FP_READER), NULL);
     j = body_json(&r);
     assert_non_null(strstr(jstr(j, "script"), "cledger constitution"));
     assert_int_equal(strlen(jstr(j, "digest")), 64);
     json_decref(j);
-    reply_free(&r);
-    r = rq(e, "GET", "/app/governance/members", fp(FP_READER), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/governance/members", tu_fp(FP_READER), NULL);
     assert_string_equal(r.body, "{\"members\":[]}");
-    reply_free(&r);
+    nu_reply_free(&r);
     r = rq(e, "GET", "/node/state", NULL, NULL);
     j = body_json(&r);
     assert_string_equal(jstr(j, "state"), "PartOfNetwork");
     assert_string_equal(jstr(j, "nodeId"), node);
     json_decref(j);
-    reply_free(&r);
+    nu_reply_free(&r);
     env_free(e);
 }
 
@@ -1115,7 +1026,7 @@ static void test_users(void **state)
     snprintf(url, sizeof url, "/app/users/%s?api-version=2022-05-13", enc);
     req_spec s = {"PATCH",
                   url,
-                  fp(FP_ADMIN),
+                  tu_fp(FP_ADMIN),
                   "application/merge-patch+json",
                   "{\"assignedRole\":\"Contributor\",\"userId\":\"ignored\"}",
                   0,
@@ -1126,116 +1037,117 @@ static void test_users(void **state)
     char want[400];
     snprintf(want, sizeof want, "{\"assignedRole\":\"Contributor\",\"userId\":\"%s\"}", id);
     assert_string_equal(r.body, want);
-    const char *tx = hdr(&r, "x-ms-ccf-transaction-id");
+    const char *tx = nu_header(&r, "x-ms-ccf-transaction-id");
     assert_non_null(tx);
     assert_int_equal(txid_seqno(tx), cl_ledger_last_seqno(e->l));
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Python: raw ':'; lower-case form finds the same user. */
     snprintf(url, sizeof url, "/app/users/%s", id);
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body, want);
-    reply_free(&r);
+    nu_reply_free(&r);
     char lower[200];
     snprintf(lower, sizeof lower, "/app/users/%s", id);
     for (char *p = lower; *p; p++)
         if (*p >= 'A' && *p <= 'F')
             *p = (char)(*p - 'A' + 'a');
-    r = rq(e, "GET", lower, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", lower, tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body, want);
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Multi-role API on the same store. */
     snprintf(url, sizeof url, "/app/ledgerUsers/%s", enc);
-    r = rq(e, "PATCH", url, fp(FP_ADMIN),
+    r = rq(e, "PATCH", url, tu_fp(FP_ADMIN),
            "{\"assignedRoles\":[\"Reader\",\"Contributor\",\"Reader\"]}");
     assert_int_equal(r.status, 200);
     snprintf(want, sizeof want,
              "{\"assignedRoles\":[\"Contributor\",\"Reader\"],\"userId\":\"%s\"}", id);
     assert_string_equal(r.body, want);
-    reply_free(&r);
+    nu_reply_free(&r);
     snprintf(url, sizeof url, "/app/users/%s", id);
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     snprintf(want, sizeof want, "{\"assignedRole\":\"Contributor\",\"userId\":\"%s\"}", id);
     assert_string_equal(r.body, want);
-    reply_free(&r);
+    nu_reply_free(&r);
     /* GUID ids: case-insensitive, echoed as first stored. */
-    r = rq(e, "PATCH", "/app/ledgerUsers/7D3C9A5E-0B8E-4A6F-9F7A-1A2B3C4D5E6F", fp(FP_ADMIN),
+    r = rq(e, "PATCH", "/app/ledgerUsers/7D3C9A5E-0B8E-4A6F-9F7A-1A2B3C4D5E6F", tu_fp(FP_ADMIN),
            "{\"assignedRoles\":[\"Reader\"]}");
     assert_int_equal(r.status, 200);
-    reply_free(&r);
-    r = rq(e, "GET", "/app/ledgerUsers/7d3c9a5e-0b8e-4a6f-9f7a-1a2b3c4d5e6f", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/ledgerUsers/7d3c9a5e-0b8e-4a6f-9f7a-1a2b3c4d5e6f", tu_fp(FP_ADMIN),
+           NULL);
     assert_string_equal(r.body, "{\"assignedRoles\":[\"Reader\"],\"userId\":"
                                 "\"7D3C9A5E-0B8E-4A6F-9F7A-1A2B3C4D5E6F\"}");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* An id with an encoded slash stays one segment. */
-    r = rq(e, "PATCH", "/app/users/a%2Fb", fp(FP_ADMIN), "{\"assignedRole\":\"Reader\"}");
+    r = rq(e, "PATCH", "/app/users/a%2Fb", tu_fp(FP_ADMIN), "{\"assignedRole\":\"Reader\"}");
     assert_string_equal(r.body, "{\"assignedRole\":\"Reader\",\"userId\":\"a/b\"}");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Lists. */
-    r = rq(e, "GET", "/app/users", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/users", tu_fp(FP_ADMIN), NULL);
     json_t *j = body_json(&r);
     assert_int_equal(json_array_size(json_object_get(j, "ledgerUsers")), 4);
     json_decref(j);
-    reply_free(&r);
-    r = rq(e, "GET", "/app/ledgerUsers", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/ledgerUsers", tu_fp(FP_ADMIN), NULL);
     j = body_json(&r);
     json_t *first = json_array_get(json_object_get(j, "ledgerUsers"), 0);
     assert_true(json_is_array(json_object_get(first, "assignedRoles")));
     json_decref(j);
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Errors: bad role, bare string body, empty array, unknown user. */
-    r = rq(e, "PATCH", "/app/users/x1", fp(FP_ADMIN), "{\"assignedRole\":\"Owner\"}");
+    r = rq(e, "PATCH", "/app/users/x1", tu_fp(FP_ADMIN), "{\"assignedRole\":\"Owner\"}");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
-    r = rq(e, "PATCH", "/app/users/x1", fp(FP_ADMIN), "\"Contributor\"");
+    nu_reply_free(&r);
+    r = rq(e, "PATCH", "/app/users/x1", tu_fp(FP_ADMIN), "\"Contributor\"");
     EXPECT(r, 400, "InvalidInput");
     assert_non_null(strstr(r.body, "Expected object"));
-    reply_free(&r);
-    r = rq(e, "PATCH", "/app/ledgerUsers/x1", fp(FP_ADMIN), "{\"assignedRoles\":[]}");
+    nu_reply_free(&r);
+    r = rq(e, "PATCH", "/app/ledgerUsers/x1", tu_fp(FP_ADMIN), "{\"assignedRoles\":[]}");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/users/x1", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/users/x1", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Delete: 204 with the write's id; unknown: 204 too; then 404. */
     uint64_t last = cl_ledger_last_seqno(e->l);
-    r = rq(e, "DELETE", "/app/users/nobody", fp(FP_ADMIN), NULL);
+    r = rq(e, "DELETE", "/app/users/nobody", tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 204);
     assert_int_equal(r.len, 0);
-    reply_free(&r);
+    nu_reply_free(&r);
     assert_int_equal(cl_ledger_last_seqno(e->l), last);
     snprintf(url, sizeof url, "/app/ledgerUsers/%s", enc);
-    r = rq(e, "DELETE", url, fp(FP_ADMIN), NULL);
+    r = rq(e, "DELETE", url, tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 204);
-    assert_int_equal(txid_seqno(hdr(&r, "x-ms-ccf-transaction-id")), last + 1);
-    reply_free(&r);
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    assert_int_equal(txid_seqno(nu_header(&r, "x-ms-ccf-transaction-id")), last + 1);
+    nu_reply_free(&r);
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Last Administrator: cannot be demoted or deleted; can once there is a second one. */
-    snprintf(url, sizeof url, "/app/users/%s", fp(FP_ADMIN));
+    snprintf(url, sizeof url, "/app/users/%s", tu_fp(FP_ADMIN));
     last = cl_ledger_last_seqno(e->l);
-    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRole\":\"Reader\"}");
+    r = rq(e, "PATCH", url, tu_fp(FP_ADMIN), "{\"assignedRole\":\"Reader\"}");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
-    r = rq(e, "DELETE", url, fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "DELETE", url, tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
-    snprintf(url, sizeof url, "/app/ledgerUsers/%s", fp(FP_ADMIN));
-    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRoles\":[\"Reader\"]}");
+    nu_reply_free(&r);
+    snprintf(url, sizeof url, "/app/ledgerUsers/%s", tu_fp(FP_ADMIN));
+    r = rq(e, "PATCH", url, tu_fp(FP_ADMIN), "{\"assignedRoles\":[\"Reader\"]}");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     assert_int_equal(cl_ledger_last_seqno(e->l), last);
     add_user(e, FP_CONTRIB, "Administrator");
-    snprintf(url, sizeof url, "/app/users/%s", fp(FP_ADMIN));
-    r = rq(e, "DELETE", url, fp(FP_ADMIN), NULL);
+    snprintf(url, sizeof url, "/app/users/%s", tu_fp(FP_ADMIN));
+    r = rq(e, "DELETE", url, tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 204);
-    reply_free(&r);
-    r = rq(e, "GET", "/app/users", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/users", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 401, "InvalidAuthenticationInfo");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* The state machine itself refuses to remove the last admin (a race the handler missed). */
     cl_buf b = CL_BUF_INIT;
-    const char *c = fp(FP_CONTRIB);
+    const char *c = tu_fp(FP_CONTRIB);
     assert_int_equal(
         cl_cmd_encode_internal(&b, CL_TABLE_USERS, CL_OP_REMOVE, 0, c, strlen(c), "", 0), CL_OK);
     void *res = NULL;
@@ -1247,7 +1159,7 @@ static void test_users(void **state)
     cl_buf_free(&b);
     /* Bootstrap again: users exist, nothing submitted. */
     int st = 1;
-    assert_int_equal(cl_node_bootstrap_admin(e->n, fp('9'), admin_done, &st), CL_OK);
+    assert_int_equal(cl_node_bootstrap_admin(e->n, tu_fp('9'), admin_done, &st), CL_OK);
     assert_int_equal(st, CL_OK);
     assert_int_equal(cl_ledger_last_seqno(e->l), last);
     env_free(e);
@@ -1300,19 +1212,19 @@ static void test_restart(void **state)
     env_open_node(e); /* bootstrap again: no-op */
     char url[200];
     snprintf(url, sizeof url, "/app/transactions/%s?collectionId=keep", tx);
-    reply_t r = rq(e, "GET", url, fp(FP_READER), NULL);
+    reply_t r = rq(e, "GET", url, tu_fp(FP_READER), NULL);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "persisted"));
-    reply_free(&r);
-    r = rq(e, "GET", "/app/users", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/users", tu_fp(FP_ADMIN), NULL);
     json_t *j = body_json(&r);
     assert_int_equal(json_array_size(json_object_get(j, "ledgerUsers")), 2);
     json_decref(j);
-    reply_free(&r);
+    nu_reply_free(&r);
     snprintf(url, sizeof url, "/app/transactions/%s/receipt", tx);
-    r = rq(e, "GET", url, fp(FP_READER), NULL);
+    r = rq(e, "GET", url, tu_fp(FP_READER), NULL);
     assert_non_null(strstr(r.body, "\"state\":\"Ready\""));
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Collections counted again: a new write still works, and ids continue. */
     const char *t2 = post(e, "collectionId=keep", "after restart");
     assert_true(txid_seqno(t2) > txid_seqno(tx));
@@ -1328,7 +1240,7 @@ static reply_t role_write(env_t *e, const char *method, const char *name, const 
 {
     char b[2048];
     snprintf(b, sizeof b, "[{\"roleName\":\"%s\",\"roleActions\":[%s]}]", name, actions);
-    return rq(e, method, "/app/roles?api-version=2024-08-22-preview", fp(FP_ADMIN), b);
+    return rq(e, method, "/app/roles?api-version=2024-08-22-preview", tu_fp(FP_ADMIN), b);
 }
 
 static void role_create(env_t *e, const char *name, const char *actions)
@@ -1336,27 +1248,27 @@ static void role_create(env_t *e, const char *name, const char *actions)
     reply_t r = role_write(e, "PUT", name, actions);
     if (r.status != 200)
         fail_msg("PUT role %s: %d %s", name, r.status, r.body);
-    reply_free(&r);
+    nu_reply_free(&r);
 }
 
 static void set_roles(env_t *e, char c, const char *roles_json)
 {
     char t[200], b[1024];
-    snprintf(t, sizeof t, "/app/ledgerUsers/%s?api-version=2024-08-22-preview", fp(c));
+    snprintf(t, sizeof t, "/app/ledgerUsers/%s?api-version=2024-08-22-preview", tu_fp(c));
     snprintf(b, sizeof b, "{\"assignedRoles\":%s}", roles_json);
-    reply_t r = rq(e, "PATCH", t, fp(FP_ADMIN), b);
+    reply_t r = rq(e, "PATCH", t, tu_fp(FP_ADMIN), b);
     if (r.status != 200)
         fail_msg("PATCH %s: %d %s", t, r.status, r.body);
-    reply_free(&r);
+    nu_reply_free(&r);
 }
 
 static int status_of(env_t *e, const char *method, const char *target, char who, const char *body)
 {
-    reply_t r = rq(e, method, target, fp(who), body);
+    reply_t r = rq(e, method, target, tu_fp(who), body);
     int st = r.status;
     if (st == 403 && strcmp(err_code(&r), "AuthorizationFailed") != 0)
         fail_msg("403 without AuthorizationFailed: %s", r.body);
-    reply_free(&r);
+    nu_reply_free(&r);
     return st;
 }
 
@@ -1368,42 +1280,42 @@ static void test_roles_crud(void **state)
     reply_t r = role_write(e, "PUT", "auditor", "\"" ACT("users/read") "\"");
     assert_int_equal(r.status, 200);
     assert_int_equal(r.len, 0);
-    assert_int_equal(txid_seqno(hdr(&r, "x-ms-ccf-transaction-id")), last + 1);
-    reply_free(&r);
-    r = rq(e, "GET", "/app/roles?roleName=auditor&api-version=2024-08-22-preview", fp(FP_ADMIN),
+    assert_int_equal(txid_seqno(nu_header(&r, "x-ms-ccf-transaction-id")), last + 1);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=auditor&api-version=2024-08-22-preview", tu_fp(FP_ADMIN),
            NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body,
                         "[{\"roleActions\":[\"" ACT("users/read") "\"],\"roleName\":\"auditor\"}]");
-    assert_non_null(hdr(&r, "x-ms-ccf-transaction-id"));
-    reply_free(&r);
+    assert_non_null(nu_header(&r, "x-ms-ccf-transaction-id"));
+    nu_reply_free(&r);
     /* Several roles in one request: one roles-table entry each, one reply with the last id. */
     last = cl_ledger_last_seqno(e->l);
-    r = rq(e, "PUT", "/app/roles", fp(FP_ADMIN),
+    r = rq(e, "PUT", "/app/roles", tu_fp(FP_ADMIN),
            "[{\"roleName\":\"r1\",\"roleActions\":[\"" ACT(
                "read") "\"]},"
                        "{\"roleName\":\"r2\",\"roleActions\":[\"" ACT("write") "\",\"" ACT(
                            "read") "\"]}]");
     assert_int_equal(r.status, 200);
     assert_int_equal(cl_ledger_last_seqno(e->l), last + 2);
-    assert_int_equal(txid_seqno(hdr(&r, "x-ms-ccf-transaction-id")), last + 2);
-    reply_free(&r);
+    assert_int_equal(txid_seqno(nu_header(&r, "x-ms-ccf-transaction-id")), last + 2);
+    nu_reply_free(&r);
     /* Canonical order, duplicates removed, action strings matched case-insensitively. */
-    r = rq(e, "GET", "/app/roles?roleName=r2", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/roles?roleName=r2", tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body, "[{\"roleActions\":[\"" ACT("read") "\",\"" ACT(
                                     "write") "\"],\"roleName\":\"r2\"}]");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Names are case-sensitive: "administrator" is a custom role, "Administrator" built in. */
     role_create(e, "administrator", "\"" ACT("*") "\"");
-    r = rq(e, "GET", "/app/roles?roleName=administrator", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/roles?roleName=administrator", tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body,
                         "[{\"roleActions\":[\"" ACT("*") "\"],\"roleName\":\"administrator\"}]");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Built-in definitions are shown (read-only). */
-    r = rq(e, "GET", "/app/roles?roleName=Reader", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/roles?roleName=Reader", tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body,
                         "[{\"roleActions\":[\"" ACT("read") "\"],\"roleName\":\"Reader\"}]");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* Patch replaces the action list. */
     last = cl_ledger_last_seqno(e->l);
     r = role_write(e, "PATCH", "auditor",
@@ -1411,83 +1323,83 @@ static void test_roles_crud(void **state)
                        "functions/execute") "\"");
     assert_int_equal(r.status, 200);
     assert_int_equal(r.len, 0);
-    assert_int_equal(txid_seqno(hdr(&r, "x-ms-ccf-transaction-id")), last + 1);
-    reply_free(&r);
-    r = rq(e, "GET", "/app/roles?roleName=auditor", fp(FP_ADMIN), NULL);
+    assert_int_equal(txid_seqno(nu_header(&r, "x-ms-ccf-transaction-id")), last + 1);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=auditor", tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body, "[{\"roleActions\":[\"" ACT("read") "\",\"" ACT(
                                     "functions/execute") "\"],\"roleName\":\"auditor\"}]");
-    reply_free(&r);
+    nu_reply_free(&r);
 
     /* Errors; none writes anything. */
     last = cl_ledger_last_seqno(e->l);
     r = role_write(e, "PUT", "auditor", "\"" ACT("read") "\"");
     EXPECT(r, 400, "InvalidInput");
     assert_non_null(strstr(r.body, "already exists"));
-    reply_free(&r);
-    r = rq(e, "PUT", "/app/roles", fp(FP_ADMIN),
+    nu_reply_free(&r);
+    r = rq(e, "PUT", "/app/roles", tu_fp(FP_ADMIN),
            "[{\"roleName\":\"fresh\",\"roleActions\":[\"" ACT(
                "read") "\"]},"
                        "{\"roleName\":\"auditor\",\"roleActions\":[\"" ACT("read") "\"]}]");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     const char *builtins[] = {"Administrator", "Contributor", "Reader"};
     for (size_t i = 0; i < 3; i++) {
         char url[200];
         r = role_write(e, "PUT", builtins[i], "\"" ACT("read") "\"");
         EXPECT(r, 400, "InvalidInput");
-        reply_free(&r);
+        nu_reply_free(&r);
         r = role_write(e, "PATCH", builtins[i], "\"" ACT("read") "\"");
         EXPECT(r, 400, "InvalidInput");
-        reply_free(&r);
+        nu_reply_free(&r);
         snprintf(url, sizeof url, "/app/roles?roleName=%s", builtins[i]);
-        r = rq(e, "DELETE", url, fp(FP_ADMIN), NULL);
+        r = rq(e, "DELETE", url, tu_fp(FP_ADMIN), NULL);
         EXPECT(r, 400, "InvalidInput");
-        reply_free(&r);
+        nu_reply_free(&r);
     }
     r = role_write(e, "PATCH", "nosuch", "\"" ACT("read") "\"");
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
-    r = rq(e, "PATCH", "/app/roles", fp(FP_ADMIN),
+    nu_reply_free(&r);
+    r = rq(e, "PATCH", "/app/roles", tu_fp(FP_ADMIN),
            "[{\"roleName\":\"auditor\",\"roleActions\":[\"" ACT(
                "write") "\"]},"
                         "{\"roleName\":\"nosuch\",\"roleActions\":[\"" ACT("read") "\"]}]");
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
+    nu_reply_free(&r);
     r = role_write(e, "PUT", "bad", "\"" ACT("everything") "\"");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     r = role_write(e, "PATCH", "auditor", "\"Microsoft.ConfidentialLedger/ledger/users\"");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/roles?roleName=nosuch", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=nosuch", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/roles?roleName=AUDITOR", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=AUDITOR", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
+    nu_reply_free(&r);
     const char *noname[] = {"/app/roles", "/app/roles?roleName=", "/app/roles?rolename=auditor",
                             "/app/roles?roleName=%01x"};
     for (size_t i = 0; i < sizeof noname / sizeof noname[0]; i++) {
-        r = rq(e, "GET", noname[i], fp(FP_ADMIN), NULL);
+        r = rq(e, "GET", noname[i], tu_fp(FP_ADMIN), NULL);
         EXPECT(r, 400, "InvalidInput");
-        reply_free(&r);
-        r = rq(e, "DELETE", noname[i], fp(FP_ADMIN), NULL);
+        nu_reply_free(&r);
+        r = rq(e, "DELETE", noname[i], tu_fp(FP_ADMIN), NULL);
         EXPECT(r, 400, "InvalidInput");
-        reply_free(&r);
+        nu_reply_free(&r);
     }
-    r = rq(e, "DELETE", "/app/roles?roleName=nosuch", fp(FP_ADMIN), NULL);
+    r = rq(e, "DELETE", "/app/roles?roleName=nosuch", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
-    r = rq(e, "POST", "/app/roles", fp(FP_ADMIN), "[]");
+    nu_reply_free(&r);
+    r = rq(e, "POST", "/app/roles", tu_fp(FP_ADMIN), "[]");
     EXPECT(r, 405, "MethodNotAllowed");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* The unchanged role. */
-    r = rq(e, "GET", "/app/roles?roleName=auditor", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/roles?roleName=auditor", tu_fp(FP_ADMIN), NULL);
     assert_non_null(strstr(r.body, ACT("functions/execute")));
-    reply_free(&r);
-    r = rq(e, "GET", "/app/roles?roleName=fresh", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=fresh", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
+    nu_reply_free(&r);
     assert_int_equal(cl_ledger_last_seqno(e->l), last);
 
     /* Role names: 1..64 characters (not bytes), no control characters. */
@@ -1499,7 +1411,7 @@ static void test_roles_crud(void **state)
     name[65] = 0;
     r = role_write(e, "PUT", name, "\"" ACT("read") "\"");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     name[0] = 0;
     for (int i = 0; i < 64; i++)
         strcat(name, "\xc3\xa9"); /* é */
@@ -1507,74 +1419,75 @@ static void test_roles_crud(void **state)
     strcat(name, "\xc3\xa9");
     r = role_write(e, "PUT", name, "\"" ACT("read") "\"");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     r = role_write(e, "PUT", "a\\u0001b", "\"" ACT("read") "\"");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     r = role_write(e, "PUT", "a\\u0085b", "\"" ACT("read") "\"");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     r = role_write(e, "PUT", "", "\"" ACT("read") "\"");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     role_create(e, "with space/and:colon", "\"" ACT("read") "\"");
-    r = rq(e, "GET", "/app/roles?roleName=with+space%2Fand%3Acolon", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/roles?roleName=with+space%2Fand%3Acolon", tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
 
     /* Users hold custom roles through the multi-role API; unknown names → 400. */
     set_roles(e, FP_READER, "[\"auditor\",\"Reader\",\"auditor\"]");
     char url[300];
-    snprintf(url, sizeof url, "/app/ledgerUsers/%s", fp(FP_READER));
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
+    snprintf(url, sizeof url, "/app/ledgerUsers/%s", tu_fp(FP_READER));
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
     char want[400];
     snprintf(want, sizeof want, "{\"assignedRoles\":[\"Reader\",\"auditor\"],\"userId\":\"%s\"}",
-             fp(FP_READER));
+             tu_fp(FP_READER));
     assert_string_equal(r.body, want);
-    reply_free(&r);
+    nu_reply_free(&r);
     last = cl_ledger_last_seqno(e->l);
-    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRoles\":[\"auditor\",\"nosuch\"]}");
+    r = rq(e, "PATCH", url, tu_fp(FP_ADMIN), "{\"assignedRoles\":[\"auditor\",\"nosuch\"]}");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
-    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRoles\":[\"AUDITOR\"]}");
+    nu_reply_free(&r);
+    r = rq(e, "PATCH", url, tu_fp(FP_ADMIN), "{\"assignedRoles\":[\"AUDITOR\"]}");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
-    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRoles\":[\"auditor\",7]}");
+    nu_reply_free(&r);
+    r = rq(e, "PATCH", url, tu_fp(FP_ADMIN), "{\"assignedRoles\":[\"auditor\",7]}");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* The single-role API accepts built-in names only. */
-    snprintf(url, sizeof url, "/app/users/%s", fp(FP_READER));
-    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRole\":\"auditor\"}");
+    snprintf(url, sizeof url, "/app/users/%s", tu_fp(FP_READER));
+    r = rq(e, "PATCH", url, tu_fp(FP_ADMIN), "{\"assignedRole\":\"auditor\"}");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     assert_int_equal(cl_ledger_last_seqno(e->l), last);
     /* A custom-only user is shown as Reader by the single-role API. */
     set_roles(e, FP_CONTRIB, "[\"auditor\"]");
-    snprintf(url, sizeof url, "/app/users/%s", fp(FP_CONTRIB));
-    r = rq(e, "GET", url, fp(FP_ADMIN), NULL);
-    snprintf(want, sizeof want, "{\"assignedRole\":\"Reader\",\"userId\":\"%s\"}", fp(FP_CONTRIB));
+    snprintf(url, sizeof url, "/app/users/%s", tu_fp(FP_CONTRIB));
+    r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
+    snprintf(want, sizeof want, "{\"assignedRole\":\"Reader\",\"userId\":\"%s\"}",
+             tu_fp(FP_CONTRIB));
     assert_string_equal(r.body, want);
-    reply_free(&r);
+    nu_reply_free(&r);
 
     /* Delete: 200, no body, the write's id; then 404. */
     last = cl_ledger_last_seqno(e->l);
-    r = rq(e, "DELETE", "/app/roles?roleName=r1&api-version=2024-08-22-preview", fp(FP_ADMIN),
+    r = rq(e, "DELETE", "/app/roles?roleName=r1&api-version=2024-08-22-preview", tu_fp(FP_ADMIN),
            NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.len, 0);
-    assert_int_equal(txid_seqno(hdr(&r, "x-ms-ccf-transaction-id")), last + 1);
-    reply_free(&r);
-    r = rq(e, "GET", "/app/roles?roleName=r1", fp(FP_ADMIN), NULL);
+    assert_int_equal(txid_seqno(nu_header(&r, "x-ms-ccf-transaction-id")), last + 1);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=r1", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
-    r = rq(e, "DELETE", "/app/roles?roleName=r1", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "DELETE", "/app/roles?roleName=r1", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
+    nu_reply_free(&r);
     /* A deleted role cannot be assigned any more. */
-    snprintf(url, sizeof url, "/app/ledgerUsers/%s", fp(FP_READER));
-    r = rq(e, "PATCH", url, fp(FP_ADMIN), "{\"assignedRoles\":[\"r1\"]}");
+    snprintf(url, sizeof url, "/app/ledgerUsers/%s", tu_fp(FP_READER));
+    r = rq(e, "PATCH", url, tu_fp(FP_ADMIN), "{\"assignedRoles\":[\"r1\"]}");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
 
     /* The state machine re-checks what the handler checked (commands racing each other). */
     cl_buf b = CL_BUF_INIT;
@@ -1656,7 +1569,7 @@ static void test_roles_authz(void **state)
     set_roles(e, '9', "[\"roleReader\",\"Reader\"]");
     const char *entry = "{\"contents\":\"x\"}";
     char uurl[200];
-    snprintf(uurl, sizeof uurl, "/app/ledgerUsers/%s", fp(FP_READER));
+    snprintf(uurl, sizeof uurl, "/app/ledgerUsers/%s", tu_fp(FP_READER));
     const char *roledef = "[{\"roleName\":\"newrole\",\"roleActions\":[\"" ACT("read") "\"]}]";
 
     /* ledger/read only: reads entries, cannot write or manage. */
@@ -1705,18 +1618,18 @@ static void test_roles_authz(void **state)
     /* A patched role changes its holders' rights at once. */
     reply_t r = role_write(e, "PATCH", "entryReader", "\"" ACT("read") "\",\"" ACT("write") "\"");
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     assert_int_equal(status_of(e, "POST", "/app/transactions", FP_READER, entry), 200);
     /* Deleting a role that users hold is allowed; they lose its actions but keep the name. */
-    r = rq(e, "DELETE", "/app/roles?roleName=entryReader", fp(FP_ADMIN), NULL);
+    r = rq(e, "DELETE", "/app/roles?roleName=entryReader", tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     assert_int_equal(status_of(e, "GET", txurl, FP_READER, NULL), 403);
     assert_int_equal(status_of(e, "POST", "/app/transactions", FP_READER, entry), 403);
     assert_int_equal(status_of(e, "GET", "/app/users", FP_READER, NULL), 200);
-    r = rq(e, "GET", uurl, fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", uurl, tu_fp(FP_ADMIN), NULL);
     assert_non_null(strstr(r.body, "\"entryReader\""));
-    reply_free(&r);
+    nu_reply_free(&r);
     /* A role of the same name created again applies to the holders of the name (documented). */
     role_create(e, "entryReader", "\"" ACT("read") "\"");
     assert_int_equal(status_of(e, "GET", txurl, FP_READER, NULL), 200);
@@ -1737,10 +1650,10 @@ static void test_roles_restart(void **state)
     reply_t r =
         role_write(e, "PATCH", "userReader", "\"" ACT("users/read") "\",\"" ACT("roles/read") "\"");
     assert_int_equal(r.status, 200);
-    reply_free(&r);
-    r = rq(e, "DELETE", "/app/roles?roleName=temp", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "DELETE", "/app/roles?roleName=temp", tu_fp(FP_ADMIN), NULL);
     assert_int_equal(r.status, 200);
-    reply_free(&r);
+    nu_reply_free(&r);
     set_roles(e, FP_READER, "[\"entryReader\"]");
     set_roles(e, FP_CONTRIB, "[\"userReader\"]");
     assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
@@ -1748,13 +1661,13 @@ static void test_roles_restart(void **state)
     assert_int_equal(cl_ledger_close(e->l), CL_OK);
     assert_int_equal(lu_open(e->dir, 0, lu_fs_nosync(), &e->l), CL_OK);
     env_open_node(e);
-    r = rq(e, "GET", "/app/roles?roleName=userReader", fp(FP_ADMIN), NULL);
+    r = rq(e, "GET", "/app/roles?roleName=userReader", tu_fp(FP_ADMIN), NULL);
     assert_string_equal(r.body, "[{\"roleActions\":[\"" ACT("users/read") "\",\"" ACT(
                                     "roles/read") "\"],\"roleName\":\"userReader\"}]");
-    reply_free(&r);
-    r = rq(e, "GET", "/app/roles?roleName=temp", fp(FP_ADMIN), NULL);
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/roles?roleName=temp", tu_fp(FP_ADMIN), NULL);
     EXPECT(r, 404, "ResourceNotFound");
-    reply_free(&r);
+    nu_reply_free(&r);
     assert_int_equal(status_of(e, "GET", txurl, FP_READER, NULL), 200);
     assert_int_equal(status_of(e, "POST", "/app/transactions", FP_READER, "{\"contents\":\"x\"}"),
                      403);
@@ -1765,7 +1678,7 @@ static void test_roles_restart(void **state)
     /* Creating an existing role is still refused; a new one works. */
     r = role_write(e, "PUT", "entryReader", "\"" ACT("read") "\"");
     EXPECT(r, 400, "InvalidInput");
-    reply_free(&r);
+    nu_reply_free(&r);
     role_create(e, "temp", "\"" ACT("write") "\"");
     env_free(e);
 }
@@ -1783,9 +1696,9 @@ static void hostile(hostile_ctx *h, const req_spec *s, int status, const char *c
     if (r.status != status || (code && strcmp(err_code(&r), code) != 0))
         fail_msg("hostile #%zu %s %s [%.60s]: got %d %s, want %d %s", h->count, s->method,
                  s->target, s->body ? s->body : "", r.status, r.body, status, code ? code : "");
-    assert_non_null(hdr(&r, "x-ms-request-id"));
-    assert_null(hdr(&r, "x-ms-ccf-transaction-id"));
-    reply_free(&r);
+    assert_non_null(nu_header(&r, "x-ms-request-id"));
+    assert_null(nu_header(&r, "x-ms-ccf-transaction-id"));
+    nu_reply_free(&r);
     h->count++;
 }
 
@@ -1798,7 +1711,7 @@ static void test_hostile(void **state)
     uint64_t last = cl_ledger_last_seqno(e->l);
     hostile_ctx h = {e, 0};
     char A[96];
-    snprintf(A, sizeof A, "%s", fp(FP_ADMIN));
+    snprintf(A, sizeof A, "%s", tu_fp(FP_ADMIN));
     char buf[9000], url[2048];
 
     /* Bad JSON bodies, with every accepted content type. */
@@ -2125,7 +2038,7 @@ static void test_hostile(void **state)
     }
     for (int i = 0; i < 40; i++) {
         char who[96];
-        snprintf(who, sizeof who, "%s", fp("0123456789DEF"[i % 13]));
+        snprintf(who, sizeof who, "%s", tu_fp("0123456789DEF"[i % 13]));
         if (i % 13 == 11)
             continue; /* 'E' is unknown too but keep distinct callers */
         req_spec s = {"POST",
@@ -2136,12 +2049,12 @@ static void test_hostile(void **state)
                       0,
                       NULL,
                       NULL};
-        if (strcmp(who, fp(FP_READER)) == 0 || strcmp(who, fp(FP_ADMIN)) == 0)
+        if (strcmp(who, tu_fp(FP_READER)) == 0 || strcmp(who, tu_fp(FP_ADMIN)) == 0)
             continue;
         hostile(&h, &s, 401, "InvalidAuthenticationInfo");
         req_spec s2 = {"POST",
                        "/app/transactions",
-                       fp(FP_READER),
+                       tu_fp(FP_READER),
                        "application/json",
                        "{\"contents\":\"x\"}",
                        0,
@@ -2150,7 +2063,7 @@ static void test_hostile(void **state)
         hostile(&h, &s2, 403, "AuthorizationFailed");
         req_spec s3 = {"PATCH",
                        "/app/users/victim",
-                       fp(FP_READER),
+                       tu_fp(FP_READER),
                        "application/json",
                        "{\"assignedRole\":\"Administrator\"}",
                        0,
@@ -2223,8 +2136,8 @@ static void test_hostile(void **state)
                           0,     "x-ms-client-request-id", bad_crid[i]};
             reply_t r = run_spec(e, &s);
             EXPECT(r, 404, "ResourceNotFound");
-            assert_null(hdr(&r, "x-ms-client-request-id"));
-            reply_free(&r);
+            assert_null(nu_header(&r, "x-ms-client-request-id"));
+            nu_reply_free(&r);
             h.count++;
         }
     }

@@ -161,3 +161,16 @@ int tu_copy_tree(const char *from, const char *to)
     closedir(d);
     return rc;
 }
+
+const char *tu_fp(char c)
+{
+    static char buf[8][96];
+    static unsigned slot;
+    char *b = buf[slot++ % 8];
+    for (int i = 0; i < 32; i++) {
+        b[i * 3] = c;
+        b[i * 3 + 1] = c;
+        b[i * 3 + 2] = i == 31 ? '\0' : ':';
+    }
+    return b;
+}

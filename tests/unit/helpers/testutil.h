@@ -9,6 +9,9 @@
 const char *tu_tempdir(const char *prefix);
 /* rm -rf */
 void tu_rmrf(const char *path);
+/* A client-certificate fingerprint in ACL's form ("XX:XX:...": 32 pairs of the hex digit c), in
+ * one of 8 rotating static buffers (so a few may be used in one expression). */
+const char *tu_fp(char c);
 /* Whole file into a malloc'd NUL-terminated buffer; NULL on failure. */
 char *tu_read_file(const char *path, size_t *len);
 /* Path of a file in the repository (CLEDGER_SOURCE_DIR or the cwd's ..). */
