@@ -179,6 +179,10 @@ echo '{"sigIntervalMs":"fast"}' >"$work/c3.json"; badcli "config wrong type" -- 
 badcli "config missing" -- --config "$work/none.json"
 echo '{"raftLogIo":"aio"}' >"$work/c4.json"; badcli "config bad raftLogIo" -- --config "$work/c4.json"
 echo '{"maxBodyBytes":"big"}' >"$work/c5.json"; badcli "config bad maxBodyBytes" -- --config "$work/c5.json"
+# a flag wins over the config file, but a broken value in the file is refused all the same
+echo '{"dataDir":5}' >"$work/c6.json"
+badcli "config wrong type under a flag" -- --data-dir "$work/x" --listen 127.0.0.1:99999 --config "$work/c6.json"
+grep -q '"dataDir" must be a string' "$work/bad.out" && ok || bad "config wrong type under a flag: $(head -2 "$work/bad.out")"
 [ ! -e "$work/x" ] && ok || bad "a refused start created a data directory"
 
 # private ledger: no plaintext contents anywhere under the data directory

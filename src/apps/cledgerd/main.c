@@ -169,17 +169,23 @@ static int load_config(settings *s)
             json_decref(j);
             return -1;
         }
-        if (str != NULL && *str == NULL) {
+        /* Every value is checked, also one that a command-line flag overrides: a broken config
+         * file is refused whatever the command line says. */
+        if (str != NULL) {
             if (!json_is_string(v)) {
                 fprintf(stderr, "cledgerd: config %s: \"%s\" must be a string\n", s->config, k);
                 json_decref(j);
                 return -1;
             }
-            *str = strdup(json_string_value(v));
-        } else if (num != NULL && *num == 0) {
+            if (*str == NULL && (*str = strdup(json_string_value(v))) == NULL) {
+                fprintf(stderr, "cledgerd: config %s: out of memory\n", s->config);
+                json_decref(j);
+                return -1;
+            }
+        } else if (num != NULL) {
             if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
                 json_integer_value(v) > 3600000) {
-                fprintf(stderr, "cledgerd: config %s: \"%s\" must be a positive integer\n",
+                fprintf(stderr, "cledgerd: config %s: \"%s\" must be an integer 1..3600000\n",
                         s->config, k);
                 json_decref(j);
                 return -1;
