@@ -194,14 +194,19 @@ void cl_api_error_hdr(const cl_reply_to *t, int status, const char *hname, const
     va_end(ap);
 }
 
-/* A 401 from admission. RFC 9110 §11.6.1 wants a challenge on every 401; a client certificate
- * has no scheme to name, so only a caller that sent an Authorization header gets one (looked up
- * here, on the refusal, not for every admitted request). */
-static void deny_identity(const cl_req *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void deny_identity(const cl_req *r, const char *fmt, ...)
+/* Whether the request carries an Authorization header (looked up on refusals only). */
+static int has_token(const cl_http_request *h)
 {
-    int token = cl_http_header_get(r->http, "authorization") != NULL;
+    return cl_http_header_get(h, "authorization") != NULL;
+}
+
+/* A 401 from admission. RFC 9110 §11.6.1 wants a challenge on every 401; a client certificate
+ * has no scheme to name, so only a caller that sent an Authorization header (token = has_token)
+ * gets one. */
+static void deny_identity(const cl_req *r, int token, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void deny_identity(const cl_req *r, int token, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     verror(&r->to, 401, token ? "WWW-Authenticate" : NULL, token ? BEARER_CHALLENGE : NULL,
@@ -1089,24 +1094,26 @@ static int admit(cl_req *r)
     if (r->route->action != 0) {
         const char *fp = h->client_fingerprint;
         if (fp[0] == '\0') {
-            deny_identity(r, "%s",
-                          cl_http_header_get(h, "authorization") != NULL
-                              ? "Bearer tokens are not supported by this service: authenticate "
-                                "with a registered client certificate."
-                              : "A registered client certificate is required.");
+            int token = has_token(h);
+            deny_identity(r, token, "%s",
+                          token ? "Bearer tokens are not supported by this service: authenticate "
+                                  "with a registered client certificate."
+                                : "A registered client certificate is required.");
             return 0;
         }
         if (!cl_http_client_cert_current(h, (int64_t)time(NULL))) {
             char from[32], to[32];
             fmt_utc(h->client_not_before, from, sizeof from);
             fmt_utc(h->client_not_after, to, sizeof to);
-            deny_identity(r, "The client certificate is not valid now: it is valid from %s to %s.",
+            deny_identity(r, has_token(h),
+                          "The client certificate is not valid now: it is valid from %s to %s.",
                           from, to);
             return 0;
         }
         r->caller = cl_users_find_fingerprint(&n->users, fp);
         if (r->caller == NULL) {
-            deny_identity(r, "The client certificate is not registered as a ledger user.");
+            deny_identity(r, has_token(h),
+                          "The client certificate is not registered as a ledger user.");
             return 0;
         }
         unsigned need = r->route->action;

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,21 @@ static void usage(FILE *f)
 }
 
 /* Config file values are copied (they outlive the JSON document). */
+/* A config file refused: the message (prefixed with the file name) on stderr, j released; -1. */
+static int config_error(json_t *j, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int config_error(json_t *j, const char *file, const char *fmt, ...)
+{
+    fprintf(stderr, "cledgerd: config file %s: ", file);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap); /* before the decref: the arguments may be strings of j */
+    va_end(ap);
+    fputc('\n', stderr);
+    json_decref(j);
+    return -1;
+}
+
 static int load_config(settings *s)
 {
     size_t len = 0;
@@ -104,12 +120,8 @@ static int load_config(settings *s)
     char err[200];
     int rc = cl_json_parse(text, len, 1u << 20, &j, err, sizeof err);
     free(text);
-    if (rc < 0 || !json_is_object(j)) {
-        fprintf(stderr, "cledgerd: config file %s: %s\n", s->config,
-                rc < 0 ? err : "not a JSON object");
-        json_decref(j);
-        return -1;
-    }
+    if (rc < 0 || !json_is_object(j))
+        return config_error(j, s->config, "%s", rc < 0 ? err : "not a JSON object");
     const char *k;
     json_t *v;
     json_object_foreach(j, k, v)
@@ -134,19 +146,12 @@ static int load_config(settings *s)
             num = &s->sig_max_entries;
         else if (strcmp(k, "maxBodyBytes") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-                json_integer_value(v) > (json_int_t)64 << 20) {
-                fprintf(stderr, "cledgerd: config %s: \"maxBodyBytes\" must be 1..%d\n", s->config,
-                        64 << 20);
-                json_decref(j);
-                return -1;
-            }
+                json_integer_value(v) > (json_int_t)64 << 20)
+                return config_error(j, s->config, "\"maxBodyBytes\" must be 1..%d", 64 << 20);
             s->max_body_bytes = (size_t)json_integer_value(v);
         } else if (strcmp(k, "httpThreads") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 64) {
-                fprintf(stderr, "cledgerd: config %s: \"httpThreads\" must be 0..64\n", s->config);
-                json_decref(j);
-                return -1;
-            }
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 64)
+                return config_error(j, s->config, "\"httpThreads\" must be 0..64");
             s->http_threads = (int)json_integer_value(v);
         } else if (strcmp(k, "raftLogIo") == 0) {
             const char *m = json_string_value(v);
@@ -156,40 +161,24 @@ static int load_config(settings *s)
                 s->log_io = CL_RLOG_IO_URING;
             else if (m != NULL && strcmp(m, "threads") == 0)
                 s->log_io = CL_RLOG_IO_THREADS;
-            else {
-                fprintf(stderr,
-                        "cledgerd: config %s: \"raftLogIo\" must be \"auto\", \"io_uring\" or "
-                        "\"threads\"\n",
-                        s->config);
-                json_decref(j);
-                return -1;
-            }
+            else
+                return config_error(j, s->config,
+                                    "\"raftLogIo\" must be \"auto\", \"io_uring\" or "
+                                    "\"threads\"");
         } else {
-            fprintf(stderr, "cledgerd: config file %s: unknown setting \"%s\"\n", s->config, k);
-            json_decref(j);
-            return -1;
+            return config_error(j, s->config, "unknown setting \"%s\"", k);
         }
         /* Every value is checked, also one that a command-line flag overrides: a broken config
          * file is refused whatever the command line says. */
         if (str != NULL) {
-            if (!json_is_string(v)) {
-                fprintf(stderr, "cledgerd: config %s: \"%s\" must be a string\n", s->config, k);
-                json_decref(j);
-                return -1;
-            }
-            if (*str == NULL && (*str = strdup(json_string_value(v))) == NULL) {
-                fprintf(stderr, "cledgerd: config %s: out of memory\n", s->config);
-                json_decref(j);
-                return -1;
-            }
+            if (!json_is_string(v))
+                return config_error(j, s->config, "\"%s\" must be a string", k);
+            if (*str == NULL && (*str = strdup(json_string_value(v))) == NULL)
+                return config_error(j, s->config, "out of memory");
         } else if (num != NULL) {
             if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-                json_integer_value(v) > 3600000) {
-                fprintf(stderr, "cledgerd: config %s: \"%s\" must be an integer 1..3600000\n",
-                        s->config, k);
-                json_decref(j);
-                return -1;
-            }
+                json_integer_value(v) > 3600000)
+                return config_error(j, s->config, "\"%s\" must be an integer 1..3600000", k);
             *num = (unsigned)json_integer_value(v);
         }
     }
