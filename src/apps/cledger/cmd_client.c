@@ -15,6 +15,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@
 #include "commands.h"
 #include "ledger/receipt.h"
 #include "net/tls.h"
+#include "node/url.h"
 
 #ifndef CLEDGER_VERSION
 #define CLEDGER_VERSION "0.1.0-dev"
@@ -47,7 +49,7 @@
 #define MAX_BODY (64u << 20) /* bytes of one response body */
 #define MAX_FILE (64u << 20) /* bytes of a local input file (batch, stdin) */
 #define MAX_PROFILE (64u * 1024)
-#define MAX_PAGES 1000000 /* defensive bound on nextLink chains */
+#define MAX_UNORDERED_PAGES 100000 /* pages whose nextLink has no fromTransactionId */
 
 /* ---- options ------------------------------------------------------------------------------- */
 
@@ -405,25 +407,65 @@ static int pem_fingerprint(const char *pem, size_t len, char out[96])
     return 0;
 }
 
-/* One line of text for a list entry: \\, \n, \r, \t and other control bytes escaped. */
+/* How one byte of text from the server is shown on a terminal: \\, \n, \r, \t and the other
+ * control bytes escaped, so that no answer can move the cursor, retitle the window or fake a
+ * line of output. Writes 1..4 bytes to out (not terminated) and returns how many. */
+static size_t escape_byte(unsigned char ch, char out[4])
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *named = ch == '\\'   ? "\\\\"
+                        : ch == '\n' ? "\\n"
+                        : ch == '\r' ? "\\r"
+                        : ch == '\t' ? "\\t"
+                                     : NULL;
+    if (named != NULL) {
+        memcpy(out, named, 2);
+        return 2;
+    }
+    if (ch < 0x20 || ch == 0x7f) {
+        out[0] = '\\';
+        out[1] = 'x';
+        out[2] = hex[ch >> 4];
+        out[3] = hex[ch & 15];
+        return 4;
+    }
+    out[0] = (char)ch;
+    return 1;
+}
+
+/* Prints server text as one line (escape_byte). */
 static void print_escaped(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '\\')
-            fputs("\\\\", stdout);
-        else if (ch == '\n')
-            fputs("\\n", stdout);
-        else if (ch == '\r')
-            fputs("\\r", stdout);
-        else if (ch == '\t')
-            fputs("\\t", stdout);
-        else if (ch < 0x20 || ch == 0x7f)
-            printf("\\x%02x", ch);
-        else
-            putchar(ch);
-    }
+    char e[4];
+    for (size_t i = 0; i < n; i++)
+        fwrite(e, 1, escape_byte((unsigned char)s[i], e), stdout);
 }
+
+/* Server text for a message: escaped (escape_byte) into buf, cut with "..." to fit cap (>= 8).
+ * s may be NULL ("(none)"). Returns buf. */
+static const char *esc(const char *s, size_t n, char *buf, size_t cap)
+{
+    if (s == NULL)
+        s = "(none)", n = 6;
+    size_t o = 0;
+    char e[4];
+    for (size_t i = 0; i < n; i++) {
+        size_t k = escape_byte((unsigned char)s[i], e);
+        if (o + k + 4 > cap) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(buf + o, e, k);
+        o += k;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* esc of a NUL-terminated string (or NULL) into a local buffer of the caller's:
+ * ESC(s, buf). */
+#define ESC(s, buf) esc((s), (s) ? strlen(s) : 0, (buf), sizeof(buf))
 
 /* Prints a JSON value compactly with sorted keys and a newline. */
 static int print_json(const json_t *j)
@@ -537,6 +579,7 @@ typedef struct {
     size_t len, cap;
     int body_overflow;
     char txid[80];
+    int txid_long; /* the header was longer than txid holds */
     double retry_after;
 } client;
 
@@ -576,7 +619,8 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
             v++, vl--;
         while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
             vl--;
-        if (vl < sizeof c->txid) {
+        c->txid_long = vl >= sizeof c->txid;
+        if (!c->txid_long) {
             memcpy(c->txid, v, vl);
             c->txid[vl] = '\0';
         }
@@ -712,6 +756,7 @@ static int http(client *c, const char *method, const char *path_query, const cha
             c->body[0] = '\0';
         c->body_overflow = 0;
         c->txid[0] = '\0';
+        c->txid_long = 0;
         c->retry_after = 0;
         c->errbuf[0] = '\0';
         CURLcode rc = curl_easy_perform(h);
@@ -777,11 +822,13 @@ static int http_error(client *c)
             msg = json_string_value(json_object_get(e, "message"));
         }
     }
+    char ec[200], em[600];
     if (code != NULL || msg != NULL) {
-        fprintf(stderr, "cledger: %ld %s: %s\n", c->status, code ? code : "Error", msg ? msg : "");
+        fprintf(stderr, "cledger: %ld %s: %s\n", c->status, code ? ESC(code, ec) : "Error",
+                msg ? ESC(msg, em) : "");
     } else {
-        fprintf(stderr, "cledger: %ld HTTP error: %.200s\n", c->status,
-                c->len > 0 ? c->body : "(no body)");
+        fprintf(stderr, "cledger: %ld HTTP error: %s\n", c->status,
+                c->len > 0 ? esc(c->body, c->len, em, 260) : "(no body)");
     }
     if (c->status == 401)
         fprintf(stderr, "  (is --cert a registered user of this ledger?)\n");
@@ -863,7 +910,7 @@ static int wait_committed(client *c, const client_opts *o, const char *txid, jso
         return fail(CLEDGER_EXIT_USAGE, "out of memory");
     double deadline = now_s() + o->timeout, delay = 0.02;
     int not_found = 0, st;
-    const char *last = "unknown";
+    char last[64] = "unknown"; /* the last state seen, escaped: it outlives the answer */
     json_t *j = NULL;
     for (;;) {
         json_decref(j);
@@ -874,6 +921,7 @@ static int wait_committed(client *c, const client_opts *o, const char *txid, jso
         if (c->status == 404 && not_found < 3 && c->body != NULL &&
             strstr(c->body, "TransactionNotFound") != NULL) {
             not_found++; /* lost stickiness on a multi-node ledger: tolerated like the SDK */
+            snprintf(last, sizeof last, "TransactionNotFound");
         } else if (c->status != 200) {
             st = http_error(c);
             break;
@@ -884,7 +932,7 @@ static int wait_committed(client *c, const client_opts *o, const char *txid, jso
                 break;
             }
             const char *s = jstr(j, "state");
-            last = s ? s : "unknown";
+            ESC(s ? s : "unknown", last);
             if (s != NULL && strcmp(s, "Committed") == 0)
                 break;
             if (s == NULL || strcmp(s, "Pending") != 0) {
@@ -896,7 +944,7 @@ static int wait_committed(client *c, const client_opts *o, const char *txid, jso
             st = fail(CLEDGER_EXIT_INVALID,
                       "timed out after %.0f s waiting for %s to commit "
                       "(last state: %s)",
-                      o->timeout, txid, not_found ? "TransactionNotFound" : last);
+                      o->timeout, txid, last);
             break;
         }
         sleep_s(delay);
@@ -932,8 +980,14 @@ static int post_entry(client *c, const client_opts *o, const char *path, const c
         return st;
     if (c->status != 200)
         return http_error(c);
-    if (c->txid[0] == '\0')
+    if (c->txid[0] == '\0' && !c->txid_long)
         return fail(CLEDGER_EXIT_INVALID, "the server did not return x-ms-ccf-transaction-id");
+    uint64_t view, seqno;
+    char e[200];
+    if (c->txid_long || cl_txid_parse(c->txid, strlen(c->txid), &view, &seqno) < 0)
+        return fail(CLEDGER_EXIT_INVALID,
+                    "the server returned an invalid transaction id '%s' (x-ms-ccf-transaction-id)",
+                    c->txid_long ? "(too long)" : ESC(c->txid, e));
     snprintf(txid_out, txcap, "%s", c->txid);
     if (result != NULL) {
         *result = body_json(c);
@@ -1062,10 +1116,13 @@ static int poll_ready(client *c, const client_opts *o, const char *path, json_t 
             *out = j;
             return CLEDGER_EXIT_OK;
         }
+        if (s == NULL || strcmp(s, "Loading") != 0) {
+            char e[200];
+            st = fail(CLEDGER_EXIT_INVALID, "unexpected state '%s' in the answer", ESC(s, e));
+            json_decref(j); /* after the message: s is one of its strings */
+            return st;
+        }
         json_decref(j);
-        if (s == NULL || strcmp(s, "Loading") != 0)
-            return fail(CLEDGER_EXIT_INVALID, "unexpected state '%s' in the answer",
-                        s ? s : "(none)");
         if (now_s() + delay > deadline)
             return fail(CLEDGER_EXIT_INVALID,
                         "timed out after %.0f s: the server still answers Loading (is the "
@@ -1115,6 +1172,80 @@ static char *next_path(client *c, const char *link)
     return NULL;
 }
 
+/* Paging through nextLink (list, user list). A page that does not move on (state Loading, the
+ * same link again, or the same fromTransactionId) is asked for again every 0.1 s for at most
+ * --timeout: cledgerd answers so while the end of a range waits for its commit. A link whose
+ * fromTransactionId goes back is refused, and links without one are followed MAX_UNORDERED_PAGES
+ * times at most, so no server can keep the client in a cycle. */
+typedef struct {
+    char *path;         /* the page to fetch (heap) */
+    uint64_t from;      /* the seqno of its fromTransactionId, 0: none */
+    long unordered;     /* pages followed without a fromTransactionId */
+    double stuck_since; /* when the pages stopped moving on, 0: they move */
+} pager;
+
+/* The seqno of a path's fromTransactionId query parameter, 0 when it has none (or no valid one). */
+static uint64_t link_from(const char *path)
+{
+    const char *q = strchr(path, '?');
+    cl_url_query qs;
+    if (q == NULL || cl_url_query_parse(q + 1, &qs) < 0)
+        return 0;
+    size_t n = 0;
+    const char *v = cl_url_query_get(&qs, "fromTransactionId", &n);
+    uint64_t view, seqno;
+    if (v == NULL || cl_txid_parse(v, n, &view, &seqno) < 0)
+        seqno = 0;
+    cl_url_query_free(&qs);
+    return seqno;
+}
+
+/* After a page: link is its nextLink (NULL or "" at the end), loading whether it said Loading.
+ * *more is 1 when p->path is to be fetched next. Returns the exit status (a message printed). */
+static int pager_next(client *c, const client_opts *o, pager *p, const char *link, int loading,
+                      int *more)
+{
+    *more = 0;
+    if (link == NULL || *link == '\0')
+        return CLEDGER_EXIT_OK;
+    char *np = next_path(c, link);
+    if (np == NULL)
+        return fail(CLEDGER_EXIT_INVALID, "nextLink leaves the endpoint; not followed");
+    uint64_t from = link_from(np);
+    if (from != 0 && p->from != 0 && from < p->from) {
+        cl_free(np);
+        return fail(CLEDGER_EXIT_INVALID,
+                    "nextLink goes back (fromTransactionId seqno %" PRIu64 " after %" PRIu64
+                    "); not followed",
+                    from, p->from);
+    }
+    if (from == 0 && ++p->unordered > MAX_UNORDERED_PAGES) {
+        cl_free(np);
+        return fail(CLEDGER_EXIT_INVALID,
+                    "over %d pages whose nextLink has no fromTransactionId; not followed",
+                    MAX_UNORDERED_PAGES);
+    }
+    int stuck = loading || strcmp(np, p->path) == 0 || (from != 0 && from == p->from);
+    cl_free(p->path);
+    p->path = np;
+    p->from = from;
+    if (!stuck) {
+        p->stuck_since = 0;
+        *more = 1;
+        return CLEDGER_EXIT_OK;
+    }
+    if (p->stuck_since == 0) {
+        p->stuck_since = now_s();
+    } else if (now_s() - p->stuck_since > o->timeout) {
+        return fail(CLEDGER_EXIT_INVALID, "timed out after %.0f s: %s", o->timeout,
+                    loading ? "the listing stays Loading"
+                            : "the listing makes no progress (nextLink repeats the page)");
+    }
+    sleep_s(0.1);
+    *more = 1;
+    return CLEDGER_EXIT_OK;
+}
+
 static int cmd_list(client *c, const client_opts *o)
 {
     char *q = collection_query(c, o->collection);
@@ -1137,15 +1268,15 @@ static int cmd_list(client *c, const client_opts *o)
     if (path == NULL)
         return fail(CLEDGER_EXIT_USAGE, "out of memory");
     int st = CLEDGER_EXIT_OK;
-    double loading_since = 0;
     json_t *all = o->json ? json_array() : NULL; /* --json: printed only when complete */
     if (o->json && all == NULL) {
         cl_free(path);
         return fail(CLEDGER_EXIT_USAGE, "out of memory");
     }
-    for (long page = 0; page < MAX_PAGES; page++) {
+    pager pg = {path, link_from(path), 0, 0};
+    for (int more = 1; more;) {
         json_t *j;
-        st = get_json(c, path, &j);
+        st = get_json(c, pg.path, &j);
         if (st != CLEDGER_EXIT_OK)
             break;
         json_t *entries = json_object_get(j, "entries");
@@ -1158,46 +1289,34 @@ static int cmd_list(client *c, const client_opts *o)
         json_t *e;
         json_array_foreach(entries, i, e)
         {
+            json_t *tx = json_object_get(e, "transactionId");
+            if (!json_is_string(tx)) {
+                st = fail(CLEDGER_EXIT_INVALID, "entry %zu of the page has no transactionId", i);
+                break;
+            }
             if (o->json) {
                 if (json_array_append(all, e) < 0) {
                     st = fail(CLEDGER_EXIT_USAGE, "out of memory");
                     break;
                 }
             } else {
-                const char *tx = jstr(e, "transactionId");
                 json_t *cont = json_object_get(e, "contents");
-                printf("%s\t", tx ? tx : "");
+                print_escaped(json_string_value(tx), json_string_length(tx));
+                putchar('\t');
                 if (json_is_string(cont))
                     print_escaped(json_string_value(cont), json_string_length(cont));
                 putchar('\n');
             }
         }
         const char *state = jstr(j, "state");
-        const char *link = jstr(j, "nextLink");
-        int has_link = link != NULL && *link != '\0';
-        char *np = has_link && st == CLEDGER_EXIT_OK ? next_path(c, link) : NULL;
         int loading = state != NULL && strcmp(state, "Loading") == 0;
+        if (st == CLEDGER_EXIT_OK)
+            st = pager_next(c, o, &pg, jstr(j, "nextLink"), loading, &more);
         json_decref(j);
-        if (st != CLEDGER_EXIT_OK || !has_link)
+        if (st != CLEDGER_EXIT_OK)
             break;
-        if (np == NULL) {
-            st = fail(CLEDGER_EXIT_INVALID, "nextLink leaves the endpoint; not followed");
-            break;
-        }
-        cl_free(path);
-        path = np;
-        if (loading) { /* same position: the server is loading; bounded by --timeout */
-            if (loading_since == 0)
-                loading_since = now_s();
-            else if (now_s() - loading_since > o->timeout) {
-                st = fail(CLEDGER_EXIT_INVALID, "timed out: the listing stays Loading");
-                break;
-            }
-            sleep_s(0.1);
-        } else {
-            loading_since = 0;
-        }
     }
+    path = pg.path;
     if (o->json && st == CLEDGER_EXIT_OK) {
         json_t *w = json_pack("{s:O,s:s}", "entries", all, "state", "Ready");
         st = w ? print_json(w) : fail(CLEDGER_EXIT_USAGE, "out of memory");
@@ -1218,11 +1337,16 @@ static int cmd_status(client *c, const client_opts *o)
     cl_free(path);
     if (st != CLEDGER_EXIT_OK)
         return st;
-    const char *s = jstr(j, "state");
-    if (o->json)
+    if (o->json) {
         printf("%s\n", c->body);
-    else
-        printf("%s\n", s ? s : "unknown");
+    } else {
+        json_t *sv = json_object_get(j, "state");
+        if (json_is_string(sv))
+            print_escaped(json_string_value(sv), json_string_length(sv));
+        else
+            fputs("unknown", stdout);
+        putchar('\n');
+    }
     json_decref(j);
     return CLEDGER_EXIT_OK;
 }
@@ -1313,19 +1437,41 @@ static int cmd_receipt(client *c, const client_opts *o)
 
 static const char *const ROLES[] = {"Administrator", "Contributor", "Reader"};
 
-/* Prints a user (LedgerUser or LedgerUserMultipleRoles) as "id<TAB>Role[,Role...]". */
+/* Whether an answer is a user: LedgerUser {"userId", "assignedRole"} or LedgerUserMultipleRoles
+ * {"userId", "assignedRoles": [...]}, all strings. */
+static int user_ok(const json_t *u)
+{
+    if (!json_is_string(json_object_get(u, "userId")))
+        return 0;
+    json_t *roles = json_object_get(u, "assignedRoles");
+    if (roles == NULL)
+        return json_is_string(json_object_get(u, "assignedRole"));
+    if (!json_is_array(roles))
+        return 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(roles, i, r) if (!json_is_string(r)) return 0;
+    return 1;
+}
+
+/* Prints a user (user_ok) as "id<TAB>Role[,Role...]", escaped. */
 static void print_user(const json_t *u)
 {
-    const char *id = jstr(u, "userId");
-    printf("%s\t", id ? id : "");
+    json_t *id = json_object_get(u, "userId");
+    print_escaped(json_string_value(id), json_string_length(id));
+    putchar('\t');
     json_t *roles = json_object_get(u, "assignedRoles");
-    if (json_is_array(roles)) {
-        size_t i;
-        json_t *r;
-        json_array_foreach(roles, i, r) printf("%s%s", i ? "," : "", json_string_value(r));
-    } else {
-        const char *r = jstr(u, "assignedRole");
-        printf("%s", r ? r : "");
+    size_t i;
+    json_t *r;
+    if (roles == NULL) {
+        r = json_object_get(u, "assignedRole");
+        print_escaped(json_string_value(r), json_string_length(r));
+    }
+    json_array_foreach(roles, i, r)
+    {
+        if (i > 0)
+            putchar(',');
+        print_escaped(json_string_value(r), json_string_length(r));
     }
     putchar('\n');
 }
@@ -1376,24 +1522,39 @@ static int cmd_user(client *c, const client_opts *o)
             return fail(CLEDGER_EXIT_USAGE, "out of memory");
         int st = CLEDGER_EXIT_OK;
         json_t *all = json_array();
-        for (long page = 0; all != NULL && page < MAX_PAGES; page++) {
+        pager pg = {path, 0, 0, 0};
+        for (int more = all != NULL; more;) {
             json_t *j;
-            st = get_json(c, path, &j);
+            st = get_json(c, pg.path, &j);
             if (st != CLEDGER_EXIT_OK)
                 break;
             json_t *users = json_object_get(j, "ledgerUsers");
+            if (!json_is_array(users)) {
+                json_decref(j);
+                st = fail(CLEDGER_EXIT_INVALID, "the page has no \"ledgerUsers\" array");
+                break;
+            }
             size_t i;
             json_t *u;
-            json_array_foreach(users, i, u) json_array_append(all, u);
-            const char *link = jstr(j, "nextLink");
-            char *np = link && *link ? next_path(c, link) : NULL;
+            json_array_foreach(users, i, u)
+            {
+                if (!user_ok(u)) {
+                    st =
+                        fail(CLEDGER_EXIT_INVALID, "ledgerUsers[%zu] of the page is not a user", i);
+                    break;
+                }
+                if (json_array_append(all, u) < 0) {
+                    st = fail(CLEDGER_EXIT_USAGE, "out of memory");
+                    break;
+                }
+            }
+            if (st == CLEDGER_EXIT_OK)
+                st = pager_next(c, o, &pg, jstr(j, "nextLink"), 0, &more);
             json_decref(j);
-            cl_free(path);
-            path = np;
-            if (path == NULL)
+            if (st != CLEDGER_EXIT_OK)
                 break;
         }
-        cl_free(path);
+        cl_free(pg.path);
         if (all == NULL)
             return fail(CLEDGER_EXIT_USAGE, "out of memory");
         if (st == CLEDGER_EXIT_OK) {
@@ -1474,6 +1635,10 @@ static int cmd_user(client *c, const client_opts *o)
     j = body_json(c);
     if (j == NULL)
         return CLEDGER_EXIT_INVALID;
+    if (!user_ok(j)) {
+        json_decref(j);
+        return fail(CLEDGER_EXIT_INVALID, "the answer is not a user (userId and assignedRole[s])");
+    }
     if (o->json) {
         if (is_add)
             json_object_set_new(j, "transactionId", json_string(c->txid));
@@ -1485,23 +1650,77 @@ static int cmd_user(client *c, const client_opts *o)
     return st;
 }
 
+/* Removes every "\u0000" escape that ends a JSON string (directly before its closing quote,
+ * also several in a row) from text[0..len), in place; returns the new length. An escape is one
+ * whose backslash is not itself escaped. */
+static size_t drop_final_nul_escapes(char *text, size_t len)
+{
+    static const char nul[] = "\\u0000";
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t run = 0; /* NUL escapes starting at i */
+        while (i + (run + 1) * 6 <= len && memcmp(text + i + run * 6, nul, 6) == 0)
+            run++;
+        if (run > 0 && i + run * 6 < len && text[i + run * 6] == '"') {
+            size_t bs = 0; /* backslashes right before i: odd, the one at i is escaped */
+            while (bs < o && text[o - 1 - bs] == '\\')
+                bs++;
+            if (bs % 2 == 0) {
+                i += run * 6;
+                continue;
+            }
+        }
+        text[o++] = text[i++];
+    }
+    if (o < len)
+        text[o] = '\0';
+    return o;
+}
+
+/* Whether pem[0..n) is one PEM certificate block and nothing else (white space around it
+ * allowed): what gets saved or printed is then exactly a certificate. pem is a NUL-terminated
+ * string of at least n bytes. */
+static int pem_is_certificate(const char *pem, size_t n)
+{
+    static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END CERTIFICATE-----";
+    if (pem == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((pem[i] < 0x20 || pem[i] >= 0x7f) && pem[i] != '\n' && pem[i] != '\r' && pem[i] != '\t')
+            return 0;
+    while (n > 0 && strchr(" \t\r\n", pem[n - 1]) != NULL)
+        n--;
+    while (n > 0 && strchr(" \t\r\n", pem[0]) != NULL)
+        pem++, n--;
+    return n >= sizeof begin + sizeof end && memcmp(pem, begin, sizeof begin - 1) == 0 &&
+           memcmp(pem + n - (sizeof end - 1), end, sizeof end - 1) == 0 &&
+           strstr(pem + 1, "-----BEGIN") == NULL; /* one block (pem is NUL-terminated) */
+}
+
 static int cmd_identity(client *c, const client_opts *o)
 {
     const char *lid = o->ledger_id ? o->ledger_id : DEFAULT_LEDGER_ID;
     char *path = route(c, "/ledgerIdentity/", lid, "", api(o, API_GA), NULL);
     if (path == NULL)
         return fail(CLEDGER_EXIT_USAGE, "out of memory");
-    json_t *j;
-    int st = get_json(c, path, &j);
+    int st = http(c, "GET", path, NULL, 0, 0);
     cl_free(path);
     if (st != CLEDGER_EXIT_OK)
         return st;
+    if (c->status != 200)
+        return http_error(c);
+    /* The spec's examples end the PEM with "\n\u0000", which the strict parser refuses: such
+     * an answer is read again without NUL escapes that end a string. */
+    json_t *j = NULL;
+    if (cl_json_parse(c->body ? c->body : "", c->len, MAX_BODY, &j, NULL, 0) < 0) {
+        c->len = drop_final_nul_escapes(c->body, c->len);
+        if ((j = body_json(c)) == NULL)
+            return CLEDGER_EXIT_INVALID;
+    }
     const char *pem = jstr(j, "ledgerTlsCertificate");
     char fp[96];
     size_t pl = pem ? strlen(pem) : 0;
-    while (pl > 0 && pem[pl - 1] == '\0') /* tolerate a trailing NUL (old spec examples) */
-        pl--;
-    if (pem == NULL || pem_fingerprint(pem, pl, fp) < 0) {
+    if (!pem_is_certificate(pem, pl) || pem_fingerprint(pem, pl, fp) < 0) {
         json_decref(j);
         return fail(CLEDGER_EXIT_INVALID, "the answer has no usable ledgerTlsCertificate");
     }

@@ -1,0 +1,412 @@
+#!/usr/bin/python3
+"""The `cledger` client against a hostile or broken server: a scripted HTTPS server on loopback
+(real TLS, a certificate the client trusts) answers each command with malformed, contradictory or
+hostile replies. Every case must end with the documented exit status (1 for a bad answer, 3 for no
+usable answer), a clear message on stderr, no signal, no raw control bytes from the server on the
+terminal, and within the time bound; nothing the server sends may crash or hang the client.
+
+usage: client_hostile.py BIN_DIR    (prints "N passed, M failed"; exit 1 on any failure)
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BIN = os.path.abspath(sys.argv[1])
+CL = os.path.join(BIN, "cledger")
+work = tempfile.mkdtemp(prefix="cl-client-hostile-")
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what, file=sys.stderr)
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, cwd=work, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+# A CA the client trusts (--service-cert) and a server certificate for 127.0.0.1 issued by it;
+# a self-signed client certificate (the server does not ask for it).
+openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-days", "2", "-subj", "/CN=hostile CA", "-keyout", "ca.key", "-out", "ca.pem",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,digitalSignature")
+openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-subj", "/CN=127.0.0.1", "-keyout", "srv.key", "-out", "srv.csr")
+with open(os.path.join(work, "srv.ext"), "w") as f:
+    f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "srv.ext", "-out", "srv.pem")
+openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-days", "2", "-subj", "/CN=client", "-keyout", "cli.key", "-out", "cli.pem")
+
+SCTX = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+SCTX.load_cert_chain(os.path.join(work, "srv.pem"), os.path.join(work, "srv.key"))
+
+# ---- the scripted server ------------------------------------------------------------------------
+
+handler = None  # handler(method, path, body, n) -> list of actions; n counts requests in the case
+requests = []  # (method, path) of the current case
+lock = threading.Lock()
+
+
+def resp(status, body=b"", ctype="application/json", headers=(), reason="X"):
+    if isinstance(body, str):
+        body = body.encode()
+    h = "HTTP/1.1 %d %s\r\n" % (status, reason)
+    if ctype:
+        h += "Content-Type: %s\r\n" % ctype
+    for k, v in headers:
+        h += "%s: %s\r\n" % (k, v)
+    h += "Content-Length: %d\r\n\r\n" % len(body)
+    return [h.encode("latin-1") + body]
+
+
+def read_request(s, buf):
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None, buf
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    method, path = lines[0].split()[0:2]
+    clen = 0
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == "content-length":
+            clen = int(v.strip())
+    while len(rest) < clen:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None, rest
+        rest += chunk
+    return (method, path, rest[:clen]), rest[clen:]
+
+
+def serve_conn(raw):
+    try:
+        s = SCTX.wrap_socket(raw, server_side=True)
+    except (ssl.SSLError, OSError):
+        raw.close()
+        return
+    buf = b""
+    try:
+        while True:
+            req, buf = read_request(s, buf)
+            if req is None:
+                break
+            with lock:
+                requests.append(req[0:2])
+                n = len(requests)
+                h = handler
+            for act in h(req[0], req[1], req[2], n):
+                if act == "close":
+                    s.close()
+                    return
+                if isinstance(act, tuple) and act[0] == "sleep":
+                    time.sleep(act[1])
+                else:
+                    s.sendall(act)
+    except (ssl.SSLError, OSError, ValueError, IndexError):
+        pass
+    finally:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+lsock = socket.socket()
+lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lsock.bind(("127.0.0.1", 0))
+lsock.listen(16)
+PORT = lsock.getsockname()[1]
+URL = "https://127.0.0.1:%d" % PORT
+
+
+def accept_loop():
+    while True:
+        try:
+            c, _ = lsock.accept()
+        except OSError:
+            return
+        threading.Thread(target=serve_conn, args=(c,), daemon=True).start()
+
+
+threading.Thread(target=accept_loop, daemon=True).start()
+
+# ---- cases --------------------------------------------------------------------------------------
+
+TX = "x-ms-ccf-transaction-id"
+ESC = "\x1b]0;owned\x07\x1b[2J"  # a terminal title change and a screen clear
+CTRL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def run(name, args, h, want, msg=None, limit=15.0, timeout="2", out_re=None, human=True):
+    """Runs `cledger ARGS` against handler h; checks exit status, stderr, control bytes, time."""
+    global handler
+    with lock:
+        handler = h
+        requests.clear()
+    cmd = [CL, *args, "--endpoint", URL, "--service-cert", os.path.join(work, "ca.pem"),
+           "--cert", os.path.join(work, "cli.pem"), "--key", os.path.join(work, "cli.key"),
+           "--timeout", timeout]
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, capture_output=True, timeout=limit + 30, cwd=work,
+                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    except subprocess.TimeoutExpired:
+        check(False, "%s: still running after %.0f s" % (name, limit + 30))
+        return None
+    dt = time.monotonic() - t0
+    err = p.stderr.decode("utf-8", "replace")
+    check(p.returncode >= 0, "%s: killed by signal %d: %s" % (name, -p.returncode, err[-300:]))
+    check(p.returncode == want, "%s: exit %d, wanted %d: %s" % (name, p.returncode, want,
+                                                                err[-300:]))
+    if msg is not None:
+        check(re.search(msg, err) is not None, "%s: stderr %r does not match %r" %
+              (name, err[-300:], msg))
+    check(dt < limit, "%s: took %.1f s (bound %.0f s)" % (name, dt, limit))
+    if os.environ.get("CLIENT_HOSTILE_VERBOSE"):
+        print("%6.2f s  exit %d  %s" % (dt, p.returncode, name), file=sys.stderr)
+    if human:
+        check(CTRL.search(p.stderr) is None, "%s: control bytes on stderr: %r" % (name, p.stderr[-200:]))
+        check(CTRL.search(p.stdout) is None, "%s: control bytes on stdout: %r" % (name, p.stdout[-200:]))
+    if out_re is not None:
+        out = p.stdout.decode("utf-8", "replace")
+        check(re.search(out_re, out) is not None, "%s: stdout %r does not match %r" %
+              (name, out[-300:], out_re))
+    return p
+
+
+def always(*acts):
+    return lambda m, path, b, n: list(acts)
+
+
+def by_path(table, default=None):
+    """table: list of (regex on the path, actions or function(n) -> actions)."""
+    def h(m, path, b, n):
+        for rx, a in table:
+            if re.search(rx, path):
+                return a(n) if callable(a) else a
+        return default or resp(404, '{"error":{"code":"NotFound","message":"no"}}')
+    return h
+
+
+J = lambda s: resp(200, s)  # noqa: E731
+GET = ["get", "2.7"]
+
+# a working answer first, so a failure below is the hostile part, not the harness
+run("sane get", GET, always(*J('{"state":"Ready","entry":{"contents":"ok","collectionId":"c",'
+                                 '"transactionId":"2.7"}}')), 0, out_re=r"^ok\n$")
+
+# -- bodies that are not what the route promises
+run("get: not JSON", GET, always(*J("<html>oops</html>")), 1, r"not valid JSON")
+run("get: empty body", GET, always(*J("")), 1, r"not valid JSON")
+run("get: JSON array", GET, always(*J("[1,2]")), 1, r"unexpected state")
+run("get: state not a string", GET, always(*J('{"state":7}')), 1, r"unexpected state")
+run("get: Ready without entry", GET, always(*J('{"state":"Ready"}')), 1, r"no entry.contents")
+run("get: contents a number", GET, always(*J('{"state":"Ready","entry":{"contents":5}}')), 1,
+    r"no entry.contents")
+run("get: state with escapes", GET, always(*J('{"state":"\\u001b[2Jx"}')), 1,
+    r"unexpected state")
+run("get: truncated JSON", GET, always(*J('{"state":"Ready","entry":{"conte')), 1,
+    r"not valid JSON")
+run("get: NUL in JSON", GET, always(*J('{"state":"Re\\u0000ady"}')), 1, r"not valid JSON")
+run("get: duplicate keys", GET, always(*J('{"state":"Loading","state":"Ready","entry":'
+                                          '{"contents":"x"}}')), 1, r"not valid JSON")
+run("get: deep nesting", GET, always(*J("[" * 100000 + "]" * 100000)), 1, r"not valid JSON")
+run("get: Loading forever", GET, always(*J('{"state":"Loading"}')), 1, r"timed out", limit=10)
+
+# -- HTTP-level breakage: no usable answer is exit 3
+run("get: connection closed", GET, always("close"), 3, r"Server returned nothing|Empty reply|"
+    r"closed|reset")
+run("get: garbage status line", GET, always(b"HTTQ/9 OK\r\n\r\n", "close"), 3, r"cledger: GET")
+run("get: truncated body", GET, always(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"s",
+                                       "close"), 3, r"cledger: GET")
+run("get: bad chunked", GET, always(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    b"zz\r\nabc\r\n", "close"), 3, r"cledger: GET")
+run("get: no answer in time", GET, always(("sleep", 4)), 3, r"[Tt]imeout|timed out", limit=8)
+run("get: stalls mid-body", GET, always(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{",
+                                        ("sleep", 4)), 3, r"[Tt]imeout|timed out", limit=8)
+run("get: a 200 KiB header", GET,
+    always(b"HTTP/1.1 200 OK\r\nX-Big: " + b"v" * 200000 + b"\r\nContent-Length: 2\r\n\r\n{}",
+           "close"), 3, r"cledger: GET")
+run("get: 1 MiB of headers", GET,
+    always(b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000)
+                                             for i in range(1000)) +
+           b"Content-Length: 2\r\n\r\n{}", "close"), 3, r"cledger: GET")
+run("get: body over 64 MiB", GET,
+    always(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % ((64 << 20) + 10),
+           b"[" + b" " * (64 << 20) + b"]        "), 3, r"larger than", limit=30)
+run("get: 503 forever", GET, always(*resp(503, '{"error":{"code":"ServiceUnavailable",'
+                                          '"message":"busy"}}', headers=[("Retry-After", "1e308")])),
+    1, r"503 ServiceUnavailable", limit=10)
+run("get: 429 with odd Retry-After", GET,
+    lambda m, p, b, n: resp(429, "", headers=[("Retry-After", ["nan", "-5", "inf", "1" * 40,
+                                                               "0x10"][n % 5])]),
+    1, r"429", limit=10)
+
+# -- error answers: code and message are the server's, printed without control bytes
+run("error: escapes in code and message", GET,
+    always(*resp(400, '{"error":{"code":"Bad%s","message":"m%s\\nnext line"}}' %
+                 ("\\u001b[31m", "\\u0007"))), 1, r"400 Bad.*\[31m.*m")
+run("error: code not a string", GET, always(*resp(403, '{"error":{"code":5,"message":[]}}')), 1,
+    r"403")
+run("error: error not an object", GET, always(*resp(404, '{"error":"nope"}')), 1, r"404 HTTP error")
+run("error: raw escapes in a text body", GET,
+    always(*resp(500, "boom" + ESC + "\r\n", ctype="text/plain")), 1, r"500 HTTP error: boom")
+run("error: binary body", GET, always(*resp(502, bytes(range(256)), ctype=None)), 1, r"502")
+run("error: 401 hint", GET, always(*resp(401, '{"error":{"code":"Unauthorized","message":"x"}}')),
+    1, r"registered user")
+run("error: 1xx then 200", GET,
+    always(b"HTTP/1.1 100 Continue\r\n\r\n", *J('{"state":"Ready","entry":{"contents":"y"}}')), 0,
+    out_re=r"^y\n$")
+
+# -- put: the transaction id header
+PUT = ["put", "hello"]
+run("put: no transaction id", PUT, always(*J('{"collectionId":"c","transactionId":"2.1"}')), 1,
+    r"did not return x-ms-ccf-transaction-id")
+run("put: transaction id with escapes", PUT,
+    always(*resp(200, '{}', headers=[(TX, "2.1" + ESC)])), 1, r"transaction id")
+run("put: transaction id not term.seqno", PUT, always(*resp(200, '{}', headers=[(TX, "abc")])), 1,
+    r"transaction id")
+run("put: transaction id too long", PUT, always(*resp(200, '{}', headers=[(TX, "1" * 200)])), 1,
+    r"transaction id")
+run("put: sane", PUT, always(*resp(200, '{}', headers=[(TX, "2.15")])), 0, out_re=r"^2\.15\n$")
+run("put --json: body not JSON", PUT + ["--json"], always(*resp(200, 'nope', headers=[(TX, "2.1")])),
+    1, r"not valid JSON", human=False)
+run("put --wait: Invalid", PUT + ["--wait"],
+    by_path([(r"/status", J('{"state":"Invalid","transactionId":"2.1"}'))],
+            resp(200, '{}', headers=[(TX, "2.1")])), 1, r"unexpected transaction state 'Invalid'")
+run("put --wait: state with escapes", PUT + ["--wait"],
+    by_path([(r"/status", J('{"state":"Pen\\u001b[2Jding"}'))],
+            resp(200, '{}', headers=[(TX, "2.1")])), 1, r"unexpected transaction state")
+run("put --wait: Pending forever", PUT + ["--wait"],
+    by_path([(r"/status", J('{"state":"Pending"}'))], resp(200, '{}', headers=[(TX, "2.1")])), 1,
+    r"timed out", limit=10)
+run("put --wait: 404 forever", PUT + ["--wait"],
+    by_path([(r"/status", resp(404, '{"error":{"code":"TransactionNotFound","message":"x"}}'))],
+            resp(200, '{}', headers=[(TX, "2.1")])), 1, r"404 TransactionNotFound", limit=10)
+
+# -- status
+run("status: escapes in state", ["status", "2.1"], always(*J('{"state":"Comm\\u001bitted"}')), 0,
+    out_re=r"^Comm\\x1bitted\n$")
+run("status: state missing", ["status", "2.1"], always(*J('{}')), 0, out_re=r"^unknown\n$")
+
+# -- list: pages
+LIST = ["list"]
+run("list: entries missing", LIST, always(*J('{"state":"Ready"}')), 1, r"no \"entries\" array")
+run("list: entries an object", LIST, always(*J('{"state":"Ready","entries":{}}')), 1,
+    r"no \"entries\" array")
+run("list: entry not an object", LIST,
+    always(*J('{"state":"Ready","entries":[{"transactionId":"2.1"},1]}')), 1,
+    r"entry 1 of the page has no transactionId")
+run("list: transactionId a number", LIST,
+    always(*J('{"state":"Ready","entries":[{"transactionId":7,"contents":"x"}]}')), 1,
+    r"entry 0 of the page has no transactionId")
+run("list: escapes", LIST,
+    always(*J('{"state":"Ready","entries":[{"transactionId":"2.1","contents":[]},'
+              '{"transactionId":"2.\\u001b5","contents":"a\\u001bb\\u009b"}]}')), 0,
+    out_re="^2\\.1\t\n2\\.\\\\x1b5\ta\\\\x1bb\u009b\n$")
+run("list: nextLink to another host", LIST,
+    always(*J('{"state":"Ready","entries":[],"nextLink":"https://evil.example/app/transactions"}')),
+    1, r"leaves the endpoint")
+run("list: nextLink to itself", LIST,
+    lambda m, p, b, n: J('{"state":"Ready","entries":[],"nextLink":"%s"}' % p), 1,
+    r"nextLink repeats", limit=10)
+run("list: nextLink not a string", LIST,
+    always(*J('{"state":"Ready","entries":[],"nextLink":5}')), 0)
+run("list: nextLink cycle", LIST,
+    lambda m, p, b, n: J('{"state":"Ready","entries":[],"nextLink":"/app/transactions?api-version='
+                         '2022-05-13&fromTransactionId=2.%d"}' % (9 if n % 2 else 5)), 1,
+    r"nextLink goes back \(fromTransactionId seqno 5 after 9\)")
+run("list: nextLink cycle without fromTransactionId", LIST,
+    lambda m, p, b, n: J('{"state":"Ready","entries":[],"nextLink":"/app/transactions?x=%d"}' %
+                         (n % 2)), 1, r"no fromTransactionId", limit=120, timeout="60")
+run("list: Loading forever", LIST,
+    lambda m, p, b, n: J('{"state":"Loading","entries":[],"nextLink":"%s"}' % p), 1,
+    r"stays Loading", limit=10)
+
+# -- users
+run("user list: ledgerUsers missing", ["user", "list"], always(*J('{}')), 1,
+    r"no \"ledgerUsers\" array")
+run("user list: not a user", ["user", "list"],
+    always(*J('{"ledgerUsers":[{"userId":"a","assignedRole":"Reader"},5]}')), 1,
+    r"ledgerUsers\[1\] of the page is not a user")
+run("user list: role not a string", ["user", "list"],
+    always(*J('{"ledgerUsers":[{"userId":"u","assignedRoles":["Reader",null]}]}')), 1,
+    r"ledgerUsers\[0\] of the page is not a user")
+run("user list: userId a number", ["user", "list"],
+    always(*J('{"ledgerUsers":[{"userId":7,"assignedRole":"Reader"}]}')), 1, r"not a user")
+run("user list: escapes", ["user", "list"],
+    always(*J('{"ledgerUsers":[{"userId":"u\\u001b","assignedRoles":["Reader","R\\u0007"]},'
+              '{"userId":"v","assignedRole":"Con\\ntributor"}]}')), 0,
+    out_re="^u\\\\x1b\tReader,R\\\\x07\nv\tCon\\\\ntributor\n$")
+run("user list: nextLink to itself", ["user", "list"],
+    lambda m, p, b, n: J('{"ledgerUsers":[],"nextLink":"%s"}' % p), 1, r"nextLink repeats",
+    limit=10)
+run("user get: not an object", ["user", "get", "someone"], always(*J('[]')), 1, r"not a user")
+run("user get: escapes", ["user", "get", "someone"],
+    always(*J('{"userId":"a\\u001b]0;t\\u0007","assignedRoles":["R\\u001b"]}')), 0,
+    out_re="^a\\\\x1b]0;t\\\\x07\tR\\\\x1b\n$")
+run("user add: 204 instead of 200", ["user", "add", "someone", "--role", "Reader"],
+    always(*resp(204, "")), 1, r"204")
+run("user rm: 200 instead of 204", ["user", "rm", "someone"], always(*J('{}')), 1, r"200")
+
+# -- identity and receipts
+ID = ["identity"]
+run("identity: no certificate", ID, always(*J('{"ledgerId":"x"}')), 1,
+    r"no usable ledgerTlsCertificate")
+run("identity: not PEM", ID, always(*J('{"ledgerTlsCertificate":"-----BEGIN CERTIFICATE-----\\n'
+                                      'AAAA\\n-----END CERTIFICATE-----\\n"}')), 1,
+    r"no usable ledgerTlsCertificate")
+run("identity: number", ID, always(*J('{"ledgerTlsCertificate":1}')), 1,
+    r"no usable ledgerTlsCertificate")
+with open(os.path.join(work, "srv.pem")) as f:
+    srv_pem = f.read()
+run("identity: certificate plus escapes", ID,
+    always(*J('{"ledgerTlsCertificate":%s}' % json.dumps(srv_pem + ESC))), 1,
+    r"no usable ledgerTlsCertificate")
+with open(os.path.join(work, "ca.pem")) as f:
+    ca_pem = f.read()
+PEMJ = json.dumps(ca_pem)[:-1]  # the PEM as a JSON string literal, without its closing quote
+run("identity: trailing NUL tolerated", ID,
+    always(*J('{"ledgerId":"x","ledgerTlsCertificate":%s\\u0000\\u0000"}' % PEMJ)), 0,
+    out_re="^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n$")
+run("identity: escaped backslash before u0000 stays refused", ID,
+    always(*J('{"ledgerTlsCertificate":%s\\\\u0000"}' % PEMJ)),
+    1, r"no usable ledgerTlsCertificate")
+run("identity: NUL inside the PEM stays refused", ID,
+    always(*J('{"ledgerTlsCertificate":"-----BEGIN\\u0000 CERTIFICATE-----"}')), 1,
+    r"not valid JSON")
+REC = ["receipt", "2.7", "--verify"]
+run("receipt: garbage receipt", REC, always(*J('{"state":"Ready","receipt":{"cert":5}}')), 1,
+    r"receipt INVALID", human=False)
+run("receipt: no receipt", REC, always(*J('{"state":"Ready"}')), 1, r"receipt INVALID",
+    human=False)
+run("receipt: Loading forever", REC, always(*J('{"state":"Loading"}')), 1, r"timed out", limit=10)
+
+# the server is gone: exit 3 quickly
+lsock.shutdown(socket.SHUT_RDWR)
+lsock.close()
+run("server gone", GET, always(), 3, r"cledger: GET", limit=10)
+
+shutil.rmtree(work, ignore_errors=True)
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)
