@@ -33,6 +33,7 @@
 #include "ledger/receipt.h"
 #include "net/tls.h"
 #include "node/url.h"
+#include "reply.h"
 
 #ifndef CLEDGER_VERSION
 #define CLEDGER_VERSION "0.1.0-dev"
@@ -407,65 +408,15 @@ static int pem_fingerprint(const char *pem, size_t len, char out[96])
     return 0;
 }
 
-/* How one byte of text from the server is shown on a terminal: \\, \n, \r, \t and the other
- * control bytes escaped, so that no answer can move the cursor, retitle the window or fake a
- * line of output. Writes 1..4 bytes to out (not terminated) and returns how many. */
-static size_t escape_byte(unsigned char ch, char out[4])
-{
-    static const char hex[] = "0123456789abcdef";
-    const char *named = ch == '\\'   ? "\\\\"
-                        : ch == '\n' ? "\\n"
-                        : ch == '\r' ? "\\r"
-                        : ch == '\t' ? "\\t"
-                                     : NULL;
-    if (named != NULL) {
-        memcpy(out, named, 2);
-        return 2;
-    }
-    if (ch < 0x20 || ch == 0x7f) {
-        out[0] = '\\';
-        out[1] = 'x';
-        out[2] = hex[ch >> 4];
-        out[3] = hex[ch & 15];
-        return 4;
-    }
-    out[0] = (char)ch;
-    return 1;
-}
-
-/* Prints server text as one line (escape_byte). */
+/* Prints server text as one line (reply_escape_next). */
 static void print_escaped(const char *s, size_t n)
 {
-    char e[4];
-    for (size_t i = 0; i < n; i++)
-        fwrite(e, 1, escape_byte((unsigned char)s[i], e), stdout);
-}
-
-/* Server text for a message: escaped (escape_byte) into buf, cut with "..." to fit cap (>= 8).
- * s may be NULL ("(none)"). Returns buf. */
-static const char *esc(const char *s, size_t n, char *buf, size_t cap)
-{
-    if (s == NULL)
-        s = "(none)", n = 6;
-    size_t o = 0;
-    char e[4];
-    for (size_t i = 0; i < n; i++) {
-        size_t k = escape_byte((unsigned char)s[i], e);
-        if (o + k + 4 > cap) {
-            memcpy(buf + o, "...", 3);
-            o += 3;
-            break;
-        }
-        memcpy(buf + o, e, k);
-        o += k;
+    char e[REPLY_ESCAPE_MAX];
+    for (size_t i = 0, used; i < n; i += used) {
+        size_t k = reply_escape_next(s + i, n - i, &used, e);
+        fwrite(e, 1, k, stdout);
     }
-    buf[o] = '\0';
-    return buf;
 }
-
-/* esc of a NUL-terminated string (or NULL) into a local buffer of the caller's:
- * ESC(s, buf). */
-#define ESC(s, buf) esc((s), (s) ? strlen(s) : 0, (buf), sizeof(buf))
 
 /* Prints a JSON value compactly with sorted keys and a newline. */
 static int print_json(const json_t *j)
@@ -824,11 +775,11 @@ static int http_error(client *c)
     }
     char ec[200], em[600];
     if (code != NULL || msg != NULL) {
-        fprintf(stderr, "cledger: %ld %s: %s\n", c->status, code ? ESC(code, ec) : "Error",
-                msg ? ESC(msg, em) : "");
+        fprintf(stderr, "cledger: %ld %s: %s\n", c->status, code ? REPLY_ESC(code, ec) : "Error",
+                msg ? REPLY_ESC(msg, em) : "");
     } else {
         fprintf(stderr, "cledger: %ld HTTP error: %s\n", c->status,
-                c->len > 0 ? esc(c->body, c->len, em, 260) : "(no body)");
+                c->len > 0 ? reply_esc(c->body, c->len, em, 260) : "(no body)");
     }
     if (c->status == 401)
         fprintf(stderr, "  (is --cert a registered user of this ledger?)\n");
@@ -932,7 +883,7 @@ static int wait_committed(client *c, const client_opts *o, const char *txid, jso
                 break;
             }
             const char *s = jstr(j, "state");
-            ESC(s ? s : "unknown", last);
+            REPLY_ESC(s ? s : "unknown", last);
             if (s != NULL && strcmp(s, "Committed") == 0)
                 break;
             if (s == NULL || strcmp(s, "Pending") != 0) {
@@ -987,7 +938,7 @@ static int post_entry(client *c, const client_opts *o, const char *path, const c
     if (c->txid_long || cl_txid_parse(c->txid, strlen(c->txid), &view, &seqno) < 0)
         return fail(CLEDGER_EXIT_INVALID,
                     "the server returned an invalid transaction id '%s' (x-ms-ccf-transaction-id)",
-                    c->txid_long ? "(too long)" : ESC(c->txid, e));
+                    c->txid_long ? "(too long)" : REPLY_ESC(c->txid, e));
     snprintf(txid_out, txcap, "%s", c->txid);
     if (result != NULL) {
         *result = body_json(c);
@@ -1118,7 +1069,7 @@ static int poll_ready(client *c, const client_opts *o, const char *path, json_t 
         }
         if (s == NULL || strcmp(s, "Loading") != 0) {
             char e[200];
-            st = fail(CLEDGER_EXIT_INVALID, "unexpected state '%s' in the answer", ESC(s, e));
+            st = fail(CLEDGER_EXIT_INVALID, "unexpected state '%s' in the answer", REPLY_ESC(s, e));
             json_decref(j); /* after the message: s is one of its strings */
             return st;
         }
@@ -1184,22 +1135,6 @@ typedef struct {
     double stuck_since; /* when the pages stopped moving on, 0: they move */
 } pager;
 
-/* The seqno of a path's fromTransactionId query parameter, 0 when it has none (or no valid one). */
-static uint64_t link_from(const char *path)
-{
-    const char *q = strchr(path, '?');
-    cl_url_query qs;
-    if (q == NULL || cl_url_query_parse(q + 1, &qs) < 0)
-        return 0;
-    size_t n = 0;
-    const char *v = cl_url_query_get(&qs, "fromTransactionId", &n);
-    uint64_t view, seqno;
-    if (v == NULL || cl_txid_parse(v, n, &view, &seqno) < 0)
-        seqno = 0;
-    cl_url_query_free(&qs);
-    return seqno;
-}
-
 /* After a page: link is its nextLink (NULL or "" at the end), loading whether it said Loading.
  * *more is 1 when p->path is to be fetched next. Returns the exit status (a message printed). */
 static int pager_next(client *c, const client_opts *o, pager *p, const char *link, int loading,
@@ -1211,7 +1146,7 @@ static int pager_next(client *c, const client_opts *o, pager *p, const char *lin
     char *np = next_path(c, link);
     if (np == NULL)
         return fail(CLEDGER_EXIT_INVALID, "nextLink leaves the endpoint; not followed");
-    uint64_t from = link_from(np);
+    uint64_t from = reply_link_from(np);
     if (from != 0 && p->from != 0 && from < p->from) {
         cl_free(np);
         return fail(CLEDGER_EXIT_INVALID,
@@ -1273,7 +1208,7 @@ static int cmd_list(client *c, const client_opts *o)
         cl_free(path);
         return fail(CLEDGER_EXIT_USAGE, "out of memory");
     }
-    pager pg = {path, link_from(path), 0, 0};
+    pager pg = {path, reply_link_from(path), 0, 0};
     for (int more = 1; more;) {
         json_t *j;
         st = get_json(c, pg.path, &j);
@@ -1437,23 +1372,6 @@ static int cmd_receipt(client *c, const client_opts *o)
 
 static const char *const ROLES[] = {"Administrator", "Contributor", "Reader"};
 
-/* Whether an answer is a user: LedgerUser {"userId", "assignedRole"} or LedgerUserMultipleRoles
- * {"userId", "assignedRoles": [...]}, all strings. */
-static int user_ok(const json_t *u)
-{
-    if (!json_is_string(json_object_get(u, "userId")))
-        return 0;
-    json_t *roles = json_object_get(u, "assignedRoles");
-    if (roles == NULL)
-        return json_is_string(json_object_get(u, "assignedRole"));
-    if (!json_is_array(roles))
-        return 0;
-    size_t i;
-    json_t *r;
-    json_array_foreach(roles, i, r) if (!json_is_string(r)) return 0;
-    return 1;
-}
-
 /* Prints a user (user_ok) as "id<TAB>Role[,Role...]", escaped. */
 static void print_user(const json_t *u)
 {
@@ -1538,7 +1456,7 @@ static int cmd_user(client *c, const client_opts *o)
             json_t *u;
             json_array_foreach(users, i, u)
             {
-                if (!user_ok(u)) {
+                if (!reply_is_user(u)) {
                     st =
                         fail(CLEDGER_EXIT_INVALID, "ledgerUsers[%zu] of the page is not a user", i);
                     break;
@@ -1635,7 +1553,7 @@ static int cmd_user(client *c, const client_opts *o)
     j = body_json(c);
     if (j == NULL)
         return CLEDGER_EXIT_INVALID;
-    if (!user_ok(j)) {
+    if (!reply_is_user(j)) {
         json_decref(j);
         return fail(CLEDGER_EXIT_INVALID, "the answer is not a user (userId and assignedRole[s])");
     }
@@ -1648,53 +1566,6 @@ static int cmd_user(client *c, const client_opts *o)
     }
     json_decref(j);
     return st;
-}
-
-/* Removes every "\u0000" escape that ends a JSON string (directly before its closing quote,
- * also several in a row) from text[0..len), in place; returns the new length. An escape is one
- * whose backslash is not itself escaped. */
-static size_t drop_final_nul_escapes(char *text, size_t len)
-{
-    static const char nul[] = "\\u0000";
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        size_t run = 0; /* NUL escapes starting at i */
-        while (i + (run + 1) * 6 <= len && memcmp(text + i + run * 6, nul, 6) == 0)
-            run++;
-        if (run > 0 && i + run * 6 < len && text[i + run * 6] == '"') {
-            size_t bs = 0; /* backslashes right before i: odd, the one at i is escaped */
-            while (bs < o && text[o - 1 - bs] == '\\')
-                bs++;
-            if (bs % 2 == 0) {
-                i += run * 6;
-                continue;
-            }
-        }
-        text[o++] = text[i++];
-    }
-    if (o < len)
-        text[o] = '\0';
-    return o;
-}
-
-/* Whether pem[0..n) is one PEM certificate block and nothing else (white space around it
- * allowed): what gets saved or printed is then exactly a certificate. pem is a NUL-terminated
- * string of at least n bytes. */
-static int pem_is_certificate(const char *pem, size_t n)
-{
-    static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END CERTIFICATE-----";
-    if (pem == NULL)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((pem[i] < 0x20 || pem[i] >= 0x7f) && pem[i] != '\n' && pem[i] != '\r' && pem[i] != '\t')
-            return 0;
-    while (n > 0 && strchr(" \t\r\n", pem[n - 1]) != NULL)
-        n--;
-    while (n > 0 && strchr(" \t\r\n", pem[0]) != NULL)
-        pem++, n--;
-    return n >= sizeof begin + sizeof end && memcmp(pem, begin, sizeof begin - 1) == 0 &&
-           memcmp(pem + n - (sizeof end - 1), end, sizeof end - 1) == 0 &&
-           strstr(pem + 1, "-----BEGIN") == NULL; /* one block (pem is NUL-terminated) */
 }
 
 static int cmd_identity(client *c, const client_opts *o)
@@ -1713,14 +1584,14 @@ static int cmd_identity(client *c, const client_opts *o)
      * an answer is read again without NUL escapes that end a string. */
     json_t *j = NULL;
     if (cl_json_parse(c->body ? c->body : "", c->len, MAX_BODY, &j, NULL, 0) < 0) {
-        c->len = drop_final_nul_escapes(c->body, c->len);
+        c->len = reply_drop_final_nul_escapes(c->body, c->len);
         if ((j = body_json(c)) == NULL)
             return CLEDGER_EXIT_INVALID;
     }
     const char *pem = jstr(j, "ledgerTlsCertificate");
     char fp[96];
     size_t pl = pem ? strlen(pem) : 0;
-    if (!pem_is_certificate(pem, pl) || pem_fingerprint(pem, pl, fp) < 0) {
+    if (!reply_is_certificate(pem, pl) || pem_fingerprint(pem, pl, fp) < 0) {
         json_decref(j);
         return fail(CLEDGER_EXIT_INVALID, "the answer has no usable ledgerTlsCertificate");
     }
