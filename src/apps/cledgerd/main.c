@@ -12,7 +12,7 @@
  * "ledgerId", "httpThreads" (HTTPS worker threads for TLS and HTTP parsing, 0..64; 0: all on the
  * main loop; default: the number of CPUs), "raftLogIo" (how raft log writes reach the disk:
  * "auto", the default: io_uring when the kernel allows it, else writer threads; "io_uring":
- * refuse to start without it; "threads"); command-line flags win.
+ * refuse to start without it; "threads"); command-line flags win. config.c parses the file.
  *
  * Start-up order: open (or create) the ledger; cut it back to its last signature (anything after
  * it is still in the raft log and is re-applied byte-identically, since commands carry their
@@ -23,7 +23,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +44,8 @@
 #include "net/http.h"
 #include "net/tls.h"
 #include "node/node.h"
+
+#include "config.h"
 
 #ifndef CLEDGER_VERSION
 #define CLEDGER_VERSION "0.1.0-dev"
@@ -92,20 +93,14 @@ static void usage(FILE *f)
                "                [--version]\n");
 }
 
-/* Config file values are copied (they outlive the JSON document). */
-/* A config file refused: the message (prefixed with the file name) on stderr, j released; -1. */
-static int config_error(json_t *j, const char *file, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int config_error(json_t *j, const char *file, const char *fmt, ...)
+/* A string set by the file, unless a command-line flag set it: taken from c (it lives as long as
+ * the process, as argv does). */
+static void config_take(const char **slot, char **value)
 {
-    fprintf(stderr, "cledgerd: config file %s: ", file);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap); /* before the decref: the arguments may be strings of j */
-    va_end(ap);
-    fputc('\n', stderr);
-    json_decref(j);
-    return -1;
+    if (*slot == NULL && *value != NULL) {
+        *slot = *value;
+        *value = NULL;
+    }
 }
 
 static int load_config(settings *s)
@@ -116,73 +111,35 @@ static int load_config(settings *s)
         fprintf(stderr, "cledgerd: cannot read config file %s: %s\n", s->config, strerror(errno));
         return -1;
     }
-    json_t *j = NULL;
-    char err[200];
-    int rc = cl_json_parse(text, len, 1u << 20, &j, err, sizeof err);
+    cledgerd_config c;
+    size_t cap = CLEDGERD_CONFIG_ERR_CAP(len); /* a refusal is printed whole */
+    char *err = malloc(cap);
+    int rc = err == NULL ? -1 : cledgerd_config_parse(text, len, &c, err, cap);
     free(text);
-    if (rc < 0 || !json_is_object(j))
-        return config_error(j, s->config, "%s", rc < 0 ? err : "not a JSON object");
-    const char *k;
-    json_t *v;
-    json_object_foreach(j, k, v)
-    {
-        const char **str = NULL;
-        unsigned *num = NULL;
-        if (strcmp(k, "dataDir") == 0)
-            str = &s->data_dir;
-        else if (strcmp(k, "listen") == 0)
-            str = &s->listen;
-        else if (strcmp(k, "ledgerType") == 0)
-            str = &s->ledger_type;
-        else if (strcmp(k, "initialAdminCert") == 0)
-            str = &s->admin_cert;
-        else if (strcmp(k, "logLevel") == 0)
-            str = &s->log_level;
-        else if (strcmp(k, "ledgerId") == 0)
-            str = &s->ledger_id;
-        else if (strcmp(k, "sigIntervalMs") == 0)
-            num = &s->sig_interval_ms;
-        else if (strcmp(k, "sigMaxEntries") == 0)
-            num = &s->sig_max_entries;
-        else if (strcmp(k, "maxBodyBytes") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-                json_integer_value(v) > (json_int_t)64 << 20)
-                return config_error(j, s->config, "\"maxBodyBytes\" must be 1..%d", 64 << 20);
-            s->max_body_bytes = (size_t)json_integer_value(v);
-        } else if (strcmp(k, "httpThreads") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 64)
-                return config_error(j, s->config, "\"httpThreads\" must be 0..64");
-            s->http_threads = (int)json_integer_value(v);
-        } else if (strcmp(k, "raftLogIo") == 0) {
-            const char *m = json_string_value(v);
-            if (m != NULL && strcmp(m, "auto") == 0)
-                s->log_io = CL_RLOG_IO_AUTO;
-            else if (m != NULL && strcmp(m, "io_uring") == 0)
-                s->log_io = CL_RLOG_IO_URING;
-            else if (m != NULL && strcmp(m, "threads") == 0)
-                s->log_io = CL_RLOG_IO_THREADS;
-            else
-                return config_error(j, s->config,
-                                    "\"raftLogIo\" must be \"auto\", \"io_uring\" or "
-                                    "\"threads\"");
-        } else {
-            return config_error(j, s->config, "unknown setting \"%s\"", k);
-        }
-        /* Every value is checked, also one that a command-line flag overrides: a broken config
-         * file is refused whatever the command line says. */
-        if (str != NULL) {
-            if (!json_is_string(v))
-                return config_error(j, s->config, "\"%s\" must be a string", k);
-            if (*str == NULL && (*str = strdup(json_string_value(v))) == NULL)
-                return config_error(j, s->config, "out of memory");
-        } else if (num != NULL) {
-            if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-                json_integer_value(v) > 3600000)
-                return config_error(j, s->config, "\"%s\" must be an integer 1..3600000", k);
-            *num = (unsigned)json_integer_value(v);
-        }
+    if (rc < 0) {
+        fprintf(stderr, "cledgerd: config file %s: %s\n", s->config,
+                err != NULL ? err : "out of memory");
+        free(err);
+        return -1;
     }
-    json_decref(j);
+    free(err);
+    config_take(&s->data_dir, &c.data_dir);
+    config_take(&s->listen, &c.listen);
+    config_take(&s->ledger_type, &c.ledger_type);
+    config_take(&s->admin_cert, &c.admin_cert);
+    config_take(&s->log_level, &c.log_level);
+    config_take(&s->ledger_id, &c.ledger_id);
+    if (c.set & CLEDGERD_CFG_SIG_INTERVAL_MS)
+        s->sig_interval_ms = c.sig_interval_ms;
+    if (c.set & CLEDGERD_CFG_SIG_MAX_ENTRIES)
+        s->sig_max_entries = c.sig_max_entries;
+    if (c.set & CLEDGERD_CFG_MAX_BODY_BYTES)
+        s->max_body_bytes = c.max_body_bytes;
+    if (c.set & CLEDGERD_CFG_HTTP_THREADS)
+        s->http_threads = c.http_threads;
+    if (c.set & CLEDGERD_CFG_RAFT_LOG_IO)
+        s->log_io = c.log_io;
+    cledgerd_config_free(&c); /* the strings a flag overrode */
     return 0;
 }
 
