@@ -24,20 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 import datetime
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from tally import Tally  # noqa: E402
+
 BIN, WORK = sys.argv[1], sys.argv[2]
 SRC = os.environ.get("CLEDGER_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 VEC = os.path.join(SRC, "tests", "data", "attestation-vectors")
-PASS = 0
-FAIL = 0
-
-
-def check(cond, what):
-    global PASS, FAIL
-    if cond:
-        PASS += 1
-    else:
-        FAIL += 1
-        print("FAIL:", what, file=sys.stderr)
+T = Tally("attestd e2e")
+check = T.check
 
 
 def b64u(b):
@@ -612,8 +606,6 @@ def main():
     check(iso.stop() == 0, "isolated SIGTERM")
     admin_certificate()
     sdk_flows()
-    print("attestd e2e: %d passed, %d failed" % (PASS, FAIL))
-    return 1 if FAIL else 0
 
 
 def pem_files(name, key, cert):
@@ -690,9 +682,9 @@ def sdk_flows():
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        main()
     except Exception as e:  # a crash of the harness is a failure, with context
         import traceback
         traceback.print_exc()
-        print("attestd e2e: %d passed, %d failed, then: %s" % (PASS, FAIL, e))
-        sys.exit(1)
+        T.finish(then=e)  # exit 1
+    T.finish()

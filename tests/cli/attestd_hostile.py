@@ -8,23 +8,18 @@ usage: attestd_hostile.py PORT CAFILE BEARER VECTORS   (prints "N passed, M fail
 import base64
 import http.client
 import json
+import os
 import socket
 import ssl
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from tally import Tally  # noqa: E402
+
 PORT, CAFILE, BEARER, VEC = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 CTX = ssl.create_default_context(cafile=CAFILE)
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        if failed <= 30:
-            print("FAIL:", what, file=sys.stderr)
+T = Tally("attestd hostile", show=30)
+check = T.check
 
 
 def b64u(b):
@@ -197,5 +192,4 @@ alive("wire garbage")
 # 7. the real evidence still attests
 st, j = request("POST", "/attest/SgxEnclave" + Q, good, J)
 check(st == 200 and j and j.get("token"), "valid SGX evidence after the storm")
-print("attestd hostile: %d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+T.finish()

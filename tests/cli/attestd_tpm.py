@@ -23,17 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 import datetime
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from tally import Tally  # noqa: E402
+
 BIN, T = sys.argv[1], sys.argv[2]
-PASS = FAIL = 0
-
-
-def check(cond, what):
-    global PASS, FAIL
-    if cond:
-        PASS += 1
-    else:
-        FAIL += 1
-        print("FAIL:", what, file=sys.stderr)
+TALLY = Tally("attestd TPM e2e")
+check = TALLY.check
 
 
 def b64u(b):
@@ -238,5 +233,4 @@ except Exception as e:
 finally:
     proc.terminate()
     proc.wait(timeout=30)
-print("attestd TPM e2e: %d passed, %d failed" % (PASS, FAIL))
-sys.exit(1 if FAIL else 0)
+TALLY.finish()

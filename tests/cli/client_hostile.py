@@ -19,19 +19,14 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from tally import Tally  # noqa: E402
+
 BIN = os.path.abspath(sys.argv[1])
 CL = os.path.join(BIN, "cledger")
 work = tempfile.mkdtemp(prefix="cl-client-hostile-")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
+T = Tally()
+check = T.check
 
 
 def openssl(*args):
@@ -408,5 +403,4 @@ lsock.close()
 run("server gone", GET, always(), 3, r"cledger: GET", limit=10)
 
 shutil.rmtree(work, ignore_errors=True)
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+T.finish()

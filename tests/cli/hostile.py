@@ -6,26 +6,21 @@ serving after each batch, and that nothing was written.
 usage: hostile.py URL SERVICE_CERT CERT KEY    (prints "N passed, M failed")
 """
 import json
+import os
 import socket
 import ssl
 import sys
 import time
 import urllib.parse
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from tally import Tally  # noqa: E402
+
 url, cacert, cert, key = sys.argv[1:5]
 u = urllib.parse.urlparse(url)
 HOST, PORT = u.hostname, u.port
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        if failed <= 30:
-            print("FAIL:", what, file=sys.stderr)
+T = Tally(show=30)
+check = T.check
 
 
 def ctx(with_cert=True):
@@ -201,5 +196,4 @@ for _ in range(10):
 
 check(alive(), "node still serving after the hostile batches")
 check(current_seqno() == before, f"nothing written: read point {before} -> {current_seqno()}")
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+T.finish()

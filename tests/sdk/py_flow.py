@@ -15,16 +15,11 @@ from azure.confidentialledger import (
 )
 from azure.core.exceptions import ResourceNotFoundError
 
-passed = failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli", "lib"))
+from tally import Tally  # noqa: E402
 
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
+T = Tally()
+check = T.check
 
 
 def main():
@@ -96,6 +91,5 @@ except Exception as e:  # report, then fail
     import traceback
 
     traceback.print_exc()
-    failed += 1
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+    T.failed += 1
+T.finish()
