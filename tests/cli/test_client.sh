@@ -8,7 +8,8 @@ CL="$BIN/cledger"
 [ -x "$BIN/cledgerd" ] && [ -x "$CL" ] || { echo "cledgerd or cledger not built"; exit 1; }
 work=$(mktemp -d /tmp/cl-client-XXXXXX)
 PID=""
-cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; rm -rf "$work"; }
+PID2=""
+cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; [ -n "$PID2" ] && kill -9 "$PID2" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
@@ -149,6 +150,27 @@ expect 0 "list --from --to" -- "$CL" list --collection bulk --from "$first" --to
 [ "$(cat "$work/out")" = "$first	bulk entry 1" ] && ok || bad "list range: $(cat "$work/out")"
 expect 0 "list unknown collection" -- "$CL" list --collection never-written
 [ ! -s "$work/out" ] && ok || bad "unknown collection not empty"
+
+# A range ending at an entry written but not yet committed: cledgerd sends the client back to the
+# same page (the same nextLink) until the next signature commits the entry, and the client asks
+# again within --timeout instead of giving up or spinning. A second node with a slow signature
+# timer makes the wait long enough to see.
+D2="$work/slow"; PORT2=$(free_port); URL2="https://127.0.0.1:$PORT2"
+echo '{"sigIntervalMs": 1500, "sigMaxEntries": 100000}' >"$work/slow.json"
+"$BIN/cledgerd" --data-dir "$D2" --listen "127.0.0.1:$PORT2" --config "$work/slow.json" 2>"$work/slow.log" &
+PID2=$!
+for _ in $(seq 1 150); do
+    [ -f "$D2/service_cert.pem" ] && curl -s --cacert "$D2/service_cert.pem" "$URL2/node/ready" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+S2=(--endpoint "$URL2" --service-cert "$D2/service_cert.pem" --cert "$D2/admin_cert.pem" --key "$D2/admin_key.pem")
+txs=$("$CL" put "slow entry" --collection slow "${S2[@]}" 2>"$work/err") || bad "put on the slow node: $(cat "$work/err")"
+expect 0 "list --to an uncommitted entry" -- "$CL" list --collection slow --to "$txs" --timeout 10 "${S2[@]}"
+[ "$(cat "$work/out")" = "$txs	slow entry" ] && ok || bad "list --to $txs: $(cat "$work/out" "$work/err")"
+pages=$(grep -c '"method":"GET","path":"/app/transactions"' "$work/slow.log")
+[ "$pages" -ge 2 ] && ok || bad "the listing was not sent back to wait for the commit ($pages page requests)"
+[ "$pages" -le 40 ] && ok || bad "the client spun on the repeated page: $pages requests in ~1.5 s"
+echo "slow node: $pages page requests" >&2; kill -9 "$PID2" 2>/dev/null; wait "$PID2" 2>/dev/null
 
 # graceful stop
 kill -TERM "$PID"; wait "$PID"; st=$?; PID=""
