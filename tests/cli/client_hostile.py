@@ -266,6 +266,12 @@ run("error: code not a string", GET, always(*resp(403, '{"error":{"code":5,"mess
 run("error: error not an object", GET, always(*resp(404, '{"error":"nope"}')), 1, r"404 HTTP error")
 run("error: raw escapes in a text body", GET,
     always(*resp(500, "boom" + ESC + "\r\n", ctype="text/plain")), 1, r"500 HTTP error: boom")
+run("error: --json prints a JSON error body", GET + ["--json"],
+    always(*resp(409, '{"error":{"code":"Conflict","message":"m"}}')), 1, r"409 Conflict",
+    out_re=r'^\{"error":\{"code":"Conflict","message":"m"\}\}\n$')
+run("error: --json and a body that is not JSON", GET + ["--json"],
+    always(*resp(502, "<html>" + ESC + "</html>", ctype="text/html")), 1, r"502 HTTP error",
+    out_re=r"^$")
 run("error: binary body", GET, always(*resp(502, bytes(range(256)), ctype=None)), 1, r"502")
 run("error: 401 hint", GET, always(*resp(401, '{"error":{"code":"Unauthorized","message":"x"}}')),
     1, r"registered user")

@@ -783,7 +783,7 @@ static int http_error(client *c)
     }
     if (c->status == 401)
         fprintf(stderr, "  (is --cert a registered user of this ledger?)\n");
-    if (c->json && c->len > 0)
+    if (c->json && j != NULL) /* JSON only: raw control bytes cannot be in a body that parsed */
         printf("%s\n", c->body);
     json_decref(j);
     return CLEDGER_EXIT_INVALID;
