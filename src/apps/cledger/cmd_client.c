@@ -1181,6 +1181,58 @@ static int pager_next(client *c, const client_opts *o, pager *p, const char *lin
     return CLEDGER_EXIT_OK;
 }
 
+/* What a listing does with element i of a page's array (a list entry, a user); returns the exit
+ * status (a message printed when it is not OK). */
+typedef int (*page_item_fn)(void *arg, size_t i, json_t *item);
+
+/* Fetches path (taken) and every page its nextLinks lead to (pager_next), calling fn on each
+ * element of each page's array `field`. Returns the exit status. */
+static int walk_pages(client *c, const client_opts *o, char *path, const char *field,
+                      page_item_fn fn, void *arg)
+{
+    pager pg = {path, reply_link_from(path), 0, 0};
+    int st = CLEDGER_EXIT_OK;
+    for (int more = 1; more && st == CLEDGER_EXIT_OK;) {
+        json_t *j;
+        st = get_json(c, pg.path, &j);
+        if (st != CLEDGER_EXIT_OK)
+            break;
+        json_t *items = json_object_get(j, field);
+        if (!json_is_array(items))
+            st = fail(CLEDGER_EXIT_INVALID, "the page has no \"%s\" array", field);
+        for (size_t i = 0; st == CLEDGER_EXIT_OK && i < json_array_size(items); i++)
+            st = fn(arg, i, json_array_get(items, i));
+        if (st == CLEDGER_EXIT_OK) {
+            const char *state = jstr(j, "state");
+            st = pager_next(c, o, &pg, jstr(j, "nextLink"),
+                            state != NULL && strcmp(state, "Loading") == 0, &more);
+        }
+        json_decref(j);
+    }
+    cl_free(pg.path);
+    return st;
+}
+
+/* A list entry: kept in arg (--json: every entry, printed when the listing is complete), or
+ * printed as "txid<TAB>contents" (escaped) when arg is NULL. */
+static int list_item(void *arg, size_t i, json_t *e)
+{
+    json_t *all = arg;
+    json_t *tx = json_object_get(e, "transactionId");
+    if (!json_is_string(tx))
+        return fail(CLEDGER_EXIT_INVALID, "entry %zu of the page has no transactionId", i);
+    if (all != NULL)
+        return json_array_append(all, e) < 0 ? fail(CLEDGER_EXIT_USAGE, "out of memory")
+                                             : CLEDGER_EXIT_OK;
+    json_t *cont = json_object_get(e, "contents");
+    print_escaped(json_string_value(tx), json_string_length(tx));
+    putchar('\t');
+    if (json_is_string(cont))
+        print_escaped(json_string_value(cont), json_string_length(cont));
+    putchar('\n');
+    return CLEDGER_EXIT_OK;
+}
+
 static int cmd_list(client *c, const client_opts *o)
 {
     char *q = collection_query(c, o->collection);
@@ -1202,63 +1254,18 @@ static int cmd_list(client *c, const client_opts *o)
     cl_free(q);
     if (path == NULL)
         return fail(CLEDGER_EXIT_USAGE, "out of memory");
-    int st = CLEDGER_EXIT_OK;
     json_t *all = o->json ? json_array() : NULL; /* --json: printed only when complete */
     if (o->json && all == NULL) {
         cl_free(path);
         return fail(CLEDGER_EXIT_USAGE, "out of memory");
     }
-    pager pg = {path, reply_link_from(path), 0, 0};
-    for (int more = 1; more;) {
-        json_t *j;
-        st = get_json(c, pg.path, &j);
-        if (st != CLEDGER_EXIT_OK)
-            break;
-        json_t *entries = json_object_get(j, "entries");
-        if (!json_is_array(entries)) {
-            json_decref(j);
-            st = fail(CLEDGER_EXIT_INVALID, "the page has no \"entries\" array");
-            break;
-        }
-        size_t i;
-        json_t *e;
-        json_array_foreach(entries, i, e)
-        {
-            json_t *tx = json_object_get(e, "transactionId");
-            if (!json_is_string(tx)) {
-                st = fail(CLEDGER_EXIT_INVALID, "entry %zu of the page has no transactionId", i);
-                break;
-            }
-            if (o->json) {
-                if (json_array_append(all, e) < 0) {
-                    st = fail(CLEDGER_EXIT_USAGE, "out of memory");
-                    break;
-                }
-            } else {
-                json_t *cont = json_object_get(e, "contents");
-                print_escaped(json_string_value(tx), json_string_length(tx));
-                putchar('\t');
-                if (json_is_string(cont))
-                    print_escaped(json_string_value(cont), json_string_length(cont));
-                putchar('\n');
-            }
-        }
-        const char *state = jstr(j, "state");
-        int loading = state != NULL && strcmp(state, "Loading") == 0;
-        if (st == CLEDGER_EXIT_OK)
-            st = pager_next(c, o, &pg, jstr(j, "nextLink"), loading, &more);
-        json_decref(j);
-        if (st != CLEDGER_EXIT_OK)
-            break;
-    }
-    path = pg.path;
+    int st = walk_pages(c, o, path, "entries", list_item, all);
     if (o->json && st == CLEDGER_EXIT_OK) {
         json_t *w = json_pack("{s:O,s:s}", "entries", all, "state", "Ready");
         st = w ? print_json(w) : fail(CLEDGER_EXIT_USAGE, "out of memory");
         json_decref(w);
     }
     json_decref(all);
-    cl_free(path);
     return st;
 }
 
@@ -1372,7 +1379,7 @@ static int cmd_receipt(client *c, const client_opts *o)
 
 static const char *const ROLES[] = {"Administrator", "Contributor", "Reader"};
 
-/* Prints a user (user_ok) as "id<TAB>Role[,Role...]", escaped. */
+/* Prints a user (reply_is_user) as "id<TAB>Role[,Role...]", escaped. */
 static void print_user(const json_t *u)
 {
     json_t *id = json_object_get(u, "userId");
@@ -1421,6 +1428,15 @@ static int user_id(const char *arg, char *out, size_t cap)
     return CLEDGER_EXIT_OK;
 }
 
+/* A user of a ledgerUsers page, checked (reply_is_user) and kept in arg. */
+static int user_item(void *arg, size_t i, json_t *u)
+{
+    if (!reply_is_user(u))
+        return fail(CLEDGER_EXIT_INVALID, "ledgerUsers[%zu] of the page is not a user", i);
+    return json_array_append((json_t *)arg, u) < 0 ? fail(CLEDGER_EXIT_USAGE, "out of memory")
+                                                   : CLEDGER_EXIT_OK;
+}
+
 static int cmd_user(client *c, const client_opts *o)
 {
     const char *sub = o->pos[0];
@@ -1438,43 +1454,12 @@ static int cmd_user(client *c, const client_opts *o)
         char *path = route(c, "/app/ledgerUsers", NULL, "", api(o, API_USERS), NULL);
         if (path == NULL)
             return fail(CLEDGER_EXIT_USAGE, "out of memory");
-        int st = CLEDGER_EXIT_OK;
         json_t *all = json_array();
-        pager pg = {path, 0, 0, 0};
-        for (int more = all != NULL; more;) {
-            json_t *j;
-            st = get_json(c, pg.path, &j);
-            if (st != CLEDGER_EXIT_OK)
-                break;
-            json_t *users = json_object_get(j, "ledgerUsers");
-            if (!json_is_array(users)) {
-                json_decref(j);
-                st = fail(CLEDGER_EXIT_INVALID, "the page has no \"ledgerUsers\" array");
-                break;
-            }
-            size_t i;
-            json_t *u;
-            json_array_foreach(users, i, u)
-            {
-                if (!reply_is_user(u)) {
-                    st =
-                        fail(CLEDGER_EXIT_INVALID, "ledgerUsers[%zu] of the page is not a user", i);
-                    break;
-                }
-                if (json_array_append(all, u) < 0) {
-                    st = fail(CLEDGER_EXIT_USAGE, "out of memory");
-                    break;
-                }
-            }
-            if (st == CLEDGER_EXIT_OK)
-                st = pager_next(c, o, &pg, jstr(j, "nextLink"), 0, &more);
-            json_decref(j);
-            if (st != CLEDGER_EXIT_OK)
-                break;
-        }
-        cl_free(pg.path);
-        if (all == NULL)
+        if (all == NULL) {
+            cl_free(path);
             return fail(CLEDGER_EXIT_USAGE, "out of memory");
+        }
+        int st = walk_pages(c, o, path, "ledgerUsers", user_item, all);
         if (st == CLEDGER_EXIT_OK) {
             if (o->json) {
                 json_t *w = json_pack("{s:O}", "ledgerUsers", all);
