@@ -2,8 +2,9 @@
  * pointers (no struct raft): bootstrap and load, many appends across many small segments with
  * several writes in flight, term and vote, truncation (inside a segment, at a segment boundary,
  * with writes in flight), snapshots with and without trailing entries, crafted on-disk damage
- * (torn tails, bad checksums in sealed segments, a lost seal, leftovers, a raft_uv directory), and
- * close with appends still pending.
+ * (torn tails, bad checksums in sealed segments, a lost seal, leftovers, a raft_uv directory),
+ * close with appends still pending, and power cuts at every file call of a run (test_power_cuts:
+ * a model of what is durable, built from interposed libc calls; see its section).
  *
  * Every test keeps a model of the log (term, type and a seed from which the payload is generated)
  * and compares what io->load returns with it, byte for byte. The test reads the on-disk format
@@ -26,11 +27,14 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <raft.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -167,6 +171,7 @@ struct areq {
     unsigned n;
     int fired;
     int status;
+    int phase; /* g_pc_phase when appended (power-cut test: before or after its truncation) */
 };
 
 typedef struct {
@@ -220,11 +225,14 @@ static void on_tick(struct raft_io *io)
 }
 
 static void on_close(struct raft_io *io);
+static void pc_acked(const areq *a);
 
 static void on_append(struct raft_io_append *req, int status)
 {
     areq *a = req->data;
     tracker *t = a->t;
+    if (status == 0)
+        pc_acked(a);
     if (t->close_io != NULL && a->seq == t->close_at) {
         struct raft_io *io = t->close_io;
         t->close_io = NULL;
@@ -256,6 +264,7 @@ static void tracker_free(tracker *t)
 
 /* How batch writes reach the disk in this pass of the tests (main runs them once per mode). */
 static int g_io = CL_RLOG_IO_THREADS;
+static int g_pc_phase;     /* power-cut test: 0 before its truncation, 1 after */
 static uint64_t g_slow_ns; /* cl_rlog_opts.slow_write_ns of the next h_init (0: default) */
 
 static int h_init(harness *h, const char *dir, uint64_t seg_bytes, unsigned writers)
@@ -324,6 +333,7 @@ static int h_append(harness *h, model *m, uint64_t term, unsigned n, const uint3
     a->first_index = model_next(m);
     a->n = n;
     a->seq = h->t.n;
+    a->phase = g_pc_phase;
     int rc = h->io.append(&h->io, &a->req, e, n, on_append);
     for (unsigned i = 0; i < n; i++) {
         memset(e[i].buf.base, 0xA5, lens[i]);
@@ -398,6 +408,24 @@ static void loaded_free(loaded *ld)
     memset(ld, 0, sizeof *ld);
 }
 
+/* Does e carry x's payload? buf: scratch of 64 KiB. */
+static int payload_matches(const struct raft_entry *e, const ment *x, uint8_t *buf)
+{
+    const uint8_t *want = x->bytes;
+    if (want == NULL) {
+        assert_true(x->len <= (1u << 16));
+        fill(buf, x->len, x->seed);
+        want = buf;
+    }
+    size_t cmp = x->bytes != NULL && x->cmp != 0 ? x->cmp : x->len;
+    return e->buf.len == x->len && (cmp == 0 || memcmp(e->buf.base, want, cmp) == 0);
+}
+
+static int entry_matches(const struct raft_entry *e, const ment *x, uint8_t *buf)
+{
+    return e->term == x->term && e->type == x->type && payload_matches(e, x, buf);
+}
+
 /* The loaded log equals the model from ld->start (== the model's first index if exact) to the
  * model's end. */
 static void check_log(const loaded *ld, const model *m, int exact_start)
@@ -423,14 +451,7 @@ static void check_log(const loaded *ld, const model *m, int exact_start)
         assert_true(e->batch == ld->e[0].batch);
         assert_true(e->buf.len == 0 || (e->batch != NULL &&
                                         (const uint8_t *)e->buf.base >= (const uint8_t *)e->batch));
-        const uint8_t *want = x->bytes;
-        if (want == NULL) {
-            assert_true(x->len <= (1u << 16));
-            fill(buf, x->len, x->seed);
-            want = buf;
-        }
-        size_t cmp = x->bytes != NULL && x->cmp != 0 ? x->cmp : x->len;
-        if (cmp > 0 && memcmp(e->buf.base, want, cmp) != 0)
+        if (!payload_matches(e, x, buf))
             fail_msg("index %llu: payload differs", (unsigned long long)(ld->start + i));
     }
     free(buf);
@@ -2408,6 +2429,667 @@ static void test_alloc_failures(void **state)
     assert_true(any);
 }
 
+/* ---- power cuts
+ * ----------------------------------------------------------------------------------
+ *
+ * test_power_cuts: what a power cut can leave, at every point of a run. While it records, the
+ * file calls that rlog (and cl_fs_posix under it) make on files in the test's directory are
+ * interposed (the definitions below take precedence over libc's in this executable; each calls
+ * the real one through dlsym(RTLD_NEXT)) and logged with their effect on durable state:
+ *   - a pwrite through an O_DSYNC descriptor is durable when it returns (data and size);
+ *   - fsync/fdatasync of a file makes its current contents durable;
+ *   - creating, renaming and unlinking change the directory, which becomes durable at the next
+ *     fsync of the directory;
+ *   - nothing else is durable.
+ * Each logged call also records what the test had been told by then: the last index acknowledged
+ * by an append callback (before and after the truncation), the term and vote whose set_term or
+ * set_vote had returned, whether bootstrap had returned. After the run, for every prefix of the
+ * log, two directories are built: "durable" (the durable names with their durable contents: every
+ * unsynced directory change undone, every unsynced byte lost) and "names" (the names as they were,
+ * with only durable contents: directory changes kept, data lost). Each must load, and hold:
+ *   - every acknowledged entry, equal to what was appended (after the truncation, old entries at
+ *     and beyond the cut may go);
+ *   - no entry that was never appended at its index, and terms never decreasing along the log;
+ *   - the last term (and vote) returned, or a later term.
+ * Batch writes go through writer threads here (pwrite): io_uring's writes are made by the kernel,
+ * not through calls this test sees. The log is in the order the calls returned (one lock), so a
+ * state is only ever built from calls that had all returned. */
+
+#define PC_FDS 4096
+#define PC_NAME 64
+#define PC_DENTS 256
+
+enum { PC_CREATE, PC_WRITE, PC_SYNC, PC_DIRSYNC, PC_RENAME, PC_UNLINK };
+
+typedef struct {
+    int kind;
+    unsigned ino;
+    char name[PC_NAME], to[PC_NAME];
+    uint64_t off;
+    uint8_t *data; /* PC_WRITE: the bytes written; PC_SYNC: the whole file */
+    size_t len;
+    /* what the test had been told when the call was logged */
+    uint64_t ack_old, ack_new, term, vote;
+    int boot, trunc, snap;
+} pc_op;
+
+typedef struct {
+    char name[PC_NAME];
+    unsigned ino;
+} pc_dent;
+
+typedef struct {
+    int used, dir, dsync;
+    unsigned ino;
+} pc_fdent;
+
+static pthread_mutex_t pc_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int pc_on;
+static char pc_dir[512];
+static size_t pc_dirlen;
+static pc_op *pc_ops;
+static size_t pc_nops, pc_capops;
+static unsigned pc_inos;
+static pc_dent pc_vol[PC_DENTS]; /* the directory as it is, while recording */
+static size_t pc_nvol;
+static pc_fdent pc_fd[PC_FDS];
+static atomic_uint_fast64_t pc_ack_old, pc_ack_new, pc_term, pc_vote;
+static atomic_int pc_boot, pc_trunc, pc_snap, pc_err;
+static uint64_t pc_snap_index; /* the one snapshot the run puts (term 3) */
+#define PC_SNAP_LEN 5000
+#define PC_SNAP_SEED 77
+
+static void *pc_real(const char *name)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    if (f == NULL)
+        abort();
+    return f;
+}
+
+/* The name of path inside the recorded directory, "" for the directory itself, NULL outside. */
+static const char *pc_name(const char *path)
+{
+    if (!atomic_load(&pc_on) || path == NULL || strncmp(path, pc_dir, pc_dirlen) != 0)
+        return NULL;
+    const char *n = path + pc_dirlen;
+    if (*n == '\0')
+        return n;
+    if (*n != '/' || strchr(n + 1, '/') != NULL || strlen(n + 1) >= PC_NAME)
+        return NULL;
+    return n + 1;
+}
+
+static int dent_find(const pc_dent *d, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(d[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void dent_remove(pc_dent *d, size_t *n, const char *name)
+{
+    int i = dent_find(d, *n, name);
+    if (i >= 0)
+        d[i] = d[--*n];
+}
+
+static int dent_set(pc_dent *d, size_t *n, const char *name, unsigned ino)
+{
+    int i = dent_find(d, *n, name);
+    if (i < 0) {
+        if (*n == PC_DENTS)
+            return -1;
+        i = (int)(*n)++;
+        snprintf(d[i].name, PC_NAME, "%s", name);
+    }
+    d[i].ino = ino;
+    return 0;
+}
+
+/* Appends an op (under pc_mu) with what the test had been told so far; NULL when out of memory. */
+static pc_op *pc_push(int kind)
+{
+    if (pc_nops == pc_capops) {
+        size_t cap = pc_capops ? 2 * pc_capops : 1024;
+        pc_op *v = realloc(pc_ops, cap * sizeof *v);
+        if (v == NULL) {
+            atomic_store(&pc_err, 1);
+            return NULL;
+        }
+        pc_ops = v;
+        pc_capops = cap;
+    }
+    pc_op *o = &pc_ops[pc_nops++];
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->ack_old = atomic_load(&pc_ack_old);
+    o->ack_new = atomic_load(&pc_ack_new);
+    o->term = atomic_load(&pc_term);
+    o->vote = atomic_load(&pc_vote);
+    o->boot = atomic_load(&pc_boot);
+    o->trunc = atomic_load(&pc_trunc);
+    o->snap = atomic_load(&pc_snap);
+    return o;
+}
+
+static void pc_opened(const char *path, int flags, int fd)
+{
+    const char *name = pc_name(path);
+    if (name == NULL || fd < 0 || fd >= PC_FDS)
+        return;
+    pthread_mutex_lock(&pc_mu);
+    memset(&pc_fd[fd], 0, sizeof pc_fd[fd]);
+    pc_fd[fd].used = 1;
+    if (*name == '\0') {
+        pc_fd[fd].dir = 1;
+    } else {
+        int i = dent_find(pc_vol, pc_nvol, name);
+        unsigned ino = i >= 0 ? pc_vol[i].ino : ++pc_inos;
+        if (i < 0) { /* a new file (O_CREAT): a name the directory does not hold durably yet */
+            pc_op *o = pc_push(PC_CREATE);
+            if (o != NULL) {
+                o->ino = ino;
+                snprintf(o->name, PC_NAME, "%s", name);
+            }
+            if (dent_set(pc_vol, &pc_nvol, name, ino) != 0)
+                atomic_store(&pc_err, 1);
+        }
+        pc_fd[fd].ino = ino;
+        pc_fd[fd].dsync = (flags & O_DSYNC) != 0;
+    }
+    pthread_mutex_unlock(&pc_mu);
+}
+
+static int pc_open_real(const char *path, int flags, mode_t mode)
+{
+    static int (*real)(const char *, int, ...);
+    if (real == NULL)
+        real = (int (*)(const char *, int, ...))pc_real("open");
+    return real(path, flags, mode);
+}
+
+/* open's mode argument, present only when the flags create a file. */
+static mode_t pc_mode(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE ? va_arg(ap, mode_t) : 0;
+}
+
+static int pc_open(const char *path, int flags, mode_t mode)
+{
+    int fd = pc_open_real(path, flags, mode);
+    if (fd >= 0)
+        pc_opened(path, flags, fd);
+    return fd;
+}
+
+int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = pc_mode(flags, ap);
+    va_end(ap);
+    return pc_open(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...) /* the same symbol's other name */
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = pc_mode(flags, ap);
+    va_end(ap);
+    return pc_open(path, flags, mode);
+}
+
+int close(int fd)
+{
+    static int (*real)(int);
+    if (real == NULL)
+        real = (int (*)(int))pc_real("close");
+    if (fd >= 0 && fd < PC_FDS && atomic_load(&pc_on)) {
+        /* before the real close: the number may be reused by another thread's open at once */
+        pthread_mutex_lock(&pc_mu);
+        memset(&pc_fd[fd], 0, sizeof pc_fd[fd]);
+        pthread_mutex_unlock(&pc_mu);
+    }
+    return real(fd);
+}
+
+static void pc_wrote(int fd, const void *buf, size_t n, uint64_t off)
+{
+    if (!atomic_load(&pc_on) || fd < 0 || fd >= PC_FDS)
+        return;
+    pthread_mutex_lock(&pc_mu);
+    if (pc_fd[fd].used && !pc_fd[fd].dir && pc_fd[fd].dsync) {
+        uint8_t *copy = malloc(n);
+        pc_op *o = copy != NULL ? pc_push(PC_WRITE) : NULL;
+        if (o == NULL) {
+            free(copy);
+            atomic_store(&pc_err, 1);
+        } else {
+            memcpy(copy, buf, n);
+            o->ino = pc_fd[fd].ino;
+            o->off = off;
+            o->data = copy;
+            o->len = n;
+        }
+    }
+    pthread_mutex_unlock(&pc_mu);
+}
+
+static ssize_t pc_pwrite(const char *sym, int fd, const void *buf, size_t n, off_t off)
+{
+    ssize_t (*real)(int, const void *, size_t, off_t) =
+        (ssize_t(*)(int, const void *, size_t, off_t))pc_real(sym);
+    ssize_t r = real(fd, buf, n, off);
+    if (r > 0)
+        pc_wrote(fd, buf, (size_t)r, (uint64_t)off);
+    return r;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    return pc_pwrite("pwrite", fd, buf, n, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
+{
+    return pc_pwrite("pwrite64", fd, buf, n, off);
+}
+
+/* The whole file behind fd (read through another descriptor: fd may be O_DIRECT). */
+static int pc_slurp(int fd, uint8_t **out, size_t *len)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    int r = pc_open_real(p, O_RDONLY | O_CLOEXEC, 0);
+    if (r < 0)
+        return -1;
+    struct stat st;
+    uint8_t *b = NULL;
+    int rc = -1;
+    if (fstat(r, &st) == 0 && (b = malloc((size_t)st.st_size + 1)) != NULL) {
+        size_t got = 0;
+        while (got < (size_t)st.st_size) {
+            ssize_t k = pread(r, b + got, (size_t)st.st_size - got, (off_t)got);
+            if (k <= 0)
+                break;
+            got += (size_t)k;
+        }
+        if (got == (size_t)st.st_size) {
+            *out = b;
+            *len = got;
+            b = NULL;
+            rc = 0;
+        }
+    }
+    free(b);
+    static int (*real_close)(int);
+    if (real_close == NULL)
+        real_close = (int (*)(int))pc_real("close");
+    real_close(r);
+    return rc;
+}
+
+static void pc_synced(int fd)
+{
+    if (!atomic_load(&pc_on) || fd < 0 || fd >= PC_FDS)
+        return;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    pthread_mutex_lock(&pc_mu);
+    pc_fdent e = pc_fd[fd];
+    pthread_mutex_unlock(&pc_mu);
+    if (!e.used)
+        return;
+    if (!e.dir && pc_slurp(fd, &data, &len) != 0) {
+        atomic_store(&pc_err, 1);
+        return;
+    }
+    pthread_mutex_lock(&pc_mu);
+    pc_op *o = pc_push(e.dir ? PC_DIRSYNC : PC_SYNC);
+    if (o != NULL) {
+        o->ino = e.ino;
+        o->data = data;
+        o->len = len;
+        data = NULL;
+    }
+    pthread_mutex_unlock(&pc_mu);
+    free(data);
+}
+
+int fsync(int fd)
+{
+    static int (*real)(int);
+    if (real == NULL)
+        real = (int (*)(int))pc_real("fsync");
+    int r = real(fd);
+    if (r == 0)
+        pc_synced(fd);
+    return r;
+}
+
+int fdatasync(int fd)
+{
+    static int (*real)(int);
+    if (real == NULL)
+        real = (int (*)(int))pc_real("fdatasync");
+    int r = real(fd);
+    if (r == 0)
+        pc_synced(fd);
+    return r;
+}
+
+int rename(const char *from, const char *to)
+{
+    static int (*real)(const char *, const char *);
+    if (real == NULL)
+        real = (int (*)(const char *, const char *))pc_real("rename");
+    int r = real(from, to);
+    const char *a = pc_name(from), *b = pc_name(to);
+    if (r == 0 && a != NULL && b != NULL && *a != '\0' && *b != '\0') {
+        pthread_mutex_lock(&pc_mu);
+        int i = dent_find(pc_vol, pc_nvol, a);
+        pc_op *o = pc_push(PC_RENAME);
+        if (o != NULL) {
+            snprintf(o->name, PC_NAME, "%s", a);
+            snprintf(o->to, PC_NAME, "%s", b);
+        }
+        if (i >= 0) {
+            unsigned ino = pc_vol[i].ino;
+            dent_remove(pc_vol, &pc_nvol, a);
+            if (dent_set(pc_vol, &pc_nvol, b, ino) != 0)
+                atomic_store(&pc_err, 1);
+        } else {
+            atomic_store(&pc_err, 1); /* a file the record does not know */
+        }
+        pthread_mutex_unlock(&pc_mu);
+    }
+    return r;
+}
+
+int unlink(const char *path)
+{
+    static int (*real)(const char *);
+    if (real == NULL)
+        real = (int (*)(const char *))pc_real("unlink");
+    int r = real(path);
+    const char *n = pc_name(path);
+    if (r == 0 && n != NULL && *n != '\0') {
+        pthread_mutex_lock(&pc_mu);
+        pc_op *o = pc_push(PC_UNLINK);
+        if (o != NULL)
+            snprintf(o->name, PC_NAME, "%s", n);
+        dent_remove(pc_vol, &pc_nvol, n);
+        pthread_mutex_unlock(&pc_mu);
+    }
+    return r;
+}
+
+static void pc_start(const char *dir)
+{
+    snprintf(pc_dir, sizeof pc_dir, "%s", dir);
+    pc_dirlen = strlen(pc_dir);
+    pc_nops = 0;
+    pc_inos = 0;
+    pc_nvol = 0;
+    memset(pc_fd, 0, sizeof pc_fd);
+    atomic_store(&pc_ack_old, 0);
+    atomic_store(&pc_ack_new, 0);
+    atomic_store(&pc_term, 0);
+    atomic_store(&pc_vote, 0);
+    atomic_store(&pc_boot, 0);
+    atomic_store(&pc_trunc, 0);
+    atomic_store(&pc_snap, 0);
+    atomic_store(&pc_err, 0);
+    atomic_store(&pc_on, 1);
+}
+
+static void pc_stop(void)
+{
+    atomic_store(&pc_on, 0);
+    for (size_t i = 0; i < pc_nops; i++)
+        free(pc_ops[i].data);
+    free(pc_ops);
+    pc_ops = NULL;
+    pc_nops = pc_capops = 0;
+}
+
+/* on_append: what the test has been told is durable. */
+static void pc_acked(const areq *a)
+{
+    if (!atomic_load(&pc_on))
+        return;
+    uint64_t last = a->first_index + a->n - 1;
+    atomic_store(a->phase == 0 ? &pc_ack_old : &pc_ack_new, last);
+}
+
+typedef struct {
+    uint8_t *b;
+    size_t len;
+} pc_file;
+
+static void pc_put(pc_file *f, uint64_t off, const uint8_t *p, size_t n)
+{
+    if (off + n > f->len) {
+        uint8_t *b = realloc(f->b, off + n);
+        assert_non_null(b);
+        memset(b + f->len, 0, off + n - f->len);
+        f->b = b;
+        f->len = off + n;
+    }
+    memcpy(f->b + off, p, n);
+}
+
+static void pc_write_dir(const char *out, const pc_dent *d, size_t n, const pc_file *files)
+{
+    assert_int_equal(mkdir(out, 0700), 0);
+    for (size_t i = 0; i < n; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", out, d[i].name);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        const pc_file *f = &files[d[i].ino];
+        assert_true(f->len == 0 || write(fd, f->b, f->len) == (ssize_t)f->len);
+        close(fd);
+    }
+}
+
+/* The two directories a power cut after the first k logged calls may leave. */
+static void pc_build(size_t k, const char *durable, const char *names)
+{
+    pc_file *files = calloc(pc_inos + 1, sizeof *files);
+    pc_dent *vol = calloc(PC_DENTS, sizeof *vol), *dur = calloc(PC_DENTS, sizeof *dur);
+    assert_true(files != NULL && vol != NULL && dur != NULL);
+    size_t nvol = 0, ndur = 0;
+    for (size_t i = 0; i < k; i++) {
+        const pc_op *o = &pc_ops[i];
+        switch (o->kind) {
+        case PC_CREATE:
+            assert_int_equal(dent_set(vol, &nvol, o->name, o->ino), 0);
+            break;
+        case PC_WRITE:
+            pc_put(&files[o->ino], o->off, o->data, o->len);
+            break;
+        case PC_SYNC:
+            free(files[o->ino].b);
+            files[o->ino].b = NULL;
+            files[o->ino].len = 0;
+            pc_put(&files[o->ino], 0, o->data, o->len);
+            files[o->ino].len = o->len;
+            break;
+        case PC_DIRSYNC:
+            memcpy(dur, vol, nvol * sizeof *vol);
+            ndur = nvol;
+            break;
+        case PC_RENAME: {
+            int j = dent_find(vol, nvol, o->name);
+            assert_true(j >= 0);
+            unsigned ino = vol[j].ino;
+            dent_remove(vol, &nvol, o->name);
+            assert_int_equal(dent_set(vol, &nvol, o->to, ino), 0);
+            break;
+        }
+        case PC_UNLINK:
+            dent_remove(vol, &nvol, o->name);
+            break;
+        }
+    }
+    pc_write_dir(durable, dur, ndur, files);
+    pc_write_dir(names, vol, nvol, files);
+    for (unsigned i = 0; i <= pc_inos; i++)
+        free(files[i].b);
+    free(files);
+    free(vol);
+    free(dur);
+}
+
+/* The checks above, on one built directory; `at` holds what the test had been told. */
+static void pc_check(const char *dir, const pc_op *at, const model *m0, const model *m1,
+                     uint64_t cut, size_t k, const char *variant)
+{
+    harness h;
+    loaded ld;
+    assert_int_equal(h_init(&h, dir, SEG_SMALL, 2), CL_OK);
+    int rc = h_load(&h, &ld);
+    if (rc != 0)
+        fail_msg("power cut after call %zu (%s): load failed (%d)", k, variant, rc);
+    if (at->boot && ld.snap == NULL && (ld.n == 0 || ld.start != 1))
+        fail_msg("power cut after call %zu (%s): the bootstrapped log is gone", k, variant);
+    if (ld.term < at->term || (ld.term == at->term && at->vote != 0 && ld.vote != at->vote))
+        fail_msg("power cut after call %zu (%s): term %llu vote %llu, was told %llu / %llu", k,
+                 variant, (unsigned long long)ld.term, (unsigned long long)ld.vote,
+                 (unsigned long long)at->term, (unsigned long long)at->vote);
+    if (ld.snap != NULL) { /* the snapshot, whole, and the log goes on from it without a gap */
+        snap_check(ld.snap, pc_snap_index, 3, PC_SNAP_LEN, PC_SNAP_SEED);
+        if (ld.n > 0 && ld.start > pc_snap_index + 1)
+            fail_msg("power cut after call %zu (%s): the log starts at %llu after snapshot %llu", k,
+                     variant, (unsigned long long)ld.start, (unsigned long long)pc_snap_index);
+    } else if (at->snap) {
+        fail_msg("power cut after call %zu (%s): the acknowledged snapshot is gone", k, variant);
+    } else if (ld.n > 0 && ld.start != 1) {
+        fail_msg("power cut after call %zu (%s): the log starts at %llu without a snapshot", k,
+                 variant, (unsigned long long)ld.start);
+    }
+    uint64_t need_old = at->ack_old;
+    if (at->trunc && need_old >= cut)
+        need_old = cut - 1;
+    uint64_t last = ld.n > 0 ? ld.start + ld.n - 1 : ld.snap != NULL ? pc_snap_index : 0;
+    if (last < need_old || last < at->ack_new)
+        fail_msg("power cut after call %zu (%s): log ends at %llu, %llu acknowledged", k, variant,
+                 (unsigned long long)last,
+                 (unsigned long long)(at->ack_new > need_old ? at->ack_new : need_old));
+    uint8_t *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    uint64_t prev_term = 0;
+    for (size_t i = 0; i < ld.n; i++) {
+        uint64_t idx = ld.start + i;
+        const struct raft_entry *e = &ld.e[i];
+        if (e->term < prev_term)
+            fail_msg("power cut after call %zu (%s): term goes back at %llu", k, variant,
+                     (unsigned long long)idx);
+        prev_term = e->term;
+        int as_old = idx < model_next(m0) && entry_matches(e, &m0->v[idx - m0->first], buf);
+        int as_new = idx < model_next(m1) && entry_matches(e, &m1->v[idx - m1->first], buf);
+        if (!as_old && !as_new)
+            fail_msg("power cut after call %zu (%s): entry %llu was never appended", k, variant,
+                     (unsigned long long)idx);
+        if (idx >= cut && idx <= at->ack_new && !as_new)
+            fail_msg("power cut after call %zu (%s): acknowledged entry %llu replaced", k, variant,
+                     (unsigned long long)idx);
+    }
+    free(buf);
+    loaded_free(&ld);
+    h_close(&h);
+}
+
+static void test_power_cuts(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-pc");
+    const char *root = tu_tempdir("rlog-pc-states");
+    assert_non_null(dir);
+    assert_non_null(root);
+    int io = g_io;
+    g_io = CL_RLOG_IO_THREADS;
+    harness h;
+    model m0, m1;
+    loaded ld;
+    pc_start(dir);
+    assert_int_equal(h_init(&h, dir, SEG_SMALL, 2), CL_OK);
+    bootstrap(&h, &m0);
+    atomic_store(&pc_boot, 1);
+    assert_int_equal(h_load(&h, &ld), 0);
+    check_log(&ld, &m0, 1);
+    loaded_free(&ld);
+    h_start(&h, 100);
+    assert_int_equal(h.io.set_term(&h.io, 2), 0);
+    atomic_store(&pc_term, 2);
+    assert_int_equal(h.io.set_vote(&h.io, 1), 0);
+    atomic_store(&pc_vote, 1);
+    append_many(&h, &m0, 2, 260, 700, 3, 3);
+    uint64_t rg[64][2];
+    size_t ns = seg_ranges(dir, rg, 64, NULL);
+    assert_true(ns >= 3);
+    uint64_t cut = (rg[1][0] + rg[1][1]) / 2;
+    atomic_store(&pc_trunc, 1); /* from here on, old entries from the cut on may go */
+    assert_int_equal(h.io.truncate(&h.io, cut), 0);
+    model_prefix(&m0, cut, &m1);
+    assert_int_equal(h.io.set_term(&h.io, 3), 0);
+    atomic_store(&pc_term, 3);
+    atomic_store(&pc_vote, 0);
+    g_pc_phase = 1;
+    append_many(&h, &m1, 3, 120, 700, 3, 3);
+    /* a snapshot 40 entries back, keeping 20 behind it: the segments before those go */
+    pc_snap_index = model_next(&m1) - 40;
+    put_snapshot(&h, 20, pc_snap_index, 3, PC_SNAP_LEN, PC_SNAP_SEED);
+    atomic_store(&pc_snap, 1);
+    append_many(&h, &m1, 3, 60, 700, 3, 3);
+    h_close(&h);
+    g_pc_phase = 0;
+    atomic_store(&pc_on, 0);
+    assert_int_equal(atomic_load(&pc_err), 0);
+    size_t counts[6] = {0};
+    for (size_t i = 0; i < pc_nops; i++)
+        counts[pc_ops[i].kind]++;
+    /* the run went through every kind of step: segments prepared and removed, the metadata
+     * replaced, batch writes */
+    for (int kind = 0; kind < 6; kind++)
+        assert_true(counts[kind] > 0);
+    assert_true(counts[PC_WRITE] >= 40);
+    pc_op final = {.ack_old = atomic_load(&pc_ack_old),
+                   .ack_new = atomic_load(&pc_ack_new),
+                   .term = 3,
+                   .boot = 1,
+                   .trunc = 1,
+                   .snap = 1};
+    assert_int_equal(final.ack_new, model_next(&m1) - 1);
+    for (size_t k = 0; k <= pc_nops; k++) {
+        char d1[600], d2[600];
+        snprintf(d1, sizeof d1, "%s/durable-%zu", root, k);
+        snprintf(d2, sizeof d2, "%s/names-%zu", root, k);
+        pc_build(k, d1, d2);
+        const pc_op *at = k < pc_nops ? &pc_ops[k] : &final;
+        pc_check(d1, at, &m0, &m1, cut, k, "durable names");
+        pc_check(d2, at, &m0, &m1, cut, k, "names as they were");
+        tu_rmrf(d1);
+        tu_rmrf(d2);
+    }
+    if (getenv("RLOG_VERBOSE") != NULL)
+        fprintf(stderr,
+                "power cuts: %zu states x2 (create %zu, write %zu, sync %zu, dirsync %zu, rename "
+                "%zu, unlink %zu)\n",
+                pc_nops + 1, counts[PC_CREATE], counts[PC_WRITE], counts[PC_SYNC],
+                counts[PC_DIRSYNC], counts[PC_RENAME], counts[PC_UNLINK]);
+    pc_stop();
+    g_io = io;
+    model_free(&m1);
+    model_free(&m0);
+    tu_rmrf(root);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     cl_log_set_level(getenv("RLOG_VERBOSE") != NULL ? CL_LOG_DEBUG : CL_LOG_OFF);
@@ -2441,6 +3123,9 @@ int main(void)
     };
     /* Every test runs with writer threads, then with io_uring where the kernel allows it. */
     int failed = cmocka_run_group_tests_name("rlog, writer threads", tests, NULL, NULL);
+    /* Once, with writer threads (the record sees their pwrite calls). */
+    const struct CMUnitTest power[] = {cmocka_unit_test(test_power_cuts)};
+    failed += cmocka_run_group_tests_name("rlog, power cuts", power, NULL, NULL);
     struct io_uring probe;
     if (io_uring_queue_init(4, &probe, 0) == 0) {
         io_uring_queue_exit(&probe);
