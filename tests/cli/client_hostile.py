@@ -3,7 +3,9 @@
 (real TLS, a certificate the client trusts) answers each command with malformed, contradictory or
 hostile replies. Every case must end with the documented exit status (1 for a bad answer, 3 for no
 usable answer), a clear message on stderr, no signal, no raw control bytes from the server on the
-terminal, and within the time bound; nothing the server sends may crash or hang the client.
+terminal, and within the time bound; nothing the server sends may crash or hang the client. A
+`--json` listing is printed page by page: its memory stays that of one page however long the
+listing, and a failure on a later page leaves an unterminated document.
 
 usage: client_hostile.py BIN_DIR    (prints "N passed, M failed"; exit 1 on any failure)
 """
@@ -152,7 +154,43 @@ ESC = "\x1b]0;owned\x07\x1b[2J"  # a terminal title change and a screen clear
 CTRL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def run(name, args, h, want, msg=None, limit=15.0, timeout="2", out_re=None, human=True):
+HWM = re.compile(r"^VmHWM:\s*(\d+) kB", re.M)
+
+
+def spawn(cmd, limit, env):
+    """Runs cmd with its output in files. Returns a CompletedProcess with .maxrss, the peak
+    resident set in KiB of the client's own memory (VmHWM, read every 5 ms while it runs: the
+    ru_maxrss of a child starts at this script's peak), or None when it ran over limit s."""
+    with tempfile.TemporaryFile(dir=work) as fo, tempfile.TemporaryFile(dir=work) as fe:
+        p = subprocess.Popen(cmd, stdout=fo, stderr=fe, cwd=work, env=env)  # returns after exec
+        deadline = time.monotonic() + limit
+        hwm = 0
+        while True:
+            try:
+                with open("/proc/%d/status" % p.pid) as f:
+                    m = HWM.search(f.read())
+                hwm = max(hwm, int(m.group(1)) if m else 0)  # no VmHWM once it has exited
+            except OSError:
+                pass
+            pid, status, _ = os.wait4(p.pid, os.WNOHANG)
+            if pid != 0:
+                break
+            if time.monotonic() > deadline:
+                p.kill()
+                os.wait4(p.pid, 0)
+                p.returncode = -9
+                return None
+            time.sleep(0.005)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        r = subprocess.CompletedProcess(cmd, p.returncode, fo.read(), fe.read())
+        r.maxrss = hwm
+        return r
+
+
+def run(name, args, h, want, msg=None, limit=15.0, timeout="2", out_re=None, human=True,
+        env=None):
     """Runs `cledger ARGS` against handler h; checks exit status, stderr, control bytes, time."""
     global handler
     with lock:
@@ -162,10 +200,8 @@ def run(name, args, h, want, msg=None, limit=15.0, timeout="2", out_re=None, hum
            "--cert", os.path.join(work, "cli.pem"), "--key", os.path.join(work, "cli.key"),
            "--timeout", timeout]
     t0 = time.monotonic()
-    try:
-        p = subprocess.run(cmd, capture_output=True, timeout=limit + 30, cwd=work,
-                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-    except subprocess.TimeoutExpired:
+    p = spawn(cmd, limit + 30, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})})
+    if p is None:
         check(False, "%s: still running after %.0f s" % (name, limit + 30))
         return None
     dt = time.monotonic() - t0
@@ -178,7 +214,8 @@ def run(name, args, h, want, msg=None, limit=15.0, timeout="2", out_re=None, hum
               (name, err[-300:], msg))
     check(dt < limit, "%s: took %.1f s (bound %.0f s)" % (name, dt, limit))
     if os.environ.get("CLIENT_HOSTILE_VERBOSE"):
-        print("%6.2f s  exit %d  %s" % (dt, p.returncode, name), file=sys.stderr)
+        print("%6.2f s  exit %d  %6.1f MiB  %s" % (dt, p.returncode, p.maxrss / 1024, name),
+              file=sys.stderr)
     if human:
         check(CTRL.search(p.stderr) is None, "%s: control bytes on stderr: %r" % (name, p.stderr[-200:]))
         check(CTRL.search(p.stdout) is None, "%s: control bytes on stdout: %r" % (name, p.stdout[-200:]))
@@ -369,6 +406,148 @@ run("user get: escapes", ["user", "get", "someone"],
 run("user add: 204 instead of 200", ["user", "add", "someone", "--role", "Reader"],
     always(*resp(204, "")), 1, r"204")
 run("user rm: 200 instead of 204", ["user", "rm", "someone"], always(*J('{}')), 1, r"200")
+
+# -- list --json and user list --json are printed page by page (docs/client.md, Output): the
+# document's opening, each page's elements once the page is checked, the closing at the end
+DUMP = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":"))  # noqa: E731 (cl_json_dump)
+ENTRY = lambda k: {"collectionId": "c", "contents": "entry %06d" % k,  # noqa: E731
+                   "transactionId": "2.%d" % k}
+USER = lambda k: ({"userId": "user%d" % k, "assignedRole": "Reader"} if k % 2 else  # noqa: E731
+                  {"userId": "user%d" % k, "assignedRoles": ["Contributor", "Reader"]})
+
+
+def paged(route, field, total, per, item, bad=None):
+    """A listing of items 1..total, per a page, each nextLink one fromTransactionId further (the
+    seqno of the page's first item). bad: {first item of a page: actions or function(body)}."""
+    def h(m, path, b, n):
+        f = re.search(r"fromTransactionId=2\.(\d+)", path)
+        first = int(f.group(1)) if f else 1
+        body = {field: [item(k) for k in range(first, min(first + per, total + 1))]}
+        if field == "entries":
+            body["state"] = "Ready"
+        if first + per <= total:
+            body["nextLink"] = "%s?api-version=x&fromTransactionId=2.%d" % (route, first + per)
+        a = (bad or {}).get(first)
+        if callable(a):
+            return J(a(body))
+        return a if a is not None else J(DUMP(body))
+    return h
+
+
+def document(field, items, complete=True):
+    """The bytes `--json` prints for a listing of items; complete=False: what a failure leaves."""
+    doc = '{"%s":[%s' % (field, ",".join(DUMP(i) for i in items))
+    if complete:
+        doc += ']}\n' if field == "ledgerUsers" else '],"state":"Ready"}\n'
+    return doc.encode()
+
+
+def listed(name, p, field, items, complete=True):
+    """Checks that stdout is the document of items (complete) or exactly its first part: the
+    opening and the items given, without closing or newline, so never valid JSON."""
+    if p is None:
+        return
+    want = document(field, items, complete)
+    check(p.stdout == want, "%s: stdout %d bytes %r..%r, wanted %d bytes %r..%r" %
+          (name, len(p.stdout), p.stdout[:60], p.stdout[-60:], len(want), want[:60], want[-60:]))
+    if not complete:
+        check(document(field, items + [{}]).startswith(p.stdout),
+              "%s: stdout is not the beginning of the document" % name)
+        try:
+            json.loads(p.stdout)
+            parses = True
+        except ValueError:
+            parses = False
+        check(not parses, "%s: the unterminated document parses as JSON" % name)
+
+
+LJ = ["list", "--json"]
+UJ = ["user", "list", "--json"]
+ERR500 = resp(500, '{"error":{"code":"Boom","message":"m"}}')
+EN = [ENTRY(k) for k in range(1, 16)]
+p = run("list --json: five pages", LJ, paged("/app/transactions", "entries", 15, 3, ENTRY), 0)
+listed("list --json: five pages", p, "entries", EN)
+check(len(requests) == 5, "list --json: five pages: %d requests" % len(requests))
+p = run("list --json: no entries", LJ, always(*J('{"state":"Ready","entries":[]}')), 0)
+listed("list --json: no entries", p, "entries", [])
+p = run("list --json: escapes stay JSON", LJ,
+        always(*J('{"state":"Ready","entries":[{"transactionId":"2.1","contents":"a\\u001bb\\u009b'
+                  '\\n\\u00e9","x":[1,2.5,null,true]}]}')), 0)
+if p is not None:
+    check(json.loads(p.stdout) == {"state": "Ready", "entries": [
+        {"transactionId": "2.1", "contents": "a\x1bb\x9b\n\xe9", "x": [1, 2.5, None, True]}]},
+        "list --json: escapes stay JSON: %r" % p.stdout)
+p = run("user list --json: three pages", UJ, paged("/app/ledgerUsers", "ledgerUsers", 5, 2, USER),
+        0)
+listed("user list --json: three pages", p, "ledgerUsers", [USER(k) for k in range(1, 6)])
+
+# a failure on the first page prints what it always did: the JSON error body, or nothing
+run("list --json: first page an error", LJ, always(*ERR500), 1, r"500 Boom: m",
+    out_re=r'^\{"error":\{"code":"Boom","message":"m"\}\}\n$')
+run("list --json: first page not JSON", LJ, always(*J("<html>")), 1, r"not valid JSON",
+    out_re=r"^$")
+run("list --json: first page's nextLink leaves the endpoint", LJ,
+    paged("/app/transactions", "entries", 15, 3, ENTRY,
+          {1: lambda b: DUMP(dict(b, nextLink="https://evil.example/app/transactions"))}),
+    1, r"leaves the endpoint", out_re=r"^$")
+
+# a failure on a later page: the beginning of the document (every page checked before), not
+# closed, no error body, and the exit status and message of that failure
+MID = [
+    ("an error", {10: ERR500}, 1, r"500 Boom: m"),
+    ("not JSON", {10: J("<html>" + ESC)}, 1, r"not valid JSON"),
+    ("no entries array", {10: J('{"state":"Ready"}')}, 1, r"no \"entries\" array"),
+    ("an entry without transactionId",
+     {10: lambda b: DUMP(dict(b, entries=[ENTRY(10), {"contents": "x"}]))}, 1,
+     r"entry 1 of the page has no transactionId"),
+    ("a nextLink that goes back",
+     {10: lambda b: DUMP(dict(b, nextLink="/app/transactions?fromTransactionId=2.4"))}, 1,
+     r"nextLink goes back"),
+    ("connection closed", {10: ["close"]}, 3, r"cledger: GET"),
+    ("no answer in time", {10: [("sleep", 4)]}, 3, r"[Tt]imeout|timed out"),
+]
+for what, bad, want, msg in MID:
+    name = "list --json: page 4 %s" % what
+    p = run(name, LJ, paged("/app/transactions", "entries", 15, 3, ENTRY, bad), want, msg)
+    listed(name, p, "entries", EN[:9], complete=False)
+p = run("user list --json: page 2 not a user", UJ,
+        paged("/app/ledgerUsers", "ledgerUsers", 5, 2, USER,
+              {3: lambda b: DUMP(dict(b, ledgerUsers=[USER(3), {"userId": 3}]))}), 1,
+        r"ledgerUsers\[1\] of the page is not a user")
+listed("user list --json: page 2 not a user", p, "ledgerUsers", [USER(1), USER(2)], complete=False)
+p = run("user list --json: page 3 an error", UJ,
+        paged("/app/ledgerUsers", "ledgerUsers", 5, 2, USER, {5: ERR500}), 1, r"500 Boom")
+listed("user list --json: page 3 an error", p, "ledgerUsers", [USER(k) for k in range(1, 5)],
+       complete=False)
+
+# memory: 3,000 pages of 100 entries (300,000 entries, 27 MB of JSON) through a client whose peak
+# resident set stays that of one page: 12 MiB (ASan build: 50 MiB). The client that kept every
+# entry for one final dump peaked at 273 MiB here (ASan build: 426 MiB).
+ASAN = b"__asan_init" in open(CL, "rb").read()
+BIG, PER = 300000, 100
+RSS_MIB = 120 if ASAN else 40  # ASan: its shadow and a 16 MiB quarantine on top
+
+
+def big_entry(k):
+    return {"collectionId": "c", "contents": "entry %06d of a long listing" % k,
+            "transactionId": "2.%d" % k}
+
+
+t0 = time.monotonic()
+p = run("list --json: 3,000 pages", LJ, paged("/app/transactions", "entries", BIG, PER, big_entry),
+        0, limit=60 if ASAN else 20, timeout="10",
+        env={"ASAN_OPTIONS": "quarantine_size_mb=16"} if ASAN else None)
+if p is not None:
+    check(len(requests) == BIG // PER, "list --json: 3,000 pages: %d requests" % len(requests))
+    check(p.maxrss < RSS_MIB * 1024, "list --json: 3,000 pages: the client's peak resident set is "
+          "%.0f MiB (bound %d MiB)" % (p.maxrss / 1024, RSS_MIB))
+    listed("list --json: 3,000 pages", p, "entries", [big_entry(k) for k in range(1, BIG + 1)])
+    try:
+        check(len(json.loads(p.stdout)["entries"]) == BIG, "list --json: 3,000 pages: count")
+    except ValueError as e:
+        check(False, "list --json: 3,000 pages: stdout is not JSON: %s" % e)
+    print("list --json, 3,000 pages: %.1f s, client peak RSS %.1f MiB" %
+          (time.monotonic() - t0, p.maxrss / 1024), file=sys.stderr)
 
 # -- identity and receipts
 ID = ["identity"]

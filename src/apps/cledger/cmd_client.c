@@ -521,7 +521,8 @@ typedef struct {
     struct curl_slist *hdr_get, *hdr_json, *hdr_patch;
     char *endpoint; /* "https://host[:port][/base]" without a trailing slash */
     double timeout;
-    int json;
+    int json; /* print a JSON error body on stdout (--json; cleared once a listing has begun its
+               * document there, see json_stream) */
     int ca_given;
     char errbuf[CURL_ERROR_SIZE];
     /* last response */
@@ -1181,14 +1182,69 @@ static int pager_next(client *c, const client_opts *o, pager *p, const char *lin
     return CLEDGER_EXIT_OK;
 }
 
-/* What a listing does with element i of a page's array (a list entry, a user); returns the exit
- * status (a message printed when it is not OK). */
+/* What a listing does with element i of a page's array (a list entry, a user): checks it (and
+ * prints it in human output); returns the exit status (a message printed when it is not OK). */
 typedef int (*page_item_fn)(void *arg, size_t i, json_t *item);
 
+/* The --json document of a listing, printed as the pages arrive so that at most one page is held
+ * in memory: `open`, then the elements of each page once the whole page (its array, every element
+ * and its nextLink) has been checked, each dumped as cl_json_dump does and separated by ",", then
+ * `close` when the listing is complete. The bytes are those of print_json on the whole document.
+ * The opening waits for the first checked page, so a failure on the first page prints what any
+ * failed command prints (nothing, or the server's JSON error body). After it, a failure leaves
+ * the document unterminated: no closing, no newline and no error body, so standard output is a
+ * strict prefix of the document (never valid JSON) and the exit status tells the failure. */
+typedef struct {
+    const char *open;  /* up to the array's "[" */
+    const char *close; /* from the array's "]", newline included */
+    int opened;
+    size_t printed; /* elements printed */
+} json_stream;
+
+static int json_stream_flush(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return fail(CLEDGER_EXIT_USAGE, "cannot write to standard output: %s", strerror(errno));
+    return CLEDGER_EXIT_OK;
+}
+
+static void json_stream_open(client *c, json_stream *js)
+{
+    if (js->opened)
+        return;
+    fputs(js->open, stdout);
+    js->opened = 1;
+    c->json = 0; /* a later error body would land inside the document */
+}
+
+/* Prints the elements of a checked page. */
+static int json_stream_page(client *c, json_stream *js, const json_t *items)
+{
+    json_stream_open(c, js);
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        char *s = cl_json_dump(json_array_get(items, i));
+        if (s == NULL)
+            return fail(CLEDGER_EXIT_USAGE, "out of memory");
+        if (js->printed++ > 0)
+            putchar(',');
+        fputs(s, stdout);
+        cl_free(s);
+    }
+    return json_stream_flush();
+}
+
+static int json_stream_close(client *c, json_stream *js)
+{
+    json_stream_open(c, js);
+    fputs(js->close, stdout);
+    return json_stream_flush();
+}
+
 /* Fetches path (taken) and every page its nextLinks lead to (pager_next), calling fn on each
- * element of each page's array `field`. Returns the exit status. */
+ * element of each page's array `field`; with js (--json) each page is then printed (json_stream)
+ * and the document closed at the end. Returns the exit status. */
 static int walk_pages(client *c, const client_opts *o, char *path, const char *field,
-                      page_item_fn fn, void *arg)
+                      page_item_fn fn, void *arg, json_stream *js)
 {
     pager pg = {path, reply_link_from(path), 0, 0};
     int st = CLEDGER_EXIT_OK;
@@ -1207,23 +1263,25 @@ static int walk_pages(client *c, const client_opts *o, char *path, const char *f
             st = pager_next(c, o, &pg, jstr(j, "nextLink"),
                             state != NULL && strcmp(state, "Loading") == 0, &more);
         }
+        if (st == CLEDGER_EXIT_OK && js != NULL)
+            st = json_stream_page(c, js, items);
         json_decref(j);
     }
     cl_free(pg.path);
+    if (st == CLEDGER_EXIT_OK && js != NULL)
+        st = json_stream_close(c, js);
     return st;
 }
 
-/* A list entry: kept in arg (--json: every entry, printed when the listing is complete), or
- * printed as "txid<TAB>contents" (escaped) when arg is NULL. */
+/* A list entry, checked; printed as "txid<TAB>contents" (escaped) when arg is NULL (human
+ * output). With --json arg is the json_stream: walk_pages prints the page once it is checked. */
 static int list_item(void *arg, size_t i, json_t *e)
 {
-    json_t *all = arg;
     json_t *tx = json_object_get(e, "transactionId");
     if (!json_is_string(tx))
         return fail(CLEDGER_EXIT_INVALID, "entry %zu of the page has no transactionId", i);
-    if (all != NULL)
-        return json_array_append(all, e) < 0 ? fail(CLEDGER_EXIT_USAGE, "out of memory")
-                                             : CLEDGER_EXIT_OK;
+    if (arg != NULL)
+        return CLEDGER_EXIT_OK;
     json_t *cont = json_object_get(e, "contents");
     print_escaped(json_string_value(tx), json_string_length(tx));
     putchar('\t');
@@ -1254,19 +1312,10 @@ static int cmd_list(client *c, const client_opts *o)
     cl_free(q);
     if (path == NULL)
         return fail(CLEDGER_EXIT_USAGE, "out of memory");
-    json_t *all = o->json ? json_array() : NULL; /* --json: printed only when complete */
-    if (o->json && all == NULL) {
-        cl_free(path);
-        return fail(CLEDGER_EXIT_USAGE, "out of memory");
-    }
-    int st = walk_pages(c, o, path, "entries", list_item, all);
-    if (o->json && st == CLEDGER_EXIT_OK) {
-        json_t *w = json_pack("{s:O,s:s}", "entries", all, "state", "Ready");
-        st = w ? print_json(w) : fail(CLEDGER_EXIT_USAGE, "out of memory");
-        json_decref(w);
-    }
-    json_decref(all);
-    return st;
+    /* --json: {"entries":[...every page...],"state":"Ready"} (keys sorted, as print_json) */
+    json_stream js = {"{\"entries\":[", "],\"state\":\"Ready\"}\n", 0, 0};
+    json_stream *jsp = o->json ? &js : NULL;
+    return walk_pages(c, o, path, "entries", list_item, jsp, jsp);
 }
 
 static int cmd_status(client *c, const client_opts *o)
@@ -1428,11 +1477,15 @@ static int user_id(const char *arg, char *out, size_t cap)
     return CLEDGER_EXIT_OK;
 }
 
-/* A user of a ledgerUsers page, checked (reply_is_user) and kept in arg. */
+/* A user of a ledgerUsers page, checked (reply_is_user) and kept in arg when arg is not NULL
+ * (human output, printed when the listing is complete; with --json walk_pages prints the checked
+ * page). */
 static int user_item(void *arg, size_t i, json_t *u)
 {
     if (!reply_is_user(u))
         return fail(CLEDGER_EXIT_INVALID, "ledgerUsers[%zu] of the page is not a user", i);
+    if (arg == NULL)
+        return CLEDGER_EXIT_OK;
     return json_array_append((json_t *)arg, u) < 0 ? fail(CLEDGER_EXIT_USAGE, "out of memory")
                                                    : CLEDGER_EXIT_OK;
 }
@@ -1454,22 +1507,20 @@ static int cmd_user(client *c, const client_opts *o)
         char *path = route(c, "/app/ledgerUsers", NULL, "", api(o, API_USERS), NULL);
         if (path == NULL)
             return fail(CLEDGER_EXIT_USAGE, "out of memory");
+        if (o->json) { /* {"ledgerUsers":[...every page...]} */
+            json_stream js = {"{\"ledgerUsers\":[", "]}\n", 0, 0};
+            return walk_pages(c, o, path, "ledgerUsers", user_item, NULL, &js);
+        }
         json_t *all = json_array();
         if (all == NULL) {
             cl_free(path);
             return fail(CLEDGER_EXIT_USAGE, "out of memory");
         }
-        int st = walk_pages(c, o, path, "ledgerUsers", user_item, all);
+        int st = walk_pages(c, o, path, "ledgerUsers", user_item, all, NULL);
         if (st == CLEDGER_EXIT_OK) {
-            if (o->json) {
-                json_t *w = json_pack("{s:O}", "ledgerUsers", all);
-                st = w ? print_json(w) : fail(CLEDGER_EXIT_USAGE, "out of memory");
-                json_decref(w);
-            } else {
-                size_t i;
-                json_t *u;
-                json_array_foreach(all, i, u) print_user(u);
-            }
+            size_t i;
+            json_t *u;
+            json_array_foreach(all, i, u) print_user(u);
         }
         json_decref(all);
         return st;
