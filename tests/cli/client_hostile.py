@@ -157,11 +157,13 @@ CTRL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
 HWM = re.compile(r"^VmHWM:\s*(\d+) kB", re.M)
 
 
-def spawn(cmd, limit, env):
-    """Runs cmd with its output in files. Returns a CompletedProcess with .maxrss, the peak
-    resident set in KiB of the client's own memory (VmHWM, read every 5 ms while it runs: the
-    ru_maxrss of a child starts at this script's peak), or None when it ran over limit s."""
-    with tempfile.TemporaryFile(dir=work) as fo, tempfile.TemporaryFile(dir=work) as fe:
+def spawn(cmd, limit, env, stdout=None):
+    """Runs cmd with its output in files (stdout: a path to write standard output to instead,
+    read back as empty). Returns a CompletedProcess with .maxrss, the peak resident set in KiB of
+    the client's own memory (VmHWM, read every 5 ms while it runs: the ru_maxrss of a child starts
+    at this script's peak), or None when it ran over limit s."""
+    with (open(stdout, "wb") if stdout else tempfile.TemporaryFile(dir=work)) as fo, \
+            tempfile.TemporaryFile(dir=work) as fe:
         p = subprocess.Popen(cmd, stdout=fo, stderr=fe, cwd=work, env=env)  # returns after exec
         deadline = time.monotonic() + limit
         hwm = 0
@@ -182,15 +184,18 @@ def spawn(cmd, limit, env):
                 return None
             time.sleep(0.005)
         p.returncode = os.waitstatus_to_exitcode(status)
-        fo.seek(0)
         fe.seek(0)
-        r = subprocess.CompletedProcess(cmd, p.returncode, fo.read(), fe.read())
+        out = b""
+        if not stdout:
+            fo.seek(0)
+            out = fo.read()
+        r = subprocess.CompletedProcess(cmd, p.returncode, out, fe.read())
         r.maxrss = hwm
         return r
 
 
 def run(name, args, h, want, msg=None, limit=15.0, timeout="2", out_re=None, human=True,
-        env=None):
+        env=None, stdout=None):
     """Runs `cledger ARGS` against handler h; checks exit status, stderr, control bytes, time."""
     global handler
     with lock:
@@ -200,7 +205,8 @@ def run(name, args, h, want, msg=None, limit=15.0, timeout="2", out_re=None, hum
            "--cert", os.path.join(work, "cli.pem"), "--key", os.path.join(work, "cli.key"),
            "--timeout", timeout]
     t0 = time.monotonic()
-    p = spawn(cmd, limit + 30, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})})
+    p = spawn(cmd, limit + 30, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})},
+              stdout)
     if p is None:
         check(False, "%s: still running after %.0f s" % (name, limit + 30))
         return None
@@ -519,6 +525,14 @@ p = run("user list --json: page 3 an error", UJ,
         paged("/app/ledgerUsers", "ledgerUsers", 5, 2, USER, {5: ERR500}), 1, r"500 Boom")
 listed("user list --json: page 3 an error", p, "ledgerUsers", [USER(k) for k in range(1, 5)],
        complete=False)
+
+# standard output that cannot be written: the listing stops with exit 2 (it used to exit 0 with
+# the whole document lost), human and --json alike
+for args in (LJ, ["list"]):
+    name = "%s > /dev/full" % " ".join(args)
+    run(name, args, paged("/app/transactions", "entries", 3000, 100, ENTRY), 2,
+        r"cannot write to standard output", stdout="/dev/full")
+    check(len(requests) < 30, "%s: %d requests after the output failed" % (name, len(requests)))
 
 # memory: 3,000 pages of 100 entries (300,000 entries, 27 MB of JSON) through a client whose peak
 # resident set stays that of one page: 12 MiB (ASan build: 50 MiB). The client that kept every

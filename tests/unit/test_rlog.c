@@ -2459,7 +2459,7 @@ static void test_alloc_failures(void **state)
 #define PC_NAME 64
 #define PC_DENTS 256
 
-enum { PC_CREATE, PC_WRITE, PC_SYNC, PC_DIRSYNC, PC_RENAME, PC_UNLINK };
+enum { PC_CREATE, PC_WRITE, PC_SYNC, PC_DIRSYNC, PC_RENAME, PC_UNLINK, PC_KINDS };
 
 typedef struct {
     int kind;
@@ -2698,40 +2698,6 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
     return pc_pwrite("pwrite64", fd, buf, n, off);
 }
 
-/* The whole file behind fd (read through another descriptor: fd may be O_DIRECT). */
-static int pc_slurp(int fd, uint8_t **out, size_t *len)
-{
-    char p[64];
-    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-    int r = pc_open_real(p, O_RDONLY | O_CLOEXEC, 0);
-    if (r < 0)
-        return -1;
-    struct stat st;
-    uint8_t *b = NULL;
-    int rc = -1;
-    if (fstat(r, &st) == 0 && (b = malloc((size_t)st.st_size + 1)) != NULL) {
-        size_t got = 0;
-        while (got < (size_t)st.st_size) {
-            ssize_t k = pread(r, b + got, (size_t)st.st_size - got, (off_t)got);
-            if (k <= 0)
-                break;
-            got += (size_t)k;
-        }
-        if (got == (size_t)st.st_size) {
-            *out = b;
-            *len = got;
-            b = NULL;
-            rc = 0;
-        }
-    }
-    free(b);
-    static int (*real_close)(int);
-    if (real_close == NULL)
-        real_close = (int (*)(int))pc_real("close");
-    real_close(r);
-    return rc;
-}
-
 static void pc_synced(int fd)
 {
     if (!atomic_load(&pc_on) || fd < 0 || fd >= PC_FDS)
@@ -2743,9 +2709,14 @@ static void pc_synced(int fd)
     pthread_mutex_unlock(&pc_mu);
     if (!e.used)
         return;
-    if (!e.dir && pc_slurp(fd, &data, &len) != 0) {
-        atomic_store(&pc_err, 1);
-        return;
+    if (!e.dir) { /* read through another descriptor: fd may be O_DIRECT */
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        data = (uint8_t *)tu_read_file(path, &len);
+        if (data == NULL) {
+            atomic_store(&pc_err, 1);
+            return;
+        }
     }
     pthread_mutex_lock(&pc_mu);
     pc_op *o = pc_push(e.dir ? PC_DIRSYNC : PC_SYNC);
@@ -2759,27 +2730,17 @@ static void pc_synced(int fd)
     free(data);
 }
 
-int fsync(int fd)
+static int pc_sync(const char *sym, int fd)
 {
-    static int (*real)(int);
-    if (real == NULL)
-        real = (int (*)(int))pc_real("fsync");
-    int r = real(fd);
+    int r = ((int (*)(int))pc_real(sym))(fd);
     if (r == 0)
         pc_synced(fd);
     return r;
 }
 
-int fdatasync(int fd)
-{
-    static int (*real)(int);
-    if (real == NULL)
-        real = (int (*)(int))pc_real("fdatasync");
-    int r = real(fd);
-    if (r == 0)
-        pc_synced(fd);
-    return r;
-}
+int fsync(int fd) { return pc_sync("fsync", fd); }
+
+int fdatasync(int fd) { return pc_sync("fdatasync", fd); }
 
 int rename(const char *from, const char *to)
 {
@@ -2872,6 +2833,8 @@ typedef struct {
 
 static void pc_put(pc_file *f, uint64_t off, const uint8_t *p, size_t n)
 {
+    if (n == 0)
+        return;
     if (off + n > f->len) {
         uint8_t *b = realloc(f->b, off + n);
         assert_non_null(b);
@@ -2912,12 +2875,9 @@ static void pc_build(size_t k, const char *durable, const char *names)
         case PC_WRITE:
             pc_put(&files[o->ino], o->off, o->data, o->len);
             break;
-        case PC_SYNC:
-            free(files[o->ino].b);
-            files[o->ino].b = NULL;
+        case PC_SYNC: /* the durable contents become exactly the synced ones */
             files[o->ino].len = 0;
             pc_put(&files[o->ino], 0, o->data, o->len);
-            files[o->ino].len = o->len;
             break;
         case PC_DIRSYNC:
             memcpy(dur, vol, nvol * sizeof *vol);
@@ -3050,12 +3010,12 @@ static void test_power_cuts(void **state)
     g_pc_phase = 0;
     atomic_store(&pc_on, 0);
     assert_int_equal(atomic_load(&pc_err), 0);
-    size_t counts[6] = {0};
+    size_t counts[PC_KINDS] = {0};
     for (size_t i = 0; i < pc_nops; i++)
         counts[pc_ops[i].kind]++;
     /* the run went through every kind of step: segments prepared and removed, the metadata
      * replaced, batch writes */
-    for (int kind = 0; kind < 6; kind++)
+    for (int kind = 0; kind < PC_KINDS; kind++)
         assert_true(counts[kind] > 0);
     assert_true(counts[PC_WRITE] >= 40);
     pc_op final = {.ack_old = atomic_load(&pc_ack_old),

@@ -1201,7 +1201,8 @@ typedef struct {
     size_t printed; /* elements printed */
 } json_stream;
 
-static int json_stream_flush(void)
+/* Standard output written out now; a write that failed (a full disk, a closed pipe) is exit 2. */
+static int stdout_flush(void)
 {
     if (fflush(stdout) != 0 || ferror(stdout))
         return fail(CLEDGER_EXIT_USAGE, "cannot write to standard output: %s", strerror(errno));
@@ -1217,7 +1218,7 @@ static void json_stream_open(client *c, json_stream *js)
     c->json = 0; /* a later error body would land inside the document */
 }
 
-/* Prints the elements of a checked page. */
+/* Prints the elements of a checked page (walk_pages flushes). */
 static int json_stream_page(client *c, json_stream *js, const json_t *items)
 {
     json_stream_open(c, js);
@@ -1230,19 +1231,20 @@ static int json_stream_page(client *c, json_stream *js, const json_t *items)
         fputs(s, stdout);
         cl_free(s);
     }
-    return json_stream_flush();
+    return CLEDGER_EXIT_OK;
 }
 
-static int json_stream_close(client *c, json_stream *js)
+static void json_stream_close(client *c, json_stream *js)
 {
     json_stream_open(c, js);
     fputs(js->close, stdout);
-    return json_stream_flush();
 }
 
 /* Fetches path (taken) and every page its nextLinks lead to (pager_next), calling fn on each
  * element of each page's array `field`; with js (--json) each page is then printed (json_stream)
- * and the document closed at the end. Returns the exit status. */
+ * and the document closed at the end. Standard output is flushed after every page, so what a
+ * page printed is out and an output that cannot be written stops the listing there. Returns the
+ * exit status. */
 static int walk_pages(client *c, const client_opts *o, char *path, const char *field,
                       page_item_fn fn, void *arg, json_stream *js)
 {
@@ -1265,11 +1267,15 @@ static int walk_pages(client *c, const client_opts *o, char *path, const char *f
         }
         if (st == CLEDGER_EXIT_OK && js != NULL)
             st = json_stream_page(c, js, items);
+        if (st == CLEDGER_EXIT_OK)
+            st = stdout_flush();
         json_decref(j);
     }
     cl_free(pg.path);
-    if (st == CLEDGER_EXIT_OK && js != NULL)
-        st = json_stream_close(c, js);
+    if (st == CLEDGER_EXIT_OK && js != NULL) {
+        json_stream_close(c, js);
+        st = stdout_flush();
+    }
     return st;
 }
 
@@ -1751,8 +1757,10 @@ out:
     cl_free(o.prof_cert);
     cl_free(o.prof_key);
     cl_free(o.prof_ledger_id);
-    if (fflush(stdout) != 0 && st == CLEDGER_EXIT_OK)
-        st = fail(CLEDGER_EXIT_USAGE, "cannot write to standard output: %s", strerror(errno));
+    if (st == CLEDGER_EXIT_OK)
+        st = stdout_flush();
+    else
+        (void)fflush(stdout);
     return st;
 }
 
