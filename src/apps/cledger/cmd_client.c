@@ -1182,9 +1182,12 @@ static int pager_next(client *c, const client_opts *o, pager *p, const char *lin
     return CLEDGER_EXIT_OK;
 }
 
-/* What a listing does with element i of a page's array (a list entry, a user): checks it (and
- * prints it in human output); returns the exit status (a message printed when it is not OK). */
-typedef int (*page_item_fn)(void *arg, size_t i, json_t *item);
+/* A listing's check of element i of a page's array (a list entry, a user): returns the exit
+ * status (a message printed when it is not OK). */
+typedef int (*page_check_fn)(size_t i, const json_t *item);
+
+/* A listing's human output for one checked element: its line. */
+typedef void (*page_print_fn)(const json_t *item);
 
 /* The --json document of a listing, printed as the pages arrive so that at most one page is held
  * in memory: `open`, then the elements of each page once the whole page (its array, every element
@@ -1240,13 +1243,13 @@ static void json_stream_close(client *c, json_stream *js)
     fputs(js->close, stdout);
 }
 
-/* Fetches path (taken) and every page its nextLinks lead to (pager_next), calling fn on each
- * element of each page's array `field`; with js (--json) each page is then printed (json_stream)
- * and the document closed at the end. Standard output is flushed after every page, so what a
- * page printed is out and an output that cannot be written stops the listing there. Returns the
- * exit status. */
+/* Fetches path (taken) and every page its nextLinks lead to (pager_next). A page is printed once
+ * the whole of it has been checked (its array `field`, every element by check, its nextLink): with
+ * js (--json) as part of the document (json_stream, closed at the end), else a line per element
+ * (print). Standard output is flushed after every page, so what a page printed is out and an
+ * output that cannot be written stops the listing there. Returns the exit status. */
 static int walk_pages(client *c, const client_opts *o, char *path, const char *field,
-                      page_item_fn fn, void *arg, json_stream *js)
+                      page_check_fn check, page_print_fn print, json_stream *js)
 {
     pager pg = {path, reply_link_from(path), 0, 0};
     int st = CLEDGER_EXIT_OK;
@@ -1259,7 +1262,7 @@ static int walk_pages(client *c, const client_opts *o, char *path, const char *f
         if (!json_is_array(items))
             st = fail(CLEDGER_EXIT_INVALID, "the page has no \"%s\" array", field);
         for (size_t i = 0; st == CLEDGER_EXIT_OK && i < json_array_size(items); i++)
-            st = fn(arg, i, json_array_get(items, i));
+            st = check(i, json_array_get(items, i));
         if (st == CLEDGER_EXIT_OK) {
             const char *state = jstr(j, "state");
             st = pager_next(c, o, &pg, jstr(j, "nextLink"),
@@ -1267,6 +1270,8 @@ static int walk_pages(client *c, const client_opts *o, char *path, const char *f
         }
         if (st == CLEDGER_EXIT_OK && js != NULL)
             st = json_stream_page(c, js, items);
+        for (size_t i = 0; st == CLEDGER_EXIT_OK && js == NULL && i < json_array_size(items); i++)
+            print(json_array_get(items, i));
         if (st == CLEDGER_EXIT_OK)
             st = stdout_flush();
         json_decref(j);
@@ -1279,22 +1284,24 @@ static int walk_pages(client *c, const client_opts *o, char *path, const char *f
     return st;
 }
 
-/* A list entry, checked; printed as "txid<TAB>contents" (escaped) when arg is NULL (human
- * output). With --json arg is the json_stream: walk_pages prints the page once it is checked. */
-static int list_item(void *arg, size_t i, json_t *e)
+/* A list entry: it must have a transactionId. */
+static int list_check(size_t i, const json_t *e)
+{
+    if (!json_is_string(json_object_get(e, "transactionId")))
+        return fail(CLEDGER_EXIT_INVALID, "entry %zu of the page has no transactionId", i);
+    return CLEDGER_EXIT_OK;
+}
+
+/* A checked list entry as "txid<TAB>contents", escaped. */
+static void list_print(const json_t *e)
 {
     json_t *tx = json_object_get(e, "transactionId");
-    if (!json_is_string(tx))
-        return fail(CLEDGER_EXIT_INVALID, "entry %zu of the page has no transactionId", i);
-    if (arg != NULL)
-        return CLEDGER_EXIT_OK;
     json_t *cont = json_object_get(e, "contents");
     print_escaped(json_string_value(tx), json_string_length(tx));
     putchar('\t');
     if (json_is_string(cont))
         print_escaped(json_string_value(cont), json_string_length(cont));
     putchar('\n');
-    return CLEDGER_EXIT_OK;
 }
 
 static int cmd_list(client *c, const client_opts *o)
@@ -1320,8 +1327,7 @@ static int cmd_list(client *c, const client_opts *o)
         return fail(CLEDGER_EXIT_USAGE, "out of memory");
     /* --json: {"entries":[...every page...],"state":"Ready"} (keys sorted, as print_json) */
     json_stream js = {"{\"entries\":[", "],\"state\":\"Ready\"}\n", 0, 0};
-    json_stream *jsp = o->json ? &js : NULL;
-    return walk_pages(c, o, path, "entries", list_item, jsp, jsp);
+    return walk_pages(c, o, path, "entries", list_check, list_print, o->json ? &js : NULL);
 }
 
 static int cmd_status(client *c, const client_opts *o)
@@ -1483,17 +1489,12 @@ static int user_id(const char *arg, char *out, size_t cap)
     return CLEDGER_EXIT_OK;
 }
 
-/* A user of a ledgerUsers page, checked (reply_is_user) and kept in arg when arg is not NULL
- * (human output, printed when the listing is complete; with --json walk_pages prints the checked
- * page). */
-static int user_item(void *arg, size_t i, json_t *u)
+/* A user of a ledgerUsers page (reply_is_user). */
+static int user_check(size_t i, const json_t *u)
 {
     if (!reply_is_user(u))
         return fail(CLEDGER_EXIT_INVALID, "ledgerUsers[%zu] of the page is not a user", i);
-    if (arg == NULL)
-        return CLEDGER_EXIT_OK;
-    return json_array_append((json_t *)arg, u) < 0 ? fail(CLEDGER_EXIT_USAGE, "out of memory")
-                                                   : CLEDGER_EXIT_OK;
+    return CLEDGER_EXIT_OK;
 }
 
 static int cmd_user(client *c, const client_opts *o)
@@ -1513,23 +1514,8 @@ static int cmd_user(client *c, const client_opts *o)
         char *path = route(c, "/app/ledgerUsers", NULL, "", api(o, API_USERS), NULL);
         if (path == NULL)
             return fail(CLEDGER_EXIT_USAGE, "out of memory");
-        if (o->json) { /* {"ledgerUsers":[...every page...]} */
-            json_stream js = {"{\"ledgerUsers\":[", "]}\n", 0, 0};
-            return walk_pages(c, o, path, "ledgerUsers", user_item, NULL, &js);
-        }
-        json_t *all = json_array();
-        if (all == NULL) {
-            cl_free(path);
-            return fail(CLEDGER_EXIT_USAGE, "out of memory");
-        }
-        int st = walk_pages(c, o, path, "ledgerUsers", user_item, all, NULL);
-        if (st == CLEDGER_EXIT_OK) {
-            size_t i;
-            json_t *u;
-            json_array_foreach(all, i, u) print_user(u);
-        }
-        json_decref(all);
-        return st;
+        json_stream js = {"{\"ledgerUsers\":[", "]}\n", 0, 0}; /* ...every page... */
+        return walk_pages(c, o, path, "ledgerUsers", user_check, print_user, o->json ? &js : NULL);
     }
 
     char id[300];
