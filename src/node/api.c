@@ -103,11 +103,39 @@ static int coll_chars_ok(const char *c, size_t len)
     return 1;
 }
 
-/* collectionId query parameter (§2.2): default when absent or empty; 400 InvalidInput for
- * control characters or invalid UTF-8 (answers and returns 0). */
+/* Query parameter `name` (NULL when absent), or its hex form `name`Hex when that is present: a
+ * collection id as a nextLink may carry it (link_id_param). A hex form that is not the hex of
+ * 1..256 bytes is 400 InvalidInput (answers, sets *bad). */
+static const char *query_id(cl_req *r, const char *name, size_t *len, int *bad)
+{
+    char hexname[32];
+    size_t hl = 0;
+    snprintf(hexname, sizeof hexname, "%sHex", name);
+    const char *hex = cl_url_query_get(&r->query, hexname, &hl);
+    *bad = 0;
+    if (hex == NULL)
+        return cl_url_query_get(&r->query, name, len);
+    if (hl == 0 || hl % 2 != 0 || hl > 2 * CL_NODE_MAX_COLLECTION_ID ||
+        cl_hex_decode(hex, hl, (uint8_t *)r->id_hex, hl / 2) != CL_OK) {
+        cl_api_error(&r->to, 400, "InvalidInput",
+                     "%s must be a collection id of 1 to %d bytes in hexadecimal.", hexname,
+                     CL_NODE_MAX_COLLECTION_ID);
+        *bad = 1;
+        return NULL;
+    }
+    r->id_hex[hl / 2] = '\0';
+    *len = hl / 2;
+    return r->id_hex;
+}
+
+/* collectionId query parameter (§2.2; or collectionIdHex, query_id): default when absent or
+ * empty; 400 InvalidInput for control characters or invalid UTF-8 (answers and returns 0). */
 static int req_collection(cl_req *r, const char **c, size_t *len)
 {
-    const char *v = cl_url_query_get(&r->query, "collectionId", len);
+    int bad;
+    const char *v = query_id(r, "collectionId", len, &bad);
+    if (bad)
+        return 0;
     if (v == NULL || *len == 0) {
         *c = CL_NODE_DEFAULT_COLLECTION;
         *len = strlen(CL_NODE_DEFAULT_COLLECTION);
@@ -443,9 +471,30 @@ static int append_param(cl_buf *b, const char *name, const char *value, size_t l
     return cl_url_encode(b, value, len);
 }
 
+/* A collection id in a nextLink: `name`=<percent-encoded>, or `name`Hex=<hex> instead when the id
+ * holds a byte that a client may not give back as it was. The Python SDK follows a nextLink by
+ * decoding its query and sending the values raw: '+' then reads as a space, '&' cuts the value,
+ * '#' cuts the rest of the query (a fragment), '%' starts an escape. The hex form, unreserved
+ * characters only, survives that (query_id reads either). */
+static int link_id_param(cl_buf *b, const char *name, const char *id, size_t len)
+{
+    int mangled = 0;
+    for (size_t i = 0; i < len; i++)
+        mangled |= id[i] == '+' || id[i] == '&' || id[i] == '#' || id[i] == '%';
+    if (!mangled)
+        return append_param(b, name, id, len);
+    char hexname[32];
+    snprintf(hexname, sizeof hexname, "&%sHex=", name);
+    CL_TRY(cl_buf_append(b, hexname, strlen(hexname)));
+    CL_TRY(cl_buf_reserve(b, 2 * len + 1));
+    cl_hex_encode((const uint8_t *)id, len, (char *)b->data + b->len);
+    b->len += 2 * len;
+    return CL_OK;
+}
+
 static int api_version_param(cl_req *r, cl_buf *b, const char *path)
 {
-    const char *v = r->api_raw ? r->api_raw : cl_api_versions[CL_API_2022_05_13];
+    const char *v = cl_api_versions[r->api]; /* the effective version (§3.2 rule 5) */
     CL_TRY(cl_buf_append(b, path, strlen(path)));
     CL_TRY(cl_buf_append(b, "?api-version=", 13));
     return cl_url_encode(b, v, strlen(v));
@@ -540,7 +589,7 @@ void cl_api_list_entries(cl_req *r)
         uint64_t nv;
         CL_GUARD(view_for(n, next, &nv));
         CL_GUARD(api_version_param(r, &link, "/app/transactions"));
-        CL_GUARD(append_param(&link, "collectionId", coll, len));
+        CL_GUARD(link_id_param(&link, "collectionId", coll, len));
         cl_txid_format(nv, next, txid, sizeof txid);
         CL_GUARD(append_param(&link, "fromTransactionId", txid, strlen(txid)));
         cl_txid_format(tv, to, txid, sizeof txid);
@@ -647,7 +696,12 @@ void cl_api_collections(cl_req *r)
         goto out;
     }
     size_t start = 0, alen = 0;
-    const char *after = cl_url_query_get(&r->query, "after", &alen);
+    int bad;
+    const char *after = query_id(r, "after", &alen, &bad);
+    if (bad) { /* answered */
+        rc = CL_OK;
+        goto out;
+    }
     if (after != NULL) {
         uint64_t af = 0;
         for (size_t i = 0; i < cl.n; i++) {
@@ -667,7 +721,7 @@ void cl_api_collections(cl_req *r)
     CL_GUARD_IF(body == NULL, CL_ENOMEM);
     if (stop < cl.n) {
         CL_GUARD(api_version_param(r, &link, "/app/collections"));
-        CL_GUARD(append_param(&link, "after", cl.v[stop - 1].id, cl.v[stop - 1].len));
+        CL_GUARD(link_id_param(&link, "after", cl.v[stop - 1].id, cl.v[stop - 1].len));
         json_t *ls = json_stringn((const char *)link.data, link.len);
         CL_GUARD_IF(ls == NULL || json_object_set_new(body, "nextLink", ls) != 0, CL_ENOMEM);
     }

@@ -75,6 +75,7 @@ struct cl_req {
     const char *api_raw; /* api-version as sent (last one), or NULL */
     int api;             /* effective ordinal */
     const cl_user *caller;
+    char id_hex[CL_NODE_MAX_COLLECTION_ID + 1]; /* a collectionIdHex/afterHex value, decoded */
 };
 
 /* A write waiting for its command to be applied and synced. */

@@ -77,11 +77,13 @@ async function main() {
   const cur = await client.path("/app/transactions/current").get({ queryParameters: { collectionId: "js-sdk" } });
   check(!isUnexpected(cur) && cur.body.contents === "hello from the official JS SDK", "GET current");
 
-  // Enough writes to need more than one page (1,000-seqno windows).
+  // Enough writes to need more than one page (1,000-seqno windows), in a collection whose id has
+  // bytes that the next page's link must carry safely ('+', ' ', '&', '#', '%': collectionIdHex).
+  const PAGED = "js+paged &#%41";
   const writes = [];
   for (let i = 0; i < 1100; i++) {
     writes.push(client.path("/app/transactions").post({
-      body: { contents: `paged entry ${i}` }, queryParameters: { collectionId: "js-paged" },
+      body: { contents: `paged entry ${i}` }, queryParameters: { collectionId: PAGED },
     }));
     if (writes.length === 100) {
       const res = await Promise.all(writes.splice(0));
@@ -89,14 +91,14 @@ async function main() {
     }
   }
   const last = await client.path("/app/transactions").post({
-    body: { contents: "last" }, queryParameters: { collectionId: "js-paged" } });
+    body: { contents: "last" }, queryParameters: { collectionId: PAGED } });
   const lastId = last.headers["x-ms-ccf-transaction-id"];
   for (let i = 0; i < 400; i++) {
     const st = await client.path("/app/transactions/{transactionId}/status", lastId).get();
     if (st.body.state === "Committed") break;
     await sleep(50);
   }
-  const list = await client.path("/app/transactions").get({ queryParameters: { collectionId: "js-paged" } });
+  const list = await client.path("/app/transactions").get({ queryParameters: { collectionId: PAGED } });
   check(!isUnexpected(list), "GET /app/transactions");
   let n = 0;
   for await (const e of paginate(client, list)) {
@@ -108,7 +110,7 @@ async function main() {
   check(!isUnexpected(cols), "GET collections");
   const names = [];
   for await (const c of paginate(client, cols)) names.push(c.collectionId);
-  check(names.includes("js-sdk") && names.includes("js-paged"), "collections listed");
+  check(names.includes("js-sdk") && names.includes(PAGED), "collections listed");
 
   // Users (certificate fingerprint form with ':' in the path, percent-encoded by the client).
   // Note: @azure-rest/confidential-ledger 1.0.0's isUnexpected() ignores the method when it matches

@@ -631,6 +631,125 @@ static void test_collections(void **state)
     env_free(e);
 }
 
+/* Collection ids with '+', '&', '#' or '%': the Python SDK follows a nextLink by decoding its
+ * query and sending the values raw, so such an id goes into the link as collectionIdHex (afterHex)
+ * alone, which every client gives back as it was. */
+static void test_paging_hex_ids(void **state)
+{
+    (void)state;
+    cl_node_opts o = {0};
+    o.sig_interval_ms = 1000000;
+    o.sig_max_entries = 1000000;
+    env_t *e = env_new_opts(&o);
+    add_user(e, FP_READER, "Reader");
+    /* "a+b &#%41" in collection "a+b &#%41": two entries 1,100 seqnos apart */
+    const char *odd_q = "collectionId=a%2Bb%20%26%23%2541", *odd_hex = "612b6220262325343"
+                                                                       "1";
+    post(e, odd_q, "first");
+    char q[64];
+    for (int i = 0; i < 1100; i++) {
+        snprintf(q, sizeof q, "collectionId=f%%2B%04d", i); /* "f+0000".. : new collections */
+        post(e, q, "x");
+    }
+    post(e, odd_q, "last");
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    char url[2048];
+    snprintf(url, sizeof url, "/app/transactions?api-version=2022-05-13&%s", odd_q);
+    reply_t r = rq(e, "GET", url, tu_fp(FP_READER), NULL);
+    json_t *j = body_json(&r);
+    const char *nl = jstr(j, "nextLink");
+    assert_non_null(nl);
+    char want[128];
+    snprintf(want, sizeof want, "&collectionIdHex=%s&", odd_hex);
+    if (strstr(nl, want) == NULL || strstr(nl, "collectionId=") != NULL)
+        fail_msg("nextLink %s: wanted collectionIdHex only", nl);
+    json_decref(j);
+    nu_reply_free(&r);
+    /* an unknown api-version: the link names the effective one, the newest (§3.2 rule 5) */
+    char url2[2048];
+    snprintf(url2, sizeof url2, "/app/transactions?api-version=foo&%s", odd_q);
+    r = rq(e, "GET", url2, tu_fp(FP_READER), NULL);
+    j = body_json(&r);
+    snprintf(want, sizeof want, "?api-version=%s&", "2026-02-23"); /* CL_API_NEWEST */
+    nl = jstr(j, "nextLink");
+    if (nl == NULL || strstr(nl, want) == NULL)
+        fail_msg("nextLink %s: wanted %s", nl ? nl : "(none)", want);
+    json_decref(j);
+    nu_reply_free(&r);
+    char(*got)[32] = calloc(16, 32);
+    int pages;
+    for (int js = 0; js < 2; js++) {
+        size_t n = list_all(e, url, js, got, 16, &pages);
+        assert_int_equal(n, 2);
+        assert_string_equal(got[0], "first");
+        assert_string_equal(got[1], "last");
+        assert_true(pages >= 2);
+    }
+    free(got);
+    /* the hex form wins over collectionId; reads and writes take it too */
+    snprintf(url, sizeof url,
+             "/app/transactions/current?api-version=2022-05-13&collectionId=no&"
+             "collectionIdHex=%s",
+             odd_hex);
+    r = rq(e, "GET", url, tu_fp(FP_READER), NULL);
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    assert_string_equal(jstr(j, "contents"), "last");
+    assert_string_equal(jstr(j, "collectionId"), "a+b &#%41");
+    json_decref(j);
+    nu_reply_free(&r);
+    /* a hex form that is not the hex of 1..256 bytes: 400 InvalidInput */
+    char big[600];
+    memset(big, 'a', 514);
+    big[514] = '\0';
+    const char *bad[] = {"", "6", "6g", "zz", big};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        for (int after = 0; after < 2; after++) {
+            snprintf(url, sizeof url, "%s?api-version=2022-05-13&%s=%s",
+                     after ? "/app/collections" : "/app/transactions",
+                     after ? "afterHex" : "collectionIdHex", bad[i]);
+            r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
+            if (r.status != 400 || strstr(r.body, "\"InvalidInput\"") == NULL)
+                fail_msg("GET %.80s: %d %s", url, r.status, r.body);
+            nu_reply_free(&r);
+        }
+    }
+    /* collections: "a+b &#%41" then 1,100 of "f+NNNN", so the first page ends at one of those
+     * and its nextLink says afterHex; every collection is listed once */
+    snprintf(url, sizeof url, "/app/collections?api-version=2022-05-13");
+    size_t total = 0, nf = 0;
+    pages = 0;
+    for (;;) {
+        r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
+        assert_int_equal(r.status, 200);
+        j = body_json(&r);
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(j, "collections"), i, v)
+        {
+            const char *id = jstr(v, "collectionId");
+            nf += strncmp(id, "f+", 2) == 0 && (size_t)atoi(id + 2) == nf;
+            total++;
+        }
+        pages++;
+        const char *next = jstr(j, "nextLink");
+        if (next != NULL) {
+            if (strstr(next, "&afterHex=662b") == NULL || strstr(next, "after=") != NULL)
+                fail_msg("collections nextLink %s", next);
+            snprintf(url, sizeof url, "%s", next);
+        }
+        json_decref(j);
+        nu_reply_free(&r);
+        if (next == NULL)
+            break;
+        assert_true(pages < 10);
+    }
+    assert_int_equal(nf, 1100);    /* each once, in order */
+    assert_int_equal(total, 1101); /* and "a+b &#%41" */
+    assert_int_equal(pages, 2);
+    env_free(e);
+}
+
 static void test_collection_limits(void **state)
 {
     cl_node_opts o = {0};
@@ -2516,6 +2635,7 @@ int main(void)
         cmocka_unit_test(test_collection_limits),
         cmocka_unit_test(test_collections),
         cmocka_unit_test(test_paging),
+        cmocka_unit_test(test_paging_hex_ids),
         cmocka_unit_test(test_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
