@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,6 +51,24 @@ int cl_mkdir_durable(const char *path, mode_t mode)
     int rc = fsync_parent_dir(p);
     cl_free(p);
     return rc;
+}
+
+int cl_dir_lock(const char *path, int *fd)
+{
+    *fd = -1;
+    int d = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0)
+        return CL_EIO;
+    while (flock(d, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        close(d);
+        errno = e;
+        return e == EWOULDBLOCK ? CL_ELOCKED : CL_EIO;
+    }
+    *fd = d;
+    return CL_OK;
 }
 
 int cl_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)

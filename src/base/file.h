@@ -19,6 +19,11 @@ CL_MUST_CHECK int cl_write_file_atomic(const char *path, const void *data, size_
  * already as a directory; CL_EIO (errno kept) otherwise. */
 CL_MUST_CHECK int cl_mkdir_durable(const char *path, mode_t mode);
 
+/* An exclusive advisory lock (flock) on the directory `path`, held through *fd (O_CLOEXEC) until
+ * it is closed or the process ends, crash included: one process at a time owns a data directory.
+ * CL_ELOCKED when another process holds it; CL_EIO (errno kept) when it cannot be opened. */
+CL_MUST_CHECK int cl_dir_lock(const char *path, int *fd);
+
 /* Whole file (at most 16 MiB) as a NUL-terminated buffer allocated with malloc (free() it);
  * *len (may be NULL) receives the size. NULL with errno set on failure (EFBIG when too large). */
 char *cl_read_file(const char *path, size_t *len);

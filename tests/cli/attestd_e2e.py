@@ -480,6 +480,13 @@ def main():
     hist = [json.loads(l) for l in open(os.path.join(aad.dir, "history.jsonl"))]
     check(len(hist) == 7 and all(h["who"] == "jwt:test-admin" for h in hist) and [h["seq"] for h in hist] == list(range(1, len(hist) + 1)),
           "history records every change with who (%d records)" % len(hist))
+    # one instance per data directory: a second is refused while the first runs and serves on
+    r = subprocess.run([os.path.join(BIN, "cledger-attestd"), "--data-dir", aad.dir, "--listen", "127.0.0.1:0"],
+                       capture_output=True, timeout=30)
+    check(r.returncode == 1 and b"in use by another cledger-attestd process" in r.stderr,
+          "second instance on the same data directory: exit %d %r" % (r.returncode, r.stderr[-200:]))
+    st, _, _ = aad.req("GET", "/certs")
+    check(st == 200, "first instance serves after the second was refused")
     # backup / restore
     out = os.path.join(WORK, "backup.json")
     aad.stop()

@@ -139,6 +139,12 @@ for round in 1 2 3; do
     done <"$work/acked"
     [ "$lost" -eq 0 ] && ok || bad "round $round: $lost of $(wc -l <"$work/acked") acknowledged writes lost"
 done
+# one cledgerd per data directory (the kill -9 rounds above show the lock goes with the process):
+# a second one is refused at once, and the first goes on serving
+P2=$(free_port)
+timeout 20 "$BIN/cledgerd" --data-dir "$D" --listen "127.0.0.1:$P2" >"$work/second.out" 2>&1
+[ $? -eq 1 ] && grep -q "in use by another cledgerd process" "$work/second.out" && ok || bad "second cledgerd on the same data directory: $(tail -2 "$work/second.out")"
+[ "$(code "${ADM[@]}" -H 'content-type: application/json' -d '{"contents":"after the second"}' "$URL/app/transactions?api-version=2022-05-13")" = 200 ] && ok || bad "first cledgerd after the second was refused"
 kill -TERM "$PID"; wait "$PID"
 "$BIN/cledger" verify-ledger "$D" --service-cert "$D/service_cert.pem" >/dev/null && ok || bad "verify-ledger after crashes"
 # the ledger type is fixed

@@ -810,6 +810,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "cledger-attestd: cannot create %s: %s\n", d.s.data_dir, strerror(errno));
         return 1;
     }
+    /* One instance per data directory (as cledgerd): the lock goes with the process. */
+    int dir_lock = -1;
+    int lrc = cl_dir_lock(d.s.data_dir, &dir_lock);
+    if (lrc < 0) {
+        fprintf(stderr, "cledger-attestd: %s%s\n", d.s.data_dir,
+                lrc == CL_ELOCKED ? " is in use by another cledger-attestd process; stop it first"
+                                  : ": cannot open the data directory");
+        return 1;
+    }
     char probe[1100];
     struct stat st;
     path_in(&d, "instance.json", probe, sizeof probe);

@@ -548,6 +548,24 @@ int main(int argc, char **argv)
         (void)setrlimit(RLIMIT_NOFILE, &nofile);
     }
 
+    /* One cledgerd per data directory: a second one would append to the same raft log and ledger
+     * files, hand out the same transaction ids, and leave a directory that no longer starts. The
+     * lock goes with the process, a crash included. */
+    int dir_lock = -1;
+    int lrc = cl_mkdir_durable(d.s.data_dir, 0700);
+    if (lrc == CL_OK)
+        lrc = cl_dir_lock(d.s.data_dir, &dir_lock);
+    if (lrc == CL_ELOCKED) {
+        fprintf(stderr, "cledgerd: %s is in use by another cledgerd process; stop it first\n",
+                d.s.data_dir);
+        return 1;
+    }
+    if (lrc < 0) {
+        fprintf(stderr, "cledgerd: cannot use the data directory %s: %s\n", d.s.data_dir,
+                strerror(errno));
+        return 1;
+    }
+
     /* The ledger: create or resume. */
     char probe[1100];
     path_in(&d, "node/ledger_type", probe, sizeof probe);
