@@ -1301,6 +1301,11 @@ void cl_api_not_implemented(cl_req *r)
 
 void cl_api_node_ready(cl_req *r)
 {
+    if (cl_node_failed(r->n)) {
+        cl_api_error_hdr(&r->to, 503, "Retry-After", "5", "ServiceUnavailable",
+                         "The node failed and can no longer write; it must be restarted.");
+        return;
+    }
     cl_api_reply(r->n, &r->to, 200, json_pack("{s:b}", "ready", 1), NULL);
 }
 
@@ -1309,9 +1314,9 @@ void cl_api_node_state(cl_req *r)
     cl_node *n = r->n;
     json_t *b = json_pack(
         "{s:s,s:s,s:I,s:I,s:I,s:I,s:b}", "nodeId", n->have_node_id ? n->node_id_hex : "", "state",
-        n->failed    ? "Failed"
-        : n->started ? "PartOfNetwork"
-                     : "Initialized",
+        cl_node_failed(n) ? "Failed"
+        : n->started      ? "PartOfNetwork"
+                          : "Initialized",
         "lastSignedSeqno", (json_int_t)cl_ledger_signed_seqno(n->l), "lastSeqno",
         (json_int_t)cl_ledger_last_seqno(n->l), "durableSeqno",
         (json_int_t)cl_ledger_durable_seqno(n->l), "view", (json_int_t)n->last_view, "isPrimary",

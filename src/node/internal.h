@@ -46,6 +46,9 @@ enum {
 #define CL_API_NEWEST CL_API_2026_02_23
 extern const char *const cl_api_versions[CL_API_COUNT];
 
+/* The node can no longer write: its ledger failed, or its writer reports a fatal error. */
+int cl_node_failed(const cl_node *n);
+
 /* Where and how to answer one request (copied into pending writes). */
 typedef struct {
     cl_node_reply_fn fn;

@@ -830,6 +830,8 @@ static void write_done(void *arg, int status, uint64_t term, uint64_t index, voi
     } else if (p->seqno <= cl_ledger_durable_seqno(n->l)) {
         finish_write(p);
         return;
+    } else if (n->failed) { /* the ledger's last sync failed: no later one will answer it */
+        cl_api_error(&p->to, 500, "InternalError", "the ledger could not be synced");
     } else {
         /* Answered by cl_node_applied_batch once the ledger is synced. */
         p->next = NULL;
@@ -967,9 +969,14 @@ static int direct_submit(void *impl, const void *cmd, size_t len, cl_consensus_d
 static int direct_is_leader(void *impl) { return *(cl_node **)impl != NULL; }
 static uint64_t direct_term(void *impl) { return DIRECT_TERM; }
 
+int cl_node_failed(const cl_node *n)
+{
+    return n->failed || (n->w.error != NULL && n->w.error(n->w.impl) != 0);
+}
+
 cl_node_writer cl_node_direct_writer(cl_node **node_slot)
 {
-    cl_node_writer w = {direct_submit, direct_is_leader, direct_term, node_slot};
+    cl_node_writer w = {direct_submit, direct_is_leader, direct_term, node_slot, NULL};
     return w;
 }
 
@@ -1083,7 +1090,7 @@ static int admit(cl_req *r)
                          "The service is not open yet.");
         return 0;
     }
-    if (n->failed && r->route->action != 0) {
+    if (cl_node_failed(n) && r->route->action != 0) {
         cl_api_error_hdr(&r->to, 503, "Retry-After", "5", "ServiceUnavailable",
                          "The node's ledger failed; it must be restarted.");
         return 0;

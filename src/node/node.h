@@ -34,12 +34,15 @@ typedef struct cl_node cl_node;
 typedef void (*cl_node_reply_fn)(void *ctx, int status, const char *const *headers, size_t nh,
                                  const void *body, size_t len);
 
-/* How commands reach the log. submit: CL_OK (cb will be called once) or CL_ESTATE (not leader). */
+/* How commands reach the log. submit: CL_OK (cb will be called once) or CL_ESTATE (not leader).
+ * error (may be NULL): 0 while the log can take writes, else the fatal error after which it never
+ * will (the node must be restarted: /node/ready answers 503, /node/state says "Failed"). */
 typedef struct {
     int (*submit)(void *impl, const void *cmd, size_t len, cl_consensus_done cb, void *arg);
     int (*is_leader)(void *impl);
     uint64_t (*term)(void *impl);
     void *impl;
+    int (*error)(void *impl);
 } cl_node_writer;
 
 typedef struct {

@@ -149,6 +149,18 @@ kill -TERM "$PID"; wait "$PID"
 "$BIN/cledger" verify-ledger "$D" --service-cert "$D/service_cert.pem" >/dev/null && ok || bad "verify-ledger after crashes"
 # the ledger type is fixed
 "$BIN/cledgerd" --data-dir "$D" --listen "127.0.0.1:$PORT" --ledger-type private >/dev/null 2>&1; [ $? -eq 2 ] && ok || bad "ledger type change not refused"
+# a directory that lost its node files is not taken for a new one (a new genesis would overwrite
+# the old ledger), and a ledger that lost its files is not resumed (raft would replay its log
+# into it at shifted seqnos): both refused with exit 1, nothing written
+cp -a "$D" "$work/nonode"; rm -r "$work/nonode/node"
+cp -a "$D" "$work/noledger"; rm "$work/noledger"/ledger/*
+for c in nonode noledger; do
+    before=$(cd "$work/$c" && find . -type f -exec sha256sum {} + | sort | sha256sum)
+    timeout 20 "$BIN/cledgerd" --data-dir "$work/$c" --listen "127.0.0.1:$PORT" >"$work/$c.out" 2>&1; st=$?
+    after=$(cd "$work/$c" && find . -type f -exec sha256sum {} + | sort | sha256sum)
+    case $c in nonode) want="no node/ledger_type";; noledger) want="not even its genesis";; esac
+    [ $st -eq 1 ] && grep -q "$want" "$work/$c.out" && [ "$before" = "$after" ] && ok || bad "$c: exit $st, $(tail -1 "$work/$c.out")"
+done
 
 # SIGTERM in the middle of write load: graceful stop, exit 0 (regression: libraft crashed when
 # closed with a signature command still being appended)

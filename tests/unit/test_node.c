@@ -31,6 +31,7 @@
 #include "node/url.h"
 #include "node/users.h"
 #include "nodeutil.h"
+#include "storage/fs.h"
 #include "testutil.h"
 
 /* ---- fixture ------------------------------------------------------------------------------- */
@@ -976,7 +977,7 @@ static uint64_t nl_term(void *impl) { return 2; }
 static void test_not_leader(void **state)
 {
     env_t *e = env_new();
-    cl_node_writer w = {nl_submit, nl_is_leader, nl_term, NULL};
+    cl_node_writer w = {nl_submit, nl_is_leader, nl_term, NULL, NULL};
     assert_int_equal(cl_node_set_writer(e->n, &w), CL_OK);
     g_nonleader = e->n;
     uint64_t last = cl_ledger_last_seqno(e->l);
@@ -990,6 +991,92 @@ static void test_not_leader(void **state)
     assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
     assert_int_equal(cl_ledger_last_seqno(e->l), last);
     env_free(e);
+}
+
+/* A writer whose log failed for good (cledgerd: consensus stopped after a fatal error): the node
+ * says so on /node/ready (503) and /node/state ("Failed"), and refuses what needs the log. */
+static int g_writer_error;
+static cl_node *g_failing_node;
+static int fw_submit(void *impl, const void *cmd, size_t len, cl_consensus_done cb, void *arg)
+{
+    return g_writer_error != 0
+               ? CL_ECLOSED
+               : cl_node_direct_writer(&g_failing_node).submit(&g_failing_node, cmd, len, cb, arg);
+}
+static int fw_is_leader(void *impl) { return 1; }
+static uint64_t fw_term(void *impl) { return 2; }
+static int fw_error(void *impl) { return g_writer_error; }
+
+static void test_writer_failed(void **state)
+{
+    env_t *e = env_new();
+    g_failing_node = e->n;
+    g_writer_error = 0;
+    cl_node_writer w = {fw_submit, fw_is_leader, fw_term, NULL, fw_error};
+    assert_int_equal(cl_node_set_writer(e->n, &w), CL_OK);
+    const char *tx = post(e, NULL, "before");
+    char t[128];
+    snprintf(t, sizeof t, "/app/transactions/%s?api-version=2022-05-13", tx);
+    reply_t r = rq(e, "GET", "/node/ready", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    nu_reply_free(&r);
+    g_writer_error = CL_EIO;
+    r = rq(e, "GET", "/node/ready", NULL, NULL);
+    EXPECT(r, 503, "ServiceUnavailable");
+    assert_non_null(nu_header(&r, "Retry-After"));
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/node/state", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    assert_string_equal(jstr(j, "state"), "Failed");
+    json_decref(j);
+    nu_reply_free(&r);
+    r = rq(e, "POST", "/app/transactions?api-version=2022-05-13", tu_fp(FP_ADMIN),
+           "{\"contents\":\"after\"}");
+    EXPECT(r, 503, "ServiceUnavailable");
+    assert_non_null(strstr(r.body, "must be restarted"));
+    nu_reply_free(&r);
+    g_writer_error = 0; /* (not what a real log does: only to show the refusal was the error's) */
+    r = rq(e, "GET", t, tu_fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    nu_reply_free(&r);
+    env_free(e);
+}
+
+/* The ledger's sync fails while a write is applied (a full disk): that write is answered (500; it
+ * used to wait for a later sync that never came, and held up a graceful stop for ever), the node
+ * reports it failed, and later writes are refused with 503. */
+static void test_ledger_sync_fails(void **state)
+{
+    env_t *e = calloc(1, sizeof *e);
+    assert_non_null(e);
+    snprintf(e->dir, sizeof e->dir, "%s/l", tu_tempdir("node"));
+    cl_fs_fault *ff;
+    assert_int_equal(cl_fs_fault_new(lu_fs_nosync(), &ff), CL_OK);
+    assert_int_equal(lu_create(e->dir, 0, 0, cl_fs_fault_fs(ff), &e->l), CL_OK);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    g_loop = &e->loop;
+    env_open_node(e);
+    post(e, NULL, "before");
+    cl_fs_fault_arm(ff, CL_FAULT_WRITE | CL_FAULT_SYNC, 0, 1);
+    reply_t r = rq(e, "POST", "/app/transactions?api-version=2022-05-13", tu_fp(FP_ADMIN),
+                   "{\"contents\":\"during\"}"); /* run_spec: answered exactly once */
+    EXPECT(r, 500, "InternalError");
+    assert_true(cl_fs_fault_fired(ff));
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/node/ready", NULL, NULL);
+    EXPECT(r, 503, "ServiceUnavailable");
+    nu_reply_free(&r);
+    r = rq(e, "POST", "/app/transactions?api-version=2022-05-13", tu_fp(FP_ADMIN),
+           "{\"contents\":\"after\"}");
+    EXPECT(r, 503, "ServiceUnavailable");
+    nu_reply_free(&r);
+    env_close_node(e);
+    (void)cl_ledger_close(e->l); /* failed: its close may report it */
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+    cl_fs_fault_free(ff);
+    tu_rmrf(e->dir);
+    free(e);
 }
 
 /* ---- role × route matrix ------------------------------------------------------------------- */
@@ -2625,6 +2712,8 @@ int main(void)
         cmocka_unit_test(test_range_past_commit),
         cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_not_leader),
+        cmocka_unit_test(test_writer_failed),
+        cmocka_unit_test(test_ledger_sync_fails),
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_users),
         cmocka_unit_test(test_users_find_fingerprint),

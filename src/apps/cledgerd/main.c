@@ -20,6 +20,7 @@
  * the node (users from the ledger, signature timer) and the HTTPS listener. SIGTERM/SIGINT: stop
  * accepting, finish in-flight requests, stop raft, sync and close the ledger, exit 0.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -311,6 +312,29 @@ static int w_is_leader(void *impl)
     daemon_t *d = impl;
     return d->raft != NULL && cl_consensus_is_leader(d->raft);
 }
+static int w_error(void *impl)
+{
+    daemon_t *d = impl;
+    return d->raft != NULL ? cl_consensus_error(d->raft) : 0;
+}
+#define NO_GENESIS                                                                                 \
+    "cledgerd: the ledger in %s/ledger holds no entries, not even its genesis: its files are "     \
+    "missing or its creation was interrupted; restore them from a backup, or use an empty "        \
+    "directory for a new service\n"
+
+/* Does directory `path` exist and hold anything? */
+static int dir_has_files(const char *path)
+{
+    DIR *dir = opendir(path);
+    if (dir == NULL)
+        return 0;
+    int any = 0;
+    for (struct dirent *e; !any && (e = readdir(dir)) != NULL;)
+        any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(dir);
+    return any;
+}
+
 static uint64_t w_term(void *impl)
 {
     daemon_t *d = impl;
@@ -571,6 +595,27 @@ int main(int argc, char **argv)
     path_in(&d, "node/ledger_type", probe, sizeof probe);
     struct stat st;
     int fresh = stat(probe, &st) != 0;
+    path_in(&d, "ledger", probe, sizeof probe);
+    if (!fresh && !dir_has_files(probe)) { /* checked again below, after the open */
+        fprintf(stderr, NO_GENESIS, d.s.data_dir);
+        return 1;
+    }
+    if (fresh) {
+        /* Without node/ledger_type the directory reads as new; a new service created over the
+         * ledger and raft log of an old one would overwrite them with a new genesis. */
+        static const char *const held[] = {"ledger", "raft"};
+        for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
+            path_in(&d, held[i], probe, sizeof probe);
+            if (dir_has_files(probe)) {
+                fprintf(stderr,
+                        "cledgerd: %s holds a ledger (%s/) but no node/ledger_type: its node "
+                        "files are missing or damaged, and a new service will not be created "
+                        "over it; restore them from a backup, or use an empty directory\n",
+                        d.s.data_dir, held[i]);
+                return 1;
+            }
+        }
+    }
     cl_ledger_opts lo = {0};
     lo.dir = d.s.data_dir;
     lo.private_ledger = want_private == 1;
@@ -578,6 +623,14 @@ int main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "cledgerd: cannot %s the ledger in %s: %s\n", fresh ? "create" : "open",
                 d.s.data_dir, cl_strerror(rc));
+        return 1;
+    }
+    if (!fresh && cl_ledger_last_seqno(d.ledger) == 0) {
+        /* A service's ledger starts with its genesis entries (service, node, secret, signature),
+         * written when it was created; a ledger without them has lost its files (or its creation
+         * never finished), and raft replaying its log into it would shift every seqno. */
+        fprintf(stderr, NO_GENESIS, d.s.data_dir);
+        cl_ledger_close(d.ledger);
         return 1;
     }
     if (!fresh && want_private >= 0 && want_private != cl_ledger_is_private(d.ledger)) {
@@ -614,6 +667,7 @@ int main(int argc, char **argv)
     no.writer.submit = w_submit;
     no.writer.is_leader = w_is_leader;
     no.writer.term = w_term;
+    no.writer.error = w_error;
     no.writer.impl = &d;
     no.loop = d.loop;
     no.ledger_id = d.s.ledger_id;
