@@ -31,6 +31,7 @@
 #include "net/http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -581,6 +582,8 @@ struct cl_http_server {
     void *done_arg;
     /* threaded mode: the listening socket polled on the main loop, the request queue */
     int lfd;
+    int spare_fd;           /* held open to be given up when accept runs out of descriptors */
+    uint64_t emfile_log_ms; /* the last "out of descriptors" line (at most one a second) */
     uv_poll_t lpoll;
     cl_waker wake; /* requests and "finished" from the workers */
     uv_mutex_t mu;
@@ -602,6 +605,8 @@ static void server_free(cl_http_server *s)
 {
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
     cl_free(s->workers);
     cl_free(s);
     if (done != NULL)
@@ -1703,6 +1708,29 @@ static void on_lpoll_closed(uv_handle_t *h)
     maybe_finish_stop(s);
 }
 
+/* accept failed for want of a descriptor: the pending connection is taken with the spare one and
+ * closed at once, so the listener does not stay readable (a level-triggered poll would call back
+ * at once, for ever) and the peer is told instead of waiting. Logged at most once a second. */
+static int accept_out_of_fds(cl_http_server *s, int err)
+{
+    uint64_t now = uv_now(s->loop);
+    if (s->emfile_log_ms == 0 || now - s->emfile_log_ms >= 1000) {
+        s->emfile_log_ms = now;
+        cl_logf(CL_LOG_WARN, "http: out of file descriptors (%s): closing new connections",
+                strerror(err));
+    }
+    if (s->spare_fd < 0) /* another thread took the one given up last time: retried later */
+        s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (s->spare_fd < 0)
+        return 0;
+    close(s->spare_fd);
+    int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0;
+}
+
 /* On the main loop: accepts and hands sockets to the workers in turn. */
 static void on_accept_ready(uv_poll_t *p, int status, int events)
 {
@@ -1715,6 +1743,11 @@ static void on_accept_ready(uv_poll_t *p, int status, int events)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                if (accept_out_of_fds(s, errno))
+                    continue; /* until the backlog is empty (EAGAIN) */
+                return;
+            }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 cl_logf(CL_LOG_WARN, "http: accept failed: %s", strerror(errno));
             return;
@@ -1765,6 +1798,7 @@ static int listen_socket(const struct sockaddr_storage *ss, int *out)
 
 static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
 {
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int rc = listen_socket(ss, &s->lfd);
     if (rc != 0) {
         cl_logf(CL_LOG_ERROR, "http: cannot listen on %s port %d: %s", s->o.host, s->o.port,
@@ -1843,7 +1877,7 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
         return CL_ENOMEM;
     }
     s->loop = loop;
-    s->lfd = -1;
+    s->lfd = s->spare_fd = -1;
     s->o = *o;
     if (s->o.max_header_bytes == 0)
         s->o.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
@@ -1867,6 +1901,8 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
             cl_http_server_stop(s, NULL, NULL);
             return CL_EIO;
         }
+        if (s->spare_fd >= 0)
+            close(s->spare_fd);
         cl_free(s->workers);
         cl_free(s);
         return CL_EIO;

@@ -26,6 +26,7 @@ import datetime
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from tally import Tally  # noqa: E402
+from netutil import free_port  # noqa: E402
 
 BIN, WORK = sys.argv[1], sys.argv[2]
 SRC = os.environ.get("CLEDGER_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -45,14 +46,6 @@ def b64u_dec(s):
 def vec(path):
     with open(os.path.join(VEC, path), "rb") as f:
         return f.read()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 # ---- administrators: an RSA key, its JWKS, and bearer tokens --------------------------------

@@ -212,5 +212,12 @@ wait_committed "$ptx" "${ADM[@]}" && ok || bad "private write"
 kill -TERM "$PID"; wait "$PID"
 grep -rq 'PRIVATE-MARKER-7731' "$D" && bad "plaintext found under the private data directory" || ok
 
+# a low descriptor limit and more connections than it allows: cledgerd caps its connections to fit
+# (the ledger keeps its descriptors), cledger-attestd's accept runs out and closes the excess; no
+# spinning on the listener, no flood of log lines, and both serve again afterwards
+if [ -x "$BIN/cledger-attestd" ]; then
+    /usr/bin/python3 "$SRC/tests/cli/fd_limit.py" "$BIN" "$work" >"$work/fdl.out" 2>&1 && ok || bad "descriptor limit: $(tail -4 "$work/fdl.out")"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

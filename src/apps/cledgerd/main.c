@@ -317,6 +317,8 @@ static int w_error(void *impl)
     daemon_t *d = impl;
     return d->raft != NULL ? cl_consensus_error(d->raft) : 0;
 }
+#define FD_RESERVE 256 /* descriptors kept from client connections */
+
 #define NO_GENESIS                                                                                 \
     "cledgerd: the ledger in %s/ledger holds no entries, not even its genesis: its files are "     \
     "missing or its creation was interrupted; restore them from a backup, or use an empty "        \
@@ -705,6 +707,18 @@ int main(int argc, char **argv)
     ho.handler = on_request;
     ho.handler_arg = &d;
     ho.max_body_bytes = d.s.max_body_bytes;
+    /* Connections get the descriptors that the ledger's read descriptors (64), the raft log, the
+     * index and the loops' own do not need, so a full house of clients makes accept fail (the
+     * server closes those at once) and never a ledger or log open. */
+    struct rlimit fdl;
+    if (getrlimit(RLIMIT_NOFILE, &fdl) == 0 && fdl.rlim_cur != RLIM_INFINITY &&
+        fdl.rlim_cur < 1024 + FD_RESERVE) {
+        ho.max_connections = fdl.rlim_cur > FD_RESERVE + 16 ? fdl.rlim_cur - FD_RESERVE : 16;
+        cl_logf(CL_LOG_WARN,
+                "the descriptor limit is %llu: at most %zu client connections (raise it with "
+                "ulimit -n for the default 1,024)",
+                (unsigned long long)fdl.rlim_cur, ho.max_connections);
+    }
     if (d.s.http_threads >= 0) {
         ho.worker_threads = (unsigned)d.s.http_threads;
     } else {
