@@ -1299,11 +1299,15 @@ void cl_api_not_implemented(cl_req *r)
                  "This operation is not implemented by this build of cledger.");
 }
 
+void cl_api_node_failed(cl_reply_to *to)
+{
+    cl_api_error_hdr(to, 503, "Retry-After", "5", "ServiceUnavailable", CL_NODE_FAILED_MSG);
+}
+
 void cl_api_node_ready(cl_req *r)
 {
     if (cl_node_failed(r->n)) {
-        cl_api_error_hdr(&r->to, 503, "Retry-After", "5", "ServiceUnavailable",
-                         "The node failed and can no longer write; it must be restarted.");
+        cl_api_node_failed(&r->to);
         return;
     }
     cl_api_reply(r->n, &r->to, 200, json_pack("{s:b}", "ready", 1), NULL);

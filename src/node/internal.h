@@ -58,6 +58,10 @@ typedef struct {
     int is_app;     /* /app route: 2xx replies carry x-ms-ccf-transaction-id */
 } cl_reply_to;
 
+#define CL_NODE_FAILED_MSG "The node failed and can no longer write; it must be restarted."
+/* 503 ServiceUnavailable, Retry-After 5, CL_NODE_FAILED_MSG: what a failed node answers. */
+void cl_api_node_failed(cl_reply_to *to);
+
 typedef struct cl_req cl_req;
 typedef void (*cl_handler)(cl_req *r);
 

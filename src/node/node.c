@@ -1091,8 +1091,7 @@ static int admit(cl_req *r)
         return 0;
     }
     if (cl_node_failed(n) && r->route->action != 0) {
-        cl_api_error_hdr(&r->to, 503, "Retry-After", "5", "ServiceUnavailable",
-                         "The node's ledger failed; it must be restarted.");
+        cl_api_node_failed(&r->to);
         return 0;
     }
     /* Identity (§11.1): the client certificate must be within its validity period (the node's

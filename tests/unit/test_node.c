@@ -135,6 +135,15 @@ static env_t *env_new_opts(const cl_node_opts *extra)
 
 static env_t *env_new(void) { return env_new_opts(NULL); }
 
+/* A node that signs only when told (cl_node_submit_signature): entries stay uncommitted. */
+static env_t *env_new_unsigned(void)
+{
+    cl_node_opts o = {0};
+    o.sig_interval_ms = 1000000;
+    o.sig_max_entries = 1000000;
+    return env_new_opts(&o);
+}
+
 static void env_close_node(env_t *e)
 {
     cl_node_free(e->n);
@@ -436,10 +445,7 @@ static size_t list_all(env_t *e, const char *first, int js, char (*contents)[32]
 static void test_range_past_commit(void **state)
 {
     (void)state;
-    cl_node_opts o = {0};
-    o.sig_interval_ms = 1000000;
-    o.sig_max_entries = 1000000;
-    env_t *e = env_new_opts(&o);
+    env_t *e = env_new_unsigned();
     char a[64], b[64], t[512];
     snprintf(a, sizeof a, "%s", post(e, "collectionId=rg", "first"));
     snprintf(b, sizeof b, "%s", post(e, "collectionId=rg", "second"));
@@ -486,10 +492,7 @@ static void test_range_past_commit(void **state)
 
 static void test_paging(void **state)
 {
-    cl_node_opts o = {0};
-    o.sig_interval_ms = 1000000;
-    o.sig_max_entries = 1000000;
-    env_t *e = env_new_opts(&o);
+    env_t *e = env_new_unsigned();
     add_user(e, FP_READER, "Reader");
     char c[32];
     /* 2,500 seqnos: entries of "pg:1" interleaved with another collection. */
@@ -638,14 +641,10 @@ static void test_collections(void **state)
 static void test_paging_hex_ids(void **state)
 {
     (void)state;
-    cl_node_opts o = {0};
-    o.sig_interval_ms = 1000000;
-    o.sig_max_entries = 1000000;
-    env_t *e = env_new_opts(&o);
+    env_t *e = env_new_unsigned();
     add_user(e, FP_READER, "Reader");
     /* "a+b &#%41" in collection "a+b &#%41": two entries 1,100 seqnos apart */
-    const char *odd_q = "collectionId=a%2Bb%20%26%23%2541", *odd_hex = "612b6220262325343"
-                                                                       "1";
+    const char *odd_q = "collectionId=a%2Bb%20%26%23%2541", *odd_hex = "612b62202623253431";
     post(e, odd_q, "first");
     char q[64];
     for (int i = 0; i < 1100; i++) {

@@ -1270,8 +1270,9 @@ static int walk_pages(client *c, const client_opts *o, char *path, const char *f
         }
         if (st == CLEDGER_EXIT_OK && js != NULL)
             st = json_stream_page(c, js, items);
-        for (size_t i = 0; st == CLEDGER_EXIT_OK && js == NULL && i < json_array_size(items); i++)
-            print(json_array_get(items, i));
+        else if (st == CLEDGER_EXIT_OK)
+            for (size_t i = 0; i < json_array_size(items); i++)
+                print(json_array_get(items, i));
         if (st == CLEDGER_EXIT_OK)
             st = stdout_flush();
         json_decref(j);
