@@ -447,6 +447,16 @@ static void on_io_released(struct raft_io *io)
     cl_free(io->data); /* the cl_consensus (io->data set below) */
 }
 
+int cl_consensus_check_log(const char *dir, uint64_t *last_index, char *why, size_t why_len)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 && errno == ENOENT) {
+        *last_index = 0;
+        return CL_OK;
+    }
+    return cl_rlog_check(dir, last_index, why, why_len);
+}
+
 int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o, const cl_consensus_fsm *fsm,
                        cl_consensus **out)
 {

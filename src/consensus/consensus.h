@@ -78,6 +78,11 @@ typedef void (*cl_consensus_done)(void *arg, int status, uint64_t term, uint64_t
 
 CL_MUST_CHECK int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o,
                                      const cl_consensus_fsm *fsm, cl_consensus **out);
+/* Reads and judges the raft log in dir (cl_rlog_check) without changing anything, so that a caller
+ * can refuse to start before it changes its own state. *last_index: the log's last raft index
+ * (0: none, or no directory yet). CL_ECORRUPT / CL_EIO with `why` naming the file. */
+CL_MUST_CHECK int cl_consensus_check_log(const char *dir, uint64_t *last_index, char *why,
+                                         size_t why_len);
 /* CL_ESTATE when this node is not the leader, or is leader but has not yet applied every entry
  * of earlier terms (a barrier is appended on each new leadership; became_leader fires once it is
  * applied). CL_ECLOSED after a fatal error or once stop was called. */

@@ -58,7 +58,10 @@
 #define REC_HDR 32u
 #define MAGIC_ENTRY 0x31524c43u /* "CLR1" little-endian */
 #define MAGIC_SEAL 0x53524c43u  /* "CLRS" */
-#define BATCH_CAP (1u << 20)    /* a batch stops growing here (a new one starts) */
+#define MAGIC_MARK                                                                                 \
+    0x42524c43u              /* "CLRB": starts a batch; index = every entry up to it was durable */
+#define SECTOR 512u          /* the unit a torn write keeps or loses whole */
+#define BATCH_CAP (1u << 20) /* a batch stops growing here (a new one starts) */
 #define DEFAULT_SEGMENT (8u << 20)
 /* One write in flight measured best on the 2-core VM (docs/performance.md, session 5): with two,
  * batches halve and the device's flushes overlap poorly; with one, the next batch starts the
@@ -85,6 +88,8 @@ struct seg {
     unsigned inflight; /* writes to this segment not yet complete */
     size_t tail_fill;  /* bytes of the block before `head` in use (0: head starts clean) */
     uint8_t *tail_blk; /* a copy of that block: the next write rewrites it with more records */
+    uint8_t *fix;      /* io_load: the segment's bytes, to zero from fix_from once all is judged */
+    size_t fix_from;
     seg *next;
 };
 
@@ -137,6 +142,7 @@ typedef struct {
     uint64_t next_index;      /* index of the next appended entry */
     uint64_t delivered_index; /* last index reported durable to libraft */
     int failed;
+    int dry; /* cl_rlog_check: io_load judges the log and changes nothing */
 
     job *fifo, *fifo_tail;
     unsigned writes_flying;     /* J_WRITE dispatched, not yet delivered */
@@ -269,17 +275,28 @@ static void rec_put(uint8_t *p, uint32_t magic, uint64_t index, uint64_t term, u
 typedef struct {
     uint64_t first, last; /* entries found (first == 0: none) */
     uint64_t last_term;
-    size_t end; /* offset just after the last valid entry (0: none) */
-    int sealed; /* a valid seal record follows the last entry */
+    size_t end;    /* offset just after the last valid entry (0: none) */
+    size_t stop;   /* offset where the scan stopped */
+    uint64_t mark; /* the highest batch mark read (0: none) */
+    int sealed;    /* a valid seal record follows the last entry */
 } scan_res;
 
 typedef int (*scan_cb)(void *arg, uint64_t index, uint64_t term, unsigned type,
                        const uint8_t *payload, size_t len, size_t off);
 
+static int all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return 0;
+    return 1;
+}
+
 /* Reads records from data[0..n) while they continue the chain: expect = the index the first
  * record must have (0: any). Stops at the first thing that is not a valid next record (zeros at a
- * block boundary, a bad checksum, a wrong index, a term going down) or at a seal. Zeros that are
- * not at a block boundary are the padding after a batch: the scan moves to the next block. */
+ * block boundary, a bad checksum, a wrong index, a term going down) or at a seal. Zeros from a
+ * record's end to the end of its block are the padding after a batch: the scan moves to the next
+ * block. Batch marks are read (the highest goes to r->mark) and skipped. */
 static int scan(const uint8_t *data, size_t n, uint64_t expect, uint64_t min_term, scan_res *r,
                 scan_cb cb, void *arg)
 {
@@ -290,9 +307,10 @@ static int scan(const uint8_t *data, size_t n, uint64_t expect, uint64_t min_ter
     while (pos + REC_HDR <= n) {
         const uint8_t *h = data + pos;
         uint32_t magic = cl_load_u32(h);
-        if (magic != MAGIC_ENTRY && magic != MAGIC_SEAL) {
-            if (pos % BLOCK != 0) {
-                pos = (size_t)up_block(pos);
+        if (magic != MAGIC_ENTRY && magic != MAGIC_SEAL && magic != MAGIC_MARK) {
+            size_t blk_end = (size_t)up_block(pos);
+            if (pos % BLOCK != 0 && blk_end <= n && all_zero(h, blk_end - pos)) {
+                pos = blk_end;
                 continue;
             }
             break;
@@ -303,6 +321,14 @@ static int scan(const uint8_t *data, size_t n, uint64_t expect, uint64_t min_ter
         if (cl_load_u32(h + 4) != rec_crc(h, h + REC_HDR, (size_t)len))
             break;
         uint64_t index = cl_load_u64(h + 8), term = cl_load_u64(h + 16);
+        if (magic == MAGIC_MARK) {
+            if (len != 0)
+                break;
+            if (index > r->mark)
+                r->mark = index;
+            pos += REC_HDR;
+            continue;
+        }
         if (magic == MAGIC_SEAL) {
             if (r->first != 0 && index == r->last && len == 0)
                 r->sealed = 1;
@@ -323,6 +349,65 @@ static int scan(const uint8_t *data, size_t n, uint64_t expect, uint64_t min_ter
         next = index + 1;
         pos += REC_HDR + (size_t)pad8(len);
         r->end = pos;
+    }
+    r->stop = pos;
+    return 0;
+}
+
+/* The highest index named by a valid batch mark at an 8-byte boundary of data[from..n) (0: none).
+ * A mark claims that every entry up to its index was durable when its batch was written. Marks in
+ * the last block that holds anything do not count: a truncation zeroes its segment's tail from
+ * the highest block down, so a power cut during one of those writes can leave a block of older
+ * records, marks included, partly zeroed and with nothing after it. Entry payloads cannot fake a
+ * mark by accident: it needs its magic, seven zero bytes and a matching CRC-32C. */
+static uint64_t mark_after(const uint8_t *data, size_t n, size_t from)
+{
+    size_t used = n;
+    while (used > 0 && data[used - 1] == 0)
+        used--;
+    size_t limit = used & ~(size_t)(BLOCK - 1);
+    uint64_t best = 0;
+    for (size_t pos = (size_t)pad8(from); pos + REC_HDR <= limit; pos += 8) {
+        const uint8_t *h = data + pos;
+        if (cl_load_u32(h) == MAGIC_MARK && cl_load_u32(h + 24) == 0 &&
+            (h[29] | h[30] | h[31]) == 0 && cl_load_u32(h + 4) == rec_crc(h, h + REC_HDR, 0) &&
+            cl_load_u64(h + 8) > best)
+            best = cl_load_u64(h + 8);
+    }
+    return best;
+}
+
+/* Whether what follows the last valid entry can be a torn write: a batch whose 512-byte sectors
+ * each reached the disk whole or not at all, over bytes that were zero before it (a new segment,
+ * the padding after the previous batch, or a truncation's zeroes; the records a batch rewrites
+ * before its own are the same either way). Then the first broken record has a sector that never
+ * arrived: its bytes from the record on, to the end of that sector, are zero. A record with every
+ * sector present and still wrong (a flipped byte, a stale or foreign record) is damage, not a
+ * crash. r: the scan (r->end: after the last valid entry; r->stop: where it stopped, after the
+ * batch marks that follow r->end); next: the index the record should have (0: any). */
+static int torn_shape(const uint8_t *data, size_t n, const scan_res *r, uint64_t next)
+{
+    size_t end = r->end, at = r->stop;
+    size_t piece = (end | (SECTOR - 1)) + 1;
+    if (end >= n || all_zero(data + end, (piece < n ? piece : n) - end))
+        return 1; /* padding, or a batch whose first sector never arrived */
+    if (at + REC_HDR > n)
+        return 1;
+    const uint8_t *h = data + at;
+    int entry = cl_load_u32(h) == MAGIC_ENTRY && (h[29] | h[30] | h[31]) == 0 &&
+                cl_load_u32(h + 24) <= n - at - REC_HDR;
+    uint64_t len = entry ? cl_load_u32(h + 24) : 0;
+    if (entry && end % BLOCK == 0 && next != 0 && cl_load_u64(h + 8) > next &&
+        cl_load_u32(h + 4) == rec_crc(h, h + REC_HDR, (size_t)len))
+        return 1;         /* a later batch, written while the ones before it were not */
+    size_t ext = REC_HDR; /* the bytes the broken record claims */
+    if (entry && (next == 0 || cl_load_u64(h + 8) == next))
+        ext += (size_t)pad8(len);
+    size_t lim = at + ext < n ? at + ext : n;
+    for (size_t s = at & ~(size_t)(SECTOR - 1); s < lim; s += SECTOR) {
+        size_t lo = s > at ? s : at, hi = s + SECTOR < n ? s + SECTOR : n;
+        if (all_zero(data + lo, hi - lo))
+            return 1;
     }
     return 0;
 }
@@ -1191,6 +1276,9 @@ static int cut(rlog *l, job *j)
         pre = 0;
         start = s->head;
     }
+    /* The batch's mark: every entry up to delivered_index is durable, so damage found before a
+     * mark on reload is damage, not a torn write (io_load). */
+    rec_put(j->buf, MAGIC_MARK, l->delivered_index, 0, 0, NULL, 0);
     size_t used = pre + j->len;
     uint64_t need = up_block(used);
     if (pre > 0) {
@@ -1685,14 +1773,24 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     if (rv != 0)
         return rv;
     listing ls;
-    if (list_dir(l->dir, &ls, 1) != 0) {
+    if (list_dir(l->dir, &ls, !l->dry) != 0) {
         snap_free(snap);
         return fail_load(l, RAFT_IOERR, "list %s: %s", l->dir, strerror(errno));
     }
 
     entries_acc acc = {0};
     uint64_t expect = 0, term_floor = 0;
-    int cut_done = 0, dirty_dir = 0;
+    /* The lowest index a batch mark may not claim durable where the chain has ended: nothing
+     * before the chain's next entry is known, so the first segment uses the snapshot's. */
+    uint64_t floor_index = snap != NULL ? snap->index + 1 : 1;
+    int cut_done = 0;
+    /* Repairs (zeroing what follows a torn write, removing segments after the end of the log)
+     * wait until every segment has been read and judged: a start refused for damage changes
+     * nothing on disk. */
+    uint64_t *drop = cl_calloc(ls.n_segs + 1, sizeof *drop);
+    size_t n_drop = 0;
+    if (drop == NULL)
+        rv = RAFT_NOMEM;
     char path[PATH_BUF];
     for (size_t i = 0; i < ls.n_segs && rv == 0; i++) {
         uint64_t counter = ls.segs[i];
@@ -1716,16 +1814,23 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
             close(fd);
             break;
         }
+        uint64_t lost = expect != 0 ? expect : floor_index; /* the first index not in the chain */
         if (cut_done) {
             /* After the end of the log: only never-acknowledged data may be here. */
+            uint64_t mark = mark_after(data, size, 0);
             if (has_seal_after(data, size, 0, expect)) {
                 rv = fail_load(l, RAFT_CORRUPT,
                                "%s is sealed but follows a gap in the log at index %" PRIu64, path,
                                expect);
-            } else if (unlink(path) != 0) {
-                rv = fail_load(l, RAFT_IOERR, "unlink %s: %s", path, strerror(errno));
+            } else if (mark >= lost) {
+                rv = fail_load(l, RAFT_CORRUPT,
+                               "%s follows a gap in the log at index %" PRIu64
+                               ", yet records that the entries up to %" PRIu64
+                               " were durable: the log is damaged (nothing was changed)",
+                               path, lost, mark);
+            } else {
+                drop[n_drop++] = counter;
             }
-            dirty_dir = 1;
             free(data);
             close(fd);
             continue;
@@ -1755,13 +1860,31 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
             expect = r.last + 1;
             term_floor = r.last_term;
         } else {
+            uint64_t next = r.first != 0 ? r.last + 1 : expect;
+            if (r.first != 0)
+                lost = next;
+            uint64_t mark = mark_after(data, size, r.end);
             if (has_seal_after(data, size, r.end, expect)) {
                 rv = fail_load(l, RAFT_CORRUPT,
                                "%s is damaged: a valid record is missing before its seal "
                                "(after index %" PRIu64 ")",
                                path, r.first ? r.last : expect);
-            } else if (zero_tail(fd, data, size, r.end) != 0) {
-                rv = fail_load(l, RAFT_IOERR, "repair %s: %s", path, strerror(errno));
+            } else if (mark >= lost) {
+                rv = fail_load(l, RAFT_CORRUPT,
+                               "%s is damaged at offset %zu: entry %" PRIu64
+                               " cannot be read, yet a later batch records that the entries "
+                               "up to %" PRIu64 " were durable (nothing was changed)",
+                               path, r.end, lost, mark);
+            } else if (!torn_shape(data, size, &r, next)) {
+                rv = fail_load(l, RAFT_CORRUPT,
+                               "%s is damaged at offset %zu: the record of entry %" PRIu64
+                               " is wrong in sectors that were all written, which a torn "
+                               "write cannot leave (nothing was changed)",
+                               path, r.stop, lost);
+            } else if (!all_zero(data + r.end, size - r.end)) {
+                s->fix = data; /* zeroed from r.end once the whole log is judged */
+                s->fix_from = r.end;
+                data = NULL;
             }
             s->head = up_block(r.end);
             if (r.first != 0) {
@@ -1777,8 +1900,24 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
         if (r.first == 0)
             cut_done = 1;
     }
-    if (rv == 0 && dirty_dir && sync_dir(l->dir) != 0)
+    if (l->dry)
+        n_drop = 0;
+    for (seg *s = l->segs; s != NULL; s = s->next) {
+        if (rv == 0 && !l->dry && s->fix != NULL &&
+            zero_tail(s->fd, s->fix, s->size, s->fix_from) != 0)
+            rv = fail_load(l, RAFT_IOERR, "repair log segment %016" PRIx64 " in %s: %s", s->counter,
+                           l->dir, strerror(errno));
+        free(s->fix);
+        s->fix = NULL;
+    }
+    for (size_t k = 0; k < n_drop && rv == 0; k++) {
+        seg_path(l, drop[k], path, sizeof path);
+        if (unlink(path) != 0)
+            rv = fail_load(l, RAFT_IOERR, "unlink %s: %s", path, strerror(errno));
+    }
+    if (rv == 0 && n_drop > 0 && sync_dir(l->dir) != 0)
         rv = fail_load(l, RAFT_IOERR, "sync %s: %s", l->dir, strerror(errno));
+    free(drop);
     listing_free(&ls);
 
     /* A segment without entries ends the chain, so only the last can be empty: it is zero
@@ -1812,7 +1951,7 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     if (rv == 0 && snap != NULL && acc.n > 0 && last < snap->index) {
         /* every entry is older than the snapshot: start the log after it */
         entries_free(&acc);
-        if (unlink_segs(l, l->segs, 0) != 0)
+        if (!l->dry && unlink_segs(l, l->segs, 0) != 0)
             rv = fail_load(l, RAFT_IOERR, "remove old segments: %s", strerror(errno));
         free_segs(l->segs);
         l->segs = l->segs_tail = NULL;
@@ -1841,7 +1980,7 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
         l->next_index = *start_index;
     }
     l->delivered_index = l->next_index - 1;
-    if (l->term == 0 && acc.n > 0) {
+    if (l->term == 0 && acc.n > 0 && !l->dry) {
         /* Entries but no term: bootstrap stopped after its entry was durable and before the
          * meta file was (io_bootstrap). Finish it: the term of the last entry, no vote. */
         uint64_t t = acc.v[acc.n - 1].term;
@@ -2078,14 +2217,15 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
             return RAFT_TOOBIG;
         need += REC_HDR + (size_t)pad8(entries[i].buf.len);
     }
-    if (need > cap)
-        return RAFT_TOOBIG; /* one request's entries go in one batch */
+    if (REC_HDR + need > cap)
+        return RAFT_TOOBIG; /* one request's entries go in one batch, after its mark */
     job *j = l->fifo_tail, *fresh = NULL;
     if (j == NULL || j->kind != J_WRITE || j->dispatched || j->len + need > cap) {
         j = fresh = job_new(J_WRITE);
         if (j == NULL)
             return RAFT_NOMEM;
         j->first_index = l->next_index;
+        j->len = REC_HDR;      /* the batch mark, written by cut() */
         j->buf = l->spare_buf; /* may be NULL (capacity 0) */
         j->cap = l->spare_cap;
         l->spare_buf = NULL;
@@ -2102,7 +2242,7 @@ static int io_append(struct raft_io *io, struct raft_io_append *req,
             job_free(fresh);
             return RAFT_NOMEM;
         }
-        if (j->len > 0)
+        if (j->len > REC_HDR)
             memcpy(nb, j->buf, j->len);
         free(j->buf);
         j->buf = nb;
@@ -2242,6 +2382,41 @@ static int io_random(struct raft_io *io, int min, int max)
 }
 
 /* ---- public -------------------------------------------------------------------------------- */
+
+int cl_rlog_check(const char *dir, uint64_t *last_index, char *why, size_t why_len)
+{
+    CL_ENSURE(dir != NULL && last_index != NULL && strlen(dir) < PATH_CAP, CL_EINVAL);
+    *last_index = 0;
+    if (why_len > 0)
+        why[0] = '\0';
+    struct raft_io io;
+    memset(&io, 0, sizeof io);
+    rlog *l = cl_calloc(1, sizeof *l);
+    CL_ENSURE(l != NULL, CL_ENOMEM);
+    l->io = &io;
+    l->dry = 1;
+    io.impl = l;
+    memcpy(l->dir, dir, strlen(dir) + 1);
+    raft_term term;
+    raft_id vote;
+    struct raft_snapshot *snap = NULL;
+    raft_index start = 0;
+    struct raft_entry *entries = NULL;
+    size_t n = 0;
+    int rv = io_load(&io, &term, &vote, &snap, &start, &entries, &n);
+    if (rv == 0)
+        *last_index = n > 0 ? (uint64_t)start + n - 1 : snap != NULL ? (uint64_t)snap->index : 0;
+    else if (why_len > 0)
+        snprintf(why, why_len, "%s", io.errmsg[0] ? io.errmsg : raft_strerror(rv));
+    cl_rlog_loaded_free(snap, entries, n);
+    free_segs(l->segs);
+    free_segs(l->spare);
+    cl_free(l);
+    return rv == 0              ? CL_OK
+           : rv == RAFT_NOMEM   ? CL_ENOMEM
+           : rv == RAFT_CORRUPT ? CL_ECORRUPT
+                                : CL_EIO;
+}
 
 int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir, const cl_rlog_opts *o)
 {

@@ -154,11 +154,47 @@ kill -TERM "$PID"; wait "$PID"
 # into it at shifted seqnos): both refused with exit 1, nothing written
 cp -a "$D" "$work/nonode"; rm -r "$work/nonode/node"
 cp -a "$D" "$work/noledger"; rm "$work/noledger"/ledger/*
-for c in nonode noledger; do
-    before=$(cd "$work/$c" && find . -type f -exec sha256sum {} + | sort | sha256sum)
+# and one flipped byte in the middle of the raft log segment being written is damage, not a torn
+# write: refused, nothing changed (it was zeroed from there on, acknowledged entries with it)
+cp -a "$D" "$work/raftflip"
+/usr/bin/python3 - "$work/raftflip/raft" <<'PY' || bad "raftflip: no raft log segment with data"
+import glob, struct, sys
+# the newest segment with entries; its records (32-byte header: magic, crc, index, term, length,
+# type, 3 zero bytes; payload padded to 8), batch marks ("CLRB") skipped, zero padding to the
+# next 4 KiB block skipped
+p = sorted(glob.glob(sys.argv[1] + "/log-*"))[-1]
+b = open(p, "rb").read()
+if not b.strip(b"\0"):
+    p = sorted(glob.glob(sys.argv[1] + "/log-*"))[-2]
+    b = open(p, "rb").read()
+recs, pos = [], 0
+while pos + 32 <= len(b):
+    magic, _, _, _, n = struct.unpack_from("<IIQQI", b, pos)
+    if magic == 0x31524C43:
+        recs.append((pos, n))
+        pos += 32 + (n + 7) // 8 * 8
+    elif magic == 0x42524C43:
+        pos += 32
+    elif pos % 4096 and not b[pos:(pos | 4095) + 1].strip(b"\0"):
+        pos = (pos | 4095) + 1
+    else:
+        break
+if len(recs) < 20:
+    sys.exit(1)
+off, n = recs[len(recs) // 2]
+with open(p, "r+b") as f:
+    f.seek(off + 32 + n // 2)
+    f.write(bytes([b[off + 32 + n // 2] ^ 0x10]))
+PY
+for c in nonode noledger raftflip; do
+    # (raftflip is refused once the node's files are open: the TLS certificate, issued at each
+    # start, and the index's lock file may change; the raft log, ledger and index may not)
+    (cd "$work/$c" && find . -type f ! -name tls_cert.pem ! -name lock.mdb -exec sha256sum {} + | sort) >"$work/$c.before"
     timeout 20 "$BIN/cledgerd" --data-dir "$work/$c" --listen "127.0.0.1:$PORT" >"$work/$c.out" 2>&1; st=$?
-    after=$(cd "$work/$c" && find . -type f -exec sha256sum {} + | sort | sha256sum)
-    case $c in nonode) want="no node/ledger_type";; noledger) want="not even its genesis";; esac
+    (cd "$work/$c" && find . -type f ! -name tls_cert.pem ! -name lock.mdb -exec sha256sum {} + | sort) >"$work/$c.after"
+    before=$(cat "$work/$c.before"); after=$(cat "$work/$c.after")
+    [ "$before" = "$after" ] || echo "changed by the refused start: $(diff "$work/$c.before" "$work/$c.after" | tr '\n' ' ')"
+    case $c in nonode) want="no node/ledger_type";; noledger) want="not even its genesis";; raftflip) want="raft log in .* is damaged: .* is damaged at offset";; esac
     [ $st -eq 1 ] && grep -q "$want" "$work/$c.out" && [ "$before" = "$after" ] && ok || bad "$c: exit $st, $(tail -1 "$work/$c.out")"
 done
 

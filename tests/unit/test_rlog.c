@@ -55,6 +55,7 @@
 #define HDR 32u
 #define M_ENTRY 0x31524c43u
 #define M_SEAL 0x53524c43u
+#define M_MARK 0x42524c43u
 
 static double now_ms(void)
 {
@@ -458,6 +459,8 @@ static void check_log(const loaded *ld, const model *m, int exact_start)
 }
 
 /* Opens dir with a fresh io, loads, compares with the model, closes. */
+static void check_marks(const char *dir);
+
 static void reload_check(const char *dir, uint64_t seg, const model *m, uint64_t term,
                          uint64_t vote, int exact_start)
 {
@@ -470,6 +473,7 @@ static void reload_check(const char *dir, uint64_t seg, const model *m, uint64_t
     check_log(&ld, m, exact_start);
     loaded_free(&ld);
     h_close(&h);
+    check_marks(dir);
 }
 
 /* ---- configuration and bootstrap --------------------------------------------------------------
@@ -530,6 +534,10 @@ typedef struct {
     size_t n;
     int sealed;
     uint64_t seal_off, seal_index;
+    size_t marks;       /* batch marks read */
+    uint64_t last_mark; /* the index the last one names */
+    int mark_pending;   /* a mark read, its batch's first entry not yet */
+    size_t mark_ahead;  /* marks naming an index not below their batch's first entry */
 } dseg;
 
 static void seg_name(const char *dir, uint64_t counter, char *out, size_t cap)
@@ -597,7 +605,7 @@ static void dseg_read(const char *dir, uint64_t counter, dseg *s)
     while (pos + HDR <= n) {
         const uint8_t *h = d + pos;
         uint32_t magic = cl_load_u32(h);
-        if (magic != M_ENTRY && magic != M_SEAL) {
+        if (magic != M_ENTRY && magic != M_SEAL && magic != M_MARK) {
             if (pos % BLK != 0) {
                 pos = (pos + BLK - 1) / BLK * BLK;
                 continue;
@@ -610,6 +618,13 @@ static void dseg_read(const char *dir, uint64_t counter, dseg *s)
         uint32_t crc = cl_crc32c(cl_crc32c(0, h + 8, HDR - 8), h + HDR, len);
         if (crc != cl_load_u32(h + 4))
             break;
+        if (magic == M_MARK) {
+            s->marks++;
+            s->last_mark = cl_load_u64(h + 8);
+            s->mark_pending = 1;
+            pos += HDR;
+            continue;
+        }
         if (magic == M_SEAL) {
             s->sealed = 1;
             s->seal_off = pos;
@@ -622,6 +637,9 @@ static void dseg_read(const char *dir, uint64_t counter, dseg *s)
             assert_non_null(s->r);
         }
         s->r[s->n++] = (drec){pos, cl_load_u64(h + 8), cl_load_u64(h + 16), len};
+        if (s->mark_pending && s->last_mark >= cl_load_u64(h + 8))
+            s->mark_ahead++; /* a mark may only name entries written before its batch */
+        s->mark_pending = 0;
         pos += HDR + ((len + 7u) & ~7u);
     }
     free(d);
@@ -655,6 +673,16 @@ static void dlog_free(dlog *l)
     for (size_t i = 0; i < l->n; i++)
         dseg_free(&l->s[i]);
     free(l);
+}
+
+/* Every batch mark on disk names only entries before its batch's first: what the loader relies on
+ * to tell damage from a torn write. */
+static void check_marks(const char *dir)
+{
+    dlog *dl = dlog_read(dir);
+    for (size_t i = 0; i < dl->n; i++)
+        assert_int_equal(dl->s[i].mark_ahead, 0);
+    dlog_free(dl);
 }
 
 static void poke(const char *dir, uint64_t counter, uint64_t off, const void *p, size_t n)
@@ -1010,7 +1038,9 @@ static void test_many_appends(void **state)
         if (s->n == 0)
             continue;
         assert_int_equal(s->r[0].index, next);
-        assert_int_equal(s->r[0].off, 0);
+        /* after its batch's mark (bootstrap writes entry 1 alone) */
+        assert_int_equal(s->r[0].off, s->r[0].index == 1 ? 0 : HDR);
+        assert_true(s->marks >= 1 && s->last_mark < s->r[s->n - 1].index);
         for (size_t j = 1; j < s->n; j++)
             assert_int_equal(s->r[j].index, s->r[j - 1].index + 1);
         next = s->r[s->n - 1].index + 1;
@@ -1197,10 +1227,16 @@ static void test_reused_buffer_zero_gaps(void **state)
             uint64_t end = sg.r[i].off + HDR + ((sg.r[i].len + 7u) & ~7u);
             uint64_t to = i + 1 < sg.n ? sg.r[i + 1].off : (end + BLK - 1) / BLK * BLK;
             assert_true(to >= end && to <= n);
-            for (uint64_t b = from; b < to; b++)
+            for (uint64_t b = from; b < to; b++) {
+                if (b >= end && b % 8 == 0 && b + HDR <= to && cl_load_u32(d + b) == M_MARK &&
+                    cl_load_u32(d + b + 4) == cl_crc32c(0, d + b + 8, HDR - 8)) {
+                    b += HDR - 1; /* the next batch's mark */
+                    continue;
+                }
                 if (d[b] != 0)
                     fail_msg("segment %zu: byte %llu after record %llu is %u", k,
                              (unsigned long long)b, (unsigned long long)sg.r[i].index, d[b]);
+            }
             checked++;
         }
         dseg_free(&sg);
@@ -1553,6 +1589,7 @@ static void test_random_ops(void **state)
         assert_true(run_until(&h, pred_sput, &sp, WAIT_MS));
         assert_int_equal(sp.status, 0);
         h_close(&h);
+        check_marks(dir);
         assert_int_equal(h_init(&h, dir, SEG_SMALL, 2), CL_OK);
         loaded ld;
         assert_int_equal(h_load(&h, &ld), 0);
@@ -1680,8 +1717,9 @@ static void test_snapshots(void **state)
     tu_rmrf(dir);
 }
 
-/* e1. torn tails: the last batch damaged (garbage, then zeros) in the middle; then a batch lost
- * while later ones are still on disk: nothing after the damage ever comes back. */
+/* e1. torn tails: the last batch cut short where a sector never reached the disk; then a batch
+ * lost while later ones (in flight with it) are still on disk: nothing after the damage ever
+ * comes back. Damage a torn write cannot leave is refused (e1b, test_damage). */
 static void write_batches(harness *h, model *m, uint64_t term, int batches, unsigned per,
                           uint32_t len)
 {
@@ -1719,6 +1757,83 @@ static uint64_t last_index_on_disk(const char *dir)
     return last;
 }
 
+/* What a torn write leaves when the 512-byte sector holding `at` never reached the disk: zeros
+ * from the start of that sector (or of the record at rec_off, if that is later: the bytes before
+ * it belong to records an earlier write made durable) to the sector's end. */
+static void tear(const char *dir, uint64_t counter, uint64_t rec_off, uint64_t at)
+{
+    uint64_t lo = at & ~(uint64_t)511, hi = lo + 512;
+    if (lo < rec_off)
+        lo = rec_off;
+    uint8_t z[512];
+    memset(z, 0, sizeof z);
+    poke(dir, counter, lo, z, (size_t)(hi - lo));
+}
+
+/* Makes every batch mark at or after `from` in segment `counter` name `index`, as marks of batches
+ * written while the one before `from` was still in flight do. */
+static void remark(const char *dir, uint64_t counter, uint64_t from, uint64_t index)
+{
+    char p[600];
+    seg_name(dir, counter, p, sizeof p);
+    size_t n = 0;
+    uint8_t *d = (uint8_t *)tu_read_file(p, &n);
+    assert_non_null(d);
+    for (uint64_t pos = (from + 7) & ~(uint64_t)7; pos + HDR <= n; pos += 8) {
+        uint8_t *h = d + pos;
+        if (cl_load_u32(h) != M_MARK || cl_load_u32(h + 4) != cl_crc32c(0, h + 8, HDR - 8))
+            continue;
+        cl_store_u64(h + 8, index);
+        cl_store_u32(h + 4, cl_crc32c(0, h + 8, HDR - 8));
+        poke(dir, counter, pos, h, HDR);
+    }
+    free(d);
+}
+
+/* A CRC-32C over every file of dir (names and contents, in name order): equal before and after a
+ * refused load means the load changed nothing. */
+static uint32_t dir_crc(const char *dir)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort);
+    assert_true(n >= 0);
+    uint32_t c = 0;
+    for (int i = 0; i < n; i++) {
+        if (names[i]->d_name[0] != '.') {
+            char p[600];
+            snprintf(p, sizeof p, "%s/%s", dir, names[i]->d_name);
+            size_t len = 0;
+            char *b = tu_read_file(p, &len);
+            assert_non_null(b);
+            c = cl_crc32c(c, names[i]->d_name, strlen(names[i]->d_name));
+            c = cl_crc32c(c, b, len);
+            free(b);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return c;
+}
+
+/* A load of dir fails with RAFT_CORRUPT and changes no file; so does cl_rlog_check, naming the
+ * damaged segment. */
+static void refused_unchanged(const char *dir, uint64_t seg)
+{
+    uint32_t before = dir_crc(dir);
+    uint64_t last = 99;
+    char why[512];
+    assert_int_equal(cl_rlog_check(dir, &last, why, sizeof why), CL_ECORRUPT);
+    assert_int_equal(last, 0);
+    assert_non_null(strstr(why, "/log-"));
+    assert_int_equal(dir_crc(dir), before);
+    harness h;
+    assert_int_equal(h_init(&h, dir, seg, 2), CL_OK);
+    loaded ld;
+    assert_int_equal(h_load(&h, &ld), RAFT_CORRUPT);
+    h_close(&h);
+    assert_int_equal(dir_crc(dir), before);
+}
+
 /* Opens dir, loads (checked against the model), starts. */
 static void reopen(harness *h, const char *dir, uint64_t seg, const model *m)
 {
@@ -1742,15 +1857,27 @@ static void test_torn_tail(void **state)
     write_batches(&h, &m, 2, 12, 5, 500); /* entries 2..61, one request (batch) at a time */
     h_close(&h);
 
-    /* garbage in the middle of the last batch (record 59's header after the magic) */
+    /* garbage in the middle of the last batch (record 59's header after the magic): every
+     * sector is there, so no torn write left it; refused, nothing changed. Then the sector of
+     * that header missing: a torn write, cut there. */
     dlog *dl = dlog_read(dir);
     uint64_t c;
     const drec *r = find_rec(dl, 59, &c);
     assert_non_null(r);
-    uint8_t junk[40];
+    uint64_t off59 = r->off;
+    uint8_t junk[40], saved[40];
     memset(junk, 0x5a, sizeof junk);
-    poke(dir, c, r->off + 4, junk, sizeof junk);
+    char sp[600];
+    seg_name(dir, c, sp, sizeof sp);
+    int sfd = open(sp, O_RDONLY);
+    assert_true(sfd >= 0);
+    assert_int_equal(pread(sfd, saved, sizeof saved, (off_t)(off59 + 4)), (ssize_t)sizeof saved);
+    close(sfd);
+    poke(dir, c, off59 + 4, junk, sizeof junk);
     dlog_free(dl);
+    refused_unchanged(dir, 0);
+    poke(dir, c, off59 + 4, saved, sizeof saved);
+    tear(dir, c, off59, off59 + 4);
     model_truncate(&m, 59);
     reload_check(dir, 0, &m, 2, 0, 1);
     assert_int_equal(last_index_on_disk(dir), 58); /* the rest was zeroed on disk */
@@ -1769,7 +1896,9 @@ static void test_torn_tail(void **state)
     assert_int_equal(last_index_on_disk(dir), 54);
 
     /* a batch lost while later batches are intact on disk; then as many entries as were lost
-     * are appended with a higher term (shorter payloads: other offsets) */
+     * are appended with a higher term (shorter payloads: other offsets). The batches here were
+     * written one at a time, so their marks say 65 was durable before them: refused, nothing
+     * changed. With the marks of batches in flight together with the lost one, the log is cut. */
     harness h2;
     reopen(&h2, dir, 0, &m);
     write_batches(&h2, &m, 2, 6, 5, 700); /* 55..84 */
@@ -1777,9 +1906,14 @@ static void test_torn_tail(void **state)
     dl = dlog_read(dir);
     r = find_rec(dl, 65, &c);
     assert_non_null(r);
+    uint64_t off65 = r->off;
     assert_non_null(find_rec(dl, 84, &c));
-    poke(dir, c, r->off, junk, 8); /* magic and checksum */
+    uint8_t zeros8[8] = {0};
+    poke(dir, c, off65, zeros8, 8); /* magic and checksum, as if its first sector was lost */
+    tear(dir, c, off65, off65);
     dlog_free(dl);
+    refused_unchanged(dir, 0);
+    remark(dir, c, off65, 64);
     model_truncate(&m, 65);
     reload_check(dir, 0, &m, 2, 0, 1);
     assert_int_equal(last_index_on_disk(dir), 64);
@@ -1797,7 +1931,8 @@ static void test_torn_tail(void **state)
     dl = dlog_read(dir);
     r = find_rec(dl, 90, &c);
     assert_non_null(r);
-    poke(dir, c, r->off + HDR, junk, 8); /* payload: bad checksum */
+    tear(dir, c, r->off, r->off + HDR + 8); /* a sector of the payload: bad checksum */
+    remark(dir, c, r->off, 89);
     dlog_free(dl);
     model_truncate(&m, 90);
     reopen(&h2, dir, 0, &m);
@@ -1826,7 +1961,9 @@ static void test_torn_tail(void **state)
     uint8_t blk[BLK];
     memset(blk, 0, sizeof blk);
     poke(dir2, prev->counter, prev->seal_off, blk, BLK);
-    poke(dir2, prev->counter, prev->r[prev->n - 1].off + HDR, junk, 16);
+    const drec *lr = &prev->r[prev->n - 1];
+    tear(dir2, prev->counter, lr->off, lr->off + HDR + 16);
+    remark(dir2, dl->s[last - 1].counter, 0, lost - 1);
     dlog_free(dl);
     model_truncate(&m2, lost);
     reload_check(dir2, SEG_SMALL, &m2, 1, 0, 1);
@@ -1841,6 +1978,92 @@ static void test_torn_tail(void **state)
     model_free(&m2);
     tu_rmrf(dir);
     tu_rmrf(dir2);
+}
+
+/* e1b. Damage that no crash leaves, in the segment being written, is refused and changes nothing
+ * (before, the loader took it for a torn tail and zeroed everything after it on disk, including
+ * acknowledged entries): one flipped byte in a record with many batches after it, in the last
+ * record of the log, in the magic of a record inside a block; a lost sector with later batches
+ * that record the entries before it as durable; a stale segment after the end of the log whose
+ * marks do the same. The torn write of the last batch still loads, cut. */
+static void test_damage(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-e1d");
+    assert_non_null(dir);
+    harness h;
+    model m;
+    open_bootstrapped(&h, dir, 0, 2, &m); /* 8 MiB: one segment */
+    assert_int_equal(h.io.set_term(&h.io, 2), 0);
+    write_batches(&h, &m, 2, 40, 5, 300); /* entries 2..201 */
+    h_close(&h);
+
+    dlog *dl = dlog_read(dir);
+    uint64_t c;
+    const drec *mid = find_rec(dl, 100, &c), *lastr = find_rec(dl, 201, &c);
+    const drec *inner = find_rec(dl, 151, &c);
+    assert_true(mid != NULL && lastr != NULL && inner != NULL);
+    uint64_t off_mid = mid->off, off_last = lastr->off, off_inner = inner->off;
+    assert_true(off_inner % BLK != 0);
+    dlog_free(dl);
+    char sp[600];
+    seg_name(dir, c, sp, sizeof sp);
+    size_t n0 = 0;
+    char *orig = tu_read_file(sp, &n0);
+    assert_non_null(orig);
+    const uint64_t flips[] = {off_mid + HDR + 100, off_mid + 12, off_last + HDR + 7, off_inner + 1};
+    for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+        uint8_t b = (uint8_t)(orig[flips[i]] ^ 0x10);
+        poke(dir, c, flips[i], &b, 1);
+        refused_unchanged(dir, 0);
+        poke(dir, c, flips[i], orig + flips[i], 1);
+    }
+    /* a whole sector of record 100 lost: shaped like a torn write, but 40 batches later say
+     * it was durable */
+    tear(dir, c, off_mid, off_mid + HDR + 100);
+    refused_unchanged(dir, 0);
+    poke(dir, c, 0, orig, n0);
+    reload_check(dir, 0, &m, 2, 0, 1); /* restored: whole again */
+
+    /* after a log that ends early (a torn last record): a segment holding a foreign chain where
+     * the next entry should be; an empty segment, then one whose marks name entries the chain
+     * lacks */
+    tear(dir, c, off_last, off_last + HDR + 7); /* the log now ends at 200 */
+    char sp2[600], sp3[600];
+    seg_name(dir, c + 1, sp2, sizeof sp2);
+    seg_name(dir, c + 2, sp3, sizeof sp3);
+    FILE *f = fopen(sp2, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(orig, 1, n0, f), n0);
+    fclose(f);
+    refused_unchanged(dir, 0);
+    assert_int_equal(rename(sp2, sp3), 0);
+    char *zero = calloc(1, n0);
+    assert_non_null(zero);
+    f = fopen(sp2, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(zero, 1, n0, f), n0);
+    fclose(f);
+    free(zero);
+    remark(dir, c + 2, 0, 250);
+    refused_unchanged(dir, 0);
+    assert_int_equal(unlink(sp2), 0);
+    assert_int_equal(unlink(sp3), 0);
+
+    /* the torn last batch alone: cut at 201, and the rest of its block zeroed (not by
+     * cl_rlog_check, which only reports where the log ends) */
+    uint32_t before = dir_crc(dir);
+    uint64_t last = 0;
+    char why[512];
+    assert_int_equal(cl_rlog_check(dir, &last, why, sizeof why), CL_OK);
+    assert_int_equal(last, 200);
+    assert_int_equal(dir_crc(dir), before);
+    model_truncate(&m, 201);
+    reload_check(dir, 0, &m, 2, 0, 1);
+    assert_int_equal(last_index_on_disk(dir), 200);
+    free(orig);
+    model_free(&m);
+    tu_rmrf(dir);
 }
 
 /* A directory with a bootstrapped log of several sealed segments (small segments). */
@@ -3105,6 +3328,7 @@ int main(void)
         cmocka_unit_test(test_random_ops),
         cmocka_unit_test(test_snapshots),
         cmocka_unit_test(test_torn_tail),
+        cmocka_unit_test(test_damage),
         cmocka_unit_test(test_corruption),
         cmocka_unit_test(test_lost_seal),
         cmocka_unit_test(test_leftovers_foreign),

@@ -14,9 +14,11 @@
  * "auto", the default: io_uring when the kernel allows it, else writer threads; "io_uring":
  * refuse to start without it; "threads"); command-line flags win. config.c parses the file.
  *
- * Start-up order: open (or create) the ledger; cut it back to its last signature (anything after
- * it is still in the raft log and is re-applied byte-identically, since commands carry their
- * claims keys); start raft with applied_index = the raft index recorded in that signature; start
+ * Start-up order: open (or create) the ledger; judge the raft log without changing it
+ * (cl_consensus_check_log: refused if it is damaged or ends before the raft index recorded in the
+ * ledger's last signature, with nothing changed); cut the ledger back to its last signature
+ * (anything after it is still in the raft log and is re-applied byte-identically, since commands
+ * carry their claims keys); start raft with applied_index = that raft index; start
  * the node (users from the ledger, signature timer) and the HTTPS listener. SIGTERM/SIGINT: stop
  * accepting, finish in-flight requests, stop raft, sync and close the ledger, exit 0.
  */
@@ -650,11 +652,31 @@ int main(int argc, char **argv)
     }
     /* The raft log (written O_DSYNC by cl_rlog before commit) is a write's durability point. */
     cl_ledger_set_external_durability(d.ledger, 1);
-    /* Restart rule: cut back to the last signature; raft re-applies the rest. */
-    uint64_t applied = 0;
-    rc = cl_ledger_truncate(d.ledger, cl_ledger_signed_seqno(d.ledger));
+    /* Restart rule: cut back to the last signature; raft re-applies the rest. The raft log is
+     * judged first: if it cannot start, the ledger is left as it was. */
+    char raft_dir[1100];
+    path_in(&d, "raft", raft_dir, sizeof raft_dir);
+    uint64_t applied = 0, log_last = 0;
+    char why[400];
+    rc = cl_ledger_signed_raft_index(d.ledger, &applied);
+    if (rc == CL_OK) {
+        int log_rc = cl_consensus_check_log(raft_dir, &log_last, why, sizeof why);
+        if (log_rc == CL_OK && log_last < applied) {
+            log_rc = CL_ESTATE;
+            snprintf(why, sizeof why,
+                     "it ends at raft index %" PRIu64 " but the ledger's last signature was "
+                     "made at %" PRIu64 " (nothing was changed)",
+                     log_last, applied);
+        }
+        if (log_rc < 0) {
+            fprintf(stderr, "cledgerd: start-up failed: the raft log in %s %s: %s\n", raft_dir,
+                    log_rc == CL_ESTATE ? "does not match the ledger" : "is damaged", why);
+            cl_ledger_close(d.ledger);
+            return 1;
+        }
+    }
     if (rc == CL_OK)
-        rc = cl_ledger_signed_raft_index(d.ledger, &applied);
+        rc = cl_ledger_truncate(d.ledger, cl_ledger_signed_seqno(d.ledger));
     if (rc < 0) {
         fprintf(stderr, "cledgerd: cannot prepare the ledger for consensus: %s\n", cl_strerror(rc));
         cl_ledger_close(d.ledger);
@@ -679,8 +701,6 @@ int main(int argc, char **argv)
     no.sig_max_entries = d.s.sig_max_entries;
     no.max_body_bytes = d.s.max_body_bytes;
     rc = cl_node_new(&no, &d.node);
-    char raft_dir[1100];
-    path_in(&d, "raft", raft_dir, sizeof raft_dir);
     char raft_addr[300];
     snprintf(raft_addr, sizeof raft_addr, "127.0.0.1:%d", d.port ? d.port + 1000 : 9443);
     cl_consensus_opts co = {0};
