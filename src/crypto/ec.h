@@ -47,6 +47,11 @@ CL_MUST_CHECK int cl_key_spki_der(const cl_key *k, cl_buf *out);
 /* SHA-256 of the DER SPKI: the node id of spec/receipts.md §1. */
 CL_MUST_CHECK int cl_key_spki_sha256(const cl_key *k, uint8_t out[32]);
 
+/* The same with the nonce derived from the key and the digest (RFC 6979, HMAC-SHA256): one key
+ * and one digest always give the same signature bytes (ecdsa_det.c says why the ledger needs
+ * that). Verified before it is returned. */
+CL_MUST_CHECK int cl_key_sign_deterministic(const cl_key *k, const uint8_t *digest, size_t dlen,
+                                            uint8_t *sig, size_t *siglen);
 /* ECDSA over `digest` used as-is (no further hashing); DER signature into sig (cap >= 104). */
 CL_MUST_CHECK int cl_key_sign_prehashed(const cl_key *k, const uint8_t *digest, size_t dlen,
                                         uint8_t *sig, size_t *siglen);

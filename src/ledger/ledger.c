@@ -596,7 +596,10 @@ int cl_ledger_sign_at(cl_ledger *l, uint64_t view, uint64_t raft_index, uint64_t
     uint64_t size = cl_merkle_size(l->tree);
     CL_ENSURE(size == l->last_seqno + 1, CL_ECORRUPT);
     CL_TRY(cl_merkle_root(l->tree, root));
-    CL_TRY(cl_key_sign_prehashed(l->node_key, root, 32, sig, &siglen));
+    /* Deterministic (RFC 6979): a signature entry applied again after its bytes were lost
+     * (raft replays past the ledger's last durable signature) comes back identical, so the
+     * history never forks (crypto/ecdsa_det.c). */
+    CL_TRY(cl_key_sign_deterministic(l->node_key, root, 32, sig, &siglen));
     cl_sig_pub sp;
     sp.tree_size = size;
     sp.raft_index = raft_index;

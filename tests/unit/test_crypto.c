@@ -14,7 +14,10 @@
 #include <openssl/hmac.h>
 
 #include <dirent.h>
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
 #include <openssl/err.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -1145,6 +1148,106 @@ static void remove_tmp_dir(void)
 
 /* HMAC-SHA256 is composed from SHA-256 states in hash.c: RFC 4231 known answers (including a key
  * longer than the block and an empty message) and agreement with OpenSSL's HMAC() on many sizes. */
+/* RFC 6979 A.2.5 (P-256) and A.2.6 (P-384), the SHA-256 signatures: the published key signs the
+ * published SHA-256 digest of "sample" / "test" to exactly the published r and s, every time.
+ * Random-nonce signing (cl_key_sign_prehashed) does not repeat itself. */
+static cl_key *rfc6979_key(const char *group, const char *x_hex, const char *ux_hex,
+                           const char *uy_hex)
+{
+    uint8_t x[48], pub[97];
+    size_t xl = unhex(x_hex, x);
+    pub[0] = 0x04;
+    size_t cl = unhex(ux_hex, pub + 1);
+    assert_int_equal(unhex(uy_hex, pub + 1 + cl), cl);
+    OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
+    BIGNUM *xb = BN_bin2bn(x, (int)xl, NULL);
+    assert_true(b != NULL && xb != NULL);
+    assert_int_equal(OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, group, 0), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_PRIV_KEY, xb), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_octet_string(b, OSSL_PKEY_PARAM_PUB_KEY, pub, 1 + 2 * cl),
+                     1);
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(b);
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *pkey = NULL;
+    assert_true(params != NULL && pc != NULL);
+    assert_int_equal(EVP_PKEY_fromdata_init(pc), 1);
+    assert_int_equal(EVP_PKEY_fromdata(pc, &pkey, EVP_PKEY_KEYPAIR, params), 1);
+    cl_key *k = NULL;
+    assert_int_equal(cl_key_from_pkey(pkey, &k), CL_OK); /* takes its own reference */
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(pc);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(b);
+    BN_free(xb);
+    return k;
+}
+
+static void test_sign_deterministic_rfc6979(void **state)
+{
+    (void)state;
+    static const char *p256x = "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721",
+                      *p256ux = "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6",
+                      *p256uy = "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299";
+    static const char *p384x = "6B9D3DAD2E1B8C1C05B19875B6659F4DE23C3B667BF297BA9AA47740787137D8"
+                               "96D5724E4C70A825F872C9EA60D2EDF5",
+                      *p384ux = "EC3A4E415B4E19A4568618029F427FA5DA9A8BC4AE92E02E06AAE5286B300C64"
+                                "DEF8F0EA9055866064A254515480BC13",
+                      *p384uy = "8015D9B72D7D57244EA8EF9AC0C621896708A59367F9DFB9F54CA84B3F1C9DB1"
+                                "288B231C3AE0D4FE7344FD2533264720";
+    static const struct {
+        int p384;
+        const char *msg, *r, *s;
+    } v[] = {
+        {0, "sample", "EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716",
+         "F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8"},
+        {0, "test", "F1ABB023518351CD71D881567B1EA663ED3EFCF6C5132B354F28D3B0B7D38367",
+         "019F4113742A2B14BD25926B49C649155F267E60D3814B4C0CC84250E46F0083"},
+        {1, "sample",
+         "21B13D1E013C7FA1392D03C5F99AF8B30C570C6F98D4EA8E354B63A21D3DAA33BDE1E888E63355D92FA2B3C3"
+         "6D8FB2CD",
+         "F3AA443FB107745BF4BD77CB3891674632068A10CA67E3D45DB2266FA7D1FEEBEFDC63ECCD1AC42EC0CB8668"
+         "A4FA0AB0"},
+    };
+    cl_key *k256 = rfc6979_key("P-256", p256x, p256ux, p256uy);
+    cl_key *k384 = rfc6979_key("P-384", p384x, p384ux, p384uy);
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        cl_key *k = v[i].p384 ? k384 : k256;
+        uint8_t d[32], sig[CL_ECDSA_MAX_DER], sig2[CL_ECDSA_MAX_DER], want_r[48], want_s[48];
+        cl_sha256(v[i].msg, strlen(v[i].msg), d);
+        size_t n = 0, n2 = 0;
+        assert_int_equal(cl_key_sign_deterministic(k, d, 32, sig, &n), CL_OK);
+        assert_int_equal(cl_key_sign_deterministic(k, d, 32, sig2, &n2), CL_OK);
+        assert_int_equal(n, n2);
+        assert_memory_equal(sig, sig2, n);
+        assert_int_equal(cl_key_verify_prehashed(k, d, 32, sig, n), CL_OK);
+        const uint8_t *p = sig;
+        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)n);
+        assert_non_null(es);
+        size_t qlen = unhex(v[i].r, want_r);
+        assert_int_equal(unhex(v[i].s, want_s), qlen);
+        uint8_t got_r[48], got_s[48];
+        assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(es), got_r, (int)qlen), (int)qlen);
+        assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(es), got_s, (int)qlen), (int)qlen);
+        assert_memory_equal(got_r, want_r, qlen);
+        assert_memory_equal(got_s, want_s, qlen);
+        ECDSA_SIG_free(es);
+        /* the random-nonce signer does not repeat itself; the other digest length signs too */
+        assert_int_equal(cl_key_sign_prehashed(k, d, 32, sig2, &n2), CL_OK);
+        assert_false(n2 == n && memcmp(sig, sig2, n) == 0);
+        uint8_t d48[48];
+        unsigned int l48 = 0;
+        assert_int_equal(EVP_Digest(v[i].msg, strlen(v[i].msg), d48, &l48, EVP_sha384(), NULL), 1);
+        assert_int_equal(cl_key_sign_deterministic(k, d48, 48, sig, &n), CL_OK);
+        assert_int_equal(cl_key_verify_prehashed(k, d48, 48, sig, n), CL_OK);
+    }
+    /* a public key alone cannot sign; a digest of another length is refused */
+    uint8_t d[32] = {1}, sig[CL_ECDSA_MAX_DER];
+    size_t n = 0;
+    assert_int_equal(cl_key_sign_deterministic(k256, d, 31, sig, &n), CL_EINVAL);
+    cl_key_free(k256);
+    cl_key_free(k384);
+}
+
 static void test_hmac_sha256(void **state)
 {
     (void)state;
@@ -1199,14 +1302,23 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random_pool),        cmocka_unit_test(test_sign_verify_p256),
-        cmocka_unit_test(test_sign_verify_p384),   cmocka_unit_test(test_prehashed_is_not_rehashed),
-        cmocka_unit_test(test_key_types),          cmocka_unit_test(test_key_pem_files),
-        cmocka_unit_test(test_receipt_signatures), cmocka_unit_test(test_receipt_endorsements),
-        cmocka_unit_test(test_cert_roundtrip),     cmocka_unit_test(test_pem_strict),
-        cmocka_unit_test(test_issue_ca_and_node),  cmocka_unit_test(test_endorse_previous),
-        cmocka_unit_test(test_aead_known_answers), cmocka_unit_test(test_aead_tamper),
-        cmocka_unit_test(test_alloc_seam),         cmocka_unit_test(test_hmac_sha256),
+        cmocka_unit_test(test_random_pool),
+        cmocka_unit_test(test_sign_verify_p256),
+        cmocka_unit_test(test_sign_verify_p384),
+        cmocka_unit_test(test_prehashed_is_not_rehashed),
+        cmocka_unit_test(test_key_types),
+        cmocka_unit_test(test_key_pem_files),
+        cmocka_unit_test(test_receipt_signatures),
+        cmocka_unit_test(test_receipt_endorsements),
+        cmocka_unit_test(test_cert_roundtrip),
+        cmocka_unit_test(test_pem_strict),
+        cmocka_unit_test(test_issue_ca_and_node),
+        cmocka_unit_test(test_endorse_previous),
+        cmocka_unit_test(test_aead_known_answers),
+        cmocka_unit_test(test_aead_tamper),
+        cmocka_unit_test(test_alloc_seam),
+        cmocka_unit_test(test_hmac_sha256),
+        cmocka_unit_test(test_sign_deterministic_rfc6979),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     remove_tmp_dir();

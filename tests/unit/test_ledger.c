@@ -413,6 +413,49 @@ static void test_truncate_unsigned_tail(void **state)
     tu_rmrf(dir);
 }
 
+/* The same state signs to the same bytes: two copies of one ledger each sign the same entries
+ * and end byte-identical (a signature entry re-applied after it was lost must not fork the
+ * history; before RFC 6979 nonces, the copies differed in every signature). */
+static void test_sign_deterministic(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    const char *dir2 = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 1, 0);
+    uint64_t a;
+    put(l, "c", "signed twice", &a);
+    assert_int_equal(cl_ledger_sync_hard(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir2);
+    assert_int_equal(tu_copy_tree(dir, dir2), 0);
+    const char *dirs[2] = {dir, dir2};
+    for (int i = 0; i < 2; i++) {
+        l = reopen(dirs[i], 0);
+        uint64_t s1, s2, b;
+        assert_int_equal(cl_ledger_sign_at(l, 2, 7, &s1), CL_OK);
+        static const uint8_t key[32] = {7}; /* as a raft command carries it */
+        assert_int_equal(
+            cl_ledger_append_user_keyed(l, 2, "c", 1, (const uint8_t *)"and after", 9, key, &b),
+            CL_OK);
+        assert_int_equal(cl_ledger_sign_at(l, 2, 9, &s2), CL_OK);
+        assert_int_equal(cl_ledger_sync_hard(l), CL_OK);
+        expect_receipt(l, a, cl_ledger_service_cert_pem(l));
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+    }
+    char p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/ledger/ledger_1", dir);
+    snprintf(p2, sizeof p2, "%s/ledger/ledger_1", dir2);
+    size_t n1 = 0, n2 = 0;
+    char *b1 = tu_read_file(p1, &n1), *b2 = tu_read_file(p2, &n2);
+    assert_true(b1 != NULL && b2 != NULL);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b1);
+    free(b2);
+    tu_rmrf(dir);
+    tu_rmrf(dir2);
+}
+
 static void test_derived_state_rebuilt(void **state)
 {
     /* Deleting the Merkle store and the index entirely: open rebuilds both from the chunks. */
@@ -1059,6 +1102,7 @@ int main(void)
         cmocka_unit_test(test_rollover_and_reads_across_chunks),
         cmocka_unit_test(test_service_identity_rotation),
         cmocka_unit_test(test_truncate_unsigned_tail),
+        cmocka_unit_test(test_sign_deterministic),
         cmocka_unit_test(test_derived_state_rebuilt),
         cmocka_unit_test(test_torn_index_rebuilt),
         cmocka_unit_test(test_index_after_os_crash),
