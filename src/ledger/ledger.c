@@ -1475,6 +1475,43 @@ static int cmp_chunk(const void *a, const void *b)
 }
 
 /* Scans the open chunk, cuts a torn tail, and sets last/durable/signed seqnos. */
+/* node/ledger_type must say what the first chunk's header says (written at creation and never
+ * again): a type file emptied or replaced must not turn a private ledger public, whose next entries
+ * would be written in plaintext. A first chunk that holds no more than its header (a crash while
+ * the ledger was created) says nothing. */
+static int ledger_type_check(cl_ledger *l)
+{
+    if (l->nchunks == 0 && l->open_start == 0)
+        return CL_OK;
+    cl_chunk_name c = l->nchunks ? l->chunks[0] : (cl_chunk_name){l->open_start, 0, 0};
+    char path[PATH_MAX_LEN];
+    CL_TRY(chunk_path(l, &c, path));
+    cl_file *f = NULL;
+    CL_TRY(cl_fs_open(l->fs, path, CL_FS_RDONLY, 0, &f));
+    uint8_t h[CL_CHUNK_HEADER_LEN];
+    size_t got = 0;
+    uint64_t start = 0;
+    int priv = 0;
+    const char *why = NULL;
+    int rc = cl_file_pread(f, h, sizeof h, 0, &got);
+    cl_file_close(f);
+    CL_TRY(rc);
+    if (got < sizeof h && l->nchunks == 0)
+        return CL_OK;
+    if (got < sizeof h || cl_chunk_header_decode(h, got, &start, &priv, &why) != CL_OK) {
+        cl_logf(CL_LOG_ERROR, "ledger: %s: %s", path, why != NULL ? why : "chunk header truncated");
+        return CL_ECORRUPT;
+    }
+    if (priv != l->private_ledger) {
+        cl_logf(CL_LOG_ERROR,
+                "ledger: node/ledger_type says %s but the chunks (%s) were written by a %s ledger; "
+                "the type is fixed at creation: restore node/ledger_type",
+                l->private_ledger ? "private" : "public", path, priv ? "private" : "public");
+        return CL_ECORRUPT;
+    }
+    return CL_OK;
+}
+
 static int recover_open_chunk(cl_ledger *l)
 {
     uint64_t expect = l->nchunks ? l->chunks[l->nchunks - 1].end + 1 : 1;
@@ -1734,7 +1771,8 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
         uint64_t expect = i ? l->chunks[i - 1].end + 1 : 1;
         CL_GUARD_IF(l->chunks[i].start != expect, CL_ECORRUPT);
     }
-    /* Private-ledger flag: from the chunk headers (fixed at creation). */
+    /* Private-ledger flag: node/ledger_type, which must agree with the chunk headers (fixed at
+     * creation; ledger_type_check). */
     {
         char path[PATH_MAX_LEN];
         CL_GUARD(path_join(path, l->node_dir, "ledger_type"));
@@ -1742,7 +1780,15 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
         size_t n = 0;
         CL_GUARD(cl_fs_read_all(l->fs, path, 256, &b, &n));
         /* "public|private\n" [ "chunk_size N\n" ] */
-        l->private_ledger = n >= 7 && memcmp(b, "private", 7) == 0;
+        int is_priv = n >= 8 && memcmp(b, "private\n", 8) == 0;
+        int is_pub = n >= 7 && memcmp(b, "public\n", 7) == 0;
+        if (!is_priv && !is_pub) {
+            cl_logf(CL_LOG_ERROR, "ledger: %s is damaged: it says neither public nor private",
+                    path);
+            cl_free(b);
+            CL_GUARD(CL_ECORRUPT);
+        }
+        l->private_ledger = is_priv;
         const char *cs = strstr((const char *)b, "chunk_size ");
         if (o->chunk_size == 0 && cs != NULL) {
             uint64_t v = strtoull(cs + 11, NULL, 10);
@@ -1751,6 +1797,7 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
         }
         cl_free(b);
     }
+    CL_GUARD(ledger_type_check(l));
     CL_GUARD(recover_open_chunk(l));
     l->durable_seqno = l->last_seqno;
     l->pending_signed = l->signed_seqno;

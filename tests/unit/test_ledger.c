@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* memmem */
 /* Ledger engine: create, append, group commit, read, receipts, reopen, private ledgers, secret
  * and identity rotation, chunk rollover, rollback of an unsigned tail, offline verification. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -454,6 +456,76 @@ static void test_sign_deterministic(void **state)
     free(b2);
     tu_rmrf(dir);
     tu_rmrf(dir2);
+}
+
+/* Size of the open (not committed) chunk file of dir's ledger (0: there is none). */
+static size_t open_chunk_size(const char *dir)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/ledger", dir);
+    DIR *d = opendir(p);
+    assert_non_null(d);
+    struct dirent *e;
+    size_t size = 0;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "ledger_", 7) == 0 && strchr(e->d_name, '-') == NULL) {
+            char f[900];
+            snprintf(f, sizeof f, "%s/%s", p, e->d_name);
+            struct stat st;
+            assert_int_equal(stat(f, &st), 0);
+            size = (size_t)st.st_size;
+        }
+    closedir(d);
+    return size;
+}
+
+/* The type file must agree with the chunk headers: emptied, damaged or flipped to "public", it
+ * made a private ledger open public and write its next entries in plaintext. */
+static void test_type_file_checked(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    for (int priv = 0; priv < 2; priv++) {
+        tu_rmrf(dir);
+        /* small chunks, written until one has just been rolled: there is then no open chunk,
+         * whose header would have said the type, and the next append creates one */
+        cl_ledger *l = make(dir, priv, 1024);
+        uint64_t s;
+        int i = 0;
+        do {
+            put(l, "c", "typed", &s);
+            assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+            assert_int_equal(cl_ledger_sync_hard(l), CL_OK);
+            assert_true(i < 500);
+        } while (++i < 5 || open_chunk_size(dir) != 0);
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+        char p[600];
+        snprintf(p, sizeof p, "%s/node/ledger_type", dir);
+        size_t n = 0;
+        char *orig = tu_read_file(p, &n);
+        assert_non_null(orig);
+        const char *bad[] = {"", "garbage\n", priv ? "public\n" : "private\n"};
+        for (size_t b = 0; b < 3; b++) {
+            FILE *f = fopen(p, "wb");
+            assert_non_null(f);
+            fputs(bad[b], f);
+            fclose(f);
+            cl_ledger_opts o = {0};
+            o.dir = dir;
+            cl_ledger *x = NULL;
+            assert_int_equal(cl_ledger_open(&o, &x), CL_ECORRUPT);
+        }
+        FILE *f = fopen(p, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(orig, 1, n, f), n);
+        fclose(f);
+        free(orig);
+        l = reopen(dir, 0);
+        assert_int_equal(cl_ledger_is_private(l), priv);
+        expect_entry(l, s, "c", "typed");
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+    }
+    tu_rmrf(dir);
 }
 
 static void test_derived_state_rebuilt(void **state)
@@ -1103,6 +1175,7 @@ int main(void)
         cmocka_unit_test(test_service_identity_rotation),
         cmocka_unit_test(test_truncate_unsigned_tail),
         cmocka_unit_test(test_sign_deterministic),
+        cmocka_unit_test(test_type_file_checked),
         cmocka_unit_test(test_derived_state_rebuilt),
         cmocka_unit_test(test_torn_index_rebuilt),
         cmocka_unit_test(test_index_after_os_crash),
