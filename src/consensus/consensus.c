@@ -454,7 +454,7 @@ int cl_consensus_check_log(const char *dir, uint64_t *last_index, char *why, siz
         *last_index = 0;
         return CL_OK;
     }
-    return cl_rlog_check(dir, last_index, why, why_len);
+    return map_raft_err(NULL, cl_rlog_check(dir, last_index, why, why_len));
 }
 
 int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o, const cl_consensus_fsm *fsm,

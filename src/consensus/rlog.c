@@ -275,10 +275,9 @@ static void rec_put(uint8_t *p, uint32_t magic, uint64_t index, uint64_t term, u
 typedef struct {
     uint64_t first, last; /* entries found (first == 0: none) */
     uint64_t last_term;
-    size_t end;    /* offset just after the last valid entry (0: none) */
-    size_t stop;   /* offset where the scan stopped */
-    uint64_t mark; /* the highest batch mark read (0: none) */
-    int sealed;    /* a valid seal record follows the last entry */
+    size_t end;  /* offset just after the last valid entry (0: none) */
+    size_t stop; /* offset where the scan stopped */
+    int sealed;  /* a valid seal record follows the last entry */
 } scan_res;
 
 typedef int (*scan_cb)(void *arg, uint64_t index, uint64_t term, unsigned type,
@@ -296,7 +295,7 @@ static int all_zero(const uint8_t *p, size_t n)
  * record must have (0: any). Stops at the first thing that is not a valid next record (zeros at a
  * block boundary, a bad checksum, a wrong index, a term going down) or at a seal. Zeros from a
  * record's end to the end of its block are the padding after a batch: the scan moves to the next
- * block. Batch marks are read (the highest goes to r->mark) and skipped. */
+ * block. Batch marks are skipped (mark_after judges them). */
 static int scan(const uint8_t *data, size_t n, uint64_t expect, uint64_t min_term, scan_res *r,
                 scan_cb cb, void *arg)
 {
@@ -324,8 +323,6 @@ static int scan(const uint8_t *data, size_t n, uint64_t expect, uint64_t min_ter
         if (magic == MAGIC_MARK) {
             if (len != 0)
                 break;
-            if (index > r->mark)
-                r->mark = index;
             pos += REC_HDR;
             continue;
         }
@@ -2385,14 +2382,16 @@ static int io_random(struct raft_io *io, int min, int max)
 
 int cl_rlog_check(const char *dir, uint64_t *last_index, char *why, size_t why_len)
 {
-    CL_ENSURE(dir != NULL && last_index != NULL && strlen(dir) < PATH_CAP, CL_EINVAL);
+    if (dir == NULL || last_index == NULL || strlen(dir) >= PATH_CAP)
+        return RAFT_INVALID;
     *last_index = 0;
     if (why_len > 0)
         why[0] = '\0';
     struct raft_io io;
     memset(&io, 0, sizeof io);
     rlog *l = cl_calloc(1, sizeof *l);
-    CL_ENSURE(l != NULL, CL_ENOMEM);
+    if (l == NULL)
+        return RAFT_NOMEM;
     l->io = &io;
     l->dry = 1;
     io.impl = l;
@@ -2412,10 +2411,7 @@ int cl_rlog_check(const char *dir, uint64_t *last_index, char *why, size_t why_l
     free_segs(l->segs);
     free_segs(l->spare);
     cl_free(l);
-    return rv == 0              ? CL_OK
-           : rv == RAFT_NOMEM   ? CL_ENOMEM
-           : rv == RAFT_CORRUPT ? CL_ECORRUPT
-                                : CL_EIO;
+    return rv;
 }
 
 int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir, const cl_rlog_opts *o)

@@ -47,9 +47,10 @@ CL_MUST_CHECK int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *
                                const cl_rlog_opts *o);
 /* Reads and judges the raft log in dir as a start would (every rule of docs/consensus.md §8) and
  * changes nothing: no torn tail is cut, no file removed. *last_index: the log's last index (the
- * snapshot's without entries; 0: empty). On damage (CL_ECORRUPT) or an I/O error, `why` says
- * which file and what. For callers that must not change other state before they know the log
- * will load (cledgerd cuts its ledger back to the last signature only then). */
+ * snapshot's without entries; 0: empty). 0, or what io->load would return (RAFT_CORRUPT,
+ * RAFT_IOERR, ...) with `why` saying which file and what. For callers that must not change other
+ * state before they know the log will load (cledgerd cuts its ledger back to the last signature
+ * only then). */
 CL_MUST_CHECK int cl_rlog_check(const char *dir, uint64_t *last_index, char *why, size_t why_len);
 
 /* For an io that raft does not own (never passed to raft_init, or raft_init failed): same as

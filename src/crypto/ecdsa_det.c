@@ -58,22 +58,16 @@ static int hmac4(const uint8_t key[32], const uint8_t *a, size_t al, const uint8
     return rc;
 }
 
-/* bits2int of the leftmost qbits of b[0..blen) into a big-endian qlen-byte buffer (RFC 6979
- * §2.3.2), without reduction. */
-static void bits2int(const uint8_t *b, size_t blen, int qbits, uint8_t *out, size_t qlen)
+/* bits2int (RFC 6979 §2.3.2) into a big-endian qlen-byte buffer, without reduction: the leftmost
+ * qlen bytes of a longer input, a shorter one right-aligned. P-256 and P-384 orders have a whole
+ * number of bytes, so no bit shift is needed. */
+static void bits2int(const uint8_t *b, size_t blen, uint8_t *out, size_t qlen)
 {
     memset(out, 0, qlen);
-    if ((int)(blen * 8) <= qbits) { /* shorter: the value as is, right-aligned */
+    if (blen <= qlen)
         memcpy(out + qlen - blen, b, blen);
-        return;
-    }
-    /* longer: keep the leftmost qbits (qlen * 8 >= qbits; both curves here have qbits % 8 == 0) */
-    memcpy(out, b, qlen);
-    int shift = (int)(qlen * 8) - qbits;
-    if (shift > 0) { /* not reached for P-256 / P-384; kept for completeness */
-        for (size_t i = qlen; i-- > 0;)
-            out[i] = (uint8_t)((out[i] >> shift) | (i > 0 ? out[i - 1] << (8 - shift) : 0));
-    }
+    else
+        memcpy(out, b, qlen);
 }
 
 int cl_key_sign_deterministic(const cl_key *k, const uint8_t *digest, size_t dlen, uint8_t *sig,
@@ -100,7 +94,9 @@ int cl_key_sign_deterministic(const cl_key *k, const uint8_t *digest, size_t dle
         goto out;
     q = EC_GROUP_get0_order(group);
     qbits = BN_num_bits(q);
-    qlen = (size_t)(qbits + 7) / 8;
+    qlen = (size_t)qbits / 8;
+    if (qbits % 8 != 0 || qlen > QMAX)
+        goto out;
     BN_CTX_start(ctx);
     started = 1;
     kk = BN_CTX_get(ctx);
@@ -116,7 +112,7 @@ int cl_key_sign_deterministic(const cl_key *k, const uint8_t *digest, size_t dle
         BN_bn2binpad(x, xo, (int)qlen) != (int)qlen)
         goto out;
     /* bits2octets(h1): bits2int, then reduced mod q once (the value is below 2q) */
-    bits2int(digest, dlen, qbits, t, qlen);
+    bits2int(digest, dlen, t, qlen);
     if (BN_bin2bn(t, (int)qlen, z) == NULL)
         goto out;
     if (BN_cmp(z, q) >= 0 && BN_sub(z, z, q) != 1)
@@ -144,7 +140,7 @@ int cl_key_sign_deterministic(const cl_key *k, const uint8_t *digest, size_t dle
             memcpy(T + tl, V, 32);
             tl += 32;
         }
-        bits2int(T, tl, qbits, t, qlen);
+        bits2int(T, tl, t, qlen);
         if (BN_bin2bn(t, (int)qlen, kk) == NULL)
             goto out;
         int usable = !BN_is_zero(kk) && BN_cmp(kk, q) < 0;

@@ -77,6 +77,7 @@
  * without bound. */
 #define REPLY_BACKLOG (256 * 1024)
 #define LISTEN_BACKLOG 511
+#define ACCEPT_PAUSE_MS 50 /* no descriptor for the spare either: the listener rests this long */
 
 /* ---- the plaintext request parser ------------------------------------------------------------ */
 
@@ -585,7 +586,11 @@ struct cl_http_server {
     int spare_fd;           /* held open to be given up when accept runs out of descriptors */
     uint64_t emfile_log_ms; /* the last "out of descriptors" line (at most one a second) */
     uv_poll_t lpoll;
-    cl_waker wake; /* requests and "finished" from the workers */
+    /* No descriptor even for the spare: the listener is not polled until this fires (it stays
+     * readable, and a level-triggered poll would call back at once, for ever). */
+    uv_timer_t accept_pause;
+    int listen_handles; /* lpoll and accept_pause not yet closed */
+    cl_waker wake;      /* requests and "finished" from the workers */
     uv_mutex_t mu;
     cl_http_exchange *req_head, *req_tail; /* under mu */
 };
@@ -1702,6 +1707,8 @@ static void on_server_wake(uv_poll_t *p, int status, int events)
 static void on_lpoll_closed(uv_handle_t *h)
 {
     cl_http_server *s = h->data;
+    if (--s->listen_handles > 0)
+        return;
     close(s->lfd);
     s->lfd = -1;
     s->listener_closed = 1;
@@ -1731,6 +1738,15 @@ static int accept_out_of_fds(cl_http_server *s, int err)
     return fd >= 0;
 }
 
+static void on_accept_ready(uv_poll_t *p, int status, int events);
+
+static void on_accept_resume(uv_timer_t *t)
+{
+    cl_http_server *s = t->data;
+    if (!s->stopping)
+        (void)uv_poll_start(&s->lpoll, UV_READABLE, on_accept_ready);
+}
+
 /* On the main loop: accepts and hands sockets to the workers in turn. */
 static void on_accept_ready(uv_poll_t *p, int status, int events)
 {
@@ -1746,6 +1762,9 @@ static void on_accept_ready(uv_poll_t *p, int status, int events)
             if (errno == EMFILE || errno == ENFILE) {
                 if (accept_out_of_fds(s, errno))
                     continue; /* until the backlog is empty (EAGAIN) */
+                /* not even the spare (another thread holds its descriptor): wait a little */
+                uv_poll_stop(&s->lpoll);
+                uv_timer_start(&s->accept_pause, on_accept_resume, ACCEPT_PAUSE_MS, 0);
                 return;
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -1846,7 +1865,10 @@ static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
     }
     if (uv_poll_init(s->loop, &s->lpoll, s->lfd) != 0)
         return CL_EIO;
+    uv_timer_init(s->loop, &s->accept_pause);
+    s->accept_pause.data = s;
     s->lpoll_inited = 1;
+    s->listen_handles = 2;
     if (uv_poll_start(&s->lpoll, UV_READABLE, on_accept_ready) != 0)
         return CL_EIO;
     return CL_OK;
@@ -1956,6 +1978,7 @@ void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
         if (s->lpoll_inited) {
             uv_poll_stop(&s->lpoll);
             uv_close((uv_handle_t *)&s->lpoll, on_lpoll_closed);
+            uv_close((uv_handle_t *)&s->accept_pause, on_lpoll_closed);
         } else {
             close(s->lfd);
             s->lfd = -1;

@@ -186,15 +186,18 @@ with open(p, "r+b") as f:
     f.seek(off + 32 + n // 2)
     f.write(bytes([b[off + 32 + n // 2] ^ 0x10]))
 PY
-for c in nonode noledger raftflip; do
-    # (raftflip is refused once the node's files are open: the TLS certificate, issued at each
+# and a raft log that lost its segments ends before the ledger's last signature: refused too
+cp -a "$D" "$work/noraftlog"; rm "$work/noraftlog"/raft/log-*
+for c in nonode noledger raftflip noraftlog; do
+    # (raftflip and noraftlog are refused once the node's files are open: the TLS certificate, issued at each
     # start, and the index's lock file may change; the raft log, ledger and index may not)
     (cd "$work/$c" && find . -type f ! -name tls_cert.pem ! -name lock.mdb -exec sha256sum {} + | sort) >"$work/$c.before"
     timeout 20 "$BIN/cledgerd" --data-dir "$work/$c" --listen "127.0.0.1:$PORT" >"$work/$c.out" 2>&1; st=$?
     (cd "$work/$c" && find . -type f ! -name tls_cert.pem ! -name lock.mdb -exec sha256sum {} + | sort) >"$work/$c.after"
     before=$(cat "$work/$c.before"); after=$(cat "$work/$c.after")
     [ "$before" = "$after" ] || echo "changed by the refused start: $(diff "$work/$c.before" "$work/$c.after" | tr '\n' ' ')"
-    case $c in nonode) want="no node/ledger_type";; noledger) want="not even its genesis";; raftflip) want="raft log in .* is damaged: .* is damaged at offset";; esac
+    case $c in nonode) want="no node/ledger_type";; noledger) want="not even its genesis";; raftflip) want="raft log in .* is damaged: .* is damaged at offset";;
+        noraftlog) want="raft log in .* does not match the ledger: it ends at raft index 0";; esac
     [ $st -eq 1 ] && grep -q "$want" "$work/$c.out" && [ "$before" = "$after" ] && ok || bad "$c: exit $st, $(tail -1 "$work/$c.out")"
 done
 

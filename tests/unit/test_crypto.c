@@ -1244,6 +1244,10 @@ static void test_sign_deterministic_rfc6979(void **state)
     uint8_t d[32] = {1}, sig[CL_ECDSA_MAX_DER];
     size_t n = 0;
     assert_int_equal(cl_key_sign_deterministic(k256, d, 31, sig, &n), CL_EINVAL);
+    cl_cert *c = NULL;
+    assert_int_equal(cl_cert_self_signed_ca(k256, "rfc6979", 1, &c), CL_OK);
+    assert_int_equal(cl_key_sign_deterministic(c->pub, d, 32, sig, &n), CL_EINVAL);
+    cl_cert_free(c);
     cl_key_free(k256);
     cl_key_free(k384);
 }

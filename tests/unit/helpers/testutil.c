@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ledger/entry.h"
+
 const char *tu_tempdir(const char *prefix)
 {
     static char slots[4][512];
@@ -173,4 +175,30 @@ const char *tu_fp(char c)
         b[i * 3 + 2] = i == 31 ? '\0' : ':';
     }
     return b;
+}
+
+uint32_t tu_dir_crc(const char *dir)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort);
+    if (n < 0)
+        abort();
+    uint32_t c = 0;
+    for (int i = 0; i < n; i++) {
+        char p[1024];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]->d_name);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+            size_t len = 0;
+            char *b = tu_read_file(p, &len);
+            if (b == NULL)
+                abort();
+            c = cl_crc32c(c, names[i]->d_name, strlen(names[i]->d_name));
+            c = cl_crc32c(c, b, len);
+            free(b);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return c;
 }

@@ -19,6 +19,9 @@ const char *tu_source_path(const char *rel);
 /* cp -a for a tree of regular files and directories (a file alone too); all-zero 64 KiB pieces
  * stay holes, so a sparse LMDB map costs what it holds. 0 or -1. */
 int tu_copy_tree(const char *from, const char *to);
+/* CRC-32C over the names and contents of dir's regular files, in name order (not recursive):
+ * equal before and after an operation means it changed no file. */
+uint32_t tu_dir_crc(const char *dir);
 /* 1 if `needle` occurs in any regular file below dir. */
 int tu_grep_dir(const char *dir, const void *needle, size_t n);
 
