@@ -98,6 +98,9 @@ struct cl_ledger {
     cl_index_batch *batch;
 
     uint64_t last_seqno, durable_seqno, signed_seqno, pending_signed;
+    uint8_t open_sig_root[32]; /* root of the open chunk's last signature, found at open */
+    int open_sig_seen;
+    int rebuild_asked; /* merkle/rebuild was written (request_rebuild) */
 
     uint8_t *rpool; /* RAND_bytes in bulk for per-entry claims keys; secure heap, wiped */
     size_t rpool_pos;
@@ -782,6 +785,33 @@ out:
     return rc;
 }
 
+/* merkle/rebuild: written when a proof read from the stored tree does not reproduce its signed
+ * root (a damaged record); the next open rebuilds the tree from the chunks (check_tree). */
+#define REBUILD_FILE "rebuild"
+
+static int rebuild_path(const cl_ledger *l, char *out)
+{
+    return path_join(out, l->merkle_dir, REBUILD_FILE);
+}
+
+/* Asks the next open to rebuild the tree (a stored record was found wrong). */
+static void request_rebuild(cl_ledger *l, const char *what, uint64_t seqno)
+{
+    char path[PATH_MAX_LEN];
+    int rc = rebuild_path(l, path);
+    if (l->rebuild_asked)
+        return;
+    if (rc == CL_OK)
+        rc = cl_fs_write_atomic(l->fs, path, "rebuild\n", 8, 0600);
+    cl_logf(CL_LOG_ERROR,
+            "ledger: the %s of seqno %" PRIu64
+            " does not reproduce its signed root (a damaged record in %s, or a damaged chunk); "
+            "refused. The next start rebuilds the Merkle store from the chunks%s",
+            what, seqno, l->merkle_dir,
+            rc == CL_OK ? "" : " (merkle/rebuild could not be written: remove merkle/ instead)");
+    l->rebuild_asked = rc == CL_OK;
+}
+
 /* ---- reading ----------------------------------------------------------------------------------
  */
 
@@ -1000,6 +1030,17 @@ int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out)
     cl_sig_pub sp;
     CL_GUARD(read_frame(l, fa.found, &sigbuf, &se));
     CL_GUARD(cl_sig_pub_decode(se.pub, se.pub_len, &sp));
+    /* The proof comes from the stored tree (no checksum): it must lead from this entry's leaf to
+     * the root the signature signs, or the receipt would not verify (see check_tree). */
+    {
+        uint8_t leaf[32], root[32];
+        cl_entry_leaf(r.write_set_digest, e.ce_digest, e.claims_digest, leaf);
+        CL_GUARD(cl_merkle_path_root(leaf, steps, nsteps, root));
+        if (sp.tree_size != fa.found || !cl_ct_equal(root, sp.root, 32)) {
+            request_rebuild(l, "receipt proof", seqno);
+            CL_GUARD(CL_ECORRUPT);
+        }
+    }
     CL_GUARD(cl_receipt_set_signature(&r, sp.sig, sp.sig_len));
     r.has_node_id = 1;
     memcpy(r.node_id, sp.node_id, 32);
@@ -1070,11 +1111,19 @@ int cl_ledger_consistency(cl_ledger *l, uint64_t from, uint64_t to, json_t **out
     uint8_t ra[32], rb[32];
     CL_GUARD(cl_merkle_root_at(l->tree, a.tree_size, ra));
     CL_GUARD(cl_merkle_root_at(l->tree, b.tree_size, rb));
-    CL_GUARD_IF(!cl_ct_equal(ra, a.root, 32) || !cl_ct_equal(rb, b.root, 32), CL_ECORRUPT);
+    if (!cl_ct_equal(ra, a.root, 32) || !cl_ct_equal(rb, b.root, 32)) {
+        request_rebuild(l, "root", cl_ct_equal(ra, a.root, 32) ? to : from);
+        CL_GUARD(CL_ECORRUPT);
+    }
     proof = cl_malloc(CL_MERKLE_MAX_CONSISTENCY * sizeof *proof);
     CL_GUARD_IF(proof == NULL, CL_ENOMEM);
     size_t n = 0;
     CL_GUARD(cl_merkle_consistency(l->tree, a.tree_size, b.tree_size, proof, &n));
+    if (cl_merkle_verify_consistency(a.tree_size, b.tree_size, a.root, b.root,
+                                     (const uint8_t(*)[32])proof, n) != CL_OK) {
+        request_rebuild(l, "consistency proof", to);
+        CL_GUARD(CL_ECORRUPT);
+    }
     char hex[65];
     j = json_object();
     arr = json_array();
@@ -1567,8 +1616,14 @@ static int recover_open_chunk(cl_ledger *l)
             CL_GUARD(rc);
             CL_GUARD_IF(e.seqno != l->last_seqno + 1, CL_ECORRUPT);
             l->last_seqno = e.seqno;
-            if (e.type == CL_ENTRY_SIGNATURE)
+            if (e.type == CL_ENTRY_SIGNATURE) {
+                cl_sig_pub sp;
+                CL_GUARD(cl_sig_pub_decode(e.pub, e.pub_len, &sp));
+                CL_GUARD_IF(sp.tree_size != e.seqno, CL_ECORRUPT);
+                memcpy(l->open_sig_root, sp.root, 32);
+                l->open_sig_seen = 1;
                 l->signed_seqno = e.seqno;
+            }
             good = off + e.frame_len;
         }
     }
@@ -1698,9 +1753,11 @@ static int derive(cl_ledger *l, const cl_ledger_opts *o)
     }
     CL_TRY(rc);
     uint64_t want = l->last_seqno + 1; /* leaves, with leaf 0 */
-    uint64_t have = cl_merkle_size(l->tree);
-    if (have > want)
-        CL_TRY(cl_merkle_truncate(l->tree, want));
+    /* Only the leaves the last durable signature vouches for are kept (check_tree compares their
+     * root with the signed one); the unsigned tail, at most the open chunk, is hashed again. */
+    uint64_t keep = l->signed_seqno ? l->signed_seqno : 1;
+    if (cl_merkle_size(l->tree) > keep)
+        CL_TRY(cl_merkle_truncate(l->tree, keep));
     if (cl_merkle_size(l->tree) == 0)
         CL_TRY(cl_merkle_append(l->tree, zero));
     uint64_t tree_from = cl_merkle_size(l->tree);
@@ -1736,6 +1793,108 @@ static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
         return rc;
     CL_TRY(lose_index(l, "the index failed while it was brought up to date", cl_errname(rc)));
     return derive(l, o);
+}
+
+/* ---- the Merkle store check ---------------------------------------------------------------
+ * The tree's level files carry no checksum (merkle.h): every record is derivable from the chunks.
+ * A damaged record on the frontier of the last signed size would make every later signature sign
+ * a wrong root, and every receipt through it fail, served with 200. So open compares the root the
+ * stored tree gives for that size with the root the last durable signature signed, read from the
+ * chunks (not through the index, which is derived state too), and rebuilds the whole tree from the
+ * chunks on a mismatch: O(log n) reads when it matches, O(ledger) only then. Records off that
+ * frontier feed only proofs of older entries, and those are checked before they are served
+ * (cl_ledger_receipt, cl_ledger_consistency): a proof that does not reproduce its signed root is
+ * refused with CL_ECORRUPT, and merkle/rebuild, written then, makes the next open rebuild. */
+/* The root the last signature of the last committed chunk (its final frame) signs. */
+static int committed_sig_root(cl_ledger *l, uint8_t root[32])
+{
+    const cl_chunk_name *c = &l->chunks[l->nchunks - 1];
+    char path[PATH_MAX_LEN];
+    CL_TRY(chunk_path(l, c, path));
+    cl_chunk_reader r;
+    CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
+    uint64_t last = 0;
+    int rc, is_sig = 0;
+    for (;;) {
+        cl_entry_view e;
+        uint64_t off;
+        rc = cl_chunk_reader_next(&r, &e, &off);
+        if (rc < 0)
+            break;
+        last = e.seqno;
+        is_sig = e.type == CL_ENTRY_SIGNATURE;
+        if (is_sig) {
+            cl_sig_pub sp;
+            if ((rc = cl_sig_pub_decode(e.pub, e.pub_len, &sp)) < 0)
+                break;
+            if (sp.tree_size != e.seqno) {
+                rc = CL_ECORRUPT;
+                break;
+            }
+            memcpy(root, sp.root, 32);
+        }
+    }
+    cl_chunk_reader_close(&r);
+    if (rc == CL_ENOENT)
+        rc = last == c->end && last == l->signed_seqno && is_sig ? CL_OK : CL_ECORRUPT;
+    if (rc < 0)
+        cl_logf(CL_LOG_ERROR, "ledger: %s does not end with a readable signature: %s", path,
+                cl_strerror(rc));
+    return rc;
+}
+
+static int rebuild_tree(cl_ledger *l)
+{
+    static const uint8_t zero[32];
+    CL_TRY(cl_merkle_truncate(l->tree, 0));
+    CL_TRY(cl_merkle_append(l->tree, zero));
+    CL_TRY(replay(l, 1, 1, l->last_seqno + 1));
+    CL_ENSURE(cl_merkle_size(l->tree) == l->last_seqno + 1, CL_ECORRUPT);
+    return cl_merkle_sync(l->tree);
+}
+
+static int check_tree(cl_ledger *l)
+{
+    char flag[PATH_MAX_LEN];
+    CL_TRY(rebuild_path(l, flag));
+    int asked = cl_fs_exists(l->fs, flag);
+    CL_TRY(asked < 0 ? asked : CL_OK);
+    if (l->signed_seqno == 0 && !asked)
+        return CL_OK;
+    uint8_t want[32], root[32];
+    if (l->signed_seqno != 0) {
+        if (l->open_sig_seen)
+            memcpy(want, l->open_sig_root, 32);
+        else
+            CL_TRY(committed_sig_root(l, want));
+    }
+    if (!asked) {
+        CL_TRY(cl_merkle_root_at(l->tree, l->signed_seqno, root));
+        if (cl_ct_equal(root, want, 32))
+            return CL_OK;
+    }
+    cl_logf(CL_LOG_WARN,
+            "ledger: %s: rebuilding the Merkle store in %s from the chunks (%" PRIu64 " entries)",
+            asked ? "a damaged record was found while serving a proof"
+                  : "the stored tree does not reproduce the root of the last signature",
+            l->merkle_dir, l->last_seqno);
+    CL_TRY(rebuild_tree(l));
+    if (l->signed_seqno != 0) {
+        CL_TRY(cl_merkle_root_at(l->tree, l->signed_seqno, root));
+        if (!cl_ct_equal(root, want, 32)) {
+            cl_logf(CL_LOG_ERROR,
+                    "ledger: the chunks in %s do not reproduce the root signed at seqno %" PRIu64
+                    ": run cledger verify-ledger",
+                    l->ledger_dir, l->signed_seqno);
+            return CL_ECORRUPT;
+        }
+    }
+    if (asked) {
+        int rc = cl_fs_unlink(l->fs, flag);
+        CL_TRY(rc == CL_ENOENT ? CL_OK : rc);
+        CL_TRY(cl_fs_sync_dir(l->fs, l->merkle_dir));
+    }
+    return CL_OK;
 }
 
 /* Drop secrets whose ledger record never became durable (crash between saving the secret file
@@ -1803,6 +1962,7 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
     l->pending_signed = l->signed_seqno;
     CL_GUARD(trim_secrets(l));
     CL_GUARD(open_derived(l, o));
+    CL_GUARD(check_tree(l));
     {
         size_t vl = 0;
         char ver[24] = {0};

@@ -775,3 +775,161 @@ int cl_merkle_check(const cl_merkle *t)
     }
     return CL_OK;
 }
+
+/* ---- offline audit ----------------------------------------------------------------------------
+ * Reads the files as the next open would find them, without recovering or changing anything:
+ * leaves are compared as the caller streams them in, then every upper record is checked against
+ * its two children, reading each level sequentially in blocks of AUDIT_BLOCK records. */
+#define AUDIT_BLOCK 2048u
+
+typedef struct {
+    cl_file *f;
+    uint64_t recs; /* whole records in the file */
+    uint8_t *buf;  /* records base .. base + nbuf - 1 */
+    uint64_t base;
+    size_t nbuf;
+} audit_level;
+
+struct cl_merkle_audit {
+    cl_merkle t; /* only fs and path are used, for level_path */
+    uint64_t size, next;
+    audit_level lv[2];
+    cl_merkle_audit_result res;
+};
+
+static int audit_level_open(cl_merkle_audit *a, unsigned k, audit_level *L)
+{
+    memset(L, 0, sizeof *L);
+    int ex = cl_fs_exists(a->t.fs, level_path(&a->t, k));
+    CL_TRY(ex);
+    if (ex == 0)
+        return CL_OK;
+    uint64_t bytes = 0;
+    CL_TRY(cl_fs_open(a->t.fs, level_path(&a->t, k), CL_FS_RDONLY, 0, &L->f));
+    CL_TRY(cl_file_size(L->f, &bytes));
+    L->recs = bytes / HLEN;
+    L->buf = cl_malloc(AUDIT_BLOCK * HLEN);
+    CL_ENSURE(L->buf != NULL, CL_ENOMEM);
+    return CL_OK;
+}
+
+static void audit_level_close(audit_level *L)
+{
+    cl_file_close(L->f);
+    cl_free(L->buf);
+    memset(L, 0, sizeof *L);
+}
+
+/* Record i (< L->recs) of an audited level; reads are sequential, so the block after the last. */
+static int audit_read(audit_level *L, uint64_t i, const uint8_t **out)
+{
+    if (i < L->base || i >= L->base + L->nbuf) {
+        uint64_t n = L->recs - i < AUDIT_BLOCK ? L->recs - i : AUDIT_BLOCK;
+        CL_TRY(cl_file_read_exact(L->f, L->buf, n * HLEN, i * HLEN));
+        L->base = i;
+        L->nbuf = (size_t)n;
+    }
+    *out = L->buf + (i - L->base) * HLEN;
+    return CL_OK;
+}
+
+int cl_merkle_audit_open(cl_fs *fs, const char *dir, cl_merkle_audit **out)
+{
+    CL_ENSURE(fs != NULL && dir != NULL && out != NULL, CL_EINVAL);
+    *out = NULL;
+    cl_merkle_audit *a = cl_calloc(1, sizeof *a);
+    CL_ENSURE(a != NULL, CL_ENOMEM);
+    int rc;
+    cl_file *marker = NULL;
+    a->t.fs = fs;
+    a->t.dir_len = strlen(dir);
+    a->t.path = cl_malloc(a->t.dir_len + sizeof "/" MARKER_NAME);
+    CL_GUARD_IF(a->t.path == NULL, CL_ENOMEM);
+    memcpy(a->t.path, dir, a->t.dir_len + 1);
+    int ex = cl_fs_exists(fs, file_path(&a->t, MARKER_NAME));
+    CL_GUARD(ex);
+    CL_GUARD_IF(ex == 0, CL_ENOENT);
+    CL_GUARD(cl_fs_open(fs, file_path(&a->t, MARKER_NAME), CL_FS_RDONLY, 0, &marker));
+    uint64_t gen = 0, durable = 0;
+    CL_GUARD(marker_read(marker, &gen, &durable));
+    CL_GUARD(audit_level_open(a, 0, &a->lv[0]));
+    a->size = a->lv[0].recs < durable ? a->lv[0].recs : durable;
+    a->res.size = a->size;
+    cl_file_close(marker);
+    *out = a;
+    return CL_OK;
+out:
+    cl_file_close(marker);
+    cl_merkle_audit_close(a);
+    return rc;
+}
+
+int cl_merkle_audit_leaf(cl_merkle_audit *a, const uint8_t leaf[HLEN])
+{
+    uint64_t i = a->next++;
+    if (i >= a->size || a->res.bad)
+        return CL_OK;
+    const uint8_t *rec;
+    CL_TRY(audit_read(&a->lv[0], i, &rec));
+    a->res.records++;
+    if (!cl_ct_equal(rec, leaf, HLEN)) {
+        a->res.bad = 1;
+        a->res.bad_level = 0;
+        a->res.bad_index = i;
+        return CL_ECORRUPT;
+    }
+    return CL_OK;
+}
+
+int cl_merkle_audit_finish(cl_merkle_audit *a, cl_merkle_audit_result *res)
+{
+    int rc = CL_OK;
+    /* Leaves the ledger did not supply (the store ran ahead of it) are left to the next open. */
+    for (unsigned k = 1; k < MAX_LEVELS && !a->res.bad && (a->size >> k) != 0; k++) {
+        /* lv[0] holds level k-1, lv[1] level k; records past a short file are recomputed by the
+         * next open, so only records whose children are both in the files are checked */
+        audit_level_close(&a->lv[1]);
+        CL_GUARD(audit_level_open(a, k, &a->lv[1]));
+        uint64_t n = a->size >> k;
+        if (n > a->lv[1].recs)
+            n = a->lv[1].recs;
+        if (n > a->lv[0].recs / 2)
+            n = a->lv[0].recs / 2;
+        for (uint64_t i = 0; i < n; i++) {
+            const uint8_t *l, *r, *p;
+            uint8_t lc[HLEN], h[HLEN];
+            CL_GUARD(audit_read(&a->lv[0], 2 * i, &l));
+            memcpy(lc, l, HLEN); /* the next read may move the block */
+            CL_GUARD(audit_read(&a->lv[0], 2 * i + 1, &r));
+            node_hash(lc, r, h);
+            CL_GUARD(audit_read(&a->lv[1], i, &p));
+            a->res.records++;
+            if (!cl_ct_equal(p, h, HLEN)) {
+                a->res.bad = 1;
+                a->res.bad_level = k;
+                a->res.bad_index = i;
+                break;
+            }
+        }
+        audit_level_close(&a->lv[0]);
+        a->lv[0] = a->lv[1];
+        memset(&a->lv[1], 0, sizeof a->lv[1]);
+    }
+    if (a->next < a->size && !a->res.bad) /* fewer ledger leaves than stored ones */
+        a->res.ahead = a->size - a->next;
+out:
+    *res = a->res;
+    if (rc == CL_OK && a->res.bad)
+        rc = CL_ECORRUPT;
+    return rc;
+}
+
+void cl_merkle_audit_close(cl_merkle_audit *a)
+{
+    if (a == NULL)
+        return;
+    audit_level_close(&a->lv[0]);
+    audit_level_close(&a->lv[1]);
+    cl_free(a->t.path);
+    cl_free(a);
+}

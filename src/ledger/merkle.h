@@ -145,6 +145,34 @@ CL_MUST_CHECK int cl_merkle_verify_consistency(uint64_t m, uint64_t n,
                                                const uint8_t (*proof)[CL_MERKLE_HASH_LEN],
                                                size_t nproof);
 
+/* ---- offline audit (cledger verify-ledger) ----
+ * Checks a stored tree without opening it: nothing is recovered, created or changed, so it may
+ * run beside a node that has the tree open. It covers the records the next cl_merkle_open would
+ * keep (size = min(marker, records in level_00)): leaf i is compared with the i-th leaf the caller
+ * recomputed from the ledger, and every upper record whose two children are in the files with
+ * the hash of those children (I2). Records a crash left missing are recomputed by open and are
+ * not checked; leaves the caller did not supply (the store ahead of the ledger) are counted in
+ * `ahead`. O(stored records) sequential reads, O(1) memory. */
+typedef struct cl_merkle_audit cl_merkle_audit;
+typedef struct {
+    uint64_t size;      /* leaves the next open would keep */
+    uint64_t records;   /* records checked */
+    uint64_t ahead;     /* stored leaves past the caller's last one */
+    int bad;            /* 1: the record below differs from what it must hold */
+    unsigned bad_level; /* 0: a leaf that differs from the caller's; k >= 1: an I2 violation */
+    uint64_t bad_index;
+} cl_merkle_audit_result;
+
+/* CL_ENOENT when `dir` holds no tree (no marker file). */
+CL_MUST_CHECK int cl_merkle_audit_open(cl_fs *fs, const char *dir, cl_merkle_audit **out);
+/* The next leaf, in order from leaf 0. CL_ECORRUPT at the first one that differs (later calls
+ * then compare nothing). */
+CL_MUST_CHECK int cl_merkle_audit_leaf(cl_merkle_audit *a, const uint8_t leaf[CL_MERKLE_HASH_LEN]);
+/* Checks the upper levels (unless a leaf already differed) and fills *res. CL_OK, CL_ECORRUPT
+ * when a record differs, or an I/O error. */
+CL_MUST_CHECK int cl_merkle_audit_finish(cl_merkle_audit *a, cl_merkle_audit_result *res);
+void cl_merkle_audit_close(cl_merkle_audit *a);
+
 /* Debug check of invariants I1-I4 (I2 on the last record of every level: O(log n) reads).
  * CL_OK, CL_ECORRUPT on a violation, or an I/O error. */
 CL_MUST_CHECK int cl_merkle_check(const cl_merkle *t);

@@ -13,6 +13,7 @@
 #include "ledger/chunk.h"
 #include "ledger/claims.h"
 #include "ledger/entry.h"
+#include "ledger/merkle.h"
 
 #define MAX_NODES 1024
 
@@ -65,7 +66,19 @@ typedef struct {
     cl_verify_progress_cb progress;
     void *arg;
     uint64_t total_bytes;
+    cl_merkle_audit *audit; /* the data directory's merkle/, or NULL */
 } vstate;
+
+/* One recomputed leaf: into the verifier's frontier and, when a store is audited, compared with
+ * the stored leaf (an I/O error there is reported as damage to the store, not the ledger). */
+static void leaf_append(vstate *v, const uint8_t leaf[32])
+{
+    frontier_append(&v->tree, leaf);
+    if (v->audit != NULL && cl_merkle_audit_leaf(v->audit, leaf) < 0 && v->rep->merkle_what[0] == 0)
+        snprintf(v->rep->merkle_what, sizeof v->rep->merkle_what,
+                 "merkle/level_00 record %" PRIu64 " differs from the leaf of seqno %" PRIu64,
+                 v->tree.size - 1, v->tree.size - 1);
+}
 
 static int fail(vstate *v, int rc, uint64_t seqno, uint64_t off, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -308,7 +321,7 @@ static int verify_chunk(vstate *v, const char *path, const char *name, const cl_
         uint8_t wsd[32], leaf[32];
         cl_entry_write_set_digest(&e, wsd);
         cl_entry_leaf(wsd, e.ce_digest, e.claims_digest, leaf);
-        frontier_append(&v->tree, leaf);
+        leaf_append(v, leaf);
         v->last_view = e.view;
         v->expect++;
         rep->entries++;
@@ -420,8 +433,17 @@ int cl_verify_ledger_dir(cl_fs *fs, const char *dir, const cl_cert *service_cert
             cl_file_close(f);
         }
     }
+    if (strcmp(ldir, dir) != 0) { /* a data directory: audit its Merkle store too */
+        char mdir[1100];
+        snprintf(mdir, sizeof mdir, "%s/merkle", dir);
+        int arc = cl_merkle_audit_open(fs, mdir, &v.audit);
+        if (arc < 0 && arc != CL_ENOENT)
+            snprintf(rep->merkle_what, sizeof rep->merkle_what, "cannot read %.200s: %s", mdir,
+                     cl_strerror(arc));
+        rep->merkle_checked = arc != CL_ENOENT;
+    }
     static const uint8_t zero[32];
-    frontier_append(&v.tree, zero); /* leaf 0 */
+    leaf_append(&v, zero); /* leaf 0 */
     for (size_t i = 0; i < ls.n; i++) {
         if (ls.c[i].start != v.expect) {
             snprintf(rep->file, sizeof rep->file, "%s", ls.names[i]);
@@ -446,7 +468,22 @@ int cl_verify_ledger_dir(cl_fs *fs, const char *dir, const cl_cert *service_cert
         rc = fail(&v, CL_EENDORSE, v.expect - 1, 0,
                   "the ledger's current service identity is not the given service certificate");
     }
+    if (rc == CL_OK && v.audit != NULL) {
+        cl_merkle_audit_result ar;
+        int arc = cl_merkle_audit_finish(v.audit, &ar);
+        rep->merkle_records = ar.records;
+        if (rep->merkle_what[0] == 0 && ar.bad)
+            snprintf(rep->merkle_what, sizeof rep->merkle_what,
+                     "merkle/level_%02u record %" PRIu64 " is not the hash of its two children",
+                     ar.bad_level, ar.bad_index);
+        else if (rep->merkle_what[0] == 0 && arc < 0)
+            snprintf(rep->merkle_what, sizeof rep->merkle_what, "cannot read merkle/: %s",
+                     cl_strerror(arc));
+    }
+    if (rc == CL_OK && rep->merkle_what[0] != 0)
+        rc = CL_ECORRUPT;
 out:
+    cl_merkle_audit_close(v.audit);
     for (size_t i = 0; i < v.nnodes; i++)
         cl_cert_free(v.nodes[i].cert);
     cl_free(v.nodes);

@@ -7,8 +7,10 @@
  * roots, every signature (root equality and ECDSA with the signing node's key), every node
  * certificate endorsed by the service identity in force, every service-identity change endorsed by
  * the new identity, a committed chunk ends on a signature, plaintext claims digests on public
- * ledgers, and finally that the ledger's current service identity is the given certificate.
- * Memory is O(log n + nodes + identities), independent of the ledger size.
+ * ledgers, and finally that the ledger's current service identity is the given certificate. In a
+ * node's data directory the derived Merkle store (merkle/) is audited against the recomputed
+ * leaves too (cl_merkle_audit_*). Memory is O(log n + nodes + identities), independent of the
+ * ledger size.
  */
 #ifndef CLEDGER_LEDGER_VERIFY_H
 #define CLEDGER_LEDGER_VERIFY_H
@@ -28,6 +30,12 @@ typedef struct {
     uint64_t unsigned_tail; /* entries after the last signature (open chunk only) */
     uint64_t bytes;         /* bytes read */
     int private_ledger;
+    /* The node's Merkle store (data-directory mode, when merkle/ exists; merkle.h, offline
+     * audit). It is derived from the chunks: a damaged store does not make the ledger invalid,
+     * but the call then fails with CL_ECORRUPT and merkle_what says what differs. */
+    int merkle_checked;
+    uint64_t merkle_records; /* stored records checked */
+    char merkle_what[256];   /* empty when the store is sound */
     /* On failure: */
     uint64_t bad_seqno; /* the seqno that failed (expected seqno when the frame is unreadable) */
     char file[512];     /* chunk file name */

@@ -40,6 +40,18 @@ expect 0 "verify-ledger" -- "$CL" verify-ledger "$D" --service-cert "$D/service_
 grep -q "ledger valid: " "$work/out" && ok || bad "verify-ledger output"
 expect 0 "verify-ledger --json" -- "$CL" verify-ledger "$D" --service-cert "$D/service_cert.pem" --json
 grep -q '"valid":true' "$work/out" && ok || bad "verify-ledger --json output"
+grep -q '"merkleStore":"valid"' "$work/out" && ok || bad "verify-ledger did not audit the Merkle store: $(cat "$work/out")"
+# the derived Merkle store is audited too: a damaged record is reported (the ledger itself is
+# valid), exit 1, with the fix; removing merkle/ makes the next open rebuild it
+cp "$D/merkle/level_01" "$work/level_01.bak"
+printf '\xff' | dd of="$D/merkle/level_01" bs=1 seek=$((32 * 5 + 9)) count=1 conv=notrunc 2>/dev/null
+expect 1 "verify-ledger with a damaged Merkle store" -- "$CL" verify-ledger "$D" --service-cert "$D/service_cert.pem"
+grep -q "ledger valid: " "$work/out" && grep -q "Merkle store is DAMAGED: merkle/level_01 record 5 is not the hash of its two children" "$work/err" && ok ||
+    bad "damaged Merkle store report: $(cat "$work/out" "$work/err")"
+expect 1 "verify-ledger --json with a damaged Merkle store" -- "$CL" verify-ledger "$D" --service-cert "$D/service_cert.pem" --json
+grep -q '"merkleStore":"damaged"' "$work/out" && ok || bad "damaged store --json: $(cat "$work/out")"
+cp "$work/level_01.bak" "$D/merkle/level_01"
+expect 0 "verify-ledger with the store restored" -- "$CL" verify-ledger "$D" --service-cert "$D/service_cert.pem"
 
 # another ledger's certificate is not this ledger's identity
 E="$work/other"

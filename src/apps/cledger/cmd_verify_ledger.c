@@ -3,8 +3,9 @@
  *
  * Walks every chunk of a ledger offline (ledger/verify.c) and reports either the counts and the
  * last signed root (exit 0) or the first failure: seqno, file, byte offset and what failed
- * (exit 1). Usage errors and unreadable certificates exit 2. A progress bar is drawn on stderr
- * when it is a terminal.
+ * (exit 1). In a node's data directory it audits the derived Merkle store (merkle/) as well: a
+ * damaged store is reported after the ledger's counts, with exit 1. Usage errors and unreadable
+ * certificates exit 2. A progress bar is drawn on stderr when it is a terminal.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -90,14 +91,23 @@ int cmd_verify_ledger(int argc, char **argv)
     cl_cert_free(service);
     char root[65];
     cl_hex_encode(rep.last_root, 32, root);
-    if (rc == CL_OK) {
-        if (json)
-            printf("{\"valid\":true,\"entries\":%" PRIu64 ",\"signatures\":%" PRIu64
-                   ",\"lastSigned\":\"%" PRIu64 ".%" PRIu64 "\",\"lastRoot\":\"%s\","
-                   "\"unsignedTail\":%" PRIu64 ",\"private\":%s,\"seconds\":%.3f}\n",
-                   rep.entries, rep.signatures, rep.last_view, rep.last_signed, root,
-                   rep.unsigned_tail, rep.private_ledger ? "true" : "false", dt);
-        else
+    int store_bad = rc == CL_ECORRUPT && rep.what[0] == 0 && rep.merkle_what[0] != 0;
+    const char *store = !rep.merkle_checked ? "absent" : store_bad ? "damaged" : "valid";
+    if (rc == CL_OK || store_bad) {
+        if (json) {
+            char last[48];
+            snprintf(last, sizeof last, "%" PRIu64 ".%" PRIu64, rep.last_view, rep.last_signed);
+            json_t *j = json_pack(
+                "{s:b,s:I,s:I,s:s,s:s,s:I,s:b,s:s,s:I,s:s,s:f}", "valid", 1, "entries",
+                (json_int_t)rep.entries, "signatures", (json_int_t)rep.signatures, "lastSigned",
+                last, "lastRoot", root, "unsignedTail", (json_int_t)rep.unsigned_tail, "private",
+                rep.private_ledger, "merkleStore", store, "merkleRecords",
+                (json_int_t)rep.merkle_records, "merkleWhat", rep.merkle_what, "seconds", dt);
+            char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
+            printf("%s\n", out ? out : "{\"valid\":true}");
+            free(out);
+            json_decref(j);
+        } else
             printf("ledger valid: %" PRIu64 " entries, %" PRIu64 " signatures, last signed %" PRIu64
                    ".%" PRIu64 " root %s%s (%.2f s, %.0f "
                    "entries/s)\n",
@@ -107,7 +117,16 @@ int cmd_verify_ledger(int argc, char **argv)
         if (!json && rep.unsigned_tail)
             printf("note: %" PRIu64 " entries after the last signature are not yet signed\n",
                    rep.unsigned_tail);
-        return CLEDGER_EXIT_OK;
+        if (!json && rep.merkle_checked && !store_bad)
+            printf("merkle store valid: %" PRIu64 " stored records checked\n", rep.merkle_records);
+        if (!store_bad)
+            return CLEDGER_EXIT_OK;
+        /* The ledger is sound; the node's derived tree is not (and would serve bad proofs). */
+        fprintf(stderr,
+                "verify-ledger: the node's Merkle store is DAMAGED: %s. It is derived from the "
+                "chunks: with the node stopped, remove %s/merkle and the next start rebuilds it\n",
+                rep.merkle_what, dir);
+        return CLEDGER_EXIT_INVALID;
     }
     if (json) {
         json_t *j = json_pack("{s:b,s:I,s:s,s:I,s:s,s:s}", "valid", 0, "seqno",
