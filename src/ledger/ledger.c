@@ -100,7 +100,8 @@ struct cl_ledger {
     uint64_t last_seqno, durable_seqno, signed_seqno, pending_signed;
     uint8_t open_sig_root[32]; /* root of the open chunk's last signature, found at open */
     int open_sig_seen;
-    int rebuild_asked; /* merkle/rebuild was written (request_rebuild) */
+    int rebuild_asked;           /* merkle/rebuild was written (request_rebuild) */
+    uint64_t last_secret_record; /* seqno of the last secret's record, found at open (0: none) */
 
     uint8_t *rpool; /* RAND_bytes in bulk for per-entry claims keys; secure heap, wiped */
     size_t rpool_pos;
@@ -691,7 +692,10 @@ static int append_secret_record(cl_ledger *l, uint64_t view)
                      NULL,
                      NULL,
                      0};
-    return append_frame(l, &fs, NULL);
+    uint64_t s;
+    CL_TRY(append_frame(l, &fs, &s));
+    /* indexed as replay indexes it (index_internal_meta), so a rebuilt index equals this one */
+    return poisoned(l, index_internal_meta(l->batch, &p, s));
 }
 
 int cl_ledger_rotate_secret(cl_ledger *l, uint64_t view)
@@ -1897,6 +1901,127 @@ static int check_tree(cl_ledger *l)
     return CL_OK;
 }
 
+/* ---- the ledger secrets check ---------------------------------------------------------------
+ * node/ledger_secrets is covered by no signature. A file from another ledger (a backup of the
+ * wrong node, a copy mix-up) has the right shape and was used: entries were written under keys
+ * this ledger's history does not know, and commit evidence changed under receipts already handed
+ * out. Every secret has a ledger-secret record, the first SECRETS-table write at or after the seqno
+ * it applies from (at that seqno for a rotation, the third genesis entry for the first secret),
+ * encrypted under that secret (AES-GCM authenticates the key), whose private part is the previous
+ * secret and whose value names the seqno it applies from. Open decrypts each record with the file's
+ * secret and compares both, reading the chunks directly (the index is not trusted yet): a few
+ * frames per secret, in the chunk that holds its record. A ledger that ends before a secret's
+ * record has nothing encrypted under it (trim_secrets drops it). */
+static int secret_chunk(const cl_ledger *l, uint64_t seqno, cl_chunk_name *out)
+{
+    if (l->open_start != 0 && seqno >= l->open_start) {
+        *out = (cl_chunk_name){l->open_start, 0, 0};
+        return CL_OK;
+    }
+    for (size_t i = 0; i < l->nchunks; i++)
+        if (l->chunks[i].start <= seqno && seqno <= l->chunks[i].end) {
+            *out = l->chunks[i];
+            return CL_OK;
+        }
+    return CL_ENOENT;
+}
+
+/* CL_OK (or CL_ENOENT when the ledger ends before the record); CL_ECORRUPT, logged, otherwise. */
+static int check_secret(cl_ledger *l, size_t i, cl_buf *plain)
+{
+    const secret_rec *sec = &l->secrets[i];
+    cl_chunk_name c;
+    char path[PATH_MAX_LEN], want[64];
+    if (secret_chunk(l, sec->applies_from, &c) != CL_OK)
+        return CL_ENOENT;
+    CL_TRY(chunk_path(l, &c, path));
+    int wn = snprintf(want, sizeof want, "{\"appliesFrom\":%" PRIu64 "}", sec->applies_from);
+    cl_chunk_reader r;
+    CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
+    int rc;
+    uint64_t at = 0;
+    const char *why = NULL;
+    for (;;) {
+        cl_entry_view e;
+        uint64_t off;
+        cl_internal_pub ip;
+        rc = cl_chunk_reader_next(&r, &e, &off);
+        if (rc < 0 || e.seqno > l->last_seqno) {
+            rc = rc < 0 && rc != CL_ENOENT && rc != CL_ETRUNC ? rc : CL_ENOENT;
+            break;
+        }
+        if (e.seqno < sec->applies_from)
+            continue;
+        at = e.seqno;
+        if (e.seqno > sec->applies_from + 2) { /* genesis: service, node, then the secret */
+            why = "is missing: no ledger-secret record where the file says it applies from";
+            rc = CL_ECORRUPT;
+            break;
+        }
+        if (e.type != CL_ENTRY_INTERNAL || cl_internal_pub_decode(e.pub, e.pub_len, &ip) != CL_OK ||
+            ip.table != CL_TABLE_SECRETS)
+            continue;
+        size_t prev_len = i > 0 ? 32 : 0;
+        if (!(e.flags & CL_ENTRY_F_ENCRYPTED) || decrypt_priv(l, &e, plain) != CL_OK)
+            why = "does not decrypt with it";
+        else if (plain->len != prev_len ||
+                 (i > 0 && !cl_ct_equal(plain->data, l->secrets[i - 1].key, 32)))
+            why = "holds another previous secret than the file's";
+        else if (ip.value_len != (size_t)wn || memcmp(ip.value, want, (size_t)wn) != 0)
+            why = "names another first seqno than the file's";
+        rc = why == NULL ? CL_OK : CL_ECORRUPT;
+        if (rc == CL_OK)
+            l->last_secret_record = at;
+        break;
+    }
+    cl_chunk_reader_close(&r);
+    if (plain->len != 0)
+        cl_wipe(plain->data, plain->len);
+    plain->len = 0;
+    if (rc == CL_ECORRUPT)
+        cl_logf(CL_LOG_ERROR,
+                "ledger: %s/ledger_secrets does not belong to this ledger: the record of secret "
+                "%zu (seqno %" PRIu64 ") %s; restore this node's own file",
+                l->node_dir, i + 1, at, why);
+    return rc;
+}
+
+static int check_secrets(cl_ledger *l)
+{
+    cl_buf plain = CL_BUF_INIT;
+    int rc = CL_OK;
+    for (size_t i = 0; rc == CL_OK && i < l->nsecrets; i++) {
+        if (l->secrets[i].applies_from > l->last_seqno)
+            break; /* trim_secrets drops it */
+        rc = check_secret(l, i, &plain);
+        if (rc == CL_ENOENT)
+            rc = CL_OK;
+    }
+    cl_buf_wipe_free(&plain);
+    return rc;
+}
+
+/* The other way round: a ledger-secret record after the last secret's means the file lacks the
+ * newer secrets (an older copy): the entries under them would not decrypt, and new ones would be
+ * written under a superseded key. O(1) index reads, once the index is up to date. */
+static int check_no_later_secret(cl_ledger *l)
+{
+    if (l->last_secret_record == 0 || l->last_secret_record >= l->durable_seqno)
+        return CL_OK;
+    char coll[3] = {'\x01', 't', (char)('0' + CL_TABLE_SECRETS)};
+    first_cb_arg fa = {0};
+    CL_TRY(cl_index_collection_scan(l->idx, coll, 3, l->last_secret_record + 1, l->durable_seqno, 1,
+                                    first_cb, &fa, NULL));
+    if (fa.found == 0)
+        return CL_OK;
+    cl_logf(CL_LOG_ERROR,
+            "ledger: %s/ledger_secrets holds %zu secrets, and none of them is the one the ledger "
+            "records at seqno %" PRIu64 ": the file is an older copy or another ledger's; restore "
+            "this node's current file",
+            l->node_dir, l->nsecrets, fa.found);
+    return CL_ECORRUPT;
+}
+
 /* Drop secrets whose ledger record never became durable (crash between saving the secret file
  * and syncing the record). */
 static int trim_secrets(cl_ledger *l)
@@ -1960,8 +2085,10 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
     CL_GUARD(recover_open_chunk(l));
     l->durable_seqno = l->last_seqno;
     l->pending_signed = l->signed_seqno;
+    CL_GUARD(check_secrets(l));
     CL_GUARD(trim_secrets(l));
     CL_GUARD(open_derived(l, o));
+    CL_GUARD(check_no_later_secret(l));
     CL_GUARD(check_tree(l));
     {
         size_t vl = 0;

@@ -200,7 +200,13 @@ with open(p, "r+b") as f:
 PY
 # and a raft log that lost its segments ends before the ledger's last signature: refused too
 cp -a "$D" "$work/noraftlog"; rm "$work/noraftlog"/raft/log-*
-for c in nonode noledger raftflip noraftlog; do
+# and another ledger's secrets file: no signature covers node/ledger_secrets, so the ledger's
+# secret records are decrypted with it at start (it was taken, and new entries went under keys
+# the history does not know)
+cp -a "$D" "$work/foreignsecrets"
+"$BIN/cledger" ledger init "$work/otherledger" >/dev/null 2>&1 || bad "cledger ledger init"
+cp "$work/otherledger/node/ledger_secrets" "$work/foreignsecrets/node/ledger_secrets"
+for c in nonode noledger raftflip noraftlog foreignsecrets; do
     # (raftflip and noraftlog are refused once the node's files are open: the TLS certificate, issued at each
     # start, the index's lock file and the Merkle store's sync marker may change (the open hashes the
     # leaves after the last signature again, to the same records); the raft log, ledger, index and
@@ -211,7 +217,8 @@ for c in nonode noledger raftflip noraftlog; do
     before=$(cat "$work/$c.before"); after=$(cat "$work/$c.after")
     [ "$before" = "$after" ] || echo "changed by the refused start: $(diff "$work/$c.before" "$work/$c.after" | tr '\n' ' ')"
     case $c in nonode) want="no node/ledger_type";; noledger) want="not even its genesis";; raftflip) want="raft log in .* is damaged: .* is damaged at offset";;
-        noraftlog) want="raft log in .* does not match the ledger: it ends at raft index 0";; esac
+        noraftlog) want="raft log in .* does not match the ledger: it ends at raft index 0";;
+        foreignsecrets) want="ledger_secrets does not belong to this ledger: the record of secret 1 (seqno 3) does not decrypt with it";; esac
     [ $st -eq 1 ] && grep -q "$want" "$work/$c.out" && [ "$before" = "$after" ] && ok || bad "$c: exit $st, $(tail -1 "$work/$c.out")"
 done
 

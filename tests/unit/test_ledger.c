@@ -290,6 +290,93 @@ static void test_private_ledger_encrypts(void **state)
     tu_rmrf(dir);
 }
 
+static void write_bytes(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Opening with `secrets` (n bytes) as node/ledger_secrets is refused and changes nothing. */
+static void expect_secrets_refused(const char *dir, const uint8_t *secrets, size_t n)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/node/ledger_secrets", dir);
+    write_bytes(p, secrets, n);
+    char ld[600], nd[600];
+    snprintf(ld, sizeof ld, "%s/ledger", dir);
+    snprintf(nd, sizeof nd, "%s/node", dir);
+    uint32_t before_l = tu_dir_crc(ld), before_n = tu_dir_crc(nd);
+    cl_ledger_opts o = {0};
+    o.dir = dir;
+    cl_ledger *l = NULL;
+    assert_int_equal(cl_ledger_open(&o, &l), CL_ECORRUPT);
+    assert_int_equal(tu_dir_crc(ld), before_l);
+    assert_int_equal(tu_dir_crc(nd), before_n);
+}
+
+/* node/ledger_secrets is covered by no signature, so it is checked against the ledger at open:
+ * another ledger's file, an older copy (it lacks a rotated secret), a secret with a changed key or
+ * first seqno are refused before anything is written; this ledger's own file opens. A foreign
+ * file used to be taken: new entries went under a key the history does not know. */
+static void test_secrets_file_checked(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    const char *other = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(other, 1, 0);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = make(dir, 1, 2048);
+    uint64_t s[30];
+    for (int i = 0; i < 30; i++) {
+        put(l, "sec", "under the first secret", &s[i]);
+        if (i % 10 == 9)
+            assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    }
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    char p[600];
+    snprintf(p, sizeof p, "%s/node/ledger_secrets", dir);
+    size_t n_old = 0, n_cur = 0, n_other = 0;
+    uint8_t *old = (uint8_t *)tu_read_file(p, &n_old); /* one secret */
+    assert_int_equal(cl_ledger_rotate_secret(l, 2), CL_OK);
+    uint64_t after;
+    put(l, "sec", "under the second secret", &after);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    uint8_t *cur = (uint8_t *)tu_read_file(p, &n_cur);
+    assert_int_equal(n_cur, 12 + 2 * 40);
+    char po[600];
+    snprintf(po, sizeof po, "%s/node/ledger_secrets", other);
+    uint8_t *oth = (uint8_t *)tu_read_file(po, &n_other);
+
+    expect_secrets_refused(dir, oth, n_other);
+    expect_secrets_refused(dir, old, n_old);
+    uint8_t *bad = malloc(n_cur);
+    assert_non_null(bad);
+    memcpy(bad, cur, n_cur);
+    bad[12 + 40 + 8 + 5] ^= 1; /* the second key */
+    expect_secrets_refused(dir, bad, n_cur);
+    memcpy(bad, cur, n_cur);
+    cl_store_u64(bad + 12 + 40, cl_load_u64(cur + 12 + 40) + 1); /* the second first seqno */
+    expect_secrets_refused(dir, bad, n_cur);
+    memcpy(bad, cur, n_cur);
+    bad[12 + 8] ^= 1; /* the first key */
+    expect_secrets_refused(dir, bad, n_cur);
+
+    write_bytes(p, cur, n_cur);
+    l = reopen(dir, 2048);
+    expect_entry(l, s[3], "sec", "under the first secret");
+    expect_entry(l, after, "sec", "under the second secret");
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    free(bad);
+    free(old);
+    free(cur);
+    free(oth);
+    tu_rmrf(dir);
+    tu_rmrf(other);
+}
+
 static void test_public_ledger_not_encrypted_and_type_fixed(void **state)
 {
     const char *dir = tu_tempdir("cl-ledger");
@@ -1406,6 +1493,7 @@ int main(void)
         cmocka_unit_test(test_bad_collection_rejected),
         cmocka_unit_test(test_crc32c),
         cmocka_unit_test(test_private_ledger_encrypts),
+        cmocka_unit_test(test_secrets_file_checked),
         cmocka_unit_test(test_public_ledger_not_encrypted_and_type_fixed),
         cmocka_unit_test(test_rollover_and_reads_across_chunks),
         cmocka_unit_test(test_service_identity_rotation),
