@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "base/codec.h"
@@ -183,6 +184,31 @@ static json_t *req_json(cl_req *r, int array)
 
 static json_t *req_json_object(cl_req *r) { return req_json(r, 0); }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Appends {"collectionId":...,"contents":...,"transactionId":...}: the bytes cl_json_dump gives
+ * for that object (sorted keys), without building it. Contents and collection ids are UTF-8
+ * (checked when written); a ledger that says otherwise is CL_EJSON, answered with 500. */
+static int put_entry_object(cl_buf *b, const cl_ledger_entry *e, const char *txid)
+{
+    CL_ENSURE(cl_utf8_valid((const char *)e->contents, e->contents_len) &&
+                  cl_utf8_valid(e->collection, e->collection_len),
+              CL_EJSON);
+    CL_TRY(cl_buf_reserve(b, e->contents_len + e->collection_len + 96));
+    CL_TRY(cl_buf_append(b, CL_LIT("{\"collectionId\":")));
+    CL_TRY(cl_json_put_string(b, e->collection, e->collection_len));
+    CL_TRY(cl_buf_append(b, CL_LIT(",\"contents\":")));
+    CL_TRY(cl_json_put_string(b, (const char *)e->contents, e->contents_len));
+    CL_TRY(cl_buf_append(b, CL_LIT(",\"transactionId\":")));
+    CL_TRY(cl_json_put_string(b, txid, strlen(txid)));
+    return cl_buf_append(b, CL_LIT("}"));
+}
+
 static json_t *entry_json(const cl_ledger_entry *e, const char *txid)
 {
     json_t *c = json_stringn((const char *)e->contents, e->contents_len);
@@ -305,27 +331,17 @@ void cl_api_get_entry(cl_req *r)
     }
     /* The hottest read: serialised directly, the same bytes as cl_json_dump of
      * {"entry":{"collectionId","contents","transactionId"},"state":"Ready"} (sorted keys). jansson
-     * built and sorted it in 7% of a read's CPU. Contents and collection ids are UTF-8 (checked
-     * when written); a ledger that says otherwise gets the same 500 as before. */
-    const char *txid = r->path.seg[2];
+     * built and sorted it in 7% of a read's CPU. */
     cl_buf b = CL_BUF_INIT;
-    if (!cl_utf8_valid((const char *)e.contents, e.contents_len) ||
-        !cl_utf8_valid(e.collection, e.collection_len))
-        rc = CL_EJSON;
-    else if ((rc = cl_buf_reserve(&b, e.contents_len + e.collection_len + 128)) == CL_OK &&
-             (rc = cl_buf_append(&b, CL_LIT("{\"entry\":{\"collectionId\":"))) == CL_OK &&
-             (rc = cl_json_put_string(&b, e.collection, e.collection_len)) == CL_OK &&
-             (rc = cl_buf_append(&b, CL_LIT(",\"contents\":"))) == CL_OK &&
-             (rc = cl_json_put_string(&b, (const char *)e.contents, e.contents_len)) == CL_OK &&
-             (rc = cl_buf_append(&b, CL_LIT(",\"transactionId\":"))) == CL_OK &&
-             (rc = cl_json_put_string(&b, txid, strlen(txid))) == CL_OK)
-        rc = cl_buf_append(&b, CL_LIT("},\"state\":\"Ready\"}"));
+    if ((rc = cl_buf_append(&b, CL_LIT("{\"entry\":"))) == CL_OK &&
+        (rc = put_entry_object(&b, &e, r->path.seg[2])) == CL_OK)
+        rc = cl_buf_append(&b, CL_LIT(",\"state\":\"Ready\"}"));
     cl_ledger_entry_free(&e);
     if (rc == CL_OK)
         cl_api_reply_text(r->n, &r->to, 200, b.data, b.len, NULL);
     else
-        cl_api_error(&r->to, 500, "InternalError", "out of memory");
-    cl_buf_free(&b);
+        internal_error(r, rc);
+    cl_buf_wipe_free(&b);
 }
 
 void cl_api_status(cl_req *r)
@@ -447,14 +463,6 @@ static int seq_cb(void *arg, uint64_t seqno)
 }
 
 /* Upper bound of the bytes a JSON string of s takes (jansson escapes ", \ and controls). */
-static size_t json_str_cost(const uint8_t *s, size_t n)
-{
-    size_t c = 2;
-    for (size_t i = 0; i < n; i++)
-        c += s[i] < 0x20 ? 6 : (s[i] == '"' || s[i] == '\\') ? 2 : 1;
-    return c;
-}
-
 static int view_for(cl_node *n, uint64_t seqno, uint64_t *view)
 {
     if (seqno >= 1 && seqno <= cl_ledger_durable_seqno(n->l))
@@ -528,13 +536,10 @@ void cl_api_list_entries(cl_req *r)
         return;
     }
     uint64_t commit = cl_ledger_signed_seqno(n->l);
-    json_t *entries = json_array();
     seq_list sl = {NULL, 0, 0};
-    cl_buf link = CL_BUF_INIT;
-    json_t *body = NULL;
+    cl_buf link = CL_BUF_INIT, out = CL_BUF_INIT;
     int rc = CL_OK;
     char txid[CL_TXID_MAX + 1];
-    CL_GUARD_IF(entries == NULL, CL_ENOMEM);
     if (ts == NULL) { /* pin the upper bound: the commit point of the first page */
         to = commit;
         CL_GUARD(view_for(n, to, &tv));
@@ -544,28 +549,39 @@ void cl_api_list_entries(cl_req *r)
     if (len <= CL_NODE_MAX_COLLECTION_ID)
         CL_GUARD(cl_ledger_collection_last(n->l, coll, len, &last_coll));
     uint64_t next = 0;
+    /* The page is written directly, the bytes cl_json_dump gives for {"entries":[...],
+     * "nextLink":...,"state":"Ready"} (sorted keys): jansson spent over half of a large page's
+     * time building and escaping it. A page runs on the main loop, so besides its window and its
+     * size it has a time budget: once it is spent, the page ends and its nextLink resumes at the
+     * next entry (§8.3 allows a Ready page of any length with a nextLink). */
+    CL_GUARD(cl_buf_append(&out, CL_LIT("{\"entries\":[")));
     if (last_coll != 0 && from <= end) {
         uint64_t wend = end - from >= CL_NODE_LIST_WINDOW ? from + CL_NODE_LIST_WINDOW - 1 : end;
         sl.cap = CL_NODE_LIST_WINDOW;
         sl.v = cl_malloc(sl.cap * sizeof *sl.v);
         CL_GUARD_IF(sl.v == NULL, CL_ENOMEM);
         CL_GUARD(cl_ledger_collection_scan(n->l, coll, len, from, wend, 0, seq_cb, &sl, NULL));
-        size_t cost = 64;
+        uint64_t t0 = now_ns();
         for (size_t i = 0; i < sl.n; i++) {
-            cl_ledger_entry e;
-            CL_GUARD(cl_ledger_read(n->l, sl.v[i], &e));
-            size_t c = json_str_cost(e.contents, e.contents_len) +
-                       json_str_cost((const uint8_t *)e.collection, e.collection_len) + 80;
-            if (i > 0 && cost + c > CL_NODE_LIST_MAX_BODY) {
-                cl_ledger_entry_free(&e);
+            if (i > 0 && now_ns() - t0 >= n->list_budget_ns) {
                 next = sl.v[i];
                 break;
             }
-            cost += c;
+            cl_ledger_entry e;
+            CL_GUARD(cl_ledger_read(n->l, sl.v[i], &e));
+            size_t mark = out.len;
             cl_txid_format(e.view, e.seqno, txid, sizeof txid);
-            json_t *ej = entry_json(&e, txid);
+            rc = i > 0 ? cl_buf_append(&out, CL_LIT(",")) : CL_OK;
+            if (rc == CL_OK)
+                rc = put_entry_object(&out, &e, txid);
             cl_ledger_entry_free(&e);
-            CL_GUARD_IF(ej == NULL || json_array_append_new(entries, ej) != 0, CL_ENOMEM);
+            CL_GUARD(rc);
+            if (i > 0 && out.len + CL_NODE_LIST_TAIL > CL_NODE_LIST_MAX_BODY) {
+                cl_wipe(out.data + mark, out.len - mark);
+                out.len = mark;
+                next = sl.v[i];
+                break;
+            }
         }
         if (next == 0 && wend < end) {
             /* Resume at the next entry of the collection, skipping empty windows. */
@@ -582,9 +598,7 @@ void cl_api_list_entries(cl_req *r)
          * the last written entry is cut at the commit point as before, so paging always ends. */
         next = end + 1 > from ? end + 1 : from;
     }
-    body = json_pack("{s:s,s:o}", "state", "Ready", "entries", entries);
-    entries = NULL;
-    CL_GUARD_IF(body == NULL, CL_ENOMEM);
+    CL_GUARD(cl_buf_append(&out, CL_LIT("]")));
     if (next != 0) {
         uint64_t nv;
         CL_GUARD(view_for(n, next, &nv));
@@ -594,18 +608,17 @@ void cl_api_list_entries(cl_req *r)
         CL_GUARD(append_param(&link, "fromTransactionId", txid, strlen(txid)));
         cl_txid_format(tv, to, txid, sizeof txid);
         CL_GUARD(append_param(&link, "toTransactionId", txid, strlen(txid)));
-        json_t *ls = json_stringn((const char *)link.data, link.len);
-        CL_GUARD_IF(ls == NULL || json_object_set_new(body, "nextLink", ls) != 0, CL_ENOMEM);
+        CL_GUARD(cl_buf_append(&out, CL_LIT(",\"nextLink\":")));
+        CL_GUARD(cl_json_put_string(&out, (const char *)link.data, link.len));
     }
-    cl_api_reply(n, &r->to, 200, body, NULL);
-    body = NULL;
+    CL_GUARD(cl_buf_append(&out, CL_LIT(",\"state\":\"Ready\"}")));
+    cl_api_reply_text(n, &r->to, 200, out.data, out.len, NULL);
 out:
     if (rc < 0)
         internal_error(r, rc);
-    json_decref(entries);
-    json_decref(body);
     cl_free(sl.v);
     cl_buf_free(&link);
+    cl_buf_wipe_free(&out);
 }
 
 /* ---- collections (§8.4) -------------------------------------------------------------------- */

@@ -23,7 +23,9 @@
 #define CL_NODE_MAX_CONTENTS 8192        /* §15 */
 #define CL_NODE_MAX_COLLECTION_ID 256    /* §15 */
 #define CL_NODE_LIST_WINDOW 1000         /* §8.3 seqnos per page */
-#define CL_NODE_LIST_MAX_BODY (4u << 20) /* §8.3 */
+#define CL_NODE_LIST_MAX_BODY (1u << 20) /* §8.3: 4 MiB there; smaller pages, less held */
+#define CL_NODE_LIST_TAIL 2048           /* room kept in a page for its nextLink and end */
+#define CL_NODE_LIST_BUDGET_US 2000      /* main-loop time one page may take, by default */
 #define CL_NODE_COLLECTIONS_PAGE 1000    /* §8.4 */
 #define CL_NODE_QUOTE_VERSION "CLEDGER_VIRTUAL_v1"
 #define CL_NODE_QUOTE_MEASUREMENT "cledger virtual v1"
@@ -118,6 +120,7 @@ struct cl_node {
     size_t max_body;
     int strict_api;
     size_t max_collections;
+    uint64_t list_budget_ns; /* cl_node_opts.list_budget_us */
     int started;
     int failed; /* a ledger sync failed: the node serves errors until restarted */
     cl_users users;

@@ -359,6 +359,8 @@ int cl_node_new(const cl_node_opts *o, cl_node **out)
     n->max_body = o->max_body_bytes ? o->max_body_bytes : (1u << 20);
     n->strict_api = o->strict_api_version;
     n->max_collections = o->max_collections ? o->max_collections : 5000;
+    n->list_budget_ns =
+        (uint64_t)(o->list_budget_us ? o->list_budget_us : CL_NODE_LIST_BUDGET_US) * 1000u;
     n->waiting_tail = &n->waiting;
     cl_users_init(&n->users);
     cl_rolemap_init(&n->roles);

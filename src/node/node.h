@@ -57,6 +57,7 @@ typedef struct {
     size_t max_body_bytes;        /* 0: 1 MiB */
     int strict_api_version;       /* §3.2 rule 2 */
     size_t max_collections;       /* 0: 5000 (§15; the default collection is not counted) */
+    unsigned list_budget_us;      /* main-loop time one list page may take; 0: 2000 */
 } cl_node_opts;
 
 /* The result of cl_node_apply, handed to the submitter's callback, which frees it with free()

@@ -584,6 +584,106 @@ static void test_paging(void **state)
     env_free(e);
 }
 
+/* Pages are written directly, not through jansson: each must be exactly the bytes cl_json_dump
+ * gives for its own parsed value (escapes of quotes, backslashes, control characters and
+ * non-ASCII text included), stay under 1 MiB, and together list every entry once, in order.
+ * 8,000-byte contents make the size cut the limit (about 130 entries a page, not the window's
+ * 1,000). */
+static void test_paging_big_pages(void **state)
+{
+    env_t *e = env_new_unsigned();
+    add_user(e, FP_READER, "Reader");
+    char *big = malloc(8001);
+    assert_non_null(big);
+    static const char pat[] = "a\"b\\c\n\t\x01/\xc3\xa9\xe2\x82\xac z";
+    for (size_t i = 0; i < 8000;) {
+        size_t k = sizeof pat - 1 < 8000 - i ? sizeof pat - 1 : 8000 - i;
+        if (k < sizeof pat - 1) { /* pad the tail with ASCII: no split character */
+            memset(big + i, 'p', k);
+        } else {
+            memcpy(big + i, pat, k);
+        }
+        i += k;
+    }
+    big[8000] = '\0';
+    for (int i = 0; i < 300; i++) {
+        memcpy(big, &"0123456789"[i % 10], 1);
+        post(e, "collectionId=big", big);
+    }
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    char url[4096] = "/app/transactions?api-version=2022-05-13&collectionId=big";
+    int pages = 0, seen = 0;
+    uint64_t last = 0;
+    for (;;) {
+        reply_t r = rq(e, "GET", url, tu_fp(FP_READER), NULL);
+        assert_int_equal(r.status, 200);
+        assert_true(strlen(r.body) <= (1u << 20));
+        json_t *j = body_json(&r);
+        char *again = cl_json_dump(j);
+        assert_non_null(again);
+        assert_string_equal(again, r.body);
+        cl_free(again);
+        pages++;
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(j, "entries"), i, v)
+        {
+            uint64_t s = txid_seqno(jstr(v, "transactionId"));
+            assert_true(s > last);
+            last = s;
+            const char *c = jstr(v, "contents");
+            assert_int_equal(strlen(c), 8000);
+            assert_int_equal(c[0], "0123456789"[seen % 10]);
+            assert_memory_equal(c + 1, big + 1, 7999);
+            seen++;
+        }
+        const char *next = jstr(j, "nextLink");
+        if (next == NULL) {
+            json_decref(j);
+            nu_reply_free(&r);
+            break;
+        }
+        snprintf(url, sizeof url, "%s", next);
+        json_decref(j);
+        nu_reply_free(&r);
+    }
+    assert_int_equal(seen, 300);
+    assert_true(pages >= 3);
+    free(big);
+    env_free(e);
+}
+
+/* A page also ends when its time on the main loop is spent, whatever its size: with a budget of
+ * 1 µs a page holds an entry or a few (without it, one page holds all 40), and the listing is
+ * still complete and in order. */
+static void test_paging_time_budget(void **state)
+{
+    cl_node_opts o = {0};
+    o.sig_interval_ms = 1000000;
+    o.sig_max_entries = 1000000;
+    o.list_budget_us = 1;
+    env_t *e = env_new_opts(&o);
+    add_user(e, FP_READER, "Reader");
+    char c[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(c, sizeof c, "e%d", i);
+        post(e, "collectionId=t", c);
+    }
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    char(*got)[32] = calloc(64, 32);
+    int pages;
+    size_t n =
+        list_all(e, "/app/transactions?api-version=2022-05-13&collectionId=t", 0, got, 64, &pages);
+    assert_int_equal(n, 40);
+    assert_true(pages >= 5);
+    for (int i = 0; i < 40; i++) {
+        snprintf(c, sizeof c, "e%d", i);
+        assert_string_equal(got[i], c);
+    }
+    free(got);
+    env_free(e);
+}
+
 /* ---- collections --------------------------------------------------------------------------- */
 
 static void test_collections(void **state)
@@ -2723,6 +2823,8 @@ int main(void)
         cmocka_unit_test(test_collection_limits),
         cmocka_unit_test(test_collections),
         cmocka_unit_test(test_paging),
+        cmocka_unit_test(test_paging_big_pages),
+        cmocka_unit_test(test_paging_time_budget),
         cmocka_unit_test(test_paging_hex_ids),
         cmocka_unit_test(test_hostile),
     };
