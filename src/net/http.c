@@ -130,10 +130,10 @@ static int parser_error(cl_http_parser *p, int status, const char *why)
     if (p->status == 0) {
         p->status = status;
         p->why = why;
-        p->err = status == 500   ? CL_ENOMEM
-                 : status == 505 ? CL_EUNSUPPORTED
-                 : status == 400 ? CL_EINVAL
-                                 : CL_EOVERFLOW;
+        p->err = status == 500                    ? CL_ENOMEM
+                 : status == 505 || status == 501 ? CL_EUNSUPPORTED
+                 : status == 400                  ? CL_EINVAL
+                                                  : CL_EOVERFLOW;
     }
     return -1;
 }
@@ -296,6 +296,19 @@ static int on_headers_complete(http_parser *hp)
     p->headers_done = 1;
     if (hp->http_major != 1)
         return parser_error(p, 505, "Only HTTP/1.0 and HTTP/1.1 are supported.");
+    /* RFC 9112 §6.1: a transfer coding the server does not understand gets 501, and the only one
+     * understood here is chunked, alone. Debian's non-strict http-parser takes any list ending in
+     * chunked ("gzip, chunked") for chunked and would hand the still-encoded body on. */
+    size_t nte = 0;
+    const char *te = NULL;
+    for (size_t i = 0; i < p->msg->nhdr; i++)
+        if (strcmp((const char *)p->msg->raw.data + p->msg->name_off[i], "transfer-encoding") ==
+            0) {
+            nte++;
+            te = (const char *)p->msg->raw.data + p->msg->value_off[i];
+        }
+    if (nte > 1 || (te != NULL && !ows_equal(te, "chunked")))
+        return parser_error(p, 501, "Only the chunked transfer coding is supported.");
     int has_body = (hp->flags & F_CHUNKED) != 0;
     if (hp->flags & F_CONTENTLENGTH) {
         /* Declared length checked before any of the body is stored (RFC 9110 §15.5.14). */
@@ -1127,6 +1140,8 @@ static const char *error_code(int status)
         return "RequestBodyTooLarge";
     case 431:
         return "RequestHeaderFieldsTooLarge";
+    case 501:
+        return "NotImplemented";
     case 505:
         return "HttpVersionNotSupported";
     default:

@@ -231,6 +231,21 @@ static void test_parser_errors(void **state)
                      400);
     assert_int_equal(
         PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n0\r\n\r\n", 0, &r), 400);
+    /* RFC 9112 §6.1: only chunked, alone, is understood; any other transfer coding is 501 (the
+     * non-strict http-parser took "gzip, chunked" for chunked and passed the gzip body on) */
+    assert_int_equal(PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                           "1\r\nx\r\n0\r\n\r\n",
+                           0, &r),
+                     501);
+    assert_int_equal(PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 0, &r), 501);
+    assert_int_equal(PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                           0, &r),
+                     501);
+    assert_int_equal(PARSE("POST / HTTP/1.1\r\nTransfer-Encoding:  Chunked \r\n\r\n"
+                           "1\r\nx\r\n0\r\n\r\n",
+                           0, &r),
+                     0);
 
     /* Limits: header bytes (431), header count (431), declared and chunked body (413). */
     char big[4096];
