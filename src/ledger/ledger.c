@@ -568,6 +568,23 @@ static int index_internal_meta(cl_index_batch *b, const cl_internal_pub *ip, uin
     return CL_OK;
 }
 
+/* Every internal-table write goes through here: the frame, then its index entries, the same
+ * index_internal_meta that replay calls, so a rebuilt index equals the live one. `priv` (the
+ * previous secret of a ledger-secret record) is encrypted when `encrypt`. */
+static int append_internal_frame(cl_ledger *l, uint64_t view, const cl_internal_pub *p,
+                                 const uint8_t *priv, size_t priv_len, int encrypt, uint64_t *seqno)
+{
+    cl_buf_reset(&l->scratch);
+    CL_TRY(cl_internal_pub_encode(p, &l->scratch));
+    frame_spec fs = {CL_ENTRY_INTERNAL, view, &l->scratch, priv, priv_len, encrypt, NULL, NULL, 0};
+    uint64_t s;
+    CL_TRY(append_frame(l, &fs, &s));
+    CL_TRY(poisoned(l, index_internal_meta(l->batch, p, s)));
+    if (seqno)
+        *seqno = s;
+    return CL_OK;
+}
+
 int cl_ledger_append_internal(cl_ledger *l, uint64_t view, uint8_t table, uint8_t op,
                               const char *key, size_t klen, const char *value, size_t vlen,
                               uint64_t *seqno)
@@ -575,16 +592,8 @@ int cl_ledger_append_internal(cl_ledger *l, uint64_t view, uint8_t table, uint8_
     CL_ENSURE(!l->failed, CL_ECLOSED);
     CL_ENSURE(table >= CL_TABLE_USERS && table <= CL_TABLE_MAX, CL_EINVAL);
     CL_ENSURE(op == CL_OP_PUT || op == CL_OP_REMOVE, CL_EINVAL);
-    cl_buf_reset(&l->scratch);
     cl_internal_pub p = {table, op, (const uint8_t *)key, klen, (const uint8_t *)value, vlen};
-    CL_TRY(cl_internal_pub_encode(&p, &l->scratch));
-    frame_spec fs = {CL_ENTRY_INTERNAL, view, &l->scratch, NULL, 0, 0, NULL, NULL, 0};
-    uint64_t s;
-    CL_TRY(append_frame(l, &fs, &s));
-    CL_TRY(poisoned(l, index_internal_meta(l->batch, &p, s)));
-    if (seqno)
-        *seqno = s;
-    return CL_OK;
+    return append_internal_frame(l, view, &p, NULL, 0, 0, seqno);
 }
 
 int cl_ledger_sign(cl_ledger *l, uint64_t view, uint64_t *seqno)
@@ -672,30 +681,22 @@ static int append_service_record(cl_ledger *l, uint64_t view, const char *endors
 
 /* Appends the record of the newest secret; its private part is the previous secret (if any),
  * encrypted under the newest one by the normal rule (the record's seqno >= its appliesFrom). */
+/* The value of a ledger-secret record (written here, compared by check_secret). */
+static int applies_from_value(uint64_t applies_from, char out[64])
+{
+    return snprintf(out, 64, "{\"appliesFrom\":%" PRIu64 "}", applies_from);
+}
+
 static int append_secret_record(cl_ledger *l, uint64_t view)
 {
     const secret_rec *cur = &l->secrets[l->nsecrets - 1];
     const secret_rec *prev = l->nsecrets > 1 ? &l->secrets[l->nsecrets - 2] : NULL;
     char key[24], val[64];
     int kn = snprintf(key, sizeof key, "%zu", l->nsecrets);
-    int vn = snprintf(val, sizeof val, "{\"appliesFrom\":%" PRIu64 "}", cur->applies_from);
-    cl_buf_reset(&l->scratch);
+    int vn = applies_from_value(cur->applies_from, val);
     cl_internal_pub p = {CL_TABLE_SECRETS,     CL_OP_PUT, (const uint8_t *)key, (size_t)kn,
                          (const uint8_t *)val, (size_t)vn};
-    CL_TRY(cl_internal_pub_encode(&p, &l->scratch));
-    frame_spec fs = {CL_ENTRY_INTERNAL,
-                     view,
-                     &l->scratch,
-                     prev ? prev->key : NULL,
-                     prev ? 32 : 0,
-                     1,
-                     NULL,
-                     NULL,
-                     0};
-    uint64_t s;
-    CL_TRY(append_frame(l, &fs, &s));
-    /* indexed as replay indexes it (index_internal_meta), so a rebuilt index equals this one */
-    return poisoned(l, index_internal_meta(l->batch, &p, s));
+    return append_internal_frame(l, view, &p, prev ? prev->key : NULL, prev ? 32 : 0, 1, NULL);
 }
 
 int cl_ledger_rotate_secret(cl_ledger *l, uint64_t view)
@@ -801,10 +802,10 @@ static int rebuild_path(const cl_ledger *l, char *out)
 /* Asks the next open to rebuild the tree (a stored record was found wrong). */
 static void request_rebuild(cl_ledger *l, const char *what, uint64_t seqno)
 {
-    char path[PATH_MAX_LEN];
-    int rc = rebuild_path(l, path);
     if (l->rebuild_asked)
         return;
+    char path[PATH_MAX_LEN];
+    int rc = rebuild_path(l, path);
     if (rc == CL_OK)
         rc = cl_fs_write_atomic(l->fs, path, "rebuild\n", 8, 0600);
     cl_logf(CL_LOG_ERROR,
@@ -1688,8 +1689,12 @@ static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t inde
                 rc = CL_OK;
                 break;
             }
-            if (rc < 0)
+            if (rc < 0) { /* open cut the open chunk's torn tail: this is damage */
+                cl_logf(CL_LOG_ERROR,
+                        "ledger: %s: unreadable entry frame at offset %" PRIu64 ": %s", path, r.off,
+                        cl_strerror(rc));
                 break;
+            }
             if (e.seqno > l->last_seqno)
                 break;
             if (e.seqno < from)
@@ -1935,7 +1940,7 @@ static int check_secret(cl_ledger *l, size_t i, cl_buf *plain)
     if (secret_chunk(l, sec->applies_from, &c) != CL_OK)
         return CL_ENOENT;
     CL_TRY(chunk_path(l, &c, path));
-    int wn = snprintf(want, sizeof want, "{\"appliesFrom\":%" PRIu64 "}", sec->applies_from);
+    int wn = applies_from_value(sec->applies_from, want);
     cl_chunk_reader r;
     CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
     int rc;

@@ -76,8 +76,8 @@ static void leaf_append(vstate *v, const uint8_t leaf[32])
     frontier_append(&v->tree, leaf);
     if (v->audit != NULL && cl_merkle_audit_leaf(v->audit, leaf) < 0 && v->rep->merkle_what[0] == 0)
         snprintf(v->rep->merkle_what, sizeof v->rep->merkle_what,
-                 "merkle/level_00 record %" PRIu64 " differs from the leaf of seqno %" PRIu64,
-                 v->tree.size - 1, v->tree.size - 1);
+                 "merkle/level_00 record %" PRIu64 " is not the leaf recomputed from the chunks",
+                 v->tree.size - 1);
 }
 
 static int fail(vstate *v, int rc, uint64_t seqno, uint64_t off, const char *fmt, ...)

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/alloc.h"
 #include "base/codec.h"
@@ -183,13 +182,6 @@ static json_t *req_json(cl_req *r, int array)
 }
 
 static json_t *req_json_object(cl_req *r) { return req_json(r, 0); }
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Appends {"collectionId":...,"contents":...,"transactionId":...}: the bytes cl_json_dump gives
  * for that object (sorted keys), without building it. Contents and collection ids are UTF-8
@@ -561,9 +553,9 @@ void cl_api_list_entries(cl_req *r)
         sl.v = cl_malloc(sl.cap * sizeof *sl.v);
         CL_GUARD_IF(sl.v == NULL, CL_ENOMEM);
         CL_GUARD(cl_ledger_collection_scan(n->l, coll, len, from, wend, 0, seq_cb, &sl, NULL));
-        uint64_t t0 = now_ns();
+        uint64_t t0 = uv_hrtime();
         for (size_t i = 0; i < sl.n; i++) {
-            if (i > 0 && now_ns() - t0 >= n->list_budget_ns) {
+            if (i > 0 && uv_hrtime() - t0 >= n->list_budget_ns) {
                 next = sl.v[i];
                 break;
             }

@@ -104,18 +104,25 @@ static void expect_receipt(cl_ledger *l, uint64_t seqno, const char *service_pem
     cl_receipt_clear(&r);
 }
 
-static void expect_verified(const char *dir, const char *service_pem, uint64_t entries)
+/* cl_verify_ledger_dir of `dir` with the service certificate `service_pem`. */
+static int verify_dir(const char *dir, const char *service_pem, cl_verify_report *rep)
 {
     cl_cert *c = NULL;
     assert_int_equal(cl_cert_from_pem(service_pem, strlen(service_pem), &c), CL_OK);
+    int rc = cl_verify_ledger_dir(NULL, dir, c, NULL, NULL, rep);
+    cl_cert_free(c);
+    return rc;
+}
+
+static void expect_verified(const char *dir, const char *service_pem, uint64_t entries)
+{
     cl_verify_report rep;
-    int rc = cl_verify_ledger_dir(NULL, dir, c, NULL, NULL, &rep);
+    int rc = verify_dir(dir, service_pem, &rep);
     if (rc != CL_OK)
         fail_msg("verify-ledger: seqno %llu %s@%llu: %s", (unsigned long long)rep.bad_seqno,
                  rep.file, (unsigned long long)rep.offset, rep.what);
     if (entries)
         assert_int_equal(rep.entries, entries);
-    cl_cert_free(c);
 }
 
 static void test_create_append_read_receipt(void **state)
@@ -683,14 +690,7 @@ static void flip_tree_record(const char *dir, unsigned level, uint64_t index)
 {
     char p[600];
     snprintf(p, sizeof p, "%s/merkle/level_%02u", dir, level);
-    FILE *f = fopen(p, "r+b");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, (long)(index * 32 + 7), SEEK_SET), 0);
-    int c = fgetc(f);
-    assert_true(c != EOF);
-    assert_int_equal(fseek(f, (long)(index * 32 + 7), SEEK_SET), 0);
-    assert_int_equal(fputc(c ^ 0x10, f), c ^ 0x10);
-    assert_int_equal(fclose(f), 0);
+    assert_int_equal(tu_flip_byte(p, index * 32 + 7, 0x10), 0);
 }
 
 static int rebuild_asked(const char *dir)
@@ -757,6 +757,49 @@ static void test_tree_frontier_damage_rebuilt(void **state)
     }
 }
 
+/* Open hashes the leaves after the last signature again from the chunks, and with no open chunk
+ * reads that signature from the last committed chunk: that chunk cut short (its signature lost)
+ * is refused, the log naming the file and offset. It used to open without the signature, so its
+ * receipts and the tree check were gone. */
+static void test_committed_chunk_cut_refused(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 1, 2048); /* the shape of test_tree_frontier_damage_rebuilt's */
+    for (int i = 0; i < 70; i++) {     /* second case: it ends on a rollover */
+        put(l, "frontier", "tree check", NULL);
+        if (i % 9 == 8)
+            assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    }
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    char lp[600], last[1200] = "";
+    unsigned long long best = 0, st, en;
+    snprintf(lp, sizeof lp, "%s/ledger", dir);
+    DIR *d = opendir(lp);
+    assert_non_null(d);
+    int open_chunks = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (sscanf(de->d_name, "ledger_%llu-%llu.committed", &st, &en) != 2) {
+            open_chunks++;
+        } else if (st >= best) {
+            best = st;
+            snprintf(last, sizeof last, "%s/%s", lp, de->d_name);
+        }
+    }
+    closedir(d);
+    assert_int_equal(open_chunks, 0);
+    struct stat sb;
+    assert_int_equal(stat(last, &sb), 0);
+    assert_int_equal(truncate(last, sb.st_size - 10), 0);
+    cl_ledger_opts o = {0};
+    o.dir = dir;
+    assert_int_equal(cl_ledger_open(&o, &l), CL_ETRUNC);
+    tu_rmrf(dir);
+}
+
 /* Leaves after the last durable signature are vouched for by nothing yet: open hashes them again
  * from the chunks. Without that, a damaged tail leaf went into the next signed root, its receipt
  * could never verify, and the ledger could never be opened again once the tree was rebuilt (the
@@ -817,14 +860,11 @@ static void test_tree_proof_damage_refused(void **state)
     assert_int_equal(sigs[nsig - 1], 82);
     flip_tree_record(dir, 2, 2);
     { /* verify-ledger finds it too: the ledger is valid, its store is not */
-        cl_cert *c = NULL;
-        assert_int_equal(cl_cert_from_pem(pem, strlen(pem), &c), CL_OK);
         cl_verify_report rep;
-        assert_int_equal(cl_verify_ledger_dir(NULL, dir, c, NULL, NULL, &rep), CL_ECORRUPT);
+        assert_int_equal(verify_dir(dir, pem, &rep), CL_ECORRUPT);
         assert_string_equal(rep.what, "");
         assert_string_equal(rep.merkle_what,
                             "merkle/level_02 record 2 is not the hash of its two children");
-        cl_cert_free(c);
     }
     l = reopen(dir, 0);
     assert_false(rebuild_asked(dir));
@@ -903,12 +943,9 @@ static void test_tampered_entry_refused(void **state)
     o.dir = dir;
     assert_int_equal(cl_ledger_open(&o, &l), CL_ECORRUPT);
     assert_true(rebuild_asked(dir)); /* still asked: the next attempt checks again */
-    cl_cert *c = NULL;
-    assert_int_equal(cl_cert_from_pem(pem, strlen(pem), &c), CL_OK);
     cl_verify_report rep;
-    assert_true(cl_verify_ledger_dir(NULL, dir, c, NULL, NULL, &rep) < 0);
+    assert_true(verify_dir(dir, pem, &rep) < 0);
     assert_int_equal(rep.bad_seqno, s[6]);
-    cl_cert_free(c);
     free(pem);
     tu_rmrf(dir);
 }
@@ -1505,6 +1542,7 @@ int main(void)
         cmocka_unit_test(test_index_after_os_crash),
         cmocka_unit_test(test_index_torn_mid_replay),
         cmocka_unit_test(test_tree_frontier_damage_rebuilt),
+        cmocka_unit_test(test_committed_chunk_cut_refused),
         cmocka_unit_test(test_tree_tail_rehashed),
         cmocka_unit_test(test_tree_proof_damage_refused),
         cmocka_unit_test(test_tampered_entry_refused),

@@ -77,6 +77,20 @@ const char *tu_source_path(const char *rel)
     return buf;
 }
 
+int tu_flip_byte(const char *path, uint64_t off, uint8_t mask)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    uint8_t b;
+    int rc = pread(fd, &b, 1, (off_t)off) == 1 ? 0 : -1;
+    b ^= mask;
+    if (rc == 0 && pwrite(fd, &b, 1, (off_t)off) != 1)
+        rc = -1;
+    close(fd);
+    return rc;
+}
+
 int tu_grep_dir(const char *dir, const void *needle, size_t n)
 {
     DIR *d = opendir(dir);

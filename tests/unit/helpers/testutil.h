@@ -22,6 +22,8 @@ int tu_copy_tree(const char *from, const char *to);
 /* CRC-32C over the names and contents of dir's regular files, in name order (not recursive):
  * equal before and after an operation means it changed no file. */
 uint32_t tu_dir_crc(const char *dir);
+/* XORs the byte at `off` of an existing file with `mask` (damage in place). 0 or -1. */
+int tu_flip_byte(const char *path, uint64_t off, uint8_t mask);
 /* 1 if `needle` occurs in any regular file below dir. */
 int tu_grep_dir(const char *dir, const void *needle, size_t n);
 
