@@ -30,6 +30,7 @@
 #endif
 #include "net/http.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <http_parser.h>
@@ -97,6 +98,67 @@ typedef struct {
 
 enum { PIECE_NONE, PIECE_URL, PIECE_FIELD, PIECE_VALUE, PIECE_END };
 
+/* The framing check. Debian builds http-parser without HTTP_PARSER_STRICT, so it takes any byte
+ * after a CR for the LF, any two bytes after chunk data for its CRLF, "HTXP/1.1" for "HTTP/1.1",
+ * and an obs-fold line as the continuation of the previous field. Every byte the parser consumes
+ * outside a message body (request line, header and trailer sections, chunk-size lines and the
+ * CRLF after chunk data) also goes through framing_scan, which holds it to RFC 9112: a CR is
+ * always followed by LF (§2.2), chunk data by CRLF (§7.1), the request line ends in HTTP/d.d
+ * (§3), and no line of a header or trailer section starts with a space or tab (obs-fold, §5.2,
+ * rejected). A lone LF still ends a line, as §2.2 allows. */
+enum { FR_IDLE, FR_REQUEST_LINE, FR_LINES };
+
+typedef struct {
+    uint8_t state;
+    uint8_t cr;         /* the last framing byte was a CR: an LF must come next */
+    uint8_t line_start; /* the next byte starts a header, trailer or chunk-size line */
+    uint8_t after_data; /* a chunk's data just ended: its CRLF comes next */
+    uint8_t tail_len;
+    char tail[9]; /* the request line's last bytes: " HTTP/1.1" */
+} http_framing;
+
+/* NULL when d[0..n) may follow what was scanned before; else why not. */
+static const char *framing_scan(http_framing *f, const uint8_t *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = d[i];
+        if (f->after_data && c != '\r')
+            return "Chunk data must be followed by CRLF.";
+        f->after_data = 0;
+        if (f->cr && c != '\n')
+            return "A CR in the request framing must be followed by LF.";
+        f->cr = c == '\r';
+        switch (f->state) {
+        case FR_IDLE: /* empty lines may precede a request line (RFC 9112 §2.2) */
+            if (c == '\r' || c == '\n')
+                break;
+            f->state = FR_REQUEST_LINE;
+            f->tail_len = 0;
+            /* fall through */
+        case FR_REQUEST_LINE:
+            if (c == '\r' || c == '\n') {
+                const char *t = f->tail;
+                if (f->tail_len != sizeof f->tail || memcmp(t, " HTTP/", 6) != 0 || t[6] < '0' ||
+                    t[6] > '9' || t[7] != '.' || t[8] < '0' || t[8] > '9')
+                    return "The request line must end with the protocol version HTTP/1.1.";
+                f->state = FR_LINES;
+                f->line_start = c == '\n';
+                break;
+            }
+            if (f->tail_len == sizeof f->tail)
+                memmove(f->tail, f->tail + 1, --f->tail_len);
+            f->tail[f->tail_len++] = (char)c;
+            break;
+        default:
+            if (f->line_start && (c == ' ' || c == '\t'))
+                return "Obsolete line folding is not accepted: send each field on one line.";
+            f->line_start = c == '\n';
+            break;
+        }
+    }
+    return NULL;
+}
+
 struct cl_http_parser {
     http_parser hp;
     size_t max_header, max_body;
@@ -114,6 +176,9 @@ struct cl_http_parser {
     int err;             /* the cl_err matching status */
     const char *why;     /* static message for the error body */
     uint64_t next_id;
+    http_framing fr;
+    const uint8_t *scan_from; /* the first byte of the current input framing_scan has not seen */
+    int complete;             /* a message is complete: delivered once its framing passed */
 };
 
 static void msg_free(http_msg *m)
@@ -279,6 +344,46 @@ static int ows_equal(const char *v, const char *want)
     return *v == '\0';
 }
 
+/* Whether a Host value (optional whitespace around it) is uri-host [":" port]: a reg-name or
+ * IPv4 address of RFC 3986 characters, or a bracketed IPv6 literal (with an RFC 6874 zone); empty
+ * is allowed (§3.2.2). */
+static int host_valid(const char *v)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(v);
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    size_t i = 0;
+    if (n > 0 && v[0] == '[') {
+        while (i < n && v[i] != ']')
+            i++;
+        if (i == n || i < 3)
+            return 0;
+        int zone = 0; /* after "%25" (RFC 6874) */
+        for (size_t k = 1; k < i; k++) {
+            unsigned char c = (unsigned char)v[k];
+            zone |= c == '%';
+            if (zone ? !isalnum(c) && strchr("%-._~", c) == NULL
+                     : !isxdigit(c) && c != ':' && c != '.')
+                return 0;
+        }
+        i++;
+    } else {
+        for (; i < n && v[i] != ':'; i++)
+            if (!isalnum((unsigned char)v[i]) && strchr("-._~!$&'()*+,;=%", v[i]) == NULL)
+                return 0;
+    }
+    if (i < n) {
+        if (v[i] != ':')
+            return 0;
+        for (i++; i < n; i++)
+            if (!isdigit((unsigned char)v[i]))
+                return 0;
+    }
+    return 1;
+}
+
 /* Header value by lower-case name while the message is still in offset form. */
 static const char *msg_header(const http_msg *m, const char *name)
 {
@@ -299,16 +404,29 @@ static int on_headers_complete(http_parser *hp)
     /* RFC 9112 §6.1: a transfer coding the server does not understand gets 501, and the only one
      * understood here is chunked, alone. Debian's non-strict http-parser takes any list ending in
      * chunked ("gzip, chunked") for chunked and would hand the still-encoded body on. */
-    size_t nte = 0;
-    const char *te = NULL;
-    for (size_t i = 0; i < p->msg->nhdr; i++)
-        if (strcmp((const char *)p->msg->raw.data + p->msg->name_off[i], "transfer-encoding") ==
-            0) {
+    size_t nte = 0, nhost = 0;
+    const char *te = NULL, *host = NULL;
+    for (size_t i = 0; i < p->msg->nhdr; i++) {
+        const char *name = (const char *)p->msg->raw.data + p->msg->name_off[i];
+        const char *value = (const char *)p->msg->raw.data + p->msg->value_off[i];
+        if (strcmp(name, "transfer-encoding") == 0) {
             nte++;
-            te = (const char *)p->msg->raw.data + p->msg->value_off[i];
+            te = value;
+        } else if (strcmp(name, "host") == 0) {
+            nhost++;
+            host = value;
         }
+    }
     if (nte > 1 || (te != NULL && !ows_equal(te, "chunked")))
         return parser_error(p, 501, "Only the chunked transfer coding is supported.");
+    /* RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with more
+     * than one Host or a Host that is not an authority (RFC 3986 §3.2: host and optional port). */
+    if (nhost > 1)
+        return parser_error(p, 400, "The request has more than one Host header.");
+    if (host == NULL && hp->http_minor >= 1)
+        return parser_error(p, 400, "An HTTP/1.1 request needs a Host header.");
+    if (host != NULL && !host_valid(host))
+        return parser_error(p, 400, "The Host header is not a valid host and port.");
     int has_body = (hp->flags & F_CHUNKED) != 0;
     if (hp->flags & F_CONTENTLENGTH) {
         /* Declared length checked before any of the body is stored (RFC 9110 §15.5.14). */
@@ -335,9 +453,23 @@ static int on_chunk_header(http_parser *hp)
     return 0;
 }
 
+/* Passes the framing bytes from p->scan_from up to `end` through framing_scan. */
+static int scan_framing(cl_http_parser *p, const uint8_t *end)
+{
+    const char *why = framing_scan(&p->fr, p->scan_from, (size_t)(end - p->scan_from));
+    p->scan_from = end;
+    return why != NULL ? parser_error(p, 400, why) : 0;
+}
+
 static int on_body(http_parser *hp, const char *at, size_t len)
 {
     cl_http_parser *p = parser_of(hp);
+    /* The framing before these body bytes is checked, the bytes themselves are not; the end of
+     * a chunk's data (the parser counts content_length down to 0) expects its CRLF. */
+    if (scan_framing(p, (const uint8_t *)at))
+        return -1;
+    p->scan_from = (const uint8_t *)at + len;
+    p->fr.after_data = (hp->flags & F_CHUNKED) && hp->content_length == 0;
     p->expect_continue = 0;
     if (len > p->max_body - p->msg->body.len)
         return parser_error(p, 413, "The request body exceeds the size limit.");
@@ -349,19 +481,51 @@ static int on_body(http_parser *hp, const char *at, size_t len)
 /* Turns the offsets into the request's pointers; adds the path and query strings. */
 static int msg_finish(cl_http_parser *p, http_msg *m)
 {
-    size_t tlen = strlen((const char *)m->raw.data); /* target is at offset 0 */
+    const char *t = (const char *)m->raw.data; /* the target is at offset 0 */
+    size_t tlen = strlen(t);
+    /* RFC 9112 §3.2: the path and query of the request target, as offsets into it. */
+    size_t poff = 0, plen = tlen, qoff = 0, qlen = 0;
+    if (t[0] == '/') { /* origin-form */
+        const char *q = memchr(t, '?', tlen);
+        if (q != NULL) {
+            plen = (size_t)(q - t);
+            qoff = plen + 1;
+            qlen = tlen - qoff;
+        }
+    } else if (strcmp(t, "*") == 0) { /* asterisk-form: the path "*" */
+        if (p->hp.method != HTTP_OPTIONS)
+            return parser_error(p, 400, "The request target * is only for OPTIONS.");
+    } else if (p->hp.method == HTTP_CONNECT) { /* authority-form */
+        return parser_error(p, 501, "The CONNECT method is not supported.");
+    } else { /* absolute-form: accepted, and its authority stands in for Host (§3.2.2) */
+        struct http_parser_url u;
+        http_parser_url_init(&u);
+        unsigned need = 1u << UF_SCHEMA | 1u << UF_HOST;
+        if (http_parser_parse_url(t, tlen, 0, &u) != 0 || (u.field_set & need) != need ||
+            (u.field_set & (1u << UF_USERINFO)) != 0 ||
+            !((u.field_data[UF_SCHEMA].len == 4 && strncasecmp(t, "http", 4) == 0) ||
+              (u.field_data[UF_SCHEMA].len == 5 && strncasecmp(t, "https", 5) == 0)))
+            return parser_error(p, 400,
+                                "The request target must be an absolute path or an http or "
+                                "https URI without user information.");
+        plen = 0; /* no path: "/" */
+        if (u.field_set & (1u << UF_PATH)) {
+            poff = u.field_data[UF_PATH].off;
+            plen = u.field_data[UF_PATH].len;
+        }
+        if (u.field_set & (1u << UF_QUERY)) {
+            qoff = u.field_data[UF_QUERY].off;
+            qlen = u.field_data[UF_QUERY].len;
+        }
+    }
     /* Reserved up front: the copies below read from the arena they append to. */
-    if (cl_buf_reserve(&m->raw, tlen + 2) < 0 || cl_buf_append(&m->body, "", 1) < 0)
+    if (cl_buf_reserve(&m->raw, tlen + 3) < 0 || cl_buf_append(&m->body, "", 1) < 0)
         return parser_error(p, 500, "Out of memory.");
-    const char *q = memchr(m->raw.data, '?', tlen);
-    size_t plen = q != NULL ? (size_t)(q - (const char *)m->raw.data) : tlen;
     size_t path_off = m->raw.len;
-    if (raw_add(p, m->raw.data, plen) || raw_add(p, "", 1))
+    if ((plen > 0 ? raw_add(p, m->raw.data + poff, plen) : raw_add(p, "/", 1)) || raw_add(p, "", 1))
         return -1;
     size_t query_off = m->raw.len;
-    if (q != NULL && raw_add(p, m->raw.data + plen + 1, tlen - plen - 1))
-        return -1;
-    if (raw_add(p, "", 1))
+    if (raw_add(p, m->raw.data + qoff, qlen) || raw_add(p, "", 1))
         return -1;
 
     cl_http_request *r = &m->req;
@@ -402,9 +566,9 @@ static int on_message_complete(http_parser *hp)
     p->expect_continue = 0;
     if (hp->upgrade)
         p->upgraded = 1; /* no protocol switch here: the rest of the stream is ignored */
-    /* Stop after each message; parser_exec resumes unless the owner took the message. */
+    /* Stop after each message: parser_exec delivers it once the rest of its framing passed. */
+    p->complete = 1;
     http_parser_pause(hp, 1);
-    p->cb(p->cb_arg, &m->req);
     return 0;
 }
 
@@ -441,11 +605,19 @@ static int parser_exec(cl_http_parser *p, const uint8_t *data, size_t len, size_
             break;
         }
         size_t left = len - *used;
+        p->scan_from = data + *used;
         size_t n = http_parser_execute(&p->hp, &parser_settings, (const char *)data + *used, left);
         *used += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
+        if ((e == HPE_OK || e == HPE_PAUSED) && scan_framing(p, data + *used))
+            break;
         if (e == HPE_PAUSED) {
             http_parser_pause(&p->hp, 0);
+            if (p->complete) {
+                p->complete = 0;
+                p->fr.state = FR_IDLE;
+                p->cb(p->cb_arg, &p->msg->req);
+            }
             if (p->hold)
                 return CL_OK;
             continue;

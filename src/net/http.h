@@ -50,7 +50,8 @@ typedef struct {
     /* Client identity from TLS: SHA-256 of the client certificate DER in ACL's upper-case
      * colon form (95 chars), or "" when no certificate was presented. */
     char client_fingerprint[96];
-    /* That certificate's validity period, seconds since the epoch (both 0 without one). */
+    /* That certificate's validity period, seconds since the epoch (both 0 without one; not_before
+     * > not_after when the certificate's validity could not be read). */
     int64_t client_not_before, client_not_after;
     char peer[64];       /* "ip:port" */
     uint64_t request_id; /* unique per server, for x-ms-request-id and logs */

@@ -171,9 +171,14 @@ int cl_tls_peer_identity(SSL *ssl, char out[96], int64_t *not_before, int64_t *n
     X509 *peer = SSL_get0_peer_certificate(ssl);
     if (peer == NULL)
         return 0;
+    /* A validity OpenSSL cannot read (a month 13, say) still leaves a certificate whose key the
+     * peer proved: the identity stands, with an empty period that is never current. */
     if (asn1_time_secs(X509_get0_notBefore(peer), not_before) < 0 ||
-        asn1_time_secs(X509_get0_notAfter(peer), not_after) < 0)
-        return tls_fail(CL_ECRYPTO);
+        asn1_time_secs(X509_get0_notAfter(peer), not_after) < 0) {
+        ERR_clear_error();
+        *not_before = INT64_MAX;
+        *not_after = INT64_MIN;
+    }
     unsigned char *der = NULL;
     int n = i2d_X509(peer, &der);
     if (n <= 0)

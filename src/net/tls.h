@@ -29,8 +29,9 @@ void cl_tls_ctx_free(cl_tls_ctx *c);
 void cl_tls_fingerprint(const unsigned char *der, size_t len, char out[96]);
 /* The certificate the peer of a finished handshake presented: its fingerprint (as above) and its
  * validity period (notBefore, notAfter) in seconds since the epoch. 1 and the outputs filled when
- * there is one; 0, out = "" and both times 0 when none; CL_ECRYPTO when it cannot be encoded or
- * its dates cannot be read. */
+ * there is one (dates that cannot be read give not_before = INT64_MAX, not_after = INT64_MIN: a
+ * period that is never current); 0, out = "" and both times 0 when none; CL_ECRYPTO when it
+ * cannot be encoded. */
 CL_MUST_CHECK int cl_tls_peer_identity(SSL *ssl, char out[96], int64_t *not_before,
                                        int64_t *not_after);
 

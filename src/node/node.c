@@ -1047,11 +1047,55 @@ static void fmt_utc(int64_t t, char *out, size_t cap)
         snprintf(out, cap, "%" PRId64, t);
 }
 
+/* Whether a route serves `method`: HEAD is GET without the body (RFC 9110 §9.3.2; the HTTP
+ * layer drops the body of a HEAD reply). */
+static int method_matches(const char *route_method, const char *method)
+{
+    return strcmp(route_method, method) == 0 ||
+           (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
+}
+
+/* Adds `method` to the Allow list `allow` unless it is there. */
+static void allow_add(char *allow, size_t cap, const char *method)
+{
+    size_t ml = strlen(method);
+    for (const char *s = allow; (s = strstr(s, method)) != NULL; s += ml)
+        if ((s == allow || s[-1] == ' ') && (s[ml] == ',' || s[ml] == '\0'))
+            return;
+    size_t al = strlen(allow);
+    snprintf(allow + al, cap - al, "%s%s", al ? ", " : "", method);
+}
+
+/* Adds a route's method, and HEAD after GET. */
+static void allow_route(char *allow, size_t cap, const char *method)
+{
+    allow_add(allow, cap, method);
+    if (strcmp(method, "GET") == 0)
+        allow_add(allow, cap, "HEAD");
+}
+
+/* OPTIONS (RFC 9110 §9.3.7) on a known path, or on "*" (the whole server): 200 with the methods
+ * in Allow, no body, no identity needed (it tells nothing the 405s do not). */
+static void options_reply(const cl_req *r, char *allow, size_t cap)
+{
+    allow_add(allow, cap, "OPTIONS");
+    reply_send(&r->to, 200, NULL, "Allow", allow, NULL, 0);
+}
+
 /* Returns 1 when the handler may run; otherwise the request was answered. */
 static int admit(cl_req *r)
 {
     cl_node *n = r->n;
     const cl_http_request *h = r->http;
+    const char *method = h->method != NULL ? h->method : "";
+    char allow[96] = "";
+    if (h->path != NULL &&
+        strcmp(h->path, "*") == 0) { /* the HTTP layer lets "*" through for OPTIONS only */
+        for (size_t i = 0; i < NROUTES; i++)
+            allow_route(allow, sizeof allow, routes[i].method);
+        options_reply(r, allow, sizeof allow);
+        return 0;
+    }
     if (cl_url_path_parse(h->path, &r->path) < 0) {
         cl_api_error(&r->to, 400, "InvalidInput", "Malformed percent-encoding in the path.");
         return 0;
@@ -1064,27 +1108,25 @@ static int admit(cl_req *r)
         return 0;
     }
     /* Route: path, then method. */
-    char allow[64] = "";
     int path_known = 0;
     for (size_t i = 0; i < NROUTES; i++) {
         if (!path_match(routes[i].pattern, &r->path))
             continue;
         path_known = 1;
-        if (h->method != NULL && strcmp(routes[i].method, h->method) == 0) {
+        if (method_matches(routes[i].method, method)) {
             r->route = &routes[i];
             break;
         }
-        if (strstr(allow, routes[i].method) == NULL) {
-            size_t al = strlen(allow);
-            snprintf(allow + al, sizeof allow - al, "%s%s", al ? ", " : "", routes[i].method);
-        }
+        allow_route(allow, sizeof allow, routes[i].method);
     }
     if (r->route == NULL) {
         if (!path_known)
             cl_api_error(&r->to, 404, "ResourceNotFound", "No resource at this path.");
+        else if (strcmp(method, "OPTIONS") == 0)
+            options_reply(r, allow, sizeof allow);
         else
             cl_api_error_hdr(&r->to, 405, "Allow", allow, "MethodNotAllowed",
-                             "Method %s is not allowed here.", h->method ? h->method : "");
+                             "Method %s is not allowed here.", method);
         return 0;
     }
     if (!n->started && r->route->h != cl_api_node_state && r->route->h != cl_api_node_version) {
@@ -1107,6 +1149,11 @@ static int admit(cl_req *r)
                           token ? "Bearer tokens are not supported by this service: authenticate "
                                   "with a registered client certificate."
                                 : "A registered client certificate is required.");
+            return 0;
+        }
+        if (h->client_not_before > h->client_not_after) {
+            deny_identity(r, has_token(h), "%s",
+                          "The client certificate's validity period is empty or cannot be read.");
             return 0;
         }
         if (!cl_http_client_cert_current(h, (int64_t)time(NULL))) {

@@ -9,7 +9,9 @@ import json
 import os
 import socket
 import ssl
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 
@@ -173,6 +175,71 @@ for _ in range(10):
     check(st == 400, f"garbage request line: {st}")
     st, _, _ = raw(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n")
     check(st in (400, 505), f"bad version: {st}")
+# 7b. framing and targets (RFC 9112): Host, obs-fold, CRLF after chunk data, bare CR, protocol name
+POSTH = b"POST /app/transactions?" + V.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+for _ in range(10):
+    expect(400, None, "no Host", raw(b"GET /node/ready HTTP/1.1\r\n\r\n"))
+    expect(400, None, "two Hosts", raw(b"GET /node/ready HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"))
+    expect(400, None, "bad Host", raw(b"GET /node/ready HTTP/1.1\r\nHost: a b\r\n\r\n"))
+    expect(400, None, "obs-fold", raw(b"GET /node/ready HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"))
+    expect(400, None, "bare CR", raw(b"GET /node/ready HTTP/1.1\rXHost: x\r\n\r\n"))
+    expect(400, None, "HTXP", raw(b"GET /node/ready HTXP/1.1\r\nHost: x\r\n\r\n"))
+    expect(400, None, "junk after chunk data",
+           raw(POSTH + b"Transfer-Encoding: chunked\r\n\r\n10\r\n{\"contents\":\"x\"}ZZ0\r\n\r\n"))
+    expect(400, None, "obs-fold in a trailer",
+           raw(POSTH + b"Transfer-Encoding: chunked\r\n\r\n10\r\n{\"contents\":\"x\"}\r\n0\r\nT: a\r\n b\r\n\r\n"))
+    expect(400, None, "GET *", raw(b"GET * HTTP/1.1\r\nHost: x\r\n\r\n"))
+    expect(501, "NotImplemented", "CONNECT", raw(b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n"))
+# HTTP/1.0 needs no Host; absolute-form is served like origin-form; OPTIONS names the methods
+st, _, body = raw(b"GET /node/ready HTTP/1.0\r\n\r\n")
+check(st == 200, f"HTTP/1.0 without Host: {st}")
+st, h, body = raw(f"GET https://{HOST}:{PORT}/app/collections?{V} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+check(st == 200 and b'"collections"' in body, f"absolute-form target: {st} {body[:80]!r}")
+st, h, body = raw(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+check(st == 200 and body == b"" and "POST" in h.get("allow", "") and "OPTIONS" in h.get("allow", ""),
+      f"OPTIONS *: {st} {h.get('allow')!r}")
+st, h, body = raw(b"OPTIONS /app/transactions HTTP/1.1\r\nHost: x\r\n\r\n", ctx(False))
+check(st == 200 and h.get("allow") == "GET, HEAD, POST, OPTIONS", f"OPTIONS /app/transactions: {st} {h}")
+# HEAD: GET's status and headers, no body, and the connection stays usable (keep-alive)
+s = connect()
+s.sendall(f"HEAD /app/collections?{V} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+data = b""
+while b"\r\n\r\n" not in data:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+head, _, extra = data.partition(b"\r\n\r\n")
+head_ok = head.startswith(b"HTTP/1.1 200") and b"content-length: 0" not in head.lower() and extra == b""
+s.sendall(f"GET /app/collections?{V} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+st, h, body = read_response(s)
+s.close()
+check(head_ok and st == 200 and b'"collections"' in body, f"HEAD then GET on one connection: {head[:60]!r} {st}")
+# a client certificate whose validity OpenSSL cannot read (month 13): served anonymously, 401 elsewhere
+def bad_dates_cert(d):
+    """A self-signed P-256 certificate with notAfter in month 13 (DER edited after signing: the
+    server never checks a client certificate's signature, the handshake proves the key)."""
+    key, pem = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", pem, "-days", "30", "-subj", "/CN=bad-dates"],
+                   check=True, capture_output=True)
+    der = bytearray(ssl.PEM_cert_to_DER_cert(open(pem).read()))
+    at = [i for i in range(len(der) - 15) if der[i] == 0x17 and der[i + 1] == 13][1]  # notAfter UTCTime
+    der[at + 4:at + 6] = b"13"
+    with open(pem, "w") as f:
+        f.write(ssl.DER_cert_to_PEM_cert(bytes(der)))
+    return pem, key
+
+
+with tempfile.TemporaryDirectory() as td:
+    bad_cert, bad_key = bad_dates_cert(td)
+    bc = ssl.create_default_context(cafile=cacert)
+    bc.load_cert_chain(bad_cert, bad_key)
+    st, _, _ = raw(b"GET /node/ready HTTP/1.1\r\nHost: x\r\n\r\n", bc)
+    check(st == 200, f"unreadable certificate dates, anonymous route: {st}")
+    st, _, body = raw(f"GET /app/transactions/current?{V} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), bc)
+    check(st == 401 and code_of(body) == "InvalidAuthenticationInfo" and b"cannot be read" in body,
+          f"unreadable certificate dates, user route: {st} {body[:100]!r}")
 # 8. slow partial request: the server closes it by itself
 s = connect()
 s.sendall(b"GET /node/ready HTTP/1.1\r\nHost: x\r\n")

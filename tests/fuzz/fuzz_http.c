@@ -6,13 +6,15 @@
  * that every parser state is also reached across a read boundary. Limits are small (1 KiB of
  * headers, 4 KiB of body) so the 431 and 413 paths are reachable. Checks: every delivered request
  * is internally consistent (strings NUL-terminated where the lengths say, lower-case header
- * names, path a prefix of the target, body within the limit), and a failure reports one of the
- * statuses the server answers with and makes every later feed fail the same way.
+ * names, path and query taken from the target's form, body within the limit), and a failure
+ * reports one of the statuses the server answers with and makes every later feed fail the same
+ * way.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fuzz.h"
 #include "net/http.h"
@@ -28,13 +30,21 @@ static void on_request(void *arg, cl_http_request *r)
     requests++;
     CHECK(r->method != NULL && r->target != NULL && r->path != NULL && r->query != NULL);
     size_t tl = strlen(r->target), pl = strlen(r->path);
-    CHECK(pl <= tl && memcmp(r->path, r->target, pl) == 0);
     CHECK(strchr(r->path, '?') == NULL);
-    if (pl < tl) {
-        CHECK(r->target[pl] == '?');
-        CHECK(strcmp(r->query, r->target + pl + 1) == 0);
-    } else {
-        CHECK(r->query[0] == '\0');
+    if (r->target[0] == '/') { /* origin-form: path and query are the target split at '?' */
+        CHECK(pl <= tl && memcmp(r->path, r->target, pl) == 0);
+        if (pl < tl) {
+            CHECK(r->target[pl] == '?');
+            CHECK(strcmp(r->query, r->target + pl + 1) == 0);
+        } else {
+            CHECK(r->query[0] == '\0');
+        }
+    } else if (strcmp(r->target, "*") == 0) { /* asterisk-form: OPTIONS only */
+        CHECK(strcmp(r->method, "OPTIONS") == 0 && strcmp(r->path, "*") == 0);
+    } else { /* absolute-form: an http(s) URI whose path (or "/") and query are in the target */
+        CHECK(strncasecmp(r->target, "http", 4) == 0 && r->path[0] == '/');
+        CHECK(pl == 1 || strstr(r->target, r->path) != NULL);
+        CHECK(r->query[0] == '\0' || strstr(r->target, r->query) != NULL);
     }
     CHECK(tl <= MAX_HEADER);
     CHECK(r->nheaders <= CL_HTTP_MAX_HEADERS);
@@ -88,8 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc == CL_OK) {
             CHECK(!failed && status == 0);
         } else {
-            CHECK(status == 400 || status == 413 || status == 431 || status == 505 ||
-                  status == 500);
+            CHECK(status == 400 || status == 413 || status == 431 || status == 501 ||
+                  status == 505 || status == 500);
             CHECK(!failed || status == first_status);
             if (!failed)
                 first_status = status;

@@ -162,7 +162,8 @@ static int parse(const char *s, size_t len, size_t step, size_t max_header, size
             assert_int_not_equal(status, 0);
             /* dead from now on, with the same answer */
             int again = 0;
-            assert_int_equal(cl_http_parser_feed(p, "GET / HTTP/1.1\r\n\r\n", 18, &again), rc);
+            static const char next[] = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+            assert_int_equal(cl_http_parser_feed(p, next, sizeof next - 1, &again), rc);
             assert_int_equal(again, status);
             break;
         }
@@ -193,25 +194,62 @@ static void test_parser_requests(void **state)
         assert_int_equal(r.body_len, 0);
     }
     static const char post[] =
-        "POST /app/transactions HTTP/1.1\r\nContent-Type: application/json\r\n"
+        "POST /app/transactions HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
         "Content-Length: 16\r\n\r\n{\"contents\":\"x\"}";
     assert_int_equal(PARSE(post, 3, &r), 0);
     assert_string_equal(r.path, "/app/transactions");
     assert_string_equal(r.query, "");
     assert_string_equal(r.body, "{\"contents\":\"x\"}");
     assert_string_equal(r.ctype, "application/json");
-    static const char chunked[] = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                  "4\r\nabcd\r\n3;ext=1\r\nefg\r\n0\r\nTrailer: x\r\n\r\n";
+    static const char chunked[] =
+        "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "4\r\nabcd\r\n3;ext=1\r\nefg\r\n0\r\nTrailer: x\r\n\r\n";
     for (size_t step = 0; step < 5; step++) {
         assert_int_equal(PARSE(chunked, step, &r), 0);
         assert_int_equal(r.n, 1);
         assert_string_equal(r.body, "abcdefg");
-        assert_int_equal(r.nheaders, 1); /* the trailer is not a header */
+        assert_int_equal(r.nheaders, 2); /* the trailer is not a header */
     }
-    static const char two[] = "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\nA:\r\n\r\n";
+    static const char two[] =
+        "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\nA:\r\n\r\n";
     assert_int_equal(PARSE(two, 0, &r), 0);
     assert_int_equal(r.n, 2);
     assert_string_equal(r.path, "/2");
+    /* Empty lines before a request line, lone LFs as line ends and HTTP/1.0 without Host are
+     * accepted (RFC 9112 §2.2, §3.2). */
+    static const char lax[] = "\r\n\nGET /l HTTP/1.1\nHost: h\n\nGET /z HTTP/1.0\r\n\r\n";
+    for (size_t step = 0; step < 4; step++) {
+        assert_int_equal(PARSE(lax, step, &r), 0);
+        assert_int_equal(r.n, 2);
+        assert_string_equal(r.path, "/z");
+    }
+    /* Host forms (RFC 3986 §3.2.2): names, IPv4, IP literals, ports, empty. */
+    static const char *const hosts[] = {
+        "ledger.example",         "127.0.0.1:8443", "[::1]:443", "[fe80::1%25eth0]", "",
+        "xn--bcher-kva.example:1"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        char req[256];
+        int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", hosts[i]);
+        assert_int_equal(parse(req, (size_t)n, 0, 0, 0, &r), 0);
+        assert_string_equal(r.host, hosts[i]);
+    }
+    /* Absolute-form targets are accepted (RFC 9112 §3.2.2): path and query from the URI. */
+    static const char abs1[] = "GET https://ledger.example:8443/app/transactions/2.5?api-version="
+                               "2024-08-22-preview HTTP/1.1\r\nHost: ledger.example\r\n\r\n";
+    for (size_t step = 0; step < 3; step++) {
+        assert_int_equal(PARSE(abs1, step, &r), 0);
+        assert_string_equal(r.path, "/app/transactions/2.5");
+        assert_string_equal(r.query, "api-version=2024-08-22-preview");
+        assert_string_equal(r.target, "https://ledger.example:8443/app/transactions/2.5?api-"
+                                      "version=2024-08-22-preview");
+    }
+    assert_int_equal(PARSE("GET HTTP://h HTTP/1.1\r\nHost: h\r\n\r\n", 0, &r), 0);
+    assert_string_equal(r.path, "/");
+    assert_string_equal(r.query, "");
+    /* Asterisk-form, for OPTIONS: the path "*". */
+    assert_int_equal(PARSE("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", 0, &r), 0);
+    assert_string_equal(r.method, "OPTIONS");
+    assert_string_equal(r.path, "*");
 }
 
 static void test_parser_errors(void **state)
@@ -221,50 +259,101 @@ static void test_parser_errors(void **state)
     assert_int_equal(PARSE("GARBAGE\r\n\r\n", 0, &r), 400);
     assert_int_equal(PARSE("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 0, &r), 400);
     assert_int_equal(PARSE("GET / HTTP/2.0\r\n\r\n", 0, &r), 505);
-    assert_int_equal(PARSE("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 0, &r), 400);
-    assert_int_equal(PARSE("GET /\x00 HTTP/1.1\r\n\r\n", 0, &r), 400);
+    assert_int_equal(PARSE("GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n", 0, &r), 400);
+    assert_int_equal(PARSE("GET /\x00 HTTP/1.1\r\nHost: h\r\n\r\n", 0, &r), 400);
     assert_int_equal(
-        PARSE("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0, &r), 400);
-    assert_int_equal(PARSE("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: "
+        PARSE("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0,
+              &r),
+        400);
+    assert_int_equal(PARSE("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: "
                            "chunked\r\n\r\n0\r\n\r\n",
                            0, &r),
                      400);
     assert_int_equal(
-        PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n0\r\n\r\n", 0, &r), 400);
+        PARSE("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n0\r\n\r\n", 0,
+              &r),
+        400);
     /* RFC 9112 §6.1: only chunked, alone, is understood; any other transfer coding is 501 (the
      * non-strict http-parser took "gzip, chunked" for chunked and passed the gzip body on) */
-    assert_int_equal(PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+    assert_int_equal(PARSE("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
                            "1\r\nx\r\n0\r\n\r\n",
                            0, &r),
                      501);
-    assert_int_equal(PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 0, &r), 501);
-    assert_int_equal(PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+    assert_int_equal(PARSE("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 0, &r),
+                     501);
+    assert_int_equal(PARSE("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
                            "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                            0, &r),
                      501);
-    assert_int_equal(PARSE("POST / HTTP/1.1\r\nTransfer-Encoding:  Chunked \r\n\r\n"
+    assert_int_equal(PARSE("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:  Chunked \r\n\r\n"
                            "1\r\nx\r\n0\r\n\r\n",
                            0, &r),
                      0);
 
+    /* Host (RFC 9112 §3.2): required in HTTP/1.1, once, and an authority. */
+    assert_int_equal(PARSE("GET / HTTP/1.1\r\n\r\n", 0, &r), 400);
+    assert_int_equal(PARSE("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 0, &r), 400);
+    assert_int_equal(PARSE("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 0, &r), 400);
+    static const char *const bad_hosts[] = {"a b", "a/b",   "h:80x", "h:80:80", "[::1",
+                                            "[]",  "[::g]", "u@h",   "h\x80"};
+    for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++) {
+        char req[256];
+        int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", bad_hosts[i]);
+        assert_int_equal(parse(req, (size_t)n, 0, 0, 0, &r), 400);
+        assert_int_equal(r.n, 0);
+    }
+    /* Request targets: "*" is for OPTIONS only; absolute-form is http or https without user
+     * information; CONNECT's authority-form is not implemented. */
+    assert_int_equal(PARSE("GET * HTTP/1.1\r\nHost: h\r\n\r\n", 0, &r), 400);
+    assert_int_equal(PARSE("GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", 0, &r), 400);
+    assert_int_equal(PARSE("GET https://u@h/x HTTP/1.1\r\nHost: h\r\n\r\n", 0, &r), 400);
+    assert_int_equal(PARSE("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 0, &r), 501);
+    /* Framing Debian's non-strict http-parser lets through (RFC 9112 §2.2, §3, §5.2, §7.1): a
+     * CR without LF, a misspelt protocol, obs-fold in headers and trailers, anything but CRLF
+     * after chunk data. Refused whatever the read boundaries, and nothing is delivered. */
+    static const char *const framing[] = {
+        "GET / HTTP/1.1\rXHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n\rX",
+        "GET / HTTP/1.1\r\nHost: h\rX\r\n",
+        "GET / HTXP/1.1\r\nHost: h\r\n\r\n",
+        "GET / ICE/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A:\r\n\tb\r\n\r\n",
+        "GET / HTTP/1.1\r\n Host: h\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nxZZ0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\r0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\rZx\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: x\r\n y\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\rX",
+        "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof framing / sizeof framing[0]; i++) {
+        for (size_t step = 0; step < 6; step++) {
+            int st = parse(framing[i], strlen(framing[i]), step, 0, 0, &r);
+            if (st != 400 || r.n != (strstr(framing[i], "GET /1") != NULL))
+                fail_msg("framing case %zu step %zu: status %d, %d delivered", i, step, st, r.n);
+        }
+    }
+
     /* Limits: header bytes (431), header count (431), declared and chunked body (413). */
     char big[4096];
-    int n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nX-Big: %01100d\r\n\r\n", 7);
+    int n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: %01100d\r\n\r\n", 7);
     assert_int_equal(parse(big, (size_t)n, 0, 1024, 0, &r), 431);
     assert_int_equal(r.n, 0);
     assert_int_equal(parse(big, (size_t)n, 1, 1024, 0, &r), 431);
     assert_int_equal(parse(big, (size_t)n, 0, 2048, 0, &r), 0);
-    n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\n");
+    n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: h\r\n");
     for (int i = 0; i < CL_HTTP_MAX_HEADERS + 1; i++)
         n += snprintf(big + n, sizeof big - (size_t)n, "h%d: v\r\n", i);
     n += snprintf(big + n, sizeof big - (size_t)n, "\r\n");
     assert_int_equal(parse(big, (size_t)n, 0, 0, 0, &r), 431);
-    static const char cl[] = "POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n";
+    static const char cl[] = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n";
     assert_int_equal(parse(cl, sizeof cl - 1, 0, 0, 100, &r), 413);
-    static const char ch[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    static const char ch[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                              "50\r\n";
     assert_int_equal(parse(ch, sizeof ch - 1, 0, 0, 100, &r), 0); /* 80 bytes announced: fine */
-    static const char ch2[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    static const char ch2[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                               "32\r\n01234567890123456789012345678901234567890123456789\r\n"
                               "33\r\n";
     assert_int_equal(parse(ch2, sizeof ch2 - 1, 0, 0, 100, &r), 413); /* 50 + 51 > 100 */
@@ -931,13 +1020,14 @@ static void *client_keepalive(tresult *res)
     CC(res, find_header(r.head, "injected", v, sizeof v) == NULL);
     CC(res, find_header(r.head, "bad", v, sizeof v) == NULL);
     /* chunked request body */
-    static const char chunked[] = "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                  "3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
+    static const char chunked[] =
+        "POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
     CC(res, tc_send(&t, chunked, sizeof chunked - 1) == 0 && tc_response(&t, &r) == 0);
     CC(res, r.status == 200 && strcmp(r.body, "{\"a\":1}") == 0);
     /* Expect: 100-continue (whitespace around the value allowed): 100 first, then the answer;
      * an HTTP/1.0 request's expectation is ignored (no 1xx to a 1.0 client, RFC 9110 §15.2) */
-    static const char e11[] = "POST /echo HTTP/1.1\r\nExpect:  100-continue \t\r\n"
+    static const char e11[] = "POST /echo HTTP/1.1\r\nHost: h\r\nExpect:  100-continue \t\r\n"
                               "Content-Length: 2\r\n\r\n";
     CC(res, tc_send(&t, e11, sizeof e11 - 1) == 0 && tc_response(&t, &r) == 0 && r.status == 100);
     CC(res, tc_send(&t, "{}", 2) == 0 && tc_response(&t, &r) == 0 && r.status == 200);
@@ -945,7 +1035,8 @@ static void *client_keepalive(tresult *res)
                               "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}";
     CC(res, tc_send(&t, e10, sizeof e10 - 1) == 0 && tc_response(&t, &r) == 0 && r.status == 200);
     /* two pipelined requests are answered in order */
-    static const char two[] = "GET /p1 HTTP/1.1\r\n\r\nGET /p2 HTTP/1.1\r\n\r\n";
+    static const char two[] =
+        "GET /p1 HTTP/1.1\r\nHost: h\r\n\r\nGET /p2 HTTP/1.1\r\nHost: h\r\n\r\n";
     CC(res, tc_send(&t, two, sizeof two - 1) == 0);
     CC(res, tc_response(&t, &r) == 0 && strstr(r.body, "\"/p1\"") != NULL);
     CC(res, tc_response(&t, &r) == 0 && strstr(r.body, "\"/p2\"") != NULL);
@@ -1431,7 +1522,7 @@ static void *client_limits(tresult *res)
     CC(res, big != NULL);
     /* huge header -> 431 and close */
     CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
-    int n = snprintf(big, 40000, "GET / HTTP/1.1\r\nX-Big: ");
+    int n = snprintf(big, 40000, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: ");
     memset(big + n, 'a', 20000);
     n += 20000;
     n += snprintf(big + n, 40000 - (size_t)n, "\r\n\r\n");
@@ -1444,7 +1535,7 @@ static void *client_limits(tresult *res)
     tc_close(&t);
     /* declared body over the limit -> 413 before the body is sent */
     CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
-    static const char cl[] = "POST /x HTTP/1.1\r\nx-ms-client-request-id: big-1 \r\n"
+    static const char cl[] = "POST /x HTTP/1.1\r\nHost: h\r\nx-ms-client-request-id: big-1 \r\n"
                              "Content-Length: 5000\r\n\r\n";
     CC(res, tc_send(&t, cl, sizeof cl - 1) == 0 && tc_response(&t, &r) == 0);
     CC(res, r.status == 413);
@@ -1461,7 +1552,7 @@ static void *client_limits(tresult *res)
     /* chunked body over the limit -> 413 */
     CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
     n = snprintf(big, 40000,
-                 "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                 "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
                  "x-ms-client-request-id: bad id with spaces\r\n\r\n");
     for (int i = 0; i < 6; i++) { /* 6 x 1000 > 4096 */
         n += snprintf(big + n, 40000 - (size_t)n, "3e8\r\n");
@@ -1490,7 +1581,7 @@ static void *client_limits(tresult *res)
     /* not TLS at all -> closed */
     int fd = tcp_connect(res->port);
     CC(res, fd >= 0);
-    static const char plain[] = "GET / HTTP/1.1\r\n\r\n";
+    static const char plain[] = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
     CC(res, write(fd, plain, sizeof plain - 1) == (ssize_t)(sizeof plain - 1));
     char b[512];
     ssize_t got;
@@ -1525,7 +1616,7 @@ static void *client_timeouts(tresult *res)
      * more often than that */
     CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
     clock_gettime(CLOCK_MONOTONIC, &a);
-    static const char part[] = "GET /slowloris HTTP/1.1\r\n";
+    static const char part[] = "GET /slowloris HTTP/1.1\r\nHost: h\r\n";
     CC(res, tc_send(&t, part, sizeof part - 1) == 0);
     int sent = 0;
     for (int i = 0; i < 20; i++) {
