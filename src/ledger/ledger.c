@@ -101,6 +101,7 @@ struct cl_ledger {
     uint8_t open_sig_root[32]; /* root of the open chunk's last signature, found at open */
     int open_sig_seen;
     int rebuild_asked;           /* merkle/rebuild was written (request_rebuild) */
+    int index_damaged;           /* index/dirty asks the next open to rebuild (index_damage) */
     uint64_t last_secret_record; /* seqno of the last secret's record, found at open (0: none) */
 
     uint8_t *rpool; /* RAND_bytes in bulk for per-entry claims keys; secure heap, wiped */
@@ -198,13 +199,22 @@ static int secrets_save(cl_ledger *l)
     return rc;
 }
 
+/* rc, logged with the file it concerns when it is an error: the caller's message names only the
+ * data directory. */
+static int named(int rc, const char *path)
+{
+    if (rc < 0)
+        cl_logf(CL_LOG_ERROR, "ledger: %s: %s", path, cl_strerror(rc));
+    return rc;
+}
+
 static int secrets_load(cl_ledger *l)
 {
     char path[PATH_MAX_LEN];
     CL_TRY(path_join(path, l->node_dir, "ledger_secrets"));
     uint8_t *b = NULL;
     size_t n = 0;
-    CL_TRY(cl_fs_read_all(l->fs, path, 1u << 20, &b, &n));
+    CL_TRY(named(cl_fs_read_all(l->fs, path, 1u << 20, &b, &n), path));
     int rc = CL_OK;
     uint32_t count = n >= 12 ? cl_load_u32(b + 8) : 0;
     if (n < 12 || memcmp(b, SECRETS_MAGIC, 8) != 0 || count == 0 || n != 12 + (size_t)count * 40)
@@ -218,7 +228,7 @@ static int secrets_load(cl_ledger *l)
     }
     cl_wipe(b, n);
     cl_free(b);
-    return rc;
+    return named(rc, path);
 }
 
 /* Per-entry claims keys come from a pool filled by RAND_bytes 4 KiB at a time: one DRBG call
@@ -817,6 +827,33 @@ static void request_rebuild(cl_ledger *l, const char *what, uint64_t seqno)
     l->rebuild_asked = rc == CL_OK;
 }
 
+#define INDEX_MARKER "dirty"      /* index/dirty: see "the index marker" below */
+#define INDEX_DAMAGED "damaged\n" /* its content once a read found the index wrong */
+
+/* The index is derived state (index.h). A read that finds it wrong (rows out of order or ending
+ * early, a durable seqno without a location, a location holding another frame, an LMDB error) is
+ * answered with CL_ECORRUPT, never with a short or wrong result, and makes the next open rebuild it
+ * from the chunks: index/dirty is rewritten to name no boot, and close leaves it. Other errors
+ * pass through unchanged. */
+static int index_damage(cl_ledger *l, int rc, const char *what, uint64_t seqno)
+{
+    if (rc != CL_EDB && rc != CL_ECORRUPT && rc != CL_ENOENT)
+        return rc;
+    if (!l->index_damaged) {
+        char path[PATH_MAX_LEN];
+        int wrc = path_join(path, l->index_dir, INDEX_MARKER);
+        if (wrc == CL_OK)
+            wrc = cl_fs_write_atomic(l->fs, path, CL_LIT(INDEX_DAMAGED), 0600);
+        cl_logf(CL_LOG_ERROR,
+                "ledger: the index in %s %s %" PRIu64 " (%s); refused. The next start rebuilds it "
+                "from the chunks%s",
+                l->index_dir, what, seqno, cl_errname(rc),
+                wrc == CL_OK ? "" : " (index/dirty could not be written: remove index/ instead)");
+        l->index_damaged = wrc == CL_OK;
+    }
+    return CL_ECORRUPT;
+}
+
 /* ---- reading ----------------------------------------------------------------------------------
  */
 
@@ -888,7 +925,9 @@ static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *
 {
     CL_ENSURE(seqno >= 1 && seqno <= l->durable_seqno, CL_ERANGE);
     cl_index_loc loc;
-    CL_TRY(loc_of(l, seqno, &loc));
+    int rc = loc_of(l, seqno, &loc);
+    if (rc < 0) /* every durable seqno is indexed, with a 40-byte record */
+        return index_damage(l, rc, "has no usable location for seqno", seqno);
     cl_file *f;
     CL_TRY(read_file_for(l, loc.chunk_start, &f));
     cl_buf_reset(buf);
@@ -898,7 +937,9 @@ static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *
     cl_cursor c;
     cl_cursor_init(&c, buf->data, buf->len);
     CL_TRY(cl_entry_decode(&c, e));
-    CL_ENSURE(e->seqno == seqno && cl_cursor_left(&c) == 0, CL_ECORRUPT);
+    /* A whole, checksummed frame of another seqno: the location is wrong, not the chunk. */
+    if (e->seqno != seqno || cl_cursor_left(&c) != 0)
+        return index_damage(l, CL_ECORRUPT, "points to another frame for seqno", seqno);
     return CL_OK;
 }
 
@@ -921,6 +962,17 @@ static int decrypt_priv(cl_ledger *l, const cl_entry_view *e, cl_buf *plain)
     CL_TRY(rc);
     plain->len = e->priv_len;
     return CL_OK;
+}
+
+int cl_ledger_read_listed(cl_ledger *l, uint64_t seqno, const char *coll, size_t len,
+                          cl_ledger_entry *out)
+{
+    CL_TRY(cl_ledger_read(l, seqno, out));
+    if (out->type == CL_ENTRY_USER && out->collection_len == len &&
+        memcmp(out->collection, coll, len) == 0)
+        return CL_OK;
+    cl_ledger_entry_free(out);
+    return index_damage(l, CL_ECORRUPT, "lists under another collection seqno", seqno);
 }
 
 void cl_ledger_entry_free(cl_ledger_entry *e)
@@ -1210,7 +1262,8 @@ int cl_ledger_collection_scan(cl_ledger *l, const char *coll, size_t len, uint64
         *next = 0;
     if (from > to)
         return CL_OK;
-    return cl_index_collection_scan(l->idx, coll, len, from, to, limit, cb, arg, next);
+    int rc = cl_index_collection_scan(l->idx, coll, len, from, to, limit, cb, arg, next);
+    return rc < 0 ? index_damage(l, rc, "gave a collection scan that fails from seqno", from) : rc;
 }
 
 int cl_ledger_collection_last(cl_ledger *l, const char *coll, size_t len, uint64_t *seqno)
@@ -1338,7 +1391,6 @@ static int lose_index(cl_ledger *l, const char *why, const char *detail)
  * finds the marker of another boot (the machine stopped while the index was open) removes the
  * index and rebuilds it from the chunks; the same boot (only the process died) keeps it, so a
  * kill -9 costs no O(ledger) rebuild. A boot id that cannot be read counts as another boot. */
-#define INDEX_MARKER "dirty"
 
 static void current_boot_id(const cl_ledger_opts *o, char *out, size_t cap)
 {
@@ -1367,11 +1419,14 @@ static int index_marker_set(cl_ledger *l, const cl_ledger_opts *o)
     int rc = cl_fs_read_all(l->fs, path, 256, &b, &len);
     if (rc == CL_OK) {
         int same = boot[0] != 0 && len == (size_t)n && memcmp(b, want, len) == 0;
+        int damaged = len == strlen(INDEX_DAMAGED) && memcmp(b, INDEX_DAMAGED, len) == 0;
         cl_free(b);
         if (same)
             return CL_OK;
-        CL_TRY(lose_index(l, "the index was open when the operating system last stopped",
-                          "index/dirty names another boot"));
+        CL_TRY(lose_index(l,
+                          damaged ? "a read found the index damaged"
+                                  : "the index was open when the operating system last stopped",
+                          damaged ? "index/dirty says so" : "index/dirty names another boot"));
     } else if (rc != CL_ENOENT) {
         return rc;
     }
@@ -1463,7 +1518,7 @@ int cl_ledger_close(cl_ledger *l)
             rc = cl_merkle_sync(l->tree);
         if (rc == CL_OK)
             rc = cl_index_sync(l->idx);
-        if (rc == CL_OK)
+        if (rc == CL_OK && !l->index_damaged)
             rc = index_marker_clear(l);
     }
     free_ledger(l);
@@ -1476,22 +1531,22 @@ static int load_pem_cert(cl_ledger *l, const char *dir, const char *name, cl_cer
     CL_TRY(path_join(path, dir, name));
     uint8_t *b = NULL;
     size_t n = 0;
-    CL_TRY(cl_fs_read_all(l->fs, path, 1u << 20, &b, &n));
+    CL_TRY(named(cl_fs_read_all(l->fs, path, 1u << 20, &b, &n), path));
     int rc = cl_cert_from_pem((const char *)b, n, c);
     if (rc == CL_OK)
         *pem = (char *)b;
     else
         cl_free(b);
-    return rc;
+    return named(rc, path);
 }
 
 static int load_identity(cl_ledger *l)
 {
     char path[PATH_MAX_LEN];
     CL_TRY(path_join(path, l->node_dir, "node_key.pem"));
-    CL_TRY(cl_key_load_private_pem(path, &l->node_key));
+    CL_TRY(named(cl_key_load_private_pem(path, &l->node_key), path));
     CL_TRY(path_join(path, l->node_dir, "service_key.pem"));
-    CL_TRY(cl_key_load_private_pem(path, &l->service_key));
+    CL_TRY(named(cl_key_load_private_pem(path, &l->service_key), path));
     CL_TRY(load_pem_cert(l, l->node_dir, "node_cert.pem", &l->node_cert, &l->node_cert_pem));
     CL_TRY(load_pem_cert(l, l->dir, "service_cert.pem", &l->service_cert, &l->service_cert_pem));
     CL_TRY(cl_key_spki_sha256(l->node_key, l->node_id));
@@ -2067,7 +2122,7 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
         CL_GUARD(path_join(path, l->node_dir, "ledger_type"));
         uint8_t *b = NULL;
         size_t n = 0;
-        CL_GUARD(cl_fs_read_all(l->fs, path, 256, &b, &n));
+        CL_GUARD(named(cl_fs_read_all(l->fs, path, 256, &b, &n), path));
         /* "public|private\n" [ "chunk_size N\n" ] */
         int is_priv = n >= 8 && memcmp(b, "private\n", 8) == 0;
         int is_pub = n >= 7 && memcmp(b, "public\n", 7) == 0;

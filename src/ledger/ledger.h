@@ -124,12 +124,18 @@ typedef struct {
 } cl_ledger_entry;
 
 CL_MUST_CHECK int cl_ledger_read(cl_ledger *l, uint64_t seqno, cl_ledger_entry *out);
+/* cl_ledger_read of a seqno cl_ledger_collection_scan listed under coll: CL_ECORRUPT, with an
+ * index rebuild asked of the next open, when the entry is not a user entry of that collection. */
+CL_MUST_CHECK int cl_ledger_read_listed(cl_ledger *l, uint64_t seqno, const char *coll, size_t len,
+                                        cl_ledger_entry *out);
 void cl_ledger_entry_free(cl_ledger_entry *e);
 
 /* Durable seqnos of a user collection in [from, to], ascending, at most `limit` (0: all);
  * *next = first seqno not delivered (0 when exhausted). cb returns 0 to go on, >0 to stop.
  * O(log n + returned). Collections starting with 0x01 are internal and refused (CL_EINVAL). cb
- * must not call back into the ledger (the index is not re-entrant): collect, then read. */
+ * must not call back into the ledger (the index is not re-entrant): collect, then read. An index
+ * found damaged on the way (rows out of order, or ending before the collection's last seqno)
+ * gives CL_ECORRUPT, never a short list, and the next open rebuilds the index. */
 CL_MUST_CHECK int cl_ledger_collection_scan(cl_ledger *l, const char *coll, size_t len,
                                             uint64_t from, uint64_t to, size_t limit,
                                             int (*cb)(void *arg, uint64_t seqno), void *arg,

@@ -560,7 +560,7 @@ void cl_api_list_entries(cl_req *r)
                 break;
             }
             cl_ledger_entry e;
-            CL_GUARD(cl_ledger_read(n->l, sl.v[i], &e));
+            CL_GUARD(cl_ledger_read_listed(n->l, sl.v[i], coll, len, &e));
             size_t mark = out.len;
             cl_txid_format(e.view, e.seqno, txid, sizeof txid);
             rc = i > 0 ? cl_buf_append(&out, CL_LIT(",")) : CL_OK;

@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -905,30 +906,58 @@ int cl_index_collection_scan(cl_index *idx, const char *coll, size_t len, uint64
     int rc = CL_OK;
     CL_GUARD(db_err(mdb_cursor_open(txn, idx->colls, &cur), "cursor"));
 
+    /* The rows are held to the collection's statistics on the way: each in order and within its
+     * last seqno, and rows that run out inside the range must have reached that last seqno (or
+     * none was due). So one damaged page of rows cannot end a listing early, or pass on a row from
+     * beyond the collection, without a word. */
+    cl_index_coll_stat st;
+    CL_GUARD(stat_load(idx, txn, coll, len, &st));
     uint8_t kb[COLL_KEY_MAX];
     MDB_val k = mval(kb, coll_key(kb, coll, len, from_seqno)), v;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     size_t n = 0;
-    int stop = 0;
+    int stop = 0, rows_ended = 1;
+    uint64_t prev = 0; /* the last seqno passed to cb */
     while (mrc == MDB_SUCCESS) {
         if (k.mv_size != len + 9 || memcmp(k.mv_data, kb, len + 1) != 0)
             break;
         uint64_t s = load_be64((const uint8_t *)k.mv_data + len + 1);
-        if (s > to_seqno)
+        if (s < from_seqno || s <= prev || s > st.last) {
+            cl_logf(CL_LOG_ERROR,
+                    "index: a collection row is out of order (%" PRIu64 " after %" PRIu64
+                    ", scanning from %" PRIu64 ", the collection's last is %" PRIu64 ")",
+                    s, prev, from_seqno, st.last);
+            CL_GUARD(CL_EDB);
+        }
+        if (s > to_seqno) {
+            rows_ended = 0;
             break;
+        }
         if (stop || (limit != 0 && n == limit)) {
             if (next_seqno)
                 *next_seqno = s;
+            rows_ended = 0;
             break;
         }
         int r = cb(arg, s);
         n++;
-        CL_GUARD(r);
+        if (r < 0)
+            CL_GUARD(r);
         stop = r > 0;
+        prev = s;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
-    if (mrc != MDB_NOTFOUND)
+    if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
         CL_GUARD(db_err(mrc, "collections scan"));
+    if (rows_ended) {
+        if (prev == 0 ? st.count != 0 && st.last >= from_seqno : prev != st.last) {
+            cl_logf(CL_LOG_ERROR,
+                    "index: the rows of a collection end at %" PRIu64
+                    " but its statistics say %" PRIu64,
+                    prev, st.last);
+            CL_GUARD(CL_EDB);
+        }
+    }
 out:
     if (cur)
         mdb_cursor_close(cur);

@@ -206,7 +206,14 @@ cp -a "$D" "$work/noraftlog"; rm "$work/noraftlog"/raft/log-*
 cp -a "$D" "$work/foreignsecrets"
 "$BIN/cledger" ledger init "$work/otherledger" >/dev/null 2>&1 || bad "cledger ledger init"
 cp "$work/otherledger/node/ledger_secrets" "$work/foreignsecrets/node/ledger_secrets"
-for c in nonode noledger raftflip noraftlog foreignsecrets; do
+# a first start that stopped before its service was created (node/ written, no node/ledger_type,
+# nothing in ledger/ or raft/): refused, saying so and what to do (it said only "already exists")
+cp -a "$D" "$work/halfstart"; rm "$work/halfstart/node/ledger_type" "$work/halfstart"/ledger/* "$work/halfstart"/raft/*
+# a node file lost: the message names it (it said only "not found")
+cp -a "$D" "$work/nonodekey"; rm "$work/nonodekey/node/node_key.pem"
+# a new directory holding an administrator key without its certificate: the key is not overwritten
+mkdir "$work/keyonly"; cp "$D/admin_key.pem" "$work/keyonly/"
+for c in nonode noledger raftflip noraftlog foreignsecrets halfstart nonodekey keyonly; do
     # (raftflip and noraftlog are refused once the node's files are open: the TLS certificate, issued at each
     # start, the index's lock file and the Merkle store's sync marker may change (the open hashes the
     # leaves after the last signature again, to the same records); the raft log, ledger, index and
@@ -218,9 +225,25 @@ for c in nonode noledger raftflip noraftlog foreignsecrets; do
     [ "$before" = "$after" ] || echo "changed by the refused start: $(diff "$work/$c.before" "$work/$c.after" | tr '\n' ' ')"
     case $c in nonode) want="no node/ledger_type";; noledger) want="not even its genesis";; raftflip) want="raft log in .* is damaged: .* is damaged at offset";;
         noraftlog) want="raft log in .* does not match the ledger: it ends at raft index 0";;
-        foreignsecrets) want="ledger_secrets does not belong to this ledger: the record of secret 1 (seqno 3) does not decrypt with it";; esac
+        foreignsecrets) want="ledger_secrets does not belong to this ledger: the record of secret 1 (seqno 3) does not decrypt with it";;
+        halfstart) want="the first start of this directory stopped before its service was created";;
+        nonodekey) want="node/node_key.pem: not found";; keyonly) want="admin_key.pem exists without .*admin_cert.pem; it is not overwritten";; esac
     [ $st -eq 1 ] && grep -q "$want" "$work/$c.out" && [ "$before" = "$after" ] && ok || bad "$c: exit $st, $(tail -1 "$work/$c.out")"
 done
+
+# the administrator certificate deleted: a resumed service generates nothing (the key stays, the
+# users in the ledger stand); --initial-admin-cert on a service that has users is reported unused
+cp -a "$D" "$work/noadmincert"; rm "$work/noadmincert/admin_cert.pem"
+keysum=$(sha256sum <"$work/noadmincert/admin_key.pem")
+P2=$(free_port)
+"$BIN/cledgerd" --data-dir "$work/noadmincert" --listen "127.0.0.1:$P2" --initial-admin-cert "$work/otherledger/service_cert.pem" >"$work/noadmincert.out" 2>&1 &
+P2PID=$!; pids+=("$P2PID")
+for _ in $(seq 1 100); do grep -q 'was not used' "$work/noadmincert.out" && break; sleep 0.1; done
+st=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$D/service_cert.pem" "${ADM[@]}" "https://127.0.0.1:$P2/app/users?api-version=2024-08-22-preview")
+kill -TERM "$P2PID"; wait "$P2PID"
+[ "$st" = 200 ] && [ ! -e "$work/noadmincert/admin_cert.pem" ] && [ "$(sha256sum <"$work/noadmincert/admin_key.pem")" = "$keysum" ] &&
+    grep -q 'initial-admin-cert .* was not used: .* already has users' "$work/noadmincert.out" && ok ||
+    bad "noadmincert: users $st, $(ls "$work/noadmincert"), $(grep -c 'was not used' "$work/noadmincert.out") warnings"
 
 # a ledger that lost its tail (a power cut before the ledger's pages reached the disk; the raft
 # log is the durability point) is rebuilt from the raft log byte for byte, signature entries too

@@ -3,6 +3,7 @@
  * and identity rotation, chunk rollover, rollback of an unsigned tail, offline verification. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <lmdb.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1255,6 +1256,119 @@ static int open_logged(const char *dir, const char *log, cl_ledger **l)
     return rc;
 }
 
+/* Edits the collection rows of a closed ledger's index with LMDB itself, as a damaged page would
+ * read back: removes the row (del, dseq) when del is not NULL, adds (add, aseq) when add is not
+ * NULL; the statistics are left as they were. */
+static void index_rows_edit(const char *dir, const char *del, uint64_t dseq, const char *add,
+                            uint64_t aseq)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/index", dir);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "collections", 0, &dbi), 0);
+    const char *coll[2] = {del, add};
+    uint64_t seq[2] = {dseq, aseq};
+    for (int i = 0; i < 2; i++) {
+        if (coll[i] == NULL)
+            continue;
+        uint8_t kb[300];
+        size_t n = strlen(coll[i]);
+        memcpy(kb, coll[i], n + 1);
+        for (int b = 0; b < 8; b++)
+            kb[n + 1 + b] = (uint8_t)(seq[i] >> (56 - 8 * b));
+        MDB_val k = {n + 9, kb}, v = {0, NULL};
+        assert_int_equal(i == 0 ? mdb_del(txn, dbi, &k, NULL) : mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static int index_rebuild_asked(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/index/dirty", dir);
+    size_t n = 0;
+    char *m = tu_read_file(path, &n);
+    int asked = m != NULL && n == 8 && memcmp(m, "damaged\n", 8) == 0;
+    free(m);
+    return asked;
+}
+
+/* Collection rows that end early, run out of order or name another collection's entry (what one
+ * damaged index page can look like) are refused with CL_ECORRUPT, never served as a shorter or
+ * wrong listing, and the next open rebuilds the index from the chunks. */
+static void test_index_damage_refused(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    uint64_t s[60];
+    for (int i = 0; i < 60; i++)
+        put(l, i % 3 ? "a" : "b", "rows", &s[i]);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    uint64_t got[64] = {0}, next = 0;
+    /* 1. the last row of "a" lost: its rows end before its statistics' last seqno */
+    index_rows_edit(dir, "a", s[59], NULL, 0);
+    l = reopen(dir, 0);
+    assert_int_equal(
+        cl_ledger_collection_scan(l, "a", 1, 1, UINT64_MAX, 0, collect_seqno, got, &next),
+        CL_ECORRUPT);
+    assert_true(index_rebuild_asked(dir));
+    /* a window that ends before the damage still lists, and "b" is whole */
+    memset(got, 0, sizeof got);
+    assert_int_equal(cl_ledger_collection_scan(l, "a", 1, 1, s[10], 0, collect_seqno, got, &next),
+                     CL_OK);
+    assert_int_equal(got[0], 7);
+    assert_int_equal(coll_count(l, "b"), 20);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    assert_true(index_rebuild_asked(dir)); /* a clean close leaves the request */
+    l = reopen(dir, 0);
+    assert_false(index_rebuild_asked(dir));
+    assert_int_equal(coll_count(l, "a"), 40);
+    assert_int_equal(cl_ledger_check(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+
+    /* 2. a row of "a" that names an entry of "b": the listing refuses it when it reads it */
+    index_rows_edit(dir, NULL, 0, "a", s[3]);
+    l = reopen(dir, 0);
+    memset(got, 0, sizeof got);
+    assert_int_equal(cl_ledger_collection_scan(l, "a", 1, 1, s[5], 0, collect_seqno, got, &next),
+                     CL_OK);
+    assert_int_equal(got[0], 5); /* s[1], s[2], s[3] (of "b"), s[4], s[5] */
+    cl_ledger_entry e;
+    assert_int_equal(cl_ledger_read_listed(l, s[2], "a", 1, &e), CL_OK);
+    cl_ledger_entry_free(&e);
+    assert_false(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_read_listed(l, s[3], "a", 1, &e), CL_ECORRUPT);
+    assert_true(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    memset(got, 0, sizeof got);
+    assert_int_equal(cl_ledger_collection_scan(l, "a", 1, 1, s[5], 0, collect_seqno, got, &next),
+                     CL_OK);
+    assert_int_equal(got[0], 4);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+
+    /* 3. a row of "a" past its statistics' last seqno (a row's seqno bytes changed) */
+    index_rows_edit(dir, "a", s[58], "a", s[59] + 500);
+    l = reopen(dir, 0);
+    assert_int_equal(
+        cl_ledger_collection_scan(l, "a", 1, s[50], UINT64_MAX, 0, collect_seqno, got, &next),
+        CL_ECORRUPT);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    assert_int_equal(coll_count(l, "a"), 40);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
 static void test_index_torn_mid_replay(void **state)
 {
     (void)state;
@@ -1540,6 +1654,7 @@ int main(void)
         cmocka_unit_test(test_derived_state_rebuilt),
         cmocka_unit_test(test_torn_index_rebuilt),
         cmocka_unit_test(test_index_after_os_crash),
+        cmocka_unit_test(test_index_damage_refused),
         cmocka_unit_test(test_index_torn_mid_replay),
         cmocka_unit_test(test_tree_frontier_damage_rebuilt),
         cmocka_unit_test(test_committed_chunk_cut_refused),

@@ -152,7 +152,37 @@ static int path_in(const daemon_t *d, const char *name, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
-/* The first administrator: the given certificate's fingerprint, or a generated credential. */
+/* Generates the first administrator's credential: a P-256 key and a self-signed certificate. */
+static int admin_generate(const char *cpath, const char *kpath)
+{
+    cl_key *k = NULL;
+    cl_cert *c = NULL;
+    int rc = cl_key_generate(CL_CURVE_P256, &k);
+    if (rc == CL_OK)
+        rc = cl_cert_self_signed_ca(k, "cledger administrator", 3650, &c);
+    if (rc == CL_OK)
+        rc = cl_key_save_private_pem(k, kpath);
+    if (rc == CL_OK)
+        rc = cl_cert_save_pem(c, cpath);
+    cl_key_free(k);
+    cl_cert_free(c);
+    if (rc < 0) {
+        fprintf(stderr, "cledgerd: cannot write the administrator credential %s / %s: %s\n", cpath,
+                kpath, cl_strerror(rc));
+        return -1;
+    }
+    json_t *f = json_pack("{s:s,s:s}", "cert", cpath, "key", kpath);
+    cl_log(CL_LOG_INFO, "generated the first administrator's credentials", f);
+    json_decref(f);
+    return 0;
+}
+
+/* The first administrator, recorded by the first leader when the users table is empty
+ * (became_leader): the certificate given with --initial-admin-cert, else DIR/admin_cert.pem.
+ * A new service without either gets a generated DIR/admin_cert.pem + admin_key.pem, before its
+ * ledger is created, so a first start cut short resumes with the same credential. Neither file is
+ * ever overwritten, and a resumed service generates nothing: without DIR/admin_cert.pem it adds
+ * no administrator (its users are in the ledger). */
 static int admin_identity(daemon_t *d, int fresh)
 {
     char cpath[1100], kpath[1100];
@@ -162,27 +192,24 @@ static int admin_identity(daemon_t *d, int fresh)
         path_in(d, "admin_key.pem", kpath, sizeof kpath);
         cert_path = cpath;
         struct stat st;
-        if (fresh || stat(cpath, &st) != 0) {
-            cl_key *k = NULL;
-            cl_cert *c = NULL;
-            int rc = cl_key_generate(CL_CURVE_P256, &k);
-            if (rc == CL_OK)
-                rc = cl_cert_self_signed_ca(k, "cledger administrator", 3650, &c);
-            if (rc == CL_OK)
-                rc = cl_key_save_private_pem(k, kpath);
-            if (rc == CL_OK)
-                rc = cl_cert_save_pem(c, cpath);
-            cl_key_free(k);
-            cl_cert_free(c);
-            if (rc < 0) {
-                fprintf(stderr, "cledgerd: cannot write administrator credentials: %s\n",
-                        cl_strerror(rc));
-                return -1;
-            }
-            json_t *f = json_pack("{s:s,s:s}", "cert", cpath, "key", kpath);
-            cl_log(CL_LOG_INFO, "generated the first administrator's credentials", f);
-            json_decref(f);
+        int have_cert = stat(cpath, &st) == 0, have_key = stat(kpath, &st) == 0;
+        if (!have_cert && !fresh) {
+            cl_logf(CL_LOG_INFO,
+                    "%s is missing: no administrator is added (the users recorded in the ledger "
+                    "stand; pass --initial-admin-cert PEM if it has none)",
+                    cpath);
+            d->admin_fp[0] = '\0';
+            return 0;
         }
+        if (!have_cert && have_key) {
+            fprintf(stderr,
+                    "cledgerd: %s exists without %s; it is not overwritten: move it away, or "
+                    "pass --initial-admin-cert PEM\n",
+                    kpath, cpath);
+            return -1;
+        }
+        if (!have_cert && admin_generate(cpath, kpath) < 0)
+            return -1;
     }
     cl_cert *c = NULL;
     int rc = cl_cert_load_pem_file(cert_path, &c);
@@ -196,6 +223,8 @@ static int admin_identity(daemon_t *d, int fresh)
         cl_tls_fingerprint(der.data, der.len, d->admin_fp);
     cl_buf_free(&der);
     cl_cert_free(c);
+    if (rc < 0)
+        fprintf(stderr, "cledgerd: administrator certificate %s: %s\n", cert_path, cl_strerror(rc));
     return rc < 0 ? -1 : 0;
 }
 
@@ -220,10 +249,12 @@ static int make_tls(daemon_t *d)
     CL_GUARD(cl_key_load_private_pem(path, &service_key));
     path_in(d, "service_cert.pem", path, sizeof path);
     CL_GUARD(cl_cert_load_pem_file(path, &service));
+    snprintf(path, sizeof path, "the TLS certificate");
     CL_GUARD(cl_cert_issue(node_key, "cledger node", service, service_key, 365, sans, nsans, &tls));
     CL_GUARD(cl_cert_to_pem(tls, &d->tls_cert_pem, &cert_len));
     path_in(d, "node/tls_cert.pem", path, sizeof path);
     CL_GUARD(cl_cert_save_pem(tls, path));
+    snprintf(path, sizeof path, "the TLS context");
     CL_GUARD(cl_key_private_pem(node_key, &key_pem, &key_len));
     CL_GUARD(cl_tls_server_ctx(d->tls_cert_pem, cert_len, key_pem, key_len, 1, &d->tls));
     path_in(d, "node/node_cert.pem", path, sizeof path);
@@ -238,7 +269,7 @@ out:
     cl_cert_free(service);
     cl_cert_free(tls);
     if (rc < 0)
-        fprintf(stderr, "cledgerd: TLS set-up failed: %s\n", cl_strerror(rc));
+        fprintf(stderr, "cledgerd: TLS set-up failed: %s: %s\n", path, cl_strerror(rc));
     return rc;
 }
 
@@ -347,16 +378,26 @@ static uint64_t w_term(void *impl)
 
 static void admin_done(void *arg, int status, uint64_t term, uint64_t index, void *result)
 {
-    free(result);
+    daemon_t *d = arg;
+    const cl_node_result *res = result;
     if (status < 0)
         cl_logf(CL_LOG_ERROR, "could not record the first administrator: %s", cl_strerror(status));
+    else if (res != NULL && res->status == CL_OK)
+        cl_logf(CL_LOG_INFO, "recorded the first administrator %s", d->admin_fp);
+    else if (d->s.admin_cert != NULL) /* the users table was not empty */
+        cl_logf(CL_LOG_WARN,
+                "--initial-admin-cert %s was not used: %s already has users (add administrators "
+                "with cledger user add)",
+                d->s.admin_cert, d->s.data_dir);
+    free(result);
 }
 
 static void became_leader(void *arg, uint64_t term)
 {
     daemon_t *d = arg;
     cl_logf(CL_LOG_INFO, "this node is the leader (term %" PRIu64 ")", term);
-    if (d->node != NULL && cl_node_bootstrap_admin(d->node, d->admin_fp, admin_done, d) < 0)
+    if (d->node != NULL && d->admin_fp[0] != '\0' &&
+        cl_node_bootstrap_admin(d->node, d->admin_fp, admin_done, d) < 0)
         cl_logf(CL_LOG_ERROR, "could not submit the first administrator");
 }
 
@@ -619,6 +660,21 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
+        /* node/ without ledger_type: a first start cut short before its service was created
+         * (ledger_type is written before the first entry), with nothing in ledger/ or raft/. */
+        path_in(&d, "node", probe, sizeof probe);
+        if (dir_has_files(probe)) {
+            fprintf(stderr,
+                    "cledgerd: %s holds files but no node/ledger_type, and %s/ledger and "
+                    "%s/raft are empty: the first start of this directory stopped before its "
+                    "service was created, so no entry was ever written. Remove %s and start "
+                    "again (or restore node/ledger_type from a backup if it was lost)\n",
+                    probe, d.s.data_dir, d.s.data_dir, probe);
+            return 1;
+        }
+        (void)rmdir(probe); /* an empty leftover */
+        if (admin_identity(&d, 1) < 0)
+            return 1;
     }
     cl_ledger_opts lo = {0};
     lo.dir = d.s.data_dir;
@@ -646,7 +702,7 @@ int main(int argc, char **argv)
         cl_ledger_close(d.ledger);
         return 2;
     }
-    if (admin_identity(&d, fresh) < 0 || make_tls(&d) < 0) {
+    if ((!fresh && admin_identity(&d, 0) < 0) || make_tls(&d) < 0) {
         cl_ledger_close(d.ledger);
         return 1;
     }
