@@ -778,11 +778,13 @@ struct cl_http_server {
     cl_waker wake;      /* requests and "finished" from the workers */
     uv_mutex_t mu;
     cl_http_exchange *req_head, *req_tail; /* under mu */
+    size_t queued; /* atomic: reply bytes handed to uv_write and not yet written (or dropped) */
 };
 
 typedef struct {
     uv_write_t req;
     http_conn *c;
+    size_t len;
     char data[];
 } write_req;
 
@@ -918,6 +920,7 @@ static void on_write(uv_write_t *req, int status)
 {
     write_req *w = (write_req *)req;
     http_conn *c = w->c;
+    __atomic_sub_fetch(&c->srv->queued, w->len, __ATOMIC_RELAXED);
     cl_free(w);
     c->pending_writes--;
     if (c->closing)
@@ -946,11 +949,13 @@ static void on_write(uv_write_t *req, int status)
 static int submit_write(http_conn *c, write_req *w, size_t len)
 {
     w->c = c;
+    w->len = len;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         cl_free(w);
         return CL_EIO;
     }
+    __atomic_add_fetch(&c->srv->queued, len, __ATOMIC_RELAXED);
     c->pending_writes++;
     return CL_OK;
 }
@@ -2136,6 +2141,11 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
     }
     *out = s;
     return CL_OK;
+}
+
+size_t cl_http_server_queued_bytes(const cl_http_server *s)
+{
+    return __atomic_load_n(&s->queued, __ATOMIC_RELAXED);
 }
 
 int cl_http_server_port(const cl_http_server *s)

@@ -102,6 +102,9 @@ typedef struct {
 CL_MUST_CHECK int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o,
                                        cl_http_server **out);
 int cl_http_server_port(const cl_http_server *s);
+/* Reply bytes (TLS records) handed to the kernel's socket queue writes and not yet taken by it,
+ * over all connections: what slow readers hold. Any thread. */
+size_t cl_http_server_queued_bytes(const cl_http_server *s);
 /* "HOST:PORT" or "[V6]:PORT" -> host (without brackets) and port 0..65535. 0 or -1. */
 int cl_parse_hostport(const char *s, char *host, size_t hostcap, int *port);
 /* Replaces the handler argument (for handlers whose state needs the bound port first). Call on

@@ -26,7 +26,11 @@
 #define CL_NODE_LIST_MAX_BODY (1u << 20) /* §8.3: 4 MiB there; smaller pages, less held */
 #define CL_NODE_LIST_TAIL 2048           /* room kept in a page for its nextLink and end */
 #define CL_NODE_LIST_BUDGET_US 2000      /* main-loop time one page may take, by default */
-#define CL_NODE_COLLECTIONS_PAGE 1000    /* §8.4 */
+/* Reply bytes waiting for slow readers (cl_node_opts.reply_backlog) above which list pages are
+ * refused with 503 until readers catch up, by default: 300 connections that request 1 MiB pages
+ * and never read would otherwise hold 300 MB. */
+#define CL_NODE_LIST_BACKLOG_MAX (64u << 20)
+#define CL_NODE_COLLECTIONS_PAGE 1000 /* §8.4 */
 #define CL_NODE_QUOTE_VERSION "CLEDGER_VIRTUAL_v1"
 #define CL_NODE_QUOTE_MEASUREMENT "cledger virtual v1"
 #define CL_NODE_VERSION "0.1.0"
@@ -121,6 +125,9 @@ struct cl_node {
     int strict_api;
     size_t max_collections;
     uint64_t list_budget_ns; /* cl_node_opts.list_budget_us */
+    size_t (*reply_backlog)(void *arg);
+    void *reply_backlog_arg;
+    size_t list_backlog_max;
     int started;
     int failed; /* a ledger sync failed: the node serves errors until restarted */
     cl_users users;

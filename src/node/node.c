@@ -361,6 +361,9 @@ int cl_node_new(const cl_node_opts *o, cl_node **out)
     n->max_collections = o->max_collections ? o->max_collections : 5000;
     n->list_budget_ns =
         (uint64_t)(o->list_budget_us ? o->list_budget_us : CL_NODE_LIST_BUDGET_US) * 1000u;
+    n->reply_backlog = o->reply_backlog;
+    n->reply_backlog_arg = o->reply_backlog_arg;
+    n->list_backlog_max = o->list_backlog_max ? o->list_backlog_max : CL_NODE_LIST_BACKLOG_MAX;
     n->waiting_tail = &n->waiting;
     cl_users_init(&n->users);
     cl_rolemap_init(&n->roles);

@@ -58,6 +58,11 @@ typedef struct {
     int strict_api_version;       /* §3.2 rule 2 */
     size_t max_collections;       /* 0: 5000 (§15; the default collection is not counted) */
     unsigned list_budget_us;      /* main-loop time one list page may take; 0: 2000 */
+    /* Reply bytes queued for slow readers (cl_http_server_queued_bytes); NULL: not watched.
+     * While it exceeds list_backlog_max (0: 64 MiB), list pages get 503 + Retry-After. */
+    size_t (*reply_backlog)(void *arg);
+    void *reply_backlog_arg;
+    size_t list_backlog_max;
 } cl_node_opts;
 
 /* The result of cl_node_apply, handed to the submitter's callback, which frees it with free()

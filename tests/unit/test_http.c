@@ -1344,6 +1344,49 @@ out:
     return NULL;
 }
 
+/* cl_http_server_queued_bytes: a reply its reader does not take stays counted (what the node caps
+ * list pages by), and the count returns to 0 once it is read. */
+static cl_http_server *g_queued_srv;
+
+static int queued_reaches(int want_zero, size_t over, int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        size_t q = cl_http_server_queued_bytes(g_queued_srv);
+        if (want_zero ? q == 0 : q > over)
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static void *client_queued(tresult *res)
+{
+    tclient t = {.fd = -1};
+    char head[4096];
+    CC(res, queued_reaches(1, 0, 100));
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    static const char req[] = "GET /large HTTP/1.1\r\nHost: x\r\n\r\n";
+    CC(res, tc_send(&t, req, sizeof req - 1) == 0);
+    /* 24 MiB, of which the socket buffers hold a few MB: most waits in write requests */
+    CC(res, queued_reaches(0, LARGE_LEN / 2, 2000));
+    CC(res, read_large_slowly(&t, LARGE_LEN, 0, 0, head, sizeof head) == 0);
+    CC(res, queued_reaches(1, 0, 2000));
+out:
+    tc_close(&t);
+    return NULL;
+}
+
+static void test_queued_bytes(void **state)
+{
+    (void)state;
+    harness h;
+    tresult res[1] = {0};
+    h_start(&h, NULL);
+    g_queued_srv = h.srv;
+    h_clients(&h, 1, client_queued, res);
+    h_stop(&h);
+}
+
 static void test_slow_large_reply(void **state)
 {
     (void)state;
@@ -1778,6 +1821,7 @@ int main(void)
         cmocka_unit_test(test_read_ahead),
         cmocka_unit_test(test_reply_backpressure),
         cmocka_unit_test(test_slow_large_reply),
+        cmocka_unit_test(test_queued_bytes),
         cmocka_unit_test(test_slow_reply_idle),
         cmocka_unit_test(test_concurrent_connections),
         cmocka_unit_test(test_limits),
@@ -1795,6 +1839,7 @@ int main(void)
         MT(test_read_ahead),
         MT(test_reply_backpressure),
         MT(test_slow_large_reply),
+        MT(test_queued_bytes),
         MT(test_slow_reply_idle),
         MT(test_concurrent_connections),
         MT(test_limits),

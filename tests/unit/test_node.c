@@ -684,6 +684,47 @@ static void test_paging_time_budget(void **state)
     env_free(e);
 }
 
+static size_t g_backlog; /* what the HTTP layer reports queued for slow readers */
+static size_t backlog_stub(void *arg)
+{
+    (void)arg;
+    return g_backlog;
+}
+
+/* Past the cap on reply bytes waiting for slow readers, list pages get 503 + Retry-After (the
+ * SDKs retry it) while every other route serves; below it, pages are served again. */
+static void test_paging_backlog_cap(void **state)
+{
+    (void)state;
+    cl_node_opts o = {0};
+    o.reply_backlog = backlog_stub;
+    o.list_backlog_max = 1000;
+    env_t *e = env_new_opts(&o);
+    post(e, "collectionId=t", "x");
+    assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
+    static const char list[] = "/app/transactions?api-version=2022-05-13&collectionId=t";
+    g_backlog = 1000;
+    reply_t r = rq(e, "GET", list, tu_fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    nu_reply_free(&r);
+    g_backlog = 1001;
+    r = rq(e, "GET", list, tu_fp(FP_ADMIN), NULL);
+    EXPECT(r, 503, "ServiceUnavailable");
+    assert_string_equal(nu_header(&r, "Retry-After"), "1");
+    nu_reply_free(&r);
+    r = rq(e, "GET", list, NULL, NULL); /* identity first */
+    EXPECT(r, 401, "InvalidAuthenticationInfo");
+    nu_reply_free(&r);
+    r = rq(e, "GET", "/app/transactions/current?collectionId=t", tu_fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    nu_reply_free(&r);
+    g_backlog = 0;
+    r = rq(e, "GET", list, tu_fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    nu_reply_free(&r);
+    env_free(e);
+}
+
 /* ---- collections --------------------------------------------------------------------------- */
 
 static void test_collections(void **state)
@@ -2873,6 +2914,7 @@ int main(void)
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_paging_big_pages),
         cmocka_unit_test(test_paging_time_budget),
+        cmocka_unit_test(test_paging_backlog_cap),
         cmocka_unit_test(test_paging_hex_ids),
         cmocka_unit_test(test_hostile),
     };

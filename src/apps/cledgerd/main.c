@@ -409,6 +409,12 @@ static void reply_http(void *ctx, int status, const char *const *headers, size_t
     cl_http_reply(ctx, status, headers, nh, body, len);
 }
 
+static size_t reply_backlog(void *arg)
+{
+    daemon_t *d = arg;
+    return d->http != NULL ? cl_http_server_queued_bytes(d->http) : 0;
+}
+
 static void on_request(void *arg, cl_http_exchange *x)
 {
     daemon_t *d = arg;
@@ -756,6 +762,8 @@ int main(int argc, char **argv)
     no.sig_interval_ms = d.s.sig_interval_ms;
     no.sig_max_entries = d.s.sig_max_entries;
     no.max_body_bytes = d.s.max_body_bytes;
+    no.reply_backlog = reply_backlog;
+    no.reply_backlog_arg = &d;
     rc = cl_node_new(&no, &d.node);
     char raft_addr[300];
     snprintf(raft_addr, sizeof raft_addr, "127.0.0.1:%d", d.port ? d.port + 1000 : 9443);
