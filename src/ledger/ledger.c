@@ -913,7 +913,11 @@ static int loc_of(cl_ledger *l, uint64_t seqno, cl_index_loc *loc)
 {
     if (seqno != l->loc_seqno) {
         l->loc_seqno = 0;
-        CL_TRY(cl_index_get_entry(l->idx, seqno, &l->loc_memo));
+        int rc = cl_index_get_entry(l->idx, seqno, &l->loc_memo);
+        if (rc < 0) { /* every durable seqno is indexed, with a 40-byte record */
+            memset(loc, 0, sizeof *loc);
+            return index_damage(l, rc, "has no usable location for seqno", seqno);
+        }
         l->loc_seqno = seqno;
     }
     *loc = l->loc_memo;
@@ -925,9 +929,7 @@ static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *
 {
     CL_ENSURE(seqno >= 1 && seqno <= l->durable_seqno, CL_ERANGE);
     cl_index_loc loc;
-    int rc = loc_of(l, seqno, &loc);
-    if (rc < 0) /* every durable seqno is indexed, with a 40-byte record */
-        return index_damage(l, rc, "has no usable location for seqno", seqno);
+    CL_TRY(loc_of(l, seqno, &loc));
     cl_file *f;
     CL_TRY(read_file_for(l, loc.chunk_start, &f));
     cl_buf_reset(buf);
@@ -1067,8 +1069,10 @@ int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out)
     CL_GUARD(read_frame(l, seqno, &l->scratch, &e));
     CL_GUARD_IF(e.type == CL_ENTRY_SIGNATURE, CL_EINVAL);
     first_cb_arg fa = {0};
-    CL_GUARD(cl_index_collection_scan(l->idx, SIG_COLLECTION, SIG_COLLECTION_LEN, seqno + 1,
-                                      l->signed_seqno, 1, first_cb, &fa, NULL));
+    rc = cl_index_collection_scan(l->idx, SIG_COLLECTION, SIG_COLLECTION_LEN, seqno + 1,
+                                  l->signed_seqno, 1, first_cb, &fa, NULL);
+    if (rc < 0)
+        CL_GUARD(index_damage(l, rc, "gave a signature scan that fails from seqno", seqno + 1));
     CL_GUARD_IF(fa.found == 0, CL_ENOTSIGNED);
 
     cl_entry_write_set_digest(&e, r.write_set_digest);

@@ -1058,13 +1058,12 @@ static int method_matches(const char *route_method, const char *method)
            (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
 }
 
-/* Adds `method` to the Allow list `allow` unless it is there. */
+/* Adds `method` to the Allow list `allow` unless it is there (no method name the table uses is
+ * part of another). */
 static void allow_add(char *allow, size_t cap, const char *method)
 {
-    size_t ml = strlen(method);
-    for (const char *s = allow; (s = strstr(s, method)) != NULL; s += ml)
-        if ((s == allow || s[-1] == ' ') && (s[ml] == ',' || s[ml] == '\0'))
-            return;
+    if (strstr(allow, method) != NULL)
+        return;
     size_t al = strlen(allow);
     snprintf(allow + al, cap - al, "%s%s", al ? ", " : "", method);
 }

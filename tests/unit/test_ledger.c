@@ -1256,11 +1256,16 @@ static int open_logged(const char *dir, const char *log, cl_ledger **l)
     return rc;
 }
 
-/* Edits the collection rows of a closed ledger's index with LMDB itself, as a damaged page would
- * read back: removes the row (del, dseq) when del is not NULL, adds (add, aseq) when add is not
- * NULL; the statistics are left as they were. */
-static void index_rows_edit(const char *dir, const char *del, uint64_t dseq, const char *add,
-                            uint64_t aseq)
+/* The index's keys hold seqnos big-endian, so rows sort by seqno. */
+static void be64_put(uint8_t *p, uint64_t v)
+{
+    for (int b = 0; b < 8; b++)
+        p[b] = (uint8_t)(v >> (56 - 8 * b));
+}
+
+/* Deletes (put = 0) or adds with an empty value (put = 1) the row `key` of table `db` in a closed
+ * ledger's index with LMDB itself, as a damaged page would read back; nothing else changes. */
+static void index_row(const char *dir, const char *db, const uint8_t *key, size_t klen, int put)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/index", dir);
@@ -1271,7 +1276,18 @@ static void index_rows_edit(const char *dir, const char *del, uint64_t dseq, con
     assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
     assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "collections", 0, &dbi), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    MDB_val k = {klen, (void *)key}, v = {0, NULL};
+    assert_int_equal(put ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* Collection rows (statistics left as they were): removes (del, dseq) when del is not NULL, adds
+ * (add, aseq) when add is not NULL. */
+static void index_rows_edit(const char *dir, const char *del, uint64_t dseq, const char *add,
+                            uint64_t aseq)
+{
     const char *coll[2] = {del, add};
     uint64_t seq[2] = {dseq, aseq};
     for (int i = 0; i < 2; i++) {
@@ -1280,13 +1296,9 @@ static void index_rows_edit(const char *dir, const char *del, uint64_t dseq, con
         uint8_t kb[300];
         size_t n = strlen(coll[i]);
         memcpy(kb, coll[i], n + 1);
-        for (int b = 0; b < 8; b++)
-            kb[n + 1 + b] = (uint8_t)(seq[i] >> (56 - 8 * b));
-        MDB_val k = {n + 9, kb}, v = {0, NULL};
-        assert_int_equal(i == 0 ? mdb_del(txn, dbi, &k, NULL) : mdb_put(txn, dbi, &k, &v, 0), 0);
+        be64_put(kb + n + 1, seq[i]);
+        index_row(dir, "collections", kb, n + 9, i == 1);
     }
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
 }
 
 static int index_rebuild_asked(const char *dir)
@@ -1356,7 +1368,25 @@ static void test_index_damage_refused(void **state)
     assert_int_equal(got[0], 4);
     assert_int_equal(cl_ledger_close(l), CL_OK);
 
-    /* 3. a row of "a" past its statistics' last seqno (a row's seqno bytes changed) */
+    /* 3. the location row of a durable entry lost: reading it is refused, and asks for a rebuild
+     * (a read of its state and of its receipt goes through the same location) */
+    {
+        uint8_t kb[8];
+        be64_put(kb, s[10]);
+        index_row(dir, "entries", kb, 8, 0);
+    }
+    l = reopen(dir, 0);
+    assert_false(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_read(l, s[10], &e), CL_ECORRUPT);
+    assert_true(index_rebuild_asked(dir));
+    uint64_t view = 0;
+    assert_int_equal(cl_ledger_view_of(l, s[10], &view), CL_ECORRUPT);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    expect_entry(l, s[10], "a", "rows");
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+
+    /* 4. a row of "a" past its statistics' last seqno (a row's seqno bytes changed) */
     index_rows_edit(dir, "a", s[58], "a", s[59] + 500);
     l = reopen(dir, 0);
     assert_int_equal(

@@ -198,8 +198,7 @@ static int admin_identity(daemon_t *d, int fresh)
                     "%s is missing: no administrator is added (the users recorded in the ledger "
                     "stand; pass --initial-admin-cert PEM if it has none)",
                     cpath);
-            d->admin_fp[0] = '\0';
-            return 0;
+            return 0; /* admin_fp stays empty */
         }
         if (!have_cert && have_key) {
             fprintf(stderr,
@@ -212,13 +211,10 @@ static int admin_identity(daemon_t *d, int fresh)
             return -1;
     }
     cl_cert *c = NULL;
-    int rc = cl_cert_load_pem_file(cert_path, &c);
-    if (rc < 0) {
-        fprintf(stderr, "cledgerd: administrator certificate %s: %s\n", cert_path, cl_strerror(rc));
-        return -1;
-    }
     cl_buf der = CL_BUF_INIT;
-    rc = cl_cert_to_der(c, &der);
+    int rc = cl_cert_load_pem_file(cert_path, &c);
+    if (rc == CL_OK)
+        rc = cl_cert_to_der(c, &der);
     if (rc == CL_OK)
         cl_tls_fingerprint(der.data, der.len, d->admin_fp);
     cl_buf_free(&der);
