@@ -1978,18 +1978,31 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     }
     l->delivered_index = l->next_index - 1;
     if (l->term == 0 && acc.n > 0 && !l->dry) {
-        /* Entries but no term: bootstrap stopped after its entry was durable and before the
-         * meta file was (io_bootstrap). Finish it: the term of the last entry, no vote. */
+        /* Entries but no term. Either bootstrap stopped after its entry was durable and before
+         * the meta file was (io_bootstrap: the log is that one configuration entry), or meta was
+         * lost later. Both load with the term of the last entry and no vote. For a cluster of one
+         * voter, which is what cledgerd runs, that is safe: the node votes only for itself, its
+         * next election takes a term above every entry's, and no entry is lost. With other
+         * voters a lost vote could let this node vote twice in one term; then this must refuse
+         * (docs/consensus.md). */
         uint64_t t = acc.v[acc.n - 1].term;
         if (meta_store(l, t, 0) != 0) {
             entries_free(&acc);
             snap_free(snap);
             return fail_load(l, RAFT_IOERR, "store the term in %s: %s", l->dir, strerror(errno));
         }
-        cl_logf(CL_LOG_WARN,
-                "rlog: %s had entries but no term: an interrupted bootstrap, term "
-                "%" PRIu64 " stored",
-                l->dir, t);
+        if (acc.n == 1 && first == 1 && snap == NULL && acc.v[0].type == RAFT_CHANGE)
+            cl_logf(CL_LOG_WARN,
+                    "rlog: %s had entries but no term: an interrupted bootstrap, term "
+                    "%" PRIu64 " stored",
+                    l->dir, t);
+        else
+            cl_logf(CL_LOG_ERROR,
+                    "rlog: %s/meta is missing, but the log holds entries %" PRIu64 "..%" PRIu64
+                    ": the node's term and vote were lost. Term %" PRIu64
+                    " (the last entry's) stored, no vote; no entry is lost, and for this "
+                    "single-voter service that is safe. Find out what removed the file",
+                    l->dir, first, last, t);
     }
     *term = l->term;
     *voted_for = l->vote;

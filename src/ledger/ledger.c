@@ -1816,7 +1816,8 @@ static int derive(cl_ledger *l, const cl_ledger_opts *o)
     size_t map = o->index_map_size ? o->index_map_size : (64u << 20);
     int rc = cl_index_open(l->index_dir, map, &l->idx);
     if (rc == CL_EDB || rc == CL_EUNSUPPORTED) {
-        CL_TRY(lose_index(l, "index unreadable", cl_errname(rc)));
+        CL_TRY(lose_index(l, rc == CL_EUNSUPPORTED ? "index of another format" : "index unreadable",
+                          cl_errname(rc)));
         rc = cl_index_open(l->index_dir, map, &l->idx);
     }
     CL_TRY(rc);

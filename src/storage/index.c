@@ -4,9 +4,10 @@
  * Databases (all in one environment, opened once in cl_index_open):
  *   entries     seqno u64 BE -> 40-byte location record (index.h). BE keys make LMDB's byte order
  *               the numeric order, so MDB_LAST is the last seqno and appends can use MDB_APPEND.
- *   collections coll id || 0x00 || seqno u64 BE -> empty. Ids contain no NUL, so the rows of one
- *               collection are exactly the keys starting with "id\0" and sit together, in seqno
- *               order: a scan is one MDB_SET_RANGE and then MDB_NEXT per row.
+ *   collections coll id || 0x00 || seqno u64 BE -> seqno u64 BE of the collection's row before
+ *               it (0 for its first). Ids contain no NUL, so the rows of one collection are
+ *               exactly the keys starting with "id\0" and sit together, in seqno order: a scan is
+ *               one MDB_SET_RANGE and then MDB_NEXT per row, and checks the chain on the way.
  *   collstats   coll id -> count u64 LE, first u64 LE, last u64 LE.
  *   entrycoll   seqno u64 BE -> coll id; lets truncation find the collection rows of the tail
  *               without scanning collections.
@@ -20,6 +21,8 @@
  *      seqno); collstats has no other rows.
  *   I4 meta[META_NCOLL] (0 when absent) = number of collstats rows.
  *   I5 meta[META_VERSION] = IDX_FORMAT_VERSION.
+ *   I6 the value of collections row c||0||s is the largest seqno below s with a row of c (0 when
+ *      none): the rows of a collection form a chain, so a row lost from the middle shows.
  * Every write keeps them within one LMDB transaction, so they hold at every commit.
  */
 #define _GNU_SOURCE /* sync_file_range */
@@ -42,7 +45,7 @@
 #include "base/file.h"
 #include "base/log.h"
 
-#define IDX_FORMAT_VERSION 1
+#define IDX_FORMAT_VERSION 2 /* 2: collection rows name the row before them (I6) */
 #define IDX_DEFAULT_MAP ((size_t)256 << 20)
 #define COLL_KEY_MAX (CL_INDEX_COLL_MAX + 1 + 8)
 #define STAT_SIZE 24
@@ -666,13 +669,6 @@ static int apply_coll(cl_index *idx, MDB_txn *txn, apply_ctx *a, cl_cursor *c)
         CL_TRY(db_err(mdb_cursor_put(a->ec, &k, &v, 0), "entrycoll put"));
     }
 
-    uint8_t ckb[COLL_KEY_MAX];
-    MDB_val ck = mval(ckb, coll_key(ckb, coll, len, seqno)), empty = mval(NULL, 0);
-    int mrc = mdb_cursor_put(a->col, &ck, &empty, MDB_NOOVERWRITE);
-    if (mrc == MDB_KEYEXIST)
-        return CL_ECORRUPT; /* row without its entrycoll row: I2 broken */
-    CL_TRY(db_err(mrc, "collections put"));
-
     if (!a->slot_valid || a->slot_len != len || memcmp(a->slot_id, coll, len) != 0) {
         CL_TRY(slot_flush(idx, txn, a));
         CL_TRY(stat_load(idx, txn, coll, len, &a->slot));
@@ -681,6 +677,31 @@ static int apply_coll(cl_index *idx, MDB_txn *txn, apply_ctx *a, cl_cursor *c)
         a->slot_valid = 1;
     }
     cl_index_coll_stat *st = &a->slot;
+
+    /* The row's value is the seqno of the collection's row before it (I6). Appends, the normal
+     * case, take it from the statistics; a row put below the collection's last takes it from the
+     * row after it, which then points at the new row. */
+    uint8_t ckb[COLL_KEY_MAX], pb[8];
+    MDB_val ck = mval(ckb, coll_key(ckb, coll, len, seqno)), pv = mval(pb, 8);
+    if (st->count == 0 || seqno > st->last) {
+        store_be64(pb, st->count == 0 ? 0 : st->last);
+    } else {
+        MDB_val nk = ck, nv;
+        CL_TRY(db_err(mdb_cursor_get(a->col, &nk, &nv, MDB_SET_RANGE), "collections next"));
+        CL_ENSURE(nk.mv_size == len + 9 && memcmp(nk.mv_data, ckb, len + 1) == 0 &&
+                      nv.mv_size == 8 && load_be64(nv.mv_data) < seqno,
+                  CL_ECORRUPT); /* the statistics promise a later row; or I2 broken */
+        memcpy(pb, nv.mv_data, 8);
+        uint8_t sb[8];
+        store_be64(sb, seqno);
+        MDB_val sv = mval(sb, 8);
+        CL_TRY(db_err(mdb_cursor_put(a->col, &nk, &sv, MDB_CURRENT), "collections relink"));
+    }
+    int mrc = mdb_cursor_put(a->col, &ck, &pv, MDB_NOOVERWRITE);
+    if (mrc == MDB_KEYEXIST)
+        return CL_ECORRUPT; /* row without its entrycoll row: I2 broken */
+    CL_TRY(db_err(mrc, "collections put"));
+
     if (st->count == 0) {
         st->first = st->last = seqno;
         a->ncoll_delta++;
@@ -908,8 +929,10 @@ int cl_index_collection_scan(cl_index *idx, const char *coll, size_t len, uint64
 
     /* The rows are held to the collection's statistics on the way: each in order and within its
      * last seqno, and rows that run out inside the range must have reached that last seqno (or
-     * none was due). So one damaged page of rows cannot end a listing early, or pass on a row from
-     * beyond the collection, without a word. */
+     * none was due). Each row names the row before it (I6): the first row read must name one
+     * before the range (0 only for the collection's first), every later row the row read before
+     * it. So a damaged page of rows cannot end a listing early, skip a row inside it, or pass on a
+     * row from beyond the collection, without a word. */
     cl_index_coll_stat st;
     CL_GUARD(stat_load(idx, txn, coll, len, &st));
     uint8_t kb[COLL_KEY_MAX];
@@ -918,17 +941,37 @@ int cl_index_collection_scan(cl_index *idx, const char *coll, size_t len, uint64
     size_t n = 0;
     int stop = 0, rows_ended = 1;
     uint64_t prev = 0; /* the last seqno passed to cb */
+    uint64_t read = 0; /* the last row read */
     while (mrc == MDB_SUCCESS) {
         if (k.mv_size != len + 9 || memcmp(k.mv_data, kb, len + 1) != 0)
             break;
         uint64_t s = load_be64((const uint8_t *)k.mv_data + len + 1);
-        if (s < from_seqno || s <= prev || s > st.last) {
+        if (s < from_seqno || s <= read || s > st.last) {
             cl_logf(CL_LOG_ERROR,
                     "index: a collection row is out of order (%" PRIu64 " after %" PRIu64
                     ", scanning from %" PRIu64 ", the collection's last is %" PRIu64 ")",
-                    s, prev, from_seqno, st.last);
+                    s, read, from_seqno, st.last);
             CL_GUARD(CL_EDB);
         }
+        uint64_t before = v.mv_size == 8 ? load_be64(v.mv_data) : UINT64_MAX;
+        if (read != 0 ? before != read
+                      : (before != 0 && before >= from_seqno) || (before == 0) != (s == st.first)) {
+            if (read != 0)
+                cl_logf(CL_LOG_ERROR,
+                        "index: collection row %" PRIu64 " names %" PRIu64
+                        " as the row before it, but the row before it is %" PRIu64
+                        " (a row is missing or damaged)",
+                        s, before, read);
+            else
+                cl_logf(CL_LOG_ERROR,
+                        "index: collection row %" PRIu64 ", the first from %" PRIu64
+                        ", names %" PRIu64
+                        " as the row before it (the collection's first is %" PRIu64
+                        "; a row is missing or damaged)",
+                        s, from_seqno, before, st.first);
+            CL_GUARD(CL_EDB);
+        }
+        read = s;
         if (s > to_seqno) {
             rows_ended = 0;
             break;
@@ -1113,6 +1156,8 @@ static int check_colls(cl_index *idx, MDB_txn *txn, MDB_cursor *cur, uint64_t *r
             g.first = s;
             (*groups)++;
         }
+        CL_ENSURE(v.mv_size == 8 && load_be64(v.mv_data) == (g.count == 0 ? 0 : g.last),
+                  CL_ECORRUPT); /* I6 */
         g.count++;
         g.last = s;
         (*rows)++;

@@ -245,6 +245,21 @@ kill -TERM "$P2PID"; wait "$P2PID"
     grep -q 'initial-admin-cert .* was not used: .* already has users' "$work/noadmincert.out" && ok ||
     bad "noadmincert: users $st, $(ls "$work/noadmincert"), $(grep -c 'was not used' "$work/noadmincert.out") warnings"
 
+# raft/meta lost (the node's term and vote): a service of one voter starts with the last entry's
+# term and no vote, every entry there, and says what was lost (it said "an interrupted bootstrap")
+cp -a "$D" "$work/nometa"; rm "$work/nometa/raft/meta"
+n0=$("$BIN/cledger" verify-ledger "$work/nometa" --service-cert "$D/service_cert.pem" --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])' 2>/dev/null || echo x)
+P2=$(free_port)
+"$BIN/cledgerd" --data-dir "$work/nometa" --listen "127.0.0.1:$P2" >"$work/nometa.out" 2>&1 &
+P2PID=$!; pids+=("$P2PID")
+for _ in $(seq 1 100); do curl -sf -o /dev/null --cacert "$D/service_cert.pem" "https://127.0.0.1:$P2/node/ready" && break; sleep 0.1; done
+st=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$D/service_cert.pem" "${ADM[@]}" -H 'content-type: application/json' -d '{"contents":"after meta was lost"}' "https://127.0.0.1:$P2/app/transactions?api-version=2024-08-22-preview")
+kill -TERM "$P2PID"; wait "$P2PID"
+n1=$("$BIN/cledger" verify-ledger "$work/nometa" --service-cert "$D/service_cert.pem" --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])' 2>/dev/null || echo y)
+[ "$st" = 200 ] && [ -s "$work/nometa/raft/meta" ] && [ "$n0" != x ] && [ "$n1" -gt "$n0" ] &&
+    grep -q 'raft/meta is missing, but the log holds entries 1\.\.[0-9]*: the node.s term and vote were lost' "$work/nometa.out" && ok ||
+    bad "nometa: write $st, entries $n0 -> $n1, $(grep -c 'meta is missing' "$work/nometa.out") messages"
+
 # a ledger that lost its tail (a power cut before the ledger's pages reached the disk; the raft
 # log is the durability point) is rebuilt from the raft log byte for byte, signature entries too
 # (RFC 6979 nonces): receipts handed out before the loss stay part of the history. With random

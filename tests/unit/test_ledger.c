@@ -1263,9 +1263,10 @@ static void be64_put(uint8_t *p, uint64_t v)
         p[b] = (uint8_t)(v >> (56 - 8 * b));
 }
 
-/* Deletes (put = 0) or adds with an empty value (put = 1) the row `key` of table `db` in a closed
+/* Deletes (val = NULL) or puts with value val (vlen bytes) the row `key` of table `db` in a closed
  * ledger's index with LMDB itself, as a damaged page would read back; nothing else changes. */
-static void index_row(const char *dir, const char *db, const uint8_t *key, size_t klen, int put)
+static void index_row(const char *dir, const char *db, const uint8_t *key, size_t klen,
+                      const uint8_t *val, size_t vlen)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/index", dir);
@@ -1277,19 +1278,21 @@ static void index_row(const char *dir, const char *db, const uint8_t *key, size_
     assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-    MDB_val k = {klen, (void *)key}, v = {0, NULL};
-    assert_int_equal(put ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL), 0);
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    assert_int_equal(val ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 }
 
 /* Collection rows (statistics left as they were): removes (del, dseq) when del is not NULL, adds
- * (add, aseq) when add is not NULL. */
+ * (add, aseq) naming `before` as the row before it when add is not NULL. */
 static void index_rows_edit(const char *dir, const char *del, uint64_t dseq, const char *add,
-                            uint64_t aseq)
+                            uint64_t aseq, uint64_t before)
 {
     const char *coll[2] = {del, add};
     uint64_t seq[2] = {dseq, aseq};
+    uint8_t vb[8];
+    be64_put(vb, before);
     for (int i = 0; i < 2; i++) {
         if (coll[i] == NULL)
             continue;
@@ -1297,7 +1300,7 @@ static void index_rows_edit(const char *dir, const char *del, uint64_t dseq, con
         size_t n = strlen(coll[i]);
         memcpy(kb, coll[i], n + 1);
         be64_put(kb + n + 1, seq[i]);
-        index_row(dir, "collections", kb, n + 9, i == 1);
+        index_row(dir, "collections", kb, n + 9, i == 1 ? vb : NULL, 8);
     }
 }
 
@@ -1312,9 +1315,9 @@ static int index_rebuild_asked(const char *dir)
     return asked;
 }
 
-/* Collection rows that end early, run out of order or name another collection's entry (what one
- * damaged index page can look like) are refused with CL_ECORRUPT, never served as a shorter or
- * wrong listing, and the next open rebuilds the index from the chunks. */
+/* Collection rows that end early, run out of order, skip a row or name another collection's entry
+ * (what one damaged index page can look like) are refused with CL_ECORRUPT, never served as a
+ * shorter or wrong listing, and the next open rebuilds the index from the chunks. */
 static void test_index_damage_refused(void **state)
 {
     (void)state;
@@ -1327,7 +1330,7 @@ static void test_index_damage_refused(void **state)
     assert_int_equal(cl_ledger_close(l), CL_OK);
     uint64_t got[64] = {0}, next = 0;
     /* 1. the last row of "a" lost: its rows end before its statistics' last seqno */
-    index_rows_edit(dir, "a", s[59], NULL, 0);
+    index_rows_edit(dir, "a", s[59], NULL, 0, 0);
     l = reopen(dir, 0);
     assert_int_equal(
         cl_ledger_collection_scan(l, "a", 1, 1, UINT64_MAX, 0, collect_seqno, got, &next),
@@ -1347,8 +1350,21 @@ static void test_index_damage_refused(void **state)
     assert_int_equal(cl_ledger_check(l), CL_OK);
     assert_int_equal(cl_ledger_close(l), CL_OK);
 
-    /* 2. a row of "a" that names an entry of "b": the listing refuses it when it reads it */
-    index_rows_edit(dir, NULL, 0, "a", s[3]);
+    /* 2. a row of "a" that names an entry of "b" and fits the chain before it: the scan refuses
+     * it when it reads the next row of "a", which names s[2] as the row before it */
+    index_rows_edit(dir, NULL, 0, "a", s[3], s[2]);
+    l = reopen(dir, 0);
+    memset(got, 0, sizeof got);
+    assert_int_equal(cl_ledger_collection_scan(l, "a", 1, 1, s[5], 0, collect_seqno, got, &next),
+                     CL_ECORRUPT);
+    assert_true(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0); /* rebuilt */
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    /* the same row with the next row edited to name it: the chain holds, the listing has it, and
+     * reading it as an entry of "a" is refused */
+    index_rows_edit(dir, NULL, 0, "a", s[3], s[2]);
+    index_rows_edit(dir, NULL, 0, "a", s[4], s[3]);
     l = reopen(dir, 0);
     memset(got, 0, sizeof got);
     assert_int_equal(cl_ledger_collection_scan(l, "a", 1, 1, s[5], 0, collect_seqno, got, &next),
@@ -1373,7 +1389,7 @@ static void test_index_damage_refused(void **state)
     {
         uint8_t kb[8];
         be64_put(kb, s[10]);
-        index_row(dir, "entries", kb, 8, 0);
+        index_row(dir, "entries", kb, 8, NULL, 0);
     }
     l = reopen(dir, 0);
     assert_false(index_rebuild_asked(dir));
@@ -1387,7 +1403,7 @@ static void test_index_damage_refused(void **state)
     assert_int_equal(cl_ledger_close(l), CL_OK);
 
     /* 4. a row of "a" past its statistics' last seqno (a row's seqno bytes changed) */
-    index_rows_edit(dir, "a", s[58], "a", s[59] + 500);
+    index_rows_edit(dir, "a", s[58], "a", s[59] + 500, s[59]);
     l = reopen(dir, 0);
     assert_int_equal(
         cl_ledger_collection_scan(l, "a", 1, s[50], UINT64_MAX, 0, collect_seqno, got, &next),
@@ -1395,6 +1411,54 @@ static void test_index_damage_refused(void **state)
     assert_int_equal(cl_ledger_close(l), CL_OK);
     l = reopen(dir, 0);
     assert_int_equal(coll_count(l, "a"), 40);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+
+    /* 5. a row lost from the middle of "a", its neighbours and the statistics intact: every scan
+     * that reads the row after the gap refuses it, whether it starts before the gap, inside it or
+     * at the lost row; a page that starts after the gap is whole and lists */
+    index_rows_edit(dir, "a", s[31], NULL, 0, 0); /* i = 31: "a"; s[32] names it, s[29] before */
+    l = reopen(dir, 0);
+    const uint64_t starts[] = {1, s[29], s[30], s[31]};
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
+        memset(got, 0, sizeof got);
+        assert_int_equal(cl_ledger_collection_scan(l, "a", 1, starts[i], UINT64_MAX, 0,
+                                                   collect_seqno, got, &next),
+                         CL_ECORRUPT);
+    }
+    memset(got, 0, sizeof got);
+    assert_int_equal(
+        cl_ledger_collection_scan(l, "a", 1, s[32] + 1, UINT64_MAX, 0, collect_seqno, got, &next),
+        CL_OK);
+    assert_int_equal(got[0], 18); /* s[34] .. s[59] of "a" */
+    assert_true(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    assert_int_equal(coll_count(l, "a"), 40);
+    memset(got, 0, sizeof got);
+    assert_int_equal(
+        cl_ledger_collection_scan(l, "a", 1, 1, UINT64_MAX, 0, collect_seqno, got, &next), CL_OK);
+    assert_int_equal(got[0], 40);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+
+    /* 6. an index of format 1 (collection rows without the link to the row before): the next
+     * open rebuilds it, and scans are whole */
+    {
+        static const char vkey[] = "\0cl_index.version";
+        const uint8_t one[8] = {1, 0, 0, 0, 0, 0, 0, 0}; /* u64 little-endian */
+        index_row(dir, "meta", (const uint8_t *)vkey, sizeof vkey - 1, one, 8);
+        char log[700];
+        snprintf(log, sizeof log, "%s-log", dir);
+        assert_int_equal(open_logged(dir, log, &l), CL_OK);
+        size_t n = 0;
+        char *m = tu_read_file(log, &n);
+        assert_non_null(strstr(m, "index of another format"));
+        free(m);
+        unlink(log);
+    }
+    memset(got, 0, sizeof got);
+    assert_int_equal(
+        cl_ledger_collection_scan(l, "a", 1, 1, UINT64_MAX, 0, collect_seqno, got, &next), CL_OK);
+    assert_int_equal(got[0], 40);
     assert_int_equal(cl_ledger_close(l), CL_OK);
     tu_rmrf(dir);
 }
