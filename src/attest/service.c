@@ -150,8 +150,58 @@ static int64_t now_of(const cl_attestd *a)
     return a->o.fixed_time ? a->o.fixed_time : (int64_t)time(NULL);
 }
 
+/* Sends `status` with the service's headers (request id, version), x-ms-error-code `err_code`
+ * and `hname: hvalue` where they are not NULL, and `body` (NULL: none) as JSON. */
+static void reply_send(cl_attestd *a, cl_http_exchange *x, int status, const char *body,
+                       const char *err_code, const char *hname, const char *hvalue)
+{
+    const cl_http_request *r = cl_http_request_of(x);
+    char reqid[40];
+    uint64_t id = r->request_id;
+    snprintf(reqid, sizeof reqid, "00000000-0000-4000-8000-%012llx",
+             (unsigned long long)(id & 0xffffffffffffULL));
+    const char *h[10];
+    size_t n = 0;
+    if (body != NULL) {
+        h[n++] = "Content-Type";
+        h[n++] = "application/json; charset=utf-8";
+    }
+    h[n++] = "x-ms-request-id";
+    h[n++] = reqid;
+    h[n++] = "x-ms-maa-service-version";
+    h[n++] = a->o.version ? a->o.version : "cledger";
+    if (err_code != NULL) {
+        h[n++] = "x-ms-error-code";
+        h[n++] = err_code;
+    }
+    if (hname != NULL) {
+        h[n++] = hname;
+        h[n++] = hvalue;
+    }
+    cl_http_reply(x, status, h, n / 2, body, body ? strlen(body) : 0);
+}
+
+/* Sends `text` (consumed; NULL with a 2xx or an error code: 500) as a JSON body, with
+ * `hname: hvalue` unless hname is NULL. */
+static void reply_text_hdr(cl_attestd *a, cl_http_exchange *x, int status, char *text,
+                           const char *err_code, const char *hname, const char *hvalue)
+{
+    if (text == NULL && (status < 400 || err_code != NULL)) {
+        /* the body could not be built: a fixed 500 (the request's own error is lost) */
+        static const char oom[] =
+            "{\"error\":{\"code\":\"InternalError\",\"message\":\"out of memory\"}}";
+        reply_send(a, x, 500, oom, "InternalError", NULL, NULL);
+        return;
+    }
+    reply_send(a, x, status, text, err_code, hname, hvalue);
+    cl_free(text);
+}
+
 static void reply_text(cl_attestd *a, cl_http_exchange *x, int status, char *text,
-                       const char *err_code);
+                       const char *err_code)
+{
+    reply_text_hdr(a, x, status, text, err_code, NULL, NULL);
+}
 
 static void reply_json(cl_attestd *a, cl_http_exchange *x, int status, json_t *body,
                        const char *err_code)
@@ -174,45 +224,19 @@ static void reply_token_body(cl_attestd *a, cl_http_exchange *x, const char *tok
     reply_text(a, x, 200, text, NULL);
 }
 
-/* Sends `text` (consumed; NULL with a 2xx: 500) as a JSON body. */
-static void reply_text(cl_attestd *a, cl_http_exchange *x, int status, char *text,
-                       const char *err_code)
+/* The error as {"error":{"code","message"}}, with `hname: hvalue` unless hname is NULL. */
+static void reply_error_hdr(cl_attestd *a, cl_http_exchange *x, const failure *f, const char *hname,
+                            const char *hvalue)
 {
-    const cl_http_request *r = cl_http_request_of(x);
-    char reqid[40];
-    uint64_t id = r->request_id;
-    snprintf(reqid, sizeof reqid, "00000000-0000-4000-8000-%012llx",
-             (unsigned long long)(id & 0xffffffffffffULL));
-    const char *h[8];
-    size_t n = 0;
-    h[n++] = "Content-Type";
-    h[n++] = "application/json; charset=utf-8";
-    h[n++] = "x-ms-request-id";
-    h[n++] = reqid;
-    h[n++] = "x-ms-maa-service-version";
-    h[n++] = a->o.version ? a->o.version : "cledger";
-    if (err_code != NULL) {
-        h[n++] = "x-ms-error-code";
-        h[n++] = err_code;
-    }
-    if (text == NULL && (status < 400 || err_code != NULL)) {
-        /* the body could not be built: a fixed 500 (the request's own error is lost) */
-        static const char oom[] =
-            "{\"error\":{\"code\":\"InternalError\",\"message\":\"out of memory\"}}";
-        n = 6;
-        h[n++] = "x-ms-error-code";
-        h[n++] = "InternalError";
-        cl_http_reply(x, 500, h, n / 2, oom, sizeof oom - 1);
-        return;
-    }
-    cl_http_reply(x, status, h, n / 2, text, text ? strlen(text) : 0);
-    cl_free(text);
+    json_t *b = json_pack("{s:{s:s,s:s}}", "error", "code", f->code, "message", f->msg);
+    char *text = b ? json_dumps(b, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(b);
+    reply_text_hdr(a, x, f->status, text, f->code, hname, hvalue);
 }
 
 static void reply_error(cl_attestd *a, cl_http_exchange *x, const failure *f)
 {
-    json_t *b = json_pack("{s:{s:s,s:s}}", "error", "code", f->code, "message", f->msg);
-    reply_json(a, x, f->status, b, f->code);
+    reply_error_hdr(a, x, f, NULL, NULL);
 }
 
 static void reply_err(cl_attestd *a, cl_http_exchange *x, int status, const char *code,
@@ -1831,66 +1855,93 @@ typedef enum {
     A_OPENID
 } action_t;
 
+enum { UNTYPED = -2, ANY_TYPE = -1 };
+
+/* One route: a path and a method (attestation-api.md §2). Where `type` is UNTYPED the path is
+ * `path` exactly; otherwise it is `path`, an attestation type name (any case; ANY_TYPE: every
+ * type, else that one) and `suffix`. The first route of a path and method wins; the table's order
+ * is the order Allow lists methods in. */
 typedef struct {
-    action_t act;
+    const char *path;
+    int type;
+    const char *suffix;
     const char *method;
+    action_t act;
     right_t right;
-    int type; /* -1: none */
 } route;
 
-/* Resolves the path to a route; *allowed lists the methods of a known path (405). */
-static int resolve(const char *path, size_t plen, const char *method, route *out,
-                   const char **allowed)
+static const route routes[] = {
+    {"/certs", UNTYPED, "", "GET", A_JWKS, R_ANON},
+    {"/certs/", UNTYPED, "", "GET", A_JWKS, R_ANON},
+    {"/.well-known/openid-configuration", UNTYPED, "", "GET", A_OPENID, R_ANON},
+    {"/certificates", UNTYPED, "", "GET", A_GET_CERTS, R_ADMIN_READ},
+    {"/certificates:add", UNTYPED, "", "POST", A_ADD_CERT, R_ADMIN_WRITE},
+    {"/certificates:remove", UNTYPED, "", "POST", A_REMOVE_CERT, R_ADMIN_WRITE},
+    {"/attest/", T_TPM, "", "POST", A_TPM, R_TPM}, /* MAA's TPM protocol, before every type */
+    {"/attest/", ANY_TYPE, "", "POST", A_ATTEST, R_ANON},
+    {"/policies/", ANY_TYPE, "", "GET", A_GET_POLICY, R_ADMIN_READ},
+    {"/policies/", ANY_TYPE, "", "PUT", A_SET_POLICY, R_ADMIN_WRITE},
+    {"/policies/", ANY_TYPE, ":reset", "POST", A_RESET_POLICY, R_ADMIN_WRITE},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+/* Whether `path` is the path of route `rt`: 1 (*type: its attestation type, -1 for none), 0, or
+ * -1 when it would be but for a type name that is not known. */
+static int route_path(const route *rt, const char *path, int *type)
 {
-    *allowed = NULL;
-    char p[256];
-    if (plen == 0 || plen >= sizeof p)
+    *type = -1;
+    if (rt->type == UNTYPED)
+        return strcmp(path, rt->path) == 0;
+    size_t n = strlen(path), pl = strlen(rt->path), sl = strlen(rt->suffix);
+    if (n < pl + sl || strncmp(path, rt->path, pl) != 0 || strcmp(path + n - sl, rt->suffix) != 0)
         return 0;
-    memcpy(p, path, plen);
-    p[plen] = '\0';
-    if (strcmp(p, "/certs") == 0 || strcmp(p, "/certs/") == 0) {
-        *out = (route){A_JWKS, "GET", R_ANON, -1};
-    } else if (strcmp(p, "/.well-known/openid-configuration") == 0) {
-        *out = (route){A_OPENID, "GET", R_ANON, -1};
-    } else if (strcmp(p, "/certificates") == 0) {
-        *out = (route){A_GET_CERTS, "GET", R_ADMIN_READ, -1};
-    } else if (strcmp(p, "/certificates:add") == 0) {
-        *out = (route){A_ADD_CERT, "POST", R_ADMIN_WRITE, -1};
-    } else if (strcmp(p, "/certificates:remove") == 0) {
-        *out = (route){A_REMOVE_CERT, "POST", R_ADMIN_WRITE, -1};
-    } else if ((strncmp(p, "/attest/", 8) == 0 && strchr(p + 8, '/') != NULL) ||
-               (strncmp(p, "/policies/", 10) == 0 && strchr(p + 10, '/') != NULL)) {
+    const char *name = path + pl;
+    size_t nl = n - pl - sl;
+    if (memchr(name, '/', nl) != NULL)
         return 0; /* deeper paths do not exist */
-    } else if (strncmp(p, "/attest/", 8) == 0) {
-        int t = cl_atype_find(p + 8, strlen(p + 8));
-        if (t < 0)
-            return -1; /* unknown type: 400 InvalidParameter */
-        *out = (route){t == T_TPM ? A_TPM : A_ATTEST, "POST", t == T_TPM ? R_TPM : R_ANON, t};
-    } else if (strncmp(p, "/policies/", 10) == 0) {
-        char *name = p + 10;
-        size_t nl = strlen(name);
-        int reset = nl > 6 && strcmp(name + nl - 6, ":reset") == 0;
-        if (reset)
-            nl -= 6;
-        int t = cl_atype_find(name, nl);
-        if (t < 0)
-            return -1;
-        if (reset)
-            *out = (route){A_RESET_POLICY, "POST", R_ADMIN_WRITE, t};
-        else if (strcmp(method, "PUT") == 0)
-            *out = (route){A_SET_POLICY, "PUT", R_ADMIN_WRITE, t};
-        else {
-            *out = (route){A_GET_POLICY, "GET", R_ADMIN_READ, t};
-            *allowed = "GET, PUT";
-        }
-        if (!reset && strcmp(method, "PUT") == 0)
-            *allowed = "GET, PUT";
-    } else {
+    int t = cl_atype_find(name, nl);
+    if (t < 0)
+        return -1;
+    if (rt->type != ANY_TYPE && rt->type != t)
         return 0;
-    }
-    if (*allowed == NULL)
-        *allowed = out->method;
+    *type = t;
     return 1;
+}
+
+/* Resolves `path` and `method` to a route: *out (NULL: the path has none for this method) and
+ * *type. With `allow` (cap bytes; may be NULL), the path's methods for Allow. Returns 1 for a
+ * known path, 0 for an unknown one, -1 for an unknown attestation type in it. */
+static int resolve(const char *path, const char *method, const route **out, int *type, char *allow,
+                   size_t cap)
+{
+    int known = 0, bad_type = 0;
+    *out = NULL;
+    *type = -1;
+    if (allow != NULL)
+        allow[0] = '\0';
+    for (size_t i = 0; i < NROUTES; i++) {
+        int t;
+        int m = route_path(&routes[i], path, &t);
+        bad_type |= m < 0;
+        if (m <= 0)
+            continue;
+        known = 1;
+        if (allow != NULL)
+            cl_http_allow_add(allow, cap, routes[i].method);
+        if (*out == NULL && cl_http_method_serves(routes[i].method, method)) {
+            *out = &routes[i];
+            *type = t;
+        }
+    }
+    return known ? 1 : bad_type ? -1 : 0;
+}
+
+/* OPTIONS (RFC 9110 §9.3.7) on a known path, or on "*" (the whole service): 200 with the methods
+ * in Allow, no body, no identity needed (it tells nothing the 405s do not). */
+static void options_reply(cl_attestd *a, cl_http_exchange *x, char *allow, size_t cap)
+{
+    cl_http_allow_add(allow, cap, "OPTIONS");
+    reply_send(a, x, 200, NULL, NULL, "Allow", allow);
 }
 
 /* On an HTTPS worker (net/http.h local_handler): an SGX, Open Enclave, TDX or Virtual attestation
@@ -1906,14 +1957,13 @@ int cl_attestd_handle_local(void *arg, cl_http_exchange *x)
 {
     cl_attestd *a = arg;
     const cl_http_request *r = cl_http_request_of(x);
-    route rt;
-    const char *allowed;
+    const route *rt;
+    int type;
     if (r->method == NULL || r->path == NULL || strcmp(r->method, "POST") != 0 ||
-        resolve(r->path, strlen(r->path), r->method, &rt, &allowed) != 1 || rt.act != A_ATTEST ||
-        strcmp(r->method, rt.method) != 0 || rt.type == T_SNP ||
-        __atomic_load_n(&a->quiesced, __ATOMIC_ACQUIRE))
+        resolve(r->path, r->method, &rt, &type, NULL, 0) != 1 || rt == NULL ||
+        rt->act != A_ATTEST || type == T_SNP || __atomic_load_n(&a->quiesced, __ATOMIC_ACQUIRE))
         return 0;
-    job *j = job_new(a, x, rt.type);
+    job *j = job_new(a, x, type);
     if (j == NULL)
         return 0; /* the main loop answers (or fails the same way) */
     work_attest(&j->work);
@@ -1925,31 +1975,47 @@ void cl_attestd_handle(void *arg, cl_http_exchange *x)
 {
     cl_attestd *a = arg;
     const cl_http_request *r = cl_http_request_of(x);
-    route rt;
-    const char *allowed;
-    int found = resolve(r->path, strlen(r->path), r->method, &rt, &allowed);
+    const char *method = r->method != NULL ? r->method : "";
+    const char *path = r->path != NULL ? r->path : "";
+    char allow[64] = "";
+    if (strcmp(path, "*") == 0 && strcmp(method, "OPTIONS") == 0) {
+        /* asterisk-form: net/http.c lets it through for OPTIONS only */
+        for (size_t i = 0; i < NROUTES; i++)
+            cl_http_allow_add(allow, sizeof allow, routes[i].method);
+        options_reply(a, x, allow, sizeof allow);
+        return;
+    }
+    const route *rt;
+    int type;
+    int found = resolve(path, method, &rt, &type, allow, sizeof allow);
     if (found == 0) {
-        reply_err(a, x, 404, "NotFound", "no such route: %.200s %.200s", r->method, r->path);
+        reply_err(a, x, 404, "NotFound", "no such route: %.200s %.200s", method, path);
         return;
     }
     if (found < 0) {
         reply_err(a, x, 400, "InvalidParameter",
                   "unknown attestation type in %.200s (SgxEnclave, OpenEnclave, SevSnpVm, TdxVm, "
                   "Tpm, Virtual)",
-                  r->path);
+                  path);
         return;
     }
-    if (strcmp(r->method, rt.method) != 0) {
-        reply_err(a, x, 405, "MethodNotAllowed", "%s is not allowed here (allowed: %s)", r->method,
-                  allowed);
+    if (rt == NULL) {
+        if (strcmp(method, "OPTIONS") == 0) {
+            options_reply(a, x, allow, sizeof allow);
+        } else {
+            failure f;
+            failf(&f, 405, "MethodNotAllowed", "%s is not allowed here (allowed: %s)", method,
+                  allow);
+            reply_error_hdr(a, x, &f, "Allow", allow); /* RFC 9110 §15.5.6 */
+        }
         return;
     }
     identity id;
     memset(&id, 0, sizeof id);
-    if (rt.right != R_ANON) {
+    if (rt->right != R_ANON) {
         identify(a, r, &id);
-        int need = rt.right == R_ADMIN_READ || rt.right == R_ADMIN_WRITE ||
-                   (rt.right == R_TPM && a->o.tpm_requires_bearer);
+        int need = rt->right == R_ADMIN_READ || rt->right == R_ADMIN_WRITE ||
+                   (rt->right == R_TPM && a->o.tpm_requires_bearer);
         if (need && !id.admin) {
             reply_err(a, x, 401, "Unauthorized", "%s",
                       id.why[0]       ? id.why
@@ -1959,21 +2025,21 @@ void cl_attestd_handle(void *arg, cl_http_exchange *x)
             return;
         }
     }
-    switch (rt.act) {
+    switch (rt->act) {
     case A_ATTEST:
-        attest(a, x, rt.type);
+        attest(a, x, type);
         break;
     case A_TPM:
         tpm_attest(a, x);
         break;
     case A_GET_POLICY:
-        get_policy(a, x, rt.type);
+        get_policy(a, x, type);
         break;
     case A_SET_POLICY:
-        set_policy(a, x, rt.type, &id, 0);
+        set_policy(a, x, type, &id, 0);
         break;
     case A_RESET_POLICY:
-        set_policy(a, x, rt.type, &id, 1);
+        set_policy(a, x, type, &id, 1);
         break;
     case A_GET_CERTS:
         get_certs(a, x);

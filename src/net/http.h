@@ -102,8 +102,17 @@ typedef struct {
 CL_MUST_CHECK int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o,
                                        cl_http_server **out);
 int cl_http_server_port(const cl_http_server *s);
-/* Reply bytes (TLS records) handed to the kernel's socket queue writes and not yet taken by it,
- * over all connections: what slow readers hold. Any thread. */
+/* Routing helpers shared by the services' routers (RFC 9110 §9.3.2, §9.3.7, §15.5.6).
+ * cl_http_method_serves: whether a route declared for `route_method` serves a request's `method`
+ * (HEAD is GET without the body; this layer drops the body of a HEAD reply).
+ * cl_http_allow_add: appends `method` to the Allow value `allow` (cap bytes, NUL-terminated)
+ * unless it is listed already, and HEAD after GET; a value that would not fit is not added. */
+int cl_http_method_serves(const char *route_method, const char *method);
+void cl_http_allow_add(char *allow, size_t cap, const char *method);
+
+/* Reply bytes held for readers over all connections: TLS records handed to the socket's write
+ * queue and not yet taken by the kernel, and (threaded mode) replies made on the main loop that
+ * their worker has not sent yet. What slow readers hold. Any thread. */
 size_t cl_http_server_queued_bytes(const cl_http_server *s);
 /* "HOST:PORT" or "[V6]:PORT" -> host (without brackets) and port 0..65535. 0 or -1. */
 int cl_parse_hostport(const char *s, char *host, size_t hostcap, int *port);

@@ -1050,37 +1050,11 @@ static void fmt_utc(int64_t t, char *out, size_t cap)
         snprintf(out, cap, "%" PRId64, t);
 }
 
-/* Whether a route serves `method`: HEAD is GET without the body (RFC 9110 §9.3.2; the HTTP
- * layer drops the body of a HEAD reply). */
-static int method_matches(const char *route_method, const char *method)
-{
-    return strcmp(route_method, method) == 0 ||
-           (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
-}
-
-/* Adds `method` to the Allow list `allow` unless it is there (no method name the table uses is
- * part of another). */
-static void allow_add(char *allow, size_t cap, const char *method)
-{
-    if (strstr(allow, method) != NULL)
-        return;
-    size_t al = strlen(allow);
-    snprintf(allow + al, cap - al, "%s%s", al ? ", " : "", method);
-}
-
-/* Adds a route's method, and HEAD after GET. */
-static void allow_route(char *allow, size_t cap, const char *method)
-{
-    allow_add(allow, cap, method);
-    if (strcmp(method, "GET") == 0)
-        allow_add(allow, cap, "HEAD");
-}
-
 /* OPTIONS (RFC 9110 §9.3.7) on a known path, or on "*" (the whole server): 200 with the methods
  * in Allow, no body, no identity needed (it tells nothing the 405s do not). */
 static void options_reply(const cl_req *r, char *allow, size_t cap)
 {
-    allow_add(allow, cap, "OPTIONS");
+    cl_http_allow_add(allow, cap, "OPTIONS");
     reply_send(&r->to, 200, NULL, "Allow", allow, NULL, 0);
 }
 
@@ -1094,7 +1068,7 @@ static int admit(cl_req *r)
     if (h->path != NULL &&
         strcmp(h->path, "*") == 0) { /* the HTTP layer lets "*" through for OPTIONS only */
         for (size_t i = 0; i < NROUTES; i++)
-            allow_route(allow, sizeof allow, routes[i].method);
+            cl_http_allow_add(allow, sizeof allow, routes[i].method);
         options_reply(r, allow, sizeof allow);
         return 0;
     }
@@ -1115,11 +1089,11 @@ static int admit(cl_req *r)
         if (!path_match(routes[i].pattern, &r->path))
             continue;
         path_known = 1;
-        if (method_matches(routes[i].method, method)) {
+        if (cl_http_method_serves(routes[i].method, method)) {
             r->route = &routes[i];
             break;
         }
-        allow_route(allow, sizeof allow, routes[i].method);
+        cl_http_allow_add(allow, sizeof allow, routes[i].method);
     }
     if (r->route == NULL) {
         if (!path_known)

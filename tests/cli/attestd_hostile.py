@@ -84,6 +84,51 @@ def raw(data):
         s.close()
 
 
+def exchange(*reqs):
+    """Sends the requests, (method, target[, headers]), at once on a fresh TLS connection (the last
+    with Connection: close) and reads until the server closes it: ([(status, headers, body)], the
+    bytes left over). A HEAD reply is taken to have no body (RFC 9110 §9.3.2): a body sent anyway
+    shows as the next reply's status 0."""
+    out = b""
+    for k, (method, target, *h) in enumerate(reqs):
+        hdrs = dict({"Host": "x"}, **(h[0] if h else {}))
+        if k == len(reqs) - 1:
+            hdrs["Connection"] = "close"
+        out += ("%s %s HTTP/1.1\r\n" % (method, target)).encode()
+        out += "".join("%s: %s\r\n" % kv for kv in hdrs.items()).encode() + b"\r\n"
+    s = CTX.wrap_socket(socket.create_connection(("127.0.0.1", PORT), timeout=15), server_hostname="127.0.0.1")
+    buf = b""
+    try:
+        s.sendall(out)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except OSError:
+        pass
+    finally:
+        s.close()
+    res = []
+    for method, *_ in reqs:
+        end = buf.find(b"\r\n\r\n")
+        if not buf.startswith(b"HTTP/1.1 ") or end < 0:
+            res.append((0, {}, b""))
+            continue
+        lines = buf[:end].decode("latin-1").split("\r\n")
+        hd = dict((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]))
+        n = 0 if method == "HEAD" else int(hd.get("content-length", "0"))
+        res.append((int(lines[0].split(" ")[1]), hd, buf[end + 4:end + 4 + n]))
+        buf = buf[end + 4 + n:]
+    return res, buf
+
+
+def same_headers(a, b):
+    """The same header fields and values but for those that differ per reply."""
+    skip = ("date", "x-ms-request-id", "connection")
+    return {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+
+
 def rd(p):
     with open(VEC + "/" + p, "rb") as f:
         return f.read()
@@ -189,7 +234,47 @@ check(raw(b"GET /certs HTTP/9.9\r\nHost: x\r\n\r\n") in (400, 505), "HTTP/9.9")
 check(raw(b"POST /attest/SgxEnclave HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcde") == 400, "two Content-Lengths")
 alive("wire garbage")
 
-# 7. the real evidence still attests
+# 7. HEAD is GET without the body, on the same admission (RFC 9110 §9.3.2); OPTIONS on a known
+#    path or "*" answers 200 with Allow and no body, no credentials needed (§9.3.7); 405 says Allow.
+(g, h, g2), rest = exchange(("GET", "/certs"), ("HEAD", "/certs"), ("GET", "/certs"))
+check(g[0] == 200 and h[0] == 200 and h[2] == b"" and same_headers(g[1], h[1])
+      and int(h[1].get("content-length", "0")) == len(g[2]) > 0,
+      "HEAD /certs: the GET's status and headers, no body: %s %s / %s %s" % (g[0], g[1], h[0], h[1]))
+check(g2[0] == 200 and g2[2].startswith(b'{"keys"') and rest == b"",
+      "GET after HEAD on one keep-alive connection: %s %r %r" % (g2[0], g2[2][:40], rest[:40]))
+for path in ("/policies/SgxEnclave", "/policies/Tpm", "/certificates"):
+    (g, h), rest = exchange(("GET", path + Q), ("HEAD", path + Q))
+    check(g[0] == 401 and h[0] == 401 and h[2] == b"" and h[1].get("x-ms-error-code") == "Unauthorized"
+          and same_headers(g[1], h[1]) and rest == b"",
+          "HEAD %s without credentials: %s %s / %s %s" % (path, g[0], g[1], h[0], h[1]))
+(h, g), rest = exchange(("HEAD", "/policies/SgxEnclave" + Q, {"Authorization": "Bearer " + BEARER}),
+                        ("GET", "/.well-known/openid-configuration"))
+check(h[0] == 200 and int(h[1].get("content-length", "0")) > 0 and h[2] == b"" and g[0] == 200
+      and g[2].startswith(b"{") and rest == b"", "HEAD policy with a bearer: %s %s, then %s" % (h[0], h[1], g[0]))
+for target, allow in (("/attest/SgxEnclave", "POST, OPTIONS"), ("/attest/tpm", "POST, OPTIONS"),
+                      ("/policies/Tpm", "GET, HEAD, PUT, OPTIONS"), ("/policies/SgxEnclave:reset", "POST, OPTIONS"),
+                      ("/certs", "GET, HEAD, OPTIONS"), ("/certificates", "GET, HEAD, OPTIONS"),
+                      ("/certificates:add", "POST, OPTIONS"), ("/.well-known/openid-configuration", "GET, HEAD, OPTIONS"),
+                      ("*", "GET, HEAD, POST, PUT, OPTIONS")):
+    (o, g), rest = exchange(("OPTIONS", target + (Q if target != "*" else "")), ("GET", "/certs"))
+    check(o[0] == 200 and o[1].get("allow") == allow and o[1].get("content-length") == "0" and o[2] == b""
+          and "content-type" not in o[1] and g[0] == 200 and rest == b"",
+          "OPTIONS %s: %s %s, then %s" % (target, o[0], o[1], g[0]))
+for target, status, code in (("/nope", 404, "NotFound"), ("/attest/SgxEnclave/x", 404, "NotFound"),
+                             ("/policies/Nope", 400, "InvalidParameter"), ("/attest/Nope", 400, "InvalidParameter")):
+    (o,), _ = exchange(("OPTIONS", target))
+    check(o[0] == status and o[1].get("x-ms-error-code") == code and "allow" not in o[1],
+          "OPTIONS %s: %s %s" % (target, o[0], o[1]))
+for method, path, allow in (("DELETE", "/attest/SgxEnclave", "POST"), ("HEAD", "/attest/SgxEnclave", "POST"),
+                            ("GET", "/attest/Tpm", "POST"), ("DELETE", "/policies/SgxEnclave", "GET, HEAD, PUT"),
+                            ("POST", "/certs", "GET, HEAD"), ("PATCH", "/certificates", "GET, HEAD"),
+                            ("GET", "/policies/Tpm:reset", "POST"), ("PUT", "/.well-known/openid-configuration", "GET, HEAD")):
+    (r,), _ = exchange((method, path + Q, {"Content-Length": "0"}))
+    check(r[0] == 405 and r[1].get("x-ms-error-code") == "MethodNotAllowed" and r[1].get("allow") == allow,
+          "%s %s: %s %s" % (method, path, r[0], r[1]))
+alive("HEAD and OPTIONS")
+
+# 8. the real evidence still attests
 st, j = request("POST", "/attest/SgxEnclave" + Q, good, J)
 check(st == 200 and j and j.get("token"), "valid SGX evidence after the storm")
 T.finish()

@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -695,9 +696,12 @@ static atomic_int g_cork_received; /* /corked replies the clients have read */
 static void on_cork_timer(uv_timer_t *t)
 {
     harness *h = t->data;
-    /* Threaded: the replies sit in the workers' inboxes, nobody woke the workers. */
-    if (g_workers > 0)
+    /* Threaded: the replies sit in the workers' inboxes, nobody woke the workers; their bytes
+     * already count as held for readers (each reply is over 64 bytes). */
+    if (g_workers > 0) {
         assert_int_equal(atomic_load(&g_cork_received), 0);
+        assert_true(cl_http_server_queued_bytes(h->srv) > 8 * 64);
+    }
     h->cork_checked = 1;
     cl_http_server_uncork(h->srv);
     cl_http_server_uncork(h->srv);
@@ -1359,18 +1363,30 @@ static int queued_reaches(int want_zero, size_t over, int ms)
     return 0;
 }
 
+/* Heap bytes in use by the whole process (every arena, and mmapped blocks). */
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
 static void *client_queued(tresult *res)
 {
     tclient t = {.fd = -1};
     char head[4096];
     CC(res, queued_reaches(1, 0, 100));
     CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    size_t before = heap_in_use();
     static const char req[] = "GET /large HTTP/1.1\r\nHost: x\r\n\r\n";
     CC(res, tc_send(&t, req, sizeof req - 1) == 0);
     /* 24 MiB, of which the socket buffers hold a few MB: most waits in write requests */
     CC(res, queued_reaches(0, LARGE_LEN / 2, 2000));
     CC(res, read_large_slowly(&t, LARGE_LEN, 0, 0, head, sizeof head) == 0);
     CC(res, queued_reaches(1, 0, 2000));
+    /* sent: the connection (still open) keeps nothing of the reply; its TLS write buffer held
+     * the whole 24 MiB encrypted reply when it was encrypted at once */
+    size_t after = heap_in_use();
+    CC(res, after < before + (4u << 20));
 out:
     tc_close(&t);
     return NULL;
@@ -1489,7 +1505,35 @@ static void test_cork(void **state)
     assert_int_equal(h.n_corked, 8);
     assert_true(h.cork_checked);
     assert_int_equal(atomic_load(&g_cork_received), 8);
+    g_queued_srv = h.srv;
+    assert_true(queued_reaches(1, 0, 2000)); /* sent and read: nothing held */
     h_stop(&h);
+}
+
+/* ---- routing helpers ------------------------------------------------------------------------- */
+
+static void test_allow_helpers(void **state)
+{
+    (void)state;
+    assert_true(cl_http_method_serves("GET", "GET"));
+    assert_true(cl_http_method_serves("GET", "HEAD"));
+    assert_false(cl_http_method_serves("POST", "HEAD"));
+    assert_false(cl_http_method_serves("HEAD", "GET"));
+    assert_false(cl_http_method_serves("GET", "get")); /* methods are case-sensitive */
+    char allow[32] = "";
+    cl_http_allow_add(allow, sizeof allow, "POST");
+    cl_http_allow_add(allow, sizeof allow, "GET");
+    cl_http_allow_add(allow, sizeof allow, "POST");
+    cl_http_allow_add(allow, sizeof allow, "PUT"); /* not taken for a part of another name */
+    cl_http_allow_add(allow, sizeof allow, "GET");
+    assert_string_equal(allow, "POST, GET, HEAD, PUT");
+    cl_http_allow_add(allow, sizeof allow, "OPTIONS"); /* would need 30 bytes of 32: fits */
+    assert_string_equal(allow, "POST, GET, HEAD, PUT, OPTIONS");
+    cl_http_allow_add(allow, sizeof allow, "DELETE"); /* does not fit: left out whole */
+    assert_string_equal(allow, "POST, GET, HEAD, PUT, OPTIONS");
+    char one[4] = "";
+    cl_http_allow_add(one, sizeof one, "GET"); /* GET fits, ", HEAD" does not */
+    assert_string_equal(one, "GET");
 }
 
 /* ---- worker-side handler (local_handler) ---------------------------------------------------- */
@@ -1830,6 +1874,7 @@ int main(void)
         cmocka_unit_test(test_graceful_stop),
         cmocka_unit_test(test_ipv6_and_bad_options),
         cmocka_unit_test(test_local_handler),
+        cmocka_unit_test(test_allow_helpers),
         cmocka_unit_test(test_cork),
 #define MT(f) {#f "_mt", f, mt_setup, mt_teardown, NULL}
         MT(test_tls_versions),
