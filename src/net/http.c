@@ -53,6 +53,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/waker.h"
+#include "net/framing.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
@@ -98,67 +99,6 @@ typedef struct {
 
 enum { PIECE_NONE, PIECE_URL, PIECE_FIELD, PIECE_VALUE, PIECE_END };
 
-/* The framing check. Debian builds http-parser without HTTP_PARSER_STRICT, so it takes any byte
- * after a CR for the LF, any two bytes after chunk data for its CRLF, "HTXP/1.1" for "HTTP/1.1",
- * and an obs-fold line as the continuation of the previous field. Every byte the parser consumes
- * outside a message body (request line, header and trailer sections, chunk-size lines and the
- * CRLF after chunk data) also goes through framing_scan, which holds it to RFC 9112: a CR is
- * always followed by LF (§2.2), chunk data by CRLF (§7.1), the request line ends in HTTP/d.d
- * (§3), and no line of a header or trailer section starts with a space or tab (obs-fold, §5.2,
- * rejected). A lone LF still ends a line, as §2.2 allows. */
-enum { FR_IDLE, FR_REQUEST_LINE, FR_LINES };
-
-typedef struct {
-    uint8_t state;
-    uint8_t cr;         /* the last framing byte was a CR: an LF must come next */
-    uint8_t line_start; /* the next byte starts a header, trailer or chunk-size line */
-    uint8_t after_data; /* a chunk's data just ended: its CRLF comes next */
-    uint8_t tail_len;
-    char tail[9]; /* the request line's last bytes: " HTTP/1.1" */
-} http_framing;
-
-/* NULL when d[0..n) may follow what was scanned before; else why not. */
-static const char *framing_scan(http_framing *f, const uint8_t *d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = d[i];
-        if (f->after_data && c != '\r')
-            return "Chunk data must be followed by CRLF.";
-        f->after_data = 0;
-        if (f->cr && c != '\n')
-            return "A CR in the request framing must be followed by LF.";
-        f->cr = c == '\r';
-        switch (f->state) {
-        case FR_IDLE: /* empty lines may precede a request line (RFC 9112 §2.2) */
-            if (c == '\r' || c == '\n')
-                break;
-            f->state = FR_REQUEST_LINE;
-            f->tail_len = 0;
-            /* fall through */
-        case FR_REQUEST_LINE:
-            if (c == '\r' || c == '\n') {
-                const char *t = f->tail;
-                if (f->tail_len != sizeof f->tail || memcmp(t, " HTTP/", 6) != 0 || t[6] < '0' ||
-                    t[6] > '9' || t[7] != '.' || t[8] < '0' || t[8] > '9')
-                    return "The request line must end with the protocol version HTTP/1.1.";
-                f->state = FR_LINES;
-                f->line_start = c == '\n';
-                break;
-            }
-            if (f->tail_len == sizeof f->tail)
-                memmove(f->tail, f->tail + 1, --f->tail_len);
-            f->tail[f->tail_len++] = (char)c;
-            break;
-        default:
-            if (f->line_start && (c == ' ' || c == '\t'))
-                return "Obsolete line folding is not accepted: send each field on one line.";
-            f->line_start = c == '\n';
-            break;
-        }
-    }
-    return NULL;
-}
-
 struct cl_http_parser {
     http_parser hp;
     size_t max_header, max_body;
@@ -176,8 +116,8 @@ struct cl_http_parser {
     int err;             /* the cl_err matching status */
     const char *why;     /* static message for the error body */
     uint64_t next_id;
-    http_framing fr;
-    const uint8_t *scan_from; /* the first byte of the current input framing_scan has not seen */
+    cl_http_framing fr;
+    const uint8_t *scan_from; /* the first byte of the current input not yet scanned */
     int complete;             /* a message is complete: delivered once its framing passed */
 };
 
@@ -453,10 +393,11 @@ static int on_chunk_header(http_parser *hp)
     return 0;
 }
 
-/* Passes the framing bytes from p->scan_from up to `end` through framing_scan. */
+/* Passes the framing bytes from p->scan_from up to `end` through cl_http_framing_scan
+ * (net/framing.h: the RFC 9112 rules Debian's non-strict http-parser does not hold). */
 static int scan_framing(cl_http_parser *p, const uint8_t *end)
 {
-    const char *why = framing_scan(&p->fr, p->scan_from, (size_t)(end - p->scan_from));
+    const char *why = cl_http_framing_scan(&p->fr, p->scan_from, (size_t)(end - p->scan_from));
     p->scan_from = end;
     return why != NULL ? parser_error(p, 400, why) : 0;
 }
@@ -615,7 +556,7 @@ static int parser_exec(cl_http_parser *p, const uint8_t *data, size_t len, size_
             http_parser_pause(&p->hp, 0);
             if (p->complete) {
                 p->complete = 0;
-                p->fr.state = FR_IDLE;
+                p->fr.state = CL_FR_IDLE;
                 p->cb(p->cb_arg, &p->msg->req);
             }
             if (p->hold)

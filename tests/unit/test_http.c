@@ -44,6 +44,7 @@
 #include "crypto/ec.h"
 #include "crypto/hash.h"
 #include "crypto/x509.h"
+#include "net/framing.h"
 #include "net/http.h"
 #include "net/tls.h"
 
@@ -1510,6 +1511,112 @@ static void test_cork(void **state)
     h_stop(&h);
 }
 
+/* ---- framing: the bulk scanner against a byte-by-byte model --------------------------------- */
+
+/* The rules of net/framing.h one byte at a time (what http.c ran until session 25). */
+static const char *framing_model(cl_http_framing *f, const uint8_t *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = d[i];
+        if (f->after_data && c != '\r')
+            return "Chunk data must be followed by CRLF.";
+        f->after_data = 0;
+        if (f->cr && c != '\n')
+            return "A CR in the request framing must be followed by LF.";
+        f->cr = c == '\r';
+        switch (f->state) {
+        case CL_FR_IDLE:
+            if (c == '\r' || c == '\n')
+                break;
+            f->state = CL_FR_REQUEST_LINE;
+            f->tail_len = 0;
+            /* fall through */
+        case CL_FR_REQUEST_LINE:
+            if (c == '\r' || c == '\n') {
+                const char *t = f->tail;
+                if (f->tail_len != sizeof f->tail || memcmp(t, " HTTP/", 6) != 0 || t[6] < '0' ||
+                    t[6] > '9' || t[7] != '.' || t[8] < '0' || t[8] > '9')
+                    return "The request line must end with the protocol version HTTP/1.1.";
+                f->state = CL_FR_LINES;
+                f->line_start = c == '\n';
+                break;
+            }
+            if (f->tail_len == sizeof f->tail)
+                memmove(f->tail, f->tail + 1, --f->tail_len);
+            f->tail[f->tail_len++] = (char)c;
+            break;
+        default:
+            if (f->line_start && (c == ' ' || c == '\t'))
+                return "Obsolete line folding is not accepted: send each field on one line.";
+            f->line_start = c == '\n';
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* The same verdict (and message) and the same state after every call, for random byte strings
+ * over the bytes the rules look at, split at random points, with the chunk-data flag set at
+ * random between calls as the parser sets it. line_start is compared only in CL_FR_LINES, where
+ * it means something (the model leaves it stale before). */
+static void test_framing_model(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "\r\n\r\n \tHTTP/1.1 GET/a:b0";
+    static const char *const seeds[] = {
+        "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", "\r\nPOST / HTTP/1.0\nA: b\n\n",
+        "GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", "5\r\n\r\n0\r\n\r\n"};
+    uint64_t rng = 0x9e3779b97f4a7c15ULL;
+    for (int iter = 0; iter < 200000; iter++) {
+        uint8_t buf[64];
+        size_t n;
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        if ((rng >> 60) < 4) { /* a seed request with a few bytes changed */
+            const char *sd = seeds[(rng >> 58) & 3];
+            n = strlen(sd);
+            memcpy(buf, sd, n);
+            for (int k = 0; k < 3; k++) {
+                rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+                if ((rng >> 61) == 0)
+                    buf[(rng >> 20) % n] = (uint8_t)alphabet[(rng >> 40) % (sizeof alphabet - 1)];
+            }
+        } else {
+            n = 1 + (rng >> 33) % sizeof buf;
+            for (size_t k = 0; k < n; k++) {
+                rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+                buf[k] = (uint8_t)alphabet[(rng >> 40) % (sizeof alphabet - 1)];
+            }
+        }
+        cl_http_framing a, b;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        size_t at = 0;
+        while (at < n) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t len = 1 + (rng >> 35) % (n - at);
+            if ((rng >> 62) == 0 && a.state == CL_FR_LINES)
+                a.after_data = b.after_data = 1;
+            const char *ra = cl_http_framing_scan(&a, buf + at, len);
+            const char *rb = framing_model(&b, buf + at, len);
+            assert_true((ra == NULL) == (rb == NULL));
+            if (ra != NULL) {
+                assert_string_equal(ra, rb);
+                break;
+            }
+            assert_int_equal(a.state, b.state);
+            assert_int_equal(a.cr, b.cr);
+            assert_int_equal(a.after_data, b.after_data);
+            if (a.state == CL_FR_LINES)
+                assert_int_equal(a.line_start, b.line_start);
+            if (a.state == CL_FR_REQUEST_LINE) {
+                assert_int_equal(a.tail_len, b.tail_len);
+                assert_memory_equal(a.tail, b.tail, a.tail_len);
+            }
+            at += len;
+        }
+    }
+}
+
 /* ---- routing helpers ------------------------------------------------------------------------- */
 
 static void test_allow_helpers(void **state)
@@ -1874,6 +1981,7 @@ int main(void)
         cmocka_unit_test(test_graceful_stop),
         cmocka_unit_test(test_ipv6_and_bad_options),
         cmocka_unit_test(test_local_handler),
+        cmocka_unit_test(test_framing_model),
         cmocka_unit_test(test_allow_helpers),
         cmocka_unit_test(test_cork),
 #define MT(f) {#f "_mt", f, mt_setup, mt_teardown, NULL}
