@@ -930,6 +930,11 @@ static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *
     CL_ENSURE(seqno >= 1 && seqno <= l->durable_seqno, CL_ERANGE);
     cl_index_loc loc;
     CL_TRY(loc_of(l, seqno, &loc));
+    /* The location sizes an allocation and names a chunk: one the ledger does not have, or a
+     * length no frame can have, is the index's damage (the chunks are the source of truth). */
+    cl_chunk_name known;
+    if (loc.length > CL_ENTRY_MAX_FRAME || chunk_for(l, loc.chunk_start, &known) != CL_OK)
+        return index_damage(l, CL_ECORRUPT, "gives an impossible location for seqno", seqno);
     cl_file *f;
     CL_TRY(read_file_for(l, loc.chunk_start, &f));
     cl_buf_reset(buf);
@@ -964,6 +969,15 @@ static int decrypt_priv(cl_ledger *l, const cl_entry_view *e, cl_buf *plain)
     CL_TRY(rc);
     plain->len = e->priv_len;
     return CL_OK;
+}
+
+/* Every collection scan of the index goes through here, so damage it finds (rows out of order,
+ * ending early, a broken chain) is answered and asks for a rebuild wherever the scan is made. */
+static int idx_scan(cl_ledger *l, const char *coll, size_t len, uint64_t from, uint64_t to,
+                    size_t limit, cl_index_seqno_cb cb, void *arg, uint64_t *next)
+{
+    int rc = cl_index_collection_scan(l->idx, coll, len, from, to, limit, cb, arg, next);
+    return rc < 0 ? index_damage(l, rc, "gave a collection scan that fails from seqno", from) : rc;
 }
 
 int cl_ledger_read_listed(cl_ledger *l, uint64_t seqno, const char *coll, size_t len,
@@ -1069,10 +1083,8 @@ int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out)
     CL_GUARD(read_frame(l, seqno, &l->scratch, &e));
     CL_GUARD_IF(e.type == CL_ENTRY_SIGNATURE, CL_EINVAL);
     first_cb_arg fa = {0};
-    rc = cl_index_collection_scan(l->idx, SIG_COLLECTION, SIG_COLLECTION_LEN, seqno + 1,
-                                  l->signed_seqno, 1, first_cb, &fa, NULL);
-    if (rc < 0)
-        CL_GUARD(index_damage(l, rc, "gave a signature scan that fails from seqno", seqno + 1));
+    CL_GUARD(idx_scan(l, SIG_COLLECTION, SIG_COLLECTION_LEN, seqno + 1, l->signed_seqno, 1,
+                      first_cb, &fa, NULL));
     CL_GUARD_IF(fa.found == 0, CL_ENOTSIGNED);
 
     cl_entry_write_set_digest(&e, r.write_set_digest);
@@ -1266,8 +1278,7 @@ int cl_ledger_collection_scan(cl_ledger *l, const char *coll, size_t len, uint64
         *next = 0;
     if (from > to)
         return CL_OK;
-    int rc = cl_index_collection_scan(l->idx, coll, len, from, to, limit, cb, arg, next);
-    return rc < 0 ? index_damage(l, rc, "gave a collection scan that fails from seqno", from) : rc;
+    return idx_scan(l, coll, len, from, to, limit, cb, arg, next);
 }
 
 int cl_ledger_collection_last(cl_ledger *l, const char *coll, size_t len, uint64_t *seqno)
@@ -1351,8 +1362,7 @@ int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
     while (rc == CL_OK && !stop && from != 0) {
         b->n = 0;
         uint64_t next = 0;
-        rc = cl_index_collection_scan(l->idx, coll, 3, from, l->durable_seqno, 256, batch_cb, b,
-                                      &next);
+        rc = idx_scan(l, coll, 3, from, l->durable_seqno, 256, batch_cb, b, &next);
         for (size_t i = 0; rc == CL_OK && !stop && i < b->n; i++) {
             cl_ledger_entry e;
             rc = cl_ledger_read(l, b->seq[i], &e);
@@ -2075,8 +2085,8 @@ static int check_no_later_secret(cl_ledger *l)
         return CL_OK;
     char coll[3] = {'\x01', 't', (char)('0' + CL_TABLE_SECRETS)};
     first_cb_arg fa = {0};
-    CL_TRY(cl_index_collection_scan(l->idx, coll, 3, l->last_secret_record + 1, l->durable_seqno, 1,
-                                    first_cb, &fa, NULL));
+    CL_TRY(
+        idx_scan(l, coll, 3, l->last_secret_record + 1, l->durable_seqno, 1, first_cb, &fa, NULL));
     if (fa.found == 0)
         return CL_OK;
     cl_logf(CL_LOG_ERROR,

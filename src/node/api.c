@@ -42,8 +42,6 @@ static void internal_error(cl_req *r, int rc)
     cl_api_error(&r->to, 500, "InternalError", "Internal error: %s", cl_strerror(rc));
 }
 
-static json_t *str_n(const char *s, size_t n) { return json_stringn(s, n); }
-
 /* ---- shared helpers ------------------------------------------------------------------------ */
 
 static int tx_state(cl_node *n, uint64_t view, uint64_t seqno, int *st)
@@ -199,18 +197,6 @@ static int put_entry_object(cl_buf *b, const cl_ledger_entry *e, const char *txi
     CL_TRY(cl_buf_append(b, CL_LIT(",\"transactionId\":")));
     CL_TRY(cl_json_put_string(b, txid, strlen(txid)));
     return cl_buf_append(b, CL_LIT("}"));
-}
-
-static json_t *entry_json(const cl_ledger_entry *e, const char *txid)
-{
-    json_t *c = json_stringn((const char *)e->contents, e->contents_len);
-    json_t *id = str_n(e->collection, e->collection_len);
-    if (c == NULL || id == NULL) {
-        json_decref(c);
-        json_decref(id);
-        return NULL;
-    }
-    return json_pack("{s:o,s:o,s:s}", "collectionId", id, "contents", c, "transactionId", txid);
 }
 
 /* ---- ledger entries ------------------------------------------------------------------------ */
@@ -433,9 +419,14 @@ void cl_api_current(cl_req *r)
     }
     char rp[CL_TXID_MAX + 1];
     cl_node_read_point(n, rp, sizeof rp);
-    json_t *ej = entry_json(&e, rp);
+    cl_buf b = CL_BUF_INIT;
+    rc = put_entry_object(&b, &e, rp);
     cl_ledger_entry_free(&e);
-    cl_api_reply(n, &r->to, 200, ej, rp);
+    if (rc == CL_OK)
+        cl_api_reply_text(n, &r->to, 200, b.data, b.len, rp);
+    else
+        internal_error(r, rc);
+    cl_buf_wipe_free(&b);
 }
 
 /* ---- listing (§8.3) ------------------------------------------------------------------------ */
@@ -454,7 +445,6 @@ static int seq_cb(void *arg, uint64_t seqno)
     return 0;
 }
 
-/* Upper bound of the bytes a JSON string of s takes (jansson escapes ", \ and controls). */
 static int view_for(cl_node *n, uint64_t seqno, uint64_t *view)
 {
     if (seqno >= 1 && seqno <= cl_ledger_durable_seqno(n->l))

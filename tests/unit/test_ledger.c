@@ -1059,6 +1059,13 @@ static int count_users(void *arg, const cl_ledger_entry *e)
     return 0;
 }
 
+static int count_rows(void *arg, const cl_ledger_entry *e)
+{
+    (void)e;
+    (*(int *)arg)++;
+    return 0;
+}
+
 /* Collection scans, listing and counts hide internal collections; table scans see one table. */
 static void test_collections_and_tables(void **state)
 {
@@ -1459,6 +1466,45 @@ static void test_index_damage_refused(void **state)
     assert_int_equal(
         cl_ledger_collection_scan(l, "a", 1, 1, UINT64_MAX, 0, collect_seqno, got, &next), CL_OK);
     assert_int_equal(got[0], 40);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+
+    /* 7. a location naming a chunk the ledger does not have, then one with a length no frame can
+     * have (it used to size a 4 GiB allocation): refused before any read, rebuilt at the next open
+     */
+    for (int v = 0; v < 2; v++) {
+        /* the 40-byte record: u64 chunk_start, u64 offset, u32 length, ... (little-endian) */
+        uint8_t kb[8], rec[40] = {0};
+        be64_put(kb, s[12]);
+        rec[0] = v == 0 ? 0x77 : 1; /* no chunk starts at seqno 0x77; the first starts at 1 */
+        uint32_t len = v == 0 ? 64 : 0xffffffffu;
+        memcpy(rec + 16, &len, 4);
+        index_row(dir, "entries", kb, 8, rec, sizeof rec);
+        l = reopen(dir, 0);
+        assert_false(index_rebuild_asked(dir));
+        assert_int_equal(cl_ledger_read(l, s[12], &e), CL_ECORRUPT);
+        assert_true(index_rebuild_asked(dir));
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+        l = reopen(dir, 0);
+        expect_entry(l, s[12], "b", "rows");
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+    }
+
+    /* 8. an internal table's row lost (the ledger secrets' only row, seqno 3): a table scan is
+     * refused and asks for a rebuild like a user collection's (it answered CL_EDB, and nothing) */
+    {
+        uint8_t kb[12] = {1, 't', (uint8_t)('0' + CL_TABLE_SECRETS), 0};
+        be64_put(kb + 4, 3);
+        index_row(dir, "collections", kb, sizeof kb, NULL, 0);
+    }
+    l = reopen(dir, 0);
+    int rows = 0;
+    assert_int_equal(cl_ledger_table_scan(l, CL_TABLE_SECRETS, count_rows, &rows), CL_ECORRUPT);
+    assert_true(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    rows = 0;
+    assert_int_equal(cl_ledger_table_scan(l, CL_TABLE_SECRETS, count_rows, &rows), CL_OK);
+    assert_int_equal(rows, 1);
     assert_int_equal(cl_ledger_close(l), CL_OK);
     tu_rmrf(dir);
 }
