@@ -809,48 +809,56 @@ static int rebuild_path(const cl_ledger *l, char *out)
     return path_join(out, l->merkle_dir, REBUILD_FILE);
 }
 
+/* A derived store (the Merkle tree or the index) that a read found wrong: the marker file `name`
+ * with content `mark`, written in its directory `dir`, makes the next open rebuild the store from
+ * the chunks (check_tree, index_marker_set). Written once per ledger (*asked); a marker that could
+ * not be written is tried again by the next read that finds damage. `why` says what was found. */
+static void ask_rebuild(cl_ledger *l, int *asked, const char *dir, const char *name,
+                        const char *mark, const char *store, const char *why)
+{
+    if (*asked)
+        return;
+    char path[PATH_MAX_LEN];
+    int rc = path_join(path, dir, name);
+    if (rc == CL_OK)
+        rc = cl_fs_write_atomic(l->fs, path, mark, strlen(mark), 0600);
+    cl_logf(CL_LOG_ERROR, "ledger: %s; refused. The next start rebuilds %s from the chunks%s%s%s",
+            why, store, rc == CL_OK ? "" : " (the marker could not be written: ",
+            rc == CL_OK ? "" : cl_strerror(rc),
+            rc == CL_OK ? "" : "; remove its directory instead)");
+    *asked = rc == CL_OK;
+}
+
 /* Asks the next open to rebuild the tree (a stored record was found wrong). */
 static void request_rebuild(cl_ledger *l, const char *what, uint64_t seqno)
 {
-    if (l->rebuild_asked)
-        return;
-    char path[PATH_MAX_LEN];
-    int rc = rebuild_path(l, path);
-    if (rc == CL_OK)
-        rc = cl_fs_write_atomic(l->fs, path, "rebuild\n", 8, 0600);
-    cl_logf(CL_LOG_ERROR,
-            "ledger: the %s of seqno %" PRIu64
-            " does not reproduce its signed root (a damaged record in %s, or a damaged chunk); "
-            "refused. The next start rebuilds the Merkle store from the chunks%s",
-            what, seqno, l->merkle_dir,
-            rc == CL_OK ? "" : " (merkle/rebuild could not be written: remove merkle/ instead)");
-    l->rebuild_asked = rc == CL_OK;
+    char why[PATH_MAX_LEN + 160];
+    snprintf(why, sizeof why,
+             "the %s of seqno %" PRIu64
+             " does not reproduce its signed root (a damaged record in %s, or a damaged chunk)",
+             what, seqno, l->merkle_dir);
+    ask_rebuild(l, &l->rebuild_asked, l->merkle_dir, REBUILD_FILE, "rebuild\n", "the Merkle store",
+                why);
 }
 
 #define INDEX_MARKER "dirty"      /* index/dirty: see "the index marker" below */
 #define INDEX_DAMAGED "damaged\n" /* its content once a read found the index wrong */
 
-/* The index is derived state (index.h). A read that finds it wrong (rows out of order or ending
- * early, a durable seqno without a location, a location holding another frame, an LMDB error) is
- * answered with CL_ECORRUPT, never with a short or wrong result, and makes the next open rebuild it
- * from the chunks: index/dirty is rewritten to name no boot, and close leaves it. Other errors
- * pass through unchanged. */
+/* The index is derived state (index.h). A read that finds it wrong (CL_ECORRUPT: rows out of order
+ * or ending early, a page LMDB cannot read; or what the caller found: a durable seqno without a
+ * location, a location holding another frame) is answered with CL_ECORRUPT, never with a short or
+ * wrong result, and makes the next open rebuild it from the chunks: index/dirty is rewritten to
+ * name no boot, and close leaves it. Other errors (CL_EDB: the LMDB reader table full, say; no
+ * memory) say nothing about the rows: they pass through and ask for nothing. */
 static int index_damage(cl_ledger *l, int rc, const char *what, uint64_t seqno)
 {
-    if (rc != CL_EDB && rc != CL_ECORRUPT && rc != CL_ENOENT)
+    if (rc != CL_ECORRUPT)
         return rc;
-    if (!l->index_damaged) {
-        char path[PATH_MAX_LEN];
-        int wrc = path_join(path, l->index_dir, INDEX_MARKER);
-        if (wrc == CL_OK)
-            wrc = cl_fs_write_atomic(l->fs, path, CL_LIT(INDEX_DAMAGED), 0600);
-        cl_logf(CL_LOG_ERROR,
-                "ledger: the index in %s %s %" PRIu64 " (%s); refused. The next start rebuilds it "
-                "from the chunks%s",
-                l->index_dir, what, seqno, cl_errname(rc),
-                wrc == CL_OK ? "" : " (index/dirty could not be written: remove index/ instead)");
-        l->index_damaged = wrc == CL_OK;
-    }
+    char why[PATH_MAX_LEN + 160], at[32] = "";
+    if (seqno != 0)
+        snprintf(at, sizeof at, " %" PRIu64, seqno);
+    snprintf(why, sizeof why, "the index in %s %s%s", l->index_dir, what, at);
+    ask_rebuild(l, &l->index_damaged, l->index_dir, INDEX_MARKER, INDEX_DAMAGED, "the index", why);
     return CL_ECORRUPT;
 }
 
@@ -916,7 +924,8 @@ static int loc_of(cl_ledger *l, uint64_t seqno, cl_index_loc *loc)
         int rc = cl_index_get_entry(l->idx, seqno, &l->loc_memo);
         if (rc < 0) { /* every durable seqno is indexed, with a 40-byte record */
             memset(loc, 0, sizeof *loc);
-            return index_damage(l, rc, "has no usable location for seqno", seqno);
+            return index_damage(l, rc == CL_ENOENT ? CL_ECORRUPT : rc,
+                                "has no usable location for seqno", seqno);
         }
         l->loc_seqno = seqno;
     }
@@ -1062,6 +1071,21 @@ int cl_ledger_commit_evidence(cl_ledger *l, uint64_t seqno, char *out, size_t ca
     return commit_evidence(l, view, seqno, out, cap);
 }
 
+/* The payload of a signature frame read from a chunk. A signature signs the tree up to and
+ * including itself, so its tree size is its own seqno; a whole, checksummed frame that says
+ * otherwise is a damaged chunk (CL_ECORRUPT, logged): no derived state can mend it. */
+static int sig_of(const cl_entry_view *e, cl_sig_pub *sp)
+{
+    CL_ENSURE(e->type == CL_ENTRY_SIGNATURE, CL_EINVAL);
+    int rc = cl_sig_pub_decode(e->pub, e->pub_len, sp);
+    if (rc == CL_OK && sp->tree_size != e->seqno)
+        rc = CL_ECORRUPT;
+    if (rc < 0)
+        cl_logf(CL_LOG_ERROR, "ledger: the signature at seqno %" PRIu64 " %s: %s", e->seqno,
+                rc == CL_ECORRUPT ? "signs another tree size" : "is unreadable", cl_strerror(rc));
+    return rc == CL_OK ? CL_OK : CL_ECORRUPT;
+}
+
 typedef struct {
     uint64_t found;
 } first_cb_arg;
@@ -1102,14 +1126,17 @@ int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out)
     cl_entry_view se;
     cl_sig_pub sp;
     CL_GUARD(read_frame(l, fa.found, &sigbuf, &se));
-    CL_GUARD(cl_sig_pub_decode(se.pub, se.pub_len, &sp));
+    if (se.type != CL_ENTRY_SIGNATURE)
+        CL_GUARD(index_damage(l, CL_ECORRUPT, "lists among the signatures the entry at seqno",
+                              fa.found));
+    CL_GUARD(sig_of(&se, &sp));
     /* The proof comes from the stored tree (no checksum): it must lead from this entry's leaf to
      * the root the signature signs, or the receipt would not verify (see check_tree). */
     {
         uint8_t leaf[32], root[32];
         cl_entry_leaf(r.write_set_digest, e.ce_digest, e.claims_digest, leaf);
         CL_GUARD(cl_merkle_path_root(leaf, steps, nsteps, root));
-        if (sp.tree_size != fa.found || !cl_ct_equal(root, sp.root, 32)) {
+        if (!cl_ct_equal(root, sp.root, 32)) {
             request_rebuild(l, "receipt proof", seqno);
             CL_GUARD(CL_ECORRUPT);
         }
@@ -1124,7 +1151,9 @@ int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out)
     snprintf(mk, sizeof mk, "node:%s", hex);
     size_t vlen = 0;
     rc = cl_index_get_meta(l->idx, mk, NULL, 0, &vlen);
-    CL_GUARD_IF(rc != CL_EOVERFLOW && rc != CL_OK, rc < 0 ? rc : CL_ECORRUPT);
+    if (rc != CL_EOVERFLOW && rc != CL_OK) /* every node that signed has its row */
+        CL_GUARD(index_damage(l, rc == CL_ENOENT || rc > 0 ? CL_ECORRUPT : rc,
+                              "has no certificate for the node that signed seqno", fa.found));
     cl_buf_reset(&l->scratch2);
     CL_GUARD(cl_buf_reserve(&l->scratch2, vlen));
     CL_GUARD(cl_index_get_meta(l->idx, mk, l->scratch2.data, vlen, &vlen));
@@ -1150,10 +1179,7 @@ static int read_signature(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_sig_pub 
     cl_entry_view e;
     CL_ENSURE(seqno >= 1 && seqno <= l->signed_seqno, CL_EINVAL);
     CL_TRY(read_frame(l, seqno, buf, &e));
-    CL_ENSURE(e.type == CL_ENTRY_SIGNATURE, CL_EINVAL);
-    CL_TRY(cl_sig_pub_decode(e.pub, e.pub_len, sp));
-    CL_ENSURE(sp->tree_size == seqno, CL_ECORRUPT);
-    return CL_OK;
+    return sig_of(&e, sp); /* CL_EINVAL when seqno is not a signature */
 }
 
 int cl_ledger_signed_raft_index(cl_ledger *l, uint64_t *raft_index)
@@ -1290,7 +1316,7 @@ int cl_ledger_collection_last(cl_ledger *l, const char *coll, size_t len, uint64
         *seqno = 0;
         return CL_OK;
     }
-    CL_TRY(rc);
+    CL_TRY(index_damage(l, rc, "has an unreadable statistics row", 0));
     *seqno = st.last;
     return CL_OK;
 }
@@ -1312,7 +1338,8 @@ int cl_ledger_collections(cl_ledger *l, int (*cb)(void *arg, const char *coll, s
                           void *arg)
 {
     coll_list_arg a = {cb, arg};
-    return cl_index_collections_list(l->idx, coll_list_cb, &a);
+    int rc = cl_index_collections_list(l->idx, coll_list_cb, &a);
+    return rc < 0 ? index_damage(l, rc, "gave a collection list that fails", 0) : rc;
 }
 
 typedef struct {
@@ -1329,10 +1356,11 @@ static int count_internal_cb(void *arg, const char *coll, size_t len, uint64_t c
 int cl_ledger_collection_count(cl_ledger *l, size_t *n)
 {
     size_t all = 0;
-    CL_TRY(cl_index_collection_count(l->idx, &all));
+    CL_TRY(index_damage(l, cl_index_collection_count(l->idx, &all), "has no collection count", 0));
     /* Internal collections sort first (0x01) and are few: count them and subtract. */
     count_arg a = {0};
-    CL_TRY(cl_index_collections_list(l->idx, count_internal_cb, &a));
+    CL_TRY(index_damage(l, cl_index_collections_list(l->idx, count_internal_cb, &a),
+                        "gave a collection list that fails", 0));
     *n = all - a.n;
     return CL_OK;
 }
@@ -1692,8 +1720,7 @@ static int recover_open_chunk(cl_ledger *l)
             l->last_seqno = e.seqno;
             if (e.type == CL_ENTRY_SIGNATURE) {
                 cl_sig_pub sp;
-                CL_GUARD(cl_sig_pub_decode(e.pub, e.pub_len, &sp));
-                CL_GUARD_IF(sp.tree_size != e.seqno, CL_ECORRUPT);
+                CL_GUARD(sig_of(&e, &sp));
                 memcpy(l->open_sig_root, sp.root, 32);
                 l->open_sig_seen = 1;
                 l->signed_seqno = e.seqno;
@@ -1728,6 +1755,11 @@ out:
 
 /* Replays entries from seqno `from` to the end into the tree (if it is behind) and the index (if
  * it is behind), reading the chunk files sequentially. */
+/* While open brings the index up to date, every failure of the index, its damage (CL_ECORRUPT) or
+ * another LMDB error (CL_EDB), is CL_EDB: open_derived then removes it and rebuilds it once from
+ * the chunks. Damage found in the chunks or the tree stays CL_ECORRUPT and fails the open. */
+static int idx_at_open(int rc) { return rc == CL_ECORRUPT ? CL_EDB : rc; }
+
 static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t index_from)
 {
     size_t ci = 0;
@@ -1750,12 +1782,22 @@ static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t inde
         CL_TRY(chunk_path(l, &c, path));
         cl_chunk_reader r;
         CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
+        uint64_t seen = 0; /* the last seqno read from this chunk */
         for (;;) {
             cl_entry_view e;
             uint64_t off;
             rc = cl_chunk_reader_next(&r, &e, &off);
             if (rc == CL_ENOENT) {
                 rc = CL_OK;
+                /* a committed chunk holds every seqno its name says (frames cut off at a frame
+                 * boundary read as a shorter, whole chunk) */
+                if (c.end != 0 && seen < c.end && seen < l->last_seqno) {
+                    cl_logf(CL_LOG_ERROR,
+                            "ledger: %s ends at seqno %" PRIu64 ", but its name says %" PRIu64
+                            ": run cledger verify-ledger",
+                            path, seen, c.end);
+                    rc = CL_ECORRUPT;
+                }
                 break;
             }
             if (rc < 0) { /* open cut the open chunk's torn tail: this is damage */
@@ -1766,6 +1808,7 @@ static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t inde
             }
             if (e.seqno > l->last_seqno)
                 break;
+            seen = e.seqno;
             if (e.seqno < from)
                 continue;
             if (e.seqno >= tree_from) {
@@ -1797,7 +1840,7 @@ static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t inde
                 if (rc < 0)
                     break;
                 if (++n_in_batch == 10000) {
-                    rc = cl_index_batch_commit(b);
+                    rc = idx_at_open(cl_index_batch_commit(b));
                     b = NULL;
                     n_in_batch = 0;
                     if (rc < 0)
@@ -1811,7 +1854,7 @@ static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t inde
     }
     if (b != NULL) {
         if (rc == CL_OK)
-            rc = cl_index_batch_commit(b);
+            rc = idx_at_open(cl_index_batch_commit(b));
         else
             cl_index_batch_abort(b);
     }
@@ -1825,7 +1868,7 @@ static int derive(cl_ledger *l, const cl_ledger_opts *o)
     static const uint8_t zero[32];
     size_t map = o->index_map_size ? o->index_map_size : (64u << 20);
     int rc = cl_index_open(l->index_dir, map, &l->idx);
-    if (rc == CL_EDB || rc == CL_EUNSUPPORTED) {
+    if (rc == CL_EDB || rc == CL_ECORRUPT || rc == CL_EUNSUPPORTED) {
         CL_TRY(lose_index(l, rc == CL_EUNSUPPORTED ? "index of another format" : "index unreadable",
                           cl_errname(rc)));
         rc = cl_index_open(l->index_dir, map, &l->idx);
@@ -1841,10 +1884,10 @@ static int derive(cl_ledger *l, const cl_ledger_opts *o)
         CL_TRY(cl_merkle_append(l->tree, zero));
     uint64_t tree_from = cl_merkle_size(l->tree);
     uint64_t ilast = 0;
-    CL_TRY(cl_index_last_seqno(l->idx, &ilast));
+    CL_TRY(idx_at_open(cl_index_last_seqno(l->idx, &ilast)));
     if (ilast > l->last_seqno) {
         l->loc_seqno = 0;
-        CL_TRY(cl_index_truncate_from(l->idx, l->last_seqno + 1));
+        CL_TRY(idx_at_open(cl_index_truncate_from(l->idx, l->last_seqno + 1)));
         ilast = l->last_seqno;
     }
     uint64_t index_from = ilast + 1;
@@ -1855,7 +1898,13 @@ static int derive(cl_ledger *l, const cl_ledger_opts *o)
                 l->last_seqno);
         CL_TRY(replay(l, from, tree_from, index_from));
     }
-    CL_ENSURE(cl_merkle_size(l->tree) == want, CL_ECORRUPT);
+    if (cl_merkle_size(l->tree) != want) {
+        cl_logf(CL_LOG_ERROR,
+                "ledger: the chunks in %s hold %" PRIu64 " entries where %" PRIu64
+                " were expected: run cledger verify-ledger",
+                l->ledger_dir, cl_merkle_size(l->tree) - 1, want - 1);
+        return CL_ECORRUPT;
+    }
     return CL_OK;
 }
 
@@ -1904,12 +1953,8 @@ static int committed_sig_root(cl_ledger *l, uint8_t root[32])
         is_sig = e.type == CL_ENTRY_SIGNATURE;
         if (is_sig) {
             cl_sig_pub sp;
-            if ((rc = cl_sig_pub_decode(e.pub, e.pub_len, &sp)) < 0)
+            if ((rc = sig_of(&e, &sp)) < 0)
                 break;
-            if (sp.tree_size != e.seqno) {
-                rc = CL_ECORRUPT;
-                break;
-            }
             memcpy(root, sp.root, 32);
         }
     }

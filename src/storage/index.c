@@ -189,7 +189,10 @@ static MDB_val mval(const void *p, size_t n)
 
 #define IKEY(k) mval((k), sizeof(k) - 1)
 
-/* Maps an LMDB result to a cl_err. MDB_MAP_FULL becomes IDX_EGROW so run_write can grow. */
+/* Maps an LMDB result to a cl_err. MDB_MAP_FULL becomes IDX_EGROW so run_write can grow. The
+ * index's own damage (LMDB found a page or file it cannot read as a B-tree) is CL_ECORRUPT, like a
+ * broken invariant: a rebuild from the chunks mends it. Every other LMDB failure (the reader table
+ * full, a write that failed, ...) is CL_EDB: nothing says the rows are wrong. */
 static int db_err(int mrc, const char *what)
 {
     switch (mrc) {
@@ -201,6 +204,11 @@ static int db_err(int mrc, const char *what)
         return CL_ENOENT;
     case ENOMEM:
         return CL_ENOMEM;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+        cl_logf(CL_LOG_ERROR, "index: %s: %s", what, mdb_strerror(mrc));
+        return CL_ECORRUPT;
     default:
         cl_logf(CL_LOG_ERROR, "index: %s: %s", what, mdb_strerror(mrc));
         return CL_EDB;
@@ -687,10 +695,16 @@ static int apply_coll(cl_index *idx, MDB_txn *txn, apply_ctx *a, cl_cursor *c)
         store_be64(pb, st->count == 0 ? 0 : st->last);
     } else {
         MDB_val nk = ck, nv;
-        CL_TRY(db_err(mdb_cursor_get(a->col, &nk, &nv, MDB_SET_RANGE), "collections next"));
-        CL_ENSURE(nk.mv_size == len + 9 && memcmp(nk.mv_data, ckb, len + 1) == 0 &&
-                      nv.mv_size == 8 && load_be64(nv.mv_data) < seqno,
-                  CL_ECORRUPT); /* the statistics promise a later row; or I2 broken */
+        int nrc = mdb_cursor_get(a->col, &nk, &nv, MDB_SET_RANGE);
+        if (nrc != MDB_NOTFOUND)
+            CL_TRY(db_err(nrc, "collections next"));
+        /* the statistics promise a later row whose link passes over seqno; a row at seqno itself
+         * has no entrycoll row (I2 broken) */
+        CL_ENSURE(nrc == MDB_SUCCESS && nk.mv_size == len + 9 &&
+                      memcmp(nk.mv_data, ckb, len + 1) == 0 && nv.mv_size == 8 &&
+                      load_be64(nv.mv_data) < seqno &&
+                      load_be64((const uint8_t *)nk.mv_data + len + 1) > seqno,
+                  CL_ECORRUPT);
         memcpy(pb, nv.mv_data, 8);
         uint8_t sb[8];
         store_be64(sb, seqno);
@@ -951,7 +965,7 @@ int cl_index_collection_scan(cl_index *idx, const char *coll, size_t len, uint64
                     "index: a collection row is out of order (%" PRIu64 " after %" PRIu64
                     ", scanning from %" PRIu64 ", the collection's last is %" PRIu64 ")",
                     s, read, from_seqno, st.last);
-            CL_GUARD(CL_EDB);
+            CL_GUARD(CL_ECORRUPT);
         }
         uint64_t before = v.mv_size == 8 ? load_be64(v.mv_data) : UINT64_MAX;
         if (read != 0 ? before != read
@@ -969,7 +983,7 @@ int cl_index_collection_scan(cl_index *idx, const char *coll, size_t len, uint64
                         " as the row before it (the collection's first is %" PRIu64
                         "; a row is missing or damaged)",
                         s, from_seqno, before, st.first);
-            CL_GUARD(CL_EDB);
+            CL_GUARD(CL_ECORRUPT);
         }
         read = s;
         if (s > to_seqno) {
@@ -998,7 +1012,7 @@ int cl_index_collection_scan(cl_index *idx, const char *coll, size_t len, uint64
                     "index: the rows of a collection end at %" PRIu64
                     " but its statistics say %" PRIu64,
                     prev, st.last);
-            CL_GUARD(CL_EDB);
+            CL_GUARD(CL_ECORRUPT);
         }
     }
 out:

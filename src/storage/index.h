@@ -24,7 +24,9 @@
  * readable with stale rows that no check can tell from fresh ones. After a restart the engine
  * therefore (1) rebuilds the index from the chunks (cl_index_remove_files, then put calls) when it
  * was open while the operating system stopped (ledger.c, "the index marker"), or when
- * cl_index_open or any later call fails with CL_EDB, and (2) compares cl_index_last_seqno with the
+ * cl_index_open or any later call fails with CL_ECORRUPT (the index is damaged: LMDB cannot read a
+ * page, or rows break the invariants of index.c) or, while it is brought up to date at open, with
+ * CL_EDB (any other LMDB failure), and (2) compares cl_index_last_seqno with the
  * ledger's last seqno, re-indexes the missing tail with put calls and, if the index is ahead of a
  * ledger whose tail was rolled back, calls cl_index_truncate_from. cl_index_sync forces everything
  * committed so far to disk (e.g. at a checkpoint or clean shutdown).
@@ -82,7 +84,8 @@ typedef int (*cl_index_coll_cb)(void *arg, const char *coll, size_t len, uint64_
 /* Opens (creating if needed) the index in directory dir, which is created with mode 0700 when
  * missing (its parent must exist). map_size_bytes is the initial map size (0: 256 MiB); LMDB
  * never maps an existing environment smaller than the data it holds. CL_EIO when dir cannot be
- * created or opened, CL_EDB for an LMDB failure (including an unreadable index), CL_EUNSUPPORTED
+ * created or opened, CL_ECORRUPT for files LMDB cannot read as an index, CL_EDB for another
+ * LMDB failure, CL_EUNSUPPORTED
  * for an index written by an incompatible version of this module, CL_ENOMEM. */
 CL_MUST_CHECK int cl_index_open(const char *dir, size_t map_size_bytes, cl_index **out);
 void cl_index_close(cl_index *idx);
@@ -126,7 +129,8 @@ CL_MUST_CHECK int cl_index_last_seqno(cl_index *idx, uint64_t *out);
  * for no upper bound), in increasing order, at most limit times (0: no limit). *next_seqno (may be
  * NULL) receives the first seqno in range that was not passed to cb because the limit was reached
  * or cb asked to stop, or 0 when the range is exhausted; pass it as from_seqno to resume. Costs
- * O(log n + returned). An unknown collection yields nothing (CL_OK). */
+ * O(log n + returned). An unknown collection yields nothing (CL_OK). Rows that break the
+ * collection's statistics or its chain (index.c, I6) are CL_ECORRUPT, never a shorter listing. */
 CL_MUST_CHECK int cl_index_collection_scan(cl_index *idx, const char *coll, size_t len,
                                            uint64_t from_seqno, uint64_t to_seqno, size_t limit,
                                            cl_index_seqno_cb cb, void *arg, uint64_t *next_seqno);

@@ -739,6 +739,64 @@ static void test_invalid_collection(void **state)
 /* I6: a row lost from the middle of a collection, its neighbours and the statistics intact (what
  * a stale index page can look like), fails every scan that reads the row after the gap from a
  * start at or before the lost row, and cl_index_check; a scan that starts after it is served. */
+/* Edits the closed index in f->dir with LMDB itself: deletes (val NULL) or puts row key of db. */
+static void raw_row(fixture *f, const char *db, const uint8_t *key, size_t klen, const uint8_t *val,
+                    size_t vlen)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    assert_int_equal(val ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A row put below a collection's last is linked in through the row after it (I6). When that row is
+ * not there, or does not link over the new seqno, or the new seqno already has a collection row
+ * without its entrycoll row, the batch is refused with CL_ECORRUPT and changes nothing (the missing
+ * row used to come back as CL_ENOENT, which the ledger does not count as damage). */
+static void test_relink_damage(void **state)
+{
+    fixture *f = *state;
+    for (int v = 0; v < 3; v++) {
+        cl_index *idx = open_idx(f, 0);
+        cl_index_batch *b;
+        assert_int_equal(cl_index_batch_begin(idx, &b), CL_OK);
+        for (uint64_t s = 1; s <= 3; s++)
+            assert_int_equal(cl_index_put_collection(b, "c", 1, s * 10), CL_OK);
+        assert_int_equal(cl_index_batch_commit(b), CL_OK);
+        cl_index_close(f->idx);
+        f->idx = NULL;
+        uint8_t kb[10] = {'c', 0, 0, 0, 0, 0, 0, 0, 0, 30}, link[8] = {0, 0, 0, 0, 0, 0, 0, 27};
+        uint8_t ek[8] = {0, 0, 0, 0, 0, 0, 0, 20};
+        uint64_t put = 25;
+        if (v == 0) /* the last row lost, its statistics intact */
+            raw_row(f, "collections", kb, sizeof kb, NULL, 0);
+        else if (v == 1) /* the row after 25 links to 27, not over it */
+            raw_row(f, "collections", kb, sizeof kb, link, sizeof link);
+        else { /* 20's entrycoll row lost, its collection row intact: 20 is put again */
+            raw_row(f, "entrycoll", ek, sizeof ek, NULL, 0);
+            put = 20;
+        }
+        idx = open_idx(f, 0);
+        assert_int_equal(cl_index_batch_begin(idx, &b), CL_OK);
+        assert_int_equal(cl_index_put_collection(b, "c", 1, put), CL_OK);
+        assert_int_equal(cl_index_batch_commit(b), CL_ECORRUPT);
+        cl_index_coll_stat st;
+        assert_int_equal(cl_index_collection_stat(idx, "c", 1, &st), CL_OK);
+        assert_int_equal(st.count, 3); /* the batch changed nothing */
+        cl_index_close(f->idx);
+        f->idx = NULL;
+        assert_int_equal(cl_index_remove_files(f->dir), CL_OK);
+    }
+}
+
 static void test_chain_damage(void **state)
 {
     fixture *f = *state;
@@ -750,31 +808,20 @@ static void test_chain_damage(void **state)
     assert_int_equal(cl_index_batch_commit(b), CL_OK);
     cl_index_close(f->idx);
     f->idx = NULL;
-
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "collections", 0, &dbi), 0);
     uint8_t kb[10] = {'c', 0, 0, 0, 0, 0, 0, 0, 0, 50};
-    MDB_val k = {sizeof kb, kb};
-    assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    raw_row(f, "collections", kb, sizeof kb, NULL, 0);
 
     idx = open_idx(f, 0);
     collect c = {0};
     for (uint64_t from = 0; from <= 50; from += 5)
         assert_int_equal(
             cl_index_collection_scan(idx, "c", 1, from, UINT64_MAX, 0, collect_cb, &c, NULL),
-            CL_EDB);
+            CL_ECORRUPT);
     /* a window that ends before the lost row lists (it reads 40 to see where it ends); one that
      * ends on the row before the gap reads the row after it */
     assert_int_equal(scan(idx, "c", 0, 30, 0, &c, NULL), 3);
-    assert_int_equal(cl_index_collection_scan(idx, "c", 1, 0, 40, 0, collect_cb, &c, NULL), CL_EDB);
+    assert_int_equal(cl_index_collection_scan(idx, "c", 1, 0, 40, 0, collect_cb, &c, NULL),
+                     CL_ECORRUPT);
     assert_int_equal(scan(idx, "c", 51, UINT64_MAX, 0, &c, NULL), 5);
     assert_int_equal(c.got[0], 60);
     assert_int_equal(cl_index_check(idx), CL_ECORRUPT);
@@ -810,7 +857,7 @@ static void test_bad_dir(void **state)
     for (int i = 0; i < 3000; i++)
         fputs("not an lmdb file ", fp);
     fclose(fp);
-    assert_int_equal(cl_index_open(path, 0, &idx), CL_EDB);
+    assert_int_equal(cl_index_open(path, 0, &idx), CL_ECORRUPT); /* MDB_INVALID: damage */
     assert_null(idx);
 
     /* no permission (root ignores mode bits, so only checked for other users) */
@@ -930,6 +977,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resident_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_collection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relink_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_rules, setup, teardown),

@@ -31,6 +31,35 @@
 #include "storage/fs.h"
 #include "testutil.h"
 
+/* stderr (where cl_logf writes) goes to `log` until log_end; the level shows warnings. */
+static int log_begin(const char *log)
+{
+    fflush(stderr);
+    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_int_equal(dup2(fd, 2), 2);
+    close(fd);
+    cl_log_set_level(CL_LOG_WARN);
+    return saved;
+}
+
+/* Puts stderr back; returns whether the log holds `needle` (then removes the log). */
+static int log_end(int saved, const char *log, const char *needle)
+{
+    cl_log_set_level(CL_LOG_ERROR); /* as main sets it */
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    size_t n = 0;
+    char *m = tu_read_file(log, &n);
+    int has = m != NULL && memmem(m, n, needle, strlen(needle)) != NULL;
+    if (!has)
+        fprintf(stderr, "log %s lacks \"%s\":\n%.*s\n", log, needle, (int)n, m ? m : "");
+    free(m);
+    unlink(log);
+    return has;
+}
+
 static cl_ledger *make(const char *dir, int priv, uint64_t chunk)
 {
     cl_ledger_opts o = {0};
@@ -55,6 +84,17 @@ static cl_ledger *reopen_boot(const char *dir, uint64_t chunk, const char *boot)
 }
 
 static cl_ledger *reopen(const char *dir, uint64_t chunk) { return reopen_boot(dir, chunk, NULL); }
+
+/* Opens through `fs` (a fault fs, say). */
+static cl_ledger *open_fs(const char *dir, cl_fs *fs)
+{
+    cl_ledger_opts o = {0};
+    o.dir = dir;
+    o.fs = fs;
+    cl_ledger *l = NULL;
+    assert_int_equal(cl_ledger_open(&o, &l), CL_OK);
+    return l;
+}
 
 static uint64_t cur_view = 2;
 
@@ -306,8 +346,10 @@ static void write_bytes(const char *path, const void *b, size_t n)
     assert_int_equal(fclose(f), 0);
 }
 
-/* Opening with `secrets` (n bytes) as node/ledger_secrets is refused and changes nothing. */
-static void expect_secrets_refused(const char *dir, const uint8_t *secrets, size_t n)
+/* Opening with `secrets` (n bytes) as node/ledger_secrets is refused, says `why` (NULL: not
+ * checked) and changes nothing. */
+static void expect_secrets_refused_why(const char *dir, const uint8_t *secrets, size_t n,
+                                       const char *why)
 {
     char p[600];
     snprintf(p, sizeof p, "%s/node/ledger_secrets", dir);
@@ -319,9 +361,19 @@ static void expect_secrets_refused(const char *dir, const uint8_t *secrets, size
     cl_ledger_opts o = {0};
     o.dir = dir;
     cl_ledger *l = NULL;
-    assert_int_equal(cl_ledger_open(&o, &l), CL_ECORRUPT);
+    char log[700];
+    snprintf(log, sizeof log, "%s-log", dir);
+    int saved = log_begin(log);
+    int rc = cl_ledger_open(&o, &l);
+    assert_true(log_end(saved, log, why != NULL ? why : ""));
+    assert_int_equal(rc, CL_ECORRUPT);
     assert_int_equal(tu_dir_crc(ld), before_l);
     assert_int_equal(tu_dir_crc(nd), before_n);
+}
+
+static void expect_secrets_refused(const char *dir, const uint8_t *secrets, size_t n)
+{
+    expect_secrets_refused_why(dir, secrets, n, NULL);
 }
 
 /* node/ledger_secrets is covered by no signature, so it is checked against the ledger at open:
@@ -368,6 +420,11 @@ static void test_secrets_file_checked(void **state)
     memcpy(bad, cur, n_cur);
     cl_store_u64(bad + 12 + 40, cl_load_u64(cur + 12 + 40) + 1); /* the second first seqno */
     expect_secrets_refused(dir, bad, n_cur);
+    memcpy(bad, cur, n_cur);
+    /* the first secret said to apply from 3, where its record is: the record decrypts with the
+     * key and holds no previous secret, but names seqno 1 */
+    cl_store_u64(bad + 12, 3);
+    expect_secrets_refused_why(dir, bad, n_cur, "names another first seqno");
     memcpy(bad, cur, n_cur);
     bad[12 + 8] ^= 1; /* the first key */
     expect_secrets_refused(dir, bad, n_cur);
@@ -792,12 +849,41 @@ static void test_committed_chunk_cut_refused(void **state)
     }
     closedir(d);
     assert_int_equal(open_chunks, 0);
+    /* cut at the start of its last frame (the closing signature): every frame left is whole, so
+     * only the check that a committed chunk holds the seqnos its name says refuses it (it was
+     * refused with no word of why) */
+    uint64_t last_off = 0;
+    {
+        cl_chunk_reader r;
+        assert_int_equal(cl_chunk_reader_open(&r, cl_fs_posix(), last), CL_OK);
+        cl_entry_view e;
+        uint64_t off;
+        while (cl_chunk_reader_next(&r, &e, &off) == CL_OK)
+            last_off = off;
+        cl_chunk_reader_close(&r);
+    }
+    assert_true(last_off > 0);
+    char *whole = tu_read_file(last, NULL);
     struct stat sb;
     assert_int_equal(stat(last, &sb), 0);
-    assert_int_equal(truncate(last, sb.st_size - 10), 0);
+    assert_int_equal(truncate(last, (off_t)last_off), 0);
     cl_ledger_opts o = {0};
     o.dir = dir;
+    char log[700];
+    snprintf(log, sizeof log, "%s-log", dir);
+    int saved = log_begin(log);
+    int rc = cl_ledger_open(&o, &l);
+    assert_true(log_end(saved, log, "but its name says"));
+    assert_int_equal(rc, CL_ECORRUPT);
+    /* cut inside its last frame */
+    write_bytes(last, whole, (size_t)sb.st_size);
+    assert_int_equal(truncate(last, sb.st_size - 10), 0);
     assert_int_equal(cl_ledger_open(&o, &l), CL_ETRUNC);
+    /* whole again: it opens */
+    write_bytes(last, whole, (size_t)sb.st_size);
+    assert_int_equal(cl_ledger_open(&o, &l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    free(whole);
     tu_rmrf(dir);
 }
 
@@ -867,9 +953,23 @@ static void test_tree_proof_damage_refused(void **state)
         assert_string_equal(rep.merkle_what,
                             "merkle/level_02 record 2 is not the hash of its two children");
     }
-    l = reopen(dir, 0);
+    /* the first receipt that finds it cannot write merkle/rebuild (a failed rename): refused all
+     * the same, and the next one writes it */
+    cl_fs_fault *ff = NULL;
+    assert_int_equal(cl_fs_fault_new(cl_fs_posix(), &ff), CL_OK);
+    l = open_fs(dir, cl_fs_fault_fs(ff));
     assert_false(rebuild_asked(dir));
     json_t *j = NULL;
+    char log[700];
+    snprintf(log, sizeof log, "%s-log", dir);
+    cl_fs_fault_arm(ff, CL_FAULT_RENAME, 0, 0);
+    int saved = log_begin(log);
+    int rc = cl_ledger_receipt(l, s[7], &j);
+    assert_true(log_end(saved, log, "the marker could not be written"));
+    assert_int_equal(rc, CL_ECORRUPT);
+    assert_null(j);
+    assert_true(cl_fs_fault_fired(ff));
+    assert_false(rebuild_asked(dir));
     assert_int_equal(cl_ledger_receipt(l, s[7], &j), CL_ECORRUPT);
     assert_null(j);
     assert_true(rebuild_asked(dir));
@@ -878,6 +978,7 @@ static void test_tree_proof_damage_refused(void **state)
     assert_int_equal(cl_ledger_consistency(l, sigs[1], sigs[nsig - 1], &j), CL_ECORRUPT);
     assert_null(j);
     assert_int_equal(cl_ledger_close(l), CL_OK);
+    cl_fs_fault_free(ff);
     l = reopen(dir, 0);
     assert_false(rebuild_asked(dir));
     expect_receipt(l, s[7], pem);
@@ -1291,6 +1392,28 @@ static void index_row(const char *dir, const char *db, const uint8_t *key, size_
     mdb_env_close(env);
 }
 
+/* Copies row `key` of table `db` (exactly n bytes) out of a closed ledger's index. */
+static void index_row_get(const char *dir, const char *db, const uint8_t *key, size_t klen,
+                          uint8_t *out, size_t n)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/index", dir);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    MDB_val k = {klen, (void *)key}, v;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    assert_int_equal(v.mv_size, n);
+    memcpy(out, v.mv_data, n);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
 /* Collection rows (statistics left as they were): removes (del, dseq) when del is not NULL, adds
  * (add, aseq) naming `before` as the row before it when add is not NULL. */
 static void index_rows_edit(const char *dir, const char *del, uint64_t dseq, const char *add,
@@ -1506,6 +1629,133 @@ static void test_index_damage_refused(void **state)
     assert_int_equal(cl_ledger_table_scan(l, CL_TABLE_SECRETS, count_rows, &rows), CL_OK);
     assert_int_equal(rows, 1);
     assert_int_equal(cl_ledger_close(l), CL_OK);
+
+    /* 9. a location that holds a whole frame of another seqno (s[13]'s record under s[12]): the
+     * frame decodes and its checksum holds, but it is not this seqno's: refused, rebuilt */
+    {
+        uint8_t kb[8], rec[40];
+        be64_put(kb, s[13]);
+        index_row_get(dir, "entries", kb, 8, rec, sizeof rec);
+        be64_put(kb, s[12]);
+        index_row(dir, "entries", kb, 8, rec, sizeof rec);
+    }
+    l = reopen(dir, 0);
+    assert_false(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_read(l, s[12], &e), CL_ECORRUPT);
+    assert_true(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    expect_entry(l, s[12], "b", "rows");
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
+/* Deletes every row of the index's meta table whose key starts with `prefix`. */
+static void index_meta_drop(const char *dir, const char *prefix)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/index", dir);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    size_t n = strlen(prefix);
+    MDB_val k = {n, (void *)prefix}, v;
+    int dropped = 0;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size >= n && memcmp(k.mv_data, prefix, n) == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        assert_int_equal(mdb_cursor_del(cur, 0), 0);
+        dropped++;
+        if (mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT) != 0)
+            break;
+        if (k.mv_size >= n && memcmp(k.mv_data, prefix, n) == 0) { /* the cursor moved on */
+            assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_PREV), 0);
+        }
+    }
+    mdb_cursor_close(cur);
+    assert_true(dropped > 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A receipt goes through the index three times: the signatures' collection (the next signature
+ * after the entry), that signature's location, and the signing node's certificate. Each kind of
+ * damage there is refused with CL_ECORRUPT and asks for a rebuild, never served as a receipt that
+ * does not verify; a marker that could not be written is written by the next read that finds the
+ * damage. */
+static void test_receipt_index_damage(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    uint64_t s[30], sig[3];
+    for (int i = 0; i < 30; i++) {
+        put(l, "r", "receipts", &s[i]);
+        if (i % 10 == 9)
+            assert_int_equal(cl_ledger_sign(l, 2, &sig[i / 10]), CL_OK);
+    }
+    char *pem = strdup(cl_ledger_service_cert_pem(l));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    json_t *j = NULL;
+    char log[700];
+    snprintf(log, sizeof log, "%s-log", dir);
+
+    /* 1. the middle signature's row lost from the signatures' collection; the first read that
+     * finds it cannot write its marker (a failed rename), the next one does */
+    index_rows_edit(dir, "\x01sig", sig[1], NULL, 0, 0);
+    cl_fs_fault *ff = NULL;
+    assert_int_equal(cl_fs_fault_new(cl_fs_posix(), &ff), CL_OK);
+    l = open_fs(dir, cl_fs_fault_fs(ff));
+    cl_fs_fault_arm(ff, CL_FAULT_RENAME, 0, 0);
+    int saved = log_begin(log);
+    int rc = cl_ledger_receipt(l, s[12], &j);
+    assert_true(log_end(saved, log, "the marker could not be written"));
+    assert_int_equal(rc, CL_ECORRUPT);
+    assert_null(j);
+    assert_true(cl_fs_fault_fired(ff));
+    assert_false(index_rebuild_asked(dir));
+    expect_receipt(l, s[25], pem); /* its signature's row and the row before it are whole */
+    assert_int_equal(cl_ledger_receipt(l, s[12], &j), CL_ECORRUPT);
+    assert_true(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    cl_fs_fault_free(ff);
+    l = reopen(dir, 0);
+    expect_receipt(l, s[12], pem);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+
+    /* 2. an entry listed among the signatures, linked in consistently (sig[0] <- s[15] <- sig[1]):
+     * the chain holds, so the receipt of s[12] finds s[15] as its signature, and refuses it */
+    index_rows_edit(dir, NULL, 0, "\x01sig", s[15], sig[0]);
+    index_rows_edit(dir, NULL, 0, "\x01sig", sig[1], s[15]);
+    l = reopen(dir, 0);
+    assert_int_equal(cl_ledger_receipt(l, s[12], &j), CL_ECORRUPT);
+    assert_null(j);
+    assert_true(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    expect_receipt(l, s[12], pem);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+
+    /* 3. the signing node's certificate row lost (it answered CL_ENOENT: a 404 for a receipt of a
+     * signed entry, and no rebuild) */
+    index_meta_drop(dir, "node:");
+    l = reopen(dir, 0);
+    assert_int_equal(cl_ledger_receipt(l, s[3], &j), CL_ECORRUPT);
+    assert_null(j);
+    assert_true(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    expect_receipt(l, s[3], pem);
+    assert_int_equal(cl_ledger_check(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    free(pem);
     tu_rmrf(dir);
 }
 
@@ -1795,6 +2045,7 @@ int main(void)
         cmocka_unit_test(test_torn_index_rebuilt),
         cmocka_unit_test(test_index_after_os_crash),
         cmocka_unit_test(test_index_damage_refused),
+        cmocka_unit_test(test_receipt_index_damage),
         cmocka_unit_test(test_index_torn_mid_replay),
         cmocka_unit_test(test_tree_frontier_damage_rebuilt),
         cmocka_unit_test(test_committed_chunk_cut_refused),
