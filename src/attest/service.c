@@ -510,9 +510,12 @@ static void identify(const cl_attestd *a, const cl_http_request *r, identity *id
             snprintf(id->who, sizeof id->who, "cert:%.64s", r->client_fingerprint);
             return;
         }
-        /* a bearer token, if any, may still identify an administrator */
-        snprintf(id->why, sizeof id->why,
-                 "the administrator certificate is outside its validity period");
+        /* a bearer token, if any, may still identify an administrator; net/http.c records
+         * dates it could not read as not_before > not_after, which no clock makes current */
+        snprintf(id->why, sizeof id->why, "%s",
+                 r->client_not_before > r->client_not_after
+                     ? "the administrator certificate's validity period is empty or cannot be read"
+                     : "the administrator certificate is outside its validity period");
     }
     const char *auth = cl_http_header_get(r, "authorization");
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
@@ -1910,38 +1913,32 @@ static int route_path(const route *rt, const char *path, int *type)
 
 /* Resolves `path` and `method` to a route: *out (NULL: the path has none for this method) and
  * *type. With `allow` (cap bytes; may be NULL), the path's methods for Allow. Returns 1 for a
- * known path, 0 for an unknown one, -1 for an unknown attestation type in it. */
+ * known path, 0 for an unknown one, -1 for an unknown attestation type in it. "*" (asterisk-form:
+ * net/http.c lets it through for OPTIONS only) is the whole service: every route's path, and no
+ * route serves it. */
 static int resolve(const char *path, const char *method, const route **out, int *type, char *allow,
                    size_t cap)
 {
-    int known = 0, bad_type = 0;
+    int known = 0, bad_type = 0, asterisk = strcmp(path, "*") == 0;
     *out = NULL;
     *type = -1;
     if (allow != NULL)
         allow[0] = '\0';
     for (size_t i = 0; i < NROUTES; i++) {
-        int t;
-        int m = route_path(&routes[i], path, &t);
+        int t = -1;
+        int m = asterisk ? 1 : route_path(&routes[i], path, &t);
         bad_type |= m < 0;
         if (m <= 0)
             continue;
         known = 1;
         if (allow != NULL)
             cl_http_allow_add(allow, cap, routes[i].method);
-        if (*out == NULL && cl_http_method_serves(routes[i].method, method)) {
+        if (*out == NULL && !asterisk && cl_http_method_serves(routes[i].method, method)) {
             *out = &routes[i];
             *type = t;
         }
     }
     return known ? 1 : bad_type ? -1 : 0;
-}
-
-/* OPTIONS (RFC 9110 §9.3.7) on a known path, or on "*" (the whole service): 200 with the methods
- * in Allow, no body, no identity needed (it tells nothing the 405s do not). */
-static void options_reply(cl_attestd *a, cl_http_exchange *x, char *allow, size_t cap)
-{
-    cl_http_allow_add(allow, cap, "OPTIONS");
-    reply_send(a, x, 200, NULL, NULL, "Allow", allow);
 }
 
 /* On an HTTPS worker (net/http.h local_handler): an SGX, Open Enclave, TDX or Virtual attestation
@@ -1978,20 +1975,9 @@ void cl_attestd_handle(void *arg, cl_http_exchange *x)
     const char *method = r->method != NULL ? r->method : "";
     const char *path = r->path != NULL ? r->path : "";
     char allow[64] = "";
-    if (strcmp(path, "*") == 0 && strcmp(method, "OPTIONS") == 0) {
-        /* asterisk-form: net/http.c lets it through for OPTIONS only */
-        for (size_t i = 0; i < NROUTES; i++)
-            cl_http_allow_add(allow, sizeof allow, routes[i].method);
-        options_reply(a, x, allow, sizeof allow);
-        return;
-    }
     const route *rt;
     int type;
     int found = resolve(path, method, &rt, &type, allow, sizeof allow);
-    if (found == 0) {
-        reply_err(a, x, 404, "NotFound", "no such route: %.200s %.200s", method, path);
-        return;
-    }
     if (found < 0) {
         reply_err(a, x, 400, "InvalidParameter",
                   "unknown attestation type in %.200s (SgxEnclave, OpenEnclave, SevSnpVm, TdxVm, "
@@ -1999,15 +1985,20 @@ void cl_attestd_handle(void *arg, cl_http_exchange *x)
                   path);
         return;
     }
-    if (rt == NULL) {
-        if (strcmp(method, "OPTIONS") == 0) {
-            options_reply(a, x, allow, sizeof allow);
-        } else {
-            failure f;
-            failf(&f, 405, "MethodNotAllowed", "%s is not allowed here (allowed: %s)", method,
-                  allow);
-            reply_error_hdr(a, x, &f, "Allow", allow); /* RFC 9110 §15.5.6 */
-        }
+    failure f;
+    switch (cl_http_route_decide(method, strcmp(path, "*") == 0, found == 1, rt != NULL, allow,
+                                 sizeof allow)) {
+    case CL_HTTP_ROUTE_SERVE:
+        break;
+    case CL_HTTP_ROUTE_OPTIONS: /* no identity needed: it tells nothing the 405s do not */
+        reply_send(a, x, 200, NULL, NULL, "Allow", allow);
+        return;
+    case CL_HTTP_ROUTE_NOT_ALLOWED:
+        failf(&f, 405, "MethodNotAllowed", "%s is not allowed here (allowed: %s)", method, allow);
+        reply_error_hdr(a, x, &f, "Allow", allow); /* RFC 9110 §15.5.6 */
+        return;
+    case CL_HTTP_ROUTE_NOT_FOUND:
+        reply_err(a, x, 404, "NotFound", "no such route: %.200s %.200s", method, path);
         return;
     }
     identity id;

@@ -2138,6 +2138,24 @@ void cl_http_allow_add(char *allow, size_t cap, const char *method)
         allow_put(allow, cap, "HEAD");
 }
 
+cl_http_route_verdict cl_http_route_decide(const char *method, int asterisk, int path_known,
+                                           int served, char *allow, size_t cap)
+{
+    int options = strcmp(method, "OPTIONS") == 0;
+    if (asterisk) { /* "*" is a resource for OPTIONS only, and none of the routes' */
+        path_known = options;
+        served = 0;
+    }
+    if (served)
+        return CL_HTTP_ROUTE_SERVE;
+    if (!path_known)
+        return CL_HTTP_ROUTE_NOT_FOUND;
+    if (!options)
+        return CL_HTTP_ROUTE_NOT_ALLOWED;
+    cl_http_allow_add(allow, cap, "OPTIONS");
+    return CL_HTTP_ROUTE_OPTIONS;
+}
+
 size_t cl_http_server_queued_bytes(const cl_http_server *s)
 {
     return __atomic_load_n(&s->queued, __ATOMIC_RELAXED);

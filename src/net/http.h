@@ -110,6 +110,23 @@ int cl_http_server_port(const cl_http_server *s);
 int cl_http_method_serves(const char *route_method, const char *method);
 void cl_http_allow_add(char *allow, size_t cap, const char *method);
 
+/* What a router answers once it has matched a request against its routes. */
+typedef enum {
+    CL_HTTP_ROUTE_SERVE,       /* a route serves the method: run it (Allow untouched) */
+    CL_HTTP_ROUTE_OPTIONS,     /* 200, Allow: the methods and OPTIONS, no body */
+    CL_HTTP_ROUTE_NOT_ALLOWED, /* 405 with Allow: the path's methods */
+    CL_HTTP_ROUTE_NOT_FOUND,   /* 404: no route has this path */
+} cl_http_route_verdict;
+
+/* cl_http_route_decide: the verdict on a request for `method`. `asterisk`: the request target is
+ * "*" (the whole server; it names a resource for OPTIONS only, RFC 9110 §9.3.7, and no route
+ * serves it); `path_known`: some route has the request's path; `served`: one of them serves the
+ * method. The caller has put in `allow` (cap bytes, NUL-terminated) the methods, with
+ * cl_http_allow_add, of the routes that have the path, or of every route for "*"; for
+ * CL_HTTP_ROUTE_OPTIONS this adds OPTIONS. The caller sends the reply, in its own error format. */
+cl_http_route_verdict cl_http_route_decide(const char *method, int asterisk, int path_known,
+                                           int served, char *allow, size_t cap);
+
 /* Reply bytes held for readers over all connections: TLS records handed to the socket's write
  * queue and not yet taken by the kernel, and (threaded mode) replies made on the main loop that
  * their worker has not sent yet. What slow readers hold. Any thread. */

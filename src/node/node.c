@@ -1050,29 +1050,16 @@ static void fmt_utc(int64_t t, char *out, size_t cap)
         snprintf(out, cap, "%" PRId64, t);
 }
 
-/* OPTIONS (RFC 9110 §9.3.7) on a known path, or on "*" (the whole server): 200 with the methods
- * in Allow, no body, no identity needed (it tells nothing the 405s do not). */
-static void options_reply(const cl_req *r, char *allow, size_t cap)
-{
-    cl_http_allow_add(allow, cap, "OPTIONS");
-    reply_send(&r->to, 200, NULL, "Allow", allow, NULL, 0);
-}
-
 /* Returns 1 when the handler may run; otherwise the request was answered. */
 static int admit(cl_req *r)
 {
     cl_node *n = r->n;
     const cl_http_request *h = r->http;
     const char *method = h->method != NULL ? h->method : "";
-    char allow[96] = "";
-    if (h->path != NULL &&
-        strcmp(h->path, "*") == 0) { /* the HTTP layer lets "*" through for OPTIONS only */
-        for (size_t i = 0; i < NROUTES; i++)
-            cl_http_allow_add(allow, sizeof allow, routes[i].method);
-        options_reply(r, allow, sizeof allow);
-        return 0;
-    }
-    if (cl_url_path_parse(h->path, &r->path) < 0) {
+    /* "*" (the HTTP layer lets it through for OPTIONS only) is the whole server: every route's
+     * methods go in Allow. */
+    int asterisk = h->path != NULL && strcmp(h->path, "*") == 0;
+    if (!asterisk && cl_url_path_parse(h->path, &r->path) < 0) {
         cl_api_error(&r->to, 400, "InvalidInput", "Malformed percent-encoding in the path.");
         return 0;
     }
@@ -1084,25 +1071,31 @@ static int admit(cl_req *r)
         return 0;
     }
     /* Route: path, then method. */
+    char allow[96] = "";
     int path_known = 0;
-    for (size_t i = 0; i < NROUTES; i++) {
-        if (!path_match(routes[i].pattern, &r->path))
+    for (size_t i = 0; i < NROUTES && r->route == NULL; i++) {
+        if (!asterisk && !path_match(routes[i].pattern, &r->path))
             continue;
         path_known = 1;
-        if (cl_http_method_serves(routes[i].method, method)) {
+        if (!asterisk && cl_http_method_serves(routes[i].method, method))
             r->route = &routes[i];
-            break;
-        }
-        cl_http_allow_add(allow, sizeof allow, routes[i].method);
-    }
-    if (r->route == NULL) {
-        if (!path_known)
-            cl_api_error(&r->to, 404, "ResourceNotFound", "No resource at this path.");
-        else if (strcmp(method, "OPTIONS") == 0)
-            options_reply(r, allow, sizeof allow);
         else
-            cl_api_error_hdr(&r->to, 405, "Allow", allow, "MethodNotAllowed",
-                             "Method %s is not allowed here.", method);
+            cl_http_allow_add(allow, sizeof allow, routes[i].method);
+    }
+    cl_http_route_verdict v =
+        cl_http_route_decide(method, asterisk, path_known, r->route != NULL, allow, sizeof allow);
+    switch (v) {
+    case CL_HTTP_ROUTE_SERVE:
+        break;
+    case CL_HTTP_ROUTE_OPTIONS: /* no identity needed: it tells nothing the 405s do not */
+        reply_send(&r->to, 200, NULL, "Allow", allow, NULL, 0);
+        return 0;
+    case CL_HTTP_ROUTE_NOT_ALLOWED:
+        cl_api_error_hdr(&r->to, 405, "Allow", allow, "MethodNotAllowed",
+                         "Method %s is not allowed here.", method);
+        return 0;
+    case CL_HTTP_ROUTE_NOT_FOUND:
+        cl_api_error(&r->to, 404, "ResourceNotFound", "No resource at this path.");
         return 0;
     }
     if (!n->started && r->route->h != cl_api_node_state && r->route->h != cl_api_node_version) {

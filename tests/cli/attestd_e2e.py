@@ -459,7 +459,8 @@ def main():
 
     # over 1,000 hostile requests: exact 4xx each, the service keeps serving
     r = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "tests", "cli", "attestd_hostile.py"), str(aad.port),
-                        os.path.join(aad.dir, "tls_cert.pem"), BEARER, VEC], capture_output=True, text=True, timeout=600)
+                        os.path.join(aad.dir, "tls_cert.pem"), BEARER, VEC, os.path.join(BIN, "cledger-attestd")],
+                       capture_output=True, text=True, timeout=600)
     check(r.returncode == 0, "hostile requests:\n" + r.stdout[-300:] + r.stderr[-2500:])
     if r.returncode == 0:
         print(r.stdout.strip())

@@ -1653,6 +1653,61 @@ static void test_allow_helpers(void **state)
     assert_string_equal(one, "GET");
 }
 
+/* Every branch of cl_http_route_decide, and what it leaves in Allow. */
+static void test_route_decide(void **state)
+{
+    (void)state;
+    char allow[32];
+    /* a route serves the method: run it, Allow untouched (even when it is OPTIONS itself) */
+    snprintf(allow, sizeof allow, "%s", "GET, HEAD");
+    assert_int_equal(cl_http_route_decide("HEAD", 0, 1, 1, allow, sizeof allow),
+                     CL_HTTP_ROUTE_SERVE);
+    assert_string_equal(allow, "GET, HEAD");
+    snprintf(allow, sizeof allow, "%s", "GET, HEAD");
+    assert_int_equal(cl_http_route_decide("OPTIONS", 0, 1, 1, allow, sizeof allow),
+                     CL_HTTP_ROUTE_SERVE);
+    assert_string_equal(allow, "GET, HEAD");
+    /* "*": OPTIONS answers 200 with every method and OPTIONS; nothing serves it */
+    snprintf(allow, sizeof allow, "%s", "GET, HEAD, POST");
+    assert_int_equal(cl_http_route_decide("OPTIONS", 1, 1, 0, allow, sizeof allow),
+                     CL_HTTP_ROUTE_OPTIONS);
+    assert_string_equal(allow, "GET, HEAD, POST, OPTIONS");
+    snprintf(allow, sizeof allow, "%s", "GET, HEAD, POST");
+    assert_int_equal(cl_http_route_decide("OPTIONS", 1, 1, 1, allow, sizeof allow),
+                     CL_HTTP_ROUTE_OPTIONS);
+    assert_string_equal(allow, "GET, HEAD, POST, OPTIONS");
+    snprintf(allow, sizeof allow, "%s", "GET, HEAD, POST");
+    assert_int_equal(cl_http_route_decide("GET", 1, 1, 1, allow, sizeof allow),
+                     CL_HTTP_ROUTE_NOT_FOUND); /* "*" names a resource for OPTIONS only */
+    assert_string_equal(allow, "GET, HEAD, POST");
+    /* a known path whose routes do not serve the method: OPTIONS 200, anything else 405 */
+    snprintf(allow, sizeof allow, "%s", "POST");
+    assert_int_equal(cl_http_route_decide("OPTIONS", 0, 1, 0, allow, sizeof allow),
+                     CL_HTTP_ROUTE_OPTIONS);
+    assert_string_equal(allow, "POST, OPTIONS");
+    snprintf(allow, sizeof allow, "%s", "POST");
+    assert_int_equal(cl_http_route_decide("DELETE", 0, 1, 0, allow, sizeof allow),
+                     CL_HTTP_ROUTE_NOT_ALLOWED);
+    assert_string_equal(allow, "POST");
+    assert_int_equal(cl_http_route_decide("HEAD", 0, 1, 0, allow, sizeof allow),
+                     CL_HTTP_ROUTE_NOT_ALLOWED);
+    assert_int_equal(cl_http_route_decide("options", 0, 1, 0, allow, sizeof allow),
+                     CL_HTTP_ROUTE_NOT_ALLOWED); /* methods are case-sensitive */
+    assert_string_equal(allow, "POST");
+    /* an unknown path: 404 whatever the method, Allow untouched */
+    allow[0] = '\0';
+    assert_int_equal(cl_http_route_decide("OPTIONS", 0, 0, 0, allow, sizeof allow),
+                     CL_HTTP_ROUTE_NOT_FOUND);
+    assert_int_equal(cl_http_route_decide("GET", 0, 0, 0, allow, sizeof allow),
+                     CL_HTTP_ROUTE_NOT_FOUND);
+    assert_string_equal(allow, "");
+    /* OPTIONS that does not fit in Allow is left out, the verdict stands */
+    char small[6] = "POST";
+    assert_int_equal(cl_http_route_decide("OPTIONS", 0, 1, 0, small, sizeof small),
+                     CL_HTTP_ROUTE_OPTIONS);
+    assert_string_equal(small, "POST");
+}
+
 /* ---- worker-side handler (local_handler) ---------------------------------------------------- */
 
 static atomic_int g_local_taken, g_local_wrong_thread;
@@ -1993,6 +2048,7 @@ int main(void)
         cmocka_unit_test(test_local_handler),
         cmocka_unit_test(test_framing_model),
         cmocka_unit_test(test_allow_helpers),
+        cmocka_unit_test(test_route_decide),
         cmocka_unit_test(test_cork),
 #define MT(f) {#f "_mt", f, mt_setup, mt_teardown, NULL}
         MT(test_tls_versions),
