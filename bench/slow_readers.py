@@ -28,6 +28,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests/cli/lib"))
+import httpraw  # noqa: E402
 from netutil import free_port  # noqa: E402
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build-bench/bin"))
 CONNS = int(os.environ.get("SLOW_CONNS", "300"))
@@ -56,7 +57,7 @@ class Client:
         s.settimeout(30)
         s.connect(("127.0.0.1", port))
         self.s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
-        self.buf = b""
+        self.reader = httpraw.Reader(self.s)  # keeps what came past a response
 
     def send(self, method, path, body=None):
         data = body.encode() if body is not None else b""
@@ -66,23 +67,10 @@ class Client:
         self.s.sendall(head.encode() + b"\r\n" + data)
 
     def response(self):
-        while b"\r\n\r\n" not in self.buf:
-            chunk = self.s.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-        head, rest = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        hdr = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-        n = int(hdr.get("content-length", "0"))
-        while len(rest) < n:
-            chunk = self.s.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("closed")
-            rest += chunk
-        self.buf = rest[n:]
-        return status, hdr, rest[:n]
+        """(status, headers, body) of the next response; httpraw.Closed (a ConnectionError) when
+        the server closed before it, httpraw.BadResponse when it is malformed or cut short."""
+        r = self.reader.read_response()
+        return r.status, r.headers, r.body
 
     def request(self, method, path, body=None):
         self.send(method, path, body)

@@ -14,6 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import httpraw  # noqa: E402
 from netutil import free_port  # noqa: E402
 
 BIN, WORK = sys.argv[1], sys.argv[2]
@@ -45,7 +46,11 @@ def serves(port, cafile, path):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
                     ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
                 s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path)
-                return s.recv(100).startswith(b"HTTP/1.1 200")
+                try:
+                    r = httpraw.read_response(s, timeout=5)
+                except (httpraw.Closed, httpraw.BadResponse):  # answered, but not with a response
+                    return False
+                return r.version == "HTTP/1.1" and r.status == 200
         except OSError:
             time.sleep(0.1)
     return False
