@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from badcert import bad_dates_cert  # noqa: E402
+import httpraw  # noqa: E402
 from netutil import free_port  # noqa: E402
 from tally import Tally  # noqa: E402
 
@@ -73,18 +74,12 @@ def alive(what):
 
 
 def raw(data):
-    """Bytes on a fresh TLS connection; the status line's code (or 0 when closed without one)."""
+    """Bytes on a fresh TLS connection; the status code (or 0 when closed without a response)."""
     s = CTX.wrap_socket(socket.create_connection(("127.0.0.1", PORT), timeout=15), server_hostname="127.0.0.1")
     try:
         s.sendall(data)
-        buf = b""
-        while b"\r\n" not in buf:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        return int(buf.split(b" ")[1]) if buf.startswith(b"HTTP/1.1 ") else 0
-    except OSError:
+        return httpraw.read_response(s, timeout=15).status
+    except (OSError, httpraw.HTTPRawError):
         return 0
     finally:
         s.close()
@@ -93,8 +88,9 @@ def raw(data):
 def exchange(*reqs):
     """Sends the requests, (method, target[, headers]), at once on a fresh TLS connection (the last
     with Connection: close) and reads until the server closes it: ([(status, headers, body)], the
-    bytes left over). A HEAD reply is taken to have no body (RFC 9110 §9.3.2): a body sent anyway
-    shows as the next reply's status 0."""
+    bytes left over). A HEAD reply has no body (RFC 9110 §9.3.2): a body sent anyway does not
+    read as the next reply, whose status is then 0, like every reply after one that could not be
+    read."""
     out = b""
     for k, (method, target, *h) in enumerate(reqs):
         hdrs = dict({"Host": "x"}, **(h[0] if h else {}))
@@ -103,30 +99,20 @@ def exchange(*reqs):
         out += ("%s %s HTTP/1.1\r\n" % (method, target)).encode()
         out += "".join("%s: %s\r\n" % kv for kv in hdrs.items()).encode() + b"\r\n"
     s = CTX.wrap_socket(socket.create_connection(("127.0.0.1", PORT), timeout=15), server_hostname="127.0.0.1")
-    buf = b""
+    reader = httpraw.Reader(s)
+    res, rest = [], b""
     try:
         s.sendall(out)
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    except OSError:
-        pass
+        for method, *_ in reqs:
+            r = reader.read_response(method, timeout=15)
+            res.append((r.status, dict(r.headers), r.body))
+        rest = reader.read_until_close()
+    except (OSError, httpraw.HTTPRawError):
+        rest = reader.pending
     finally:
         s.close()
-    res = []
-    for method, *_ in reqs:
-        end = buf.find(b"\r\n\r\n")
-        if not buf.startswith(b"HTTP/1.1 ") or end < 0:
-            res.append((0, {}, b""))
-            continue
-        lines = buf[:end].decode("latin-1").split("\r\n")
-        hd = dict((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]))
-        n = 0 if method == "HEAD" else int(hd.get("content-length", "0"))
-        res.append((int(lines[0].split(" ")[1]), hd, buf[end + 4:end + 4 + n]))
-        buf = buf[end + 4 + n:]
-    return res, buf
+    res += [(0, {}, b"")] * (len(reqs) - len(res))
+    return res, rest
 
 
 def same_headers(a, b):
