@@ -98,11 +98,8 @@ struct cl_ledger {
     cl_index_batch *batch;
 
     uint64_t last_seqno, durable_seqno, signed_seqno, pending_signed;
-    uint8_t open_sig_root[32]; /* root of the open chunk's last signature, found at open */
-    int open_sig_seen;
-    int rebuild_asked;           /* merkle/rebuild was written (request_rebuild) */
-    int index_damaged;           /* index/dirty asks the next open to rebuild (index_damage) */
-    uint64_t last_secret_record; /* seqno of the last secret's record, found at open (0: none) */
+    int rebuild_asked; /* merkle/rebuild was written (request_rebuild) */
+    int index_damaged; /* index/dirty asks the next open to rebuild (index_damage) */
 
     uint8_t *rpool; /* RAND_bytes in bulk for per-entry claims keys; secure heap, wiped */
     size_t rpool_pos;
@@ -1663,7 +1660,14 @@ static int ledger_type_check(cl_ledger *l)
     return CL_OK;
 }
 
-static int recover_open_chunk(cl_ledger *l)
+/* What open finds on the way and checks later in the same open (never kept in cl_ledger). */
+typedef struct {
+    uint8_t sig_root[32];        /* root of the open chunk's last signature (recover_open_chunk) */
+    int sig_seen;                /* the open chunk has a signature */
+    uint64_t last_secret_record; /* seqno of the last secret's record (check_secret; 0: none) */
+} open_findings;
+
+static int recover_open_chunk(cl_ledger *l, open_findings *of)
 {
     uint64_t expect = l->nchunks ? l->chunks[l->nchunks - 1].end + 1 : 1;
     l->last_seqno = expect - 1;
@@ -1721,8 +1725,8 @@ static int recover_open_chunk(cl_ledger *l)
             if (e.type == CL_ENTRY_SIGNATURE) {
                 cl_sig_pub sp;
                 CL_GUARD(sig_of(&e, &sp));
-                memcpy(l->open_sig_root, sp.root, 32);
-                l->open_sig_seen = 1;
+                memcpy(of->sig_root, sp.root, 32);
+                of->sig_seen = 1;
                 l->signed_seqno = e.seqno;
             }
             good = off + e.frame_len;
@@ -1977,7 +1981,7 @@ static int rebuild_tree(cl_ledger *l)
     return cl_merkle_sync(l->tree);
 }
 
-static int check_tree(cl_ledger *l)
+static int check_tree(cl_ledger *l, const open_findings *of)
 {
     char flag[PATH_MAX_LEN];
     CL_TRY(rebuild_path(l, flag));
@@ -1987,8 +1991,8 @@ static int check_tree(cl_ledger *l)
         return CL_OK;
     uint8_t want[32], root[32];
     if (l->signed_seqno != 0) {
-        if (l->open_sig_seen)
-            memcpy(want, l->open_sig_root, 32);
+        if (of->sig_seen)
+            memcpy(want, of->sig_root, 32);
         else
             CL_TRY(committed_sig_root(l, want));
     }
@@ -2047,7 +2051,7 @@ static int secret_chunk(const cl_ledger *l, uint64_t seqno, cl_chunk_name *out)
 }
 
 /* CL_OK (or CL_ENOENT when the ledger ends before the record); CL_ECORRUPT, logged, otherwise. */
-static int check_secret(cl_ledger *l, size_t i, cl_buf *plain)
+static int check_secret(cl_ledger *l, size_t i, cl_buf *plain, open_findings *of)
 {
     const secret_rec *sec = &l->secrets[i];
     cl_chunk_name c;
@@ -2091,7 +2095,7 @@ static int check_secret(cl_ledger *l, size_t i, cl_buf *plain)
             why = "names another first seqno than the file's";
         rc = why == NULL ? CL_OK : CL_ECORRUPT;
         if (rc == CL_OK)
-            l->last_secret_record = at;
+            of->last_secret_record = at;
         break;
     }
     cl_chunk_reader_close(&r);
@@ -2106,14 +2110,14 @@ static int check_secret(cl_ledger *l, size_t i, cl_buf *plain)
     return rc;
 }
 
-static int check_secrets(cl_ledger *l)
+static int check_secrets(cl_ledger *l, open_findings *of)
 {
     cl_buf plain = CL_BUF_INIT;
     int rc = CL_OK;
     for (size_t i = 0; rc == CL_OK && i < l->nsecrets; i++) {
         if (l->secrets[i].applies_from > l->last_seqno)
             break; /* trim_secrets drops it */
-        rc = check_secret(l, i, &plain);
+        rc = check_secret(l, i, &plain, of);
         if (rc == CL_ENOENT)
             rc = CL_OK;
     }
@@ -2124,14 +2128,14 @@ static int check_secrets(cl_ledger *l)
 /* The other way round: a ledger-secret record after the last secret's means the file lacks the
  * newer secrets (an older copy): the entries under them would not decrypt, and new ones would be
  * written under a superseded key. O(1) index reads, once the index is up to date. */
-static int check_no_later_secret(cl_ledger *l)
+static int check_no_later_secret(cl_ledger *l, const open_findings *of)
 {
-    if (l->last_secret_record == 0 || l->last_secret_record >= l->durable_seqno)
+    if (of->last_secret_record == 0 || of->last_secret_record >= l->durable_seqno)
         return CL_OK;
     char coll[3] = {'\x01', 't', (char)('0' + CL_TABLE_SECRETS)};
     first_cb_arg fa = {0};
     CL_TRY(
-        idx_scan(l, coll, 3, l->last_secret_record + 1, l->durable_seqno, 1, first_cb, &fa, NULL));
+        idx_scan(l, coll, 3, of->last_secret_record + 1, l->durable_seqno, 1, first_cb, &fa, NULL));
     if (fa.found == 0)
         return CL_OK;
     cl_logf(CL_LOG_ERROR,
@@ -2164,6 +2168,7 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
     cl_ledger *l = NULL;
     CL_TRY(alloc_ledger(o, &l));
     int rc;
+    open_findings of = {{0}, 0, 0};
     CL_GUARD(load_identity(l));
     CL_GUARD(secrets_load(l));
     list_arg la = {l, CL_OK, 0};
@@ -2202,14 +2207,14 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
         cl_free(b);
     }
     CL_GUARD(ledger_type_check(l));
-    CL_GUARD(recover_open_chunk(l));
+    CL_GUARD(recover_open_chunk(l, &of));
     l->durable_seqno = l->last_seqno;
     l->pending_signed = l->signed_seqno;
-    CL_GUARD(check_secrets(l));
+    CL_GUARD(check_secrets(l, &of));
     CL_GUARD(trim_secrets(l));
     CL_GUARD(open_derived(l, o));
-    CL_GUARD(check_no_later_secret(l));
-    CL_GUARD(check_tree(l));
+    CL_GUARD(check_no_later_secret(l, &of));
+    CL_GUARD(check_tree(l, &of));
     {
         size_t vl = 0;
         char ver[24] = {0};
