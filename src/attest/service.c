@@ -510,7 +510,7 @@ static void identify(const cl_attestd *a, const cl_http_request *r, identity *id
             snprintf(id->who, sizeof id->who, "cert:%.64s", r->client_fingerprint);
             return;
         }
-        /* a bearer token, if any, may still identify an administrator; net/http.c records
+        /* a bearer token, if any, may still identify an administrator; net/tls.c records
          * dates it could not read as not_before > not_after, which no clock makes current */
         snprintf(id->why, sizeof id->why, "%s",
                  r->client_not_before > r->client_not_after

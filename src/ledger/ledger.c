@@ -983,7 +983,11 @@ static int idx_scan(cl_ledger *l, const char *coll, size_t len, uint64_t from, u
                     size_t limit, cl_index_seqno_cb cb, void *arg, uint64_t *next)
 {
     int rc = cl_index_collection_scan(l->idx, coll, len, from, to, limit, cb, arg, next);
-    return rc < 0 ? index_damage(l, rc, "gave a collection scan that fails from seqno", from) : rc;
+    if (rc >= 0)
+        return rc;
+    char what[80]; /* the start, 0 included, is part of the message */
+    snprintf(what, sizeof what, "gave a collection scan that fails from seqno %" PRIu64, from);
+    return index_damage(l, rc, what, 0);
 }
 
 int cl_ledger_read_listed(cl_ledger *l, uint64_t seqno, const char *coll, size_t len,
@@ -1146,23 +1150,30 @@ int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out)
     char mk[80], hex[65];
     cl_hex_encode(sp.node_id, 32, hex);
     snprintf(mk, sizeof mk, "node:%s", hex);
+    /* Every node that signed has its row, holding {"cert": PEM}: a row missing, empty or
+     * unreadable is the index's damage (the row is derived from the node's internal record). */
     size_t vlen = 0;
     rc = cl_index_get_meta(l->idx, mk, NULL, 0, &vlen);
-    if (rc != CL_EOVERFLOW && rc != CL_OK) /* every node that signed has its row */
-        CL_GUARD(index_damage(l, rc == CL_ENOENT || rc > 0 ? CL_ECORRUPT : rc,
-                              "has no certificate for the node that signed seqno", fa.found));
-    cl_buf_reset(&l->scratch2);
-    CL_GUARD(cl_buf_reserve(&l->scratch2, vlen));
-    CL_GUARD(cl_index_get_meta(l->idx, mk, l->scratch2.data, vlen, &vlen));
+    if (rc == CL_OK || rc == CL_EOVERFLOW) {
+        cl_buf_reset(&l->scratch2);
+        rc = cl_buf_reserve(&l->scratch2, vlen);
+        if (rc == CL_OK)
+            rc = cl_index_get_meta(l->idx, mk, l->scratch2.data, vlen, &vlen);
+    }
     json_t *nj = NULL;
-    CL_GUARD(cl_json_parse((const char *)l->scratch2.data, vlen, 1u << 20, &nj, NULL, 0));
+    if (rc == CL_OK)
+        rc = cl_json_parse((const char *)l->scratch2.data, vlen, 1u << 20, &nj, NULL, 0);
     const char *pem = NULL;
     size_t pemlen = 0;
-    rc = cl_json_get_str(nj, "cert", &pem, &pemlen);
+    if (rc == CL_OK)
+        rc = cl_json_get_str(nj, "cert", &pem, &pemlen);
     if (rc == CL_OK)
         rc = cl_receipt_set_cert(&r, pem, pemlen);
     json_decref(nj);
-    CL_GUARD(rc);
+    if (rc == CL_ENOENT || rc == CL_EJSON || rc == CL_EFORMAT || rc == CL_EOVERFLOW || rc > 0)
+        rc = CL_ECORRUPT;
+    CL_GUARD(index_damage(l, rc, "has no readable certificate for the node that signed seqno",
+                          fa.found));
     CL_GUARD(cl_receipt_to_json(&r, out));
 out:
     cl_receipt_clear(&r);

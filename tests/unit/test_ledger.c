@@ -1650,8 +1650,9 @@ static void test_index_damage_refused(void **state)
     tu_rmrf(dir);
 }
 
-/* Deletes every row of the index's meta table whose key starts with `prefix`. */
-static void index_meta_drop(const char *dir, const char *prefix)
+/* Every row of the index's meta table whose key starts with `prefix`: deleted (val NULL) or given
+ * the value val. */
+static void index_meta_edit(const char *dir, const char *prefix, const char *val)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/index", dir);
@@ -1667,20 +1668,21 @@ static void index_meta_drop(const char *dir, const char *prefix)
     assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
     size_t n = strlen(prefix);
     MDB_val k = {n, (void *)prefix}, v;
-    int dropped = 0;
-    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size >= n && memcmp(k.mv_data, prefix, n) == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        assert_int_equal(mdb_cursor_del(cur, 0), 0);
-        dropped++;
-        if (mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT) != 0)
-            break;
-        if (k.mv_size >= n && memcmp(k.mv_data, prefix, n) == 0) { /* the cursor moved on */
-            assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_PREV), 0);
+    int edited = 0;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= n && memcmp(k.mv_data, prefix, n) == 0) {
+        edited++;
+        if (val != NULL) {
+            MDB_val nv = {strlen(val), (void *)val};
+            assert_int_equal(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        } else {
+            assert_int_equal(mdb_cursor_del(cur, 0), 0); /* the cursor now sits on the next row */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
         }
     }
     mdb_cursor_close(cur);
-    assert_true(dropped > 0);
+    assert_true(edited > 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 }
@@ -1743,18 +1745,21 @@ static void test_receipt_index_damage(void **state)
     expect_receipt(l, s[12], pem);
     assert_int_equal(cl_ledger_close(l), CL_OK);
 
-    /* 3. the signing node's certificate row lost (it answered CL_ENOENT: a 404 for a receipt of a
-     * signed entry, and no rebuild) */
-    index_meta_drop(dir, "node:");
-    l = reopen(dir, 0);
-    assert_int_equal(cl_ledger_receipt(l, s[3], &j), CL_ECORRUPT);
-    assert_null(j);
-    assert_true(index_rebuild_asked(dir));
-    assert_int_equal(cl_ledger_close(l), CL_OK);
-    l = reopen(dir, 0);
-    expect_receipt(l, s[3], pem);
-    assert_int_equal(cl_ledger_check(l), CL_OK);
-    assert_int_equal(cl_ledger_close(l), CL_OK);
+    /* 3. the signing node's certificate row lost (it answered CL_ENOENT, a 500, and asked for no
+     * rebuild), empty, not JSON, or without its certificate */
+    static const char *const node_rows[] = {NULL, "", "{\"cert\":", "{\"other\":1}"};
+    for (size_t v = 0; v < sizeof node_rows / sizeof node_rows[0]; v++) {
+        index_meta_edit(dir, "node:", node_rows[v]); /* then empty, not JSON, without "cert" */
+        l = reopen(dir, 0);
+        assert_int_equal(cl_ledger_receipt(l, s[3], &j), CL_ECORRUPT);
+        assert_null(j);
+        assert_true(index_rebuild_asked(dir));
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+        l = reopen(dir, 0);
+        expect_receipt(l, s[3], pem);
+        assert_int_equal(cl_ledger_check(l), CL_OK);
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+    }
     free(pem);
     tu_rmrf(dir);
 }

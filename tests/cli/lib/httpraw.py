@@ -160,18 +160,18 @@ class Reader:
 
     def _line(self, limit, what):
         """The next CRLF-terminated line, without its CRLF; limit: its most bytes but the CRLF."""
-        start = self._pos
-        scanned = start
+        scanned = 0  # bytes after self._pos already searched (_fill may move what self._pos is)
         while True:
-            nl = self._buf.find(b"\n", scanned)
+            nl = self._buf.find(b"\n", self._pos + scanned)
             if nl >= 0:
                 break
-            scanned = len(self._buf)
-            if scanned - start > limit + 1:
+            scanned = len(self._buf) - self._pos
+            if scanned > limit + 1:
                 raise BadResponse("%s: over %d bytes without a line end" % (what, limit))
             if not self._fill():
                 raise Truncated("%s: the connection closed inside a line: %r"
-                                % (what, bytes(self._buf[start:start + 100])))
+                                % (what, bytes(self._buf[self._pos:self._pos + 100])))
+        start = self._pos
         if nl - 1 - start > limit:
             raise BadResponse("%s: a line of over %d bytes" % (what, limit))
         if nl == start or self._buf[nl - 1] != 0x0D:

@@ -305,4 +305,25 @@ resp = httpraw.Reader(a).read_response(timeout=5)
 check(resp.body == b"x" * 40 and a.gettimeout() == 5, "pieces within the timeout")
 a.close()
 
+# past the reader's 64 KiB compaction, with lines split across small recvs (the reader drops what
+# it has read while a line is half in: positions must follow): a 100 KB body then a 404, and a
+# chunked body of 100 KB, each at recv sizes that put the compaction inside a line
+BIG = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"b" * 100000
+NEXT = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno"
+CH = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      + b"".join(b"%x\r\n%s\r\n" % (1000, b"c" * 1000) for _ in range(100)) + b"0\r\n\r\n")
+for size in (1, 3, 7, 13, 1000, 4096):
+    class Sized(ByteSock):
+        def recv(self, n, size=size):
+            out = self.data[self.at:self.at + size]
+            self.at += len(out)
+            return out
+    try:
+        rd = httpraw.Reader(Sized(BIG + NEXT + CH), bufsize=size)
+        r1, r2, r3 = rd.read_response(), rd.read_response(), rd.read_response()
+        check(r1.body == b"b" * 100000 and r2.status == 404 and r2.body == b"no"
+              and r3.body == b"c" * 100000, "over 64 KiB, recv size %d" % size)
+    except Exception as e:  # noqa: BLE001
+        check(False, "over 64 KiB, recv size %d: %r" % (size, e))
+
 T.finish()
