@@ -510,10 +510,9 @@ static void identify(const cl_attestd *a, const cl_http_request *r, identity *id
             snprintf(id->who, sizeof id->who, "cert:%.64s", r->client_fingerprint);
             return;
         }
-        /* a bearer token, if any, may still identify an administrator; net/tls.c records
-         * dates it could not read as not_before > not_after, which no clock makes current */
+        /* a bearer token, if any, may still identify an administrator */
         snprintf(id->why, sizeof id->why, "%s",
-                 r->client_not_before > r->client_not_after
+                 cl_http_client_cert_unreadable(r)
                      ? "the administrator certificate's validity period is empty or cannot be read"
                      : "the administrator certificate is outside its validity period");
     }

@@ -930,30 +930,71 @@ static int loc_of(cl_ledger *l, uint64_t seqno, cl_index_loc *loc)
     return CL_OK;
 }
 
+/* 1 when the chunk that starts at `start` holds a whole, checksummed frame of seqno. */
+static int chunk_holds(cl_ledger *l, uint64_t start, uint64_t seqno)
+{
+    cl_chunk_name c;
+    char path[PATH_MAX_LEN];
+    cl_chunk_reader r;
+    if (chunk_for(l, start, &c) != CL_OK || chunk_path(l, &c, path) != CL_OK ||
+        cl_chunk_reader_open(&r, l->fs, path) != CL_OK)
+        return 0;
+    int found = 0;
+    for (;;) {
+        cl_entry_view e;
+        uint64_t off;
+        if (cl_chunk_reader_next(&r, &e, &off) != CL_OK || e.seqno > seqno)
+            break;
+        if (e.seqno == seqno) {
+            found = 1;
+            break;
+        }
+    }
+    cl_chunk_reader_close(&r);
+    return found;
+}
+
 /* Reads and decodes the frame of a durable seqno into buf; e borrows buf. */
 static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *e)
 {
     CL_ENSURE(seqno >= 1 && seqno <= l->durable_seqno, CL_ERANGE);
     cl_index_loc loc;
     CL_TRY(loc_of(l, seqno, &loc));
-    /* The location sizes an allocation and names a chunk: one the ledger does not have, or a
-     * length no frame can have, is the index's damage (the chunks are the source of truth). */
-    cl_chunk_name known;
-    if (loc.length > CL_ENTRY_MAX_FRAME || chunk_for(l, loc.chunk_start, &known) != CL_OK)
+    /* The location sizes an allocation and names a chunk: a length no frame can have, or a chunk
+     * the ledger does not have (read_file_for's only CL_ECORRUPT), is the index's damage (the
+     * chunks are the source of truth). */
+    if (loc.length > CL_ENTRY_MAX_FRAME)
         return index_damage(l, CL_ECORRUPT, "gives an impossible location for seqno", seqno);
     cl_file *f;
-    CL_TRY(read_file_for(l, loc.chunk_start, &f));
+    int rc = read_file_for(l, loc.chunk_start, &f);
+    if (rc == CL_ECORRUPT)
+        return index_damage(l, rc, "gives an impossible location for seqno", seqno);
+    CL_TRY(rc);
     cl_buf_reset(buf);
     CL_TRY(cl_buf_reserve(buf, loc.length));
-    CL_TRY(cl_file_read_exact(f, buf->data, loc.length, loc.offset));
-    buf->len = loc.length;
     cl_cursor c;
-    cl_cursor_init(&c, buf->data, buf->len);
-    CL_TRY(cl_entry_decode(&c, e));
+    rc = cl_file_read_exact(f, buf->data, loc.length, loc.offset);
+    if (rc == CL_OK) {
+        buf->len = loc.length;
+        cl_cursor_init(&c, buf->data, buf->len);
+        rc = cl_entry_decode(&c, e);
+    }
     /* A whole, checksummed frame of another seqno: the location is wrong, not the chunk. */
-    if (e->seqno != seqno || cl_cursor_left(&c) != 0)
+    if (rc == CL_OK && (e->seqno != seqno || cl_cursor_left(&c) != 0))
         return index_damage(l, CL_ECORRUPT, "points to another frame for seqno", seqno);
-    return CL_OK;
+    if (rc == CL_ETRUNC || rc == CL_ECORRUPT || rc == CL_EFORMAT) {
+        /* Bytes that are no whole frame: the location is wrong when the chunk holds the frame
+         * elsewhere (O(chunk), on this error path only), the chunk is damaged otherwise. */
+        if (chunk_holds(l, loc.chunk_start, seqno))
+            return index_damage(l, CL_ECORRUPT, "points off the frame of seqno", seqno);
+        cl_logf(CL_LOG_ERROR,
+                "ledger: the frame of seqno %" PRIu64
+                " cannot be read from the chunk that starts at"
+                " %" PRIu64 " (%s): run cledger verify-ledger",
+                seqno, loc.chunk_start, cl_errname(rc));
+        return CL_ECORRUPT;
+    }
+    return rc;
 }
 
 static int decrypt_priv(cl_ledger *l, const cl_entry_view *e, cl_buf *plain)
@@ -994,8 +1035,11 @@ int cl_ledger_read_listed(cl_ledger *l, uint64_t seqno, const char *coll, size_t
                           cl_ledger_entry *out)
 {
     CL_TRY(cl_ledger_read(l, seqno, out));
-    if (out->type == CL_ENTRY_USER && out->collection_len == len &&
-        memcmp(out->collection, coll, len) == 0)
+    /* an internal table's collection is "\x01t<table>" (index_internal_meta) */
+    int internal = len == 3 && (uint8_t)coll[0] == 0x01 && coll[1] == 't';
+    if (internal ? out->type == CL_ENTRY_INTERNAL && out->table == (uint8_t)(coll[2] - '0')
+                 : out->type == CL_ENTRY_USER && out->collection_len == len &&
+                       memcmp(out->collection, coll, len) == 0)
         return CL_OK;
     cl_ledger_entry_free(out);
     return index_damage(l, CL_ECORRUPT, "lists under another collection seqno", seqno);
@@ -1170,7 +1214,7 @@ int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out)
     if (rc == CL_OK)
         rc = cl_receipt_set_cert(&r, pem, pemlen);
     json_decref(nj);
-    if (rc == CL_ENOENT || rc == CL_EJSON || rc == CL_EFORMAT || rc == CL_EOVERFLOW || rc > 0)
+    if (rc < 0 && rc != CL_ENOMEM && rc != CL_EDB) /* the row's content, whatever the check */
         rc = CL_ECORRUPT;
     CL_GUARD(index_damage(l, rc, "has no readable certificate for the node that signed seqno",
                           fa.found));
@@ -1401,7 +1445,7 @@ int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
         rc = idx_scan(l, coll, 3, from, l->durable_seqno, 256, batch_cb, b, &next);
         for (size_t i = 0; rc == CL_OK && !stop && i < b->n; i++) {
             cl_ledger_entry e;
-            rc = cl_ledger_read(l, b->seq[i], &e);
+            rc = cl_ledger_read_listed(l, b->seq[i], coll, 3, &e);
             if (rc == CL_OK) {
                 int r = cb(arg, &e);
                 cl_ledger_entry_free(&e);
@@ -1768,13 +1812,13 @@ out:
     return rc;
 }
 
-/* Replays entries from seqno `from` to the end into the tree (if it is behind) and the index (if
- * it is behind), reading the chunk files sequentially. */
 /* While open brings the index up to date, every failure of the index, its damage (CL_ECORRUPT) or
  * another LMDB error (CL_EDB), is CL_EDB: open_derived then removes it and rebuilds it once from
  * the chunks. Damage found in the chunks or the tree stays CL_ECORRUPT and fails the open. */
 static int idx_at_open(int rc) { return rc == CL_ECORRUPT ? CL_EDB : rc; }
 
+/* Replays entries from seqno `from` to the end into the tree (if it is behind) and the index (if
+ * it is behind), reading the chunk files sequentially. */
 static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t index_from)
 {
     size_t ci = 0;

@@ -125,7 +125,8 @@ typedef struct {
 
 CL_MUST_CHECK int cl_ledger_read(cl_ledger *l, uint64_t seqno, cl_ledger_entry *out);
 /* cl_ledger_read of a seqno cl_ledger_collection_scan listed under coll: CL_ECORRUPT, with an
- * index rebuild asked of the next open, when the entry is not a user entry of that collection. */
+ * index rebuild asked of the next open, when the entry is not a user entry of that collection
+ * (cl_ledger_table_scan holds an internal table's rows to the same rule). */
 CL_MUST_CHECK int cl_ledger_read_listed(cl_ledger *l, uint64_t seqno, const char *coll, size_t len,
                                         cl_ledger_entry *out);
 void cl_ledger_entry_free(cl_ledger_entry *e);

@@ -69,7 +69,10 @@
  * reader of a large reply must take that much (up to ~1.4 MB with Linux's default 4 MB tcp_wmem
  * maximum) per request timeout (10 s by default), like nginx's send_timeout. */
 #define WRITE_CHUNK (64 * 1024)
-#define TRY_WRITE_MAX (16 * 1024) /* replies written at once, without a uv_write request */
+/* Replies written at once, without a uv_write request: one whole TLS record (16 KiB of plaintext
+ * and its header, tag and padding), so a reply sent a record at a time (tls_write_all) takes the
+ * direct path too while the socket has room. */
+#define TRY_WRITE_MAX (16 * 1024 + 256)
 /* Ciphertext buffered from a connection while its request is being handled. Reading goes on
  * during a request (stopping and restarting it costs two epoll_ctl calls per request); a peer
  * that sends this much ahead of its reply is paused until the reply is out. */

@@ -66,6 +66,14 @@ static inline int cl_http_client_cert_current(const cl_http_request *r, int64_t 
            now <= r->client_not_after;
 }
 
+/* Whether the request's client certificate has a validity period that is empty or could not be
+ * read (net/tls.c records unreadable dates as not_before > not_after, which no clock makes
+ * current): the services tell this apart from "not valid now". 0 when there is none. */
+static inline int cl_http_client_cert_unreadable(const cl_http_request *r)
+{
+    return r->client_fingerprint[0] != '\0' && r->client_not_before > r->client_not_after;
+}
+
 typedef struct cl_http_exchange cl_http_exchange;
 typedef struct cl_http_server cl_http_server;
 

@@ -1070,7 +1070,8 @@ static int admit(cl_req *r)
                                          : "Malformed percent-encoding in the query.");
         return 0;
     }
-    /* Route: path, then method. */
+    /* Route: path, then method. Allow is built only for a refusal (every write would build one:
+     * the GET route of its path comes first). */
     char allow[96] = "";
     int path_known = 0;
     for (size_t i = 0; i < NROUTES && r->route == NULL; i++) {
@@ -1079,9 +1080,10 @@ static int admit(cl_req *r)
         path_known = 1;
         if (!asterisk && cl_http_method_serves(routes[i].method, method))
             r->route = &routes[i];
-        else
-            cl_http_allow_add(allow, sizeof allow, routes[i].method);
     }
+    for (size_t i = 0; r->route == NULL && path_known && i < NROUTES; i++)
+        if (asterisk || path_match(routes[i].pattern, &r->path))
+            cl_http_allow_add(allow, sizeof allow, routes[i].method);
     cl_http_route_verdict v =
         cl_http_route_decide(method, asterisk, path_known, r->route != NULL, allow, sizeof allow);
     switch (v) {
@@ -1120,7 +1122,7 @@ static int admit(cl_req *r)
                                 : "A registered client certificate is required.");
             return 0;
         }
-        if (h->client_not_before > h->client_not_after) {
+        if (cl_http_client_cert_unreadable(h)) {
             deny_identity(r, has_token(h), "%s",
                           "The client certificate's validity period is empty or cannot be read.");
             return 0;

@@ -954,7 +954,6 @@ int cl_index_collection_scan(cl_index *idx, const char *coll, size_t len, uint64
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     size_t n = 0;
     int stop = 0, rows_ended = 1;
-    uint64_t prev = 0; /* the last seqno passed to cb */
     uint64_t read = 0; /* the last row read */
     while (mrc == MDB_SUCCESS) {
         if (k.mv_size != len + 9 || memcmp(k.mv_data, kb, len + 1) != 0)
@@ -1001,17 +1000,17 @@ int cl_index_collection_scan(cl_index *idx, const char *coll, size_t len, uint64
         if (r < 0)
             CL_GUARD(r);
         stop = r > 0;
-        prev = s;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     if (mrc != MDB_SUCCESS && mrc != MDB_NOTFOUND)
         CL_GUARD(db_err(mrc, "collections scan"));
     if (rows_ended) {
-        if (prev == 0 ? st.count != 0 && st.last >= from_seqno : prev != st.last) {
+        /* the rows ran out (read is then the last one passed to cb) */
+        if (read == 0 ? st.count != 0 && st.last >= from_seqno : read != st.last) {
             cl_logf(CL_LOG_ERROR,
                     "index: the rows of a collection end at %" PRIu64
                     " but its statistics say %" PRIu64,
-                    prev, st.last);
+                    read, st.last);
             CL_GUARD(CL_ECORRUPT);
         }
     }

@@ -1657,50 +1657,38 @@ static void test_allow_helpers(void **state)
 static void test_route_decide(void **state)
 {
     (void)state;
-    char allow[32];
-    /* a route serves the method: run it, Allow untouched (even when it is OPTIONS itself) */
-    snprintf(allow, sizeof allow, "%s", "GET, HEAD");
-    assert_int_equal(cl_http_route_decide("HEAD", 0, 1, 1, allow, sizeof allow),
-                     CL_HTTP_ROUTE_SERVE);
-    assert_string_equal(allow, "GET, HEAD");
-    snprintf(allow, sizeof allow, "%s", "GET, HEAD");
-    assert_int_equal(cl_http_route_decide("OPTIONS", 0, 1, 1, allow, sizeof allow),
-                     CL_HTTP_ROUTE_SERVE);
-    assert_string_equal(allow, "GET, HEAD");
-    /* "*": OPTIONS answers 200 with every method and OPTIONS; nothing serves it */
-    snprintf(allow, sizeof allow, "%s", "GET, HEAD, POST");
-    assert_int_equal(cl_http_route_decide("OPTIONS", 1, 1, 0, allow, sizeof allow),
-                     CL_HTTP_ROUTE_OPTIONS);
-    assert_string_equal(allow, "GET, HEAD, POST, OPTIONS");
-    snprintf(allow, sizeof allow, "%s", "GET, HEAD, POST");
-    assert_int_equal(cl_http_route_decide("OPTIONS", 1, 1, 1, allow, sizeof allow),
-                     CL_HTTP_ROUTE_OPTIONS);
-    assert_string_equal(allow, "GET, HEAD, POST, OPTIONS");
-    snprintf(allow, sizeof allow, "%s", "GET, HEAD, POST");
-    assert_int_equal(cl_http_route_decide("GET", 1, 1, 1, allow, sizeof allow),
-                     CL_HTTP_ROUTE_NOT_FOUND); /* "*" names a resource for OPTIONS only */
-    assert_string_equal(allow, "GET, HEAD, POST");
-    /* a known path whose routes do not serve the method: OPTIONS 200, anything else 405 */
-    snprintf(allow, sizeof allow, "%s", "POST");
-    assert_int_equal(cl_http_route_decide("OPTIONS", 0, 1, 0, allow, sizeof allow),
-                     CL_HTTP_ROUTE_OPTIONS);
-    assert_string_equal(allow, "POST, OPTIONS");
-    snprintf(allow, sizeof allow, "%s", "POST");
-    assert_int_equal(cl_http_route_decide("DELETE", 0, 1, 0, allow, sizeof allow),
-                     CL_HTTP_ROUTE_NOT_ALLOWED);
-    assert_string_equal(allow, "POST");
-    assert_int_equal(cl_http_route_decide("HEAD", 0, 1, 0, allow, sizeof allow),
-                     CL_HTTP_ROUTE_NOT_ALLOWED);
-    assert_int_equal(cl_http_route_decide("options", 0, 1, 0, allow, sizeof allow),
-                     CL_HTTP_ROUTE_NOT_ALLOWED); /* methods are case-sensitive */
-    assert_string_equal(allow, "POST");
-    /* an unknown path: 404 whatever the method, Allow untouched */
-    allow[0] = '\0';
-    assert_int_equal(cl_http_route_decide("OPTIONS", 0, 0, 0, allow, sizeof allow),
-                     CL_HTTP_ROUTE_NOT_FOUND);
-    assert_int_equal(cl_http_route_decide("GET", 0, 0, 0, allow, sizeof allow),
-                     CL_HTTP_ROUTE_NOT_FOUND);
-    assert_string_equal(allow, "");
+    static const struct {
+        const char *method;
+        int asterisk, known, served;
+        const char *allow_in;
+        cl_http_route_verdict want;
+        const char *allow_out;
+    } cases[] = {
+        /* a route serves the method: run it, Allow untouched (even when it is OPTIONS itself) */
+        {"HEAD", 0, 1, 1, "GET, HEAD", CL_HTTP_ROUTE_SERVE, "GET, HEAD"},
+        {"OPTIONS", 0, 1, 1, "GET, HEAD", CL_HTTP_ROUTE_SERVE, "GET, HEAD"},
+        /* "*": OPTIONS answers 200 with every method and OPTIONS; nothing serves it, and it names
+         * a resource for OPTIONS only */
+        {"OPTIONS", 1, 1, 0, "GET, HEAD, POST", CL_HTTP_ROUTE_OPTIONS, "GET, HEAD, POST, OPTIONS"},
+        {"OPTIONS", 1, 1, 1, "GET, HEAD, POST", CL_HTTP_ROUTE_OPTIONS, "GET, HEAD, POST, OPTIONS"},
+        {"GET", 1, 1, 1, "GET, HEAD, POST", CL_HTTP_ROUTE_NOT_FOUND, "GET, HEAD, POST"},
+        /* a known path whose routes do not serve the method: OPTIONS 200, anything else 405 */
+        {"OPTIONS", 0, 1, 0, "POST", CL_HTTP_ROUTE_OPTIONS, "POST, OPTIONS"},
+        {"DELETE", 0, 1, 0, "POST", CL_HTTP_ROUTE_NOT_ALLOWED, "POST"},
+        {"HEAD", 0, 1, 0, "POST", CL_HTTP_ROUTE_NOT_ALLOWED, "POST"},
+        {"options", 0, 1, 0, "POST", CL_HTTP_ROUTE_NOT_ALLOWED, "POST"}, /* case-sensitive */
+        /* an unknown path: 404 whatever the method, Allow untouched */
+        {"OPTIONS", 0, 0, 0, "", CL_HTTP_ROUTE_NOT_FOUND, ""},
+        {"GET", 0, 0, 0, "", CL_HTTP_ROUTE_NOT_FOUND, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char allow[32];
+        snprintf(allow, sizeof allow, "%s", cases[i].allow_in);
+        assert_int_equal(cl_http_route_decide(cases[i].method, cases[i].asterisk, cases[i].known,
+                                              cases[i].served, allow, sizeof allow),
+                         cases[i].want);
+        assert_string_equal(allow, cases[i].allow_out);
+    }
     /* OPTIONS that does not fit in Allow is left out, the verdict stands */
     char small[6] = "POST";
     assert_int_equal(cl_http_route_decide("OPTIONS", 0, 1, 0, small, sizeof small),

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 
 #include "base/alloc.h"
 #include "storage/index.h"
+#include "testutil.h"
 
 typedef struct {
     char root[64];      /* mkdtemp directory, removed by teardown */
@@ -740,18 +742,7 @@ static void test_invalid_collection(void **state)
 static void raw_row(fixture *f, const char *db, const uint8_t *key, size_t klen, const uint8_t *val,
                     size_t vlen)
 {
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    assert_int_equal(val ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    assert_int_equal(tu_lmdb_row(f->dir, db, key, klen, val, vlen), 0);
 }
 
 /* A row put below a collection's last is linked in through the row after it (I6). When that row is

@@ -1378,18 +1378,7 @@ static void index_row(const char *dir, const char *db, const uint8_t *key, size_
 {
     char path[600];
     snprintf(path, sizeof path, "%s/index", dir);
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    assert_int_equal(val ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    assert_int_equal(tu_lmdb_row(path, db, key, klen, val, vlen), 0);
 }
 
 /* Copies row `key` of table `db` (exactly n bytes) out of a closed ledger's index. */
@@ -1647,6 +1636,89 @@ static void test_index_damage_refused(void **state)
     l = reopen(dir, 0);
     expect_entry(l, s[12], "b", "rows");
     assert_int_equal(cl_ledger_close(l), CL_OK);
+
+    /* 10. a location one byte off the frame of s[14], then one byte short of it: no whole frame
+     * there, but the chunk holds it: the location is wrong (they answered 500 and asked for
+     * nothing) */
+    uint8_t kb14[8], rec14[40];
+    be64_put(kb14, s[14]);
+    index_row_get(dir, "entries", kb14, 8, rec14, sizeof rec14);
+    for (int v = 0; v < 2; v++) {
+        uint8_t rec[40];
+        memcpy(rec, rec14, sizeof rec);
+        if (v == 0)
+            cl_store_u64(rec + 8, cl_load_u64(rec + 8) + 1);
+        else
+            cl_store_u32(rec + 16, cl_load_u32(rec + 16) - 1);
+        index_row(dir, "entries", kb14, 8, rec, sizeof rec);
+        l = reopen(dir, 0);
+        assert_int_equal(cl_ledger_read(l, s[14], &e), CL_ECORRUPT);
+        assert_true(index_rebuild_asked(dir));
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+        l = reopen(dir, 0);
+        expect_entry(l, s[14], "a", "rows");
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+    }
+    /* ... while a frame whose bytes are damaged in the chunk is the chunk's damage: refused, and
+     * no index rebuild asked (damaged and mended with the ledger open, so no open cuts it) */
+    {
+        char chunk[900] = "";
+        char lp[600];
+        snprintf(lp, sizeof lp, "%s/ledger", dir);
+        DIR *d = opendir(lp);
+        assert_non_null(d);
+        unsigned long long st;
+        for (struct dirent *de; (de = readdir(d)) != NULL;)
+            if (sscanf(de->d_name, "ledger_%llu", &st) == 1 && st == cl_load_u64(rec14))
+                snprintf(chunk, sizeof chunk, "%s/%s", lp, de->d_name);
+        closedir(d);
+        assert_true(chunk[0] != '\0');
+        uint64_t at = cl_load_u64(rec14 + 8) + cl_load_u32(rec14 + 16) / 2;
+        l = reopen(dir, 0);
+        assert_int_equal(tu_flip_byte(chunk, at, 0x40), 0);
+        char log[700];
+        snprintf(log, sizeof log, "%s-log", dir);
+        int saved = log_begin(log);
+        int rc = cl_ledger_read(l, s[14], &e);
+        assert_true(log_end(saved, log, "cannot be read from the chunk"));
+        assert_int_equal(rc, CL_ECORRUPT);
+        assert_false(index_rebuild_asked(dir));
+        assert_int_equal(tu_flip_byte(chunk, at, 0x40), 0);
+        expect_entry(l, s[14], "a", "rows");
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+    }
+    tu_rmrf(dir);
+}
+
+/* An internal table's scan holds each listed row to its table, like a user collection's listing:
+ * a users-table row that names a user entry, linked in consistently, is refused and asks for a
+ * rebuild (it was handed to the caller as a user: the users table decides who may do what). */
+static void test_table_row_forged(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    uint64_t a = 0, x = 0, c = 0;
+    assert_int_equal(
+        cl_ledger_append_internal(l, 2, CL_TABLE_USERS, CL_OP_PUT, "u1", 2, "{}", 2, &a), CL_OK);
+    put(l, "c", "not a user", &x);
+    assert_int_equal(
+        cl_ledger_append_internal(l, 2, CL_TABLE_USERS, CL_OP_PUT, "u2", 2, "{}", 2, &c), CL_OK);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    char users[4] = {'\x01', 't', (char)('0' + CL_TABLE_USERS), 0};
+    index_rows_edit(dir, NULL, 0, users, x, a); /* a <- x <- c */
+    index_rows_edit(dir, NULL, 0, users, c, x);
+    l = reopen(dir, 0);
+    int rows = 0;
+    assert_int_equal(cl_ledger_table_scan(l, CL_TABLE_USERS, count_rows, &rows), CL_ECORRUPT);
+    assert_true(index_rebuild_asked(dir));
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    rows = 0;
+    assert_int_equal(cl_ledger_table_scan(l, CL_TABLE_USERS, count_rows, &rows), CL_OK);
+    assert_int_equal(rows, 2);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
     tu_rmrf(dir);
 }
 
@@ -1746,8 +1818,9 @@ static void test_receipt_index_damage(void **state)
     assert_int_equal(cl_ledger_close(l), CL_OK);
 
     /* 3. the signing node's certificate row lost (it answered CL_ENOENT, a 500, and asked for no
-     * rebuild), empty, not JSON, or without its certificate */
-    static const char *const node_rows[] = {NULL, "", "{\"cert\":", "{\"other\":1}"};
+     * rebuild), empty, not JSON, without its certificate, or with an empty one (a 404 before) */
+    static const char *const node_rows[] = {NULL, "", "{\"cert\":", "{\"other\":1}",
+                                            "{\"cert\":\"\"}"};
     for (size_t v = 0; v < sizeof node_rows / sizeof node_rows[0]; v++) {
         index_meta_edit(dir, "node:", node_rows[v]); /* then empty, not JSON, without "cert" */
         l = reopen(dir, 0);
@@ -2051,6 +2124,7 @@ int main(void)
         cmocka_unit_test(test_index_after_os_crash),
         cmocka_unit_test(test_index_damage_refused),
         cmocka_unit_test(test_receipt_index_damage),
+        cmocka_unit_test(test_table_row_forged),
         cmocka_unit_test(test_index_torn_mid_replay),
         cmocka_unit_test(test_tree_frontier_damage_rebuilt),
         cmocka_unit_test(test_committed_chunk_cut_refused),

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,4 +216,33 @@ uint32_t tu_dir_crc(const char *dir)
     }
     free(names);
     return c;
+}
+
+int tu_lmdb_row(const char *env_dir, const char *db, const void *key, size_t klen, const void *val,
+                size_t vlen)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    int rc = mdb_env_create(&env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(env, 8);
+    if (rc == 0)
+        rc = mdb_env_open(env, env_dir, 0, 0600);
+    if (rc == 0)
+        rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, db, 0, &dbi);
+    if (rc == 0)
+        rc = val != NULL ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL);
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (env != NULL)
+        mdb_env_close(env);
+    return rc == 0 ? 0 : -1;
 }

@@ -26,5 +26,9 @@ uint32_t tu_dir_crc(const char *dir);
 int tu_flip_byte(const char *path, uint64_t off, uint8_t mask);
 /* 1 if `needle` occurs in any regular file below dir. */
 int tu_grep_dir(const char *dir, const void *needle, size_t n);
+/* In the closed LMDB environment env_dir, row `key` of table `db`: deleted (val NULL) or put with
+ * value val (vlen bytes), as a damaged page would read back; nothing else changes. 0 or -1. */
+int tu_lmdb_row(const char *env_dir, const char *db, const void *key, size_t klen, const void *val,
+                size_t vlen);
 
 #endif
