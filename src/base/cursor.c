@@ -106,22 +106,38 @@ void cl_buf_init(cl_buf *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->secret = 0;
+}
+
+void cl_buf_init_secret(cl_buf *b)
+{
+    cl_buf_init(b);
+    b->secret = 1;
 }
 
 void cl_buf_free(cl_buf *b)
 {
+    if (b->secret && b->data != NULL)
+        OPENSSL_cleanse(b->data, b->cap);
     cl_free(b->data);
-    cl_buf_init(b);
+    b->data = NULL;
+    b->len = b->cap = 0;
 }
 
 void cl_buf_wipe_free(cl_buf *b)
 {
-    if (b->data != NULL)
-        OPENSSL_cleanse(b->data, b->cap);
+    int secret = b->secret;
+    b->secret = 1;
     cl_buf_free(b);
+    b->secret = secret;
 }
 
-void cl_buf_reset(cl_buf *b) { b->len = 0; }
+void cl_buf_reset(cl_buf *b)
+{
+    if (b->secret && b->len > 0)
+        OPENSSL_cleanse(b->data, b->len);
+    b->len = 0;
+}
 
 int cl_buf_reserve(cl_buf *b, size_t extra)
 {
@@ -134,8 +150,19 @@ int cl_buf_reserve(cl_buf *b, size_t extra)
         CL_ENSURE(cap <= SIZE_MAX / 2, CL_EOVERFLOW);
         cap *= 2;
     }
-    uint8_t *p = cl_realloc(b->data, cap);
-    CL_ENSURE(p != NULL, CL_ENOMEM);
+    uint8_t *p;
+    if (b->secret) { /* realloc would free the old copy unwiped */
+        p = cl_malloc(cap);
+        CL_ENSURE(p != NULL, CL_ENOMEM);
+        if (b->data != NULL) {
+            memcpy(p, b->data, b->len);
+            OPENSSL_cleanse(b->data, b->cap);
+            cl_free(b->data);
+        }
+    } else {
+        p = cl_realloc(b->data, cap);
+        CL_ENSURE(p != NULL, CL_ENOMEM);
+    }
     b->data = p;
     b->cap = cap;
     return CL_OK;

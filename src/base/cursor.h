@@ -7,8 +7,11 @@
  * bytes it announces are known to be there. Integers are little-endian unless the name says _be.
  *
  * cl_buf owns its heap storage (cl_malloc'd, grown geometrically). cl_buf_free releases it;
- * cl_buf_wipe_free zeroes it first (for buffers that held secrets). A failed append leaves the
- * buffer unchanged and returns CL_ENOMEM.
+ * cl_buf_wipe_free zeroes it first. A buffer made with CL_BUF_SECRET (or cl_buf_init_secret) is
+ * for bytes that must not outlive their use (keys, a private ledger's contents, HTTP messages): it
+ * is zeroed whenever it lets go of bytes, so no copy is left in freed memory: the old storage when
+ * it grows (no realloc), the bytes dropped by cl_buf_reset, all of it in cl_buf_free, which keeps
+ * the buffer secret for reuse. A failed append leaves the buffer unchanged and returns CL_ENOMEM.
  */
 #ifndef CLEDGER_BASE_CURSOR_H
 #define CLEDGER_BASE_CURSOR_H
@@ -52,17 +55,23 @@ typedef struct {
     uint8_t *data;
     size_t len;
     size_t cap;
+    int secret; /* zeroed when it grows, is reset or freed */
 } cl_buf;
 
 #define CL_BUF_INIT                                                                                \
     {                                                                                              \
-        NULL, 0, 0                                                                                 \
+        NULL, 0, 0, 0                                                                              \
+    }
+#define CL_BUF_SECRET                                                                              \
+    {                                                                                              \
+        NULL, 0, 0, 1                                                                              \
     }
 
 /* A string literal as the (pointer, length) pair cl_buf_append takes. */
 #define CL_LIT(s) (s), (sizeof(s) - 1)
 
 void cl_buf_init(cl_buf *b);
+void cl_buf_init_secret(cl_buf *b);
 void cl_buf_free(cl_buf *b);
 void cl_buf_wipe_free(cl_buf *b);
 void cl_buf_reset(cl_buf *b);

@@ -1,21 +1,35 @@
 #include "base/json.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "base/alloc.h"
 #include "base/codec.h"
 
 static void *json_alloc(size_t n) { return cl_malloc(n); }
 
+/* Everything jansson and this parser free is wiped first, all of its usable size (jansson's free
+ * hook is given no length): the strings a request body becomes hold a private ledger's contents
+ * and bearer tokens, and jansson's string buffers grow by copying. */
+void cl_json_free(void *p)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+        cl_free(p);
+    }
+}
+
 void cl_json_init(void)
 {
     static int done;
     if (!done) {
-        json_set_alloc_funcs(json_alloc, cl_free);
+        json_set_alloc_funcs(json_alloc, cl_json_free);
         done = 1;
     }
 }
@@ -205,7 +219,7 @@ static int jp_string(jparse *j, const unsigned char **out, size_t *len, unsigned
     }
     if (q >= end)
         jp_fail(j, q, "premature end of input in a string");
-    cl_free(d);
+    cl_json_free(d);
     return -1;
 }
 
@@ -315,7 +329,7 @@ static json_t *jp_object(jparse *j, int depth)
             }
         }
         int set = v != NULL ? json_object_setn_new_nocheck(o, (const char *)k, kl, v) : -1;
-        cl_free(kown);
+        cl_json_free(kown);
         if (v == NULL)
             break;
         if (set < 0) {
@@ -394,7 +408,7 @@ static json_t *jp_value(jparse *j, int depth)
         if (jp_string(j, &s, &n, &own) < 0)
             return NULL;
         json_t *v = json_stringn_nocheck((const char *)s, n);
-        cl_free(own);
+        cl_json_free(own);
         return v != NULL ? v : jp_nomem(j);
     }
     case 't':

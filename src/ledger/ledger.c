@@ -540,7 +540,7 @@ int cl_ledger_append_user_keyed(cl_ledger *l, uint64_t view, const char *collect
     }
     cl_buf_reset(&l->scratch);
     cl_user_pub pub = {(const uint8_t *)collection, clen};
-    cl_buf priv = CL_BUF_INIT;
+    cl_buf priv = CL_BUF_SECRET;
     cl_user_priv up = {contents, len, key};
     CL_GUARD(cl_user_pub_encode(&pub, &l->scratch));
     CL_GUARD(cl_user_priv_encode(&up, &priv));
@@ -549,7 +549,7 @@ int cl_ledger_append_user_keyed(cl_ledger *l, uint64_t view, const char *collect
     CL_GUARD(append_frame(l, &fs, seqno));
 out:
     cl_wipe(key, sizeof key);
-    cl_buf_wipe_free(&priv);
+    cl_buf_free(&priv);
     return rc;
 }
 
@@ -1061,7 +1061,7 @@ int cl_ledger_read(cl_ledger *l, uint64_t seqno, cl_ledger_entry *out)
 {
     memset(out, 0, sizeof *out);
     cl_entry_view e;
-    cl_buf plain = CL_BUF_INIT;
+    cl_buf plain = CL_BUF_SECRET;
     int rc;
     CL_GUARD(read_frame(l, seqno, &l->scratch, &e));
     out->seqno = seqno;
@@ -1094,7 +1094,7 @@ int cl_ledger_read(cl_ledger *l, uint64_t seqno, cl_ledger_entry *out)
         out->value_len = ip.value_len;
     }
 out:
-    cl_buf_wipe_free(&plain);
+    cl_buf_free(&plain);
     if (rc < 0)
         cl_ledger_entry_free(out);
     return rc;
@@ -1502,6 +1502,18 @@ static void current_boot_id(const cl_ledger_opts *o, char *out, size_t cap)
     out[strcspn(out, "\n")] = 0;
 }
 
+/* index/dirty names this boot: written before the index takes a commit. */
+static int write_index_marker(cl_ledger *l, const cl_ledger_opts *o)
+{
+    char path[PATH_MAX_LEN], boot[64], want[80];
+    current_boot_id(o, boot, sizeof boot);
+    CL_TRY(path_join(path, l->index_dir, INDEX_MARKER));
+    int n = snprintf(want, sizeof want, "boot %s\n", boot);
+    CL_TRY(cl_fs_mkdir(l->fs, l->index_dir, 0700));
+    /* The directory sync inside also makes the removals before it durable. */
+    return cl_fs_write_atomic(l->fs, path, want, (size_t)n, 0600);
+}
+
 static int index_marker_set(cl_ledger *l, const cl_ledger_opts *o)
 {
     char path[PATH_MAX_LEN], boot[64], want[80];
@@ -1524,9 +1536,7 @@ static int index_marker_set(cl_ledger *l, const cl_ledger_opts *o)
     } else if (rc != CL_ENOENT) {
         return rc;
     }
-    CL_TRY(cl_fs_mkdir(l->fs, l->index_dir, 0700));
-    /* The directory sync inside also makes the removals above durable. */
-    return cl_fs_write_atomic(l->fs, path, want, (size_t)n, 0600);
+    return write_index_marker(l, o);
 }
 
 /* After a clean close has synced the index. */
@@ -2154,9 +2164,7 @@ static int check_secret(cl_ledger *l, size_t i, cl_buf *plain, open_findings *of
         break;
     }
     cl_chunk_reader_close(&r);
-    if (plain->len != 0)
-        cl_wipe(plain->data, plain->len);
-    plain->len = 0;
+    cl_buf_reset(plain); /* secret: wiped */
     if (rc == CL_ECORRUPT)
         cl_logf(CL_LOG_ERROR,
                 "ledger: %s/ledger_secrets does not belong to this ledger: the record of secret "
@@ -2167,7 +2175,7 @@ static int check_secret(cl_ledger *l, size_t i, cl_buf *plain, open_findings *of
 
 static int check_secrets(cl_ledger *l, open_findings *of)
 {
-    cl_buf plain = CL_BUF_INIT;
+    cl_buf plain = CL_BUF_SECRET;
     int rc = CL_OK;
     for (size_t i = 0; rc == CL_OK && i < l->nsecrets; i++) {
         if (l->secrets[i].applies_from > l->last_seqno)
@@ -2176,28 +2184,56 @@ static int check_secrets(cl_ledger *l, open_findings *of)
         if (rc == CL_ENOENT)
             rc = CL_OK;
     }
-    cl_buf_wipe_free(&plain);
+    cl_buf_free(&plain);
     return rc;
 }
 
 /* The other way round: a ledger-secret record after the last secret's means the file lacks the
  * newer secrets (an older copy): the entries under them would not decrypt, and new ones would be
  * written under a superseded key. O(1) index reads, once the index is up to date. */
-static int check_no_later_secret(cl_ledger *l, const open_findings *of)
+/* The first secrets-table record after the last one the file's secrets account for (*found, 0:
+ * none). The row the index lists is read back and held to the table. */
+static int later_secret(cl_ledger *l, const open_findings *of, uint64_t *found)
 {
-    if (of->last_secret_record == 0 || of->last_secret_record >= l->durable_seqno)
-        return CL_OK;
     char coll[3] = {'\x01', 't', (char)('0' + CL_TABLE_SECRETS)};
     first_cb_arg fa = {0};
+    *found = 0;
     CL_TRY(
         idx_scan(l, coll, 3, of->last_secret_record + 1, l->durable_seqno, 1, first_cb, &fa, NULL));
     if (fa.found == 0)
+        return CL_OK;
+    cl_ledger_entry e;
+    CL_TRY(cl_ledger_read_listed(l, fa.found, coll, 3, &e));
+    cl_ledger_entry_free(&e);
+    *found = fa.found;
+    return CL_OK;
+}
+
+/* A rotation recorded in the ledger that the secrets file lacks: the file is an older copy. The
+ * question goes to the index; when the index fails to answer (damage, or any LMDB error), it is
+ * rebuilt from the chunks here and asked again, as anywhere else in open. */
+static int check_no_later_secret(cl_ledger *l, const cl_ledger_opts *o, const open_findings *of)
+{
+    if (of->last_secret_record == 0 || of->last_secret_record >= l->durable_seqno)
+        return CL_OK;
+    uint64_t found;
+    int rc = later_secret(l, of, &found);
+    if (rc == CL_ECORRUPT || rc == CL_EDB) {
+        CL_TRY(
+            lose_index(l, "the index failed while the secrets file was checked", cl_errname(rc)));
+        l->index_damaged = 0;
+        CL_TRY(write_index_marker(l, o));
+        CL_TRY(derive(l, o));
+        rc = later_secret(l, of, &found);
+    }
+    CL_TRY(rc);
+    if (found == 0)
         return CL_OK;
     cl_logf(CL_LOG_ERROR,
             "ledger: %s/ledger_secrets holds %zu secrets, and none of them is the one the ledger "
             "records at seqno %" PRIu64 ": the file is an older copy or another ledger's; restore "
             "this node's current file",
-            l->node_dir, l->nsecrets, fa.found);
+            l->node_dir, l->nsecrets, found);
     return CL_ECORRUPT;
 }
 
@@ -2268,7 +2304,7 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
     CL_GUARD(check_secrets(l, &of));
     CL_GUARD(trim_secrets(l));
     CL_GUARD(open_derived(l, o));
-    CL_GUARD(check_no_later_secret(l, &of));
+    CL_GUARD(check_no_later_secret(l, o, &of));
     CL_GUARD(check_tree(l, &of));
     {
         size_t vl = 0;

@@ -24,6 +24,12 @@
  * a partially received request share request_timeout_ms (a total, not reset by each byte);
  * waiting for the next request uses idle_timeout_ms; none while the handler runs; after the last
  * reply a short linger bounds the wait for the peer to read it and go away.
+ *
+ * Buffers: OpenSSL's record buffers (~34 KiB) and `in` (16 KiB) are kept while a connection is
+ * busy and given back once it has been idle for KEEP_BUFFERS_MS (the idle timer's first step). With
+ * SSL_MODE_RELEASE_BUFFERS OpenSSL gave its read buffer back after every record, and
+ * SSL_OP_CLEANSE_PLAINTEXT (tls.c) then wiped all 18 KiB of it each time: 4.5% of the process's
+ * CPU under write load. Wiped once per idle spell instead.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* accept4 */
@@ -61,6 +67,8 @@
 #define DEFAULT_IDLE_TIMEOUT_MS 30000
 #define DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define LINGER_MAX_MS 2000
+#define KEEP_BUFFERS_MS 1000 /* idle this long: the connection's TLS and input buffers are freed   \
+                              */
 #define READ_CHUNK 16384
 /* The largest write request: the send timer (TM_SEND), the write-wait request timer and the idle
  * timer of a connection whose reply is still going out count a completed write as progress (so a
@@ -215,6 +223,8 @@ static int on_message_begin(http_parser *hp)
         p->msg = cl_calloc(1, sizeof *p->msg);
         if (p->msg == NULL)
             return parser_error(p, 500, "Out of memory.");
+        cl_buf_init_secret(&p->msg->raw); /* bodies, bearer tokens */
+        cl_buf_init_secret(&p->msg->body);
     } else {
         cl_buf_reset(&p->msg->raw);
         cl_buf_reset(&p->msg->body);
@@ -664,6 +674,7 @@ struct http_conn {
     int open_handles;
     int tmode;
     int handshake_done, reading, in_pump, closing, draining, shut;
+    int idle_step;  /* the idle timer is on its first step: free the buffers, then wait the rest */
     int write_wait; /* requests wait until the peer reads our replies (REPLY_BACKLOG) */
     int peer_eof;   /* the peer half-closed while its request was being handled */
     unsigned pending_writes;
@@ -833,9 +844,26 @@ static void conn_close(http_conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 }
 
+/* An idle connection gives back what it holds for traffic (wiped: secret buffers, and
+ * SSL_OP_CLEANSE_PLAINTEXT for OpenSSL's). Nothing is freed that holds unread or unsent bytes. */
+static void release_buffers(http_conn *c)
+{
+    if (c->inpos == c->in.len) {
+        cl_buf_free(&c->in);
+        c->inpos = 0;
+    }
+    (void)SSL_free_buffers(c->ssl); /* 0 when a record is still pending: kept */
+}
+
 static void on_timer(uv_timer_t *t)
 {
     http_conn *c = t->data;
+    if (c->tmode == TM_IDLE && c->idle_step) {
+        c->idle_step = 0;
+        release_buffers(c);
+        uv_timer_start(&c->timer, on_timer, c->srv->o.idle_timeout_ms - KEEP_BUFFERS_MS, 0);
+        return;
+    }
     if (c->tmode != TM_LINGER)
         cl_logf(CL_LOG_DEBUG, "http: closing %s: %s timeout", c->peer,
                 c->tmode == TM_IDLE   ? "idle"
@@ -855,6 +883,9 @@ static void set_timer(http_conn *c, int mode)
         ms = o->request_timeout_ms;
     else if (mode == TM_LINGER)
         ms = o->idle_timeout_ms < LINGER_MAX_MS ? o->idle_timeout_ms : LINGER_MAX_MS;
+    c->idle_step = mode == TM_IDLE && c->ssl != NULL && ms > KEEP_BUFFERS_MS;
+    if (c->idle_step)
+        ms = KEEP_BUFFERS_MS;
     if (mode == TM_NONE)
         uv_timer_stop(&c->timer);
     else
@@ -1214,7 +1245,7 @@ static int tls_write_all(http_conn *c, const uint8_t *p, size_t n)
 
 static int send_reply(http_conn *c, const reply_spec *r)
 {
-    cl_buf b = CL_BUF_INIT;
+    cl_buf b = CL_BUF_SECRET; /* error bodies may quote the request */
     int rc = build_reply(r, &b);
     if (rc == CL_OK)
         rc = tls_write_all(c, b.data, b.len);
@@ -1350,6 +1381,7 @@ static void dispatch(http_conn *c)
     }
     x->msg = m;
     x->conn = c;
+    cl_buf_init_secret(&x->out); /* a private ledger's contents */
     x->srv = s;
     x->w = c->w;
     cl_http_request *r = &m->req;
@@ -1446,7 +1478,8 @@ static void pump_body(http_conn *c)
             process_input(c);
             continue;
         }
-        c->in.len = c->inpos = 0;
+        cl_buf_reset(&c->in); /* secret: what was read is wiped */
+        c->inpos = 0;
         if (cl_buf_reserve(&c->in, READ_CHUNK) < 0) {
             conn_close(c);
             return;
@@ -1624,6 +1657,7 @@ static int conn_register(http_worker *w, http_conn *c)
     c->timer.data = c;
     uv_timer_init(w->loop, &c->timer);
     c->open_handles = 2;
+    cl_buf_init_secret(&c->in); /* decrypted request bytes */
     c->next = w->conns;
     if (w->conns != NULL)
         w->conns->prev = c;

@@ -106,10 +106,13 @@ int cl_tls_server_ctx(const char *cert_chain_pem, size_t cert_len, const char *k
     CL_GUARD_IF(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1, CL_ECRYPTO);
     CL_GUARD_IF(SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1, CL_ECRYPTO);
     CL_GUARD_IF(SSL_CTX_set_cipher_list(ctx, CL_TLS12_CIPHERS) != 1, CL_ECRYPTO);
+    /* CLEANSE_PLAINTEXT: a record's decrypted bytes are wiped once SSL_read has copied them out
+     * (OpenSSL otherwise leaves them in its read buffer, freed unwiped): request bodies hold a
+     * private ledger's contents and bearer tokens. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
-    /* Outgoing records are copied into the write BIO, so buffers can be released when idle. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_CLEANSE_PLAINTEXT);
+    /* No SSL_MODE_RELEASE_BUFFERS: the HTTP layer frees a connection's record buffers once it is
+     * idle (SSL_free_buffers), not after every record, which CLEANSE_PLAINTEXT makes costly. */
     /* Resumption with client certificates needs a session id context (SSL_CTX_set_verify(3)). */
     static const unsigned char sid_ctx[] = "cledger";
     CL_GUARD_IF(SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1) != 1, CL_ECRYPTO);

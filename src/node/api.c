@@ -207,7 +207,7 @@ void cl_api_post_entry(cl_req *r)
     json_t *j = req_json_object(r);
     if (j == NULL)
         return;
-    cl_buf cmd = CL_BUF_INIT;
+    cl_buf cmd = CL_BUF_SECRET;
     json_t *contents = json_object_get(j, "contents");
     if (contents == NULL) {
         cl_api_error(&r->to, 400, "InvalidInput", "At #/: Missing required property 'contents'.");
@@ -277,7 +277,7 @@ void cl_api_post_entry(cl_req *r)
     }
     cl_node_submit_pending(n, p, &cmd);
 out:
-    cl_buf_wipe_free(&cmd);
+    cl_buf_free(&cmd);
     json_decref(j);
 }
 
@@ -310,7 +310,7 @@ void cl_api_get_entry(cl_req *r)
     /* The hottest read: serialised directly, the same bytes as cl_json_dump of
      * {"entry":{"collectionId","contents","transactionId"},"state":"Ready"} (sorted keys). jansson
      * built and sorted it in 7% of a read's CPU. */
-    cl_buf b = CL_BUF_INIT;
+    cl_buf b = CL_BUF_SECRET;
     if ((rc = cl_buf_append(&b, CL_LIT("{\"entry\":"))) == CL_OK &&
         (rc = put_entry_object(&b, &e, r->path.seg[2])) == CL_OK)
         rc = cl_buf_append(&b, CL_LIT(",\"state\":\"Ready\"}"));
@@ -319,7 +319,7 @@ void cl_api_get_entry(cl_req *r)
         cl_api_reply_text(r->n, &r->to, 200, b.data, b.len, NULL);
     else
         internal_error(r, rc);
-    cl_buf_wipe_free(&b);
+    cl_buf_free(&b);
 }
 
 void cl_api_status(cl_req *r)
@@ -419,14 +419,14 @@ void cl_api_current(cl_req *r)
     }
     char rp[CL_TXID_MAX + 1];
     cl_node_read_point(n, rp, sizeof rp);
-    cl_buf b = CL_BUF_INIT;
+    cl_buf b = CL_BUF_SECRET;
     rc = put_entry_object(&b, &e, rp);
     cl_ledger_entry_free(&e);
     if (rc == CL_OK)
         cl_api_reply_text(n, &r->to, 200, b.data, b.len, rp);
     else
         internal_error(r, rc);
-    cl_buf_wipe_free(&b);
+    cl_buf_free(&b);
 }
 
 /* ---- listing (§8.3) ------------------------------------------------------------------------ */
@@ -526,7 +526,7 @@ void cl_api_list_entries(cl_req *r)
     }
     uint64_t commit = cl_ledger_signed_seqno(n->l);
     seq_list sl = {NULL, 0, 0};
-    cl_buf link = CL_BUF_INIT, out = CL_BUF_INIT;
+    cl_buf link = CL_BUF_INIT, out = CL_BUF_SECRET;
     int rc = CL_OK;
     char txid[CL_TXID_MAX + 1];
     if (ts == NULL) { /* pin the upper bound: the commit point of the first page */
@@ -607,7 +607,7 @@ out:
         internal_error(r, rc);
     cl_free(sl.v);
     cl_buf_free(&link);
-    cl_buf_wipe_free(&out);
+    cl_buf_free(&out);
 }
 
 /* ---- collections (§8.4) -------------------------------------------------------------------- */

@@ -165,6 +165,7 @@ static void verror(const cl_reply_to *t, int status, const char *hname, const ch
             *p = '?';
     }
     json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    cl_wipe(msg, sizeof msg); /* it may quote the request; the copy in j is wiped when freed */
     char *s = j ? cl_json_dump(j) : NULL;
     json_decref(j);
     if (s == NULL) {
@@ -174,7 +175,7 @@ static void verror(const cl_reply_to *t, int status, const char *hname, const ch
         return;
     }
     reply_send(t, status, NULL, hname, hvalue, s, strlen(s));
-    cl_free(s);
+    cl_json_free(s);
 }
 
 void cl_api_error(const cl_reply_to *t, int status, const char *code, const char *fmt, ...)
@@ -234,7 +235,7 @@ void cl_api_reply(cl_node *n, const cl_reply_to *t, int status, json_t *body, co
         return;
     }
     cl_api_reply_text(n, t, status, s, strlen(s), txid);
-    cl_free(s);
+    cl_json_free(s);
 }
 
 void cl_api_reply_empty(cl_node *n, const cl_reply_to *t, int status, const char *txid)

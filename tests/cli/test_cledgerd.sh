@@ -326,6 +326,9 @@ ptx=$(grep -i '^x-ms-ccf-transaction-id:' "$work/h" | tr -d '\r' | awk '{print $
 wait_committed "$ptx" "${ADM[@]}" && ok || bad "private write"
 kill -TERM "$PID"; wait "$PID"
 grep -rq 'PRIVATE-MARKER-7731' "$D" && bad "plaintext found under the private data directory" || ok
+# ... nor in cledgerd's memory once the requests that carried it are done: the process's writable
+# mappings are searched for the contents of entries written, read, listed and quoted in a 400
+/usr/bin/python3 "$SRC/tests/cli/private_memory.py" "$BIN" "$work" >"$work/pm.out" 2>&1 && ok || bad "plaintext in memory: $(tail -6 "$work/pm.out")"
 
 # a low descriptor limit and more connections than it allows: cledgerd caps its connections to fit
 # (the ledger keeps its descriptors), cledger-attestd's accept runs out and closes the excess; no

@@ -292,6 +292,55 @@ static void test_buf_growth(void **state)
     cl_buf_free(&b); /* idempotent */
 }
 
+/* A secret buffer keeps its bytes across growth, zeroes what cl_buf_reset drops, stays secret when
+ * freed and reused, and a failed growth leaves it as it was. (That growth wipes the old storage is
+ * seen from outside: tests/cli/private_memory.py searches cledgerd's memory.) */
+static void test_buf_secret(void **state)
+{
+    (void)state;
+    cl_buf b = CL_BUF_SECRET;
+    assert_int_equal(b.secret, 1);
+    for (unsigned i = 0; i < 5000; i++)
+        assert_int_equal(cl_buf_u8(&b, (uint8_t)(i * 7 + 1)), CL_OK);
+    for (unsigned i = 0; i < 5000; i++)
+        assert_int_equal(b.data[i], (uint8_t)(i * 7 + 1));
+    size_t cap = b.cap;
+    cl_buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, cap);
+    for (unsigned i = 0; i < 5000; i++)
+        assert_int_equal(b.data[i], 0);
+
+    /* a growth that cannot allocate: unchanged */
+    assert_int_equal(cl_buf_append(&b, "key", 3), CL_OK);
+    uint8_t *before = b.data;
+    cl_alloc_fail_after(0);
+    assert_int_equal(cl_buf_reserve(&b, cap), CL_ENOMEM);
+    cl_alloc_fail_after(-1);
+    assert_ptr_equal(b.data, before);
+    assert_int_equal(b.len, 3);
+    assert_memory_equal(b.data, "key", 3);
+
+    cl_buf_free(&b);
+    assert_null(b.data);
+    assert_int_equal(b.len + b.cap, 0);
+    assert_int_equal(b.secret, 1); /* still secret for its next use */
+    assert_int_equal(cl_buf_append(&b, "again", 5), CL_OK);
+    cl_buf_wipe_free(&b);
+    assert_int_equal(b.secret, 1);
+
+    cl_buf p = CL_BUF_INIT;
+    assert_int_equal(p.secret, 0);
+    cl_buf_init_secret(&p);
+    assert_int_equal(p.secret, 1);
+    cl_buf_init(&p);
+    assert_int_equal(p.secret, 0);
+    assert_int_equal(cl_buf_append(&p, "x", 1), CL_OK);
+    cl_buf_wipe_free(&p);
+    assert_int_equal(p.secret, 0);
+    assert_null(p.data);
+}
+
 static void test_buf_overflow(void **state)
 {
     (void)state;
@@ -856,6 +905,7 @@ int main(void)
         cmocka_unit_test(test_cursor_lp),
         cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_buf_overflow),
+        cmocka_unit_test(test_buf_secret),
         cmocka_unit_test(test_u64_dec),
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_base64_vectors),

@@ -1434,6 +1434,49 @@ static int index_rebuild_asked(const char *dir)
     return asked;
 }
 
+/* At open, a ledger with a rotated secret asks the index whether any secret was recorded after the
+ * last one node/ledger_secrets holds (an older copy of the file would lack it). When the index
+ * cannot answer, open rebuilds it from the chunks and asks again: a damaged index used to fail
+ * that start (only the next one rebuilt), and a forged row that fits the chain made the right file
+ * look like an older copy. Both cases: a secrets-table row at a user entry's seqno, first naming
+ * itself as the row before it (off the chain), then the rotation record (on it). */
+static void test_secrets_check_index_damage(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 1, 2048);
+    uint64_t s;
+    for (int i = 0; i < 12; i++)
+        put(l, "sec", "under the first secret", &s);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_rotate_secret(l, 2), CL_OK);
+    uint64_t after;
+    put(l, "sec", "under the second secret", &after);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    cl_ledger_entry e;
+    assert_int_equal(cl_ledger_read(l, after - 1, &e), CL_OK); /* the rotation record */
+    assert_int_equal(e.type, CL_ENTRY_INTERNAL);
+    assert_int_equal(e.table, CL_TABLE_SECRETS);
+    cl_ledger_entry_free(&e);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    const char sc[] = {'\x01', 't', (char)('0' + CL_TABLE_SECRETS), 0};
+    char log[700];
+    snprintf(log, sizeof log, "%s-log", dir);
+    for (int c = 0; c < 2; c++) {
+        index_rows_edit(dir, NULL, 0, sc, after, c == 0 ? after : after - 1);
+        int saved = log_begin(log);
+        l = reopen(dir, 2048);
+        assert_true(log_end(saved, log, "the index failed while the secrets file was checked"));
+        assert_false(index_rebuild_asked(dir));
+        expect_entry(l, after, "sec", "under the second secret");
+        expect_entry(l, s, "sec", "under the first secret");
+        assert_int_equal(cl_ledger_check(l), CL_OK);
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+    }
+    tu_rmrf(dir);
+}
+
 /* Collection rows that end early, run out of order, skip a row or name another collection's entry
  * (what one damaged index page can look like) are refused with CL_ECORRUPT, never served as a
  * shorter or wrong listing, and the next open rebuilds the index from the chunks. */
@@ -2123,6 +2166,7 @@ int main(void)
         cmocka_unit_test(test_torn_index_rebuilt),
         cmocka_unit_test(test_index_after_os_crash),
         cmocka_unit_test(test_index_damage_refused),
+        cmocka_unit_test(test_secrets_check_index_damage),
         cmocka_unit_test(test_receipt_index_damage),
         cmocka_unit_test(test_table_row_forged),
         cmocka_unit_test(test_index_torn_mid_replay),

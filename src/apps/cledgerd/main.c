@@ -283,11 +283,11 @@ static int fsm_apply(void *arg, uint64_t term, uint64_t index, const void *cmd, 
     daemon_t *d = arg;
     if (!cl_ledger_is_private(d->ledger))
         return cl_node_apply(d->node, VIEW_OF_TERM(term), index, cmd, len, result);
-    cl_buf plain = CL_BUF_INIT;
+    cl_buf plain = CL_BUF_SECRET;
     int rc = cl_ledger_unseal(d->ledger, cmd, len, &plain);
     if (rc == CL_OK)
         rc = cl_node_apply(d->node, VIEW_OF_TERM(term), index, plain.data, plain.len, result);
-    cl_buf_wipe_free(&plain);
+    cl_buf_free(&plain);
     return rc;
 }
 
