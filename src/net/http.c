@@ -67,8 +67,9 @@
 #define DEFAULT_IDLE_TIMEOUT_MS 30000
 #define DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define LINGER_MAX_MS 2000
-#define KEEP_BUFFERS_MS 1000 /* idle this long: the connection's TLS and input buffers are freed   \
-                              */
+#define KEEP_BUFFERS_MS                                                                            \
+    1000 /* idle this long: the connection's TLS and input buffers are freed                       \
+          */
 #define READ_CHUNK 16384
 /* The largest write request: the send timer (TM_SEND), the write-wait request timer and the idle
  * timer of a connection whose reply is still going out count a completed write as progress (so a
@@ -129,7 +130,6 @@ struct cl_http_parser {
     uint64_t next_id;
     cl_http_framing fr;
     const uint8_t *scan_from; /* the first byte of the current input not yet scanned */
-    int complete;             /* a message is complete: delivered once its framing passed */
 };
 
 static void msg_free(http_msg *m)
@@ -521,8 +521,8 @@ static int on_message_complete(http_parser *hp)
     p->expect_continue = 0;
     if (hp->upgrade)
         p->upgraded = 1; /* no protocol switch here: the rest of the stream is ignored */
-    /* Stop after each message: parser_exec delivers it once the rest of its framing passed. */
-    p->complete = 1;
+    /* Stop after each message (the only pause): parser_exec delivers it once the rest of its
+     * framing passed. */
     http_parser_pause(hp, 1);
     return 0;
 }
@@ -566,13 +566,10 @@ static int parser_exec(cl_http_parser *p, const uint8_t *data, size_t len, size_
         enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
         if ((e == HPE_OK || e == HPE_PAUSED) && scan_framing(p, data + *used))
             break;
-        if (e == HPE_PAUSED) {
+        if (e == HPE_PAUSED) { /* a message is complete */
             http_parser_pause(&p->hp, 0);
-            if (p->complete) {
-                p->complete = 0;
-                p->fr.state = CL_FR_IDLE;
-                p->cb(p->cb_arg, &p->msg->req);
-            }
+            p->fr.state = CL_FR_IDLE;
+            p->cb(p->cb_arg, &p->msg->req);
             if (p->hold)
                 return CL_OK;
             continue;
