@@ -100,6 +100,8 @@ struct cl_ledger {
     uint64_t last_seqno, durable_seqno, signed_seqno, pending_signed;
     int rebuild_asked; /* merkle/rebuild was written (request_rebuild) */
     int index_damaged; /* index/dirty asks the next open to rebuild (index_damage) */
+    unsigned
+        index_faults; /* index_damage calls, asked or not: open tells index from chunk faults */
 
     uint8_t *rpool; /* RAND_bytes in bulk for per-entry claims keys; secure heap, wiped */
     size_t rpool_pos;
@@ -851,6 +853,7 @@ static int index_damage(cl_ledger *l, int rc, const char *what, uint64_t seqno)
 {
     if (rc != CL_ECORRUPT)
         return rc;
+    l->index_faults++;
     char why[PATH_MAX_LEN + 160], at[32] = "";
     if (seqno != 0)
         snprintf(at, sizeof at, " %" PRIu64, seqno);
@@ -2211,14 +2214,16 @@ static int later_secret(cl_ledger *l, const open_findings *of, uint64_t *found)
 
 /* A rotation recorded in the ledger that the secrets file lacks: the file is an older copy. The
  * question goes to the index; when the index fails to answer (damage, or any LMDB error), it is
- * rebuilt from the chunks here and asked again, as anywhere else in open. */
+ * rebuilt from the chunks here and asked again, as anywhere else in open (its log line's "the
+ * next start rebuilds" is then overtaken by this one). A damaged chunk fails the open. */
 static int check_no_later_secret(cl_ledger *l, const cl_ledger_opts *o, const open_findings *of)
 {
     if (of->last_secret_record == 0 || of->last_secret_record >= l->durable_seqno)
         return CL_OK;
     uint64_t found;
+    unsigned faults = l->index_faults;
     int rc = later_secret(l, of, &found);
-    if (rc == CL_ECORRUPT || rc == CL_EDB) {
+    if (rc == CL_EDB || (rc == CL_ECORRUPT && l->index_faults != faults)) {
         CL_TRY(
             lose_index(l, "the index failed while the secrets file was checked", cl_errname(rc)));
         l->index_damaged = 0;

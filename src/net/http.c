@@ -42,6 +42,7 @@
 #include <http_parser.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -717,7 +718,8 @@ struct cl_http_server {
     size_t live_conns; /* atomic; threaded mode: connections accepted and not yet freed */
     int threaded, wake_inited, lpoll_inited;
     int stopping, listener_closed, finished;
-    unsigned corked; /* main loop: cl_http_server_cork depth */
+    int free_buffers_ok; /* SSL_free_buffers is safe in this OpenSSL (free_buffers_fixed) */
+    unsigned corked;     /* main loop: cl_http_server_cork depth */
     void (*done)(void *arg);
     void *done_arg;
     /* threaded mode: the listening socket polled on the main loop, the request queue */
@@ -843,13 +845,28 @@ static void conn_close(http_conn *c)
 
 /* An idle connection gives back what it holds for traffic (wiped: secret buffers, and
  * SSL_OP_CLEANSE_PLAINTEXT for OpenSSL's). Nothing is freed that holds unread or unsent bytes. */
+/* Before OpenSSL 3.0.14, 3.1.6, 3.2.2 and 3.3.1, SSL_free_buffers freed a read buffer that held
+ * part of a record (CVE-2024-4741): a client that sent a record's first bytes and waited made the
+ * rest land in freed memory. Those libraries keep the buffers until the connection closes. A
+ * distribution's backport keeps the old number, so this errs on the side of memory. */
+static int free_buffers_fixed(void)
+{
+    unsigned long v = OpenSSL_version_num(); /* 0xMNN00PP0 */
+    unsigned major = (unsigned)(v >> 28), minor = (unsigned)(v >> 20) & 0xff,
+             patch = (unsigned)(v >> 4) & 0xff;
+    static const unsigned first_fixed[4] = {14, 6, 2, 1}; /* 3.0 .. 3.3 */
+    return major > 3 || (major == 3 && (minor > 3 || patch >= first_fixed[minor]));
+}
+
 static void release_buffers(http_conn *c)
 {
     if (c->inpos == c->in.len) {
         cl_buf_free(&c->in);
         c->inpos = 0;
     }
-    (void)SSL_free_buffers(c->ssl); /* 0 when a record is still pending: kept */
+    /* SSL_free_buffers itself refuses (0) while a record is pending in a fixed library */
+    if (c->srv->free_buffers_ok && !SSL_has_pending(c->ssl))
+        (void)SSL_free_buffers(c->ssl);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -2078,6 +2095,7 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
         return CL_ENOMEM;
     s->nworkers = o->worker_threads > 0 ? o->worker_threads : 1;
     s->threaded = o->worker_threads > 0;
+    s->free_buffers_ok = free_buffers_fixed();
     s->workers = cl_calloc(s->nworkers, sizeof *s->workers);
     if (s->workers == NULL) {
         cl_free(s);

@@ -4,10 +4,10 @@ carried them are done. Usage: private_memory.py BIN_DIR WORK_DIR.
 
 A private ledger on loopback is written entries of three kinds (short; 1 KB; ~7.9 KB with JSON
 escapes, which the parser decodes into a copy), each holding a random marker, over several
-keep-alive connections. Every entry is then read back (one by one, through a list page and as the
-collection's current entry); a body that is JSON but not an object quotes its start in the 400's
-message, and a request carries the marker in an Authorization header. The connections close,
-except one left idle after its last read. Then every writable mapping of the process (heap, thread
+keep-alive connections. Every entry is then read back (one by one, through a list page, as the
+collection's current entry and in a receipt's application claims); a body that is JSON but not an
+object quotes its start in the 400's message, and a request carries the marker in an Authorization
+header. The connections close, except one left idle (its buffers are given back after 1 s). Then every writable mapping of the process (heap, thread
 arenas and stacks) is read through /proc/PID/mem and searched for the marker: each hit is a copy
 of a private entry's plaintext that a free or a reuse left unwiped (HTTP buffers, TLS records,
 jansson strings, the ledger's decryption and encoding buffers).
@@ -148,6 +148,13 @@ def run(p, port, d):
     st, data, _ = call(conns[2], "GET",
                        "/app/transactions/current?collectionId=%s&%s" % (coll, API))
     check(st == 200 and m.encode() in data, "current entry: %d %r" % (st, data[:200]))
+    for _ in range(200):  # the receipt's applicationClaims carry the contents
+        st, data, _ = call(conns[0], "GET", "/app/transactions/%s/receipt?%s" % (ids[1], API))
+        if st != 200 or json.loads(data).get("state") == "Ready":
+            break
+        time.sleep(0.05)
+    check(st == 200 and m.encode() in data, "receipt with application claims: %d %r"
+          % (st, data[:200]))
     st, data, _ = call(conns[3], "POST", "/app/transactions?%s" % API,
                        json.dumps(contents[0]).encode())
     check(st == 400 and m.encode() in data, "a scalar body is quoted in its 400: %d %r"
@@ -157,7 +164,7 @@ def run(p, port, d):
     check(st == 200, "a request with a bearer token (the certificate decides): %d" % st)
     for c in conns[:3]:
         c.close()
-    time.sleep(0.5)  # the server notices the closes and frees the connections
+    time.sleep(1.5)  # the closes are seen; the idle connection gives back its buffers after 1 s
 
     found = scan(p.pid, [marker, coll.encode()])
     check(found[coll.encode()], "control: the collection id %s is in memory" % coll)
