@@ -25,6 +25,17 @@ void cl_json_free(void *p)
     }
 }
 
+/* A decoded string's buffer (jp_string), wiped over the n bytes written: it is sized to the rest
+ * of the input, so wiping all of it for each escaped string made a body of many short escaped
+ * strings quadratic (1 MB: 3.9 s against 0.04 s). */
+static void jp_free_owned(unsigned char *p, size_t n)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, n);
+        cl_free(p);
+    }
+}
+
 void cl_json_init(void)
 {
     static int done;
@@ -219,7 +230,8 @@ static int jp_string(jparse *j, const unsigned char **out, size_t *len, unsigned
     }
     if (q >= end)
         jp_fail(j, q, "premature end of input in a string");
-    cl_json_free(d);
+    /* a failed escape may have written up to 4 bytes past o */
+    jp_free_owned(d, d != NULL && (size_t)(end - s) - o > 4 ? o + 4 : (size_t)(end - s));
     return -1;
 }
 
@@ -329,7 +341,7 @@ static json_t *jp_object(jparse *j, int depth)
             }
         }
         int set = v != NULL ? json_object_setn_new_nocheck(o, (const char *)k, kl, v) : -1;
-        cl_json_free(kown);
+        jp_free_owned(kown, kl);
         if (v == NULL)
             break;
         if (set < 0) {
@@ -408,7 +420,7 @@ static json_t *jp_value(jparse *j, int depth)
         if (jp_string(j, &s, &n, &own) < 0)
             return NULL;
         json_t *v = json_stringn_nocheck((const char *)s, n);
-        cl_json_free(own);
+        jp_free_owned(own, n);
         return v != NULL ? v : jp_nomem(j);
     }
     case 't':

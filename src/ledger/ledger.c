@@ -555,15 +555,25 @@ out:
     return rc;
 }
 
+/* Every internal write is listed under the reserved collection "\x01t<table>" (3 bytes), so the
+ * current state of a table is rebuilt by reading only that table's writes. */
+#define TABLE_COLL_LEN 3
+static void table_coll(uint8_t table, char out[TABLE_COLL_LEN + 1])
+{
+    out[0] = '\x01';
+    out[1] = 't';
+    out[2] = (char)('0' + table);
+    out[3] = 0;
+}
+
 /* Internal-table writes that the engine needs to find quickly are mirrored into the index meta:
  * the latest certificate of every node (for receipts) and the service identity version. The same
  * function serves the write path and replay, so a rebuilt index equals the original. */
 static int index_internal_meta(cl_index_batch *b, const cl_internal_pub *ip, uint64_t seqno)
 {
-    /* Every internal write is listed under the reserved collection "\x01t<table>", so the
-     * current state of a table is rebuilt by reading only that table's writes. */
-    char coll[4] = {'\x01', 't', (char)('0' + ip->table), 0};
-    CL_TRY(cl_index_put_collection(b, coll, 3, seqno));
+    char coll[TABLE_COLL_LEN + 1];
+    table_coll(ip->table, coll);
+    CL_TRY(cl_index_put_collection(b, coll, TABLE_COLL_LEN, seqno));
     if (ip->op != CL_OP_PUT)
         return CL_OK;
     char mk[CL_INDEX_META_KEY_MAX];
@@ -885,6 +895,28 @@ static int chunk_for(const cl_ledger *l, uint64_t start, cl_chunk_name *out)
     return CL_OK;
 }
 
+/* The chunk whose seqnos include `seqno` (the open chunk from its start on); CL_ENOENT past the
+ * ledger's chunks. */
+static int chunk_of_seqno(const cl_ledger *l, uint64_t seqno, cl_chunk_name *out)
+{
+    if (l->open_start != 0 && seqno >= l->open_start) {
+        *out = (cl_chunk_name){l->open_start, 0, 0};
+        return CL_OK;
+    }
+    size_t lo = 0, hi = l->nchunks; /* the first chunk that starts after seqno */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l->chunks[mid].start <= seqno)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || l->chunks[lo - 1].end < seqno)
+        return CL_ENOENT;
+    *out = l->chunks[lo - 1];
+    return CL_OK;
+}
+
 static int read_file_for(cl_ledger *l, uint64_t start, cl_file **f)
 {
     if (l->open_chunk != NULL && start == l->open_start) {
@@ -933,13 +965,14 @@ static int loc_of(cl_ledger *l, uint64_t seqno, cl_index_loc *loc)
     return CL_OK;
 }
 
-/* 1 when the chunk that starts at `start` holds a whole, checksummed frame of seqno. */
-static int chunk_holds(cl_ledger *l, uint64_t start, uint64_t seqno)
+/* 1 when the chunk whose seqnos include seqno holds a whole, checksummed frame of it (whatever
+ * chunk the index named). */
+static int chunk_holds(cl_ledger *l, uint64_t seqno)
 {
     cl_chunk_name c;
     char path[PATH_MAX_LEN];
     cl_chunk_reader r;
-    if (chunk_for(l, start, &c) != CL_OK || chunk_path(l, &c, path) != CL_OK ||
+    if (chunk_of_seqno(l, seqno, &c) != CL_OK || chunk_path(l, &c, path) != CL_OK ||
         cl_chunk_reader_open(&r, l->fs, path) != CL_OK)
         return 0;
     int found = 0;
@@ -986,9 +1019,10 @@ static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *
     if (rc == CL_OK && (e->seqno != seqno || cl_cursor_left(&c) != 0))
         return index_damage(l, CL_ECORRUPT, "points to another frame for seqno", seqno);
     if (rc == CL_ETRUNC || rc == CL_ECORRUPT || rc == CL_EFORMAT) {
-        /* Bytes that are no whole frame: the location is wrong when the chunk holds the frame
-         * elsewhere (O(chunk), on this error path only), the chunk is damaged otherwise. */
-        if (chunk_holds(l, loc.chunk_start, seqno))
+        /* Bytes that are no whole frame: the location is wrong when the seqno's chunk holds the
+         * frame (elsewhere, or the index named another chunk; O(chunk), on this error path
+         * only), the chunk is damaged otherwise. */
+        if (chunk_holds(l, seqno))
             return index_damage(l, CL_ECORRUPT, "points off the frame of seqno", seqno);
         cl_logf(CL_LOG_ERROR,
                 "ledger: the frame of seqno %" PRIu64
@@ -1038,11 +1072,16 @@ int cl_ledger_read_listed(cl_ledger *l, uint64_t seqno, const char *coll, size_t
                           cl_ledger_entry *out)
 {
     CL_TRY(cl_ledger_read(l, seqno, out));
-    /* an internal table's collection is "\x01t<table>" (index_internal_meta) */
-    int internal = len == 3 && (uint8_t)coll[0] == 0x01 && coll[1] == 't';
-    if (internal ? out->type == CL_ENTRY_INTERNAL && out->table == (uint8_t)(coll[2] - '0')
-                 : out->type == CL_ENTRY_USER && out->collection_len == len &&
-                       memcmp(out->collection, coll, len) == 0)
+    /* the collection the entry is listed under: its own, or its table's */
+    char tc[TABLE_COLL_LEN + 1];
+    const char *own = out->type == CL_ENTRY_USER ? out->collection : NULL;
+    size_t own_len = out->collection_len;
+    if (out->type == CL_ENTRY_INTERNAL) {
+        table_coll(out->table, tc);
+        own = tc;
+        own_len = TABLE_COLL_LEN;
+    }
+    if (own != NULL && own_len == len && memcmp(own, coll, len) == 0)
         return CL_OK;
     cl_ledger_entry_free(out);
     return index_damage(l, CL_ECORRUPT, "lists under another collection seqno", seqno);
@@ -1436,7 +1475,8 @@ int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
                          int (*cb)(void *arg, const cl_ledger_entry *e), void *arg)
 {
     CL_ENSURE(table >= CL_TABLE_USERS && table <= CL_TABLE_MAX, CL_EINVAL);
-    char coll[3] = {'\x01', 't', (char)('0' + table)};
+    char coll[TABLE_COLL_LEN + 1];
+    table_coll(table, coll);
     /* The index is not re-entrant: collect a bounded batch of seqnos, then read them. */
     seq_batch *b = cl_malloc(sizeof *b);
     CL_ENSURE(b != NULL, CL_ENOMEM);
@@ -1445,10 +1485,10 @@ int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
     while (rc == CL_OK && !stop && from != 0) {
         b->n = 0;
         uint64_t next = 0;
-        rc = idx_scan(l, coll, 3, from, l->durable_seqno, 256, batch_cb, b, &next);
+        rc = idx_scan(l, coll, TABLE_COLL_LEN, from, l->durable_seqno, 256, batch_cb, b, &next);
         for (size_t i = 0; rc == CL_OK && !stop && i < b->n; i++) {
             cl_ledger_entry e;
-            rc = cl_ledger_read_listed(l, b->seq[i], coll, 3, &e);
+            rc = cl_ledger_read_listed(l, b->seq[i], coll, TABLE_COLL_LEN, &e);
             if (rc == CL_OK) {
                 int r = cb(arg, &e);
                 cl_ledger_entry_free(&e);
@@ -1980,6 +2020,16 @@ static int derive(cl_ledger *l, const cl_ledger_opts *o)
     return CL_OK;
 }
 
+/* During open: the index failed (rc), so it is removed and built again from the chunks under
+ * this boot's marker (a "damaged" one written meanwhile is overtaken). */
+static int rederive_index(cl_ledger *l, const cl_ledger_opts *o, const char *why, int rc)
+{
+    CL_TRY(lose_index(l, why, cl_errname(rc)));
+    l->index_damaged = 0;
+    CL_TRY(write_index_marker(l, o));
+    return derive(l, o);
+}
+
 /* The index is derived state, opened without syncs (index.h): after a power cut it may be torn in
  * ways that open does not notice. The marker above catches every such case; besides, any LMDB
  * error while it is brought up to date makes it "lost": its files are removed and it is rebuilt
@@ -1991,8 +2041,7 @@ static int open_derived(cl_ledger *l, const cl_ledger_opts *o)
     int rc = derive(l, o);
     if (rc != CL_EDB)
         return rc;
-    CL_TRY(lose_index(l, "the index failed while it was brought up to date", cl_errname(rc)));
-    return derive(l, o);
+    return rederive_index(l, o, "the index failed while it was brought up to date", rc);
 }
 
 /* ---- the Merkle store check ---------------------------------------------------------------
@@ -2104,19 +2153,6 @@ static int check_tree(cl_ledger *l, const open_findings *of)
  * secret and compares both, reading the chunks directly (the index is not trusted yet): a few
  * frames per secret, in the chunk that holds its record. A ledger that ends before a secret's
  * record has nothing encrypted under it (trim_secrets drops it). */
-static int secret_chunk(const cl_ledger *l, uint64_t seqno, cl_chunk_name *out)
-{
-    if (l->open_start != 0 && seqno >= l->open_start) {
-        *out = (cl_chunk_name){l->open_start, 0, 0};
-        return CL_OK;
-    }
-    for (size_t i = 0; i < l->nchunks; i++)
-        if (l->chunks[i].start <= seqno && seqno <= l->chunks[i].end) {
-            *out = l->chunks[i];
-            return CL_OK;
-        }
-    return CL_ENOENT;
-}
 
 /* CL_OK (or CL_ENOENT when the ledger ends before the record); CL_ECORRUPT, logged, otherwise. */
 static int check_secret(cl_ledger *l, size_t i, cl_buf *plain, open_findings *of)
@@ -2124,7 +2160,7 @@ static int check_secret(cl_ledger *l, size_t i, cl_buf *plain, open_findings *of
     const secret_rec *sec = &l->secrets[i];
     cl_chunk_name c;
     char path[PATH_MAX_LEN], want[64];
-    if (secret_chunk(l, sec->applies_from, &c) != CL_OK)
+    if (chunk_of_seqno(l, sec->applies_from, &c) != CL_OK)
         return CL_ENOENT;
     CL_TRY(chunk_path(l, &c, path));
     int wn = applies_from_value(sec->applies_from, want);
@@ -2198,15 +2234,16 @@ static int check_secrets(cl_ledger *l, open_findings *of)
  * none). The row the index lists is read back and held to the table. */
 static int later_secret(cl_ledger *l, const open_findings *of, uint64_t *found)
 {
-    char coll[3] = {'\x01', 't', (char)('0' + CL_TABLE_SECRETS)};
+    char coll[TABLE_COLL_LEN + 1];
+    table_coll(CL_TABLE_SECRETS, coll);
     first_cb_arg fa = {0};
     *found = 0;
-    CL_TRY(
-        idx_scan(l, coll, 3, of->last_secret_record + 1, l->durable_seqno, 1, first_cb, &fa, NULL));
+    CL_TRY(idx_scan(l, coll, TABLE_COLL_LEN, of->last_secret_record + 1, l->durable_seqno, 1,
+                    first_cb, &fa, NULL));
     if (fa.found == 0)
         return CL_OK;
     cl_ledger_entry e;
-    CL_TRY(cl_ledger_read_listed(l, fa.found, coll, 3, &e));
+    CL_TRY(cl_ledger_read_listed(l, fa.found, coll, TABLE_COLL_LEN, &e));
     cl_ledger_entry_free(&e);
     *found = fa.found;
     return CL_OK;
@@ -2224,11 +2261,7 @@ static int check_no_later_secret(cl_ledger *l, const cl_ledger_opts *o, const op
     unsigned faults = l->index_faults;
     int rc = later_secret(l, of, &found);
     if (rc == CL_EDB || (rc == CL_ECORRUPT && l->index_faults != faults)) {
-        CL_TRY(
-            lose_index(l, "the index failed while the secrets file was checked", cl_errname(rc)));
-        l->index_damaged = 0;
-        CL_TRY(write_index_marker(l, o));
-        CL_TRY(derive(l, o));
+        CL_TRY(rederive_index(l, o, "the index failed while the secrets file was checked", rc));
         rc = later_secret(l, of, &found);
     }
     CL_TRY(rc);

@@ -68,9 +68,8 @@
 #define DEFAULT_IDLE_TIMEOUT_MS 30000
 #define DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define LINGER_MAX_MS 2000
-#define KEEP_BUFFERS_MS                                                                            \
-    1000 /* idle this long: the connection's TLS and input buffers are freed                       \
-          */
+/* Idle this long, a connection's TLS and input buffers are freed. */
+#define KEEP_BUFFERS_MS 1000
 #define READ_CHUNK 16384
 /* The largest write request: the send timer (TM_SEND), the write-wait request timer and the idle
  * timer of a connection whose reply is still going out count a completed write as progress (so a
@@ -718,7 +717,7 @@ struct cl_http_server {
     size_t live_conns; /* atomic; threaded mode: connections accepted and not yet freed */
     int threaded, wake_inited, lpoll_inited;
     int stopping, listener_closed, finished;
-    int free_buffers_ok; /* SSL_free_buffers is safe in this OpenSSL (free_buffers_fixed) */
+    int free_buffers_ok; /* cl_http_idle_frees_tls_buffers() */
     unsigned corked;     /* main loop: cl_http_server_cork depth */
     void (*done)(void *arg);
     void *done_arg;
@@ -847,9 +846,10 @@ static void conn_close(http_conn *c)
  * SSL_OP_CLEANSE_PLAINTEXT for OpenSSL's). Nothing is freed that holds unread or unsent bytes. */
 /* Before OpenSSL 3.0.14, 3.1.6, 3.2.2 and 3.3.1, SSL_free_buffers freed a read buffer that held
  * part of a record (CVE-2024-4741): a client that sent a record's first bytes and waited made the
- * rest land in freed memory. Those libraries keep the buffers until the connection closes. A
- * distribution's backport keeps the old number, so this errs on the side of memory. */
-static int free_buffers_fixed(void)
+ * rest land in freed memory. With those libraries OpenSSL releases the buffers itself after every
+ * record (SSL_MODE_RELEASE_BUFFERS, set per connection; not the bug), paying the wipe per record.
+ * A distribution's backport keeps the old number: it is treated as unfixed. Exported for tests. */
+int cl_http_idle_frees_tls_buffers(void)
 {
     unsigned long v = OpenSSL_version_num(); /* 0xMNN00PP0 */
     unsigned major = (unsigned)(v >> 28), minor = (unsigned)(v >> 20) & 0xff,
@@ -897,7 +897,7 @@ static void set_timer(http_conn *c, int mode)
         ms = o->request_timeout_ms;
     else if (mode == TM_LINGER)
         ms = o->idle_timeout_ms < LINGER_MAX_MS ? o->idle_timeout_ms : LINGER_MAX_MS;
-    c->idle_step = mode == TM_IDLE && c->ssl != NULL && ms > KEEP_BUFFERS_MS;
+    c->idle_step = mode == TM_IDLE && ms > KEEP_BUFFERS_MS;
     if (c->idle_step)
         ms = KEEP_BUFFERS_MS;
     if (mode == TM_NONE)
@@ -1707,6 +1707,8 @@ static void conn_setup(http_conn *c)
     c->ssl = SSL_new(s->o.tls->ssl);
     c->rbio = BIO_new(BIO_s_mem());
     c->wbio = BIO_new(BIO_s_mem());
+    if (c->ssl != NULL && !s->free_buffers_ok) /* the buffers' release is OpenSSL's, per record */
+        SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
     if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
         BIO_free(c->rbio);
         BIO_free(c->wbio);
@@ -2095,7 +2097,7 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
         return CL_ENOMEM;
     s->nworkers = o->worker_threads > 0 ? o->worker_threads : 1;
     s->threaded = o->worker_threads > 0;
-    s->free_buffers_ok = free_buffers_fixed();
+    s->free_buffers_ok = cl_http_idle_frees_tls_buffers();
     s->workers = cl_calloc(s->nworkers, sizeof *s->workers);
     if (s->workers == NULL) {
         cl_free(s);

@@ -126,6 +126,10 @@ typedef enum {
     CL_HTTP_ROUTE_NOT_FOUND,   /* 404: no route has this path */
 } cl_http_route_verdict;
 
+/* 1 when idle connections free OpenSSL's record buffers (after 1 s; this OpenSSL's SSL_free_buffers
+ * refuses a half-read record, CVE-2024-4741); 0: OpenSSL releases them after every record. */
+int cl_http_idle_frees_tls_buffers(void);
+
 /* cl_http_route_decide: the verdict on a request for `method`. `asterisk`: the request target is
  * "*" (the whole server; it names a resource for OPTIONS only, RFC 9110 §9.3.7, and no route
  * serves it); `path_known`: some route has the request's path; `served`: one of them serves the

@@ -1074,12 +1074,12 @@ static int admit(cl_req *r)
     /* Route: path, then method. Allow is built only for a refusal (every write would build one:
      * the GET route of its path comes first). */
     char allow[96] = "";
-    int path_known = 0;
-    for (size_t i = 0; i < NROUTES && r->route == NULL; i++) {
-        if (!asterisk && !path_match(routes[i].pattern, &r->path))
+    int path_known = asterisk; /* "*" serves no method: cl_http_route_decide */
+    for (size_t i = 0; !asterisk && i < NROUTES && r->route == NULL; i++) {
+        if (!path_match(routes[i].pattern, &r->path))
             continue;
         path_known = 1;
-        if (!asterisk && cl_http_method_serves(routes[i].method, method))
+        if (cl_http_method_serves(routes[i].method, method))
             r->route = &routes[i];
     }
     for (size_t i = 0; r->route == NULL && path_known && i < NROUTES; i++)

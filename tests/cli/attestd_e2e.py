@@ -26,6 +26,7 @@ import datetime
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from tally import Tally  # noqa: E402
+from badcert import bad_dates_cert  # noqa: E402
 from netutil import free_port  # noqa: E402
 
 BIN, WORK = sys.argv[1], sys.argv[2]
@@ -459,7 +460,7 @@ def main():
 
     # over 1,000 hostile requests: exact 4xx each, the service keeps serving
     r = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "tests", "cli", "attestd_hostile.py"), str(aad.port),
-                        os.path.join(aad.dir, "tls_cert.pem"), BEARER, VEC, os.path.join(BIN, "cledger-attestd")],
+                        os.path.join(aad.dir, "tls_cert.pem"), BEARER, VEC],
                        capture_output=True, text=True, timeout=600)
     check(r.returncode == 0, "hostile requests:\n" + r.stdout[-300:] + r.stderr[-2500:])
     if r.returncode == 0:
@@ -646,6 +647,21 @@ def admin_certificate():
     check(st == 401 and "validity period" in json.dumps(j),
           "an expired administrator certificate is refused (%s %s)" % (st, j))
     check(inst.stop() == 0, "certadmin-expired stop")
+    # one whose notAfter cannot be read (month 13): refused with its own reason, not as "outside
+    # its validity period"
+    bkp_dir = os.path.join(WORK, "baddates")
+    os.makedirs(bkp_dir, exist_ok=True)
+    bcp, bkp = bad_dates_cert(bkp_dir)
+    inst = Instance("certadmin-baddates", "--admin-cert", bcp)
+    inst.start()
+    for method, path, body in (("GET", "/policies/SgxEnclave", None), ("PUT", "/policies/SgxEnclave", "x"),
+                               ("POST", "/policies/Tpm:reset", "x")):
+        st, _, j = inst.req(method, path + Q, body, {"Content-Type": "text/plain"} if body else None,
+                            client_cert=(bcp, bkp))
+        msg = json.dumps(j)
+        check(st == 401 and "Unauthorized" in msg and "cannot be read" in msg and "outside" not in msg,
+              "%s %s, admin certificate with unreadable dates: %s %s" % (method, path, st, msg[:200]))
+    check(inst.stop() == 0, "certadmin-baddates stop")
 
 
 def sdk_flows():

@@ -15,6 +15,11 @@
 
 #include <cmocka.h>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(__SANITIZE_ADDRESS__)
+#define __SANITIZE_ADDRESS__ 1 /* clang's spelling of gcc's macro */
+#endif
+#endif
 #ifdef __SANITIZE_ADDRESS__
 size_t __sanitizer_get_current_allocated_bytes(void); /* sanitizer/allocator_interface.h */
 #endif
@@ -1461,24 +1466,34 @@ static void *client_idle_buffers(tresult *res)
     size_t busy = heap_in_use();
     usleep(1500 * 1000);
     size_t idle = heap_in_use();
-    CC(res, idle + IDLE_CONNS * (24u << 10) < busy);
+    /* the 16 KiB input buffer, and ~34 KiB of record buffers where this OpenSSL lets them go
+     * (otherwise it released them itself after each record) */
+    size_t each = cl_http_idle_frees_tls_buffers() ? 24u << 10 : 12u << 10;
+    CC(res, idle + IDLE_CONNS * each < busy);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < IDLE_CONNS; i++)
         CC(res, tc_request(&t[i], "GET", "/", NULL, NULL, &r) == 0 && r.status == 200);
-    /* a record's first bytes, then 1.5 s idle (the buffers' release comes due), then the rest: the
-     * request is answered (OpenSSL before 3.0.14 freed the half-read record: CVE-2024-4741) */
+    /* a record's 5-byte header (nothing OpenSSL counts as pending) on one connection, its header
+     * and 2 bytes on another, 1.2 s idle (the buffers' release comes due), then the rest: both
+     * requests are answered (OpenSSL before 3.0.14 freed a half-read record: CVE-2024-4741) */
     {
         static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        uint8_t rec[512];
-        size_t n = 0;
-        CC(res, tc_seal(&t[1], req, sizeof req - 1, rec, sizeof rec, &n) == 0 && n > 8);
-        CC(res, send(t[1].fd, rec, 7, 0) == 7);
-        usleep(1500 * 1000);
-        CC(res, send(t[1].fd, rec + 7, n - 7, 0) == (ssize_t)(n - 7));
-        CC(res, tc_response(&t[1], &r) == 0 && r.status == 200);
+        uint8_t rec[2][512];
+        size_t n[2] = {0, 0}, head[2] = {5, 7};
+        for (int k = 0; k < 2; k++) {
+            CC(res, tc_seal(&t[1 + k], req, sizeof req - 1, rec[k], sizeof rec[k], &n[k]) == 0 &&
+                        n[k] > 8);
+            CC(res, send(t[1 + k].fd, rec[k], head[k], 0) == (ssize_t)head[k]);
+        }
+        usleep(1200 * 1000);
+        for (int k = 0; k < 2; k++) {
+            size_t rest = n[k] - head[k];
+            CC(res, send(t[1 + k].fd, rec[k] + head[k], rest, 0) == (ssize_t)rest);
+            CC(res, tc_response(&t[1 + k], &r) == 0 && r.status == 200);
+        }
     }
-    CC(res, !tc_closed(&t[0], 500)); /* 2 s idle: still open */
+    CC(res, !tc_closed(&t[0], 500)); /* ~1.7 s idle: still open */
     CC(res, tc_closed(&t[0], 2500)); /* closed by the 3 s idle timeout */
     CC(res, ms_since(&t0) >= 2900);
 out:
@@ -2124,6 +2139,7 @@ int main(void)
         cmocka_unit_test(test_cork),
 #define MT(f) {#f "_mt", f, mt_setup, mt_teardown, NULL}
         MT(test_tls_versions),
+        MT(test_idle_buffers_released),
         MT(test_client_certificate),
         MT(test_keepalive),
         MT(test_async_reply),

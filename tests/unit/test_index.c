@@ -739,6 +739,19 @@ static void test_invalid_collection(void **state)
 }
 
 /* Edits the closed index in f->dir with LMDB itself: deletes (val NULL) or puts row key of db. */
+/* A closed index whose collection "c" holds rows 10, 20, ..., n * 10. */
+static void closed_rows(fixture *f, uint64_t n)
+{
+    cl_index *idx = open_idx(f, 0);
+    cl_index_batch *b;
+    assert_int_equal(cl_index_batch_begin(idx, &b), CL_OK);
+    for (uint64_t s = 1; s <= n; s++)
+        assert_int_equal(cl_index_put_collection(b, "c", 1, s * 10), CL_OK);
+    assert_int_equal(cl_index_batch_commit(b), CL_OK);
+    cl_index_close(f->idx);
+    f->idx = NULL;
+}
+
 static void raw_row(fixture *f, const char *db, const uint8_t *key, size_t klen, const uint8_t *val,
                     size_t vlen)
 {
@@ -754,14 +767,7 @@ static void test_relink_damage(void **state)
 {
     fixture *f = *state;
     for (int v = 0; v < 3; v++) {
-        cl_index *idx = open_idx(f, 0);
-        cl_index_batch *b;
-        assert_int_equal(cl_index_batch_begin(idx, &b), CL_OK);
-        for (uint64_t s = 1; s <= 3; s++)
-            assert_int_equal(cl_index_put_collection(b, "c", 1, s * 10), CL_OK);
-        assert_int_equal(cl_index_batch_commit(b), CL_OK);
-        cl_index_close(f->idx);
-        f->idx = NULL;
+        closed_rows(f, 3);
         uint8_t kb[10] = {'c', 0, 0, 0, 0, 0, 0, 0, 0, 30}, link[8] = {0, 0, 0, 0, 0, 0, 0, 27};
         uint8_t ek[8] = {0, 0, 0, 0, 0, 0, 0, 20};
         uint64_t put = 25;
@@ -773,7 +779,8 @@ static void test_relink_damage(void **state)
             raw_row(f, "entrycoll", ek, sizeof ek, NULL, 0);
             put = 20;
         }
-        idx = open_idx(f, 0);
+        cl_index *idx = open_idx(f, 0);
+        cl_index_batch *b;
         assert_int_equal(cl_index_batch_begin(idx, &b), CL_OK);
         assert_int_equal(cl_index_put_collection(b, "c", 1, put), CL_OK);
         assert_int_equal(cl_index_batch_commit(b), CL_ECORRUPT);
@@ -792,18 +799,11 @@ static void test_relink_damage(void **state)
 static void test_chain_damage(void **state)
 {
     fixture *f = *state;
-    cl_index *idx = open_idx(f, 0);
-    cl_index_batch *b;
-    assert_int_equal(cl_index_batch_begin(idx, &b), CL_OK);
-    for (uint64_t s = 1; s <= 10; s++)
-        assert_int_equal(cl_index_put_collection(b, "c", 1, s * 10), CL_OK);
-    assert_int_equal(cl_index_batch_commit(b), CL_OK);
-    cl_index_close(f->idx);
-    f->idx = NULL;
+    closed_rows(f, 10);
     uint8_t kb[10] = {'c', 0, 0, 0, 0, 0, 0, 0, 0, 50};
     raw_row(f, "collections", kb, sizeof kb, NULL, 0);
 
-    idx = open_idx(f, 0);
+    cl_index *idx = open_idx(f, 0);
     collect c = {0};
     for (uint64_t from = 0; from <= 50; from += 5)
         assert_int_equal(

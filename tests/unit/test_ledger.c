@@ -105,6 +105,18 @@ static void put(cl_ledger *l, const char *coll, const char *text, uint64_t *seqn
                      CL_OK);
 }
 
+/* n entries of `text` in `coll` (their seqnos in s[]), signed after every `every`-th (the
+ * signatures' seqnos in sigs[], when given). */
+static void put_signed(cl_ledger *l, const char *coll, const char *text, int n, int every,
+                       uint64_t *s, uint64_t *sigs)
+{
+    for (int i = 0; i < n; i++) {
+        put(l, coll, text, &s[i]);
+        if (i % every == every - 1)
+            assert_int_equal(cl_ledger_sign(l, 2, sigs != NULL ? &sigs[i / every] : NULL), CL_OK);
+    }
+}
+
 static void expect_entry(cl_ledger *l, uint64_t seqno, const char *coll, const char *text)
 {
     cl_ledger_entry e;
@@ -311,11 +323,7 @@ static void test_private_ledger_encrypts(void **state)
     assert_true(cl_ledger_is_private(l));
     const char *marker = "TOP-SECRET-PAYMENT-4711";
     uint64_t s[40];
-    for (int i = 0; i < 40; i++) {
-        put(l, "payments", marker, &s[i]);
-        if (i % 10 == 9)
-            assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
-    }
+    put_signed(l, "payments", marker, 40, 10, s, NULL);
     assert_int_equal(cl_ledger_rotate_secret(l, 2), CL_OK);
     uint64_t after;
     put(l, "payments", marker, &after);
@@ -389,11 +397,7 @@ static void test_secrets_file_checked(void **state)
     assert_int_equal(cl_ledger_close(l), CL_OK);
     l = make(dir, 1, 2048);
     uint64_t s[30];
-    for (int i = 0; i < 30; i++) {
-        put(l, "sec", "under the first secret", &s[i]);
-        if (i % 10 == 9)
-            assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
-    }
+    put_signed(l, "sec", "under the first secret", 30, 10, s, NULL);
     assert_int_equal(cl_ledger_sync(l), CL_OK);
     char p[600];
     snprintf(p, sizeof p, "%s/node/ledger_secrets", dir);
@@ -1434,6 +1438,39 @@ static int index_rebuild_asked(const char *dir)
     return asked;
 }
 
+/* A location naming another chunk than the one that holds the seqno, at an offset where that chunk
+ * holds no whole frame: the location is wrong, not the chunk. The check looked for the frame in
+ * the chunk the index named, found nothing, and blamed that chunk: refused for good, no rebuild
+ * asked. */
+static void test_location_in_another_chunk(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 2048);
+    uint64_t s[40];
+    put_signed(l, "a", "rows in small chunks", 40, 10, s, NULL);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    uint8_t k3[8], k30[8], r3[40], r30[40];
+    be64_put(k3, s[3]);
+    be64_put(k30, s[30]);
+    index_row_get(dir, "entries", k3, 8, r3, sizeof r3);
+    index_row_get(dir, "entries", k30, 8, r30, sizeof r30);
+    assert_true(cl_load_u64(r3) != cl_load_u64(r30)); /* two chunks */
+    memcpy(r30, r3, 8);
+    cl_store_u64(r30 + 8, cl_load_u64(r30 + 8) + 1); /* off any frame boundary there */
+    index_row(dir, "entries", k30, 8, r30, sizeof r30);
+    l = reopen(dir, 2048);
+    cl_ledger_entry e;
+    assert_int_equal(cl_ledger_read(l, s[30], &e), CL_ECORRUPT);
+    assert_true(index_rebuild_asked(dir));
+    expect_entry(l, s[3], "a", "rows in small chunks");
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 2048);
+    expect_entry(l, s[30], "a", "rows in small chunks");
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
 /* At open, a ledger with a rotated secret asks the index whether any secret was recorded after the
  * last one node/ledger_secrets holds (an older copy of the file would lack it). When the index
  * cannot answer, open rebuilds it from the chunks and asks again: a damaged index used to fail
@@ -1445,10 +1482,9 @@ static void test_secrets_check_index_damage(void **state)
     (void)state;
     const char *dir = tu_tempdir("cl-ledger");
     cl_ledger *l = make(dir, 1, 2048);
-    uint64_t s;
-    for (int i = 0; i < 12; i++)
-        put(l, "sec", "under the first secret", &s);
-    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    uint64_t first[12];
+    put_signed(l, "sec", "under the first secret", 12, 12, first, NULL);
+    uint64_t s = first[11];
     assert_int_equal(cl_ledger_rotate_secret(l, 2), CL_OK);
     uint64_t after;
     put(l, "sec", "under the second secret", &after);
@@ -1813,11 +1849,7 @@ static void test_receipt_index_damage(void **state)
     const char *dir = tu_tempdir("cl-ledger");
     cl_ledger *l = make(dir, 0, 0);
     uint64_t s[30], sig[3];
-    for (int i = 0; i < 30; i++) {
-        put(l, "r", "receipts", &s[i]);
-        if (i % 10 == 9)
-            assert_int_equal(cl_ledger_sign(l, 2, &sig[i / 10]), CL_OK);
-    }
+    put_signed(l, "r", "receipts", 30, 10, s, sig);
     char *pem = strdup(cl_ledger_service_cert_pem(l));
     assert_int_equal(cl_ledger_close(l), CL_OK);
     json_t *j = NULL;
@@ -2167,6 +2199,7 @@ int main(void)
         cmocka_unit_test(test_index_after_os_crash),
         cmocka_unit_test(test_index_damage_refused),
         cmocka_unit_test(test_secrets_check_index_damage),
+        cmocka_unit_test(test_location_in_another_chunk),
         cmocka_unit_test(test_receipt_index_damage),
         cmocka_unit_test(test_table_row_forged),
         cmocka_unit_test(test_index_torn_mid_replay),
