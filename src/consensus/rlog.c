@@ -17,9 +17,9 @@
  * entry of the segment has been reported durable to libraft, and marks the segment complete.
  *
  * Threads: the loop thread owns all state. Batch writes are submitted from the loop through an
- * io_uring whose completions signal an eventfd the loop polls: no thread of ours wakes up on the
- * path of a write (the kernel's io-wq worker issues it, IOSQE_ASYNC, so the file system and block
- * layer's submission work is not done on the loop). Where io_uring is unavailable (or
+ * io_uring whose completions signal an eventfd the loop polls: no thread wakes up to start a
+ * write (io_uring issues it inside io_uring_enter on the loop, non-blocking; only a write that
+ * would block goes to the kernel's io-wq worker). Where io_uring is unavailable (or
  * CL_RLOG_IO_THREADS), `writers` writer threads run them as pwrite(2) instead. One maintenance
  * thread runs everything else that blocks (segment preparation, seals, snapshots, truncation,
  * deletions), one job at a time in submission order. Thread completions come back through a
@@ -1129,9 +1129,9 @@ static void ring_submit(rlog *l, job *j)
         io_uring_prep_write(sqe, j->seg->fd, j->buf + j->ring_done,
                             (unsigned)(j->len - j->ring_done), j->off + j->ring_done);
         io_uring_sqe_set_data(sqe, j);
-        /* Issued by the kernel's io-wq worker, not inside io_uring_enter on the loop: the loop
-         * goes on to apply and answer the batch the last write made durable (see ring_open). */
-        io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
+        /* No IOSQE_ASYNC: io_uring_enter issues the direct write on the loop (~30 us with the
+         * virtio doorbell) instead of waking an io-wq worker to do it, which cost a context
+         * switch and its scheduling delay on every batch (docs/performance.md, session 28). */
         for (int tries = 0; tries < 100; tries++) {
             rv = io_uring_submit(&l->ring);
             if (rv != -EINTR && rv != -EAGAIN)
@@ -1198,7 +1198,7 @@ static int ring_open(rlog *l)
         errno = -rv;
         return -1;
     }
-    /* IORING_OP_WRITE (and IOSQE_ASYNC with it) came in Linux 5.6; an older ring would fail the
+    /* IORING_OP_WRITE came in Linux 5.6; an older ring would fail the
      * first write, and with it the log: such a kernel gets the writer threads instead. */
     struct io_uring_probe *probe = io_uring_get_probe_ring(&l->ring);
     int has_write = probe != NULL && io_uring_opcode_supported(probe, IORING_OP_WRITE);
