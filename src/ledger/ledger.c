@@ -17,6 +17,7 @@
 #include "ledger/ledger.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -859,15 +860,19 @@ static void request_rebuild(cl_ledger *l, const char *what, uint64_t seqno)
  * wrong result, and makes the next open rebuild it from the chunks: index/dirty is rewritten to
  * name no boot, and close leaves it. Other errors (CL_EDB: the LMDB reader table full, say; no
  * memory) say nothing about the rows: they pass through and ask for nothing. */
-static int index_damage(cl_ledger *l, int rc, const char *what, uint64_t seqno)
+static int index_damage(cl_ledger *l, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int index_damage(cl_ledger *l, int rc, const char *fmt, ...)
 {
     if (rc != CL_ECORRUPT)
         return rc;
     l->index_faults++;
-    char why[PATH_MAX_LEN + 160], at[32] = "";
-    if (seqno != 0)
-        snprintf(at, sizeof at, " %" PRIu64, seqno);
-    snprintf(why, sizeof why, "the index in %s %s%s", l->index_dir, what, at);
+    char what[160], why[PATH_MAX_LEN + 200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(why, sizeof why, "the index in %s %s", l->index_dir, what);
     ask_rebuild(l, &l->index_damaged, l->index_dir, INDEX_MARKER, INDEX_DAMAGED, "the index", why);
     return CL_ECORRUPT;
 }
@@ -957,7 +962,7 @@ static int loc_of(cl_ledger *l, uint64_t seqno, cl_index_loc *loc)
         if (rc < 0) { /* every durable seqno is indexed, with a 40-byte record */
             memset(loc, 0, sizeof *loc);
             return index_damage(l, rc == CL_ENOENT ? CL_ECORRUPT : rc,
-                                "has no usable location for seqno", seqno);
+                                "has no usable location for seqno %" PRIu64, seqno);
         }
         l->loc_seqno = seqno;
     }
@@ -1000,11 +1005,12 @@ static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *
      * the ledger does not have (read_file_for's only CL_ECORRUPT), is the index's damage (the
      * chunks are the source of truth). */
     if (loc.length > CL_ENTRY_MAX_FRAME)
-        return index_damage(l, CL_ECORRUPT, "gives an impossible location for seqno", seqno);
+        return index_damage(l, CL_ECORRUPT, "gives an impossible location for seqno %" PRIu64,
+                            seqno);
     cl_file *f;
     int rc = read_file_for(l, loc.chunk_start, &f);
     if (rc == CL_ECORRUPT)
-        return index_damage(l, rc, "gives an impossible location for seqno", seqno);
+        return index_damage(l, rc, "gives an impossible location for seqno %" PRIu64, seqno);
     CL_TRY(rc);
     cl_buf_reset(buf);
     CL_TRY(cl_buf_reserve(buf, loc.length));
@@ -1017,13 +1023,13 @@ static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *
     }
     /* A whole, checksummed frame of another seqno: the location is wrong, not the chunk. */
     if (rc == CL_OK && (e->seqno != seqno || cl_cursor_left(&c) != 0))
-        return index_damage(l, CL_ECORRUPT, "points to another frame for seqno", seqno);
+        return index_damage(l, CL_ECORRUPT, "points to another frame for seqno %" PRIu64, seqno);
     if (rc == CL_ETRUNC || rc == CL_ECORRUPT || rc == CL_EFORMAT) {
         /* Bytes that are no whole frame: the location is wrong when the seqno's chunk holds the
          * frame (elsewhere, or the index named another chunk; O(chunk), on this error path
          * only), the chunk is damaged otherwise. */
         if (chunk_holds(l, seqno))
-            return index_damage(l, CL_ECORRUPT, "points off the frame of seqno", seqno);
+            return index_damage(l, CL_ECORRUPT, "points off the frame of seqno %" PRIu64, seqno);
         cl_logf(CL_LOG_ERROR,
                 "ledger: the frame of seqno %" PRIu64
                 " cannot be read from the chunk that starts at"
@@ -1063,9 +1069,7 @@ static int idx_scan(cl_ledger *l, const char *coll, size_t len, uint64_t from, u
     int rc = cl_index_collection_scan(l->idx, coll, len, from, to, limit, cb, arg, next);
     if (rc >= 0)
         return rc;
-    char what[80]; /* the start, 0 included, is part of the message */
-    snprintf(what, sizeof what, "gave a collection scan that fails from seqno %" PRIu64, from);
-    return index_damage(l, rc, what, 0);
+    return index_damage(l, rc, "gave a collection scan that fails from seqno %" PRIu64, from);
 }
 
 int cl_ledger_read_listed(cl_ledger *l, uint64_t seqno, const char *coll, size_t len,
@@ -1084,7 +1088,7 @@ int cl_ledger_read_listed(cl_ledger *l, uint64_t seqno, const char *coll, size_t
     if (own != NULL && own_len == len && memcmp(own, coll, len) == 0)
         return CL_OK;
     cl_ledger_entry_free(out);
-    return index_damage(l, CL_ECORRUPT, "lists under another collection seqno", seqno);
+    return index_damage(l, CL_ECORRUPT, "lists under another collection seqno %" PRIu64, seqno);
 }
 
 void cl_ledger_entry_free(cl_ledger_entry *e)
@@ -1214,8 +1218,8 @@ int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out)
     cl_sig_pub sp;
     CL_GUARD(read_frame(l, fa.found, &sigbuf, &se));
     if (se.type != CL_ENTRY_SIGNATURE)
-        CL_GUARD(index_damage(l, CL_ECORRUPT, "lists among the signatures the entry at seqno",
-                              fa.found));
+        CL_GUARD(index_damage(l, CL_ECORRUPT,
+                              "lists among the signatures the entry at seqno %" PRIu64, fa.found));
     CL_GUARD(sig_of(&se, &sp));
     /* The proof comes from the stored tree (no checksum): it must lead from this entry's leaf to
      * the root the signature signs, or the receipt would not verify (see check_tree). */
@@ -1258,8 +1262,8 @@ int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out)
     json_decref(nj);
     if (rc < 0 && rc != CL_ENOMEM && rc != CL_EDB) /* the row's content, whatever the check */
         rc = CL_ECORRUPT;
-    CL_GUARD(index_damage(l, rc, "has no readable certificate for the node that signed seqno",
-                          fa.found));
+    CL_GUARD(index_damage(
+        l, rc, "has no readable certificate for the node that signed seqno %" PRIu64, fa.found));
     CL_GUARD(cl_receipt_to_json(&r, out));
 out:
     cl_receipt_clear(&r);
@@ -1410,7 +1414,7 @@ int cl_ledger_collection_last(cl_ledger *l, const char *coll, size_t len, uint64
         *seqno = 0;
         return CL_OK;
     }
-    CL_TRY(index_damage(l, rc, "has an unreadable statistics row", 0));
+    CL_TRY(index_damage(l, rc, "has an unreadable statistics row"));
     *seqno = st.last;
     return CL_OK;
 }
@@ -1433,7 +1437,7 @@ int cl_ledger_collections(cl_ledger *l, int (*cb)(void *arg, const char *coll, s
 {
     coll_list_arg a = {cb, arg};
     int rc = cl_index_collections_list(l->idx, coll_list_cb, &a);
-    return rc < 0 ? index_damage(l, rc, "gave a collection list that fails", 0) : rc;
+    return rc < 0 ? index_damage(l, rc, "gave a collection list that fails") : rc;
 }
 
 typedef struct {
@@ -1450,11 +1454,11 @@ static int count_internal_cb(void *arg, const char *coll, size_t len, uint64_t c
 int cl_ledger_collection_count(cl_ledger *l, size_t *n)
 {
     size_t all = 0;
-    CL_TRY(index_damage(l, cl_index_collection_count(l->idx, &all), "has no collection count", 0));
+    CL_TRY(index_damage(l, cl_index_collection_count(l->idx, &all), "has no collection count"));
     /* Internal collections sort first (0x01) and are few: count them and subtract. */
     count_arg a = {0};
     CL_TRY(index_damage(l, cl_index_collections_list(l->idx, count_internal_cb, &a),
-                        "gave a collection list that fails", 0));
+                        "gave a collection list that fails"));
     *n = all - a.n;
     return CL_OK;
 }

@@ -883,6 +883,27 @@ static void test_committed_chunk_cut_refused(void **state)
     write_bytes(last, whole, (size_t)sb.st_size);
     assert_int_equal(truncate(last, sb.st_size - 10), 0);
     assert_int_equal(cl_ledger_open(&o, &l), CL_ETRUNC);
+    /* its signature forged into a whole frame of another type with the same seqno (the CRC made
+     * to fit): it holds every seqno its name says, but does not end with a signature */
+    {
+        cl_cursor c;
+        cl_cursor_init(&c, whole + last_off, (size_t)sb.st_size - last_off);
+        cl_entry_view e;
+        assert_int_equal(cl_entry_decode(&c, &e), CL_OK);
+        assert_int_equal(e.type, CL_ENTRY_SIGNATURE);
+        assert_int_equal(c.pos, c.len); /* the chunk's last bytes */
+        e.type = CL_ENTRY_INTERNAL;
+        cl_buf forged = CL_BUF_INIT;
+        assert_int_equal(cl_buf_append(&forged, whole, (size_t)last_off), CL_OK);
+        assert_int_equal(cl_entry_encode(&e, &forged), CL_OK);
+        assert_int_equal(forged.len, (size_t)sb.st_size);
+        write_bytes(last, forged.data, forged.len);
+        cl_buf_free(&forged);
+    }
+    saved = log_begin(log);
+    rc = cl_ledger_open(&o, &l);
+    assert_true(log_end(saved, log, "does not end with a readable signature"));
+    assert_int_equal(rc, CL_ECORRUPT);
     /* whole again: it opens */
     write_bytes(last, whole, (size_t)sb.st_size);
     assert_int_equal(cl_ledger_open(&o, &l), CL_OK);
@@ -1391,20 +1412,7 @@ static void index_row_get(const char *dir, const char *db, const uint8_t *key, s
 {
     char path[600];
     snprintf(path, sizeof path, "%s/index", dir);
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-    MDB_val k = {klen, (void *)key}, v;
-    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
-    assert_int_equal(v.mv_size, n);
-    memcpy(out, v.mv_data, n);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
+    assert_int_equal(tu_lmdb_get(path, db, key, klen, out, n), 0);
 }
 
 /* Collection rows (statistics left as they were): removes (del, dseq) when del is not NULL, adds
@@ -1807,15 +1815,11 @@ static void index_meta_edit(const char *dir, const char *prefix, const char *val
 {
     char path[600];
     snprintf(path, sizeof path, "%s/index", dir);
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
+    MDB_env *env;
+    MDB_txn *txn;
     MDB_cursor *cur = NULL;
     MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    assert_int_equal(tu_lmdb_begin(path, "meta", 0, &env, &txn, &dbi), 0);
     assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
     size_t n = strlen(prefix);
     MDB_val k = {n, (void *)prefix}, v;
@@ -1834,8 +1838,7 @@ static void index_meta_edit(const char *dir, const char *prefix, const char *val
     }
     mdb_cursor_close(cur);
     assert_true(edited > 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    assert_int_equal(tu_lmdb_end(env, txn, 1), 0);
 }
 
 /* A receipt goes through the index three times: the signatures' collection (the next signature

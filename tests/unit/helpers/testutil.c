@@ -218,31 +218,69 @@ uint32_t tu_dir_crc(const char *dir)
     return c;
 }
 
+int tu_lmdb_begin(const char *env_dir, const char *db, int rdonly, MDB_env **env, MDB_txn **txn,
+                  MDB_dbi *dbi)
+{
+    *env = NULL;
+    *txn = NULL;
+    int rc = mdb_env_create(env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(*env, 8);
+    if (rc == 0)
+        rc = mdb_env_open(*env, env_dir, rdonly ? MDB_RDONLY : 0, 0600);
+    if (rc == 0)
+        rc = mdb_txn_begin(*env, NULL, rdonly ? MDB_RDONLY : 0, txn);
+    if (rc == 0)
+        rc = mdb_dbi_open(*txn, db, 0, dbi);
+    if (rc != 0) {
+        (void)tu_lmdb_end(*env, *txn, 0);
+        *env = NULL;
+        *txn = NULL;
+    }
+    return rc;
+}
+
+int tu_lmdb_end(MDB_env *env, MDB_txn *txn, int commit)
+{
+    int rc = 0;
+    if (txn != NULL) {
+        if (commit)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (env != NULL)
+        mdb_env_close(env);
+    return rc;
+}
+
 int tu_lmdb_row(const char *env_dir, const char *db, const void *key, size_t klen, const void *val,
                 size_t vlen)
 {
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
+    MDB_env *env;
+    MDB_txn *txn;
     MDB_dbi dbi;
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    int rc = mdb_env_create(&env);
-    if (rc == 0)
-        rc = mdb_env_set_maxdbs(env, 8);
-    if (rc == 0)
-        rc = mdb_env_open(env, env_dir, 0, 0600);
-    if (rc == 0)
-        rc = mdb_txn_begin(env, NULL, 0, &txn);
-    if (rc == 0)
-        rc = mdb_dbi_open(txn, db, 0, &dbi);
-    if (rc == 0)
-        rc = val != NULL ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL);
-    if (rc == 0) {
-        rc = mdb_txn_commit(txn);
-        txn = NULL;
-    }
-    if (txn != NULL)
-        mdb_txn_abort(txn);
-    if (env != NULL)
-        mdb_env_close(env);
+    int rc = tu_lmdb_begin(env_dir, db, 0, &env, &txn, &dbi);
+    if (rc != 0)
+        return -1;
+    rc = val != NULL ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL);
+    rc = tu_lmdb_end(env, txn, rc == 0) != 0 ? -1 : rc;
     return rc == 0 ? 0 : -1;
+}
+
+int tu_lmdb_get(const char *env_dir, const char *db, const void *key, size_t klen, void *out,
+                size_t n)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {klen, (void *)key}, v;
+    if (tu_lmdb_begin(env_dir, db, 1, &env, &txn, &dbi) != 0)
+        return -1;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == 0 && v.mv_size == n)
+        memcpy(out, v.mv_data, n);
+    (void)tu_lmdb_end(env, txn, 0);
+    return rc == 0 && v.mv_size == n ? 0 : -1;
 }

@@ -2,6 +2,7 @@
 #ifndef CLEDGER_TESTUTIL_H
 #define CLEDGER_TESTUTIL_H
 
+#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,5 +31,15 @@ int tu_grep_dir(const char *dir, const void *needle, size_t n);
  * value val (vlen bytes), as a damaged page would read back; nothing else changes. 0 or -1. */
 int tu_lmdb_row(const char *env_dir, const char *db, const void *key, size_t klen, const void *val,
                 size_t vlen);
+/* Copies row `key` of table `db` (exactly n bytes) out of the closed LMDB environment env_dir.
+ * 0, or -1 when it cannot be read, is missing or has another size. */
+int tu_lmdb_get(const char *env_dir, const char *db, const void *key, size_t klen, void *out,
+                size_t n);
+/* For edits tu_lmdb_row cannot express: opens the closed environment env_dir and begins a
+ * transaction (read-only when rdonly) on table db. 0 or an LMDB error (nothing left open). */
+int tu_lmdb_begin(const char *env_dir, const char *db, int rdonly, MDB_env **env, MDB_txn **txn,
+                  MDB_dbi *dbi);
+/* Commits (commit != 0) or aborts txn, then closes env. 0 or the commit's LMDB error. */
+int tu_lmdb_end(MDB_env *env, MDB_txn *txn, int commit);
 
 #endif
