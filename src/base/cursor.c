@@ -115,22 +115,19 @@ void cl_buf_init_secret(cl_buf *b)
     b->secret = 1;
 }
 
-void cl_buf_free(cl_buf *b)
+/* Frees the storage (wiped first when `wipe`); the buffer stays secret or not for reuse. */
+static void buf_release(cl_buf *b, int wipe)
 {
-    if (b->secret && b->data != NULL)
+    if (wipe && b->data != NULL)
         OPENSSL_cleanse(b->data, b->cap);
     cl_free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
 
-void cl_buf_wipe_free(cl_buf *b)
-{
-    int secret = b->secret;
-    b->secret = 1;
-    cl_buf_free(b);
-    b->secret = secret;
-}
+void cl_buf_free(cl_buf *b) { buf_release(b, b->secret); }
+
+void cl_buf_wipe_free(cl_buf *b) { buf_release(b, 1); }
 
 void cl_buf_reset(cl_buf *b)
 {

@@ -230,8 +230,7 @@ static int jp_string(jparse *j, const unsigned char **out, size_t *len, unsigned
     }
     if (q >= end)
         jp_fail(j, q, "premature end of input in a string");
-    /* a failed escape may have written up to 4 bytes past o */
-    jp_free_owned(d, d != NULL && (size_t)(end - s) - o > 4 ? o + 4 : (size_t)(end - s));
+    jp_free_owned(d, o); /* a failed escape writes nothing */
     return -1;
 }
 

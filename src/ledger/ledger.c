@@ -99,10 +99,9 @@ struct cl_ledger {
     cl_index_batch *batch;
 
     uint64_t last_seqno, durable_seqno, signed_seqno, pending_signed;
-    int rebuild_asked; /* merkle/rebuild was written (request_rebuild) */
-    int index_damaged; /* index/dirty asks the next open to rebuild (index_damage) */
-    unsigned
-        index_faults; /* index_damage calls, asked or not: open tells index from chunk faults */
+    int rebuild_asked;     /* merkle/rebuild was written (request_rebuild) */
+    int index_damaged;     /* index/dirty asks the next open to rebuild (index_damage) */
+    unsigned index_faults; /* index_damage's count: open tells index faults from chunk faults */
 
     uint8_t *rpool; /* RAND_bytes in bulk for per-entry claims keys; secure heap, wiped */
     size_t rpool_pos;
@@ -2231,9 +2230,6 @@ static int check_secrets(cl_ledger *l, open_findings *of)
     return rc;
 }
 
-/* The other way round: a ledger-secret record after the last secret's means the file lacks the
- * newer secrets (an older copy): the entries under them would not decrypt, and new ones would be
- * written under a superseded key. O(1) index reads, once the index is up to date. */
 /* The first secrets-table record after the last one the file's secrets account for (*found, 0:
  * none). The row the index lists is read back and held to the table. */
 static int later_secret(cl_ledger *l, const open_findings *of, uint64_t *found)
@@ -2253,9 +2249,11 @@ static int later_secret(cl_ledger *l, const open_findings *of, uint64_t *found)
     return CL_OK;
 }
 
-/* A rotation recorded in the ledger that the secrets file lacks: the file is an older copy. The
- * question goes to the index; when the index fails to answer (damage, or any LMDB error), it is
- * rebuilt from the chunks here and asked again, as anywhere else in open (its log line's "the
+/* The other way round from check_secrets: a ledger-secret record after the last secret's means
+ * the file lacks the newer secrets (an older copy): the entries under them would not decrypt, and
+ * new ones would be written under a superseded key. O(1) index reads, once the index is up to
+ * date. The question goes to the index; when the index fails to answer (damage, or any LMDB error),
+ * it is rebuilt from the chunks here and asked again, as anywhere else in open (its log line's "the
  * next start rebuilds" is then overtaken by this one). A damaged chunk fails the open. */
 static int check_no_later_secret(cl_ledger *l, const cl_ledger_opts *o, const open_findings *of)
 {

@@ -842,8 +842,6 @@ static void conn_close(http_conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 }
 
-/* An idle connection gives back what it holds for traffic (wiped: secret buffers, and
- * SSL_OP_CLEANSE_PLAINTEXT for OpenSSL's). Nothing is freed that holds unread or unsent bytes. */
 /* Before OpenSSL 3.0.14, 3.1.6, 3.2.2 and 3.3.1, SSL_free_buffers freed a read buffer that held
  * part of a record (CVE-2024-4741): a client that sent a record's first bytes and waited made the
  * rest land in freed memory. With those libraries OpenSSL releases the buffers itself after every
@@ -858,6 +856,8 @@ int cl_http_idle_frees_tls_buffers(void)
     return major > 3 || (major == 3 && (minor > 3 || patch >= first_fixed[minor]));
 }
 
+/* An idle connection gives back what it holds for traffic (wiped: secret buffers, and
+ * SSL_OP_CLEANSE_PLAINTEXT for OpenSSL's). Nothing is freed that holds unread or unsent bytes. */
 static void release_buffers(http_conn *c)
 {
     if (c->inpos == c->in.len) {

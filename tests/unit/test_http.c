@@ -898,6 +898,15 @@ static void h_stop(harness *h)
     assert_int_equal(uv_loop_close(&h->loop), 0);
 }
 
+/* One server (options `over`, NULL: the defaults) and one client running fn, then stop. */
+static void h_run1(const cl_http_server_opts *over, void *(*fn)(tresult *), tresult *res)
+{
+    harness h;
+    h_start(&h, over);
+    h_clients(&h, 1, fn, res);
+    h_stop(&h);
+}
+
 static json_t *body_json(const tresp *r) { return json_loadb(r->body, r->body_len, 0, NULL); }
 
 /* ---- TLS ------------------------------------------------------------------------------------- */
@@ -942,11 +951,8 @@ out:
 static void test_tls_versions(void **state)
 {
     (void)state;
-    harness h;
     tresult res[1] = {0};
-    h_start(&h, NULL);
-    h_clients(&h, 1, client_versions, res);
-    h_stop(&h);
+    h_run1(NULL, client_versions, res);
 }
 
 static void *client_certs(tresult *res)
@@ -979,11 +985,8 @@ out:
 static void test_client_certificate(void **state)
 {
     (void)state;
-    harness h;
     tresult res[1] = {0};
-    h_start(&h, NULL);
-    h_clients(&h, 1, client_certs, res);
-    h_stop(&h);
+    h_run1(NULL, client_certs, res);
     assert_string_equal(res[0].sval[0], G.cli_fp);
     assert_int_equal(strlen(G.cli_fp), 95);
 
@@ -1097,11 +1100,8 @@ out:
 static void test_keepalive(void **state)
 {
     (void)state;
-    harness h;
     tresult res[1] = {0};
-    h_start(&h, NULL);
-    h_clients(&h, 1, client_keepalive, res);
-    h_stop(&h);
+    h_run1(NULL, client_keepalive, res);
 }
 
 static void *client_async(tresult *res)
@@ -1505,22 +1505,16 @@ out:
 static void test_idle_buffers_released(void **state)
 {
     (void)state;
-    harness h;
     tresult res[1] = {0};
-    h_start(&h, NULL);
-    h_clients(&h, 1, client_idle_buffers, res);
-    h_stop(&h);
+    h_run1(NULL, client_idle_buffers, res);
 }
 
 static void test_slow_large_reply(void **state)
 {
     (void)state;
-    harness h;
     tresult res[1] = {0};
     cl_http_server_opts o = {.idle_timeout_ms = 1000, .request_timeout_ms = 1000};
-    h_start(&h, &o);
-    h_clients(&h, 1, client_slow_large, res);
-    h_stop(&h);
+    h_run1(&o, client_slow_large, res);
 }
 
 /* The idle timer of a keep-alive connection whose last reply is still going out counts from the
@@ -1944,12 +1938,9 @@ out:
 static void test_limits(void **state)
 {
     (void)state;
-    harness h;
     tresult res[1] = {0};
     cl_http_server_opts o = {.max_header_bytes = 8192, .max_body_bytes = 4096};
-    h_start(&h, &o);
-    h_clients(&h, 1, client_limits, res);
-    h_stop(&h);
+    h_run1(&o, client_limits, res);
 }
 
 static void *client_timeouts(tresult *res)
@@ -1998,12 +1989,9 @@ out:
 static void test_timeouts(void **state)
 {
     (void)state;
-    harness h;
     tresult res[1] = {0};
     cl_http_server_opts o = {.idle_timeout_ms = 600, .request_timeout_ms = 300};
-    h_start(&h, &o);
-    h_clients(&h, 1, client_timeouts, res);
-    h_stop(&h);
+    h_run1(&o, client_timeouts, res);
 }
 
 static void *client_max_conns(tresult *res)
@@ -2031,12 +2019,9 @@ out:
 static void test_max_connections(void **state)
 {
     (void)state;
-    harness h;
     tresult res[1] = {0};
     cl_http_server_opts o = {.max_connections = 2};
-    h_start(&h, &o);
-    h_clients(&h, 1, client_max_conns, res);
-    h_stop(&h);
+    h_run1(&o, client_max_conns, res);
 }
 
 /* ---- graceful stop --------------------------------------------------------------------------- */
