@@ -265,8 +265,8 @@ int tu_lmdb_row(const char *env_dir, const char *db, const void *key, size_t kle
     if (rc != 0)
         return -1;
     rc = val != NULL ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL);
-    rc = tu_lmdb_end(env, txn, rc == 0) != 0 ? -1 : rc;
-    return rc == 0 ? 0 : -1;
+    int end = tu_lmdb_end(env, txn, rc == 0);
+    return rc == 0 && end == 0 ? 0 : -1;
 }
 
 int tu_lmdb_get(const char *env_dir, const char *db, const void *key, size_t klen, void *out,
