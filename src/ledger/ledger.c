@@ -2277,6 +2277,102 @@ static int check_no_later_secret(cl_ledger *l, const cl_ledger_opts *o, const op
     return CL_ECORRUPT;
 }
 
+/* ---- the committed chunks' ends --------------------------------------------------------------
+ * Open reads the chunks only from the last signature on. A committed chunk is synced before it
+ * gets its committed name and is never written again, so its file ends exactly where the frame of
+ * the last seqno its name says ends, and the index records where that is. Open compares the two for
+ * every committed chunk: one open, size and close of the file and one index read each, O(number of
+ * chunks), where a chunk holds 5 MiB of entries. So a chunk cut at a frame boundary (every frame
+ * left is whole), cut inside a frame, or grown past its last frame is refused at open, named,
+ * instead of failing the reads that reach the missing frames. A mismatch is settled by reading
+ * that one chunk through: if it holds exactly the seqnos its name says and ends with the last of
+ * them, it is the index that is wrong, and the index is rebuilt from the chunks, once. */
+
+/* Reads committed chunk c (at path) through. CL_OK when its frames are whole to the end of the
+ * file, each seqno from c->start on following the one before, and the last is c->end; otherwise
+ * logs what is wrong and returns CL_ECORRUPT (or a read error). */
+static int chunk_whole(cl_ledger *l, const cl_chunk_name *c, const char *path)
+{
+    cl_chunk_reader r;
+    CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
+    uint64_t seen = c->start - 1; /* the last seqno read */
+    cl_entry_view e;
+    uint64_t off = CL_CHUNK_HEADER_LEN;
+    int rc;
+    while ((rc = cl_chunk_reader_next(&r, &e, &off)) == CL_OK && e.seqno == seen + 1)
+        seen = e.seqno;
+    uint64_t at = r.off, size = r.file_size;
+    cl_chunk_reader_close(&r);
+    if (rc == CL_ENOENT && seen == c->end)
+        return CL_OK;
+    if (rc == CL_ENOENT)
+        cl_logf(CL_LOG_ERROR,
+                "ledger: %s ends at seqno %" PRIu64 ", but its name says %" PRIu64
+                ": run cledger verify-ledger",
+                path, seen, c->end);
+    else if (rc == CL_OK)
+        cl_logf(CL_LOG_ERROR,
+                "ledger: %s: the frame at offset %" PRIu64 " holds seqno %" PRIu64
+                " after seqno %" PRIu64 ": run cledger verify-ledger",
+                path, off, e.seqno, seen);
+    else if (rc == CL_ETRUNC || rc == CL_ECORRUPT || rc == CL_EFORMAT || rc == CL_EUNSUPPORTED)
+        cl_logf(CL_LOG_ERROR,
+                "ledger: %s: unreadable bytes at offset %" PRIu64 " of %" PRIu64
+                " (after seqno %" PRIu64 ", its name says %" PRIu64
+                "): %s: run cledger verify-ledger",
+                path, at, size, seen, c->end, cl_strerror(rc));
+    else
+        return rc;
+    return CL_ECORRUPT;
+}
+
+/* 1 when the index puts the frame of c's last seqno at the end of c's file of `size` bytes, 0 when
+ * it does not or cannot answer (damage or any other LMDB error), <0 on another failure. */
+static int index_ends_chunk(cl_ledger *l, const cl_chunk_name *c, uint64_t size)
+{
+    cl_index_loc loc;
+    int rc = cl_index_get_entry(l->idx, c->end, &loc);
+    if (rc == CL_ENOENT || rc == CL_ECORRUPT || rc == CL_EDB)
+        return 0;
+    CL_TRY(rc);
+    return loc.chunk_start == c->start && loc.offset + loc.length == size;
+}
+
+static int check_chunk_ends(cl_ledger *l, const cl_ledger_opts *o)
+{
+    int rebuilt = 0;
+    for (size_t i = 0; i < l->nchunks;) {
+        const cl_chunk_name *c = &l->chunks[i];
+        char path[PATH_MAX_LEN];
+        CL_TRY(chunk_path(l, c, path));
+        cl_file *f = NULL;
+        uint64_t size = 0;
+        CL_TRY(cl_fs_open(l->fs, path, CL_FS_RDONLY, 0, &f));
+        int rc = cl_file_size(f, &size);
+        cl_file_close(f);
+        CL_TRY(rc);
+        rc = index_ends_chunk(l, c, size);
+        CL_TRY(rc);
+        if (rc == 1) {
+            i++;
+            continue;
+        }
+        CL_TRY(chunk_whole(l, c, path));
+        if (rebuilt) { /* a fresh index from whole chunks that still disagrees */
+            cl_logf(CL_LOG_ERROR,
+                    "ledger: the index rebuilt from the chunks does not end %s where its last "
+                    "frame ends",
+                    path);
+            return CL_ECORRUPT;
+        }
+        char why[PATH_MAX_LEN + 80];
+        snprintf(why, sizeof why, "the index does not end %s where its last frame ends", path);
+        CL_TRY(rederive_index(l, o, why, CL_ECORRUPT));
+        rebuilt = 1; /* the same chunk again, against the rebuilt index */
+    }
+    return CL_OK;
+}
+
 /* Drop secrets whose ledger record never became durable (crash between saving the secret file
  * and syncing the record). */
 static int trim_secrets(cl_ledger *l)
@@ -2345,6 +2441,7 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
     CL_GUARD(trim_secrets(l));
     CL_GUARD(open_derived(l, o));
     CL_GUARD(check_no_later_secret(l, o, &of));
+    CL_GUARD(check_chunk_ends(l, o));
     CL_GUARD(check_tree(l, &of));
     {
         size_t vl = 0;

@@ -29,6 +29,7 @@
 #include "ledger/receipt.h"
 #include "ledger/verify.h"
 #include "storage/fs.h"
+#include "storage/index.h"
 #include "testutil.h"
 
 /* stderr (where cl_logf writes) goes to `log` until log_end; the level shows warnings. */
@@ -819,6 +820,58 @@ static void test_tree_frontier_damage_rebuilt(void **state)
     }
 }
 
+/* The chunk files of a closed ledger: the first and the last committed one (path, first and last
+ * seqno), how many are committed and how many open. */
+typedef struct {
+    char first[1200], last[1200];
+    unsigned long long first_start, first_end, last_start;
+    int committed, open;
+} chunk_files;
+
+static void chunk_files_of(const char *dir, chunk_files *cf)
+{
+    char lp[600];
+    unsigned long long st, en;
+    memset(cf, 0, sizeof *cf);
+    cf->first_start = ~0ull;
+    snprintf(lp, sizeof lp, "%s/ledger", dir);
+    DIR *d = opendir(lp);
+    assert_non_null(d);
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (sscanf(de->d_name, "ledger_%llu-%llu.committed", &st, &en) != 2) {
+            cf->open++;
+            continue;
+        }
+        cf->committed++;
+        if (st < cf->first_start) {
+            cf->first_start = st;
+            cf->first_end = en;
+            snprintf(cf->first, sizeof cf->first, "%s/%s", lp, de->d_name);
+        }
+        if (st >= cf->last_start) {
+            cf->last_start = st;
+            snprintf(cf->last, sizeof cf->last, "%s/%s", lp, de->d_name);
+        }
+    }
+    closedir(d);
+}
+
+/* Offset of the last whole frame of the chunk file at path (0: none). */
+static uint64_t last_frame_off(const char *path)
+{
+    uint64_t last_off = 0;
+    cl_chunk_reader r;
+    assert_int_equal(cl_chunk_reader_open(&r, cl_fs_posix(), path), CL_OK);
+    cl_entry_view e;
+    uint64_t off;
+    while (cl_chunk_reader_next(&r, &e, &off) == CL_OK)
+        last_off = off;
+    cl_chunk_reader_close(&r);
+    return last_off;
+}
+
 /* Open hashes the leaves after the last signature again from the chunks, and with no open chunk
  * reads that signature from the last committed chunk: that chunk cut short (its signature lost)
  * is refused, the log naming the file and offset. It used to open without the signature, so its
@@ -835,37 +888,14 @@ static void test_committed_chunk_cut_refused(void **state)
     }
     assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
     assert_int_equal(cl_ledger_close(l), CL_OK);
-    char lp[600], last[1200] = "";
-    unsigned long long best = 0, st, en;
-    snprintf(lp, sizeof lp, "%s/ledger", dir);
-    DIR *d = opendir(lp);
-    assert_non_null(d);
-    int open_chunks = 0;
-    for (struct dirent *de; (de = readdir(d)) != NULL;) {
-        if (de->d_name[0] == '.')
-            continue;
-        if (sscanf(de->d_name, "ledger_%llu-%llu.committed", &st, &en) != 2) {
-            open_chunks++;
-        } else if (st >= best) {
-            best = st;
-            snprintf(last, sizeof last, "%s/%s", lp, de->d_name);
-        }
-    }
-    closedir(d);
-    assert_int_equal(open_chunks, 0);
+    chunk_files cf;
+    chunk_files_of(dir, &cf);
+    assert_int_equal(cf.open, 0);
+    const char *last = cf.last;
     /* cut at the start of its last frame (the closing signature): every frame left is whole, so
      * only the check that a committed chunk holds the seqnos its name says refuses it (it was
      * refused with no word of why) */
-    uint64_t last_off = 0;
-    {
-        cl_chunk_reader r;
-        assert_int_equal(cl_chunk_reader_open(&r, cl_fs_posix(), last), CL_OK);
-        cl_entry_view e;
-        uint64_t off;
-        while (cl_chunk_reader_next(&r, &e, &off) == CL_OK)
-            last_off = off;
-        cl_chunk_reader_close(&r);
-    }
+    uint64_t last_off = last_frame_off(last);
     assert_true(last_off > 0);
     char *whole = tu_read_file(last, NULL);
     struct stat sb;
@@ -1413,6 +1443,87 @@ static void index_row_get(const char *dir, const char *db, const uint8_t *key, s
     char path[600];
     snprintf(path, sizeof path, "%s/index", dir);
     assert_int_equal(tu_lmdb_get(path, db, key, klen, out, n), 0);
+}
+
+/* Open reads the chunks only from the last signature on; every older committed chunk is held to
+ * its size instead: its file must end where the index puts the frame of the last seqno its name
+ * says. Cut at a frame boundary (every frame left whole), cut inside a frame or grown past its last
+ * frame, the first committed chunk was not noticed at open (only by the reads that reached it);
+ * now open refuses it, naming it. With the chunk whole and the index's row wrong, it is the index
+ * that is rebuilt. */
+static void test_older_chunk_ends_checked(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 2048);
+    uint64_t last = 0;
+    for (int i = 0; i < 60; i++) {
+        put(l, "older", "an entry of an older chunk", &last);
+        if (i % 9 == 8)
+            assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    }
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    put(l, "older", "in the open chunk, behind its signature", NULL);
+    assert_int_equal(cl_ledger_sign(l, 2, &last), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    /* the first committed chunk, and that there are more and an open chunk after it */
+    chunk_files cf;
+    chunk_files_of(dir, &cf);
+    assert_int_equal(cf.first_start, 1);
+    assert_true(cf.committed >= 3);
+    assert_int_equal(cf.open, 1);
+    const char *first = cf.first;
+    uint64_t last_off = last_frame_off(first);
+    size_t n = 0;
+    char *whole = tu_read_file(first, &n);
+    assert_non_null(whole);
+    assert_true(last_off > 0 && last_off < n);
+    cl_ledger_opts o = {0};
+    o.dir = dir;
+    char log[700];
+    snprintf(log, sizeof log, "%s-log", dir);
+    /* cut at its last frame, cut inside it, grown past it: refused, named */
+    struct {
+        size_t len;
+        const char *says;
+    } cuts[] = {
+        {(size_t)last_off, "but its name says"},
+        {n - 10, "unreadable bytes at offset"},
+        {n + 7, "unreadable bytes at offset"},
+    };
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        char *b = calloc(1, cuts[k].len);
+        assert_non_null(b);
+        memcpy(b, whole, cuts[k].len < n ? cuts[k].len : n);
+        write_bytes(first, b, cuts[k].len);
+        free(b);
+        int saved = log_begin(log);
+        int rc = cl_ledger_open(&o, &l);
+        assert_true(log_end(saved, log, cuts[k].says));
+        assert_int_equal(rc, CL_ECORRUPT);
+    }
+    /* whole again, but the index puts its last frame one byte further: the index is rebuilt */
+    write_bytes(first, whole, n);
+    uint8_t kb[8], rec[CL_INDEX_LOC_SIZE], good[CL_INDEX_LOC_SIZE];
+    be64_put(kb, cf.first_end);
+    index_row_get(dir, "entries", kb, 8, rec, sizeof rec);
+    memcpy(good, rec, sizeof rec);
+    rec[8] ^= 1; /* the offset, little-endian */
+    index_row(dir, "entries", kb, 8, rec, sizeof rec);
+    int saved = log_begin(log);
+    assert_int_equal(cl_ledger_open(&o, &l), CL_OK);
+    assert_true(log_end(saved, log, "the index does not end"));
+    for (uint64_t s = 1; s <= last; s++) {
+        cl_ledger_entry e;
+        assert_int_equal(cl_ledger_read(l, s, &e), CL_OK);
+        assert_int_equal(e.seqno, s);
+        cl_ledger_entry_free(&e);
+    }
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    index_row_get(dir, "entries", kb, 8, rec, sizeof rec);
+    assert_memory_equal(rec, good, sizeof rec);
+    free(whole);
+    tu_rmrf(dir);
 }
 
 /* Collection rows (statistics left as they were): removes (del, dseq) when del is not NULL, adds
@@ -2208,6 +2319,7 @@ int main(void)
         cmocka_unit_test(test_index_torn_mid_replay),
         cmocka_unit_test(test_tree_frontier_damage_rebuilt),
         cmocka_unit_test(test_committed_chunk_cut_refused),
+        cmocka_unit_test(test_older_chunk_ends_checked),
         cmocka_unit_test(test_tree_tail_rehashed),
         cmocka_unit_test(test_tree_proof_damage_refused),
         cmocka_unit_test(test_tampered_entry_refused),
