@@ -1482,7 +1482,10 @@ static void test_older_chunk_ends_checked(void **state)
     o.dir = dir;
     char log[700];
     snprintf(log, sizeof log, "%s-log", dir);
-    /* cut at its last frame, cut inside it, grown past it: refused, named */
+    /* cut at its last frame, cut inside it, grown past it by part of a copy of its last frame or
+     * by the whole copy (a whole frame out of order): refused, named. Bytes past the end of the
+     * file repeat its last frame. */
+    size_t flen = n - (size_t)last_off;
     struct {
         size_t len;
         const char *says;
@@ -1490,11 +1493,13 @@ static void test_older_chunk_ends_checked(void **state)
         {(size_t)last_off, "but its name says"},
         {n - 10, "unreadable bytes at offset"},
         {n + 7, "unreadable bytes at offset"},
+        {n + flen, "holds seqno"},
     };
     for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
-        char *b = calloc(1, cuts[k].len);
+        char *b = malloc(cuts[k].len);
         assert_non_null(b);
-        memcpy(b, whole, cuts[k].len < n ? cuts[k].len : n);
+        for (size_t i = 0; i < cuts[k].len; i++)
+            b[i] = i < n ? whole[i] : whole[last_off + (i - n)];
         write_bytes(first, b, cuts[k].len);
         free(b);
         int saved = log_begin(log);
