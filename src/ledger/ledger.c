@@ -1873,6 +1873,23 @@ out:
  * the chunks. Damage found in the chunks or the tree stays CL_ECORRUPT and fails the open. */
 static int idx_at_open(int rc) { return rc == CL_ECORRUPT ? CL_EDB : rc; }
 
+/* Logs a committed chunk that holds fewer seqnos than its name says (cut at a frame boundary, so
+ * every frame left is whole); CL_ECORRUPT. */
+static int chunk_ends_early(const char *path, uint64_t seen, uint64_t end)
+{
+    cl_logf(CL_LOG_ERROR,
+            "ledger: %s ends at seqno %" PRIu64 ", but its name says %" PRIu64
+            ": run cledger verify-ledger",
+            path, seen, end);
+    return CL_ECORRUPT;
+}
+
+static void unreadable_frame(const char *path, uint64_t off, int rc)
+{
+    cl_logf(CL_LOG_ERROR, "ledger: %s: unreadable entry frame at offset %" PRIu64 ": %s", path, off,
+            cl_strerror(rc));
+}
+
 /* Replays entries from seqno `from` to the end into the tree (if it is behind) and the index (if
  * it is behind), reading the chunk files sequentially. */
 static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t index_from)
@@ -1906,19 +1923,12 @@ static int replay(cl_ledger *l, uint64_t from, uint64_t tree_from, uint64_t inde
                 rc = CL_OK;
                 /* a committed chunk holds every seqno its name says (frames cut off at a frame
                  * boundary read as a shorter, whole chunk) */
-                if (c.end != 0 && seen < c.end && seen < l->last_seqno) {
-                    cl_logf(CL_LOG_ERROR,
-                            "ledger: %s ends at seqno %" PRIu64 ", but its name says %" PRIu64
-                            ": run cledger verify-ledger",
-                            path, seen, c.end);
-                    rc = CL_ECORRUPT;
-                }
+                if (c.end != 0 && seen < c.end && seen < l->last_seqno)
+                    rc = chunk_ends_early(path, seen, c.end);
                 break;
             }
             if (rc < 0) { /* open cut the open chunk's torn tail: this is damage */
-                cl_logf(CL_LOG_ERROR,
-                        "ledger: %s: unreadable entry frame at offset %" PRIu64 ": %s", path, r.off,
-                        cl_strerror(rc));
+                unreadable_frame(path, r.off, rc);
                 break;
             }
             if (e.seqno > l->last_seqno)
@@ -2288,41 +2298,29 @@ static int check_no_later_secret(cl_ledger *l, const cl_ledger_opts *o, const op
  * that one chunk through: if it holds exactly the seqnos its name says and ends with the last of
  * them, it is the index that is wrong, and the index is rebuilt from the chunks, once. */
 
-/* Reads committed chunk c (at path) through. CL_OK when its frames are whole to the end of the
+/* Reads committed chunk c (at path) on through r. CL_OK when its frames are whole to the end of the
  * file, each seqno from c->start on following the one before, and the last is c->end; otherwise
  * logs what is wrong and returns CL_ECORRUPT (or a read error). */
-static int chunk_whole(cl_ledger *l, const cl_chunk_name *c, const char *path)
+static int chunk_whole(cl_chunk_reader *r, const cl_chunk_name *c, const char *path)
 {
-    cl_chunk_reader r;
-    CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
     uint64_t seen = c->start - 1; /* the last seqno read */
     cl_entry_view e;
-    uint64_t off = CL_CHUNK_HEADER_LEN;
+    uint64_t off = 0;
     int rc;
-    while ((rc = cl_chunk_reader_next(&r, &e, &off)) == CL_OK && e.seqno == seen + 1)
+    while ((rc = cl_chunk_reader_next(r, &e, &off)) == CL_OK && e.seqno == seen + 1)
         seen = e.seqno;
-    uint64_t at = r.off, size = r.file_size;
-    cl_chunk_reader_close(&r);
-    if (rc == CL_ENOENT && seen == c->end)
-        return CL_OK;
     if (rc == CL_ENOENT)
-        cl_logf(CL_LOG_ERROR,
-                "ledger: %s ends at seqno %" PRIu64 ", but its name says %" PRIu64
-                ": run cledger verify-ledger",
-                path, seen, c->end);
-    else if (rc == CL_OK)
+        return seen == c->end ? CL_OK : chunk_ends_early(path, seen, c->end);
+    if (rc == CL_OK) {
         cl_logf(CL_LOG_ERROR,
                 "ledger: %s: the frame at offset %" PRIu64 " holds seqno %" PRIu64
                 " after seqno %" PRIu64 ": run cledger verify-ledger",
                 path, off, e.seqno, seen);
-    else if (rc == CL_ETRUNC || rc == CL_ECORRUPT || rc == CL_EFORMAT || rc == CL_EUNSUPPORTED)
-        cl_logf(CL_LOG_ERROR,
-                "ledger: %s: unreadable bytes at offset %" PRIu64 " of %" PRIu64
-                " (after seqno %" PRIu64 ", its name says %" PRIu64
-                "): %s: run cledger verify-ledger",
-                path, at, size, seen, c->end, cl_strerror(rc));
-    else
+        return CL_ECORRUPT;
+    }
+    if (rc != CL_ETRUNC && rc != CL_ECORRUPT && rc != CL_EFORMAT && rc != CL_EUNSUPPORTED)
         return rc;
+    unreadable_frame(path, r->off, rc);
     return CL_ECORRUPT;
 }
 
@@ -2345,19 +2343,16 @@ static int check_chunk_ends(cl_ledger *l, const cl_ledger_opts *o)
         const cl_chunk_name *c = &l->chunks[i];
         char path[PATH_MAX_LEN];
         CL_TRY(chunk_path(l, c, path));
-        cl_file *f = NULL;
-        uint64_t size = 0;
-        CL_TRY(cl_fs_open(l->fs, path, CL_FS_RDONLY, 0, &f));
-        int rc = cl_file_size(f, &size);
-        cl_file_close(f);
+        cl_chunk_reader r;
+        CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
+        int ends = index_ends_chunk(l, c, r.file_size);
+        int rc = ends == 0 ? chunk_whole(&r, c, path) : ends;
+        cl_chunk_reader_close(&r);
         CL_TRY(rc);
-        rc = index_ends_chunk(l, c, size);
-        CL_TRY(rc);
-        if (rc == 1) {
+        if (ends == 1) {
             i++;
             continue;
         }
-        CL_TRY(chunk_whole(l, c, path));
         if (rebuilt) { /* a fresh index from whole chunks that still disagrees */
             cl_logf(CL_LOG_ERROR,
                     "ledger: the index rebuilt from the chunks does not end %s where its last "
