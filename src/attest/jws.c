@@ -292,8 +292,10 @@ static int jwk_bytes(const json_t *jwk, const char *name, const char *where, uin
     if (rc == CL_ENOMEM)
         return failf(err, errlen, rc, "out of memory");
     if (rc < 0 || *len == 0) {
-        if (rc == CL_OK)
+        if (rc == CL_OK) { /* empty: the caller's cleanup must not see the buffer again */
             cl_free(*out);
+            *out = NULL;
+        }
         return failf(err, errlen, CL_EFORMAT, "%s \"%s\" is not non-empty base64url", where, name);
     }
     return CL_OK;

@@ -684,6 +684,12 @@ static void test_bare_jwk(void **state)
                  pl, ec256, EVP_sha256(), SIG_EC_RAW);
     expect_fail(jws, CL_EUNSUPPORTED, "P-256, P-384 or P-521");
     free(jws);
+    /* an empty coordinate: refused, nothing freed twice */
+    jws = mk_jws("{\"alg\":\"ES256\",\"jwk\":{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":"
+                 "\"VHtjDvTVFK5C-CGtMoWg7HSOHzeINgdVkmFlS_IoJDY\",\"y\":\"\"}}",
+                 pl, ec256, EVP_sha256(), SIG_EC_RAW);
+    expect_fail(jws, CL_EFORMAT, "\"y\" is not non-empty base64url");
+    free(jws);
     cl_free(x);
     free(pl);
 }
@@ -1388,6 +1394,13 @@ static void test_jwks_errors(void **state)
         {"{\"keys\":[{\"kty\":\"RSA\",\"e\":\"AQAB\"}]}", CL_EFORMAT, "keys[0] has no \"n\""},
         {"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"!\",\"e\":\"AQAB\"}]}", CL_EFORMAT,
          "\"n\" is not non-empty base64url"},
+        /* empty members (once freed twice: found by fuzz_jws) */
+        {"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"\",\"e\":\"AQAB\"}]}", CL_EFORMAT,
+         "\"n\" is not non-empty base64url"},
+        {"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"\"}]}", CL_EFORMAT,
+         "\"e\" is not non-empty base64url"},
+        {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"\",\"y\":\"AQAB\"}]}", CL_EFORMAT,
+         "\"x\" is not non-empty base64url"},
         {"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", CL_EFORMAT,
          "not a valid RSA public key"},
         {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AQAB\",\"y\":\"AQAB\"}]}",
