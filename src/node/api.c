@@ -580,11 +580,15 @@ void cl_api_list_entries(cl_req *r)
             next = sl.n ? sl.v[0] : 0;
         }
     }
-    if (next == 0 && ts != NULL && end < to && to <= cl_ledger_last_seqno(n->l)) {
-        /* The range ends past the commit point, at an entry already written: the listing is not
-         * complete yet, so the client is sent on from the first uncommitted seqno (an empty page
-         * until the next signature commits it) instead of being told it is done. A bound beyond
-         * the last written entry is cut at the commit point as before, so paging always ends. */
+    if (next == 0 && ts != NULL && end < to && to <= cl_ledger_last_seqno(n->l) &&
+        (last_coll > end || to > cl_ledger_durable_seqno(n->l))) {
+        /* The range ends past the commit point, at an entry already written, and the collection
+         * has entries past the commit point (or may have: some of the range is not indexed yet):
+         * the listing is not complete yet, so the client is sent on from the first uncommitted
+         * seqno (an empty page until the next signature commits it) instead of being told it is
+         * done. A collection with no entry there (an unknown one: §8.3) gets no nextLink. A bound
+         * beyond the last written entry is cut at the commit point as before, so paging always
+         * ends. */
         next = end + 1 > from ? end + 1 : from;
     }
     CL_GUARD(cl_buf_append(&out, CL_LIT("]")));

@@ -109,6 +109,7 @@ typedef struct cl_pending {
     int kind;
     char *name; /* collection id, user id or role name: name_inline, or heap when longer */
     uint64_t view, seqno;
+    json_t *reply; /* a user write's reply body, made from what its command wrote (write_done) */
     char name_inline[40];
 } cl_pending;
 

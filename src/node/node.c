@@ -426,6 +426,7 @@ int cl_node_start(cl_node *n)
 
 static void pending_free(cl_pending *p)
 {
+    json_decref(p->reply);
     if (p->name != p->name_inline)
         cl_free(p->name);
     cl_free(p);
@@ -537,9 +538,21 @@ static int apply_users(cl_node *n, uint64_t view, const cl_cmd *c, cl_node_resul
             goto out;
         }
         CL_GUARD(cl_roles_value_encode(&rs, &value, &vlen));
-        CL_GUARD(cl_ledger_append_internal(n->l, view, CL_TABLE_USERS, CL_OP_PUT, id, strlen(id),
-                                           value, vlen, &res->seqno));
-        CL_GUARD(cl_users_put(&n->users, id, strlen(id), &rs));
+        size_t idlen = strlen(id);
+        /* An existing user's id differs from the key only in letter case (same length). */
+        CL_GUARD_IF(idlen > c->key_len, CL_EFORMAT);
+        CL_GUARD(cl_ledger_append_internal(n->l, view, CL_TABLE_USERS, CL_OP_PUT, id, idlen, value,
+                                           vlen, &res->seqno));
+        CL_GUARD(cl_users_put(&n->users, id, idlen, &rs));
+        /* What this write did, for its reply: cl_node_apply left room behind res. */
+        char *t = (char *)(res + 1);
+        memcpy(t, id, idlen + 1);
+        res->user_id = t;
+        t += c->key_len + 1;
+        memcpy(t, c->value, c->value_len);
+        t[c->value_len] = '\0';
+        res->user_value = t;
+        res->user_value_len = c->value_len;
     } else {
         if (u == NULL) {
             res->status = CL_ENOENT;
@@ -635,8 +648,12 @@ int cl_node_apply(cl_node *n, uint64_t term, uint64_t index, const void *cmd, si
         *result = NULL;
     cl_cmd c;
     CL_TRY(cl_cmd_decode(cmd, len, &c));
-    /* Allocated first: once the ledger changed, the apply must not fail. */
-    cl_node_result *res = malloc(sizeof *res);
+    /* Allocated first: once the ledger changed, the apply must not fail. A users-table PUT gets
+     * room behind it for the id and the value it writes (see cl_node_result). */
+    int user_put =
+        c.type == CL_CMD_INTERNAL_WRITE && c.table == CL_TABLE_USERS && c.op == CL_OP_PUT;
+    size_t tail = user_put ? c.key_len + 1 + c.value_len + 1 : 0;
+    cl_node_result *res = malloc(sizeof *res + tail);
     CL_ENSURE(res != NULL, CL_ENOMEM);
     memset(res, 0, sizeof *res);
     res->view = term;
@@ -741,8 +758,6 @@ static void finish_write(cl_pending *p)
     cl_node *n = p->n;
     char txid[CL_TXID_MAX + 1];
     cl_txid_format(p->view, p->seqno, txid, sizeof txid);
-    json_t *body = NULL;
-    const cl_user *u = NULL;
     switch (p->kind) {
     case CL_PW_ENTRY: {
         /* The hottest reply: {"collectionId":...} written directly (the bytes cl_json_dump gives;
@@ -762,18 +777,8 @@ static void finish_write(cl_pending *p)
     }
     case CL_PW_USER_SINGLE:
     case CL_PW_USER_MULTI:
-        u = cl_users_find(&n->users, p->name, strlen(p->name));
-        if (u == NULL) { /* removed again before we answered */
-            cl_api_error(&p->to, 404, "ResourceNotFound", "the user was removed meanwhile");
-            break;
-        }
-        if (p->kind == CL_PW_USER_SINGLE)
-            body = json_pack("{s:s,s:s}", "assignedRole", cl_role_highest(u->rs.builtin), "userId",
-                             u->id);
-        else
-            body = json_pack("{s:o,s:s}", "assignedRoles", cl_roles_json_array(&u->rs), "userId",
-                             u->id);
-        cl_api_reply(n, &p->to, 200, body, txid);
+        cl_api_reply(n, &p->to, 200, p->reply, txid); /* NULL (no memory): 500 */
+        p->reply = NULL;
         break;
     case CL_PW_USER_DELETE:
         cl_api_reply_empty(n, &p->to, 204, txid);
@@ -787,6 +792,24 @@ static void finish_write(cl_pending *p)
         break;
     }
     pending_free(p);
+}
+
+/* The 200 body of a user write (§11.3), from the id and roles its command wrote: the users
+ * table itself may have changed again (a later PATCH or DELETE in the same batch) before the
+ * batch's replies are made. NULL when out of memory. */
+static json_t *user_reply(int kind, const cl_node_result *res)
+{
+    cl_roleset rs = {0, NULL, 0};
+    if (res->user_id == NULL ||
+        cl_roles_value_decode(res->user_value, res->user_value_len, &rs) < 0)
+        return NULL;
+    json_t *body = kind == CL_PW_USER_SINGLE
+                       ? json_pack("{s:s,s:s}", "assignedRole", cl_role_highest(rs.builtin),
+                                   "userId", res->user_id)
+                       : json_pack("{s:o,s:s}", "assignedRoles", cl_roles_json_array(&rs), "userId",
+                                   res->user_id);
+    cl_roleset_free(&rs);
+    return body;
 }
 
 static void write_done(void *arg, int status, uint64_t term, uint64_t index, void *result)
@@ -808,6 +831,8 @@ static void write_done(void *arg, int status, uint64_t term, uint64_t index, voi
     int st = res->status;
     p->view = res->view;
     p->seqno = res->seqno;
+    if (st == CL_OK && (p->kind == CL_PW_USER_SINGLE || p->kind == CL_PW_USER_MULTI))
+        p->reply = user_reply(p->kind, res);
     free(res);
     int roles = p->kind == CL_PW_ROLES_CREATE || p->kind == CL_PW_ROLES_REPLACE ||
                 p->kind == CL_PW_ROLES_DELETE;

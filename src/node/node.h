@@ -74,6 +74,13 @@ typedef struct {
     int status;
     uint64_t view;  /* view (= term) of the entry written */
     uint64_t seqno; /* seqno of the entry written (0 when rejected) */
+    /* A users-table PUT that was applied: the user id it wrote under and its role value (the
+     * command's, cl_roles_value_decode form), so the reply shows what this write did even when
+     * a later command of the same batch changed or removed the user before replies are made.
+     * Both point into the result's own allocation; NULL otherwise. */
+    const char *user_id;
+    const char *user_value;
+    size_t user_value_len;
 } cl_node_result;
 
 /* Creates the node and rebuilds its in-memory state (users) from the ledger, so cl_node_apply

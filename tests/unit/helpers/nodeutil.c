@@ -53,6 +53,13 @@ void nu_reply_free(nu_reply *r)
 
 nu_reply nu_run(cl_node *n, const nu_req *s, uint64_t request_id)
 {
+    nu_reply r;
+    nu_start(n, s, request_id, &r);
+    return r;
+}
+
+void nu_start(cl_node *n, const nu_req *s, uint64_t request_id, nu_reply *out)
+{
     cl_http_request q;
     memset(&q, 0, sizeof q);
     q.method = s->method;
@@ -82,12 +89,10 @@ nu_reply nu_run(cl_node *n, const nu_req *s, uint64_t request_id)
     }
     snprintf(q.peer, sizeof q.peer, "127.0.0.1:1");
     q.request_id = request_id;
-    nu_reply r;
-    memset(&r, 0, sizeof r);
-    cl_node_handle(n, &q, nu_capture, &r);
+    memset(out, 0, sizeof *out);
+    cl_node_handle(n, &q, nu_capture, out);
     free(q.target);
     free(q.path);
     free(q.query);
     free(q.body);
-    return r;
 }

@@ -42,5 +42,8 @@ void nu_reply_free(nu_reply *r);
 /* Builds the request, hands it to the node with request id `request_id`, returns the reply
  * captured (calls is 0 when the node has not answered yet). Aborts when out of memory. */
 nu_reply nu_run(cl_node *n, const nu_req *s, uint64_t request_id);
+/* The same, capturing into *out, which must stay valid until the node has answered (a writer
+ * that answers later, as cl_consensus does at the end of a batch). */
+void nu_start(cl_node *n, const nu_req *s, uint64_t request_id, nu_reply *out);
 
 #endif
