@@ -2507,6 +2507,65 @@ out:
     return rc;
 }
 
+/* Where the frame of seqno + 1 starts in the open chunk, so that truncating there keeps exactly
+ * seqnos up to seqno. The index's location is used when it holds that frame (read_frame checks
+ * its seqno and checksum) and the frame of seqno (or the chunk header) ends right there. The
+ * index is derived state: a location it got wrong must not cut committed entries out of the
+ * chunk, the source of truth. So on any mismatch the index is marked damaged (rebuilt at the next
+ * open) and the cut is found by reading the open chunk itself (O(open chunk), on that error path
+ * only); a chunk without a whole frame of seqno + 1 right after seqno's is refused. */
+static int cut_point(cl_ledger *l, uint64_t seqno, uint64_t *off)
+{
+    cl_index_loc next, prev;
+    cl_buf b = CL_BUF_INIT;
+    cl_entry_view e;
+    int rc = read_frame(l, seqno + 1, &b, &e);
+    cl_buf_free(&b);
+    if (rc == CL_OK)
+        rc = loc_of(l, seqno + 1, &next);
+    if (rc == CL_OK && next.chunk_start == l->open_start) {
+        if (seqno + 1 == l->open_start) {
+            if (next.offset == CL_CHUNK_HEADER_LEN) {
+                *off = next.offset;
+                return CL_OK;
+            }
+        } else if (loc_of(l, seqno, &prev) == CL_OK && prev.chunk_start == l->open_start &&
+                   prev.offset + prev.length == next.offset) {
+            *off = next.offset;
+            return CL_OK;
+        }
+    }
+    if (rc != CL_OK && rc != CL_ECORRUPT)
+        return rc;
+    (void)index_damage(l, CL_ECORRUPT, "does not locate the end of seqno %" PRIu64, seqno);
+    cl_chunk_name c = {l->open_start, 0, 0};
+    char path[PATH_MAX_LEN];
+    cl_chunk_reader r;
+    CL_TRY(chunk_path(l, &c, path));
+    CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
+    uint64_t want = l->open_start, at = 0;
+    for (;;) {
+        rc = cl_chunk_reader_next(&r, &e, &at);
+        if (rc != CL_OK || e.seqno != want) {
+            rc = CL_ECORRUPT;
+            break;
+        }
+        if (want == seqno + 1) {
+            *off = at;
+            break;
+        }
+        want++;
+    }
+    cl_chunk_reader_close(&r);
+    if (rc != CL_OK)
+        cl_logf(CL_LOG_ERROR,
+                "ledger: the open chunk that starts at %" PRIu64
+                " holds no whole frames up to seqno"
+                " %" PRIu64 ": not truncated; run cledger verify-ledger",
+                l->open_start, seqno + 1);
+    return rc;
+}
+
 int cl_ledger_truncate(cl_ledger *l, uint64_t seqno)
 {
     CL_ENSURE(!l->failed, CL_ECLOSED);
@@ -2516,14 +2575,15 @@ int cl_ledger_truncate(cl_ledger *l, uint64_t seqno)
     /* Make everything durable first, then cut the file: simple and always correct. */
     l->loc_seqno = 0;
     CL_TRY(cl_ledger_sync(l));
-    cl_index_loc loc;
+    uint64_t cut = 0;
     int rc;
-    CL_GUARD(cl_index_get_entry(l->idx, seqno + 1, &loc));
-    CL_GUARD_IF(l->open_chunk == NULL || loc.chunk_start != l->open_start, CL_ESTATE);
-    CL_GUARD(cl_file_truncate(l->open_chunk, loc.offset));
+    CL_GUARD_IF(l->open_chunk == NULL || seqno + 1 < l->open_start, CL_ESTATE);
+    CL_GUARD(cut_point(l, seqno, &cut));
+    l->loc_seqno = 0;
+    CL_GUARD(cl_file_truncate(l->open_chunk, cut));
     CL_GUARD(cl_file_sync(l->open_chunk));
-    l->open_durable = loc.offset;
-    l->kicked = loc.offset;
+    l->open_durable = cut;
+    l->kicked = cut;
     CL_GUARD(cl_index_truncate_from(l->idx, seqno + 1));
     CL_GUARD(cl_merkle_truncate(l->tree, seqno + 1));
     l->last_seqno = l->durable_seqno = seqno;

@@ -1445,6 +1445,54 @@ static void index_row_get(const char *dir, const char *db, const uint8_t *key, s
     assert_int_equal(tu_lmdb_get(path, db, key, klen, out, n), 0);
 }
 
+/* Truncation cuts the open chunk, the source of truth, so it must not trust the index's
+ * location of the cut: a row of the first entry to drop that names an older frame (here: the
+ * frame of an entry before the signature), or a row of the last entry kept that does not end
+ * where the cut is, would cut signed entries out of the chunk. The cut is found in the chunk
+ * itself then, and the index is rebuilt at the next open. */
+static void test_truncate_checks_index(void **state)
+{
+    (void)state;
+    for (int which = 0; which < 2; which++) {
+        const char *dir = tu_tempdir("cl-ledger");
+        cl_ledger *l = make(dir, which, 0);
+        uint64_t a, sig, b[3];
+        put(l, "c", "kept", &a);
+        assert_int_equal(cl_ledger_sign(l, 2, &sig), CL_OK);
+        for (int i = 0; i < 3; i++)
+            put(l, "c", "rolled back", &b[i]);
+        assert_int_equal(cl_ledger_sync(l), CL_OK);
+        char *pem = strdup(cl_ledger_service_cert_pem(l));
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+        /* which 0: the row of sig + 1 names the frame of a; 1: the row of sig names the frame of
+         * b[1] (a whole frame of another seqno, so only the end check sees it) */
+        uint8_t kfrom[8], kto[8], rec[CL_INDEX_LOC_SIZE];
+        be64_put(kfrom, which == 0 ? a : b[1]);
+        be64_put(kto, which == 0 ? sig + 1 : sig);
+        index_row_get(dir, "entries", kfrom, 8, rec, sizeof rec);
+        index_row(dir, "entries", kto, 8, rec, sizeof rec);
+        l = reopen(dir, 0);
+        assert_int_equal(cl_ledger_truncate(l, sig), CL_OK);
+        assert_int_equal(cl_ledger_last_seqno(l), sig);
+        expect_entry(l, a, "c", "kept");
+        uint64_t c;
+        put(l, "c", "replacement", &c);
+        assert_int_equal(c, b[0]);
+        assert_int_equal(cl_ledger_sign(l, 3, NULL), CL_OK);
+        assert_int_equal(cl_ledger_sync(l), CL_OK);
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+        expect_verified(dir, pem, 0);
+        l = reopen(dir, 0);
+        expect_entry(l, a, "c", "kept");
+        expect_entry(l, c, "c", "replacement");
+        expect_receipt(l, a, pem);
+        assert_int_equal(cl_ledger_check(l), CL_OK);
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+        free(pem);
+        tu_rmrf(dir);
+    }
+}
+
 /* Open reads the chunks only from the last signature on; every older committed chunk is held to
  * its size instead: its file must end where the index puts the frame of the last seqno its name
  * says. Cut at a frame boundary (every frame left whole), cut inside a frame or grown past its last
@@ -2311,6 +2359,7 @@ int main(void)
         cmocka_unit_test(test_rollover_and_reads_across_chunks),
         cmocka_unit_test(test_service_identity_rotation),
         cmocka_unit_test(test_truncate_unsigned_tail),
+        cmocka_unit_test(test_truncate_checks_index),
         cmocka_unit_test(test_sign_deterministic),
         cmocka_unit_test(test_type_file_checked),
         cmocka_unit_test(test_derived_state_rebuilt),
