@@ -3285,6 +3285,56 @@ static void test_power_cuts(void **state)
     tu_rmrf(dir);
 }
 
+/* A load makes what it loaded durable before the log vouches for it (delivered_index, and the
+ * batch marks after it): a killed predecessor may have left a segment renamed into place just
+ * before its directory sync, or records that are still only in the page cache. So a load syncs
+ * every segment it loaded and the directory, even when it repairs nothing. */
+static void test_load_syncs(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-ls");
+    harness h;
+    model m;
+    loaded ld;
+    int io = g_io;
+    g_io = CL_RLOG_IO_THREADS;
+    open_bootstrapped(&h, dir, SEG_SMALL, 2, &m);
+    assert_int_equal(h.io.set_term(&h.io, 2), 0);
+    append_many(&h, &m, 2, 200, 700, 3, 3);
+    h_close(&h);
+    uint64_t rg[64][2];
+    size_t nseg = seg_ranges(dir, rg, 64, NULL);
+    assert_true(nseg >= 3);
+    pc_start(dir);
+    assert_int_equal(h_init(&h, dir, SEG_SMALL, 2), CL_OK);
+    assert_int_equal(h_load(&h, &ld), 0);
+    atomic_store(&pc_on, 0);
+    assert_int_equal(atomic_load(&pc_err), 0);
+    check_log(&ld, &m, 1);
+    loaded_free(&ld);
+    /* every segment with entries (each was opened, so it has a create record) was synced */
+    size_t synced = 0, dirsyncs = 0;
+    for (size_t i = 0; i < pc_nops; i++) {
+        if (pc_ops[i].kind == PC_DIRSYNC)
+            dirsyncs++;
+        if (pc_ops[i].kind != PC_SYNC)
+            continue;
+        int first = 1;
+        for (size_t k = 0; k < i; k++)
+            first &= !(pc_ops[k].kind == PC_SYNC && pc_ops[k].ino == pc_ops[i].ino);
+        synced += (size_t)first;
+    }
+    if (synced < nseg || dirsyncs == 0)
+        fail_msg("load synced %zu of %zu segments and the directory %zu times", synced, nseg,
+                 dirsyncs);
+    pc_stop();
+    h_start(&h, 100);
+    h_close(&h);
+    g_io = io;
+    model_free(&m);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     cl_log_set_level(getenv("RLOG_VERBOSE") != NULL ? CL_LOG_DEBUG : CL_LOG_OFF);
@@ -3320,7 +3370,8 @@ int main(void)
     /* Every test runs with writer threads, then with io_uring where the kernel allows it. */
     int failed = cmocka_run_group_tests_name("rlog, writer threads", tests, NULL, NULL);
     /* Once, with writer threads (the record sees their pwrite calls). */
-    const struct CMUnitTest power[] = {cmocka_unit_test(test_power_cuts)};
+    const struct CMUnitTest power[] = {cmocka_unit_test(test_power_cuts),
+                                       cmocka_unit_test(test_load_syncs)};
     failed += cmocka_run_group_tests_name("rlog, power cuts", power, NULL, NULL);
     struct io_uring probe;
     if (io_uring_queue_init(4, &probe, 0) == 0) {
