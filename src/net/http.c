@@ -374,6 +374,10 @@ static int on_headers_complete(http_parser *hp)
     }
     if (nte > 1 || (te != NULL && !ows_equal(te, "chunked")))
         return parser_error(p, 501, "Only the chunked transfer coding is supported.");
+    /* RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (an HTTP/1.0
+     * hop in front would not have read it as chunked): refused, and the connection closed. */
+    if (te != NULL && hp->http_minor == 0)
+        return parser_error(p, 400, "An HTTP/1.0 request cannot use Transfer-Encoding.");
     /* RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with more
      * than one Host or a Host that is not an authority (RFC 3986 §3.2: host and optional port). */
     if (nhost > 1)
@@ -438,6 +442,15 @@ static int msg_finish(cl_http_parser *p, http_msg *m)
 {
     const char *t = (const char *)m->raw.data; /* the target is at offset 0 */
     size_t tlen = strlen(t);
+    /* RFC 9112 §3.2 and RFC 3986: a target is printable ASCII without spaces or a fragment.
+     * Debian's non-strict http-parser lets tabs, form feeds, bytes over 0x7F and '#' through. */
+    for (size_t i = 0; i < tlen; i++) {
+        unsigned char ch = (unsigned char)t[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '#')
+            return parser_error(p, 400,
+                                "The request target holds a character a URI cannot hold "
+                                "(a control character, a space, a non-ASCII byte or '#').");
+    }
     /* RFC 9112 §3.2: the path and query of the request target, as offsets into it. */
     size_t poff = 0, plen = tlen, qoff = 0, qlen = 0;
     if (t[0] == '/') { /* origin-form */
@@ -1359,11 +1372,16 @@ static void reply_error_and_close(http_conn *c, int status, const char *message)
                           message != NULL ? message : "Malformed request.");
     char *body = j != NULL ? cl_json_dump(j) : NULL;
     json_decref(j);
+    /* RFC 9110 §9.3.2: no body to a HEAD, once the request line said HEAD (its target is the
+     * first thing the message holds; http-parser knows the method before the target starts). */
+    const cl_http_parser *p = c->parser;
+    int head = p->msg != NULL && p->msg->raw.len > 0 && p->hp.method == HTTP_HEAD;
     reply_spec r = {.status = status,
                     .body = body,
                     .len = body != NULL ? strlen(body) : 0,
                     .keep_alive = 0,
                     .http_minor = 1,
+                    .head = head,
                     .request_id = id,
                     .client_request_id = cid[0] != '\0' ? cid : NULL};
     int rc = send_reply(c, &r);

@@ -502,13 +502,6 @@ void cl_api_list_entries(cl_req *r)
         cl_api_error(&r->to, 501, "NotImplemented", "Tags are not supported by this build.");
         return;
     }
-    /* A page is up to 1 MiB that stays in memory until its reader takes it: past a global cap on
-     * such bytes, pages wait (clients retry on 503 + Retry-After) rather than pile up. */
-    if (n->reply_backlog != NULL && n->reply_backlog(n->reply_backlog_arg) > n->list_backlog_max) {
-        cl_api_error_hdr(&r->to, 503, "Retry-After", "1", "ServiceUnavailable",
-                         "Too many replies are waiting for their readers; retry shortly.");
-        return;
-    }
     uint64_t fv = 0, from = 1, tv = 0, to = 0;
     size_t fl = 0;
     const char *fs = cl_url_query_get(&r->query, "fromTransactionId", &fl);

@@ -87,6 +87,14 @@ static const cl_route routes[] = {
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
+/* Routes whose reply grows with the ledger's contents (entries, collections, users): admission
+ * holds them to the cap on reply bytes waiting for slow readers. */
+static int big_reply(cl_handler h)
+{
+    return h == cl_api_list_entries || h == cl_api_collections || h == cl_api_users_list ||
+           h == cl_api_ledger_users_list;
+}
+
 static int seg_match(const char *pat, size_t plen, const char *seg, size_t slen)
 {
     if (plen == 1 && pat[0] == '*')
@@ -1174,6 +1182,15 @@ static int admit(cl_req *r)
                          "The caller's roles do not allow this operation.");
             return 0;
         }
+    }
+    /* Replies that can be large (a list page: up to 1 MiB; the collections of a preview-version
+     * request: all of them) stay in memory until their readers take them: past a global cap on
+     * such bytes, they wait (the SDKs retry 503 + Retry-After) rather than pile up. */
+    if (big_reply(r->route->h) && n->reply_backlog != NULL &&
+        n->reply_backlog(n->reply_backlog_arg) > n->list_backlog_max) {
+        cl_api_error_hdr(&r->to, 503, "Retry-After", "1", "ServiceUnavailable",
+                         "Too many replies are waiting for their readers; retry shortly.");
+        return 0;
     }
     if (h->body_len > n->max_body) {
         cl_api_error(&r->to, 413, "RequestBodyTooLarge",

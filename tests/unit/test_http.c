@@ -319,6 +319,26 @@ static void test_parser_errors(void **state)
     assert_int_equal(PARSE("GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", 0, &r), 400);
     assert_int_equal(PARSE("GET https://u@h/x HTTP/1.1\r\nHost: h\r\n\r\n", 0, &r), 400);
     assert_int_equal(PARSE("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 0, &r), 501);
+    /* Characters no URI holds, which the non-strict http-parser lets into a target: 400, not a
+     * lookup of a path that cannot exist (found in a review: 404 before). */
+    static const char *const bad_targets[] = {"/node/ver\tsion", "/node/version\x0c",
+                                              "/node/version\xff", "/node/version#frag",
+                                              "/a?b=\x7f"};
+    for (size_t i = 0; i < sizeof bad_targets / sizeof bad_targets[0]; i++) {
+        char req[256];
+        int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", bad_targets[i]);
+        int st = parse(req, (size_t)n, 0, 0, 0, &r);
+        if (st != 400 || r.n != 0)
+            fail_msg("target %zu: %d, %zu delivered", i, st, r.n);
+    }
+    assert_int_equal(PARSE("GET /a?b=%20&c=~!$'()*+,;=:@/? HTTP/1.1\r\nHost: h\r\n\r\n", 0, &r), 0);
+    /* RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing (it kept the
+     * connection alive and served the request after it) */
+    assert_int_equal(PARSE("POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: "
+                           "chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+                           0, &r),
+                     400);
+    assert_int_equal(r.n, 0);
     /* Framing Debian's non-strict http-parser lets through (RFC 9112 §2.2, §3, §5.2, §7.1): a
      * CR without LF, a misspelt protocol, obs-fold in headers and trailers, anything but CRLF
      * after chunk data. Refused whatever the read boundaries, and nothing is delivered. */
@@ -1887,6 +1907,16 @@ static void *client_limits(tresult *res)
     json_decref(j);
     j = NULL;
     CC(res, tc_closed(&t, 2000));
+    tc_close(&t);
+    /* the same refusal of a HEAD request: headers only (RFC 9110 §9.3.2), then the close */
+    CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    static const char hd[] = "HEAD /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n";
+    CC(res, tc_send(&t, hd, sizeof hd - 1) == 0);
+    set_timeouts(t.fd, 2000);
+    while (tc_fill(&t) == 0)
+        ;
+    CC(res, t.len > 13 && memcmp(t.buf, "HTTP/1.1 413 ", 13) == 0);
+    CC(res, memcmp(t.buf + t.len - 4, "\r\n\r\n", 4) == 0); /* nothing after the headers */
     tc_close(&t);
     /* chunked body over the limit -> 413 */
     CC(res, tc_connect(&t, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
