@@ -970,8 +970,9 @@ static int loc_of(cl_ledger *l, uint64_t seqno, cl_index_loc *loc)
 }
 
 /* 1 when the chunk whose seqnos include seqno holds a whole, checksummed frame of it (whatever
- * chunk the index named). */
-static int chunk_holds(cl_ledger *l, uint64_t seqno)
+ * chunk the index named), with its file offset in *off (may be NULL). O(chunk): the index's
+ * error paths only. */
+static int chunk_holds(cl_ledger *l, uint64_t seqno, uint64_t *off)
 {
     cl_chunk_name c;
     char path[PATH_MAX_LEN];
@@ -982,11 +983,13 @@ static int chunk_holds(cl_ledger *l, uint64_t seqno)
     int found = 0;
     for (;;) {
         cl_entry_view e;
-        uint64_t off;
-        if (cl_chunk_reader_next(&r, &e, &off) != CL_OK || e.seqno > seqno)
+        uint64_t at;
+        if (cl_chunk_reader_next(&r, &e, &at) != CL_OK || e.seqno > seqno)
             break;
         if (e.seqno == seqno) {
             found = 1;
+            if (off != NULL)
+                *off = at;
             break;
         }
     }
@@ -1027,7 +1030,7 @@ static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *
         /* Bytes that are no whole frame: the location is wrong when the seqno's chunk holds the
          * frame (elsewhere, or the index named another chunk; O(chunk), on this error path
          * only), the chunk is damaged otherwise. */
-        if (chunk_holds(l, seqno))
+        if (chunk_holds(l, seqno, NULL))
             return index_damage(l, CL_ECORRUPT, "points off the frame of seqno %" PRIu64, seqno);
         cl_logf(CL_LOG_ERROR,
                 "ledger: the frame of seqno %" PRIu64
@@ -2512,8 +2515,9 @@ out:
  * its seqno and checksum) and the frame of seqno (or the chunk header) ends right there. The
  * index is derived state: a location it got wrong must not cut committed entries out of the
  * chunk, the source of truth. So on any mismatch the index is marked damaged (rebuilt at the next
- * open) and the cut is found by reading the open chunk itself (O(open chunk), on that error path
- * only); a chunk without a whole frame of seqno + 1 right after seqno's is refused. */
+ * open) and the frame is looked for in the open chunk itself (chunk_holds: O(open chunk), on that
+ * error path only; open checked that the chunk's frames are whole and consecutive); a chunk
+ * without it is refused. */
 static int cut_point(cl_ledger *l, uint64_t seqno, uint64_t *off)
 {
     cl_index_loc next, prev;
@@ -2524,13 +2528,10 @@ static int cut_point(cl_ledger *l, uint64_t seqno, uint64_t *off)
     if (rc == CL_OK)
         rc = loc_of(l, seqno + 1, &next);
     if (rc == CL_OK && next.chunk_start == l->open_start) {
-        if (seqno + 1 == l->open_start) {
-            if (next.offset == CL_CHUNK_HEADER_LEN) {
-                *off = next.offset;
-                return CL_OK;
-            }
-        } else if (loc_of(l, seqno, &prev) == CL_OK && prev.chunk_start == l->open_start &&
-                   prev.offset + prev.length == next.offset) {
+        if (seqno + 1 == l->open_start
+                ? next.offset == CL_CHUNK_HEADER_LEN
+                : loc_of(l, seqno, &prev) == CL_OK && prev.chunk_start == l->open_start &&
+                      prev.offset + prev.length == next.offset) {
             *off = next.offset;
             return CL_OK;
         }
@@ -2538,32 +2539,13 @@ static int cut_point(cl_ledger *l, uint64_t seqno, uint64_t *off)
     if (rc != CL_OK && rc != CL_ECORRUPT)
         return rc;
     (void)index_damage(l, CL_ECORRUPT, "does not locate the end of seqno %" PRIu64, seqno);
-    cl_chunk_name c = {l->open_start, 0, 0};
-    char path[PATH_MAX_LEN];
-    cl_chunk_reader r;
-    CL_TRY(chunk_path(l, &c, path));
-    CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
-    uint64_t want = l->open_start, at = 0;
-    for (;;) {
-        rc = cl_chunk_reader_next(&r, &e, &at);
-        if (rc != CL_OK || e.seqno != want) {
-            rc = CL_ECORRUPT;
-            break;
-        }
-        if (want == seqno + 1) {
-            *off = at;
-            break;
-        }
-        want++;
-    }
-    cl_chunk_reader_close(&r);
-    if (rc != CL_OK)
-        cl_logf(CL_LOG_ERROR,
-                "ledger: the open chunk that starts at %" PRIu64
-                " holds no whole frames up to seqno"
-                " %" PRIu64 ": not truncated; run cledger verify-ledger",
-                l->open_start, seqno + 1);
-    return rc;
+    if (chunk_holds(l, seqno + 1, off))
+        return CL_OK;
+    cl_logf(CL_LOG_ERROR,
+            "ledger: the open chunk that starts at %" PRIu64 " holds no whole frame of seqno"
+            " %" PRIu64 ": not truncated; run cledger verify-ledger",
+            l->open_start, seqno + 1);
+    return CL_ECORRUPT;
 }
 
 int cl_ledger_truncate(cl_ledger *l, uint64_t seqno)

@@ -813,8 +813,7 @@ static void submit_user_cmd(cl_req *r, int kind, uint8_t op, const cl_roleset *r
     if (rc == CL_OK)
         rc = cl_cmd_encode_internal(&cmd, CL_TABLE_USERS, op, 0, r->path.seg[2], r->path.len[2],
                                     value ? value : "", vlen);
-    cl_pending *p =
-        rc == CL_OK ? cl_pending_new(n, &r->to, kind, r->path.seg[2], r->path.len[2]) : NULL;
+    cl_pending *p = rc == CL_OK ? cl_pending_new(n, &r->to, kind, NULL, 0) : NULL;
     if (p == NULL)
         internal_error(r, rc < 0 ? rc : CL_ENOMEM);
     else
@@ -976,8 +975,7 @@ static void submit_roles(cl_req *r, uint8_t mode, size_t cnt, const char *const 
     static const int kinds[] = {0, CL_PW_ROLES_CREATE, CL_PW_ROLES_REPLACE, CL_PW_ROLES_DELETE};
     cl_buf cmd = CL_BUF_INIT;
     int rc = cl_cmd_encode_roles(&cmd, mode, cnt, names, nlens, values, vlens);
-    cl_pending *p =
-        rc == CL_OK ? cl_pending_new(r->n, &r->to, kinds[mode], names[0], nlens[0]) : NULL;
+    cl_pending *p = rc == CL_OK ? cl_pending_new(r->n, &r->to, kinds[mode], NULL, 0) : NULL;
     if (p == NULL)
         internal_error(r, rc < 0 ? rc : CL_ENOMEM);
     else

@@ -107,7 +107,8 @@ typedef struct cl_pending {
     cl_node *n;
     cl_reply_to to;
     int kind;
-    char *name; /* collection id, user id or role name: name_inline, or heap when longer */
+    char *name; /* an entry write's collection id (its reply): name_inline, or heap when longer;
+                 * NULL for the other kinds */
     uint64_t view, seqno;
     json_t *reply; /* a user write's reply body, made from what its command wrote (write_done) */
     char name_inline[40];

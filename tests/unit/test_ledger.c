@@ -543,6 +543,32 @@ static void test_service_identity_rotation(void **state)
     tu_rmrf(dir);
 }
 
+/* After cl_ledger_truncate(l, sig): the ledger ends at sig, still serves `kept` ("kept" in
+ * collection c), the next entry takes `dropped`, the first seqno cut off, and the ledger signs,
+ * verifies offline and reopens with both entries. Closes l. */
+static void expect_regrown(cl_ledger *l, const char *dir, uint64_t kept, uint64_t sig,
+                           uint64_t dropped)
+{
+    assert_int_equal(cl_ledger_last_seqno(l), sig);
+    expect_entry(l, kept, "c", "kept");
+    uint64_t c;
+    put(l, "c", "replacement", &c);
+    assert_int_equal(c, dropped);
+    assert_int_equal(cl_ledger_sign(l, 3, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    char *pem = strdup(cl_ledger_service_cert_pem(l));
+    expect_receipt(l, c, pem);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    expect_verified(dir, pem, 0);
+    l = reopen(dir, 0);
+    expect_entry(l, kept, "c", "kept");
+    expect_entry(l, c, "c", "replacement");
+    expect_receipt(l, kept, pem);
+    assert_int_equal(cl_ledger_check(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    free(pem);
+}
+
 static void test_truncate_unsigned_tail(void **state)
 {
     const char *dir = tu_tempdir("cl-ledger");
@@ -554,22 +580,7 @@ static void test_truncate_unsigned_tail(void **state)
     assert_int_equal(cl_ledger_sync(l), CL_OK);
     assert_int_equal(cl_ledger_truncate(l, sig - 1), CL_ESTATE); /* below the signature */
     assert_int_equal(cl_ledger_truncate(l, sig), CL_OK);
-    assert_int_equal(cl_ledger_last_seqno(l), sig);
-    uint64_t c;
-    put(l, "c", "replacement", &c);
-    assert_int_equal(c, b);
-    assert_int_equal(cl_ledger_sign(l, 3, NULL), CL_OK);
-    assert_int_equal(cl_ledger_sync(l), CL_OK);
-    expect_entry(l, c, "c", "replacement");
-    expect_receipt(l, c, cl_ledger_service_cert_pem(l));
-    char *pem = strdup(cl_ledger_service_cert_pem(l));
-    assert_int_equal(cl_ledger_close(l), CL_OK);
-    expect_verified(dir, pem, 0);
-    l = reopen(dir, 0);
-    expect_entry(l, c, "c", "replacement");
-    assert_int_equal(cl_ledger_check(l), CL_OK);
-    assert_int_equal(cl_ledger_close(l), CL_OK);
-    free(pem);
+    expect_regrown(l, dir, a, sig, b);
     tu_rmrf(dir);
 }
 
@@ -1462,7 +1473,6 @@ static void test_truncate_checks_index(void **state)
         for (int i = 0; i < 3; i++)
             put(l, "c", "rolled back", &b[i]);
         assert_int_equal(cl_ledger_sync(l), CL_OK);
-        char *pem = strdup(cl_ledger_service_cert_pem(l));
         assert_int_equal(cl_ledger_close(l), CL_OK);
         /* which 0: the row of sig + 1 names the frame of a; 1: the row of sig names the frame of
          * b[1] (a whole frame of another seqno, so only the end check sees it) */
@@ -1473,22 +1483,7 @@ static void test_truncate_checks_index(void **state)
         index_row(dir, "entries", kto, 8, rec, sizeof rec);
         l = reopen(dir, 0);
         assert_int_equal(cl_ledger_truncate(l, sig), CL_OK);
-        assert_int_equal(cl_ledger_last_seqno(l), sig);
-        expect_entry(l, a, "c", "kept");
-        uint64_t c;
-        put(l, "c", "replacement", &c);
-        assert_int_equal(c, b[0]);
-        assert_int_equal(cl_ledger_sign(l, 3, NULL), CL_OK);
-        assert_int_equal(cl_ledger_sync(l), CL_OK);
-        assert_int_equal(cl_ledger_close(l), CL_OK);
-        expect_verified(dir, pem, 0);
-        l = reopen(dir, 0);
-        expect_entry(l, a, "c", "kept");
-        expect_entry(l, c, "c", "replacement");
-        expect_receipt(l, a, pem);
-        assert_int_equal(cl_ledger_check(l), CL_OK);
-        assert_int_equal(cl_ledger_close(l), CL_OK);
-        free(pem);
+        expect_regrown(l, dir, a, sig, b[0]);
         tu_rmrf(dir);
     }
 }

@@ -2932,8 +2932,14 @@ static void pc_synced(int fd)
     free(data);
 }
 
+static atomic_int pc_fail_sync; /* test_load_syncs: every fsync/fdatasync fails with EIO */
+
 static int pc_sync(const char *sym, int fd)
 {
+    if (atomic_load(&pc_fail_sync)) {
+        errno = EIO;
+        return -1;
+    }
     int r = ((int (*)(int))pc_real(sym))(fd);
     if (r == 0)
         pc_synced(fd);
@@ -3328,6 +3334,19 @@ static void test_load_syncs(void **state)
         fail_msg("load synced %zu of %zu segments and the directory %zu times", synced, nseg,
                  dirsyncs);
     pc_stop();
+    h_start(&h, 100);
+    h_close(&h);
+    /* a sync that fails fails the load (RAFT_IOERR), and the log still loads whole afterwards */
+    assert_int_equal(h_init(&h, dir, SEG_SMALL, 2), CL_OK);
+    atomic_store(&pc_fail_sync, 1);
+    int rv = h_load(&h, &ld);
+    atomic_store(&pc_fail_sync, 0);
+    assert_int_equal(rv, RAFT_IOERR);
+    h_close(&h);
+    assert_int_equal(h_init(&h, dir, SEG_SMALL, 2), CL_OK);
+    assert_int_equal(h_load(&h, &ld), 0);
+    check_log(&ld, &m, 1);
+    loaded_free(&ld);
     h_start(&h, 100);
     h_close(&h);
     g_io = io;
