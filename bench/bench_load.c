@@ -4,7 +4,7 @@
  *   bench_load --url https://HOST:PORT --cacert PEM [--cert PEM --key PEM] [--connections 32]
  *              [--threads 2] [--duration 10] [--mode write|read|get|mixed] [--rate R]
  *              [--requests N] [--path PATH] [--body-bytes 100] [--collection C] [--txids FILE]
- *              [--write-ratio 0.5] [--receipt-latency N]
+ *              [--write-ratio 0.5] [--receipt-latency N] [--collections N]
  *
  * N TLS 1.3 keep-alive connections (server verified against --cacert, host name or IP checked
  * against the URL host, SNI for names; client certificate when given) spread over T threads, each
@@ -14,7 +14,9 @@
  * Modes:
  *   write  POST /app/transactions?api-version=2022-05-13[&collectionId=C] with
  *          {"contents":"<body-bytes characters>"}; with --txids FILE every x-ms-ccf-transaction-id
- *          received is written to FILE, one a line.
+ *          received is written to FILE, one a line. With --collections N the writes go round
+ *          robin to the N collections C0 .. C(N-1) (C: --collection, default "c"), so N writes
+ *          make N collections.
  *   read   GET /app/transactions/{id}?api-version=2022-05-13[&collectionId=C] for random ids
  *          taken from --txids FILE. 2xx answers whose body says "state":"Loading" are counted
  *          (load.read.loading) besides the successes.
@@ -106,6 +108,7 @@ typedef struct {
     const char *txids;
     double write_ratio;
     int receipt_n;
+    uint64_t spread; /* --collections */
 } cfg_t;
 
 static cfg_t cfg = {
@@ -533,6 +536,18 @@ static const char *coll_param(char *buf, size_t n)
     return buf;
 }
 
+static atomic_uint_fast64_t g_spread_next;
+
+/* A write's collection: --collection, or with --collections the next of the N in turn. */
+static const char *write_coll_param(char *buf, size_t n)
+{
+    if (cfg.spread == 0)
+        return coll_param(buf, n);
+    uint64_t k = atomic_fetch_add(&g_spread_next, 1) % cfg.spread;
+    snprintf(buf, n, "&collectionId=%s%" PRIu64, cfg.collection ? cfg.collection : "c", k);
+    return buf;
+}
+
 static void build_write(conn_t *c, thread_t *t)
 {
     char cp[800];
@@ -543,7 +558,7 @@ static void build_write(conn_t *c, thread_t *t)
                      "POST /app/transactions?api-version=" API_VERSION "%s HTTP/1.1\r\n"
                      "Host: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                      "{\"contents\":\"",
-                     coll_param(cp, sizeof cp), cfg.hosthdr, bl);
+                     write_coll_param(cp, sizeof cp), cfg.hosthdr, bl);
     char *p = c->req + h;
     /* contents: a unique prefix, padded with letters to body_bytes characters */
     char tag[64];
@@ -1097,7 +1112,7 @@ static void usage(FILE *f)
             "                  [--mode write|read|get|mixed] [--rate R] [--requests N]\n"
             "                  [--post-file F] (with --mode get: POST F's bytes to --path)\n"
             "                  [--path PATH] [--body-bytes 100] [--collection C] [--txids FILE]\n"
-            "                  [--write-ratio 0.5] [--receipt-latency N]\n");
+            "                  [--write-ratio 0.5] [--receipt-latency N] [--collections N]\n");
 }
 
 static void parse_url(const char *url)
@@ -1318,6 +1333,8 @@ int main(int argc, char **argv)
             cfg.write_ratio = atof(v);
         else if (strcmp(a, "--receipt-latency") == 0)
             cfg.receipt_n = atoi(v);
+        else if (strcmp(a, "--collections") == 0)
+            cfg.spread = strtoull(v, NULL, 10);
         else {
             fprintf(stderr, "bench_load: unknown option %s\n", a);
             usage(stderr);

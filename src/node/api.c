@@ -609,131 +609,85 @@ out:
 
 /* ---- collections (§8.4) -------------------------------------------------------------------- */
 
-typedef struct {
-    char *id;
-    size_t len;
-    uint64_t first;
-} coll_item;
-
-typedef struct {
-    coll_item *v;
-    size_t n, cap;
-    int oom;
-} coll_list;
-
-static int coll_cb(void *arg, const char *coll, size_t len)
-{
-    coll_list *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        coll_item *v = cl_realloc(l->v, cap * sizeof *v);
-        if (v == NULL) {
-            l->oom = 1;
-            return 1;
-        }
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n].id = cl_strndup(coll, len);
-    if (l->v[l->n].id == NULL) {
-        l->oom = 1;
-        return 1;
-    }
-    l->v[l->n].len = len;
-    l->v[l->n].first = 0;
-    l->n++;
-    return 0;
-}
-
 static int first_cb(void *arg, uint64_t seqno)
 {
     *(uint64_t *)arg = seqno;
     return 1;
 }
 
-static int cmp_first(const void *a, const void *b)
+/* How many of n->colls (in order of first seqno) have their first entry at or before seqno. */
+static size_t colls_upto(const cl_node *n, uint64_t seqno)
 {
-    const coll_item *x = a, *y = b;
-    return x->first < y->first ? -1 : x->first > y->first;
+    size_t lo = 0, hi = n->n_colls;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (n->colls[mid].first <= seqno)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Appends `{"<field>":"<id>"}` for collections v[from..to), comma-separated. */
+static int put_colls(cl_buf *b, const cl_coll *v, size_t from, size_t to, const char *field)
+{
+    for (size_t i = from; i < to; i++) {
+        CL_TRY(cl_buf_append(b, i > from ? ",{\"" : "{\"", i > from ? 3 : 2));
+        CL_TRY(cl_buf_append(b, field, strlen(field)));
+        CL_TRY(cl_buf_append(b, CL_LIT("\":")));
+        CL_TRY(cl_json_put_string(b, v[i].id, v[i].len));
+        CL_TRY(cl_buf_append(b, CL_LIT("}")));
+    }
+    return CL_OK;
 }
 
 void cl_api_collections(cl_req *r)
 {
     cl_node *n = r->n;
-    coll_list cl = {NULL, 0, 0, 0};
-    json_t *arr = NULL, *body = NULL;
-    cl_buf link = CL_BUF_INIT;
-    int rc;
-    CL_GUARD(cl_ledger_collections(n->l, coll_cb, &cl));
-    CL_GUARD_IF(cl.oom, CL_ENOMEM);
-    /* Collections with a committed entry, in order of creation (first seqno). */
+    cl_buf out = CL_BUF_INIT, link = CL_BUF_INIT;
+    int rc = CL_OK;
+    /* Collections with a committed entry, in order of creation (first seqno): a prefix of
+     * n->colls. The reply is written directly (ids are valid UTF-8, checked on write). */
     uint64_t commit = cl_ledger_signed_seqno(n->l);
-    size_t k = 0;
-    for (size_t i = 0; i < cl.n; i++) {
-        uint64_t first = 0;
-        CL_GUARD(cl_ledger_collection_scan(n->l, cl.v[i].id, cl.v[i].len, 1, commit, 1, first_cb,
-                                           &first, NULL));
-        if (first == 0) {
-            cl_free(cl.v[i].id);
-            continue;
-        }
-        cl.v[i].first = first;
-        cl.v[k++] = cl.v[i];
-    }
-    cl.n = k;
-    if (cl.n > 1)
-        qsort(cl.v, cl.n, sizeof *cl.v, cmp_first);
-    arr = json_array();
-    CL_GUARD_IF(arr == NULL, CL_ENOMEM);
+    size_t count = colls_upto(n, commit);
     if (r->api == CL_API_2022_04_20_PREVIEW) { /* bare array, field "id", one page */
-        for (size_t i = 0; i < cl.n; i++) {
-            json_t *o = json_pack("{s:s%}", "id", cl.v[i].id, cl.v[i].len);
-            CL_GUARD_IF(o == NULL || json_array_append_new(arr, o) != 0, CL_ENOMEM);
-        }
-        cl_api_reply(n, &r->to, 200, arr, NULL);
-        arr = NULL;
+        CL_GUARD(cl_buf_append(&out, CL_LIT("[")));
+        CL_GUARD(put_colls(&out, n->colls, 0, count, "id"));
+        CL_GUARD(cl_buf_append(&out, CL_LIT("]")));
+        cl_api_reply_text(n, &r->to, 200, out.data, out.len, NULL);
         goto out;
     }
     size_t start = 0, alen = 0;
     int bad;
     const char *after = query_id(r, "after", &alen, &bad);
-    if (bad) { /* answered */
-        rc = CL_OK;
+    if (bad) /* answered */
         goto out;
-    }
-    if (after != NULL) {
+    if (after != NULL && alen > 0 && (uint8_t)after[0] != 0x01) {
+        /* Resume after the collection named: its first committed entry (one index lookup) places
+         * it; an unknown one (or an internal name) starts the listing over. */
         uint64_t af = 0;
-        for (size_t i = 0; i < cl.n; i++) {
-            if (cl.v[i].len == alen && memcmp(cl.v[i].id, after, alen) == 0)
-                af = cl.v[i].first;
-        }
-        while (start < cl.n && cl.v[start].first <= af)
-            start++;
+        CL_GUARD(cl_ledger_collection_scan(n->l, after, alen, 1, commit, 1, first_cb, &af, NULL));
+        start = colls_upto(n, af);
     }
-    size_t stop = cl.n - start > CL_NODE_COLLECTIONS_PAGE ? start + CL_NODE_COLLECTIONS_PAGE : cl.n;
-    for (size_t i = start; i < stop; i++) {
-        json_t *o = json_pack("{s:s%}", "collectionId", cl.v[i].id, cl.v[i].len);
-        CL_GUARD_IF(o == NULL || json_array_append_new(arr, o) != 0, CL_ENOMEM);
-    }
-    body = json_pack("{s:o}", "collections", arr);
-    arr = NULL;
-    CL_GUARD_IF(body == NULL, CL_ENOMEM);
-    if (stop < cl.n) {
+    size_t stop =
+        count - start > CL_NODE_COLLECTIONS_PAGE ? start + CL_NODE_COLLECTIONS_PAGE : count;
+    CL_GUARD(cl_buf_append(&out, CL_LIT("{\"collections\":[")));
+    CL_GUARD(put_colls(&out, n->colls, start, stop, "collectionId"));
+    CL_GUARD(cl_buf_append(&out, CL_LIT("]")));
+    if (stop < count) {
+        const cl_coll *c = &n->colls[stop - 1];
         CL_GUARD(api_version_param(r, &link, "/app/collections"));
-        CL_GUARD(link_id_param(&link, "after", cl.v[stop - 1].id, cl.v[stop - 1].len));
-        json_t *ls = json_stringn((const char *)link.data, link.len);
-        CL_GUARD_IF(ls == NULL || json_object_set_new(body, "nextLink", ls) != 0, CL_ENOMEM);
+        CL_GUARD(link_id_param(&link, "after", c->id, c->len));
+        CL_GUARD(cl_buf_append(&out, CL_LIT(",\"nextLink\":")));
+        CL_GUARD(cl_json_put_string(&out, (const char *)link.data, link.len));
     }
-    cl_api_reply(n, &r->to, 200, body, NULL);
-    body = NULL;
+    CL_GUARD(cl_buf_append(&out, CL_LIT("}")));
+    cl_api_reply_text(n, &r->to, 200, out.data, out.len, NULL);
 out:
     if (rc < 0)
         internal_error(r, rc);
-    for (size_t i = 0; i < cl.n; i++)
-        cl_free(cl.v[i].id);
-    cl_free(cl.v);
-    json_decref(arr);
-    json_decref(body);
+    cl_buf_free(&out);
     cl_buf_free(&link);
 }
 

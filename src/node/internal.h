@@ -114,6 +114,13 @@ typedef struct cl_pending {
     char name_inline[40];
 } cl_pending;
 
+/* A user collection and the seqno of its first entry (the order of GET /app/collections). */
+typedef struct {
+    char *id;
+    size_t len;
+    uint64_t first;
+} cl_coll;
+
 struct cl_node {
     cl_ledger *l;
     cl_node_writer w;
@@ -141,8 +148,8 @@ struct cl_node {
     int sign_inflight;
     uint64_t writes_since_sign;
     size_t ncollections; /* user collections other than the default */
-    char **new_colls;    /* collections created since the last sync */
-    size_t n_new, cap_new;
+    cl_coll *colls;      /* every user collection (the default too), in order of first seqno */
+    size_t n_colls, cap_colls;
     cl_pending *waiting, **waiting_tail;
     uint64_t direct_index;
     cl_random_pool keys; /* commit-evidence keys of writes (main loop only) */

@@ -301,13 +301,76 @@ static int roles_scan_cb(void *arg, const cl_ledger_entry *e)
     return cl_rolemap_put(&n->roles, e->key, e->key_len, actions);
 }
 
-static int coll_count_cb(void *arg, const char *coll, size_t len)
+static int is_default_collection(const char *c, size_t len)
+{
+    return len == strlen(CL_NODE_DEFAULT_COLLECTION) &&
+           memcmp(c, CL_NODE_DEFAULT_COLLECTION, len) == 0;
+}
+
+static int coll_first_cb(void *arg, uint64_t seqno)
+{
+    *(uint64_t *)arg = seqno;
+    return 1;
+}
+
+/* Room for one more collection in n->colls. */
+static int colls_reserve(cl_node *n)
+{
+    if (n->n_colls < n->cap_colls)
+        return CL_OK;
+    size_t cap = n->cap_colls ? n->cap_colls * 2 : 16;
+    cl_coll *v = cl_realloc(n->colls, cap * sizeof *v);
+    CL_ENSURE(v != NULL, CL_ENOMEM);
+    n->colls = v;
+    n->cap_colls = cap;
+    return CL_OK;
+}
+
+static int colls_load_cb(void *arg, const char *coll, size_t len)
 {
     cl_node *n = arg;
-    if (!(len == strlen(CL_NODE_DEFAULT_COLLECTION) &&
-          memcmp(coll, CL_NODE_DEFAULT_COLLECTION, len) == 0))
-        n->ncollections++;
+    CL_TRY(colls_reserve(n));
+    char *id = cl_strndup(coll, len);
+    CL_ENSURE(id != NULL, CL_ENOMEM);
+    n->colls[n->n_colls++] = (cl_coll){id, len, 0};
     return 0;
+}
+
+static int cmp_coll_first(const void *a, const void *b)
+{
+    const cl_coll *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* The collections of the ledger, in order of their first entry: one index lookup each, at start
+ * only; the state machine appends the new ones (apply_user_write), so a listing is O(page). */
+static int colls_load(cl_node *n)
+{
+    CL_TRY(cl_ledger_collections(n->l, colls_load_cb, n));
+    /* Then their first entries (the index takes one read at a time). */
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_colls; i++) {
+        cl_coll c = n->colls[i];
+        int rc = cl_ledger_collection_scan(n->l, c.id, c.len, 1, UINT64_MAX, 1, coll_first_cb,
+                                           &c.first, NULL);
+        if (rc < 0 || c.first == 0) { /* an error, or no durable entry: not a collection yet */
+            cl_free(c.id);
+            if (rc < 0) {
+                for (size_t j = i + 1; j < n->n_colls; j++)
+                    cl_free(n->colls[j].id);
+                n->n_colls = k;
+                return rc;
+            }
+            continue;
+        }
+        if (!is_default_collection(c.id, c.len))
+            n->ncollections++;
+        n->colls[k++] = c;
+    }
+    n->n_colls = k;
+    if (n->n_colls > 1)
+        qsort(n->colls, n->n_colls, sizeof *n->colls, cmp_coll_first);
+    return CL_OK;
 }
 
 static int node_id_from_cert(cl_node *n, const char *pem)
@@ -378,7 +441,7 @@ int cl_node_new(const cl_node_opts *o, cl_node **out)
     cl_rolemap_init(&n->roles);
     CL_GUARD(cl_ledger_table_scan(n->l, CL_TABLE_USERS, users_scan_cb, n));
     CL_GUARD(cl_ledger_table_scan(n->l, CL_TABLE_ROLES, roles_scan_cb, n));
-    CL_GUARD(cl_ledger_collections(n->l, coll_count_cb, n));
+    CL_GUARD(colls_load(n));
     if (n->tls_cert_pem != NULL)
         CL_GUARD(node_id_from_cert(n, n->tls_cert_pem));
     else
@@ -455,9 +518,9 @@ void cl_node_free(cl_node *n)
         cl_api_error(&p->to, 503, "ServiceUnavailable", "the node is shutting down");
         pending_free(p);
     }
-    for (size_t i = 0; i < n->n_new; i++)
-        cl_free(n->new_colls[i]);
-    cl_free(n->new_colls);
+    for (size_t i = 0; i < n->n_colls; i++)
+        cl_free(n->colls[i].id);
+    cl_free(n->colls);
     cl_users_free(&n->users);
     cl_rolemap_free(&n->roles);
     cl_free(n->ledger_id);
@@ -469,19 +532,16 @@ void cl_node_free(cl_node *n)
 
 /* ---- the state machine --------------------------------------------------------------------- */
 
-static int is_default_collection(const char *c, size_t len)
-{
-    return len == strlen(CL_NODE_DEFAULT_COLLECTION) &&
-           memcmp(c, CL_NODE_DEFAULT_COLLECTION, len) == 0;
-}
-
 int cl_node_collection_is_new(cl_node *n, const char *coll, size_t len)
 {
     uint64_t last = 0;
     if (cl_ledger_collection_last(n->l, coll, len, &last) == CL_OK && last != 0)
         return 0;
-    for (size_t i = 0; i < n->n_new; i++) {
-        if (strlen(n->new_colls[i]) == len && memcmp(n->new_colls[i], coll, len) == 0)
+    /* Not in the index, which holds what is synced: the collections created since are the tail
+     * of n->colls past the durable seqno. */
+    uint64_t durable = cl_ledger_durable_seqno(n->l);
+    for (size_t i = n->n_colls; i > 0 && n->colls[i - 1].first > durable; i--) {
+        if (n->colls[i - 1].len == len && memcmp(n->colls[i - 1].id, coll, len) == 0)
             return 0;
     }
     return 1;
@@ -495,13 +555,9 @@ static int apply_user_write(cl_node *n, uint64_t view, const cl_cmd *c, cl_node_
         res->status = CL_EOVERFLOW;
         return CL_OK;
     }
-    if (is_new && n->n_new == n->cap_new) {
-        size_t cap = n->cap_new ? n->cap_new * 2 : 16;
-        char **v = cl_realloc(n->new_colls, cap * sizeof *v);
-        CL_ENSURE(v != NULL, CL_ENOMEM);
-        n->new_colls = v;
-        n->cap_new = cap;
-    }
+    /* Room first: nothing may fail after the ledger has the entry. */
+    if (is_new)
+        CL_TRY(colls_reserve(n));
     char *copy = is_new ? cl_strndup(c->collection, c->collection_len) : NULL;
     CL_ENSURE(!is_new || copy != NULL, CL_ENOMEM);
     int rc = cl_ledger_append_user_keyed(n->l, view, c->collection, c->collection_len, c->contents,
@@ -511,7 +567,7 @@ static int apply_user_write(cl_node *n, uint64_t view, const cl_cmd *c, cl_node_
         return rc;
     }
     if (is_new)
-        n->new_colls[n->n_new++] = copy;
+        n->colls[n->n_colls++] = (cl_coll){copy, c->collection_len, res->seqno};
     if (counted)
         n->ncollections++;
     return CL_OK;
@@ -715,9 +771,6 @@ void cl_node_applied_batch(cl_node *n, uint64_t last_index)
         cl_logf(CL_LOG_ERROR, "node: ledger sync failed: %s", cl_strerror(rc));
         n->failed = 1;
     }
-    for (size_t i = 0; i < n->n_new; i++)
-        cl_free(n->new_colls[i]);
-    n->n_new = 0;
     uint64_t durable = cl_ledger_durable_seqno(n->l);
     cl_pending **pp = &n->waiting;
     while (*pp != NULL) {
