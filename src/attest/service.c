@@ -758,7 +758,7 @@ static int do_intel(job *j, json_t *claims, json_t *legacy, failure *f)
     return CL_OK;
 }
 
-static int do_snp(job *j, json_t *claims, failure *f)
+static int do_snp(job *j, json_t *claims, json_t *unverified, failure *f)
 {
     cl_snp_evidence *e = NULL;
     char err[512];
@@ -773,7 +773,7 @@ static int do_snp(job *j, json_t *claims, failure *f)
         goto out;
     }
     const cl_snp_report *r = cl_snp_evidence_report(e);
-    rc = cl_snp_evidence_claims(e, claims);
+    rc = cl_snp_evidence_claims(e, claims, unverified);
     if (rc < 0) {
         failf(f, 500, "InternalError", "could not build the claims");
         goto out;
@@ -880,6 +880,7 @@ typedef struct {
     const char *atype;           /* x-ms-attestation-type */
     const json_t *claims;        /* evidence claims (token top level and incoming) */
     const json_t *legacy;        /* incoming only, with a "$" prefix (SGX), or NULL */
+    const json_t *unverified;    /* incoming only, as named (SNP Endorsements), or NULL */
     const json_t *runtime;       /* parsed JSON runtime data or NULL */
     const json_t *inittime;      /* parsed JSON init-time data or NULL */
     const cl_claimset *extra_in; /* more incoming claims (TPM custom claims) or NULL */
@@ -907,6 +908,8 @@ static int evaluate_and_sign(cl_attestd *a, const pol *policy, const evaluation 
         rc = cl_claimset_add_json(&in, e->claims, NULL, CL_CI_SERVICE);
     if (rc == CL_OK && e->legacy != NULL)
         rc = cl_claimset_add_json(&in, e->legacy, "$", CL_CI_SERVICE);
+    if (rc == CL_OK && e->unverified != NULL)
+        rc = cl_claimset_add_json(&in, e->unverified, NULL, CL_CI_SERVICE);
     for (int k = 0; k < 2 && rc == CL_OK; k++) {
         const json_t *d = k == 0 ? e->runtime : e->inittime;
         if (d == NULL)
@@ -1054,8 +1057,8 @@ static void work_attest(uv_work_t *w)
 {
     job *j = w->data;
     failure *f = &j->f;
-    json_t *claims = json_object(), *legacy = json_object();
-    int rc = claims && legacy ? CL_OK : CL_ENOMEM;
+    json_t *claims = json_object(), *legacy = json_object(), *unverified = json_object();
+    int rc = claims && legacy && unverified ? CL_OK : CL_ENOMEM;
     if (rc < 0) {
         failf(f, 500, "InternalError", "out of memory");
         goto out;
@@ -1069,7 +1072,7 @@ static void work_attest(uv_work_t *w)
         rc = do_intel(j, claims, legacy, f);
         break;
     case T_SNP:
-        rc = do_snp(j, claims, f);
+        rc = do_snp(j, claims, unverified, f);
         break;
     case T_VIRTUAL:
         rc = do_virtual(j, claims, f);
@@ -1097,6 +1100,7 @@ static void work_attest(uv_work_t *w)
     evaluation e = {attestation_type_name(j->type),
                     claims,
                     j->type == T_SGX || j->type == T_OE ? legacy : NULL,
+                    unverified,
                     j->rt.is_json ? j->rt.json : NULL,
                     j->it.is_json ? j->it.json : NULL,
                     NULL,
@@ -1108,6 +1112,7 @@ static void work_attest(uv_work_t *w)
 out:
     json_decref(claims);
     json_decref(legacy);
+    json_decref(unverified);
 }
 
 /* The answer of a finished job (its failure or its token), then the job is freed. */
@@ -1785,7 +1790,7 @@ static void tpm_step3(cl_attestd *a, cl_http_exchange *x, const json_t *pl)
               "TPM attestation needs a policy: none is set for Tpm (there is no default)");
         goto fail;
     }
-    evaluation ev = {"tpm", claims, NULL, NULL, NULL, &custom, NULL, 0, tpm_settings, &chk};
+    evaluation ev = {"tpm", claims, NULL, NULL, NULL, NULL, &custom, NULL, 0, tpm_settings, &chk};
     if (evaluate_and_sign(a, p, &ev, &token, &f) < 0)
         goto fail;
     tpm_reply(a, x, json_pack("{s:s}", "report", token));

@@ -1026,12 +1026,12 @@ int cl_snp_claims(const cl_snp_report *r, json_t *claims)
     return CL_OK;
 }
 
-int cl_snp_evidence_claims(const cl_snp_evidence *e, json_t *claims)
+int cl_snp_evidence_claims(const cl_snp_evidence *e, json_t *claims, json_t *unverified)
 {
     if (e == NULL)
         return CL_EINVAL;
     CL_TRY(cl_snp_claims(&e->report, claims));
-    if (e->endorsements != NULL)
-        CL_TRY(set_new(claims, "x-ms-sevsnpvm-endorsements", json_string(e->endorsements)));
+    if (e->endorsements != NULL && unverified != NULL)
+        CL_TRY(set_new(unverified, "x-ms-sevsnpvm-endorsements", json_string(e->endorsements)));
     return CL_OK;
 }

@@ -164,7 +164,10 @@ CL_MUST_CHECK int cl_snp_vcek_matches(const uint8_t *vcek_der, size_t n, const c
 /* Adds every x-ms-sevsnpvm-* claim of attestation-api.md §5.4 derived from the report to the
  * JSON object `claims` (existing members of the same name are replaced). */
 CL_MUST_CHECK int cl_snp_claims(const cl_snp_report *r, json_t *claims);
-/* cl_snp_claims plus x-ms-sevsnpvm-endorsements (the Endorsements JSON text) when present. */
-CL_MUST_CHECK int cl_snp_evidence_claims(const cl_snp_evidence *e, json_t *claims);
+/* cl_snp_claims into `claims`; and, when the wrapper has Endorsements and `unverified` is not
+ * NULL, x-ms-sevsnpvm-endorsements (their JSON text) into `unverified`. Nothing verifies the
+ * Endorsements: they are policy input (an incoming claim) only, never a claim of the token. */
+CL_MUST_CHECK int cl_snp_evidence_claims(const cl_snp_evidence *e, json_t *claims,
+                                         json_t *unverified);
 
 #endif

@@ -212,11 +212,13 @@ def attest(inst, typ, body, headers=None):
     return inst.req("POST", "/attest/%s%s" % (typ, Q), body, headers)
 
 
-def snp_wrapper(report, vcek_der, chain_pem_file):
+def snp_wrapper(report, vcek_der, chain_pem_file, endorsements=None):
     vcek = x509.load_der_x509_certificate(vcek_der).public_bytes(serialization.Encoding.PEM)
     with open(os.path.join(VEC, chain_pem_file), "rb") as f:
         chain = vcek + f.read()
     w = {"SnpReport": b64u(report), "VcekCertChain": b64u(chain)}
+    if endorsements is not None:
+        w["Endorsements"] = b64u(endorsements.encode())
     return b64u(("\n        " + json.dumps(w)).encode())
 
 
@@ -426,6 +428,22 @@ def main():
         p = token_parts(j["token"])[1]
         check(p["x-ms-sevsnpvm-is-debuggable"] is False and p["x-ms-sevsnpvm-bootloader-svn"] == 3
               and p["x-ms-sevsnpvm-snpfw-svn"] == 8 and p["x-ms-sevsnpvm-microcode-svn"] == 115, "A17 claims")
+    # Endorsements are not verified: a policy may read them (incoming claim), the token does not
+    # carry them unless the policy issues them itself
+    endorse = '{"Uvm":["AAAA"]}'
+    w3 = snp_wrapper(vec("snp/virtee_report_milan.bin"), vec("snp/virtee_vcek_milan.der"), "roots/ask_ark_milan.pem", endorse)
+    st, _, j = attest(aad, "SevSnpVm", {"report": w3})
+    check(st == 200 and "x-ms-sevsnpvm-endorsements" not in token_parts(j["token"])[1],
+          "unverified Endorsements are not a token claim %s" % st)
+    st, _, j = aad.req("PUT", "/policies/SevSnpVm" + Q, 'version=1.0; authorizationrules{=> permit();}; '
+                       'issuancerules{c:[type=="x-ms-sevsnpvm-endorsements"] => issue(type="uvm", value=c.value);};', AUTH)
+    check(st == 200, "endorsements policy stored %s %s" % (st, j))
+    st, _, j = attest(aad, "SevSnpVm", {"report": w3})
+    p = token_parts(j["token"])[1] if st == 200 else {}
+    check(p.get("uvm") == endorse and "x-ms-sevsnpvm-endorsements" not in p,
+          "a policy reads the Endorsements as an incoming claim %s %s" % (st, p.get("uvm")))
+    st, _, j = aad.req("PUT", "/policies/SevSnpVm" + Q, PERMIT, AUTH)
+    check(st == 200, "permit policy again")
     rep = bytearray(vec("snp/go-sev-guest_report.bin"))
     rep[0x2A0] ^= 1
     st, _, j = attest(aad, "SevSnpVm", {"report": snp_wrapper(bytes(rep), vec("snp/go-sev-guest_vcek.der"), "roots/ask_ark_milan.pem")})
@@ -473,7 +491,7 @@ def main():
     st, _, j = attest(aad, "TdxVm", {"quote": b64u(vec("tdx/go-tdx-guest_quote_v5.bin"))})
     check(st == 200 and token_parts(j["token"])[1].get("kept") is True, "policy survives a restart")
     hist = [json.loads(l) for l in open(os.path.join(aad.dir, "history.jsonl"))]
-    check(len(hist) == 7 and all(h["who"] == "jwt:test-admin" for h in hist) and [h["seq"] for h in hist] == list(range(1, len(hist) + 1)),
+    check(len(hist) == 9 and all(h["who"] == "jwt:test-admin" for h in hist) and [h["seq"] for h in hist] == list(range(1, len(hist) + 1)),
           "history records every change with who (%d records)" % len(hist))
     # one instance per data directory: a second is refused while the first runs and serves on
     r = subprocess.run([os.path.join(BIN, "cledger-attestd"), "--data-dir", aad.dir, "--listen", "127.0.0.1:0"],

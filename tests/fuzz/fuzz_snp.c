@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_err(err, sizeof err);
         json_t *c = json_object();
         if (c != NULL) {
-            if (cl_snp_evidence_claims(e, c) != CL_OK)
+            if (cl_snp_evidence_claims(e, c, c) != CL_OK)
                 abort();
             size_t want = cl_snp_evidence_endorsements(e) ? 18 : 17;
             if (json_object_size(c) != want)

@@ -939,11 +939,15 @@ static void test_wrapper(void **state)
     assert_string_equal(cl_snp_evidence_chain(e, &clen), chain);
     assert_int_equal(clen, strlen(chain));
     assert_int_equal(cl_snp_verify(e, T_2025_06_20, err, sizeof err), CL_OK);
-    json_t *claims = json_object();
-    assert_int_equal(cl_snp_evidence_claims(e, claims), CL_OK);
-    assert_string_equal(json_string_value(json_object_get(claims, "x-ms-sevsnpvm-endorsements")),
-                        endors);
+    json_t *claims = json_object(), *unverified = json_object();
+    assert_int_equal(cl_snp_evidence_claims(e, claims, unverified), CL_OK);
+    /* unverified input: for the policy only, never with the report's claims */
+    assert_null(json_object_get(claims, "x-ms-sevsnpvm-endorsements"));
+    assert_int_equal(json_object_size(unverified), 1);
+    assert_string_equal(
+        json_string_value(json_object_get(unverified, "x-ms-sevsnpvm-endorsements")), endors);
     json_decref(claims);
+    json_decref(unverified);
     cl_snp_evidence_free(e);
     free(w);
 
@@ -1085,7 +1089,7 @@ static void test_alloc_failures(void **state)
             rc = cl_snp_verify(e, T_2025_06_20, err, sizeof err);
         if (rc == CL_OK) {
             claims = json_object();
-            rc = claims ? cl_snp_evidence_claims(e, claims) : CL_ENOMEM;
+            rc = claims ? cl_snp_evidence_claims(e, claims, claims) : CL_ENOMEM;
         }
         cl_alloc_fail_after(-1);
         if (rc == CL_OK)
