@@ -389,8 +389,16 @@ static int parse_any(const json_t *j, cl_receipt *r, json_t **claims_out, char *
         rj != NULL ||
         (json_object_get(j, "cert") == NULL &&
          (json_object_get(j, "state") != NULL || json_object_get(j, "transactionId") != NULL));
-    if (!envelope)
+    if (!envelope) {
+        /* Claims beside a bare receipt would go unchecked: an envelope carries them. */
+        if (json_object_get(j, "applicationClaims") != NULL) {
+            say(eb, el,
+                "applicationClaims beside a bare receipt: put the receipt under "
+                "\"receipt\" (an envelope), or give the claims separately");
+            return CL_EJSON;
+        }
         return parse_receipt_object(j, r, eb, el);
+    }
 
     const json_t *state = json_object_get(j, "state");
     if (state != NULL) {
@@ -399,7 +407,14 @@ static int parse_any(const json_t *j, cl_receipt *r, json_t **claims_out, char *
             return CL_EJSON;
         }
         if (strcmp(json_string_value(state), "Ready") != 0) {
-            say(eb, el, "receipt is not ready (state \"%.32s\")", json_string_value(state));
+            /* shown to a terminal: printable ASCII only */
+            char shown[33];
+            const char *st = json_string_value(state);
+            size_t k = 0;
+            for (; st[k] != '\0' && k < sizeof shown - 1; k++)
+                shown[k] = st[k] >= 0x20 && st[k] < 0x7F ? st[k] : '?';
+            shown[k] = '\0';
+            say(eb, el, "receipt is not ready (state \"%s\")", shown);
             return CL_ESTATE;
         }
     }
@@ -623,6 +638,16 @@ static int shape_of_struct(const cl_receipt *r, cl_receipt_verdict *v)
     if (r->signature_len > CL_RECEIPT_MAX_SIG)
         return fail(v, CL_RECEIPT_STEP_SHAPE, CL_EOVERFLOW, "signature longer than %d bytes",
                     CL_RECEIPT_MAX_SIG);
+    /* An envelope's transactionId is not signed: only the one the commit evidence names
+     * ("ce:<view>.<seqno>:...") is proven, so any other is refused rather than reported. */
+    if (r->transaction_id != NULL) {
+        size_t tl = strlen(r->transaction_id);
+        const char *ce = r->commit_evidence;
+        if (tl == 0 || r->commit_evidence_len < 4 + tl || memcmp(ce, "ce:", 3) != 0 ||
+            memcmp(ce + 3, r->transaction_id, tl) != 0 || ce[3 + tl] != ':')
+            return fail(v, CL_RECEIPT_STEP_SHAPE, CL_EINVAL,
+                        "transactionId is not the transaction the commit evidence names");
+    }
     return CL_OK;
 }
 

@@ -371,6 +371,11 @@ run("list: escapes", LIST,
 run("list: nextLink to another host", LIST,
     always(*J('{"state":"Ready","entries":[],"nextLink":"https://evil.example/app/transactions"}')),
     1, r"leaves the endpoint")
+for bad in ("/app/transactions?x=1 2", "/app/transactions?x=1\\r\\nX-Evil: 1", "/app/t%zz",
+            "/app/t\\u00e9", "/app/t#frag"):
+    run("list: nextLink %r is not a URL path" % bad, LIST,
+        always(*J('{"state":"Ready","entries":[],"nextLink":"%s"}' % bad)), 1,
+        r"nextLink is not a URL path")
 run("list: nextLink to itself", LIST,
     lambda m, p, b, n: J('{"state":"Ready","entries":[],"nextLink":"%s"}' % p), 1,
     r"nextLink repeats", limit=10)
@@ -643,6 +648,10 @@ run("receipt: garbage receipt", REC, always(*J('{"state":"Ready","receipt":{"cer
 run("receipt: no receipt", REC, always(*J('{"state":"Ready"}')), 1, r"receipt INVALID",
     human=False)
 run("receipt: Loading forever", REC, always(*J('{"state":"Loading"}')), 1, r"timed out", limit=10)
+out_file = os.path.join(work, "invalid-receipt.json")
+run("receipt --out: an invalid receipt is not written", REC + ["--out", out_file],
+    always(*J('{"state":"Ready","receipt":{"cert":5}}')), 1, r"receipt INVALID", human=False)
+check(not os.path.exists(out_file), "receipt --out: the invalid receipt was written")
 
 # the server is gone: exit 3 quickly
 lsock.shutdown(socket.SHUT_RDWR)

@@ -28,6 +28,23 @@ expect 0 "get" -- "$CL" ledger get "$D" "${txids[7]}"
 grep -q '"payment 8"' "$work/out" && ok || bad "get returned the wrong contents"
 expect 1 "get unknown seqno" -- "$CL" ledger get "$D" "2.99999"
 expect 2 "get malformed txid" -- "$CL" ledger get "$D" "2.x"
+# a transaction id in its one canonical form: no leading zeros (a receipt names the id given)
+expect 2 "get txid with a leading zero" -- "$CL" ledger get "$D" "2.0${txids[7]#2.}"
+expect 2 "receipt txid with a leading zero" -- "$CL" ledger receipt "$D" "02.${txids[7]#2.}"
+# what the service would refuse is refused: contents or collection not UTF-8, control characters
+expect 2 "append contents not UTF-8" -- "$CL" ledger append "$D" --collection c0 $'\xff\xfe'
+grep -q "not valid UTF-8" "$work/err" && ok || bad "append non-UTF-8 message: $(cat "$work/err")"
+expect 2 "append collection not UTF-8" -- "$CL" ledger append "$D" --collection $'c\xff' x
+expect 2 "append collection with a control character" -- "$CL" ledger append "$D" --collection $'c\x01' x
+# a signature transaction has no receipt of its own: said so
+"$CL" ledger status "$D" >"$work/status" || bad "status"
+st=$(sed -n 's/^view: //p' "$work/status").$(sed -n 's/^last signature: //p' "$work/status")
+if [[ "$st" =~ ^[0-9]+\.[0-9]+$ ]]; then
+    expect 1 "receipt of a signature transaction" -- "$CL" ledger receipt "$D" "$st"
+    grep -q "is a signature transaction" "$work/err" && ok || bad "signature receipt message: $(cat "$work/err")"
+else
+    bad "ledger status names no last signature: $("$CL" ledger status "$D")"
+fi
 for t in "${txids[0]}" "${txids[30]}" "${txids[59]}"; do
     "$CL" ledger receipt "$D" "$t" >"$work/r.json" || bad "receipt $t"
     expect 0 "verify-receipt $t" -- "$CL" verify-receipt "$work/r.json" --service-cert "$D/service_cert.pem"

@@ -84,6 +84,10 @@ expect 1 "receipt INVALID: claims:" \
     --claims "$V/claims_3.json"
 expect 0 "receipt valid: transaction 2.35," \
     verify-receipt "$TMP/env_r1.json" --service-cert "$V/service_cert_1.pem"
+# an envelope's transactionId is not signed: one the commit evidence does not name is refused
+envelope "$TMP/env_relabel.json" 9.999 "$V/receipt_1.json"
+expect 1 "receipt INVALID: shape: transactionId is not the transaction the commit evidence names" \
+    verify-receipt "$TMP/env_relabel.json" --service-cert "$V/service_cert_1.pem"
 printf '{"state":"Loading","transactionId":"2.35"}' >"$TMP/loading.json"
 expect 1 "receipt INVALID: shape: receipt is not ready" \
     verify-receipt "$TMP/loading.json" --service-cert "$V/service_cert_1.pem"

@@ -1090,9 +1090,31 @@ static void test_envelope(void **state)
     assert_int_equal(verify_json(env, svc, svclen, NULL, &v), CL_OK);
     assert_int_equal(json_object_set_new(env, "transactionId", json_integer(2)), 0);
     assert_int_equal(verify_json(env, svc, svclen, NULL, &v), CL_EJSON);
+    /* the envelope's transactionId is not signed: one other than the commit evidence's
+     * ("ce:2.13:...") would relabel the receipt, so it is refused */
+    static const char *const other[] = {"9.999", "2.1", "2.130", "02.13", "2.13:", "2", ""};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        assert_int_equal(json_object_set_new(env, "transactionId", json_string(other[i])), 0);
+        int rc = verify_json(env, svc, svclen, NULL, &v);
+        if (rc != CL_EINVAL || v.step != CL_RECEIPT_STEP_SHAPE ||
+            strstr(v.message, "commit evidence") == NULL)
+            fail_msg("transactionId %s: %d step %d %s", other[i], rc, (int)v.step, v.message);
+    }
+    assert_int_equal(json_object_set_new(env, "transactionId", json_string("2.13")), 0);
+    assert_int_equal(verify_json(env, svc, svclen, NULL, &v), CL_OK);
     assert_int_equal(json_object_del(env, "transactionId"), 0);
     assert_int_equal(json_object_set_new(env, "state", json_string("Loading")), 0);
     assert_int_equal(verify_json(env, svc, svclen, NULL, &v), CL_ESTATE);
+    /* a state is shown as printable ASCII only (it goes to a terminal) */
+    assert_int_equal(json_object_set_new(env, "state", json_string("\x1b]0;x\x07\xc3\xa9")), 0);
+    char eb2[200];
+    char *t2 = json_dumps(env, 0);
+    cl_receipt r2 = CL_RECEIPT_INIT;
+    assert_int_equal(cl_receipt_parse(t2, strlen(t2), &r2, NULL, eb2, sizeof eb2), CL_ESTATE);
+    assert_string_equal(eb2, "receipt is not ready (state \"?]0;x???\")");
+    cl_receipt_clear(&r2);
+    cl_free(t2);
+    assert_int_equal(json_object_set_new(env, "state", json_string("Loading")), 0);
     assert_int_equal(json_object_del(env, "receipt"), 0);
     assert_int_equal(verify_json(env, svc, svclen, NULL, &v), CL_ESTATE);
     assert_int_equal(json_object_set_new(env, "state", json_string("Ready")), 0);
@@ -1113,6 +1135,15 @@ static void test_envelope(void **state)
     assert_int_equal(cl_receipt_verify_pem(&r, svc1, svc1len, NULL, &v), CL_OK);
     cl_free(text);
     json_decref(env);
+
+    /* Claims beside a bare receipt would go unchecked: refused. */
+    assert_int_equal(json_object_set_new(snake, "applicationClaims", json_array()), 0);
+    char eb3[200];
+    char *t3 = json_dumps(snake, 0);
+    assert_int_equal(cl_receipt_parse(t3, strlen(t3), &r, NULL, eb3, sizeof eb3), CL_EJSON);
+    assert_non_null(strstr(eb3, "applicationClaims beside a bare receipt"));
+    cl_free(t3);
+    assert_int_equal(json_object_del(snake, "applicationClaims"), 0);
 
     /* Both spellings of one key collide after conversion. */
     assert_int_equal(json_object_set_new(snake, "nodeId", json_string("00")), 0);

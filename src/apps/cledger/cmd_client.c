@@ -13,6 +13,7 @@
  * wait timed out / the transaction is invalid), 2 usage error or unreadable local file, 3 no
  * answer (network, TLS or timeout). See docs/client.md.
  */
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -1113,15 +1114,32 @@ static int cmd_get(client *c, const client_opts *o)
     return CLEDGER_EXIT_OK;
 }
 
-/* The next page's path from a nextLink: relative ("/app/...") or absolute on the same endpoint. */
-static char *next_path(client *c, const char *link)
+/* Whether p is a path and query as RFC 3986 writes them: printable ASCII other than space,
+ * '"', '#', '<', '>', '\\', '^', '`', '{', '|', '}', and '%' only before two hex digits. */
+static int path_chars_ok(const char *p)
 {
-    if (link[0] == '/')
-        return cl_strdup(link);
+    for (; *p != '\0'; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch <= 0x20 || ch >= 0x7F || strchr("\"#<>\\^`{|}", ch) != NULL)
+            return 0;
+        if (ch == '%' && !(isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])))
+            return 0;
+    }
+    return 1;
+}
+
+/* The next page's path from a nextLink: relative ("/app/...") or absolute on the same endpoint,
+ * of URL characters only. NULL otherwise (*bad set when it is the characters). */
+static char *next_path(client *c, const char *link, int *bad)
+{
+    const char *p = NULL;
     size_t el = strlen(c->endpoint);
-    if (strncmp(link, c->endpoint, el) == 0 && link[el] == '/')
-        return cl_strdup(link + el);
-    return NULL;
+    if (link[0] == '/')
+        p = link;
+    else if (strncmp(link, c->endpoint, el) == 0 && link[el] == '/')
+        p = link + el;
+    *bad = p != NULL && !path_chars_ok(p);
+    return p != NULL && !*bad ? cl_strdup(p) : NULL;
 }
 
 /* Paging through nextLink (list, user list). A page that does not move on (state Loading, the
@@ -1144,7 +1162,10 @@ static int pager_next(client *c, const client_opts *o, pager *p, const char *lin
     *more = 0;
     if (link == NULL || *link == '\0')
         return CLEDGER_EXIT_OK;
-    char *np = next_path(c, link);
+    int bad;
+    char *np = next_path(c, link, &bad);
+    if (np == NULL && bad)
+        return fail(CLEDGER_EXIT_INVALID, "nextLink is not a URL path; not followed");
     if (np == NULL)
         return fail(CLEDGER_EXIT_INVALID, "nextLink leaves the endpoint; not followed");
     uint64_t from = reply_link_from(np);
@@ -1425,18 +1446,16 @@ static int cmd_receipt(client *c, const client_opts *o)
     if (st != CLEDGER_EXIT_OK)
         return st;
     json_decref(j);
-    /* c->body still holds the Ready envelope exactly as served. */
-    if (o->out != NULL) {
-        st = write_output(o->out, c->body, c->len);
-        if (st != CLEDGER_EXIT_OK)
-            return st;
-    } else {
-        printf("%s\n", c->body);
-        fflush(stdout);
-    }
-    if (o->verify)
-        st = verify_envelope(o, o->pos[0], c->body, c->len);
-    return st;
+    /* c->body still holds the Ready envelope exactly as served. With --verify it is checked
+     * first: an invalid receipt is neither printed nor written (a file left behind would be
+     * taken for a verified one). */
+    if (o->verify && (st = verify_envelope(o, o->pos[0], c->body, c->len)) != CLEDGER_EXIT_OK)
+        return st;
+    if (o->out != NULL)
+        return write_output(o->out, c->body, c->len);
+    printf("%s\n", c->body);
+    fflush(stdout);
+    return CLEDGER_EXIT_OK;
 }
 
 static const char *const ROLES[] = {"Administrator", "Contributor", "Reader"};

@@ -18,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/codec.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "commands.h"
 #include "ledger/claims.h"
 #include "ledger/entry.h"
 #include "ledger/ledger.h"
+#include "node/url.h"
 
 static int usage(void)
 {
@@ -45,17 +47,10 @@ static int fail(const char *what, int rc)
                                                                      : CLEDGER_EXIT_USAGE;
 }
 
-/* "view.seqno" with both parts decimal and non-empty. */
+/* "view.seqno" in canonical form (cl_txid_parse: decimal, no sign or leading zeros). */
 static int parse_txid(const char *s, uint64_t *view, uint64_t *seqno)
 {
-    char *end;
-    if (*s < '0' || *s > '9')
-        return CL_EINVAL;
-    *view = strtoull(s, &end, 10);
-    if (*end != '.' || end[1] < '0' || end[1] > '9')
-        return CL_EINVAL;
-    *seqno = strtoull(end + 1, &end, 10);
-    return *end == '\0' ? CL_OK : CL_EINVAL;
+    return cl_txid_parse(s, strlen(s), view, seqno);
 }
 
 static int open_dir(const char *dir, cl_ledger **l)
@@ -129,6 +124,21 @@ static int do_append(int argc, char **argv)
     }
     if (coll == NULL || contents == NULL)
         return usage();
+    /* what the service takes (ledger-api §2.2, §15): a collection id of 1 to 256 bytes of UTF-8
+     * without control characters, contents that are UTF-8 (a JSON string) */
+    size_t cl = strlen(coll);
+    int coll_ok = cl >= 1 && cl <= 256 && cl_utf8_valid(coll, cl);
+    for (size_t i = 0; coll_ok && i < cl; i++)
+        coll_ok = (unsigned char)coll[i] >= 0x20 && coll[i] != 0x7f;
+    if (!coll_ok) {
+        fprintf(stderr, "cledger ledger: append: a collection id is 1 to 256 bytes of UTF-8 "
+                        "without control characters\n");
+        return CLEDGER_EXIT_USAGE;
+    }
+    if (!cl_utf8_valid(contents, strlen(contents))) {
+        fprintf(stderr, "cledger ledger: append: the contents are not valid UTF-8\n");
+        return CLEDGER_EXIT_USAGE;
+    }
     cl_ledger *l = NULL;
     int rc = open_dir(argv[1], &l);
     if (rc < 0)
@@ -169,8 +179,19 @@ static int do_get(int argc, char **argv)
     json_t *j = json_object();
     json_object_set_new(j, "transactionId", json_string(argv[2]));
     if (e.type == CL_ENTRY_USER) {
-        json_object_set_new(j, "collectionId", json_stringn(e.collection, e.collection_len));
-        json_object_set_new(j, "contents", json_stringn((const char *)e.contents, e.contents_len));
+        json_t *c = json_stringn(e.collection, e.collection_len);
+        json_t *v = json_stringn((const char *)e.contents, e.contents_len);
+        if (c == NULL || v == NULL) { /* not UTF-8: nothing the service or append writes */
+            json_decref(c);
+            json_decref(v);
+            json_decref(j);
+            cl_ledger_entry_free(&e);
+            cl_ledger_close(l);
+            fprintf(stderr, "cledger ledger: %s: the entry is not valid UTF-8\n", argv[2]);
+            return CLEDGER_EXIT_INVALID;
+        }
+        json_object_set_new(j, "collectionId", c);
+        json_object_set_new(j, "contents", v);
     } else {
         json_object_set_new(j, "type",
                             json_string(e.type == CL_ENTRY_SIGNATURE ? "signature" : "internal"));
@@ -203,9 +224,18 @@ static int do_receipt(int argc, char **argv)
     if (rc == CL_OK && real != view)
         rc = CL_ERANGE;
     if (rc == CL_OK)
-        rc = cl_ledger_receipt(l, seqno, &receipt);
-    if (rc == CL_OK)
         rc = cl_ledger_read(l, seqno, &e);
+    if (rc == CL_OK && e.type == CL_ENTRY_SIGNATURE) {
+        cl_ledger_entry_free(&e);
+        cl_ledger_close(l);
+        fprintf(stderr,
+                "cledger ledger: %s is a signature transaction: receipts are given for "
+                "the transactions a signature covers\n",
+                argv[2]);
+        return CLEDGER_EXIT_INVALID;
+    }
+    if (rc == CL_OK)
+        rc = cl_ledger_receipt(l, seqno, &receipt);
     if (rc == CL_OK && e.type == CL_ENTRY_USER)
         rc = cl_claims_ledger_entry_json(e.claims_key, 32, e.collection, e.collection_len,
                                          (const char *)e.contents, e.contents_len, &claims);

@@ -230,11 +230,10 @@ int cmd_verify_receipt(int argc, char **argv)
         goto out;
     }
 
+    /* The transaction the commit evidence names (an envelope's transactionId, when present, has
+     * been held to it), digits and one dot only, or "unknown". */
     char txid[CL_RECEIPT_MAX_TXID + 1], root[65], node[65];
-    if (r.transaction_id != NULL)
-        snprintf(txid, sizeof txid, "%s", r.transaction_id);
-    else
-        txid_from_ce(&r, txid, sizeof txid);
+    txid_from_ce(&r, txid, sizeof txid);
     cl_hex_encode(v.root, 32, root);
     cl_hex_encode(v.node_id, 32, node);
     if (as_json) {
