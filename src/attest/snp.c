@@ -506,7 +506,9 @@ static int self_issued(X509 *x)
     return X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0;
 }
 
-/* Index into cl_amd_roots of the line whose ARK is byte- or key-identical to ark; -1 if none. */
+/* Index into cl_amd_roots of the line whose ARK is byte-identical to ark; -1 if none. The ARK
+ * is the root: one that only carries a pinned key (re-signed, re-dated) is not the pinned one
+ * (attestation-api.md §3.4: it MUST equal the pinned ARK). */
 static int pinned_line_by_ark(X509 *ark, int *oom)
 {
     *oom = 0;
@@ -517,10 +519,6 @@ static int pinned_line_by_ark(X509 *ark, int *oom)
             return -1;
         }
         int same = x509_der_equal(ark, pin);
-        if (!same) {
-            EVP_PKEY *a = X509_get0_pubkey(ark), *b = X509_get0_pubkey(pin);
-            same = a != NULL && b != NULL && EVP_PKEY_eq(a, b) == 1;
-        }
         X509_free(pin);
         if (same)
             return (int)i;
@@ -905,8 +903,8 @@ static int verify_report_impl(const cl_snp_report *given, const uint8_t *raw, si
             char cn[64];
             name_cn(X509_get_subject_name(ark), cn, sizeof cn);
             rc = fail(err, errlen, CL_ECHAIN,
-                      "the supplied ARK (CN=%s) is not a pinned AMD root (neither byte- nor "
-                      "key-identical to ARK-Milan, ARK-Genoa or ARK-Turin)",
+                      "the supplied ARK (CN=%s) is not a pinned AMD root (not byte-identical "
+                      "to ARK-Milan, ARK-Genoa or ARK-Turin)",
                       cn);
             goto out;
         }
