@@ -28,6 +28,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -527,6 +528,58 @@ out:
 
 /* ---- certificates --------------------------------------------------------------------------- */
 
+#define OID_TCG_KP_EK "2.23.133.8.1" /* tcg-kp-EKCertificate */
+#define OID_TCG_KP_AK "2.23.133.8.3" /* tcg-kp-AIKCertificate */
+
+/* Whether the leaf's extended key usage lists oid: 1 yes, 0 no, -1 out of memory. */
+static int eku_has(X509 *leaf, const char *oid)
+{
+    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(leaf, NID_ext_key_usage, NULL, NULL);
+    ASN1_OBJECT *want = OBJ_txt2obj(oid, 1);
+    int found = want != NULL ? 0 : -1;
+    for (int i = 0; want != NULL && eku != NULL && i < sk_ASN1_OBJECT_num(eku); i++) {
+        if (OBJ_cmp(sk_ASN1_OBJECT_value(eku, i), want) == 0)
+            found = 1;
+    }
+    ASN1_OBJECT_free(want);
+    EXTENDED_KEY_USAGE_free(eku);
+    return found;
+}
+
+/* What the leaf may be used for (chain building alone does not look at the leaf's extensions):
+ * not a CA; keyUsage, when present, allows the key's use (an AK signs; an EK decrypts, RSA
+ * keyEncipherment or ECC keyAgreement); extendedKeyUsage, when present, names the TCG purpose
+ * (tcg-kp-AIKCertificate, tcg-kp-EKCertificate). So a TLS certificate, an EK certificate used as
+ * an AK's or the issuing CA itself is refused even when the public key matches. */
+static int leaf_purpose(X509 *leaf, int ak, char *err, size_t errlen)
+{
+    const char *what = ak ? "AK" : "EK";
+    uint32_t flags = X509_get_extension_flags(leaf);
+    if (flags & EXFLAG_INVALID)
+        return fail(err, errlen, CL_EPEM, "%s certificate has malformed extensions", what);
+    if (X509_check_ca(leaf) != 0)
+        return fail(err, errlen, CL_ECHAIN, "%s certificate is a CA certificate, not an %s's", what,
+                    what);
+    if (flags & EXFLAG_KUSAGE) {
+        uint32_t ku = X509_get_key_usage(leaf);
+        uint32_t need = ak ? KU_DIGITAL_SIGNATURE : KU_KEY_ENCIPHERMENT | KU_KEY_AGREEMENT;
+        if ((ku & need) == 0)
+            return fail(err, errlen, CL_ECHAIN, "%s certificate key usage does not allow %s", what,
+                        ak ? "digitalSignature" : "keyEncipherment or keyAgreement");
+    }
+    if (flags & EXFLAG_XKUSAGE) {
+        int has = eku_has(leaf, ak ? OID_TCG_KP_AK : OID_TCG_KP_EK);
+        if (has < 0)
+            return CL_ENOMEM;
+        if (!has)
+            return fail(err, errlen, CL_ECHAIN,
+                        "%s certificate extended key usage does not list %s (%s)", what,
+                        ak ? "tcg-kp-AIKCertificate" : "tcg-kp-EKCertificate",
+                        ak ? OID_TCG_KP_AK : OID_TCG_KP_EK);
+    }
+    return CL_OK;
+}
+
 static int verify_cert(const char *what, const uint8_t *der, size_t n, const char *roots_pem,
                        size_t roots_len, EVP_PKEY *match, int64_t now_unix, char *err,
                        size_t errlen)
@@ -579,7 +632,8 @@ static int verify_cert(const char *what, const uint8_t *der, size_t n, const cha
                       X509_verify_cert_error_string(v), depth);
         goto out;
     }
-    if (match != NULL && EVP_PKEY_eq(X509_get0_pubkey(leaf), match) != 1)
+    rc = leaf_purpose(leaf, strcmp(what, "AK") == 0, err, errlen);
+    if (rc == CL_OK && match != NULL && EVP_PKEY_eq(X509_get0_pubkey(leaf), match) != 1)
         rc = fail(err, errlen, CL_EBINDING,
                   "%s certificate public key differs from the %s public area", what, what);
 out:

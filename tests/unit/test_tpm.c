@@ -1259,6 +1259,18 @@ static void test_ek_certs(void **state)
     expect_err(cl_tpm_ek_cert_verify(rsa, dn, root, rootn, NULL, T_VALID, err, sizeof err),
                CL_ECHAIN, err,
                "EK certificate does not chain to a configured root: unable to get local issuer");
+    /* The issuing CA's own certificate chains to the root, but it is no EK certificate. */
+    BIO *ib = BIO_new_mem_buf(issuer, (int)issn);
+    X509 *ix = PEM_read_bio_X509(ib, NULL, NULL, NULL);
+    assert_non_null(ix);
+    unsigned char *ider = NULL;
+    int idl = i2d_X509(ix, &ider);
+    expect_err(
+        cl_tpm_ek_cert_verify(ider, (size_t)idl, root, rootn, NULL, T_VALID, err, sizeof err),
+        CL_ECHAIN, err, "EK certificate is a CA certificate");
+    OPENSSL_free(ider);
+    X509_free(ix);
+    BIO_free(ib);
     /* Before notBefore. */
     expect_err(cl_tpm_ek_cert_verify(rsa, dn, both, rn, NULL, T_BEFORE, err, sizeof err),
                CL_EEXPIRED, err, "certificate is not yet valid");
@@ -1299,9 +1311,30 @@ static void test_ek_certs(void **state)
     free_vectors(v);
 }
 
+static void add_ext(X509 *x, int nid, const char *value)
+{
+    if (value == NULL)
+        return;
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, nid, value);
+    assert_non_null(e);
+    X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+}
+
+/* A certificate for `subject` signed by issuer_key, with basicConstraints CA:TRUE when ca, and
+ * keyUsage ku and extendedKeyUsage eku when not NULL (the AK-certificate path). */
+static X509 *make_cert_ext(EVP_PKEY *subject, EVP_PKEY *issuer_key, X509 *issuer, const char *cn,
+                           int ca, const char *ku, const char *eku);
+
 /* A CA and a certificate for `subject` signed by it (the AK-certificate path). */
 static X509 *make_cert(EVP_PKEY *subject, EVP_PKEY *issuer_key, X509 *issuer, const char *cn,
                        int ca)
+{
+    return make_cert_ext(subject, issuer_key, issuer, cn, ca, NULL, NULL);
+}
+
+static X509 *make_cert_ext(EVP_PKEY *subject, EVP_PKEY *issuer_key, X509 *issuer, const char *cn,
+                           int ca, const char *ku, const char *eku)
 {
     X509 *x = X509_new();
     X509_set_version(x, 2);
@@ -1314,12 +1347,9 @@ static X509 *make_cert(EVP_PKEY *subject, EVP_PKEY *issuer_key, X509 *issuer, co
     X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
     X509_NAME_free(name);
     X509_set_pubkey(x, subject);
-    if (ca) {
-        X509_EXTENSION *e =
-            X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:TRUE");
-        X509_add_ext(x, e, -1);
-        X509_EXTENSION_free(e);
-    }
+    add_ext(x, NID_basic_constraints, ca ? "critical,CA:TRUE" : NULL);
+    add_ext(x, NID_key_usage, ku);
+    add_ext(x, NID_ext_key_usage, eku);
     assert_true(X509_sign(x, issuer_key, EVP_sha256()) > 0);
     return x;
 }
@@ -1358,6 +1388,31 @@ static void test_ak_cert(void **state)
                CL_EEXPIRED, err, "expired");
     expect_err(cl_tpm_ak_cert_verify(der, (size_t)dl, pem, (size_t)pn, NULL, now, err, sizeof err),
                CL_EINVAL, err, "needs the AK public area");
+    /* A certificate of the AK's key that is not for an AK: refused though it chains and the key
+     * matches. An AK certificate with the TCG purpose and digitalSignature: accepted. */
+    static const struct {
+        int ca;
+        const char *ku, *eku, *want;
+    } purpose[] = {
+        {1, "critical,keyCertSign", "serverAuth", "AK certificate is a CA certificate"},
+        {0, NULL, "serverAuth", "does not list tcg-kp-AIKCertificate (2.23.133.8.3)"},
+        {0, NULL, "2.23.133.8.1", "does not list tcg-kp-AIKCertificate"},
+        {0, "critical,keyEncipherment", NULL, "key usage does not allow digitalSignature"},
+        {0, "critical,digitalSignature", "2.23.133.8.3", NULL},
+        {0, "digitalSignature,keyEncipherment", "serverAuth,2.23.133.8.3", NULL},
+    };
+    for (size_t i = 0; i < sizeof purpose / sizeof purpose[0]; i++) {
+        X509 *x =
+            make_cert_ext(v->ak.pkey, cak, ca, "AK", purpose[i].ca, purpose[i].ku, purpose[i].eku);
+        unsigned char *xd = NULL;
+        int xl = i2d_X509(x, &xd);
+        rc = cl_tpm_ak_cert_verify(xd, (size_t)xl, pem, (size_t)pn, &v->ak, now, err, sizeof err);
+        if (purpose[i].want == NULL ? rc != CL_OK
+                                    : rc != CL_ECHAIN || strstr(err, purpose[i].want) == NULL)
+            fail_msg("AK certificate %zu: %d %s", i, rc, err);
+        OPENSSL_free(xd);
+        X509_free(x);
+    }
     cl_tpm_public_free(&other);
     OPENSSL_free(der);
     BIO_free(bio);
