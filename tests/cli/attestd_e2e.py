@@ -97,8 +97,11 @@ def der_b64(cert):
     return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
 
-def sign_jws(key, cert, payload_obj, alg=None, python_style=False):
-    if python_style:
+def sign_jws(key, cert, payload_obj, alg=None, python_style=False, bare_jwk=False):
+    if bare_jwk:  # the signer as a bare RSA key, no certificate
+        j = jwk_of(key, "k")
+        hs = json.dumps({"alg": "RS256", "jwk": {"kty": "RSA", "n": j["n"], "e": j["e"]}})
+    elif python_style:
         hdr = {"alg": "RSA256", "jwk": {"x5c": [der_b64(cert)]}}
         hs = json.dumps(hdr)
     else:
@@ -321,6 +324,10 @@ def main():
     check(st == 200 and token_parts(j["token"])[1]["nonce"] == "n-123", "nonce echoed")
     st, _, j = attest(aad, "SgxEnclave", {"quote": b64u(SGX_QUOTE), "nonce": 42})
     check(st == 200 and token_parts(j["token"])[1]["nonce"] == "42", "numeric nonce")
+    for num, want in ((1.5, "1.5"), (0.1, "0.1"), (-2.5e-300, "-2.5e-300"), (1e21, "1e+21")):
+        st, _, j = attest(aad, "SgxEnclave", {"quote": b64u(SGX_QUOTE), "nonce": num})
+        check(st == 200 and token_parts(j["token"])[1]["nonce"] == want,
+              "real nonce %r -> %r: %s %s" % (num, want, st, token_parts(j["token"])[1].get("nonce") if st == 200 else j))
 
     # malformed requests
     for body, what in ((b"{", "bad JSON"), (b"[]", "not an object"), (json.dumps({"quote": "***"}).encode(), "bad base64"),
@@ -577,6 +584,12 @@ def main():
     r = subprocess.run([os.path.join(BIN, "cledger-attestd"), "--data-dir", aad.dir, "--listen", "127.0.0.1:0", "--mode", "isolated"],
                        capture_output=True, timeout=30)
     check(r.returncode == 2 and b"fixed at creation" in r.stderr, "mode change refused")
+    # management certificates are an Isolated feature: refused at an AAD instance's creation
+    r = subprocess.run([os.path.join(BIN, "cledger-attestd"), "--data-dir", os.path.join(WORK, "aadsigner"),
+                        "--listen", "127.0.0.1:0", "--policy-signer-cert", MGMT_PEM],
+                       capture_output=True, timeout=30)
+    check(r.returncode == 2 and b"for Isolated instances" in r.stderr,
+          "--policy-signer-cert refused for an AAD instance: %s %r" % (r.returncode, r.stderr[-200:]))
 
     # ---- Isolated instance, verification time pinned for the Intel collateral ----------------
     coll = os.path.join(WORK, "collateral")
@@ -592,6 +605,10 @@ def main():
     check(st == 400 and j["error"]["code"] == "InvalidOperation", "A12 unsigned PUT refused in Isolated mode")
     st, _, j = iso.req("PUT", "/policies/SgxEnclave" + Q, sign_jws(mgmt2_key, mgmt2_cert, {"AttestationPolicy": b64u(PERMIT.encode())}), AUTH)
     check(st == 400 and j["error"]["code"] == "InvalidOperation", "A12 foreign signer refused")
+    # the management key as a bare jwk: the tokens could not name the signer (x5c), refused
+    st, _, j = iso.req("PUT", "/policies/SgxEnclave" + Q, sign_jws(mgmt_key, None, {"AttestationPolicy": b64u(PERMIT.encode())}, bare_jwk=True), AUTH)
+    check(st == 400 and j["error"]["code"] == "InvalidOperation" and "x5c" in j["error"]["message"],
+          "bare-jwk signer refused in Isolated mode %s %s" % (st, j))
     st, _, j = iso.req("PUT", "/policies/SgxEnclave" + Q, sign_jws(mgmt_key, mgmt_cert, {"AttestationPolicy": b64u(PERMIT.encode())}, python_style=True), AUTH)
     check(st == 200 and token_parts(j["token"])[1]["x-ms-policy-signer"]["x5c"][0] == der_b64(mgmt_cert), "A12 signed PUT (Python form)")
     # A13: certificates

@@ -248,7 +248,8 @@ for target, allow in (("/attest/SgxEnclave", "POST, OPTIONS"), ("/attest/tpm", "
           and "content-type" not in o[1] and g[0] == 200 and rest == b"",
           "OPTIONS %s: %s %s, then %s" % (target, o[0], o[1], g[0]))
 for target, status, code in (("/nope", 404, "NotFound"), ("/attest/SgxEnclave/x", 404, "NotFound"),
-                             ("/policies/Nope", 400, "InvalidParameter"), ("/attest/Nope", 400, "InvalidParameter")):
+                             ("/policies/Nope", 400, "InvalidParameter"), ("/attest/Nope", 400, "InvalidParameter"),
+                             ("/attest/AzureGuest", 404, "NotFound")):
     (o,), _ = exchange(("OPTIONS", target))
     check(o[0] == status and o[1].get("x-ms-error-code") == code and "allow" not in o[1],
           "OPTIONS %s: %s %s" % (target, o[0], o[1]))
@@ -259,6 +260,10 @@ for method, path, allow in (("DELETE", "/attest/SgxEnclave", "POST"), ("HEAD", "
     (r,), _ = exchange((method, path + Q, {"Content-Length": "0"}))
     check(r[0] == 405 and r[1].get("x-ms-error-code") == "MethodNotAllowed" and r[1].get("allow") == allow,
           "%s %s: %s %s" % (method, path, r[0], r[1]))
+# AzureGuest (2025-06-01) and tcbbaselines are routes cledger does not have: 404 (spec §2)
+for method, path in (("POST", "/attest/AzureGuest"), ("GET", "/tcbbaselines/SgxEnclave")):
+    (r,), _ = exchange((method, path + "?api-version=2025-06-01", {"Content-Length": "0"}))
+    check(r[0] == 404 and r[1].get("x-ms-error-code") == "NotFound", "%s: %s %s" % (path, r[0], r[1]))
 alive("HEAD and OPTIONS")
 
 # 8. the real evidence still attests

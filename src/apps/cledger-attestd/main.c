@@ -825,9 +825,18 @@ int main(int argc, char **argv)
     struct stat st;
     path_in(&d, "instance.json", probe, sizeof probe);
     int fresh = stat(probe, &st) != 0;
-    if (fresh && d.s.mode != NULL && strcmp(d.s.mode, "isolated") == 0 && d.s.nsigners == 0) {
+    int want_isolated = d.s.mode != NULL && strcmp(d.s.mode, "isolated") == 0;
+    if (fresh && want_isolated && d.s.nsigners == 0) {
         fprintf(stderr, "cledger-attestd: an Isolated instance needs at least one "
                         "--policy-signer-cert at creation\n");
+        return 2;
+    }
+    /* An AAD instance has no management certificates (spec §7.1: GET /certificates lists none);
+     * storing them would list keys that authorise nothing. */
+    if (fresh && !want_isolated && d.s.nsigners > 0) {
+        fprintf(stderr, "cledger-attestd: --policy-signer-cert is for Isolated instances "
+                        "(--mode isolated); an AAD instance has no policy management "
+                        "certificates\n");
         return 2;
     }
     /* Keys first, instance.json last: an interrupted creation is redone from scratch. */
