@@ -1321,11 +1321,11 @@ static void access_log(cl_http_server *s, const char *method, const char *path, 
     json_decref(f);
 }
 
-static const char *error_code(int status)
+static const char *error_code(const cl_http_error_style *st, int status)
 {
     switch (status) {
     case 400:
-        return "InvalidInput";
+        return st != NULL && st->bad_request_code != NULL ? st->bad_request_code : "InvalidInput";
     case 413:
         return "RequestBodyTooLarge";
     case 431:
@@ -1368,7 +1368,9 @@ static void reply_error_and_close(http_conn *c, int status, const char *message)
     uint64_t id = __atomic_add_fetch(&s->next_id, 1, __ATOMIC_RELAXED);
     char cid[257];
     failed_client_request_id(c->parser, cid, sizeof cid);
-    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", error_code(status), "message",
+    const cl_http_error_style *st = s->o.error_style;
+    const char *code = error_code(st, status);
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message",
                           message != NULL ? message : "Malformed request.");
     char *body = j != NULL ? cl_json_dump(j) : NULL;
     json_decref(j);
@@ -1376,7 +1378,31 @@ static void reply_error_and_close(http_conn *c, int status, const char *message)
      * first thing the message holds; http-parser knows the method before the target starts). */
     const cl_http_parser *p = c->parser;
     int head = p->msg != NULL && p->msg->raw.len > 0 && p->hp.method == HTTP_HEAD;
+    /* The service's look (cl_http_error_style), when it has one. */
+    const char *h[8];
+    size_t n = 0;
+    char uuid[40];
+    if (st != NULL && st->content_type != NULL) {
+        h[n++] = "Content-Type";
+        h[n++] = st->content_type;
+    }
+    if (st != NULL && st->uuid_request_id) {
+        snprintf(uuid, sizeof uuid, "00000000-0000-4000-8000-%012llx",
+                 (unsigned long long)(id & 0xffffffffffffULL));
+        h[n++] = "x-ms-request-id";
+        h[n++] = uuid;
+    }
+    if (st != NULL && st->error_code_header) {
+        h[n++] = "x-ms-error-code";
+        h[n++] = code;
+    }
+    if (st != NULL && st->extra_name != NULL && st->extra_value != NULL) {
+        h[n++] = st->extra_name;
+        h[n++] = st->extra_value;
+    }
     reply_spec r = {.status = status,
+                    .headers = h,
+                    .n = n / 2,
                     .body = body,
                     .len = body != NULL ? strlen(body) : 0,
                     .keep_alive = 0,

@@ -84,6 +84,16 @@ typedef void (*cl_http_handler)(void *arg, cl_http_exchange *x);
  * cl_http_reply exactly once), 0 to pass it on unanswered to `handler` on the main loop. */
 typedef int (*cl_http_local_handler)(void *arg, cl_http_exchange *x);
 
+/* How the server's own error replies (malformed requests, size limits; answered before any
+ * handler sees the request) look, so they match the service's other errors. */
+typedef struct {
+    const char *bad_request_code; /* error.code of a 400 (default "InvalidInput", ACL's) */
+    int error_code_header;        /* also send it as x-ms-error-code (MAA) */
+    int uuid_request_id;      /* x-ms-request-id as "00000000-0000-4000-8000-<48-bit id in hex>" */
+    const char *content_type; /* default "application/json" */
+    const char *extra_name, *extra_value; /* one more header (e.g. a service version), or NULL */
+} cl_http_error_style;
+
 typedef struct {
     const char *host; /* listen address, e.g. "127.0.0.1" or "::1" */
     int port;         /* 0: pick a free port (see cl_http_server_port) */
@@ -105,6 +115,9 @@ typedef struct {
     /* Optional, threaded mode: offered every request first, on its worker (see above). What it
      * touches must be safe from several worker threads at once; the caller's lock does that. */
     cl_http_local_handler local_handler;
+    /* Optional (borrowed; must outlive the server): the look of the server's own error replies.
+     * NULL: ACL's. */
+    const cl_http_error_style *error_style;
 } cl_http_server_opts;
 
 CL_MUST_CHECK int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o,

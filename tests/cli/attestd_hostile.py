@@ -9,6 +9,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import sys
@@ -219,6 +220,16 @@ check(raw(b"POST /attest/SgxEnclave HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ch
 check(raw(b"GARBAGE\r\n\r\n") == 400, "not HTTP")
 check(raw(b"GET /certs HTTP/9.9\r\nHost: x\r\n\r\n") in (400, 505), "HTTP/9.9")
 check(raw(b"POST /attest/SgxEnclave HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcde") == 400, "two Content-Lengths")
+# the HTTP layer's own refusals look like the service's errors (spec §1.7, §10)
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}$")
+for req, status, code in ((("POST", "/attest/SgxEnclave", {"Content-Length": "2000000"}), 413, "RequestBodyTooLarge"),
+                          (("GET", "/ce\x01rts"), 400, "InvalidParameter")):
+    (r,), _ = exchange(req)
+    body = json.loads(r[2]) if r[2] else {}
+    check(r[0] == status and r[1].get("x-ms-error-code") == code and body.get("error", {}).get("code") == code
+          and r[1].get("content-type") == "application/json; charset=utf-8"
+          and UUID.match(r[1].get("x-ms-request-id", "")) and r[1].get("x-ms-maa-service-version", "").startswith("cledger-attestd"),
+          "HTTP-layer %d: %s %s" % (status, r[1], r[2][:200]))
 alive("wire garbage")
 
 # 7. HEAD is GET without the body, on the same admission (RFC 9110 §9.3.2); OPTIONS on a known

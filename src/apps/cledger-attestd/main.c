@@ -904,6 +904,15 @@ int main(int argc, char **argv)
     ho.local_handler = cl_attestd_handle_local; /* attestations on the HTTPS workers */
     ho.max_body_bytes = 1u << 20;
     ho.access_log = 1;
+    /* The HTTP layer's own refusals (malformed requests, size limits) look like the service's
+     * other errors (spec §1.7, §10). */
+    static const cl_http_error_style maa_errors = {"InvalidParameter",
+                                                   1,
+                                                   1,
+                                                   "application/json; charset=utf-8",
+                                                   "x-ms-maa-service-version",
+                                                   "cledger-attestd " CLEDGER_VERSION};
+    ho.error_style = &maa_errors;
     if (d.s.http_threads >= 0) {
         ho.worker_threads = (unsigned)d.s.http_threads;
     } else {
