@@ -64,6 +64,7 @@ bench: deps $(BENCH_BUILD)/CMakeCache.txt
 	bash bench/run.sh $(BENCH_BUILD)/bin
 	sh bench/load.sh $(BENCH_BUILD)/bin
 	/usr/bin/python3 bench/slow_readers.py $(BENCH_BUILD)/bin
+	/usr/bin/python3 bench/slow_uploads.py $(BENCH_BUILD)/bin
 	sh bench/collections.sh $(BENCH_BUILD)/bin
 	sh bench/attest.sh $(BENCH_BUILD)/bin
 

@@ -64,6 +64,8 @@
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define DEFAULT_BODY_POOL_BYTES (64 * 1024 * 1024)
+#define DEFAULT_BODY_POOL_MIN_BYTES (64 * 1024)
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_IDLE_TIMEOUT_MS 30000
 #define DEFAULT_REQUEST_TIMEOUT_MS 10000
@@ -97,10 +99,19 @@
 
 /* One request under construction: the header arena holds "target\0name\0value\0...path\0query\0"
  * (offsets while parsing, since the arena may move; pointers are set when the message is done). */
+/* The request-body bytes a server holds at once, over all its connections (atomic: charged on
+ * the connections' threads, given back wherever a request is freed). */
+typedef struct {
+    size_t used, max;
+    size_t min; /* bodies up to this size are not counted (max_connections x min is bounded) */
+} body_pool;
+
 typedef struct {
     cl_http_request req;
     cl_buf raw;
     cl_buf body;
+    body_pool *pool; /* what `charged` was taken from; NULL: none */
+    size_t charged;  /* body bytes counted against the pool */
     size_t name_off[CL_HTTP_MAX_HEADERS];
     size_t value_off[CL_HTTP_MAX_HEADERS];
     size_t nhdr;
@@ -130,12 +141,21 @@ struct cl_http_parser {
     uint64_t next_id;
     cl_http_framing fr;
     const uint8_t *scan_from; /* the first byte of the current input not yet scanned */
+    body_pool *pool;          /* the server's, or NULL (a parser on its own) */
 };
+
+static void body_uncharge(http_msg *m)
+{
+    if (m->pool != NULL && m->charged > 0)
+        __atomic_sub_fetch(&m->pool->used, m->charged, __ATOMIC_RELAXED);
+    m->charged = 0;
+}
 
 static void msg_free(http_msg *m)
 {
     if (m == NULL)
         return;
+    body_uncharge(m);
     cl_buf_free(&m->raw);
     cl_buf_free(&m->body);
     cl_free(m);
@@ -155,6 +175,26 @@ static int parser_error(cl_http_parser *p, int status, const char *why)
 }
 
 static cl_http_parser *parser_of(http_parser *hp) { return hp->data; }
+
+/* Counts the body against the server's pool once it is `total` bytes (declared, or received so
+ * far when chunked), before those bytes are stored: a large body the pool has no room for is
+ * refused (503, Retry-After) rather than held, so many connections sending large bodies slowly
+ * cannot hold max_connections x max_body_bytes of memory. Bodies up to the pool's `min` are not
+ * counted: the usual small requests never meet a pool that large uploads have filled. */
+static int body_charge(cl_http_parser *p, size_t total)
+{
+    body_pool *bp = p->pool;
+    if (bp == NULL || total <= bp->min || total <= p->msg->charged)
+        return 0;
+    size_t n = total - p->msg->charged;
+    if (__atomic_add_fetch(&bp->used, n, __ATOMIC_RELAXED) > bp->max) {
+        __atomic_sub_fetch(&bp->used, n, __ATOMIC_RELAXED);
+        return parser_error(p, 503, "The server holds too many request bodies now; retry later.");
+    }
+    p->msg->pool = bp;
+    p->msg->charged += n;
+    return 0;
+}
 
 /* Counts n more header bytes against the limit before they are stored. */
 static int count_header(cl_http_parser *p, size_t n)
@@ -228,6 +268,7 @@ static int on_message_begin(http_parser *hp)
     } else {
         cl_buf_reset(&p->msg->raw);
         cl_buf_reset(&p->msg->body);
+        body_uncharge(p->msg);
         p->msg->nhdr = 0;
     }
     p->header_bytes = 0;
@@ -391,6 +432,8 @@ static int on_headers_complete(http_parser *hp)
         /* Declared length checked before any of the body is stored (RFC 9110 §15.5.14). */
         if (hp->content_length > p->max_body)
             return parser_error(p, 413, "The request body exceeds the size limit.");
+        if (body_charge(p, (size_t)hp->content_length))
+            return -1;
         if (cl_buf_reserve(&p->msg->body, (size_t)hp->content_length + 1) < 0)
             return parser_error(p, 500, "Out of memory.");
         has_body = hp->content_length > 0;
@@ -432,6 +475,8 @@ static int on_body(http_parser *hp, const char *at, size_t len)
     p->expect_continue = 0;
     if (len > p->max_body - p->msg->body.len)
         return parser_error(p, 413, "The request body exceeds the size limit.");
+    if (body_charge(p, p->msg->body.len + len)) /* a declared length was counted whole */
+        return -1;
     if (cl_buf_append(&p->msg->body, at, len) < 0)
         return parser_error(p, 500, "Out of memory.");
     return 0;
@@ -726,6 +771,7 @@ struct cl_http_server {
     http_worker *workers;
     size_t nworkers, next_worker;
     size_t inflight;
+    body_pool bodies;  /* request bodies held, over all connections */
     uint64_t next_id;  /* atomic */
     size_t live_conns; /* atomic; threaded mode: connections accepted and not yet freed */
     int threaded, wake_inited, lpoll_inited;
@@ -1332,6 +1378,8 @@ static const char *error_code(const cl_http_error_style *st, int status)
         return "RequestHeaderFieldsTooLarge";
     case 501:
         return "NotImplemented";
+    case 503:
+        return "ServiceUnavailable";
     case 505:
         return "HttpVersionNotSupported";
     default:
@@ -1399,6 +1447,10 @@ static void reply_error_and_close(http_conn *c, int status, const char *message)
     if (st != NULL && st->extra_name != NULL && st->extra_value != NULL) {
         h[n++] = st->extra_name;
         h[n++] = st->extra_value;
+    }
+    if (status == 503) { /* the body pool is full for now */
+        h[n++] = "Retry-After";
+        h[n++] = "1";
     }
     reply_spec r = {.status = status,
                     .headers = h,
@@ -1770,6 +1822,7 @@ static void conn_setup(http_conn *c)
         conn_close(c);
         return;
     }
+    c->parser->pool = &s->bodies;
     set_timer(c, TM_REQUEST); /* the handshake counts as receiving the first request */
     set_reading(c, 1);
 }
@@ -2154,6 +2207,11 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
         s->o.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
     if (s->o.max_body_bytes == 0)
         s->o.max_body_bytes = DEFAULT_MAX_BODY_BYTES;
+    s->bodies.max = s->o.max_body_pool_bytes ? s->o.max_body_pool_bytes : DEFAULT_BODY_POOL_BYTES;
+    if (s->bodies.max < s->o.max_body_bytes) /* one request of the largest size always fits */
+        s->bodies.max = s->o.max_body_bytes;
+    s->bodies.min =
+        s->o.body_pool_min_bytes ? s->o.body_pool_min_bytes - 1 : DEFAULT_BODY_POOL_MIN_BYTES;
     if (s->o.max_connections == 0)
         s->o.max_connections = DEFAULT_MAX_CONNECTIONS;
     if (s->o.idle_timeout_ms == 0)

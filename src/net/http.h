@@ -18,8 +18,9 @@
  * Limits (cl_http_server_opts): header bytes (default 16 KiB: 431 on excess), body bytes (default
  * 1 MiB: 413), idle time between requests and total time to receive one request (default 30 s /
  * 10 s: the connection is closed; a slow partial request cannot hold a slot forever), maximum
- * connections (default 1024: further accepts are closed at once). Malformed requests get 400 and
- * the connection is closed. Chunked request bodies are accepted within the body limit.
+ * connections (default 1024: further accepts are closed at once), request-body bytes held over
+ * all connections by bodies over 64 KiB (default 64 MiB: 503 and Retry-After). Malformed requests
+ * get 400 and the connection is closed. Chunked request bodies are accepted within the body limit.
  */
 #ifndef CLEDGER_NET_HTTP_H
 #define CLEDGER_NET_HTTP_H
@@ -99,6 +100,11 @@ typedef struct {
     int port;         /* 0: pick a free port (see cl_http_server_port) */
     cl_tls_ctx *tls;  /* borrowed; must outlive the server */
     size_t max_header_bytes, max_body_bytes, max_connections;
+    /* Request-body bytes held at once over all connections (default 64 MiB, at least
+     * max_body_bytes): a request whose body would go over is answered 503 with Retry-After.
+     * Bodies under body_pool_min_bytes (0: up to 64 KiB; 1: none) are not counted, so small
+     * requests are never refused for it. */
+    size_t max_body_pool_bytes, body_pool_min_bytes;
     uint64_t idle_timeout_ms, request_timeout_ms;
     /* SO_SNDBUF of every connection (0: the kernel's autotuning), as nginx's `listen ...
      * sndbuf=`: a small one keeps a slow reader's reply in the server, not in the kernel. */

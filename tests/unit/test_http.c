@@ -1973,6 +1973,73 @@ static void test_limits(void **state)
     h_run1(&o, client_limits, res);
 }
 
+/* The request bodies held over all connections are bounded (max_body_pool_bytes, 6000 here;
+ * bodies under 1,001 bytes not counted): while one connection holds a declared 4,000-byte body,
+ * a second is answered 503 with Retry-After (declared length or chunks alike), a small one is
+ * served, and once the first is answered the pool has room again. */
+static void *client_body_pool(tresult *res)
+{
+    tclient a, b;
+    tresp r;
+    char v[64];
+    char *body = malloc(4001);
+    CC(res, body != NULL);
+    memset(body, 'p', 4000);
+    body[4000] = '\0';
+    CC(res, tc_connect(&a, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    static const char head[] = "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 4000\r\n\r\n";
+    CC(res, tc_send(&a, head, sizeof head - 1) == 0 && tc_send(&a, body, 100) == 0);
+    usleep(100 * 1000); /* a's headers parsed: its 4,000 bytes are charged */
+    for (int chunked = 0; chunked < 2; chunked++) {
+        CC(res, tc_connect(&b, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+        if (chunked) {
+            static const char ch[] = "POST /echo HTTP/1.1\r\nHost: h\r\n"
+                                     "Transfer-Encoding: chunked\r\n\r\n7d0\r\n";
+            CC(res, tc_send(&b, ch, sizeof ch - 1) == 0 && tc_send(&b, body, 2000) == 0);
+            CC(res, tc_send(&b, "\r\n7d0\r\n", 9) == 0 && tc_send(&b, body, 2000) == 0);
+            CC(res, tc_send(&b, "\r\n0\r\n\r\n", 7) == 0);
+        } else {
+            CC(res, tc_send(&b, head, sizeof head - 1) == 0);
+        }
+        CC(res, tc_response(&b, &r) == 0);
+        CC(res, r.status == 503);
+        CC(res, find_header(r.head, "retry-after", v, sizeof v) && strcmp(v, "1") == 0);
+        CC(res, strstr(r.body, "\"ServiceUnavailable\"") != NULL);
+        CC(res, tc_closed(&b, 2000));
+        tc_close(&b);
+    }
+    /* a small body (under body_pool_min_bytes) is not counted: served while the pool is full */
+    CC(res, tc_connect(&b, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    body[500] = '\0';
+    CC(res, tc_request(&b, "POST", "/echo", NULL, body, &r) == 0);
+    CC(res, r.status == 200 && r.body_len == 500);
+    body[500] = 'p';
+    tc_close(&b);
+    /* a finishes and is answered; then the pool takes a body of that size again */
+    CC(res, tc_send(&a, body + 100, 3900) == 0 && tc_response(&a, &r) == 0);
+    CC(res, r.status == 200 && r.body_len == 4000);
+    CC(res, tc_connect(&b, res->port, TLS1_2_VERSION, TLS1_3_VERSION, CERT_NONE) == 0);
+    CC(res, tc_request(&b, "POST", "/echo", NULL, body, &r) == 0);
+    CC(res, r.status == 200 && r.body_len == 4000);
+    /* and a keep-alive connection's second request is charged afresh, not twice */
+    CC(res, tc_request(&a, "POST", "/echo", NULL, body, &r) == 0);
+    CC(res, r.status == 200 && r.body_len == 4000);
+out:
+    free(body);
+    tc_close(&a);
+    tc_close(&b);
+    return NULL;
+}
+
+static void test_body_pool(void **state)
+{
+    (void)state;
+    tresult res[1] = {0};
+    cl_http_server_opts o = {
+        .max_body_bytes = 4096, .max_body_pool_bytes = 6000, .body_pool_min_bytes = 1001};
+    h_run1(&o, client_body_pool, res);
+}
+
 static void *client_timeouts(tresult *res)
 {
     tclient t;
@@ -2143,6 +2210,7 @@ int main(void)
         cmocka_unit_test(test_slow_reply_idle),
         cmocka_unit_test(test_concurrent_connections),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_body_pool),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_graceful_stop),
@@ -2165,6 +2233,7 @@ int main(void)
         MT(test_slow_reply_idle),
         MT(test_concurrent_connections),
         MT(test_limits),
+        MT(test_body_pool),
         MT(test_timeouts),
         MT(test_max_connections),
         MT(test_graceful_stop),
