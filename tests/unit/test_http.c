@@ -1996,7 +1996,7 @@ static void *client_body_pool(tresult *res)
             static const char ch[] = "POST /echo HTTP/1.1\r\nHost: h\r\n"
                                      "Transfer-Encoding: chunked\r\n\r\n7d0\r\n";
             CC(res, tc_send(&b, ch, sizeof ch - 1) == 0 && tc_send(&b, body, 2000) == 0);
-            CC(res, tc_send(&b, "\r\n7d0\r\n", 9) == 0 && tc_send(&b, body, 2000) == 0);
+            CC(res, tc_send(&b, "\r\n7d0\r\n", 7) == 0 && tc_send(&b, body, 2000) == 0);
             CC(res, tc_send(&b, "\r\n0\r\n\r\n", 7) == 0);
         } else {
             CC(res, tc_send(&b, head, sizeof head - 1) == 0);
