@@ -79,6 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (cl_receipt_parse(text, strlen(text), &r2, NULL, NULL, 0) != CL_OK || !same_receipt(&r, &r2))
         abort();
+    /* an envelope's transactionId is not part of the receipt JSON, but verify checks it against
+     * the commit evidence: the copy gets it too */
+    if (r.transaction_id != NULL &&
+        cl_receipt_set_transaction_id(&r2, r.transaction_id, strlen(r.transaction_id)) != CL_OK)
+        abort();
     int rc2 = cl_receipt_verify(&r2, service, claims, &v2);
     if (rc1 != rc2 || v1.step != v2.step)
         abort();
