@@ -97,8 +97,6 @@
 
 /* ---- the plaintext request parser ------------------------------------------------------------ */
 
-/* One request under construction: the header arena holds "target\0name\0value\0...path\0query\0"
- * (offsets while parsing, since the arena may move; pointers are set when the message is done). */
 /* The request-body bytes a server holds at once, over all its connections (atomic: charged on
  * the connections' threads, given back wherever a request is freed). */
 typedef struct {
@@ -106,6 +104,8 @@ typedef struct {
     size_t min; /* bodies up to this size are not counted (max_connections x min is bounded) */
 } body_pool;
 
+/* One request under construction: the header arena holds "target\0name\0value\0...path\0query\0"
+ * (offsets while parsing, since the arena may move; pointers are set when the message is done). */
 typedef struct {
     cl_http_request req;
     cl_buf raw;
