@@ -580,10 +580,12 @@ static int leaf_purpose(X509 *leaf, int ak, char *err, size_t errlen)
     return CL_OK;
 }
 
-static int verify_cert(const char *what, const uint8_t *der, size_t n, const char *roots_pem,
+/* ak: an AK certificate (else an EK certificate). */
+static int verify_cert(int ak, const uint8_t *der, size_t n, const char *roots_pem,
                        size_t roots_len, EVP_PKEY *match, int64_t now_unix, char *err,
                        size_t errlen)
 {
+    const char *what = ak ? "AK" : "EK";
     int rc = CL_OK;
     X509 *leaf = NULL;
     X509_STORE *store = NULL;
@@ -632,7 +634,7 @@ static int verify_cert(const char *what, const uint8_t *der, size_t n, const cha
                       X509_verify_cert_error_string(v), depth);
         goto out;
     }
-    rc = leaf_purpose(leaf, strcmp(what, "AK") == 0, err, errlen);
+    rc = leaf_purpose(leaf, ak, err, errlen);
     if (rc == CL_OK && match != NULL && EVP_PKEY_eq(X509_get0_pubkey(leaf), match) != 1)
         rc = fail(err, errlen, CL_EBINDING,
                   "%s certificate public key differs from the %s public area", what, what);
@@ -652,8 +654,8 @@ int cl_tpm_ek_cert_verify(const uint8_t *der, size_t n, const char *roots_pem, s
 {
     if (ek != NULL && ek->pkey == NULL)
         return fail(err, errlen, CL_EINVAL, "EK public area has no key");
-    return verify_cert("EK", der, n, roots_pem, roots_len, ek != NULL ? ek->pkey : NULL, now_unix,
-                       err, errlen);
+    return verify_cert(0, der, n, roots_pem, roots_len, ek != NULL ? ek->pkey : NULL, now_unix, err,
+                       errlen);
 }
 
 int cl_tpm_ak_cert_verify(const uint8_t *der, size_t n, const char *roots_pem, size_t roots_len,
@@ -661,5 +663,5 @@ int cl_tpm_ak_cert_verify(const uint8_t *der, size_t n, const char *roots_pem, s
 {
     if (ak == NULL || ak->pkey == NULL)
         return fail(err, errlen, CL_EINVAL, "AK certificate check needs the AK public area");
-    return verify_cert("AK", der, n, roots_pem, roots_len, ak->pkey, now_unix, err, errlen);
+    return verify_cert(1, der, n, roots_pem, roots_len, ak->pkey, now_unix, err, errlen);
 }

@@ -90,17 +90,6 @@ static int path_txid(cl_req *r, uint64_t *view, uint64_t *seqno, int *st)
     return 1;
 }
 
-static int coll_chars_ok(const char *c, size_t len)
-{
-    if (!cl_utf8_valid(c, len))
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
-            return 0;
-    }
-    return 1;
-}
-
 /* Query parameter `name` (NULL when absent), or its hex form `name`Hex when that is present: a
  * collection id as a nextLink may carry it (link_id_param). A hex form that is not the hex of
  * 1..256 bytes is 400 InvalidInput (answers, sets *bad). */
@@ -139,7 +128,7 @@ static int req_collection(cl_req *r, const char **c, size_t *len)
         *len = strlen(CL_NODE_DEFAULT_COLLECTION);
         return 1;
     }
-    if (!coll_chars_ok(v, *len)) {
+    if (!cl_collection_chars_ok(v, *len)) {
         cl_api_error(&r->to, 400, "InvalidInput",
                      "The collection id contains control characters or invalid UTF-8.");
         return 0;
@@ -609,12 +598,6 @@ out:
 
 /* ---- collections (§8.4) -------------------------------------------------------------------- */
 
-static int first_cb(void *arg, uint64_t seqno)
-{
-    *(uint64_t *)arg = seqno;
-    return 1;
-}
-
 /* How many of n->colls (in order of first seqno) have their first entry at or before seqno. */
 static size_t colls_upto(const cl_node *n, uint64_t seqno)
 {
@@ -667,7 +650,7 @@ void cl_api_collections(cl_req *r)
         /* Resume after the collection named: its first committed entry (one index lookup) places
          * it; an unknown one (or an internal name) starts the listing over. */
         uint64_t af = 0;
-        CL_GUARD(cl_ledger_collection_scan(n->l, after, alen, 1, commit, 1, first_cb, &af, NULL));
+        CL_GUARD(cl_node_collection_first(n, after, alen, commit, &af));
         start = colls_upto(n, af);
     }
     size_t stop =

@@ -177,6 +177,10 @@ cl_pending *cl_pending_new(cl_node *n, const cl_reply_to *t, int kind, const cha
                            size_t len);
 /* The route actions a user's roles grant (built-in and existing custom roles). */
 unsigned cl_node_user_actions(const cl_node *n, const cl_user *u);
+/* The seqno of `coll`'s first durable entry at or before `upto` (0: none), one index lookup;
+ * coll must not start with 0x01 (CL_EINVAL). */
+int cl_node_collection_first(cl_node *n, const char *coll, size_t len, uint64_t upto,
+                             uint64_t *first);
 /* 1 when `coll` does not exist yet (durably or in the current unsynced batch). */
 int cl_node_collection_is_new(cl_node *n, const char *coll, size_t len);
 

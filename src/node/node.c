@@ -313,6 +313,13 @@ static int coll_first_cb(void *arg, uint64_t seqno)
     return 1;
 }
 
+int cl_node_collection_first(cl_node *n, const char *coll, size_t len, uint64_t upto,
+                             uint64_t *first)
+{
+    *first = 0;
+    return cl_ledger_collection_scan(n->l, coll, len, 1, upto, 1, coll_first_cb, first, NULL);
+}
+
 /* Room for one more collection in n->colls. */
 static int colls_reserve(cl_node *n)
 {
@@ -347,20 +354,16 @@ static int cmp_coll_first(const void *a, const void *b)
 static int colls_load(cl_node *n)
 {
     CL_TRY(cl_ledger_collections(n->l, colls_load_cb, n));
-    /* Then their first entries (the index takes one read at a time). */
+    /* Then their first entries (the index takes one read at a time); on an error the list is
+     * left whole for cl_node_free. */
+    for (size_t i = 0; i < n->n_colls; i++)
+        CL_TRY(cl_node_collection_first(n, n->colls[i].id, n->colls[i].len, UINT64_MAX,
+                                        &n->colls[i].first));
     size_t k = 0;
     for (size_t i = 0; i < n->n_colls; i++) {
         cl_coll c = n->colls[i];
-        int rc = cl_ledger_collection_scan(n->l, c.id, c.len, 1, UINT64_MAX, 1, coll_first_cb,
-                                           &c.first, NULL);
-        if (rc < 0 || c.first == 0) { /* an error, or no durable entry: not a collection yet */
+        if (c.first == 0) { /* no durable entry: not a collection yet */
             cl_free(c.id);
-            if (rc < 0) {
-                for (size_t j = i + 1; j < n->n_colls; j++)
-                    cl_free(n->colls[j].id);
-                n->n_colls = k;
-                return rc;
-            }
             continue;
         }
         if (!is_default_collection(c.id, c.len))

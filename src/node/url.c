@@ -199,6 +199,17 @@ static int parse_u64(const char *s, size_t n, uint64_t *v)
     return CL_OK;
 }
 
+int cl_collection_chars_ok(const char *s, size_t n)
+{
+    if (!cl_utf8_valid(s, n))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 int cl_txid_parse(const char *s, size_t n, uint64_t *view, uint64_t *seqno)
 {
     CL_ENSURE(s != NULL && n <= CL_TXID_MAX, CL_EINVAL);

@@ -59,6 +59,10 @@ const char *cl_url_query_get(const cl_url_query *q, const char *name, size_t *le
  * characters A-Z a-z 0-9 - . _ ~ becomes %XX (upper-case hex). */
 CL_MUST_CHECK int cl_url_encode(cl_buf *b, const char *s, size_t n);
 
+/* Whether s[0..n) has the characters of a collection id (§2.2): valid UTF-8 without control
+ * characters (C0 or DEL). Its length (1 to 256 bytes on a write) is checked apart. */
+int cl_collection_chars_ok(const char *s, size_t n);
+
 /* Parses a transaction id "<view>.<seqno>" (§2.1): decimal, both >= 1, no sign, no leading
  * zeros, no whitespace, each fitting in u64. CL_EINVAL otherwise. */
 CL_MUST_CHECK int cl_txid_parse(const char *s, size_t n, uint64_t *view, uint64_t *seqno);

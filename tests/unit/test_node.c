@@ -818,6 +818,24 @@ static void test_collections(void **state)
         }
         assert_int_equal(cl_node_submit_signature(e->n), CL_OK);
     }
+    /* Opening a node on the ledger when an allocation fails anywhere (the collections' list
+     * among them): CL_ENOMEM, nothing leaked, and the ledger opens a node after. */
+    env_close_node(e);
+    for (int k = 0;; k++) {
+        cl_alloc_fail_after(k);
+        int rc = cl_node_new(&e->o, &e->n);
+        cl_alloc_fail_after(-1);
+        if (rc == CL_OK)
+            break;
+        assert_int_equal(rc, CL_ENOMEM);
+        assert_null(e->n);
+        assert_true(k < 100000);
+    }
+    env_close_node(e);
+    env_open_node(e);
+    r = rq(e, "GET", "/app/collections?api-version=2022-05-13", tu_fp(FP_ADMIN), NULL);
+    assert_string_equal(r.body, all6);
+    nu_reply_free(&r);
     /* More than one page (1,000 per page), followed through nextLink. */
     char q[64], url[2048];
     for (int i = 0; i < 1001; i++) {

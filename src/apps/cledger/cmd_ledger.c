@@ -127,10 +127,7 @@ static int do_append(int argc, char **argv)
     /* what the service takes (ledger-api §2.2, §15): a collection id of 1 to 256 bytes of UTF-8
      * without control characters, contents that are UTF-8 (a JSON string) */
     size_t cl = strlen(coll);
-    int coll_ok = cl >= 1 && cl <= 256 && cl_utf8_valid(coll, cl);
-    for (size_t i = 0; coll_ok && i < cl; i++)
-        coll_ok = (unsigned char)coll[i] >= 0x20 && coll[i] != 0x7f;
-    if (!coll_ok) {
+    if (cl < 1 || cl > 256 || !cl_collection_chars_ok(coll, cl)) {
         fprintf(stderr, "cledger ledger: append: a collection id is 1 to 256 bytes of UTF-8 "
                         "without control characters\n");
         return CLEDGER_EXIT_USAGE;
