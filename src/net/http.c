@@ -766,21 +766,22 @@ struct http_worker {
 
 struct cl_http_server {
     uv_loop_t *loop;
-    uv_tcp_t listener;
     cl_http_server_opts o;
     http_worker *workers;
     size_t nworkers, next_worker;
     size_t inflight;
     body_pool bodies;  /* request bodies held, over all connections */
     uint64_t next_id;  /* atomic */
-    size_t live_conns; /* atomic; threaded mode: connections accepted and not yet freed */
+    size_t live_conns; /* atomic: connections accepted and not yet freed */
     int threaded, wake_inited, lpoll_inited;
     int stopping, listener_closed, finished;
     int free_buffers_ok; /* cl_http_idle_frees_tls_buffers() */
     unsigned corked;     /* main loop: cl_http_server_cork depth */
     void (*done)(void *arg);
     void *done_arg;
-    /* threaded mode: the listening socket polled on the main loop, the request queue */
+    /* The listening socket, polled on the main loop in both modes: libuv's own listener (uv_listen)
+     * calls back with UV_EMFILE in a loop that never returns to the event loop once its reserve
+     * descriptor is gone, so accepting is ours (on_accept_ready, accept_out_of_fds). */
     int lfd;
     int spare_fd;           /* held open to be given up when accept runs out of descriptors */
     uint64_t emfile_log_ms; /* the last "out of descriptors" line (at most one a second) */
@@ -789,7 +790,8 @@ struct cl_http_server {
      * readable, and a level-triggered poll would call back at once, for ever). */
     uv_timer_t accept_pause;
     int listen_handles; /* lpoll and accept_pause not yet closed */
-    cl_waker wake;      /* requests and "finished" from the workers */
+    /* threaded mode: the request queue */
+    cl_waker wake; /* requests and "finished" from the workers */
     uv_mutex_t mu;
     cl_http_exchange *req_head, *req_tail; /* under mu */
     size_t queued; /* atomic: reply bytes handed to uv_write and not yet written (or dropped),
@@ -871,12 +873,11 @@ static void conn_free(http_conn *c)
     msg_free(c->taken);
     cl_buf_free(&c->in);
     cl_free(c);
-    if (w->threaded) {
-        __atomic_sub_fetch(&s->live_conns, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&s->live_conns, 1, __ATOMIC_RELAXED);
+    if (w->threaded)
         worker_maybe_finish(w);
-    } else {
+    else
         maybe_finish_stop(s);
-    }
 }
 
 static void on_conn_handle_closed(uv_handle_t *h)
@@ -1754,8 +1755,6 @@ void cl_http_reply(cl_http_exchange *x, int status, const char *const *headers, 
         conn_pump(c); /* no-op when called from inside the handler: the pump loop goes on */
 }
 
-static void on_reject_closed(uv_handle_t *h) { cl_free(h); }
-
 /* Links a new connection into its worker (handles initialised, not yet connected). */
 static int conn_register(http_worker *w, http_conn *c)
 {
@@ -1827,51 +1826,8 @@ static void conn_setup(http_conn *c)
     set_reading(c, 1);
 }
 
-static void on_connection(uv_stream_t *ls, int status)
-{
-    cl_http_server *s = ls->data;
-    http_worker *w = &s->workers[0];
-    if (status < 0) {
-        cl_logf(CL_LOG_WARN, "http: accept failed: %s", uv_strerror(status));
-        return;
-    }
-    http_conn *c = NULL;
-    if (!s->stopping && w->nconns < s->o.max_connections)
-        c = cl_calloc(1, sizeof *c);
-    if (c == NULL) {
-        /* Over the limit (or out of memory): accept and close at once, so the backlog drains. */
-        uv_tcp_t *t = cl_malloc(sizeof *t);
-        if (t == NULL)
-            return;
-        if (uv_tcp_init(s->loop, t) != 0) {
-            cl_free(t);
-            return;
-        }
-        (void)uv_accept(ls, (uv_stream_t *)t);
-        uv_close((uv_handle_t *)t, on_reject_closed);
-        return;
-    }
-    if (conn_register(w, c) != 0) {
-        cl_free(c);
-        return;
-    }
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
-    conn_setup(c);
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-    cl_http_server *s = h->data;
-    s->listener_closed = 1;
-    maybe_finish_stop(s);
-}
-
-/* ---- threaded mode --------------------------------------------------------------------------- */
-
-/* On the worker: adopts a socket accepted by the main loop. */
+/* On the connection's loop (a worker's; the main loop in single-loop mode): adopts a socket
+ * accepted by on_accept_ready. */
 static void worker_adopt(http_worker *w, int fd)
 {
     http_conn *c = cl_calloc(1, sizeof *c);
@@ -1901,6 +1857,8 @@ static void worker_stop(http_worker *w)
             conn_close(c);
     }
 }
+
+/* ---- threaded mode --------------------------------------------------------------------------- */
 
 static void on_worker_wake(uv_poll_t *p, int status, int events)
 {
@@ -2048,7 +2006,8 @@ static void on_accept_resume(uv_timer_t *t)
         (void)uv_poll_start(&s->lpoll, UV_READABLE, on_accept_ready);
 }
 
-/* On the main loop: accepts and hands sockets to the workers in turn. */
+/* On the main loop: accepts, and hands sockets to the workers in turn (threaded mode) or adopts
+ * them on the main loop itself. */
 static void on_accept_ready(uv_poll_t *p, int status, int events)
 {
     cl_http_server *s = p->data;
@@ -2076,8 +2035,12 @@ static void on_accept_ready(uv_poll_t *p, int status, int events)
             close(fd); /* over the limit: closed at once, so the backlog drains */
             continue;
         }
-        http_worker *w = &s->workers[s->next_worker++ % s->nworkers];
         __atomic_add_fetch(&s->live_conns, 1, __ATOMIC_RELAXED);
+        if (!s->threaded) {
+            worker_adopt(&s->workers[0], fd);
+            continue;
+        }
+        http_worker *w = &s->workers[s->next_worker++ % s->nworkers];
         uv_mutex_lock(&w->mu);
         if (w->nfds == w->capfds) {
             size_t cap = w->capfds ? 2 * w->capfds : 16;
@@ -2116,7 +2079,8 @@ static int listen_socket(const struct sockaddr_storage *ss, int *out)
     return 0;
 }
 
-static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
+/* Binds and listens (the spare descriptor first); nothing is polled yet. */
+static int listen_open(cl_http_server *s, const struct sockaddr_storage *ss)
 {
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int rc = listen_socket(ss, &s->lfd);
@@ -2126,6 +2090,28 @@ static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
         return CL_EIO;
     }
     s->lpoll.data = s;
+    return CL_OK;
+}
+
+/* Starts polling the listening socket. Once lpoll_inited is set, the handles are closed by
+ * cl_http_server_stop (on_lpoll_closed closes the socket). */
+static int listen_start(cl_http_server *s)
+{
+    if (uv_poll_init(s->loop, &s->lpoll, s->lfd) != 0)
+        return CL_EIO;
+    uv_timer_init(s->loop, &s->accept_pause);
+    s->accept_pause.data = s;
+    s->lpoll_inited = 1;
+    s->listen_handles = 2;
+    if (uv_poll_start(&s->lpoll, UV_READABLE, on_accept_ready) != 0)
+        return CL_EIO;
+    return CL_OK;
+}
+
+static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
+{
+    if (listen_open(s, ss) != CL_OK)
+        return CL_EIO;
     if (uv_mutex_init(&s->mu) != 0) {
         close(s->lfd);
         s->lfd = -1;
@@ -2164,15 +2150,7 @@ static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
         }
         w->started = 1;
     }
-    if (uv_poll_init(s->loop, &s->lpoll, s->lfd) != 0)
-        return CL_EIO;
-    uv_timer_init(s->loop, &s->accept_pause);
-    s->accept_pause.data = s;
-    s->lpoll_inited = 1;
-    s->listen_handles = 2;
-    if (uv_poll_start(&s->lpoll, UV_READABLE, on_accept_ready) != 0)
-        return CL_EIO;
-    return CL_OK;
+    return listen_start(s);
 }
 
 int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_server **out)
@@ -2238,24 +2216,22 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
     }
     s->workers[0].srv = s;
     s->workers[0].loop = loop;
-    if (uv_tcp_init(loop, &s->listener) != 0) {
-        cl_free(s->workers);
-        cl_free(s);
-        return CL_EIO;
+    if (listen_open(s, &ss) == CL_OK) {
+        if (listen_start(s) == CL_OK) {
+            *out = s;
+            return CL_OK;
+        }
+        if (s->lpoll_inited) {
+            cl_http_server_stop(s, NULL, NULL); /* freed once the handles are closed */
+            return CL_EIO;
+        }
+        close(s->lfd);
     }
-    s->listener.data = s;
-    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
-    if (rc != 0) {
-        cl_logf(CL_LOG_ERROR, "http: cannot listen on %s port %d: %s", o->host, o->port,
-                uv_strerror(rc));
-        s->stopping = 1; /* freed by the close callback */
-        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-        return CL_EIO;
-    }
-    *out = s;
-    return CL_OK;
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
+    cl_free(s->workers);
+    cl_free(s);
+    return CL_EIO;
 }
 
 int cl_http_method_serves(const char *route_method, const char *method)
@@ -2320,14 +2296,9 @@ size_t cl_http_server_queued_bytes(const cl_http_server *s)
 int cl_http_server_port(const cl_http_server *s)
 {
     struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (s->threaded) {
-        socklen_t sl = sizeof ss;
-        if (s->lfd < 0 || getsockname(s->lfd, (struct sockaddr *)&ss, &sl) != 0)
-            return -1;
-    } else if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) != 0) {
+    socklen_t sl = sizeof ss;
+    if (s->lfd < 0 || getsockname(s->lfd, (struct sockaddr *)&ss, &sl) != 0)
         return -1;
-    }
     if (ss.ss_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
     return ntohs(((const struct sockaddr_in *)&ss)->sin_port);
@@ -2340,16 +2311,16 @@ void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
     s->stopping = 1;
     s->done = done;
     s->done_arg = arg;
+    if (s->lpoll_inited) {
+        uv_poll_stop(&s->lpoll);
+        uv_close((uv_handle_t *)&s->lpoll, on_lpoll_closed);
+        uv_close((uv_handle_t *)&s->accept_pause, on_lpoll_closed);
+    } else { /* threaded mode only: single-loop mode starts its listener or frees the server */
+        close(s->lfd);
+        s->lfd = -1;
+        s->listener_closed = 1;
+    }
     if (s->threaded) {
-        if (s->lpoll_inited) {
-            uv_poll_stop(&s->lpoll);
-            uv_close((uv_handle_t *)&s->lpoll, on_lpoll_closed);
-            uv_close((uv_handle_t *)&s->accept_pause, on_lpoll_closed);
-        } else {
-            close(s->lfd);
-            s->lfd = -1;
-            s->listener_closed = 1;
-        }
         for (size_t i = 0; i < s->nworkers; i++) {
             http_worker *w = &s->workers[i];
             if (!w->started)
@@ -2360,16 +2331,7 @@ void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
         }
         return;
     }
-    s->workers[0].stopping = 1;
-    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    for (http_conn *c = s->workers[0].conns; c != NULL; c = c->next) {
-        if (c->x != NULL || c->closing)
-            continue; /* in flight: closed after its reply */
-        if (c->pending_writes > 0)
-            conn_finish(c, 1); /* let a reply already queued reach the peer */
-        else
-            conn_close(c);
-    }
+    worker_stop(&s->workers[0]); /* the server is freed once the listener and the conns close */
 }
 
 void cl_http_server_set_handler_arg(cl_http_server *s, void *arg) { s->o.handler_arg = arg; }

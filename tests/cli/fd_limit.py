@@ -4,7 +4,8 @@ descriptors for: it must not spin on a listener it cannot accept from (CPU, log 
 serve again once they are gone. Usage: fd_limit.py BIN_DIR WORK_DIR. cledgerd caps its connections
 to fit the limit (no accept ever fails); cledger-attestd has no cap, so its accept runs out of
 descriptors and the spare-descriptor path closes the connections it cannot take; when even the spare
-cannot come back, the listener rests for a moment instead of spinning."""
+cannot come back, the listener rests for a moment instead of spinning. attestd runs twice: with
+worker threads, and with everything on the main loop ("httpThreads": 0)."""
 import os
 import resource
 import socket
@@ -83,6 +84,8 @@ def run(name, cmd, nofile, cafile_of, path, logre, starve=False):
         offer(port, 400, socks)
         used = cpu_over(p.pid, 0.5, 2)
         check(used < 0.5, "%s: %.2f s of CPU in 2 s with %d connections offered" % (name, used, len(socks)))
+        if used >= 0.5:
+            return  # spinning: it logs gigabytes and may never serve again (killed below)
         if starve:
             # Not even the spare descriptor can come back (its slot taken, here by a soft limit
             # below every descriptor the server holds; at run time by another of its threads):
@@ -91,19 +94,28 @@ def run(name, cmd, nofile, cafile_of, path, logre, starve=False):
             offer(port, 20, socks)
             used = cpu_over(p.pid, 0.3, 1.5)
             check(used < 0.3, "%s: %.2f s of CPU in 1.5 s with no descriptor for the spare" % (name, used))
+            if used >= 0.3:
+                return
             resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (nofile, nofile))
         for s in socks:
             s.close()
         time.sleep(0.5)
         check(serves(port, cafile_of(), path), "%s: not serving after the connections went" % name)
         log.seek(0)
-        lines = log.read().splitlines()
+        lines = log.read(4 << 20).splitlines()
         storm = [l for l in lines if "accept failed" in l or "out of file descriptors" in l]
         check(len(storm) <= 5, "%s: %d accept lines in the log" % (name, len(storm)))
         check(any(logre in l for l in lines), "%s: no %r in the log" % (name, logre))
     finally:
+        if fails:
+            p.kill()
         p.terminate()
-        p.wait(timeout=30)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            check(False, "%s: SIGTERM not served in 30 s" % name)
+            p.kill()
+            p.wait()
 
 
 ld = os.path.join(WORK, "fdl-ledger")
@@ -114,6 +126,17 @@ ad = os.path.join(WORK, "fdl-attest")
 run("cledger-attestd", lambda port: [os.path.join(BIN, "cledger-attestd"), "--data-dir", ad,
                                      "--listen", "127.0.0.1:%d" % port, "--admin-cert",
                                      os.path.join(ld, "admin_cert.pem")],
+    64, lambda: None, b"/certs", "out of file descriptors", starve=True)
+# The same with every connection on the main loop ("httpThreads": 0). Its listener was libuv's
+# uv_listen, which calls back with UV_EMFILE in a loop that never returns once its own reserve
+# descriptor is gone: 100% CPU, millions of log lines, and SIGTERM not served.
+ad1 = os.path.join(WORK, "fdl-attest-single")
+cfg = os.path.join(WORK, "fdl-attest-single.json")
+with open(cfg, "w") as f:
+    f.write('{"httpThreads": 0}')
+run("cledger-attestd-single", lambda port: [
+    os.path.join(BIN, "cledger-attestd"), "--data-dir", ad1, "--listen", "127.0.0.1:%d" % port,
+    "--admin-cert", os.path.join(ld, "admin_cert.pem"), "--config", cfg],
     64, lambda: None, b"/certs", "out of file descriptors", starve=True)
 print("fd_limit: %s" % ("ok" if fails == 0 else "%d failed" % fails))
 sys.exit(1 if fails else 0)
