@@ -1323,6 +1323,43 @@ static void test_limits_eval(void **state)
                              ".a", 3000, "", "", "\"));};");
     eval_expect(dots, "", CL_EFORMAT, "~expression nested deeper than 64 levels");
     free(dots);
+    /* A condition compares every incoming claim with every value of its tests' right-hand sides:
+     * that work counts too, claim by claim. 2^16 claims "b" made 2^11 claims "a" of value 1 and
+     * one of value 2; c is bound to those, and each "value==c.value" is a set of 2049 values that
+     * every one of the 67 585 claims is compared with. Ten of them ran 3.5 s of CPU (forty: 13.6 s)
+     * without an error, the 1 s deadline unseen; the work limit now stops them at once. */
+    char work[8192];
+    o = (size_t)snprintf(work, sizeof work,
+                         "version=1.0; authorizationrules{=> add(type=\"b\", "
+                         "value=2);");
+    for (int i = 0; i < 16; i++)
+        o += (size_t)snprintf(work + o, sizeof work - o, "c:[type==\"b\"] => add(claim=c);");
+    o += (size_t)snprintf(work + o, sizeof work - o, "=> add(type=\"a\", value=1);");
+    for (int i = 0; i < 11; i++)
+        o += (size_t)snprintf(work + o, sizeof work - o, "c:[type==\"a\"] => add(claim=c);");
+    o += (size_t)snprintf(work + o, sizeof work - o,
+                          "=> add(type=\"a\", value=2); c:[type==\"a\"] && [");
+    for (int i = 0; i < 10; i++)
+        o += (size_t)snprintf(work + o, sizeof work - o, "value==c.value, ");
+    snprintf(work + o, sizeof work - o,
+             "type==\"never\"] => permit(); => permit();}; issuancerules{};");
+    eval_expect(work, "", CL_EFORMAT, "~evaluation exceeds its work limit");
+    /* Each reference to a binding copies its claims' values, and a binding is held to its rule's
+     * end: intermediate data. 1150 references to 4096 bound claims held 190 MB (the work limit
+     * alone allows 5M values of 40 bytes); the 10 MiB cap now stops them. */
+    char *mem = malloc(32 * 1024);
+    assert_non_null(mem);
+    o = (size_t)snprintf(mem, 32 * 1024,
+                         "version=1.0; authorizationrules{=> add(type=\"a\", value=1);");
+    for (int i = 0; i < 12; i++)
+        o += (size_t)snprintf(mem + o, 32 * 1024 - o, "c:[type==\"a\"] => add(claim=c);");
+    o += (size_t)snprintf(mem + o, 32 * 1024 - o, "c:[type==\"a\"] && [");
+    for (int i = 0; i < 1150; i++)
+        o += (size_t)snprintf(mem + o, 32 * 1024 - o, "value==c.value, ");
+    snprintf(mem + o, 32 * 1024 - o,
+             "type==\"never\"] => permit(); => permit();}; issuancerules{};");
+    eval_expect(mem, "", CL_EFORMAT, "~evaluation exceeds its limit of intermediate data");
+    free(mem);
 }
 
 /* ---- JMESPath engine ----------------------------------------------------------------------------
