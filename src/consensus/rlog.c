@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +73,7 @@
 #define ZERO_CHUNK (1u << 20)
 #define META_LEN 28 /* "CLRMETA1" u64 term u64 vote u32 crc */
 #define PATH_CAP 4096
+#define LOCK_WAIT_MS 30000       /* a segment lock still held after this is another process's */
 #define PATH_BUF (PATH_CAP + 64) /* a file name under dir (dir is shorter than PATH_CAP) */
 
 enum { J_WRITE, J_TRUNCATE, J_INSTALL, J_SNAP_PUT, J_SNAP_GET, J_PREPARE, J_SEAL };
@@ -142,7 +144,8 @@ typedef struct {
     uint64_t next_index;      /* index of the next appended entry */
     uint64_t delivered_index; /* last index reported durable to libraft */
     int failed;
-    int dry; /* cl_rlog_check: io_load judges the log and changes nothing */
+    int dry;               /* cl_rlog_check: io_load judges the log and changes nothing */
+    unsigned lock_wait_ms; /* lock_seg's wait at load (LOCK_WAIT_MS) */
 
     job *fifo, *fifo_tail;
     unsigned writes_flying;     /* J_WRITE dispatched, not yet delivered */
@@ -246,6 +249,44 @@ static int open_log_fd(const char *path)
     if (fd < 0 && errno == EINVAL)
         fd = open(path, O_RDWR | O_CLOEXEC | O_DSYNC);
     return fd;
+}
+
+/* The segment locks. A process that dies (kill -9) with an io_uring write in flight is reaped
+ * before the write lands: the ring is torn down by the kernel afterwards, asynchronously. A
+ * successor that loaded the log meanwhile took the end of the log from before the write, started
+ * its own batches on the next block, and the late write then put the dead process's records
+ * after that end, half over the successor's: the next start found the log damaged and refused
+ * (seen once in 40 stressed runs of test_consensus's crash test). An in-flight request holds the
+ * open file it writes through, and a flock lock lives as long as that open file does, so every
+ * segment descriptor the log writes through holds an exclusive lock, and a load takes the lock of
+ * every segment before reading it: it waits until the writes of a dead predecessor are over.
+ * Returns 0, or -1 with errno (EWOULDBLOCK: still held after `wait_ms`). */
+static int lock_seg(int fd, int shared, unsigned wait_ms, const char *path)
+{
+    int op = (shared ? LOCK_SH : LOCK_EX) | LOCK_NB, told = 0;
+    uint64_t start = uv_hrtime();
+    for (;;) {
+        if (flock(fd, op) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK)
+            return -1;
+        uint64_t waited_ms = (uv_hrtime() - start) / 1000000u;
+        if (waited_ms >= wait_ms) {
+            errno = EWOULDBLOCK;
+            return -1;
+        }
+        if (!told && waited_ms >= 1000) {
+            cl_logf(CL_LOG_WARN,
+                    "rlog: waiting for the lock of %s: another process has it, or writes of "
+                    "one that stopped are still in flight",
+                    path);
+            told = 1;
+        }
+        struct timespec pause = {0, 1000000L};
+        (void)nanosleep(&pause, NULL);
+    }
 }
 
 /* ---- records -------------------------------------------------------------------------------- */
@@ -767,6 +808,11 @@ static int seg_create(const char *dir, uint64_t counter, uint64_t size, int pace
     if (rc == 0) {
         fd = open_log_fd(path);
         rc = fd < 0 ? -1 : 0;
+        if (rc == 0 && (rc = lock_seg(fd, 0, 0, path)) != 0) { /* a new file: nobody holds it */
+            int e = errno;
+            close(fd);
+            errno = e;
+        }
     }
     if (rc != 0) {
         /* Never leave a segment the caller will not know about: a forgotten empty segment ends
@@ -1382,11 +1428,15 @@ static void deliver(rlog *l, job *j)
         if (j->status == 0) {
             if (j->last_index > l->delivered_index)
                 l->delivered_index = j->last_index;
-        } else if (j->status != RAFT_CANCELED) {
-            l->failed = 1;
+            for (unsigned i = 0; i < j->n_reqs; i++)
+                j->reqs[i]->cb(j->reqs[i], 0);
+        } else {
+            if (j->status != RAFT_CANCELED)
+                l->failed = 1;
+            /* Failures from the highest index down (deliver_failed_run says why). */
+            for (unsigned i = j->n_reqs; i-- > 0;)
+                j->reqs[i]->cb(j->reqs[i], j->status);
         }
-        for (unsigned i = 0; i < j->n_reqs; i++)
-            j->reqs[i]->cb(j->reqs[i], j->status);
         seal_ready(l);
         break;
     case J_TRUNCATE:
@@ -1420,8 +1470,51 @@ static void deliver(rlog *l, job *j)
     }
 }
 
-/* Reports finished work to libraft (in FIFO order), then starts what can start. Re-entrant:
- * a callback may append or truncate; that only queues, and the loop here picks it up. */
+/* The write at the head of the FIFO failed or was cancelled: it and every write queued behind it
+ * up to the next barrier are reported together, once all of them are over, as failed (a write
+ * that reached the disk after a failed one is not reported durable: libraft would count the
+ * failed entries before it as stored and commit them), from the highest index down. libraft
+ * 0.15's appendLeaderCb truncates its in-memory log at a failed request's index without checking
+ * that the index is still in it (fixed upstream in 0.17.1): reported lowest first, the second
+ * failure truncated at an index past the end, removeSuffix's count wrapped around and it freed
+ * slots until it crashed. That was the segfault of a close with a batch of two or more queued and
+ * of any failed write under load. Returns 0 while a write of the run is still in flight (nothing
+ * new is cut: the log is failed or closing). */
+static int deliver_failed_run(rlog *l)
+{
+    job *last = l->fifo;
+    int status = l->fifo->status;
+    for (job *j = l->fifo; j != NULL && j->kind == J_WRITE; j = j->next) {
+        if (!j->done)
+            return 0;
+        last = j;
+    }
+    job *run = l->fifo, *rev = NULL;
+    l->fifo = last->next;
+    if (l->fifo == NULL)
+        l->fifo_tail = NULL;
+    last->next = NULL;
+    while (run != NULL) {
+        job *j = run;
+        run = j->next;
+        j->next = rev;
+        rev = j;
+    }
+    while (rev != NULL) {
+        job *j = rev;
+        rev = j->next;
+        if (j->status == 0)
+            j->status = status == RAFT_CANCELED ? RAFT_CANCELED : RAFT_IOERR;
+        deliver(l, j);
+        recycle(l, j);
+        job_free(j);
+    }
+    return 1;
+}
+
+/* Reports finished work to libraft (in FIFO order, but for failed runs of writes), then starts
+ * what can start. Re-entrant: a callback may append or truncate; that only queues, and the loop
+ * here picks it up. */
 static void maybe_finish_close(rlog *l);
 
 static void pump(rlog *l)
@@ -1437,6 +1530,11 @@ static void pump(rlog *l)
         submit(l);
         while (l->fifo != NULL && l->fifo->done) {
             job *j = l->fifo;
+            if (j->kind == J_WRITE && j->status != 0) {
+                if (!deliver_failed_run(l))
+                    break;
+                continue;
+            }
             l->fifo = j->next;
             if (l->fifo == NULL)
                 l->fifo_tail = NULL;
@@ -1470,6 +1568,8 @@ static void pump(rlog *l)
 static void write_finished(rlog *l, job *j)
 {
     j->done = 1;
+    if (j->status != 0 && j->status != RAFT_CANCELED)
+        l->failed = 1; /* now, not when reported: no later batch is cut behind a failed one */
     if (j->flying) {
         j->flying = 0;
         l->writes_flying--;
@@ -1800,6 +1900,17 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
             rv = fail_load(l, RAFT_IOERR, "open %s: %s", path, strerror(errno));
             if (fd >= 0)
                 close(fd);
+            break;
+        }
+        /* a dry load (a check) shares the lock: it too waits for a dead writer's last writes */
+        if (lock_seg(fd, l->dry, l->lock_wait_ms, path) != 0) {
+            rv = errno == EWOULDBLOCK
+                     ? fail_load(l, RAFT_IOERR,
+                                 "%s is locked by another process (a node running on this "
+                                 "directory?) after %u ms",
+                                 path, l->lock_wait_ms)
+                     : fail_load(l, RAFT_IOERR, "lock %s: %s", path, strerror(errno));
+            close(fd);
             break;
         }
         size_t size = (size_t)st.st_size & ~(size_t)(BLOCK - 1);
@@ -2416,6 +2527,7 @@ int cl_rlog_check(const char *dir, uint64_t *last_index, char *why, size_t why_l
         return RAFT_NOMEM;
     l->io = &io;
     l->dry = 1;
+    l->lock_wait_ms = LOCK_WAIT_MS;
     io.impl = l;
     memcpy(l->dir, dir, strlen(dir) + 1);
     raft_term term;
@@ -2467,6 +2579,7 @@ int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *dir, const cl_
     }
     l->timer.data = l;
     l->slow_ns = o != NULL && o->slow_write_ns ? o->slow_write_ns : CL_RLOG_SLOW_WRITE_NS;
+    l->lock_wait_ms = o != NULL && o->lock_wait_ms ? o->lock_wait_ms : LOCK_WAIT_MS;
     l->handles_open = 1;
     l->io = io;
     l->loop = loop;

@@ -40,6 +40,7 @@ typedef struct {
     uint64_t segment_bytes; /* segment file size (0: 8 MiB; a multiple of 4096, >= 64 KiB) */
     int io;                 /* CL_RLOG_IO_*; URING fails io->start when io_uring is unavailable */
     uint64_t slow_write_ns; /* a batch write slower than this is counted slow (0: 10 ms) */
+    unsigned lock_wait_ms;  /* how long a load waits for a segment's lock (0: 30 s) */
 } cl_rlog_opts;
 
 /* dir must exist. Refuses (CL_EUNSUPPORTED, logged) a directory written by raft_uv. */

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -31,12 +32,44 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "consensus/consensus.h"
+#include "consensus/rlog.h"
 #include "testutil.h"
 
 #define WAIT_MS 5000
 #define N_CMDS 1000
 #define BURST 40
 #define CRASH_ROUNDS 3
+
+/* ---- failing raft log writes ------------------------------------------------------------------
+ * With g_fail_log_writes set, a pwrite to a raft log segment ("log-" files; the writer threads'
+ * path, not io_uring's) fails with EIO after g_fail_delay_us, writing nothing. */
+static volatile int g_fail_log_writes;
+static volatile unsigned g_fail_delay_us;
+static volatile int g_failed_writes;
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    if (real == NULL)
+        real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+    if (g_fail_log_writes) {
+        char lnk[64], path[600];
+        snprintf(lnk, sizeof lnk, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(lnk, path, sizeof path - 1);
+        if (k > 0) {
+            path[k] = 0;
+            const char *b = strrchr(path, '/');
+            if (b != NULL && strncmp(b + 1, "log-", 4) == 0) {
+                if (g_fail_delay_us)
+                    usleep(g_fail_delay_us);
+                __atomic_add_fetch(&g_failed_writes, 1, __ATOMIC_RELAXED);
+                errno = EIO;
+                return -1;
+            }
+        }
+    }
+    return real(fd, buf, n, off);
+}
 
 /* ---- fake state machine -------------------------------------------------------------------- */
 
@@ -260,6 +293,7 @@ static int pred_all_done(void *ctx)
 typedef struct {
     const char *dir;
     char address[32];
+    int log_io; /* CL_RLOG_IO_* (0: auto) */
 } node_cfg;
 
 static int node_start(uv_loop_t *loop, const node_cfg *cfg, uint64_t applied_index,
@@ -272,6 +306,7 @@ static int node_start(uv_loop_t *loop, const node_cfg *cfg, uint64_t applied_ind
         .id = 1,
         .address = cfg->address,
         .applied_index = applied_index,
+        .log_io = cfg->log_io,
         .election_timeout_ms = 500,
         .heartbeat_timeout_ms = 50,
         .snapshot_threshold = snapshot_threshold,
@@ -305,8 +340,6 @@ static int count_snapshots(const char *dir) { return count_files(dir, "snap-"); 
 
 static void node_stop(uv_loop_t *loop, node *n, const char *dir)
 {
-    /* libraft 0.15 can crash inside its own loop callbacks during raft_close under load; ctest runs
-     * this binary through tests/unit/retry_on_libraft_crash.sh (docs/consensus.md item 7). */
     n->stopped = 0;
     cl_consensus_stop(n->c, on_stopped, n);
     assert_true(run_until(loop, pred_stopped, n, WAIT_MS));
@@ -372,6 +405,7 @@ static void cfg_init(node_cfg *cfg, const char *dir)
     int port = free_port();
     assert_true(port > 0);
     cfg->dir = dir;
+    cfg->log_io = 0;
     snprintf(cfg->address, sizeof cfg->address, "127.0.0.1:%d", port);
 }
 
@@ -567,6 +601,92 @@ static void test_fatal_apply(void **state)
     tu_rmrf(basecopy);
 }
 
+/* Starts a node on cfg with a new state machine: it becomes leader holding `applied` commands and
+ * takes a burst of commands; then it stops. */
+static void restart_takes_commands(uv_loop_t *loop, const node_cfg *cfg, size_t applied)
+{
+    fake_sm sm;
+    sm_init(&sm);
+    node n;
+    assert_int_equal(node_start(loop, cfg, 0, 0, &n, &sm), CL_OK);
+    assert_true(run_until(loop, pred_leader, &n, WAIT_MS));
+    assert_int_equal(sm.n, applied);
+    sub_rec more[BURST];
+    submit_many(loop, &n, 100, BURST, more, 0);
+    node_stop(loop, &n, cfg->dir);
+    sm_free(&sm);
+}
+
+/* Regression: cl_rlog reported a failed or cancelled batch's requests lowest index first, and
+ * libraft 0.15 truncates its in-memory log at each failed request's index without checking that
+ * the index is still there: the second one wrapped removeSuffix's count around and it freed
+ * slots until it crashed (SIGSEGV). A stop with two or more requests queued in one batch did it
+ * every time, and so did a failed raft log write under load. Now such a run of writes is reported
+ * from the highest index down (rlog.c, deliver_failed_run). log_io 0: a stop with a batch queued;
+ * CL_RLOG_IO_THREADS: raft log writes fail (EIO from the writer threads' pwrite): a batch of
+ * eight fails while a second batch waits behind it (or is written beside it). Every request is
+ * answered with an error, none is applied, the node stops without a crash, and starts again. */
+static void failed_batches(int log_io)
+{
+    const char *base = tu_tempdir("cl-raft");
+    assert_non_null(base);
+    char basecopy[512];
+    snprintf(basecopy, sizeof basecopy, "%s", base);
+    node_cfg cfg;
+    cfg_init(&cfg, raft_dir(basecopy));
+    cfg.log_io = log_io;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    cl_log_level saved = cl_log_get_level();
+    cl_log_set_level(CL_LOG_OFF);
+    fake_sm sm;
+    sm_init(&sm);
+    node n;
+    assert_int_equal(node_start(&loop, &cfg, 0, 0, &n, &sm), CL_OK);
+    assert_true(run_until(&loop, pred_leader, &n, WAIT_MS));
+    size_t applied = sm.n, nsubs = 8;
+    sub_rec subs[16];
+    if (log_io == CL_RLOG_IO_THREADS) {
+        g_fail_delay_us = 50000;
+        g_fail_log_writes = 1;
+    }
+    for (size_t i = 0; i < 8; i++) /* one batch */
+        assert_int_equal(submit_seq(&n, i + 1, &subs[i]), CL_OK);
+    if (log_io == CL_RLOG_IO_THREADS) {
+        uv_run(&loop, UV_RUN_NOWAIT); /* the first batch goes to a writer, which fails in 50 ms */
+        for (; nsubs < 16; nsubs++)
+            assert_int_equal(submit_seq(&n, nsubs + 1, &subs[nsubs]), CL_OK);
+        batch_ctx b = {subs, nsubs};
+        assert_true(run_until(&loop, pred_all_done, &b, WAIT_MS));
+        g_fail_log_writes = 0;
+        assert_true(g_failed_writes >= 1);
+        assert_int_not_equal(cl_consensus_error(n.c), CL_OK);
+    }
+    node_stop(&loop, &n, cfg.dir);
+    cl_log_set_level(saved);
+    for (size_t i = 0; i < nsubs; i++) {
+        assert_int_equal(subs[i].called, 1);
+        assert_int_not_equal(subs[i].status, CL_OK);
+    }
+    assert_int_equal(sm.n, applied);
+    restart_takes_commands(&loop, &cfg, applied); /* nothing of the failed writes is in the log */
+    assert_int_equal(uv_loop_close(&loop), 0);
+    sm_free(&sm);
+    tu_rmrf(basecopy);
+}
+
+static void test_stop_with_batch_queued(void **state)
+{
+    (void)state;
+    failed_batches(0);
+}
+
+static void test_log_write_fails(void **state)
+{
+    (void)state;
+    failed_batches(CL_RLOG_IO_THREADS);
+}
+
 /* ---- crash test ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -759,6 +879,8 @@ int main(void)
         cmocka_unit_test(test_submit_replay_restart),
         cmocka_unit_test(test_snapshot),
         cmocka_unit_test(test_fatal_apply),
+        cmocka_unit_test(test_stop_with_batch_queued),
+        cmocka_unit_test(test_log_write_fails),
         cmocka_unit_test(test_crash_acknowledged_durable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

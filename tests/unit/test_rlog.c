@@ -35,8 +35,10 @@
 #include <raft.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -157,7 +159,16 @@ typedef struct areq areq;
 typedef struct {
     areq **reqs;
     size_t n, cap;
-    uint64_t next_cb; /* sequence number the next callback must carry */
+    /* Order (order_errors counts breaches): successes in ascending order, none after a failure;
+     * failures by runs, each from its highest sequence number down to its lowest, a later run
+     * above every failure before it. libraft 0.15 truncates its log at each failed request's
+     * index, so failures reported lowest first crashed it (rlog.c, deliver_failed_run). */
+    uint64_t next_cb;        /* sequence number the next success must carry */
+    int failed_any;          /* a failure has been reported */
+    uint64_t last_fail;      /* sequence number of the last failure */
+    uint64_t max_fail;       /* the highest failure so far */
+    uint64_t barriers[1024]; /* a barrier (truncation) was queued before request barriers[i] */
+    size_t n_barriers;
     size_t fired, ok, canceled, other;
     int order_errors, dup_errors;
     struct raft_io *close_io; /* io->close is called from the callback of request close_at */
@@ -243,9 +254,23 @@ static void on_append(struct raft_io_append *req, int status)
         t->dup_errors++;
     a->fired++;
     a->status = status;
-    if (a->seq != t->next_cb)
-        t->order_errors++;
-    t->next_cb = a->seq + 1;
+    if (status == 0) {
+        if (t->failed_any || a->seq != t->next_cb)
+            t->order_errors++;
+        t->next_cb = a->seq + 1;
+    } else {
+        int down = t->failed_any && a->seq + 1 == t->last_fail;
+        /* a run after the first starts above a barrier that follows every earlier failure */
+        int new_run = !t->failed_any && a->seq >= t->next_cb;
+        for (size_t i = 0; t->failed_any && !new_run && i < t->n_barriers; i++)
+            new_run = t->barriers[i] > t->max_fail && t->barriers[i] <= a->seq;
+        if (!down && !new_run)
+            t->order_errors++;
+        t->failed_any = 1;
+        t->last_fail = a->seq;
+        if (a->seq > t->max_fail)
+            t->max_fail = a->seq;
+    }
     t->fired++;
     if (status == 0)
         t->ok++;
@@ -265,15 +290,19 @@ static void tracker_free(tracker *t)
 
 /* How batch writes reach the disk in this pass of the tests (main runs them once per mode). */
 static int g_io = CL_RLOG_IO_THREADS;
-static int g_pc_phase;     /* power-cut test: 0 before its truncation, 1 after */
-static uint64_t g_slow_ns; /* cl_rlog_opts.slow_write_ns of the next h_init (0: default) */
+static int g_pc_phase;          /* power-cut test: 0 before its truncation, 1 after */
+static uint64_t g_slow_ns;      /* cl_rlog_opts.slow_write_ns of the next h_init (0: default) */
+static unsigned g_lock_wait_ms; /* cl_rlog_opts.lock_wait_ms of the next h_init (0: default) */
 
 static int h_init(harness *h, const char *dir, uint64_t seg_bytes, unsigned writers)
 {
     memset(h, 0, sizeof *h);
     assert_int_equal(uv_loop_init(&h->loop), 0);
-    cl_rlog_opts o = {
-        .writers = writers, .segment_bytes = seg_bytes, .io = g_io, .slow_write_ns = g_slow_ns};
+    cl_rlog_opts o = {.writers = writers,
+                      .segment_bytes = seg_bytes,
+                      .io = g_io,
+                      .slow_write_ns = g_slow_ns,
+                      .lock_wait_ms = g_lock_wait_ms};
     int rc = cl_rlog_init(&h->io, &h->loop, dir, &o);
     if (rc != CL_OK) {
         assert_int_equal(uv_loop_close(&h->loop), 0);
@@ -359,6 +388,15 @@ static int h_append(harness *h, model *m, uint64_t term, unsigned n, const uint3
 
 /* `count` entries of length len each, in requests of `per` entries, at most `inflight` requests
  * outstanding; waits for all and checks they succeeded. */
+/* io->truncate, noted in the tracker as a barrier between the requests before and after it. */
+static int h_truncate(harness *h, uint64_t index)
+{
+    int rv = h->io.truncate(&h->io, index);
+    if (rv == 0 && h->t.n_barriers < sizeof h->t.barriers / sizeof h->t.barriers[0])
+        h->t.barriers[h->t.n_barriers++] = h->t.n;
+    return rv;
+}
+
 static void append_many(harness *h, model *m, uint64_t term, size_t count, uint32_t len,
                         unsigned per, size_t inflight)
 {
@@ -1120,6 +1158,92 @@ static void test_write_error(void **state)
     tu_rmrf(dir);
 }
 
+/* A child process that holds segment `path`'s lock (as a killed writer's in-flight io_uring write
+ * holds its open file) for ms milliseconds, then exits. Returns once the lock is held. */
+static pid_t hold_lock(const char *path, unsigned ms)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0)
+            _exit(1);
+        if (write(p[1], "x", 1) != 1)
+            _exit(1);
+        usleep(ms * 1000u);
+        _exit(0);
+    }
+    close(p[1]);
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    close(p[0]);
+    return pid;
+}
+
+/* Every segment is written through a descriptor that holds its flock lock, and a load takes each
+ * segment's lock before reading it. A process killed with an io_uring write in flight is reaped
+ * before the write lands (the kernel tears its ring down afterwards); a successor that loaded
+ * meanwhile put its own batches after the old end of the log, the late write then landed over
+ * them, and the next start refused a log it judged damaged (test_consensus's crash test, once in
+ * 40 stressed runs). The in-flight write holds the open file, so the lock waits for it. */
+static void test_load_waits_for_segment_locks(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-lock");
+    assert_non_null(dir);
+    harness h;
+    model m;
+    open_bootstrapped(&h, dir, SEG_SMALL, 1, &m);
+    append_many(&h, &m, 1, 20, 100, 1, 1);
+    /* the log's own descriptors hold the locks while it is open */
+    uint64_t segs[8];
+    assert_true(list_logs(dir, segs, 8) >= 1);
+    char path[700];
+    seg_name(dir, segs[0], path, sizeof path);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_SH | LOCK_NB), -1);
+    assert_int_equal(errno, EWOULDBLOCK);
+    close(fd);
+    h_close(&h);
+    /* a load, and a check, wait until the holder is gone */
+    pid_t pid = hold_lock(path, 400);
+    double t0 = now_ms();
+    reload_check(dir, SEG_SMALL, &m, 1, 0, 1);
+    assert_true(now_ms() - t0 >= 300);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    pid = hold_lock(path, 400);
+    t0 = now_ms();
+    uint64_t last = 0;
+    char why[512];
+    assert_int_equal(cl_rlog_check(dir, &last, why, sizeof why), 0);
+    assert_true(now_ms() - t0 >= 300);
+    assert_int_equal(last, model_next(&m) - 1);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    /* a lock that stays held: the load fails, naming the segment, and changes nothing */
+    pid = hold_lock(path, 5000);
+    uint32_t before = tu_dir_crc(dir);
+    g_lock_wait_ms = 200;
+    assert_int_equal(h_init(&h, dir, SEG_SMALL, 2), CL_OK);
+    loaded ld;
+    assert_int_equal(h_load(&h, &ld), RAFT_IOERR);
+    assert_non_null(strstr(h.io.errmsg, "is locked by another process"));
+    assert_non_null(strstr(h.io.errmsg, path));
+    h_close(&h);
+    g_lock_wait_ms = 0;
+    assert_int_equal(tu_dir_crc(dir), before);
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    reload_check(dir, SEG_SMALL, &m, 1, 0, 1);
+    model_free(&m);
+    tu_rmrf(dir);
+}
+
 /* Appends made in one loop iteration while no write runs go to the disk as one batch (the
  * prepare hook submits them), not the first alone and the rest after it. */
 static void test_one_batch_per_iteration(void **state)
@@ -1286,7 +1410,7 @@ static void test_truncate(void **state)
 
     /* c1: in the middle of a segment that is not the last one; new suffix with a higher term */
     uint64_t cut1 = (rg[3][0] + rg[3][1]) / 2 + 1;
-    assert_int_equal(h.io.truncate(&h.io, cut1), 0);
+    assert_int_equal(h_truncate(&h, cut1), 0);
     model_truncate(&m, cut1);
     assert_int_equal(h.io.set_term(&h.io, 3), 0);
     append_many(&h, &m, 3, 50, 700, 5, 3);
@@ -1296,7 +1420,7 @@ static void test_truncate(void **state)
     assert_true(ns >= 3);
     uint64_t cut2 = rg[2][0];
     assert_true(cut2 > 1 && cut2 < model_next(&m));
-    assert_int_equal(h.io.truncate(&h.io, cut2), 0);
+    assert_int_equal(h_truncate(&h, cut2), 0);
     model_truncate(&m, cut2);
     assert_int_equal(h.io.set_term(&h.io, 4), 0);
     append_many(&h, &m, 4, 120, 1200, 3, 4);
@@ -1306,10 +1430,10 @@ static void test_truncate(void **state)
     for (int i = 0; i < 10; i++)
         assert_int_equal(h_append(&h, &m, 4, 4, lens, RAFT_COMMAND), 0);
     uint64_t cut3 = model_next(&m) - 22;
-    assert_int_equal(h.io.truncate(&h.io, cut3), 0);
+    assert_int_equal(h_truncate(&h, cut3), 0);
     model_truncate(&m, cut3);
-    assert_int_equal(h.io.truncate(&h.io, model_next(&m)), 0); /* nothing to cut: no-op */
-    assert_int_equal(h.io.truncate(&h.io, 0), RAFT_INVALID);
+    assert_int_equal(h_truncate(&h, model_next(&m)), 0); /* nothing to cut: no-op */
+    assert_int_equal(h_truncate(&h, 0), RAFT_INVALID);
     assert_int_equal(h.io.set_term(&h.io, 5), 0);
     for (int i = 0; i < 10; i++)
         assert_int_equal(h_append(&h, &m, 5, 4, lens, RAFT_COMMAND), 0);
@@ -1335,7 +1459,7 @@ static void test_truncate(void **state)
         assert_int_equal(h_load(&h2, &ld), 0);
         loaded_free(&ld);
         h_start(&h2, 100);
-        assert_int_equal(h2.io.truncate(&h2.io, cuts[i]), 0);
+        assert_int_equal(h_truncate(&h2, cuts[i]), 0);
         model_truncate(&m, cuts[i]);
         h_close(&h2);
         reload_check(dir, SEG_SMALL, &m, 5, 0, 1);
@@ -1351,7 +1475,7 @@ static void test_truncate(void **state)
     /* c5: everything after a snapshot */
     uint64_t snap_index = model_next(&m) - 30;
     put_snapshot(&h2, 10, snap_index, 6, 500, 77);
-    assert_int_equal(h2.io.truncate(&h2.io, snap_index + 1), 0);
+    assert_int_equal(h_truncate(&h2, snap_index + 1), 0);
     model_truncate(&m, snap_index + 1);
     assert_int_equal(h2.io.set_term(&h2.io, 7), 0);
     append_many(&h2, &m, 7, 15, 100, 5, 2);
@@ -1374,7 +1498,7 @@ static void test_truncate(void **state)
 static void cut_append_reload(harness *h, model *m, const char *dir, uint64_t cut, size_t count)
 {
     if (model_next(m) > cut)
-        assert_int_equal(h->io.truncate(&h->io, cut), 0);
+        assert_int_equal(h_truncate(h, cut), 0);
     model_truncate(m, cut);
     assert_int_equal(h->io.set_term(&h->io, 3), 0);
     append_many(h, m, 3, count, 900, 4, 2);
@@ -1465,7 +1589,7 @@ static void test_truncate_crash_points(void **state)
     g_steps = 0;
     g_step_err = 0;
     cl_rlog_step_hook = copy_step;
-    assert_int_equal(h.io.truncate(&h.io, cut), 0);
+    assert_int_equal(h_truncate(&h, cut), 0);
     model_prefix(&m, cut, &want);
     assert_int_equal(h.io.set_term(&h.io, 3), 0);
     append_many(&h, &want, 3, 40, 900, 4, 2);
@@ -1555,7 +1679,7 @@ static void test_random_ops(void **state)
                 /* within the last 40 entries, never at or below the floor */
                 uint64_t lo = model_next(&m) > floor + 41 ? model_next(&m) - 40 : floor + 1;
                 uint64_t cut = lo + rnd() % (model_next(&m) - lo);
-                assert_int_equal(h.io.truncate(&h.io, cut), 0);
+                assert_int_equal(h_truncate(&h, cut), 0);
                 model_truncate(&m, cut);
                 assert_int_equal(h.io.set_term(&h.io, ++term), 0);
             } else if (r < 84 && model_next(&m) > floor + 20) {
@@ -2269,14 +2393,14 @@ static void test_close_pending(void **state)
     for (int i = 0; i < 200; i++)
         assert_int_equal(h_append(&h, &m, 1, 4, lens, RAFT_COMMAND), 0);
     uint64_t trunc_at = model_next(&m) - 10;
-    assert_int_equal(h.io.truncate(&h.io, trunc_at), 0); /* a barrier that will not run */
+    assert_int_equal(h_truncate(&h, trunc_at), 0); /* a barrier that will not run */
     model_truncate(&m, trunc_at);
     for (int i = 0; i < 5; i++)
         assert_int_equal(h_append(&h, &m, 1, 4, lens, RAFT_COMMAND), 0);
     size_t submitted = h.t.n;
     h.io.close(&h.io, on_close);
     assert_int_equal(h_append(&h, &m, 1, 1, lens, RAFT_COMMAND), RAFT_CANCELED);
-    assert_int_equal(h.io.truncate(&h.io, 2), RAFT_CANCELED);
+    assert_int_equal(h_truncate(&h, 2), RAFT_CANCELED);
     assert_true(run_until(&h, pred_closed, &h, WAIT_MS));
     assert_int_equal(h.fired_at_close, submitted);
     assert_int_equal(h.t.ok + h.t.canceled, submitted);
@@ -2426,7 +2550,7 @@ static void repro_truncate_sealed_then_close(void **state)
     size_t ns = seg_ranges(dir, rg, 64, sealed);
     assert_true(ns >= 3 && sealed[1]);
     uint64_t cut = (rg[1][0] + rg[1][1]) / 2;
-    assert_int_equal(h.io.truncate(&h.io, cut), 0);
+    assert_int_equal(h_truncate(&h, cut), 0);
     model_truncate(&m, cut);
     h_close(&h);
     reload_check(dir, SEG_SMALL, &m, 1, 0, 1); /* fails: RAFT_CORRUPT */
@@ -2458,7 +2582,7 @@ static void repro_seal_queued_behind_truncate(void **state)
         assert_int_equal(h_append(&h, &m, 1, 1, &big, RAFT_COMMAND), 0); /* A: P's last */
         uint64_t a_index = model_next(&m) - 1;
         assert_int_equal(h_append(&h, &m, 1, 1, &big, RAFT_COMMAND), 0); /* B: Q's first */
-        assert_int_equal(h.io.truncate(&h.io, a_index), 0);              /* inside P; Q goes */
+        assert_int_equal(h_truncate(&h, a_index), 0);                    /* inside P; Q goes */
         model_truncate(&m, a_index);
         assert_true(run_until(&h, pred_all_fired, &h, WAIT_MS));
         h_close(&h);
@@ -3219,7 +3343,7 @@ static void test_power_cuts(void **state)
     assert_true(ns >= 3);
     uint64_t cut = (rg[1][0] + rg[1][1]) / 2;
     atomic_store(&pc_trunc, 1); /* from here on, old entries from the cut on may go */
-    assert_int_equal(h.io.truncate(&h.io, cut), 0);
+    assert_int_equal(h_truncate(&h, cut), 0);
     model_prefix(&m0, cut, &m1);
     assert_int_equal(h.io.set_term(&h.io, 3), 0);
     atomic_store(&pc_term, 3);
@@ -3378,6 +3502,7 @@ int main(void)
         cmocka_unit_test(test_leftovers_foreign),
         cmocka_unit_test(test_log_behind_snapshot),
         cmocka_unit_test(test_write_error),
+        cmocka_unit_test(test_load_waits_for_segment_locks),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_close_pending),
         cmocka_unit_test(test_close_in_callback),
