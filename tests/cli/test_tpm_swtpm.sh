@@ -267,6 +267,36 @@ expect_fail "make-credential: secret longer than the EK digest" "must be 1 to 32
 
 "$TOOL" verify-quote --quote quote.msg >/dev/null 2>&1
 [ $? -eq 2 ] && pass "usage error exits 2" || failt "usage error exit status"
+# Usage errors name what is wrong (they printed the usage alone, or blamed the wrong thing).
+expect_usage() {
+    local name=$1 needle=$2
+    shift 2
+    timeout 20 "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ $rc -eq 2 ] && grep -qF -- "$needle" "$T/err"; then pass "$name"; else
+        failt "$name (exit $rc, wanted 2 and \"$needle\")"
+        cat "$T/err"
+    fi
+}
+Q=(--quote quote.msg --sig quote.sig --ak-pub ak_tpmt.pub --pcrs quote.pcrs)
+expect_usage "usage: missing options named" "verify-quote needs --quote, --sig, --ak-pub" \
+    "$TOOL" verify-quote --quote quote.msg
+expect_usage "usage: a bad --time" "--time abc: not a Unix time" \
+    "$TOOL" verify-quote "${Q[@]}" --nonce 00 --time abc
+expect_usage "usage: a bad --pcr-alg" "--pcr-alg md5: not sha1" \
+    "$TOOL" verify-quote "${Q[@]}" --nonce 00 --pcr-alg md5
+expect_usage "usage: --ak-cert without --ca" "--ak-cert needs at least one --ca" \
+    "$TOOL" verify-quote "${Q[@]}" --nonce 00 --ak-cert ek.pub
+expect_usage "usage: a stray argument" "unexpected argument extra" \
+    "$TOOL" verify-quote "${Q[@]}" --nonce 00 extra
+expect_usage "usage: verify-ek without --ca" "verify-ek needs --ek-cert and at least one --ca" \
+    "$TOOL" verify-ek --ek-cert ek.pub
+"$TOOL" verify-quote --help >/dev/null 2>&1 && pass "--help after the command exits 0" ||
+    failt "--help after the command"
+expect_fail "verify-quote: a nonce with a non-hex digit" "--nonce is not all hex digits" \
+    "$TOOL" verify-quote "${Q[@]}" --nonce 0g
+expect_fail "verify-quote: a nonce of odd length" "--nonce is an odd number of hex digits" \
+    "$TOOL" verify-quote "${Q[@]}" --nonce abc
 
 echo "tpm swtpm test: $PASSES passed, $FAILS failed in $(($(date +%s) - START)) s"
 [ $FAILS -eq 0 ]

@@ -16,6 +16,7 @@
  * Exit status: 0 success, 1 verification or input error (message on stderr), 2 usage.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,19 @@ static int usage(void)
             "              --out-secret F [--out-tpm2-tools F]\n"
             "  cledger-tpm verify-ek --ek-cert F --ca PEM... [--ek-pub F] [--time UNIX]\n");
     return 2;
+}
+
+/* A usage error that names what is wrong, then the usage (exit 2). */
+static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cledger-tpm: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return usage();
 }
 
 static int die(const char *cmd, int rc, const char *msg)
@@ -89,11 +103,23 @@ static int read_all(const char *path, uint8_t **out, size_t *len, char *err, siz
     return CL_OK;
 }
 
+/* Writes the file whole or not at all: a failed write removes what it left. */
 static int write_all(const char *path, const uint8_t *p, size_t n, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "wb");
-    if (f == NULL || fwrite(p, 1, n, f) != n || fclose(f) != 0) {
+    if (f == NULL) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return CL_EIO;
+    }
+    int ok = fwrite(p, 1, n, f) == n;
+    int e = errno;
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok) {
+        (void)remove(path);
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
         return CL_EIO;
     }
     return CL_OK;
@@ -130,6 +156,13 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"--ek-cert", offsetof(opts, ek_cert)},
     };
     for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+        if (strncmp(argv[i], "--", 2) != 0) {
+            fprintf(stderr, "cledger-tpm: unexpected argument %s (options are --name VALUE)\n",
+                    argv[i]);
+            return -1;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "cledger-tpm: %s needs a value\n", argv[i]);
             return -1;
@@ -232,8 +265,10 @@ static int cmd_verify_quote(const opts *o)
 {
     const char *cmd = "verify-quote";
     if (o->quote == NULL || o->sig == NULL || o->ak_pub == NULL || o->nonce == NULL ||
-        o->pcrs == NULL || (o->ak_cert != NULL && o->nca == 0))
-        return usage();
+        o->pcrs == NULL)
+        return bad_usage("%s needs --quote, --sig, --ak-pub, --nonce and --pcrs", cmd);
+    if (o->ak_cert != NULL && o->nca == 0)
+        return bad_usage("%s: --ak-cert needs at least one --ca", cmd);
     char err[512];
     uint8_t *quote = NULL, *sig = NULL, *nonce = NULL, *akc = NULL;
     size_t qn = 0, sn = 0, nn = 0, akcn = 0;
@@ -254,12 +289,12 @@ static int cmd_verify_quote(const opts *o)
     if (o->pcr_alg != NULL) {
         want = strcmp(o->pcr_alg, "any") == 0 ? 0 : cl_tpm_hash_from_name(o->pcr_alg);
         if (want == 0 && strcmp(o->pcr_alg, "any") != 0) {
-            status = usage();
+            status = bad_usage("--pcr-alg %s: not sha1, sha256, sha384, sha512 or any", o->pcr_alg);
             goto done;
         }
     }
     if (parse_time(o->time, &now) < 0) {
-        status = usage();
+        status = bad_usage("--time %s: not a Unix time (whole seconds, 0 or more)", o->time);
         goto done;
     }
     if ((rc = read_all(o->quote, &quote, &qn, err, sizeof err)) < 0 ||
@@ -269,7 +304,8 @@ static int cmd_verify_quote(const opts *o)
         goto out;
     rc = cl_hex_decode_alloc(o->nonce, strlen(o->nonce), &nonce, &nn);
     if (rc < 0) {
-        snprintf(err, sizeof err, "--nonce is not an even number of hex digits");
+        snprintf(err, sizeof err, "--nonce %s hex digits",
+                 strlen(o->nonce) % 2 ? "is an odd number of" : "is not all");
         goto out;
     }
     if ((rc = cl_tpm_quote_verify(quote, qn, sig, sn, &ak, nonce, nn, pcrs, err, sizeof err)) < 0)
@@ -330,7 +366,8 @@ static int cmd_make_credential(const opts *o)
     const char *cmd = "make-credential";
     if (o->ek_pub == NULL || o->ak_name == NULL || o->secret == NULL || o->out_blob == NULL ||
         o->out_secret == NULL)
-        return usage();
+        return bad_usage("%s needs --ek-pub, --ak-name, --secret, --out-blob and --out-secret",
+                         cmd);
     char err[512];
     cl_tpm_public ek;
     memset(&ek, 0, sizeof ek);
@@ -371,8 +408,10 @@ static int cmd_verify_ek(const opts *o)
 {
     const char *cmd = "verify-ek";
     int64_t now;
-    if (o->ek_cert == NULL || o->nca == 0 || parse_time(o->time, &now) < 0)
-        return usage();
+    if (o->ek_cert == NULL || o->nca == 0)
+        return bad_usage("%s needs --ek-cert and at least one --ca", cmd);
+    if (parse_time(o->time, &now) < 0)
+        return bad_usage("--time %s: not a Unix time (whole seconds, 0 or more)", o->time);
     char err[512];
     cl_tpm_public ek;
     memset(&ek, 0, sizeof ek);
@@ -406,8 +445,13 @@ int main(int argc, char **argv)
         usage();
         return 0;
     }
-    if (parse_opts(argc, argv, &o) < 0)
+    int prc = parse_opts(argc, argv, &o);
+    if (prc < 0)
         return usage();
+    if (prc > 0) { /* --help after the command */
+        usage();
+        return 0;
+    }
     cl_json_init();
     if (strcmp(cmd, "verify-quote") == 0)
         return cmd_verify_quote(&o);
