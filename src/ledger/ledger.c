@@ -1781,7 +1781,38 @@ typedef struct {
     uint64_t last_secret_record; /* seqno of the last secret's record (check_secret; 0: none) */
 } open_findings;
 
-static int recover_open_chunk(cl_ledger *l, open_findings *of)
+/* Whether the open chunk may end in a torn write, from index/dirty (the index marker below): not
+ * when the marker names this boot (only the process died since the ledger was last open, and a
+ * process that dies in the middle of a write leaves a prefix of it: the page cache holds every
+ * byte written) or when there is none beside the index (a clean close synced the chunk before
+ * removing it). A marker of another boot (the machine stopped), a damaged one, or no index at all
+ * (removed by hand): a power cut may have left any block of the unsynced tail unwritten, so a
+ * whole frame that fails its check may be torn. */
+static void current_boot_id(const cl_ledger_opts *o, char *out, size_t cap);
+static int torn_writes_possible(cl_ledger *l, const cl_ledger_opts *o)
+{
+    char path[PATH_MAX_LEN], boot[64], want[80];
+    if (path_join(path, l->index_dir, INDEX_MARKER) != CL_OK)
+        return 1;
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = cl_fs_read_all(l->fs, path, 256, &b, &len);
+    if (rc == CL_ENOENT)
+        return cl_fs_exists(l->fs, l->index_dir) != 1;
+    if (rc != CL_OK)
+        return 1;
+    current_boot_id(o, boot, sizeof boot);
+    int n = snprintf(want, sizeof want, "boot %s\n", boot);
+    int same = boot[0] != 0 && len == (size_t)n && memcmp(b, want, len) == 0;
+    cl_free(b);
+    return !same;
+}
+
+/* Scans the open chunk: whole consecutive frames are kept, a torn tail is cut. A whole frame that
+ * fails its check (its length field in range, its CRC or contents wrong) when no torn write is
+ * possible (torn_writes_possible) is damage: refused, nothing cut. Before 2026-11-25 it was cut
+ * with everything after it, whole frames of acknowledged entries included. */
+static int recover_open_chunk(cl_ledger *l, const cl_ledger_opts *o, open_findings *of)
 {
     uint64_t expect = l->nchunks ? l->chunks[l->nchunks - 1].end + 1 : 1;
     l->last_seqno = expect - 1;
@@ -1796,6 +1827,7 @@ static int recover_open_chunk(cl_ledger *l, open_findings *of)
     cl_chunk_name c = {l->open_start, 0, 0};
     char path[PATH_MAX_LEN];
     CL_TRY(chunk_path(l, &c, path));
+    int torn_ok = torn_writes_possible(l, o);
     cl_chunk_reader r;
     CL_TRY(cl_chunk_reader_open(&r, l->fs, path));
     int rc = CL_OK;
@@ -1824,6 +1856,17 @@ static int recover_open_chunk(cl_ledger *l, open_findings *of)
             if (rc == CL_ENOENT) {
                 rc = CL_OK;
                 break;
+            }
+            if (rc == CL_ECORRUPT && !torn_ok) {
+                cl_logf(
+                    CL_LOG_ERROR,
+                    "ledger: %s is damaged at offset %" PRIu64 " (entry %" PRIu64
+                    "): a whole frame fails its check, and no torn write can explain it (the "
+                    "ledger was last open in this boot, or closed cleanly). Nothing was cut; "
+                    "run cledger verify-ledger. To give up entry %" PRIu64
+                    " and all after it (%" PRIu64 " bytes), truncate the file to %" PRIu64 " bytes",
+                    path, r.off, l->last_seqno + 1, l->last_seqno + 1, r.file_size - r.off, r.off);
+                goto out;
             }
             if (rc == CL_ETRUNC || rc == CL_ECORRUPT) {
                 cl_logf(CL_LOG_WARN,
@@ -2432,7 +2475,7 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
         cl_free(b);
     }
     CL_GUARD(ledger_type_check(l));
-    CL_GUARD(recover_open_chunk(l, &of));
+    CL_GUARD(recover_open_chunk(l, o, &of));
     l->durable_seqno = l->last_seqno;
     l->pending_signed = l->signed_seqno;
     CL_GUARD(check_secrets(l, &of));

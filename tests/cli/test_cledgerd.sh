@@ -209,11 +209,25 @@ cp "$work/otherledger/node/ledger_secrets" "$work/foreignsecrets/node/ledger_sec
 # a first start that stopped before its service was created (node/ written, no node/ledger_type,
 # nothing in ledger/ or raft/): refused, saying so and what to do (it said only "already exists")
 cp -a "$D" "$work/halfstart"; rm "$work/halfstart/node/ledger_type" "$work/halfstart"/ledger/* "$work/halfstart"/raft/*
+# one flipped byte in the middle of the open ledger chunk of a node stopped cleanly: damage, not a
+# torn write (a clean stop synced the chunk; a process that dies leaves a prefix of its writes):
+# refused, nothing changed. It used to be cut there with every whole frame after it.
+cp -a "$D" "$work/ledgerflip"
+chunk=$(ls "$work/ledgerflip/ledger" | grep -v '\.committed$' | sort -t_ -k2 -n | tail -1)
+size=$(stat -c %s "$work/ledgerflip/ledger/$chunk")
+/usr/bin/python3 - "$work/ledgerflip/ledger/$chunk" $((size / 2)) <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    b = f.read(1)
+    f.seek(int(sys.argv[2]))
+    f.write(bytes([b[0] ^ 0x10]))
+PY
 # a node file lost: the message names it (it said only "not found")
 cp -a "$D" "$work/nonodekey"; rm "$work/nonodekey/node/node_key.pem"
 # a new directory holding an administrator key without its certificate: the key is not overwritten
 mkdir "$work/keyonly"; cp "$D/admin_key.pem" "$work/keyonly/"
-for c in nonode noledger raftflip noraftlog foreignsecrets halfstart nonodekey keyonly; do
+for c in nonode noledger raftflip ledgerflip noraftlog foreignsecrets halfstart nonodekey keyonly; do
     # (raftflip and noraftlog are refused once the node's files are open: the TLS certificate, issued at each
     # start, the index's lock file and the Merkle store's sync marker may change (the open hashes the
     # leaves after the last signature again, to the same records); the raft log, ledger, index and
@@ -224,6 +238,7 @@ for c in nonode noledger raftflip noraftlog foreignsecrets halfstart nonodekey k
     before=$(cat "$work/$c.before"); after=$(cat "$work/$c.after")
     [ "$before" = "$after" ] || echo "changed by the refused start: $(diff "$work/$c.before" "$work/$c.after" | tr '\n' ' ')"
     case $c in nonode) want="no node/ledger_type";; noledger) want="not even its genesis";; raftflip) want="raft log in .* is damaged: .* is damaged at offset";;
+        ledgerflip) want="is damaged at offset .*no torn write can explain it";;
         noraftlog) want="raft log in .* does not match the ledger: it ends at raft index 0";;
         foreignsecrets) want="ledger_secrets does not belong to this ledger: the record of secret 1 (seqno 3) does not decrypt with it";;
         halfstart) want="the first start of this directory stopped before its service was created";;

@@ -2322,7 +2322,7 @@ static void lagging_derived_state(uint64_t seed)
     cl_ledger_abandon(l);
     assert_int_equal(cl_fs_fault_crash_apply(ff, seed), CL_OK);
     cl_fs_fault_free(ff);
-    l = reopen(dir, 4096);
+    l = reopen_boot(dir, 4096, "after-the-power-cut"); /* the machine stopped: another boot */
     for (int i = 0; i < 200; i++) {
         snprintf(text, sizeof text, "entry %d %0200d", i, i);
         expect_entry(l, seqnos[i], "lag", text);

@@ -247,12 +247,14 @@ static int run_workload(cl_ledger **lp, workload *w)
     return CL_OK;
 }
 
-/* Reopens with the real fs and checks everything a recovered ledger must satisfy. */
-static void check_recovered(const char *dir, int priv, const lu_log *log, const char *ctx)
+/* Reopens with the real fs and checks everything a recovered ledger must satisfy. boot: as in
+ * lu_open_boot (another boot after a simulated power cut). */
+static void check_recovered(const char *dir, int priv, const lu_log *log, const char *ctx,
+                            const char *boot)
 {
     char why[512];
     cl_ledger *l = NULL;
-    int rc = lu_open(dir, FAULT_CHUNK, NULL, &l);
+    int rc = lu_open_boot(dir, FAULT_CHUNK, NULL, boot, &l);
     if (rc != CL_OK)
         fail_msg("%s: reopen failed: %s", ctx, cl_errname(rc));
     if ((rc = cl_ledger_check(l)) != CL_OK)
@@ -328,7 +330,7 @@ static void fs_fault_loop(int priv, int crash)
             /* A second crash during recovery itself must be harmless too. */
             cl_fs_fault_arm(ff, FS_KINDS, n % 5, 1);
             cl_ledger *r = NULL;
-            int orc = lu_open(dir, FAULT_CHUNK, fs, &r);
+            int orc = lu_open_boot(dir, FAULT_CHUNK, fs, "after-power-cut-1", &r);
             if (orc == CL_OK)
                 (void)cl_ledger_close(r);
             else if (!cl_fs_fault_fired(ff))
@@ -337,7 +339,7 @@ static void fs_fault_loop(int priv, int crash)
                 assert_int_equal(cl_fs_fault_crash_apply(ff, (uint64_t)n + 7919), CL_OK);
         }
         cl_fs_fault_free(ff);
-        check_recovered(dir, priv, &w.log, ctx);
+        check_recovered(dir, priv, &w.log, ctx, fired && crash ? "after-power-cut-2" : NULL);
         lu_log_free(&w.log);
         ended = !fired;
     }
@@ -493,7 +495,7 @@ static void alloc_fault_loop(int priv)
                 cl_ledger_abandon(l);
             }
         }
-        check_recovered(dir, priv, &w.log, ctx);
+        check_recovered(dir, priv, &w.log, ctx, NULL);
         lu_log_free(&w.log);
         ended = !fired;
     }
@@ -776,9 +778,21 @@ static void test_tamper_whole_files(void **state)
 
 /* ---- torn tails ------------------------------------------------------------------------------ */
 
+static void write_marker(const char *dir, const char *text)
+{
+    char path[800];
+    snprintf(path, sizeof path, "%s/index/dirty", dir);
+    assert_int_equal(cl_fs_write_atomic(cl_fs_posix(), path, text, strlen(text), 0600), CL_OK);
+}
+
 /* Damage the end of the open chunk as a crash could, reopen: the tail is cut back to the last
- * complete frame, every entry survives, and the ledger verifies and grows. */
-static void torn_tail_case(const char *what, const void *tail, size_t tail_len)
+ * complete frame, every entry survives, and the ledger verifies and grows. whole: the tail starts
+ * with a whole frame that fails its check (a length field out of range, or a bad CRC), which only
+ * a power cut can leave (the machine stopped: index/dirty names another boot). While the ledger
+ * was closed cleanly, or last open in this boot (only the process died, and that leaves a prefix
+ * of what it wrote), such a frame is damage: the open is refused and nothing is cut. Before, it
+ * was cut with every whole frame after it. A tail that is a prefix of a frame is cut either way. */
+static void torn_tail_case(const char *what, const void *tail, size_t tail_len, int whole)
 {
     char dir[700], why[512];
     copy_of(g_tamper, "torn", dir, sizeof dir);
@@ -791,10 +805,22 @@ static void torn_tail_case(const char *what, const void *tail, size_t tail_len)
     assert_int_not_equal(lu_verify(dir, g_tamper_pem, &rep), CL_OK);
 
     cl_ledger *l = NULL;
-    int rc = lu_open(dir, TAMPER_CHUNK, NULL, &l);
+    struct stat st;
+    if (whole) {
+        uint32_t before = tu_dir_crc(dir);
+        if (lu_open(dir, TAMPER_CHUNK, NULL, &l) != CL_ECORRUPT) /* closed cleanly */
+            fail_msg("%s: a whole bad frame after a clean close was not refused", what);
+        assert_int_equal(tu_dir_crc(dir), before);
+        write_marker(dir, "boot this-boot\n");
+        before = tu_dir_crc(dir);
+        if (lu_open_boot(dir, TAMPER_CHUNK, NULL, "this-boot", &l) != CL_ECORRUPT)
+            fail_msg("%s: a whole bad frame in the same boot was not refused", what);
+        assert_int_equal(tu_dir_crc(dir), before);
+        write_marker(dir, "boot before-the-power-cut\n");
+    }
+    int rc = lu_open_boot(dir, TAMPER_CHUNK, NULL, whole ? "after-the-power-cut" : NULL, &l);
     if (rc != CL_OK)
         fail_msg("%s: reopen: %s", what, cl_errname(rc));
-    struct stat st;
     assert_int_equal(stat(oc->path, &st), 0);
     if ((uint64_t)st.st_size != oc->size)
         fail_msg("%s: the open chunk is %lld bytes after recovery, expected %llu", what,
@@ -834,26 +860,33 @@ static void test_torn_tail_cut(void **state)
     char *whole = tu_read_file(oc->path, &flen);
     assert_non_null(whole);
     size_t frame_len = (size_t)(fr->end - fr->off);
-    torn_tail_case("partial frame (length field only)", whole + fr->off, 4);
-    torn_tail_case("partial frame (header)", whole + fr->off, 100);
-    torn_tail_case("partial frame (all but the CRC)", whole + fr->off, frame_len - 4);
+    torn_tail_case("partial frame (length field only)", whole + fr->off, 4, 0);
+    torn_tail_case("partial frame (header)", whole + fr->off, 100, 0);
+    torn_tail_case("partial frame (all but the CRC)", whole + fr->off, frame_len - 4, 0);
     /* a whole frame with a bad CRC */
     char *bad = malloc(frame_len);
     assert_non_null(bad);
     memcpy(bad, whole + fr->off, frame_len);
     bad[frame_len - 1] ^= 0x55;
-    torn_tail_case("complete frame with a bad CRC", bad, frame_len);
+    torn_tail_case("complete frame with a bad CRC", bad, frame_len, 1);
+    /* and one followed by a whole frame: both cut only after a power cut */
+    char *two = malloc(2 * frame_len);
+    assert_non_null(two);
+    memcpy(two, bad, frame_len);
+    memcpy(two + frame_len, whole + fr->off, frame_len);
+    torn_tail_case("a frame with a bad CRC, then a whole frame", two, 2 * frame_len, 1);
+    free(two);
     free(bad);
     free(whole);
     free_chunks(ci, n);
 
-    torn_tail_case("three bytes", "\x01\x02\x03", 3);
+    torn_tail_case("three bytes", "\x01\x02\x03", 3, 0);
     static const char garbage[] = "\xfa\xce\xb0\x0c garbage that is not a frame at all \xff\x00";
-    torn_tail_case("garbage", garbage, sizeof garbage - 1);
+    torn_tail_case("garbage", garbage, sizeof garbage - 1, 1);
     static uint8_t zeros[5000];
-    torn_tail_case("zeros", zeros, sizeof zeros);
+    torn_tail_case("zeros", zeros, sizeof zeros, 1);
     uint8_t huge[8] = {0xff, 0xff, 0xff, 0x0f, 1, 1, 0, 0};
-    torn_tail_case("an absurd length", huge, sizeof huge);
+    torn_tail_case("an absurd length", huge, sizeof huge, 1);
 }
 
 /* A crash right after creating a new chunk file: it holds a partial header or nothing. The

@@ -40,14 +40,20 @@ int lu_create(const char *dir, int private_ledger, uint64_t chunk_size, cl_fs *f
     return cl_ledger_create(&o, out);
 }
 
-int lu_open(const char *dir, uint64_t chunk_size, cl_fs *fs, cl_ledger **out)
+int lu_open_boot(const char *dir, uint64_t chunk_size, cl_fs *fs, const char *boot, cl_ledger **out)
 {
     cl_ledger_opts o = {0};
     o.dir = dir;
     o.fs = fs;
     o.chunk_size = chunk_size;
+    o.boot_id = boot;
     *out = NULL;
     return cl_ledger_open(&o, out);
+}
+
+int lu_open(const char *dir, uint64_t chunk_size, cl_fs *fs, cl_ledger **out)
+{
+    return lu_open_boot(dir, chunk_size, fs, NULL, out);
 }
 
 void lu_log_init(lu_log *g) { memset(g, 0, sizeof *g); }

@@ -16,6 +16,11 @@
 /* cl_ledger_create / cl_ledger_open with the common options (fs NULL: the real file system). */
 int lu_create(const char *dir, int private_ledger, uint64_t chunk_size, cl_fs *fs, cl_ledger **out);
 int lu_open(const char *dir, uint64_t chunk_size, cl_fs *fs, cl_ledger **out);
+/* lu_open as if the machine's boot id were `boot` (NULL: the real one). An open after a simulated
+ * power cut (cl_fs_fault_crash_apply) must name another boot than the open before it: the ledger
+ * takes a torn tail for damage when the boot is the same (only the process died). */
+int lu_open_boot(const char *dir, uint64_t chunk_size, cl_fs *fs, const char *boot,
+                 cl_ledger **out);
 
 /* One appended user entry. */
 typedef struct {
