@@ -767,6 +767,11 @@ int cl_node_apply(cl_node *n, uint64_t term, uint64_t index, const void *cmd, si
 
 static void finish_write(cl_pending *p);
 
+/* A write applied when the ledger's sync failed: not lost, the raft log replays it at restart. */
+#define SYNC_FAILED                                                                                \
+    "the ledger could not be synced; the write is committed in the raft log and is applied "       \
+    "again when the service restarts"
+
 void cl_node_applied_batch(cl_node *n, uint64_t last_index)
 {
     int rc = n->failed ? CL_ECLOSED : cl_ledger_sync(n->l);
@@ -781,7 +786,7 @@ void cl_node_applied_batch(cl_node *n, uint64_t last_index)
         if (rc < 0 || p->seqno <= durable) {
             *pp = p->next;
             if (rc < 0) {
-                cl_api_error(&p->to, 500, "InternalError", "the ledger could not be synced");
+                cl_api_error(&p->to, 500, "InternalError", "%s", SYNC_FAILED);
                 pending_free(p);
             } else {
                 finish_write(p);
@@ -882,9 +887,16 @@ static void write_done(void *arg, int status, uint64_t term, uint64_t index, voi
     cl_node *n = p->n;
     cl_node_result *res = result;
     if (status < 0 || res == NULL) {
+        /* The command reached the raft log, or may have: it can still be committed (by this node
+         * when it starts again: the log is replayed). No Retry-After: a blind retry could write
+         * it twice. (A write refused before it reached the log is answered by the caller of
+         * cl_node_writer.submit, with Retry-After when that is safe.) */
         if (status == CL_ESTATE || status == CL_ECLOSED)
-            cl_api_error_hdr(&p->to, 503, "Retry-After", "1", "ServiceUnavailable",
-                             "the write could not be committed: %s", cl_strerror(status));
+            cl_api_error(&p->to, 503, "ServiceUnavailable",
+                         "the service stopped before the write was committed (%s); it may still "
+                         "be committed when the service starts again: read the collection before "
+                         "writing it again",
+                         cl_strerror(status));
         else
             cl_api_error(&p->to, 500, "InternalError", "the write failed: %s",
                          cl_strerror(status < 0 ? status : CL_EINVAL));
@@ -926,7 +938,7 @@ static void write_done(void *arg, int status, uint64_t term, uint64_t index, voi
         finish_write(p);
         return;
     } else if (n->failed) { /* the ledger's last sync failed: no later one will answer it */
-        cl_api_error(&p->to, 500, "InternalError", "the ledger could not be synced");
+        cl_api_error(&p->to, 500, "InternalError", "%s", SYNC_FAILED);
     } else {
         /* Answered by cl_node_applied_batch once the ledger is synced. */
         p->next = NULL;

@@ -1320,6 +1320,48 @@ static void test_writer_failed(void **state)
     env_free(e);
 }
 
+/* A write taken by the log whose outcome the node never learns (consensus stopped: CL_ECLOSED):
+ * 503 without Retry-After, saying it may still be committed. It was "could not be committed" with
+ * Retry-After: 1, an invitation to write it twice (the raft log replays it at the next start). */
+static cl_consensus_done g_held_cb;
+static void *g_held_arg;
+static int hw_submit(void *impl, const void *cmd, size_t len, cl_consensus_done cb, void *arg)
+{
+    (void)impl;
+    (void)cmd;
+    (void)len;
+    g_held_cb = cb;
+    g_held_arg = arg;
+    return CL_OK;
+}
+
+static void test_write_outcome_unknown(void **state)
+{
+    env_t *e = env_new();
+    cl_node_writer w = {hw_submit, fw_is_leader, fw_term, NULL, NULL};
+    assert_int_equal(cl_node_set_writer(e->n, &w), CL_OK);
+    nu_req q = {.method = "POST",
+                .target = "/app/transactions?api-version=2022-05-13",
+                .fp = tu_fp(FP_ADMIN),
+                .ctype = "application/json",
+                .body = "{\"contents\":\"x\"}"};
+    int statuses[2] = {CL_ECLOSED, CL_ESTATE};
+    for (int i = 0; i < 2; i++) {
+        nu_reply r;
+        g_held_cb = NULL;
+        nu_start(e->n, &q, ++e->next_reqid, &r);
+        assert_int_equal(r.calls, 0);
+        assert_non_null(g_held_cb);
+        g_held_cb(g_held_arg, statuses[i], 0, 0, NULL);
+        assert_int_equal(r.calls, 1);
+        EXPECT(r, 503, "ServiceUnavailable");
+        assert_null(nu_header(&r, "Retry-After"));
+        assert_non_null(strstr(r.body, "may still be committed"));
+        nu_reply_free(&r);
+    }
+    env_free(e);
+}
+
 /* The ledger's sync fails while a write is applied (a full disk): that write is answered (500; it
  * used to wait for a later sync that never came, and held up a graceful stop for ever), the node
  * reports it failed, and later writes are refused with 503. */
@@ -1339,6 +1381,7 @@ static void test_ledger_sync_fails(void **state)
     reply_t r = rq(e, "POST", "/app/transactions?api-version=2022-05-13", tu_fp(FP_ADMIN),
                    "{\"contents\":\"during\"}"); /* run_spec: answered exactly once */
     EXPECT(r, 500, "InternalError");
+    assert_non_null(strstr(r.body, "committed in the raft log")); /* not lost: replayed */
     assert_true(cl_fs_fault_fired(ff));
     nu_reply_free(&r);
     r = rq(e, "GET", "/node/ready", NULL, NULL);
@@ -3092,6 +3135,7 @@ int main(void)
         cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_not_leader),
         cmocka_unit_test(test_writer_failed),
+        cmocka_unit_test(test_write_outcome_unknown),
         cmocka_unit_test(test_ledger_sync_fails),
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_users),
