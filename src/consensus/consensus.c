@@ -617,6 +617,11 @@ int cl_consensus_submit(cl_consensus *c, const void *cmd, size_t len, cl_consens
         fly_remove(c, s);
         raft_free(buf.base); /* not transferred on failure */
         cl_free(s);
+        /* The log refused the append (it failed without a write in flight: a segment that could
+         * not be prepared): nothing will be written again, so the node says it failed instead of
+         * answering every later write with an error while it reports itself ready. */
+        if (rv == RAFT_IOERR)
+            set_fatal(c, CL_EIO, "raft log append");
         return map_raft_err(c, rv);
     }
     return CL_OK;

@@ -42,7 +42,8 @@
 
 /* ---- failing raft log writes ------------------------------------------------------------------
  * With g_fail_log_writes set, a pwrite to a raft log segment ("log-" files; the writer threads'
- * path, not io_uring's) fails with EIO after g_fail_delay_us, writing nothing. */
+ * path, not io_uring's) fails with EIO after g_fail_delay_us, writing nothing; 2: only the writes
+ * that prepare a new segment ("log-*.tmp"). */
 static volatile int g_fail_log_writes;
 static volatile unsigned g_fail_delay_us;
 static volatile int g_failed_writes;
@@ -59,7 +60,8 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
         if (k > 0) {
             path[k] = 0;
             const char *b = strrchr(path, '/');
-            if (b != NULL && strncmp(b + 1, "log-", 4) == 0) {
+            int tmp = k > 4 && strcmp(path + k - 4, ".tmp") == 0;
+            if (b != NULL && strncmp(b + 1, "log-", 4) == 0 && (g_fail_log_writes == 1 || tmp)) {
                 if (g_fail_delay_us)
                     usleep(g_fail_delay_us);
                 __atomic_add_fetch(&g_failed_writes, 1, __ATOMIC_RELAXED);
@@ -275,6 +277,11 @@ static int run_until(uv_loop_t *loop, pred_fn pred, void *ctx, double ms)
 
 static int pred_leader(void *ctx) { return cl_consensus_is_leader(((node *)ctx)->c); }
 static int pred_stopped(void *ctx) { return ((node *)ctx)->stopped; }
+static int pred_never(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
 
 typedef struct {
     sub_rec *subs;
@@ -601,6 +608,46 @@ static void test_fatal_apply(void **state)
     tu_rmrf(basecopy);
 }
 
+/* A leader on a fresh directory, logging off: the start of the fault tests below. */
+typedef struct {
+    char base[512];
+    node_cfg cfg;
+    uv_loop_t loop;
+    cl_log_level saved;
+    fake_sm sm;
+    node n;
+} fixture;
+
+static void fx_start(fixture *f, int log_io)
+{
+    const char *base = tu_tempdir("cl-raft");
+    assert_non_null(base);
+    snprintf(f->base, sizeof f->base, "%s", base);
+    cfg_init(&f->cfg, raft_dir(f->base));
+    f->cfg.log_io = log_io;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->saved = cl_log_get_level();
+    cl_log_set_level(CL_LOG_OFF);
+    sm_init(&f->sm);
+    assert_int_equal(node_start(&f->loop, &f->cfg, 0, 0, &f->n, &f->sm), CL_OK);
+    assert_true(run_until(&f->loop, pred_leader, &f->n, WAIT_MS));
+}
+
+static void restart_takes_commands(uv_loop_t *loop, const node_cfg *cfg, size_t applied);
+
+/* Stops the node (unless stopped), checks that it starts again holding what it applied and takes
+ * commands. */
+static void fx_end(fixture *f)
+{
+    if (f->n.c != NULL)
+        node_stop(&f->loop, &f->n, f->cfg.dir);
+    cl_log_set_level(f->saved);
+    restart_takes_commands(&f->loop, &f->cfg, f->sm.n);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    sm_free(&f->sm);
+    tu_rmrf(f->base);
+}
+
 /* Starts a node on cfg with a new state machine: it becomes leader holding `applied` commands and
  * takes a burst of commands; then it stops. */
 static void restart_takes_commands(uv_loop_t *loop, const node_cfg *cfg, size_t applied)
@@ -628,51 +675,79 @@ static void restart_takes_commands(uv_loop_t *loop, const node_cfg *cfg, size_t 
  * answered with an error, none is applied, the node stops without a crash, and starts again. */
 static void failed_batches(int log_io)
 {
-    const char *base = tu_tempdir("cl-raft");
-    assert_non_null(base);
-    char basecopy[512];
-    snprintf(basecopy, sizeof basecopy, "%s", base);
-    node_cfg cfg;
-    cfg_init(&cfg, raft_dir(basecopy));
-    cfg.log_io = log_io;
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    cl_log_level saved = cl_log_get_level();
-    cl_log_set_level(CL_LOG_OFF);
-    fake_sm sm;
-    sm_init(&sm);
-    node n;
-    assert_int_equal(node_start(&loop, &cfg, 0, 0, &n, &sm), CL_OK);
-    assert_true(run_until(&loop, pred_leader, &n, WAIT_MS));
-    size_t applied = sm.n, nsubs = 8;
+    fixture f;
+    fx_start(&f, log_io);
+    size_t applied = f.sm.n, nsubs = 8;
     sub_rec subs[16];
     if (log_io == CL_RLOG_IO_THREADS) {
         g_fail_delay_us = 50000;
         g_fail_log_writes = 1;
     }
     for (size_t i = 0; i < 8; i++) /* one batch */
-        assert_int_equal(submit_seq(&n, i + 1, &subs[i]), CL_OK);
+        assert_int_equal(submit_seq(&f.n, i + 1, &subs[i]), CL_OK);
     if (log_io == CL_RLOG_IO_THREADS) {
-        uv_run(&loop, UV_RUN_NOWAIT); /* the first batch goes to a writer, which fails in 50 ms */
+        uv_run(&f.loop, UV_RUN_NOWAIT); /* the first batch goes to a writer, which fails in 50 ms */
         for (; nsubs < 16; nsubs++)
-            assert_int_equal(submit_seq(&n, nsubs + 1, &subs[nsubs]), CL_OK);
+            assert_int_equal(submit_seq(&f.n, nsubs + 1, &subs[nsubs]), CL_OK);
         batch_ctx b = {subs, nsubs};
-        assert_true(run_until(&loop, pred_all_done, &b, WAIT_MS));
+        assert_true(run_until(&f.loop, pred_all_done, &b, WAIT_MS));
         g_fail_log_writes = 0;
         assert_true(g_failed_writes >= 1);
-        assert_int_not_equal(cl_consensus_error(n.c), CL_OK);
+        assert_int_not_equal(cl_consensus_error(f.n.c), CL_OK);
+    } else {
+        node_stop(&f.loop, &f.n, f.cfg.dir); /* the batch is still queued */
     }
-    node_stop(&loop, &n, cfg.dir);
-    cl_log_set_level(saved);
     for (size_t i = 0; i < nsubs; i++) {
         assert_int_equal(subs[i].called, 1);
         assert_int_not_equal(subs[i].status, CL_OK);
     }
-    assert_int_equal(sm.n, applied);
-    restart_takes_commands(&loop, &cfg, applied); /* nothing of the failed writes is in the log */
-    assert_int_equal(uv_loop_close(&loop), 0);
-    sm_free(&sm);
-    tu_rmrf(basecopy);
+    assert_int_equal(f.sm.n, applied);
+    fx_end(&f); /* nothing of the failed writes is in the log */
+}
+
+/* The next segment cannot be prepared (its zero-filling write fails) while no log write is in
+ * flight: the log refuses every later append at once, inside raft_apply. The node must then
+ * report a fatal error; it answered each later write with an error while it said it was ready. */
+static int g_big_done;
+static void on_big_done(void *arg, int status, uint64_t term, uint64_t index, void *result)
+{
+    (void)arg;
+    (void)status;
+    (void)term;
+    (void)index;
+    free(result);
+    g_big_done++;
+}
+static int pred_big_done(void *ctx) { return g_big_done == *(int *)ctx; }
+
+static void test_segment_prepare_fails(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_start(&f, 0);
+    g_fail_delay_us = 0;
+    g_failed_writes = 0;
+    g_fail_log_writes = 2;
+    /* bursts of 4 KiB commands, each burst answered before the next, until the 8 MiB segment is
+     * full and the preparation of the one after its successor has failed */
+    static char big[4096];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "c:1", 3);
+    int sent = 0;
+    g_big_done = 0;
+    for (int burst = 0; burst < 200 && g_failed_writes == 0; burst++) {
+        for (int i = 0; i < 32; i++, sent++)
+            assert_int_equal(cl_consensus_submit(f.n.c, big, sizeof big, on_big_done, NULL), CL_OK);
+        assert_true(run_until(&f.loop, pred_big_done, &sent, WAIT_MS));
+    }
+    assert_true(g_failed_writes > 0);
+    assert_false(run_until(&f.loop, pred_never, NULL, 100)); /* idle: no write in flight */
+    int rc = cl_consensus_submit(f.n.c, big, sizeof big, on_big_done, NULL);
+    g_fail_log_writes = 0;
+    assert_int_not_equal(rc, CL_OK);
+    assert_int_not_equal(cl_consensus_error(f.n.c), CL_OK);
+    assert_false(cl_consensus_is_leader(f.n.c));
+    fx_end(&f);
 }
 
 static void test_stop_with_batch_queued(void **state)
@@ -881,6 +956,7 @@ int main(void)
         cmocka_unit_test(test_fatal_apply),
         cmocka_unit_test(test_stop_with_batch_queued),
         cmocka_unit_test(test_log_write_fails),
+        cmocka_unit_test(test_segment_prepare_fails),
         cmocka_unit_test(test_crash_acknowledged_durable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
