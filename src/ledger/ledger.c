@@ -722,9 +722,10 @@ int cl_ledger_rotate_secret(cl_ledger *l, uint64_t view)
 {
     CL_ENSURE(!l->failed, CL_ECLOSED);
     uint8_t key[32];
-    CL_TRY(cl_random(key, 32));
-    int rc = secret_add(l, l->last_seqno + 1, key);
-    cl_wipe(key, 32);
+    int rc = cl_random(key, 32);
+    if (rc == CL_OK)
+        rc = secret_add(l, l->last_seqno + 1, key);
+    cl_wipe(key, 32); /* on a failed cl_random too: it may have filled part of it */
     CL_TRY(rc);
     /* Persist the new secret before anything is encrypted with it. */
     rc = secrets_save(l);
@@ -2612,6 +2613,12 @@ int cl_ledger_truncate(cl_ledger *l, uint64_t seqno)
     CL_GUARD(cl_index_truncate_from(l->idx, seqno + 1));
     CL_GUARD(cl_merkle_truncate(l->tree, seqno + 1));
     l->last_seqno = l->durable_seqno = seqno;
+    /* A secret whose record was cut goes with it, as at open (trim_secrets). Kept, it encrypted
+     * the next entry at the record's seqno with the record's IV: the record holds the previous
+     * secret under it, so a known write gave that secret away, and the entries under it had no
+     * record, so the ledger no longer opened (found in a review, 2026-11-25). A crash before the
+     * file is saved is repaired by the next open's trim. */
+    CL_GUARD(trim_secrets(l));
 out:
     return rc < 0 ? poisoned(l, rc) : rc;
 }

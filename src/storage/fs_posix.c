@@ -266,6 +266,8 @@ int cl_fs_read_all(cl_fs *fs, const char *path, size_t max, uint8_t **out, size_
     *len = (size_t)size;
     buf = NULL;
 out:
+    if (buf != NULL) /* a short read may have brought part of a secret (node/ledger_secrets) */
+        explicit_bzero(buf, (size_t)size);
     cl_free(buf);
     cl_file_close(f);
     return rc;

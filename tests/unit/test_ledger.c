@@ -2340,6 +2340,45 @@ static void test_external_durability_lagging_derived_state(void **state)
         lagging_derived_state(seed);
 }
 
+/* A secret rotation whose record a truncation cuts (it was never signed): the secret goes with it.
+ * Kept, the next entry at the record's seqno was encrypted under it with the record's IV (the
+ * record holds the previous secret under the new one: a known write gave it away), and the
+ * entries under it had no record: the next open refused the ledger (CL_ECORRUPT). */
+static void test_truncate_drops_cut_secret(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 1, 0);
+    uint64_t s0;
+    put(l, "c", "before", &s0);
+    assert_int_equal(cl_ledger_sign(l, cur_view, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    uint64_t signed_at = cl_ledger_signed_seqno(l);
+    char p[600];
+    snprintf(p, sizeof p, "%s/node/ledger_secrets", dir);
+    size_t n1 = 0, n2 = 0;
+    free(tu_read_file(p, &n1));
+    assert_int_equal(cl_ledger_rotate_secret(l, cur_view), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    free(tu_read_file(p, &n2));
+    assert_true(n2 > n1);
+    assert_int_equal(cl_ledger_truncate(l, signed_at), CL_OK);
+    free(tu_read_file(p, &n2));
+    assert_int_equal(n2, n1); /* the cut secret is gone from the file too */
+    uint64_t s[4];
+    for (int i = 0; i < 4; i++)
+        put(l, "c", "after the cut", &s[i]);
+    assert_int_equal(s[0], signed_at + 1);
+    assert_int_equal(cl_ledger_sign(l, cur_view, NULL), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    expect_entry(l, s0, "c", "before");
+    for (int i = 0; i < 4; i++)
+        expect_entry(l, s[i], "c", "after the cut");
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     cl_log_set_level(CL_LOG_ERROR);
@@ -2359,6 +2398,7 @@ int main(void)
         cmocka_unit_test(test_type_file_checked),
         cmocka_unit_test(test_derived_state_rebuilt),
         cmocka_unit_test(test_torn_index_rebuilt),
+        cmocka_unit_test(test_truncate_drops_cut_secret),
         cmocka_unit_test(test_index_after_os_crash),
         cmocka_unit_test(test_index_damage_refused),
         cmocka_unit_test(test_secrets_check_index_damage),
