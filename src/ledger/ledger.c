@@ -1564,7 +1564,10 @@ static int write_index_marker(cl_ledger *l, const cl_ledger_opts *o)
     return cl_fs_write_atomic(l->fs, path, want, (size_t)n, 0600);
 }
 
-static int index_marker_set(cl_ledger *l, const cl_ledger_opts *o)
+/* What index/dirty says. */
+typedef enum { MARKER_ABSENT, MARKER_THIS_BOOT, MARKER_OTHER_BOOT, MARKER_DAMAGED } marker_state;
+
+static int index_marker_read(cl_ledger *l, const cl_ledger_opts *o, marker_state *out)
 {
     char path[PATH_MAX_LEN], boot[64], want[80];
     current_boot_id(o, boot, sizeof boot);
@@ -1573,18 +1576,33 @@ static int index_marker_set(cl_ledger *l, const cl_ledger_opts *o)
     uint8_t *b = NULL;
     size_t len = 0;
     int rc = cl_fs_read_all(l->fs, path, 256, &b, &len);
-    if (rc == CL_OK) {
-        int same = boot[0] != 0 && len == (size_t)n && memcmp(b, want, len) == 0;
-        int damaged = len == strlen(INDEX_DAMAGED) && memcmp(b, INDEX_DAMAGED, len) == 0;
-        cl_free(b);
-        if (same)
-            return CL_OK;
+    if (rc == CL_ENOENT) {
+        *out = MARKER_ABSENT;
+        return CL_OK;
+    }
+    CL_TRY(rc);
+    if (boot[0] != 0 && len == (size_t)n && memcmp(b, want, len) == 0)
+        *out = MARKER_THIS_BOOT;
+    else if (len == strlen(INDEX_DAMAGED) && memcmp(b, INDEX_DAMAGED, len) == 0)
+        *out = MARKER_DAMAGED;
+    else
+        *out = MARKER_OTHER_BOOT;
+    cl_free(b);
+    return CL_OK;
+}
+
+static int index_marker_set(cl_ledger *l, const cl_ledger_opts *o)
+{
+    marker_state m;
+    CL_TRY(index_marker_read(l, o, &m));
+    if (m == MARKER_THIS_BOOT)
+        return CL_OK;
+    if (m != MARKER_ABSENT) {
+        int damaged = m == MARKER_DAMAGED;
         CL_TRY(lose_index(l,
                           damaged ? "a read found the index damaged"
                                   : "the index was open when the operating system last stopped",
                           damaged ? "index/dirty says so" : "index/dirty names another boot"));
-    } else if (rc != CL_ENOENT) {
-        return rc;
     }
     return write_index_marker(l, o);
 }
@@ -1789,24 +1807,14 @@ typedef struct {
  * removing it). A marker of another boot (the machine stopped), a damaged one, or no index at all
  * (removed by hand): a power cut may have left any block of the unsynced tail unwritten, so a
  * whole frame that fails its check may be torn. */
-static void current_boot_id(const cl_ledger_opts *o, char *out, size_t cap);
 static int torn_writes_possible(cl_ledger *l, const cl_ledger_opts *o)
 {
-    char path[PATH_MAX_LEN], boot[64], want[80];
-    if (path_join(path, l->index_dir, INDEX_MARKER) != CL_OK)
+    marker_state m;
+    if (index_marker_read(l, o, &m) != CL_OK)
         return 1;
-    uint8_t *b = NULL;
-    size_t len = 0;
-    int rc = cl_fs_read_all(l->fs, path, 256, &b, &len);
-    if (rc == CL_ENOENT)
+    if (m == MARKER_ABSENT)
         return cl_fs_exists(l->fs, l->index_dir) != 1;
-    if (rc != CL_OK)
-        return 1;
-    current_boot_id(o, boot, sizeof boot);
-    int n = snprintf(want, sizeof want, "boot %s\n", boot);
-    int same = boot[0] != 0 && len == (size_t)n && memcmp(b, want, len) == 0;
-    cl_free(b);
-    return !same;
+    return m != MARKER_THIS_BOOT;
 }
 
 /* Scans the open chunk: whole consecutive frames are kept, a torn tail is cut. A whole frame that

@@ -78,6 +78,7 @@ def run(name, cmd, nofile, cafile_of, path, logre, starve=False):
     port = free_port()
     log = open(os.path.join(WORK, name + ".log"), "w+")
     p = subprocess.Popen(cmd(port), stdout=log, stderr=log, preexec_fn=limit(nofile))
+    spinning = False
     try:
         check(serves(port, cafile_of(), path), "%s: not serving at start" % name)
         socks = []
@@ -85,7 +86,8 @@ def run(name, cmd, nofile, cafile_of, path, logre, starve=False):
         used = cpu_over(p.pid, 0.5, 2)
         check(used < 0.5, "%s: %.2f s of CPU in 2 s with %d connections offered" % (name, used, len(socks)))
         if used >= 0.5:
-            return  # spinning: it logs gigabytes and may never serve again (killed below)
+            spinning = True
+            return  # it logs gigabytes and may never serve again (killed below)
         if starve:
             # Not even the spare descriptor can come back (its slot taken, here by a soft limit
             # below every descriptor the server holds; at run time by another of its threads):
@@ -95,6 +97,7 @@ def run(name, cmd, nofile, cafile_of, path, logre, starve=False):
             used = cpu_over(p.pid, 0.3, 1.5)
             check(used < 0.3, "%s: %.2f s of CPU in 1.5 s with no descriptor for the spare" % (name, used))
             if used >= 0.3:
+                spinning = True
                 return
             resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (nofile, nofile))
         for s in socks:
@@ -107,7 +110,7 @@ def run(name, cmd, nofile, cafile_of, path, logre, starve=False):
         check(len(storm) <= 5, "%s: %d accept lines in the log" % (name, len(storm)))
         check(any(logre in l for l in lines), "%s: no %r in the log" % (name, logre))
     finally:
-        if fails:
+        if spinning:
             p.kill()
         p.terminate()
         try:

@@ -60,7 +60,8 @@ flush() {
     timeout 10 tpm2_flushcontext -t >/dev/null 2>&1
     timeout 10 tpm2_flushcontext -s >/dev/null 2>&1
 }
-# expect_ok NAME CMD...: exit 0 expected.  expect_fail NAME NEEDLE CMD...: exit 1 and NEEDLE in stderr.
+# expect_ok NAME CMD...: exit 0 expected.  expect_fail NAME NEEDLE CMD...: exit 1 and NEEDLE in
+# stderr; expect_usage: the same with exit 2 (a usage error).
 expect_ok() {
     local name=$1
     shift
@@ -69,16 +70,18 @@ expect_ok() {
         cat "$T/err"
     fi
 }
-expect_fail() {
-    local name=$1 needle=$2
-    shift 2
+expect_exit() {
+    local want=$1 name=$2 needle=$3
+    shift 3
     timeout 20 "$@" >"$T/out" 2>"$T/err"
     local rc=$?
-    if [ $rc -eq 1 ] && grep -qF -- "$needle" "$T/err"; then pass "$name"; else
-        failt "$name (exit $rc, wanted 1 and \"$needle\")"
+    if [ $rc -eq "$want" ] && grep -qF -- "$needle" "$T/err"; then pass "$name"; else
+        failt "$name (exit $rc, wanted $want and \"$needle\")"
         cat "$T/err"
     fi
 }
+expect_fail() { expect_exit 1 "$@"; }
+expect_usage() { expect_exit 2 "$@"; }
 hex() { od -An -tx1 -v "$1" | tr -d ' \n'; }
 
 # ---- manufacture the TPM with a private local CA --------------------------------------------------
@@ -268,16 +271,6 @@ expect_fail "make-credential: secret longer than the EK digest" "must be 1 to 32
 "$TOOL" verify-quote --quote quote.msg >/dev/null 2>&1
 [ $? -eq 2 ] && pass "usage error exits 2" || failt "usage error exit status"
 # Usage errors name what is wrong (they printed the usage alone, or blamed the wrong thing).
-expect_usage() {
-    local name=$1 needle=$2
-    shift 2
-    timeout 20 "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ $rc -eq 2 ] && grep -qF -- "$needle" "$T/err"; then pass "$name"; else
-        failt "$name (exit $rc, wanted 2 and \"$needle\")"
-        cat "$T/err"
-    fi
-}
 Q=(--quote quote.msg --sig quote.sig --ak-pub ak_tpmt.pub --pcrs quote.pcrs)
 expect_usage "usage: missing options named" "verify-quote needs --quote, --sig, --ak-pub" \
     "$TOOL" verify-quote --quote quote.msg
