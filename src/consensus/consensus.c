@@ -457,6 +457,16 @@ int cl_consensus_check_log(const char *dir, uint64_t *last_index, char *why, siz
     return map_raft_err(NULL, cl_rlog_check(dir, last_index, why, why_len));
 }
 
+int cl_consensus_new_term(const char *dir, uint64_t floor, uint64_t *term, char *why,
+                          size_t why_len)
+{
+    if (cl_mkdir_durable(dir, 0700) != CL_OK) {
+        snprintf(why, why_len, "mkdir %s: %s", dir, strerror(errno));
+        return CL_EIO;
+    }
+    return map_raft_err(NULL, cl_rlog_new_term(dir, floor, term, why, why_len));
+}
+
 int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o, const cl_consensus_fsm *fsm,
                        cl_consensus **out)
 {

@@ -83,6 +83,12 @@ CL_MUST_CHECK int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o
  * (0: none, or no directory yet). CL_ECORRUPT / CL_EIO with `why` naming the file. */
 CL_MUST_CHECK int cl_consensus_check_log(const char *dir, uint64_t *last_index, char *why,
                                          size_t why_len);
+/* Before a start: stores a new term for this node, above every term the raft log in dir holds and
+ * >= floor, durably (cl_rlog_new_term; dir is created if missing). A single voter elects itself in
+ * its stored term, so every command proposed after the start carries a term no earlier entry had.
+ * *term: the term stored. */
+CL_MUST_CHECK int cl_consensus_new_term(const char *dir, uint64_t floor, uint64_t *term, char *why,
+                                        size_t why_len);
 /* CL_ESTATE when this node is not the leader, or is leader but has not yet applied every entry
  * of earlier terms (a barrier is appended on each new leadership; became_leader fires once it is
  * applied). CL_ECLOSED after a fatal error or once stop was called. */

@@ -1852,6 +1852,25 @@ static int fail_load(rlog *l, int rv, const char *fmt, ...)
     return rv;
 }
 
+/* A log with entries but no meta file got term t stored: an interrupted bootstrap (the log is its
+ * one configuration entry), or meta was lost later -- said loudly. */
+static void say_term_restored(const char *dir, uint64_t first, const struct raft_entry *v, size_t n,
+                              const struct raft_snapshot *snap, uint64_t t, const char *which)
+{
+    if (n == 1 && first == 1 && snap == NULL && v[0].type == RAFT_CHANGE)
+        cl_logf(CL_LOG_WARN,
+                "rlog: %s had entries but no term: an interrupted bootstrap, term %" PRIu64
+                " stored",
+                dir, t);
+    else
+        cl_logf(CL_LOG_ERROR,
+                "rlog: %s/meta is missing, but the log holds entries %" PRIu64 "..%" PRIu64
+                ": the node's term and vote were lost. Term %" PRIu64
+                " (%s) stored, no vote; no entry is lost, and for this "
+                "single-voter service that is safe. Find out what removed the file",
+                dir, first, first + n - 1, t, which);
+}
+
 static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
                    struct raft_snapshot **snapshot, raft_index *start_index,
                    struct raft_entry *entries[], size_t *n_entries)
@@ -2111,18 +2130,7 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
             snap_free(snap);
             return fail_load(l, RAFT_IOERR, "store the term in %s: %s", l->dir, strerror(errno));
         }
-        if (acc.n == 1 && first == 1 && snap == NULL && acc.v[0].type == RAFT_CHANGE)
-            cl_logf(CL_LOG_WARN,
-                    "rlog: %s had entries but no term: an interrupted bootstrap, term "
-                    "%" PRIu64 " stored",
-                    l->dir, t);
-        else
-            cl_logf(CL_LOG_ERROR,
-                    "rlog: %s/meta is missing, but the log holds entries %" PRIu64 "..%" PRIu64
-                    ": the node's term and vote were lost. Term %" PRIu64
-                    " (the last entry's) stored, no vote; no entry is lost, and for this "
-                    "single-voter service that is safe. Find out what removed the file",
-                    l->dir, first, last, t);
+        say_term_restored(l->dir, first, acc.v, acc.n, snap, t, "the last entry's");
     }
     *term = l->term;
     *voted_for = l->vote;
@@ -2250,7 +2258,9 @@ static int io_bootstrap(struct raft_io *io, const struct raft_configuration *con
     if (list_dir(l->dir, &ls, 0) != 0)
         return RAFT_IOERR;
     int rv = 0;
-    if (l->term != 0 || ls.n_snaps > 0) {
+    if (ls.n_snaps > 0 || (l->term != 0 && (ls.n_segs > 0 || l->vote != 0))) {
+        /* A stored term without a vote, segments or snapshots is a new term stored before the
+         * first start (cl_rlog_new_term); the bootstrap keeps it. */
         rv = RAFT_CANTBOOTSTRAP;
     } else if (ls.n_segs > 0) {
         int zero = segs_all_zero(l, &ls);
@@ -2300,7 +2310,7 @@ static int io_bootstrap(struct raft_io *io, const struct raft_configuration *con
         snprintf(io->errmsg, sizeof io->errmsg, "bootstrap %.180s: %s", l->dir, strerror(errno));
         return rv;
     }
-    return meta_store(l, 1, 0);
+    return meta_store(l, l->term > 1 ? l->term : 1, 0);
 }
 
 static int io_recover(struct raft_io *io, const struct raft_configuration *conf)
@@ -2513,38 +2523,93 @@ static int io_random(struct raft_io *io, int min, int max)
 
 /* ---- public -------------------------------------------------------------------------------- */
 
-int cl_rlog_check(const char *dir, uint64_t *last_index, char *why, size_t why_len)
+/* A dry load of dir (it changes nothing); free with dry_done. */
+typedef struct {
+    struct raft_io io;
+    rlog *l;
+    raft_term term;
+    raft_id vote;
+    struct raft_snapshot *snap;
+    raft_index start;
+    struct raft_entry *entries;
+    size_t n;
+} dry_load;
+
+static int dry_load_dir(const char *dir, dry_load *d, char *why, size_t why_len)
 {
-    if (dir == NULL || last_index == NULL || strlen(dir) >= PATH_CAP)
-        return RAFT_INVALID;
-    *last_index = 0;
+    memset(d, 0, sizeof *d);
     if (why_len > 0)
         why[0] = '\0';
-    struct raft_io io;
-    memset(&io, 0, sizeof io);
+    if (dir == NULL || strlen(dir) >= PATH_CAP)
+        return RAFT_INVALID;
     rlog *l = cl_calloc(1, sizeof *l);
     if (l == NULL)
         return RAFT_NOMEM;
-    l->io = &io;
+    l->io = &d->io;
     l->dry = 1;
     l->lock_wait_ms = LOCK_WAIT_MS;
-    io.impl = l;
+    d->io.impl = l;
+    d->l = l;
     memcpy(l->dir, dir, strlen(dir) + 1);
-    raft_term term;
-    raft_id vote;
-    struct raft_snapshot *snap = NULL;
-    raft_index start = 0;
-    struct raft_entry *entries = NULL;
-    size_t n = 0;
-    int rv = io_load(&io, &term, &vote, &snap, &start, &entries, &n);
+    int rv = io_load(&d->io, &d->term, &d->vote, &d->snap, &d->start, &d->entries, &d->n);
+    if (rv != 0 && why_len > 0)
+        snprintf(why, why_len, "%s", d->io.errmsg[0] ? d->io.errmsg : raft_strerror(rv));
+    return rv;
+}
+
+static void dry_done(dry_load *d)
+{
+    cl_rlog_loaded_free(d->snap, d->entries, d->n);
+    if (d->l != NULL) {
+        free_segs(d->l->segs);
+        free_segs(d->l->spare);
+        cl_free(d->l);
+    }
+    memset(d, 0, sizeof *d);
+}
+
+int cl_rlog_check(const char *dir, uint64_t *last_index, char *why, size_t why_len)
+{
+    if (last_index == NULL)
+        return RAFT_INVALID;
+    *last_index = 0;
+    dry_load d;
+    int rv = dry_load_dir(dir, &d, why, why_len);
     if (rv == 0)
-        *last_index = n > 0 ? (uint64_t)start + n - 1 : snap != NULL ? (uint64_t)snap->index : 0;
-    else if (why_len > 0)
-        snprintf(why, why_len, "%s", io.errmsg[0] ? io.errmsg : raft_strerror(rv));
-    cl_rlog_loaded_free(snap, entries, n);
-    free_segs(l->segs);
-    free_segs(l->spare);
-    cl_free(l);
+        *last_index = d.n > 0 ? (uint64_t)d.start + d.n - 1 : d.snap != NULL ? d.snap->index : 0;
+    dry_done(&d);
+    return rv;
+}
+
+int cl_rlog_new_term(const char *dir, uint64_t floor, uint64_t *term, char *why, size_t why_len)
+{
+    if (term == NULL)
+        return RAFT_INVALID;
+    *term = 0;
+    dry_load d;
+    int rv = dry_load_dir(dir, &d, why, why_len);
+    if (rv != 0) {
+        dry_done(&d);
+        return rv;
+    }
+    /* Terms never go down along the log, and the stored term is at least the last entry's
+     * unless meta was lost (a dry load stores nothing). */
+    uint64_t top = d.term;
+    if (d.n > 0 && d.entries[d.n - 1].term > top)
+        top = d.entries[d.n - 1].term;
+    if (d.snap != NULL && d.snap->term > top)
+        top = d.snap->term;
+    uint64_t t = top + 1 > floor ? top + 1 : floor;
+    rv = meta_store(d.l, t, 0);
+    if (rv != 0) {
+        if (why_len > 0)
+            snprintf(why, why_len, "%s", d.io.errmsg);
+    } else {
+        if (d.term == 0 && d.n > 0)
+            say_term_restored(dir, d.start, d.entries, d.n, d.snap, t, "above the last entry's");
+        *term = t;
+    }
+    dry_done(&d);
     return rv;
 }
 

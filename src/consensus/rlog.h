@@ -53,6 +53,15 @@ CL_MUST_CHECK int cl_rlog_init(struct raft_io *io, uv_loop_t *loop, const char *
  * state before they know the log will load (cledgerd cuts its ledger back to the last signature
  * only then). */
 CL_MUST_CHECK int cl_rlog_check(const char *dir, uint64_t *last_index, char *why, size_t why_len);
+/* Stores, durably (meta: tmp, fsync, rename, directory fsync), a new current term for the raft log
+ * in dir, with no vote: *term = max(every term the log holds + 1, floor). A single voter elects
+ * itself in its stored term, so everything proposed after the next start carries a term no
+ * earlier entry has. The log is judged as by cl_rlog_check first (a damaged log: its error, and
+ * nothing stored); a log whose meta was lost is reported as a load would report it. A directory
+ * never bootstrapped keeps the term: its bootstrap writes the configuration entry in term 1 and
+ * leaves the stored term. dir must exist. */
+CL_MUST_CHECK int cl_rlog_new_term(const char *dir, uint64_t floor, uint64_t *term, char *why,
+                                   size_t why_len);
 
 /* For an io that raft does not own (never passed to raft_init, or raft_init failed): same as
  * io->close. cb may be NULL. */

@@ -99,6 +99,7 @@ struct cl_ledger {
     cl_index_batch *batch;
 
     uint64_t last_seqno, durable_seqno, signed_seqno, pending_signed;
+    uint64_t last_view;    /* the view of last_seqno (0: not read yet; check_view) */
     int rebuild_asked;     /* merkle/rebuild was written (request_rebuild) */
     int index_damaged;     /* index/dirty asks the next open to rebuild (index_damage) */
     unsigned index_faults; /* index_damage's count: open tells index faults from chunk faults */
@@ -402,11 +403,35 @@ typedef struct {
     size_t collection_len;
 } frame_spec;
 
+static int loc_of(cl_ledger *l, uint64_t seqno, cl_index_loc *loc);
+
+/* Views never go down along the ledger, and fit the IV's 32 bits (IV = seqno || view): a caller
+ * that must write above every view a ledger holds (cledgerd's new view at each start) takes the
+ * last entry's. */
+static int check_view(cl_ledger *l, uint64_t view)
+{
+    CL_ENSURE(view <= UINT32_MAX, CL_ERANGE);
+    if (l->last_view == 0 && l->last_seqno > 0) {
+        cl_index_loc loc;
+        CL_TRY(loc_of(l, l->last_seqno, &loc));
+        l->last_view = loc.view;
+    }
+    if (view < l->last_view) {
+        cl_logf(CL_LOG_ERROR,
+                "ledger: an entry in view %" PRIu64 " after entry %" PRIu64 " in view %" PRIu64
+                ": views never go down",
+                view, l->last_seqno, l->last_view);
+        return CL_EINVAL;
+    }
+    return CL_OK;
+}
+
 static int append_frame(cl_ledger *l, const frame_spec *fs, uint64_t *seqno_out)
 {
     static const uint8_t zero[32];
     uint64_t seqno = l->last_seqno + 1;
     int rc;
+    CL_TRY(check_view(l, fs->view));
     if (l->open_chunk == NULL && (rc = open_new_chunk(l, seqno)) < 0)
         return poisoned(l, rc); /* a failed write or sync: the file's state is unknown */
     CL_TRY(ensure_batch(l));
@@ -452,6 +477,7 @@ static int append_frame(cl_ledger *l, const frame_spec *fs, uint64_t *seqno_out)
     if (fs->collection != NULL)
         CL_GUARD(cl_index_put_collection(l->batch, fs->collection, fs->collection_len, seqno));
     l->last_seqno = seqno;
+    l->last_view = fs->view;
     if (seqno_out)
         *seqno_out = seqno;
     return CL_OK;
@@ -2621,6 +2647,7 @@ int cl_ledger_truncate(cl_ledger *l, uint64_t seqno)
     CL_GUARD(cl_index_truncate_from(l->idx, seqno + 1));
     CL_GUARD(cl_merkle_truncate(l->tree, seqno + 1));
     l->last_seqno = l->durable_seqno = seqno;
+    l->last_view = 0; /* read again by the next append */
     /* A secret whose record was cut goes with it, as at open (trim_secrets). Kept, it encrypted
      * the next entry at the record's seqno with the record's IV: the record holds the previous
      * secret under it, so a known write gave that secret away, and the entries under it had no

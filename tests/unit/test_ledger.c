@@ -2379,6 +2379,43 @@ static void test_truncate_drops_cut_secret(void **state)
     tu_rmrf(dir);
 }
 
+/* Views never go down and fit the IV's 32 bits: cledgerd's new view at each start takes the last
+ * entry's view as the highest the ledger holds. A refused append changes nothing. */
+static void test_views_never_go_down(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 1, 0);
+    static const uint8_t c[] = "x";
+    uint64_t s1 = 0, s = 0;
+    assert_int_equal(cl_ledger_append_user(l, 3, "c", 1, c, 1, &s1), CL_OK);
+    assert_int_equal(cl_ledger_append_user(l, 2, "c", 1, c, 1, &s), CL_EINVAL);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_EINVAL);
+    assert_int_equal(cl_ledger_append_user(l, 1ull << 32, "c", 1, c, 1, &s), CL_ERANGE);
+    assert_int_equal(cl_ledger_last_seqno(l), s1);
+    assert_int_equal(cl_ledger_sign(l, 3, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    uint64_t signed_at = cl_ledger_signed_seqno(l);
+    assert_int_equal(signed_at, s1 + 1);
+    assert_int_equal(cl_ledger_append_user(l, 5, "c", 1, c, 1, &s), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    /* after a reopen the last entry's view is read back */
+    l = reopen(dir, 0);
+    assert_int_equal(cl_ledger_append_user(l, 4, "c", 1, c, 1, &s), CL_EINVAL);
+    /* after a cut, from the new last entry: a replay in the cut entry's own view is taken */
+    assert_int_equal(cl_ledger_truncate(l, signed_at), CL_OK);
+    assert_int_equal(cl_ledger_append_user(l, 2, "c", 1, c, 1, &s), CL_EINVAL);
+    assert_int_equal(cl_ledger_append_user(l, 3, "c", 1, c, 1, &s), CL_OK);
+    assert_int_equal(s, signed_at + 1);
+    assert_int_equal(cl_ledger_append_user(l, UINT32_MAX, "c", 1, c, 1, &s), CL_OK);
+    assert_int_equal(cl_ledger_sign(l, UINT32_MAX, NULL), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = reopen(dir, 0);
+    assert_int_equal(cl_ledger_check(l), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     cl_log_set_level(CL_LOG_ERROR);
@@ -2399,6 +2436,7 @@ int main(void)
         cmocka_unit_test(test_derived_state_rebuilt),
         cmocka_unit_test(test_torn_index_rebuilt),
         cmocka_unit_test(test_truncate_drops_cut_secret),
+        cmocka_unit_test(test_views_never_go_down),
         cmocka_unit_test(test_index_after_os_crash),
         cmocka_unit_test(test_index_damage_refused),
         cmocka_unit_test(test_secrets_check_index_damage),

@@ -1019,6 +1019,93 @@ static void test_interrupted_bootstrap(void **state)
     tu_rmrf(dir);
 }
 
+/* a3. cl_rlog_new_term: a term stored before a start (cledgerd: new writes in a new view). */
+static void test_new_term(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("rlog-nt");
+    assert_non_null(dir);
+    char why[512], path[512];
+    uint64_t last = 0, t = 0;
+    harness h;
+    model m;
+    loaded ld;
+    /* a bootstrapped log with entries of term 2 and a vote */
+    open_bootstrapped(&h, dir, SEG_SMALL, 1, &m);
+    assert_int_equal(h.io.set_term(&h.io, 2), 0);
+    assert_int_equal(h.io.set_vote(&h.io, 1), 0);
+    uint32_t lens[3] = {10, 20, 30};
+    assert_int_equal(h_append(&h, &m, 2, 3, lens, RAFT_COMMAND), 0);
+    assert_true(run_until(&h, pred_all_fired, &h, WAIT_MS));
+    h_close(&h);
+    /* above the stored term, no vote; the entries keep theirs */
+    assert_int_equal(cl_rlog_new_term(dir, 0, &t, why, sizeof why), 0);
+    assert_int_equal(t, 3);
+    assert_int_equal(cl_rlog_new_term(dir, 2, &t, why, sizeof why), 0);
+    assert_int_equal(t, 4);
+    assert_int_equal(cl_rlog_new_term(dir, 9, &t, why, sizeof why), 0); /* the floor */
+    assert_int_equal(t, 9);
+    assert_int_equal(h_init(&h, dir, SEG_SMALL, 1), CL_OK);
+    assert_int_equal(h_load(&h, &ld), 0);
+    assert_int_equal(ld.term, 9);
+    assert_int_equal(ld.vote, 0);
+    check_log(&ld, &m, 1);
+    loaded_free(&ld);
+    h_close(&h);
+    assert_int_equal(cl_rlog_check(dir, &last, why, sizeof why), 0);
+    assert_int_equal(last, 4);
+    /* meta lost: above the last entry's term, said loudly */
+    snprintf(path, sizeof path, "%s/meta", dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(cl_rlog_new_term(dir, 0, &t, why, sizeof why), 0);
+    assert_int_equal(t, 3);
+    /* a damaged log: its error, nothing stored */
+    assert_int_equal(unlink(path), 0);
+    seg_name(dir, 1, path, sizeof path);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "\xff\xff", 2, 40), 2); /* inside the first record */
+    close(fd);
+    uint32_t before = tu_dir_crc(dir);
+    t = 77;
+    assert_int_equal(cl_rlog_new_term(dir, 0, &t, why, sizeof why), RAFT_CORRUPT);
+    assert_int_equal(t, 0);
+    assert_true(why[0] != '\0');
+    assert_int_equal(tu_dir_crc(dir), before);
+    model_free(&m);
+    tu_rmrf(dir);
+
+    /* stored before the first start: the bootstrap keeps the term, its entry is in term 1 */
+    dir = tu_tempdir("rlog-nt2");
+    assert_non_null(dir);
+    assert_int_equal(cl_rlog_new_term(dir, 3, &t, why, sizeof why), 0);
+    assert_int_equal(t, 3);
+    assert_int_equal(h_init(&h, dir, SEG_SMALL, 1), CL_OK);
+    bootstrap(&h, &m);
+    assert_int_equal(h_load(&h, &ld), 0);
+    assert_int_equal(ld.term, 3);
+    assert_int_equal(ld.n, 1);
+    assert_int_equal(ld.e[0].term, 1);
+    check_log(&ld, &m, 1);
+    loaded_free(&ld);
+    struct raft_configuration c;
+    conf_one(&c);
+    assert_int_equal(h.io.bootstrap(&h.io, &c), RAFT_CANTBOOTSTRAP); /* once */
+    h_close(&h);
+    model_free(&m);
+    tu_rmrf(dir);
+    /* a stored vote without a log is not such a term: no bootstrap */
+    dir = tu_tempdir("rlog-nt3");
+    assert_non_null(dir);
+    assert_int_equal(h_init(&h, dir, SEG_SMALL, 1), CL_OK);
+    assert_int_equal(h.io.set_term(&h.io, 4), 0);
+    assert_int_equal(h.io.set_vote(&h.io, 2), 0);
+    assert_int_equal(h.io.bootstrap(&h.io, &c), RAFT_CANTBOOTSTRAP);
+    h_close(&h);
+    raft_configuration_close(&c);
+    tu_rmrf(dir);
+}
+
 /* b. 20,000 entries of varied sizes, several writes in flight, many segments. */
 #define B_ENTRIES 20000
 static void test_many_appends(void **state)
@@ -3486,6 +3573,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bootstrap_load),
         cmocka_unit_test(test_interrupted_bootstrap),
+        cmocka_unit_test(test_new_term),
         cmocka_unit_test(test_many_appends),
         cmocka_unit_test(test_one_batch_per_iteration),
         cmocka_unit_test(test_take_slow),

@@ -16,7 +16,8 @@
  *
  * Start-up order: open (or create) the ledger; judge the raft log without changing it
  * (cl_consensus_check_log: refused if it is damaged or ends before the raft index recorded in the
- * ledger's last signature, with nothing changed); cut the ledger back to its last signature
+ * ledger's last signature, with nothing changed); store a new raft term whose view is above every
+ * view in the ledger (new_view); cut the ledger back to its last signature
  * (anything after it is still in the raft log and is re-applied byte-identically, since commands
  * carry their claims keys); start raft with applied_index = that raft index; start
  * the node (users from the ledger, signature timer) and the HTTPS listener. SIGTERM/SIGINT: stop
@@ -272,7 +273,8 @@ out:
 /* ---- consensus <-> node ------------------------------------------------------------------ */
 
 /* Views: CCF's first view is 2 and the genesis entries are written in view 2; libraft's first
- * term is 1 (and a lone voter never raises it). view = term + 1 keeps both conventions. */
+ * term is 1 (a lone voter elects itself in its stored term; cledgerd raises it at every start of
+ * an existing service: new_view). view = term + 1 keeps both conventions. */
 #define VIEW_OF_TERM(t) ((t) + 1)
 
 /* On a private ledger every command is sealed with the ledger secret before it enters the raft
@@ -364,6 +366,38 @@ static int dir_has_files(const char *path)
         any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     closedir(dir);
     return any;
+}
+
+/* Each start of an existing service writes in a new view, above every view its ledger and raft
+ * log hold, stored before the ledger is cut back to its last signature. The raft log re-applies
+ * the cut entries it holds in their own views, byte-identically; but entries it does not hold
+ * (appended offline with `cledger ledger append --no-sign`, or past the end of a raft log restored
+ * from an older copy) are gone for good, and new commands take their seqnos. In the same view a
+ * private ledger would then encrypt another plaintext under the key and IV (seqno || view) of the
+ * cut one, which an older copy of ledger/ still holds (docs/ledger-format.md "Encryption").
+ * A crash after the raise and before the cut raises again at the next start: views only grow. */
+static int new_view(daemon_t *d, const char *raft_dir)
+{
+    uint64_t last_view = 0, term = 0;
+    int rc = cl_ledger_view_of(d->ledger, cl_ledger_last_seqno(d->ledger), &last_view);
+    if (rc < 0) {
+        fprintf(stderr, "cledgerd: cannot read the view of the ledger's last entry: %s\n",
+                cl_strerror(rc));
+        return rc;
+    }
+    /* view = term + 1: a term >= last_view is a view above it (views never go down along the
+     * ledger, so above every view it holds) */
+    char why[400];
+    rc = cl_consensus_new_term(raft_dir, last_view, &term, why, sizeof why);
+    if (rc < 0) {
+        fprintf(stderr, "cledgerd: start-up failed: cannot store a new term in %s: %s\n", raft_dir,
+                why);
+        return rc;
+    }
+    cl_logf(CL_LOG_INFO,
+            "new writes go to view %" PRIu64 " (the ledger's last entry is in view %" PRIu64 ")",
+            VIEW_OF_TERM(term), last_view);
+    return CL_OK;
 }
 
 static uint64_t w_term(void *impl)
@@ -732,6 +766,10 @@ int main(int argc, char **argv)
             cl_ledger_close(d.ledger);
             return 1;
         }
+    }
+    if (rc == CL_OK && !fresh && new_view(&d, raft_dir) < 0) {
+        cl_ledger_close(d.ledger);
+        return 1;
     }
     if (rc == CL_OK)
         rc = cl_ledger_truncate(d.ledger, cl_ledger_signed_seqno(d.ledger));
