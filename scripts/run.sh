@@ -1,11 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: starts a local single-node ledger in ./data.
-#
-# The network daemon cledgerd (ACL data-plane API over TLS, on libraft) is issue #3 and is not
-# built yet. Until it is, `make run` sets up the same data directory with the engine directly,
-# writes one entry, fetches its receipt, and verifies both the receipt and the whole ledger
-# offline, then prints the commands to keep working with it. When cledgerd exists this script
-# starts it with --data-dir ./data --listen 127.0.0.1:8443 instead.
+# `make run`: starts a local single-node ledger (cledgerd) in ./data, listening on 127.0.0.1:8443,
+# after writing a client profile, and prints how to talk to it.
 set -euo pipefail
 BIN=${1:-build/bin}
 DATA=${CLEDGER_DATA:-./data}
@@ -46,25 +41,5 @@ TXT
     exec "$BIN/cledgerd" --data-dir "$DATA" --listen "$LISTEN"
 fi
 
-if [ ! -d "$DATA/node" ]; then
-    "$CL" ledger init "$DATA"
-else
-    echo "using the existing ledger in $DATA"
-fi
-tx=$("$CL" ledger append "$DATA" --collection demo "hello from make run at $(date -u +%FT%TZ)")
-echo "wrote transaction $tx"
-"$CL" ledger receipt "$DATA" "$tx" >"$DATA/last_receipt.json"
-"$CL" verify-receipt "$DATA/last_receipt.json" --service-cert "$DATA/service_cert.pem"
-"$CL" verify-ledger "$DATA" --service-cert "$DATA/service_cert.pem"
-cat <<TXT
-
-Local ledger: $DATA (service certificate: $DATA/service_cert.pem)
-  $CL ledger append $DATA --collection demo "some record"     write an entry (prints its id)
-  $CL ledger get $DATA $tx                                      read it back
-  $CL ledger receipt $DATA $tx > receipt.json                   its write receipt
-  $CL verify-receipt receipt.json --service-cert $DATA/service_cert.pem
-  $CL verify-ledger $DATA --service-cert $DATA/service_cert.pem
-
-The network service (cledgerd, ACL-compatible HTTPS API) is tracked in issue #3; once built,
-'make run' starts it on https://127.0.0.1:8443 with this data directory.
-TXT
+echo "run.sh: $BIN/cledgerd is not built (make run builds it)" >&2
+exit 1

@@ -1,5 +1,6 @@
 #include "base/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -143,4 +144,16 @@ char *cl_read_file(const char *path, size_t *len)
     if (len)
         *len = n;
     return buf;
+}
+
+int cl_dir_has_files(const char *path)
+{
+    DIR *dir = opendir(path);
+    if (dir == NULL)
+        return 0;
+    int any = 0;
+    for (struct dirent *e; !any && (e = readdir(dir)) != NULL;)
+        any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(dir);
+    return any;
 }

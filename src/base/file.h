@@ -24,6 +24,9 @@ CL_MUST_CHECK int cl_mkdir_durable(const char *path, mode_t mode);
  * CL_ELOCKED when another process holds it; CL_EIO (errno kept) when it cannot be opened. */
 CL_MUST_CHECK int cl_dir_lock(const char *path, int *fd);
 
+/* 1 when directory `path` exists and holds anything, else 0 (missing or unreadable too). */
+int cl_dir_has_files(const char *path);
+
 /* Whole file (at most 16 MiB) as a NUL-terminated buffer allocated with malloc (free() it);
  * *len (may be NULL) receives the size. NULL with errno set on failure (EFBIG when too large). */
 char *cl_read_file(const char *path, size_t *len);

@@ -12,6 +12,7 @@ trap cleanup EXIT
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; echo "  (cledgerd log tail: $(tail -3 "$work/cledgerd.log" 2>/dev/null | tr '\n' ' '))" >&2; }
+tu_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum; }
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 D="$work/node"; PORT=$(free_port); URL="https://127.0.0.1:$PORT"
@@ -380,11 +381,34 @@ ptx=$(grep -i '^x-ms-ccf-transaction-id:' "$work/h" | tr -d '\r' | awk '{print $
 wait_committed "$ptx" "${ADM[@]}" && ok || bad "private write"
 kill -TERM "$PID"; wait "$PID"
 grep -rq 'PRIVATE-MARKER-7731' "$D" && bad "plaintext found under the private data directory" || ok
-# a cut entry that the raft log does not re-create gives its IV to nobody: an entry appended
-# offline without a signature is cut at the next start, and the write that takes its seqno goes
-# to a new view (IV = seqno || view). Until 2026-11-25 it was written in the same view: another
-# plaintext under the cut entry's key and IV, which a copy of ledger/ taken before still holds.
-otx=$("$BIN/cledger" ledger append "$D" --collection ivcut --no-sign "OFFLINE-IV-ENTRY" 2>&1)
+# cledger ledger writes nothing to a node's directory: not while the node runs (the directory is
+# locked), and not after (its entries come from the raft log: an offline one was cut at the next
+# start, or, signed, made the node apply its whole raft log a second time)
+start --ledger-type private || exit 1
+"$BIN/cledger" ledger status "$D" >/dev/null 2>"$work/lk.err"; lk=$?
+kill -TERM "$PID"; wait "$PID"
+[ "$lk" = 2 ] && grep -q 'is in use by another process' "$work/lk.err" && ok || bad "cledger ledger on a running node's directory: exit $lk, $(cat "$work/lk.err")"
+before=$(tu_sum "$D")
+for w in "append $D --collection c x" "append $D --collection c --no-sign x" "rotate-secret $D" "rotate-identity $D"; do
+    # shellcheck disable=SC2086
+    "$BIN/cledger" ledger $w >/dev/null 2>"$work/ow.err"; rc=$?
+    [ "$rc" = 2 ] && grep -q "is a cledgerd node's data directory" "$work/ow.err" && ok || bad "cledger ledger $w on a node's directory: exit $rc, $(cat "$work/ow.err")"
+done
+[ "$(tu_sum "$D")" = "$before" ] && ok || bad "refused offline writes changed the directory"
+"$BIN/cledger" ledger status "$D" >/dev/null && ok || bad "cledger ledger status on a stopped node's directory"
+
+# a cut entry that the raft log does not re-create gives its IV to nobody: a raft log restored
+# from an older copy that still reaches the last signature lacks the unsigned entries after it;
+# they are cut at the start, and the write that takes their seqno goes to a new view (IV = seqno
+# || view). Until 2026-11-25 it was written in the same view: another plaintext under the cut
+# entry's key and IV, which a copy of ledger/ taken before still holds.
+cp -a "$D/raft" "$work/raft-older"
+echo '{"sigIntervalMs": 3600000, "sigMaxEntries": 1000000}' >"$work/nosig.json"
+start --config "$work/nosig.json" || exit 1
+code "${ADM[@]}" -H 'content-type: application/json' -D "$work/h" -d '{"contents":"UNSIGNED-IV-ENTRY"}' "$URL/app/transactions?api-version=2022-05-13&collectionId=ivcut" >/dev/null
+otx=$(grep -i '^x-ms-ccf-transaction-id:' "$work/h" | tr -d '\r' | awk '{print $2}')
+kill -9 "$PID"; wait "$PID" 2>/dev/null
+rm -rf "$D/raft"; cp -a "$work/raft-older" "$D/raft"
 cp -a "$D/ledger" "$work/ivcut-before"
 start || exit 1
 code "${ADM[@]}" -H 'content-type: application/json' -D "$work/h" -d '{"contents":"ONLINE-IV-ENTRY"}' "$URL/app/transactions?api-version=2022-05-13&collectionId=ivcut" >/dev/null

@@ -10,8 +10,10 @@
  *   cledger ledger status DIR
  *   cledger ledger rotate-secret DIR | rotate-identity DIR
  *
- * The directory must not be in use by a running node. Exit codes as commands.h.
+ * Each command locks the directory as cledgerd does (refused while a node or another command has
+ * it), and a cledgerd node's directory takes reads only (open_dir). Exit codes as commands.h.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "base/codec.h"
+#include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "commands.h"
@@ -53,11 +56,45 @@ static int parse_txid(const char *s, uint64_t *view, uint64_t *seqno)
     return cl_txid_parse(s, strlen(s), view, seqno);
 }
 
-static int open_dir(const char *dir, cl_ledger **l)
+enum { READS, WRITES };
+
+/* Opens the ledger in dir, or says why not and returns the exit status. The directory is locked
+ * for the life of this process, as cledgerd locks it: an open may cut a torn tail, which in a
+ * running node's directory is a write in flight. A cledgerd node's directory (its raft/ holds a
+ * log) takes no writes from here: its entries are the raft log's, applied in order. An entry
+ * written here is cut at the node's next start when unsigned, and when signed the node applies
+ * its whole raft log again after it (every entry twice). */
+static int open_dir(const char *dir, int what, cl_ledger **l)
 {
+    *l = NULL;
+    int fd = -1; /* held until exit */
+    int rc = cl_dir_lock(dir, &fd);
+    if (rc == CL_ELOCKED) {
+        fprintf(stderr,
+                "cledger ledger: %s is in use by another process (a running cledgerd, or "
+                "another cledger ledger): stop it first, or work on a copy\n",
+                dir);
+        return CLEDGER_EXIT_USAGE;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "cledger ledger: %s: %s\n", dir, strerror(errno));
+        return CLEDGER_EXIT_USAGE;
+    }
+    char raft[4200];
+    if (what == WRITES && snprintf(raft, sizeof raft, "%s/raft", dir) < (int)sizeof raft &&
+        cl_dir_has_files(raft)) {
+        fprintf(stderr,
+                "cledger ledger: %s is a cledgerd node's data directory (%s holds its raft "
+                "log): its entries come from the raft log, and one written here would be lost "
+                "at the node's next start, or make it apply its log a second time. Write "
+                "through the node's API\n",
+                dir, raft);
+        return CLEDGER_EXIT_USAGE;
+    }
     cl_ledger_opts o = {0};
     o.dir = dir;
-    return cl_ledger_open(&o, l);
+    rc = cl_ledger_open(&o, l);
+    return rc < 0 ? fail("open", rc) : CLEDGER_EXIT_OK;
 }
 
 static uint64_t current_view(cl_ledger *l)
@@ -137,9 +174,9 @@ static int do_append(int argc, char **argv)
         return CLEDGER_EXIT_USAGE;
     }
     cl_ledger *l = NULL;
-    int rc = open_dir(argv[1], &l);
-    if (rc < 0)
-        return fail("open", rc);
+    int rc = open_dir(argv[1], WRITES, &l);
+    if (rc != CLEDGER_EXIT_OK)
+        return rc;
     uint64_t view = current_view(l), seqno = 0;
     rc = cl_ledger_append_user(l, view, coll, strlen(coll), (const uint8_t *)contents,
                                strlen(contents), &seqno);
@@ -160,9 +197,9 @@ static int do_get(int argc, char **argv)
     if (argc != 3 || parse_txid(argv[2], &view, &seqno) != CL_OK)
         return usage();
     cl_ledger *l = NULL;
-    int rc = open_dir(argv[1], &l);
-    if (rc < 0)
-        return fail("open", rc);
+    int rc = open_dir(argv[1], READS, &l);
+    if (rc != CLEDGER_EXIT_OK)
+        return rc;
     cl_ledger_entry e;
     rc = cl_ledger_view_of(l, seqno, &real);
     if (rc == CL_OK && real != view)
@@ -211,9 +248,9 @@ static int do_receipt(int argc, char **argv)
     if (argc != 3 || parse_txid(argv[2], &view, &seqno) != CL_OK)
         return usage();
     cl_ledger *l = NULL;
-    int rc = open_dir(argv[1], &l);
-    if (rc < 0)
-        return fail("open", rc);
+    int rc = open_dir(argv[1], READS, &l);
+    if (rc != CLEDGER_EXIT_OK)
+        return rc;
     json_t *receipt = NULL, *claims = NULL;
     cl_ledger_entry e;
     memset(&e, 0, sizeof e);
@@ -258,9 +295,9 @@ static int do_status(int argc, char **argv)
     if (argc != 2)
         return usage();
     cl_ledger *l = NULL;
-    int rc = open_dir(argv[1], &l);
-    if (rc < 0)
-        return fail("open", rc);
+    int rc = open_dir(argv[1], READS, &l);
+    if (rc != CLEDGER_EXIT_OK)
+        return rc;
     printf("type: %s\nlast seqno: %" PRIu64 "\nlast signature: %" PRIu64 "\nview: %" PRIu64 "\n",
            cl_ledger_is_private(l) ? "private" : "public", cl_ledger_durable_seqno(l),
            cl_ledger_signed_seqno(l), current_view(l));
@@ -273,9 +310,9 @@ static int do_rotate(int argc, char **argv, int identity)
     if (argc != 2)
         return usage();
     cl_ledger *l = NULL;
-    int rc = open_dir(argv[1], &l);
-    if (rc < 0)
-        return fail("open", rc);
+    int rc = open_dir(argv[1], WRITES, &l);
+    if (rc != CLEDGER_EXIT_OK)
+        return rc;
     uint64_t view = current_view(l);
     rc = identity ? cl_ledger_rotate_service_identity(l, view) : cl_ledger_rotate_secret(l, view);
     if (rc == CL_OK)

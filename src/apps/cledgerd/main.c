@@ -23,7 +23,6 @@
  * the node (users from the ledger, signature timer) and the HTTPS listener. SIGTERM/SIGINT: stop
  * accepting, finish in-flight requests, stop raft, sync and close the ledger, exit 0.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -355,19 +354,6 @@ static int w_error(void *impl)
     "missing or its creation was interrupted; restore them from a backup, or use an empty "        \
     "directory for a new service\n"
 
-/* Does directory `path` exist and hold anything? */
-static int dir_has_files(const char *path)
-{
-    DIR *dir = opendir(path);
-    if (dir == NULL)
-        return 0;
-    int any = 0;
-    for (struct dirent *e; !any && (e = readdir(dir)) != NULL;)
-        any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(dir);
-    return any;
-}
-
 /* Each start of an existing service writes in a new view, above every view its ledger and raft
  * log hold, stored before the ledger is cut back to its last signature. The raft log re-applies
  * the cut entries it holds in their own views, byte-identically; but entries it does not hold
@@ -677,7 +663,7 @@ int main(int argc, char **argv)
     struct stat st;
     int fresh = stat(probe, &st) != 0;
     path_in(&d, "ledger", probe, sizeof probe);
-    if (!fresh && !dir_has_files(probe)) { /* checked again below, after the open */
+    if (!fresh && !cl_dir_has_files(probe)) { /* checked again below, after the open */
         fprintf(stderr, NO_GENESIS, d.s.data_dir);
         return 1;
     }
@@ -687,7 +673,7 @@ int main(int argc, char **argv)
         static const char *const held[] = {"ledger", "raft"};
         for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
             path_in(&d, held[i], probe, sizeof probe);
-            if (dir_has_files(probe)) {
+            if (cl_dir_has_files(probe)) {
                 fprintf(stderr,
                         "cledgerd: %s holds a ledger (%s/) but no node/ledger_type: its node "
                         "files are missing or damaged, and a new service will not be created "
@@ -699,7 +685,7 @@ int main(int argc, char **argv)
         /* node/ without ledger_type: a first start cut short before its service was created
          * (ledger_type is written before the first entry), with nothing in ledger/ or raft/. */
         path_in(&d, "node", probe, sizeof probe);
-        if (dir_has_files(probe)) {
+        if (cl_dir_has_files(probe)) {
             fprintf(stderr,
                     "cledgerd: %s holds files but no node/ledger_type, and %s/ledger and "
                     "%s/raft are empty: the first start of this directory stopped before its "
