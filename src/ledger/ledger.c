@@ -99,7 +99,16 @@ struct cl_ledger {
     cl_index_batch *batch;
 
     uint64_t last_seqno, durable_seqno, signed_seqno, pending_signed;
-    uint64_t last_view;    /* the view of last_seqno (0: not read yet; check_view) */
+    uint64_t last_view; /* the view of last_seqno (0: not read yet; check_view) */
+    /* Sealing (cl_ledger_seal): a key derived for this process from the current secret and a
+     * random salt, IVs from a counter; unsealing keeps the last key it derived for another
+     * (secret, salt). Keys on the secure heap; both forgotten when a secret goes (seal_forget). */
+    struct seal_key {
+        uint8_t *key; /* 32 bytes; NULL: none */
+        uint8_t salt[16];
+        uint64_t from; /* applies_from of the secret it is derived from */
+    } seal, unseal;
+    uint64_t seal_ctr;
     int rebuild_asked;     /* merkle/rebuild was written (request_rebuild) */
     int index_damaged;     /* index/dirty asks the next open to rebuild (index_damage) */
     unsigned index_faults; /* index_damage's count: open tells index faults from chunk faults */
@@ -140,8 +149,16 @@ static const secret_rec *secret_for(const cl_ledger *l, uint64_t seqno)
     return NULL;
 }
 
+static void seal_forget(cl_ledger *l)
+{
+    cl_secret_free(l->seal.key, 32);
+    cl_secret_free(l->unseal.key, 32);
+    l->seal.key = l->unseal.key = NULL;
+}
+
 static void secrets_free(cl_ledger *l)
 {
+    seal_forget(l);
     for (size_t i = 0; i < l->nsecrets; i++) {
         cl_secret_free(l->secrets[i].key, 32);
         cl_secret_free(l->secrets[i].commit_key, sizeof(cl_hmac_key));
@@ -756,6 +773,7 @@ int cl_ledger_rotate_secret(cl_ledger *l, uint64_t view)
     /* Persist the new secret before anything is encrypted with it. */
     rc = secrets_save(l);
     if (rc < 0) {
+        seal_forget(l);
         l->nsecrets--;
         cl_secret_free(l->secrets[l->nsecrets].key, 32);
         cl_secret_free(l->secrets[l->nsecrets].commit_key, sizeof(cl_hmac_key));
@@ -1050,9 +1068,13 @@ static int read_frame(cl_ledger *l, uint64_t seqno, cl_buf *buf, cl_entry_view *
         cl_cursor_init(&c, buf->data, buf->len);
         rc = cl_entry_decode(&c, e);
     }
-    /* A whole, checksummed frame of another seqno: the location is wrong, not the chunk. */
+    /* A whole, checksummed frame of another seqno: the location is wrong, not the chunk. So is a
+     * row whose view or type is not the frame's (the view decides a transaction's state). */
     if (rc == CL_OK && (e->seqno != seqno || cl_cursor_left(&c) != 0))
         return index_damage(l, CL_ECORRUPT, "points to another frame for seqno %" PRIu64, seqno);
+    if (rc == CL_OK && (e->view != loc.view || e->type != loc.type))
+        return index_damage(l, CL_ECORRUPT,
+                            "records another view or type than the frame of seqno %" PRIu64, seqno);
     if (rc == CL_ETRUNC || rc == CL_ECORRUPT || rc == CL_EFORMAT) {
         /* Bytes that are no whole frame: the location is wrong when the seqno's chunk holds the
          * frame (elsewhere, or the index named another chunk; O(chunk), on this error path
@@ -1182,6 +1204,32 @@ int cl_ledger_view_of(cl_ledger *l, uint64_t seqno, uint64_t *view)
     CL_TRY(loc_of(l, seqno, &loc));
     *view = loc.view;
     return CL_OK;
+}
+
+int cl_ledger_view_checked(cl_ledger *l, uint64_t seqno, uint64_t *view)
+{
+    CL_ENSURE(seqno >= 1 && seqno <= l->durable_seqno, CL_ERANGE);
+    cl_index_loc loc;
+    CL_TRY(loc_of(l, seqno, &loc));
+    /* The frame's first bytes: u32 length, version, type, u16 flags, u64 view, u64 seqno. */
+    uint8_t h[24];
+    cl_file *f = NULL;
+    if (loc.length >= sizeof h && loc.length <= CL_ENTRY_MAX_FRAME &&
+        read_file_for(l, loc.chunk_start, &f) == CL_OK &&
+        cl_file_read_exact(f, h, sizeof h, loc.offset) == CL_OK &&
+        (uint64_t)cl_load_u32(h) + 4 == loc.length && h[5] == loc.type &&
+        cl_load_u64(h + 8) == loc.view && cl_load_u64(h + 16) == seqno) {
+        *view = loc.view;
+        return CL_OK;
+    }
+    /* Something differs: the whole frame's read tells the index's damage from the chunk's. */
+    cl_buf b = CL_BUF_INIT;
+    cl_entry_view e;
+    int rc = read_frame(l, seqno, &b, &e);
+    cl_buf_free(&b);
+    if (rc == CL_OK) /* whole and matching after all: the first read failed (EIO, say) */
+        rc = CL_EIO;
+    return rc;
 }
 
 int cl_ledger_commit_evidence(cl_ledger *l, uint64_t seqno, char *out, size_t cap)
@@ -1380,41 +1428,99 @@ out:
 
 /* ---- sealed consensus commands --------------------------------------------------------------- */
 
-#define SEAL_AAD "cledger command v1"
-#define SEAL_HDR (8 + CL_AEAD_IV_LEN + CL_AEAD_TAG_LEN)
+/* Two formats. v2 (written since 2026-11-25): u64 (appliesFrom | 2 << 56) || salt[16] || IV[12]
+ * || tag[16] || ciphertext, under HMAC-SHA256(secret, SEAL_KDF || salt): a key of its own per
+ * process and secret (never the key that encrypts ledger entries), IV = counter (u64 LE) || 0[4],
+ * so no IV repeats under a key. v1 (read only): u64 appliesFrom || random IV[12] || tag[16] ||
+ * ciphertext under the secret itself: random 96-bit IVs under one key are safe for about 2^32
+ * commands (NIST SP 800-38D), some days of writes at full rate. appliesFrom never reaches 2^56,
+ * so the top byte tells the formats apart. */
+#define SEAL_AAD_V1 "cledger command v1"
+#define SEAL_AAD_V2 "cledger command v2"
+#define SEAL_KDF "cledger command seal key v2"
+#define SEAL_HDR_V1 (8 + CL_AEAD_IV_LEN + CL_AEAD_TAG_LEN)
+#define SEAL_HDR_V2 (8 + 16 + CL_AEAD_IV_LEN + CL_AEAD_TAG_LEN)
+#define SEAL_V2 (2ull << 56)
+
+static int seal_derive(const secret_rec *s, const uint8_t salt[16], struct seal_key *k)
+{
+    if (k->key == NULL && (k->key = cl_secret_alloc(32)) == NULL)
+        return CL_ENOMEM;
+    uint8_t msg[sizeof SEAL_KDF - 1 + 16];
+    memcpy(msg, SEAL_KDF, sizeof SEAL_KDF - 1);
+    memcpy(msg + sizeof SEAL_KDF - 1, salt, 16);
+    int rc = cl_hmac_sha256(s->key, 32, msg, sizeof msg, k->key);
+    if (rc < 0) {
+        cl_secret_free(k->key, 32);
+        k->key = NULL;
+        return rc;
+    }
+    memcpy(k->salt, salt, 16);
+    k->from = s->applies_from;
+    return CL_OK;
+}
 
 int cl_ledger_seal(cl_ledger *l, const void *in, size_t len, cl_buf *out)
 {
     CL_ENSURE(l->nsecrets > 0, CL_ENOSECRET);
     const secret_rec *s = &l->secrets[l->nsecrets - 1];
-    uint8_t hdr[SEAL_HDR];
-    cl_store_u64(hdr, s->applies_from);
-    CL_TRY(cl_random(hdr + 8, CL_AEAD_IV_LEN));
+    CL_ENSURE(s->applies_from < (1ull << 56), CL_EOVERFLOW);
+    if (l->seal.key == NULL || l->seal.from != s->applies_from || l->seal_ctr == UINT64_MAX) {
+        uint8_t salt[16];
+        CL_TRY(cl_random(salt, sizeof salt));
+        CL_TRY(seal_derive(s, salt, &l->seal));
+        l->seal_ctr = 0;
+    }
+    uint8_t hdr[SEAL_HDR_V2];
+    cl_store_u64(hdr, s->applies_from | SEAL_V2);
+    memcpy(hdr + 8, l->seal.salt, 16);
+    uint8_t *iv = hdr + 24;
+    cl_store_u64(iv, l->seal_ctr);
+    memset(iv + 8, 0, CL_AEAD_IV_LEN - 8);
     cl_buf_reset(out);
-    CL_TRY(cl_buf_reserve(out, SEAL_HDR + len));
-    uint8_t *ct = out->data + SEAL_HDR;
-    CL_TRY(cl_aead_encrypt(s->key, hdr + 8, (const uint8_t *)SEAL_AAD, strlen(SEAL_AAD), in, len,
-                           ct, hdr + 8 + CL_AEAD_IV_LEN));
-    memcpy(out->data, hdr, SEAL_HDR);
-    out->len = SEAL_HDR + len;
+    CL_TRY(cl_buf_reserve(out, SEAL_HDR_V2 + len));
+    l->seal_ctr++; /* spent, whatever happens next */
+    CL_TRY(cl_aead_encrypt(l->seal.key, iv, (const uint8_t *)SEAL_AAD_V2, strlen(SEAL_AAD_V2), in,
+                           len, out->data + SEAL_HDR_V2, iv + CL_AEAD_IV_LEN));
+    memcpy(out->data, hdr, SEAL_HDR_V2);
+    out->len = SEAL_HDR_V2 + len;
     return CL_OK;
 }
 
 int cl_ledger_unseal(cl_ledger *l, const void *in, size_t len, cl_buf *out)
 {
-    CL_ENSURE(len >= SEAL_HDR, CL_EFORMAT);
+    CL_ENSURE(len >= 8, CL_EFORMAT);
     const uint8_t *p = in;
-    uint64_t from = cl_load_u64(p);
+    uint64_t w = cl_load_u64(p);
+    uint64_t version = w >> 56, from = w & ((1ull << 56) - 1);
+    CL_ENSURE(version == 0 || version == 2, CL_EFORMAT);
+    size_t hl = version == 0 ? SEAL_HDR_V1 : SEAL_HDR_V2;
+    CL_ENSURE(len >= hl, CL_EFORMAT);
     const secret_rec *s = NULL;
     for (size_t i = 0; i < l->nsecrets; i++)
         if (l->secrets[i].applies_from == from)
             s = &l->secrets[i];
     CL_ENSURE(s != NULL, CL_ENOSECRET);
+    const uint8_t *key = s->key, *iv = p + 8;
+    const char *aad = SEAL_AAD_V1;
+    if (version == 2) {
+        const uint8_t *salt = p + 8;
+        iv = p + 24;
+        aad = SEAL_AAD_V2;
+        if (l->seal.key != NULL && l->seal.from == from && memcmp(l->seal.salt, salt, 16) == 0) {
+            key = l->seal.key;
+        } else {
+            if (l->unseal.key == NULL || l->unseal.from != from ||
+                memcmp(l->unseal.salt, salt, 16) != 0)
+                CL_TRY(seal_derive(s, salt, &l->unseal));
+            key = l->unseal.key;
+        }
+    }
     cl_buf_reset(out);
-    CL_TRY(cl_buf_reserve(out, len - SEAL_HDR + 1));
-    CL_TRY(cl_aead_decrypt(s->key, p + 8, (const uint8_t *)SEAL_AAD, strlen(SEAL_AAD), p + SEAL_HDR,
-                           len - SEAL_HDR, p + 8 + CL_AEAD_IV_LEN, out->data));
-    out->len = len - SEAL_HDR;
+    CL_TRY(cl_buf_reserve(out, len - hl + 1));
+    CL_TRY(cl_aead_decrypt(key, iv, (const uint8_t *)aad, strlen(aad), p + hl, len - hl,
+                           iv + CL_AEAD_IV_LEN, out->data));
+    out->len = len - hl;
     return CL_OK;
 }
 
@@ -2458,6 +2564,7 @@ static int trim_secrets(cl_ledger *l)
         keep--;
     if (keep == l->nsecrets)
         return CL_OK;
+    seal_forget(l); /* a later secret may take a dropped one's appliesFrom */
     for (size_t i = keep; i < l->nsecrets; i++) {
         cl_secret_free(l->secrets[i].key, 32);
         cl_secret_free(l->secrets[i].commit_key, sizeof(cl_hmac_key));

@@ -107,6 +107,11 @@ uint64_t cl_ledger_signed_seqno(const cl_ledger *l);  /* seqno of last durable s
 int cl_ledger_is_private(const cl_ledger *l);
 /* View recorded for a durable seqno. */
 CL_MUST_CHECK int cl_ledger_view_of(cl_ledger *l, uint64_t seqno, uint64_t *view);
+/* The same view, checked against the frame's header (one small read): a row of the index whose
+ * view, type or length is not the frame's is the index's damage (CL_ECORRUPT, marked for a
+ * rebuild at the next open), as in every read of a frame. For answers that rest on the view
+ * alone (a transaction's state). */
+CL_MUST_CHECK int cl_ledger_view_checked(cl_ledger *l, uint64_t seqno, uint64_t *view);
 
 typedef struct {
     uint64_t seqno, view;
@@ -168,9 +173,13 @@ CL_MUST_CHECK int cl_ledger_receipt(cl_ledger *l, uint64_t seqno, json_t **out);
 CL_MUST_CHECK int cl_ledger_consistency(cl_ledger *l, uint64_t from, uint64_t to, json_t **out);
 
 /* Seal / unseal a consensus command with the current ledger secret, so a private ledger's
- * contents are never stored in plaintext in the raft log either. Format: u64 appliesFrom of the
- * secret || IV[12] (random) || tag[16] || AES-256-GCM ciphertext, AAD = "cledger command v1".
- * Unseal picks the secret by appliesFrom; CL_EDECRYPT when it fails to authenticate. */
+ * contents are never stored in plaintext in the raft log either. Format v2: u64 (appliesFrom of
+ * the secret | 2 << 56) || salt[16] || IV[12] || tag[16] || AES-256-GCM ciphertext, AAD =
+ * "cledger command v2", under a key derived from the secret and the salt (HMAC-SHA256; one salt
+ * per process and secret) with IV = a counter: never the entries' key, never an IV twice. Unseal
+ * also reads v1 (no salt, a random IV under the secret itself; written before 2026-11-25), picks
+ * the secret by appliesFrom; CL_EDECRYPT when it fails to authenticate, CL_EFORMAT for another
+ * version or a short header. */
 CL_MUST_CHECK int cl_ledger_seal(cl_ledger *l, const void *in, size_t len, cl_buf *out);
 CL_MUST_CHECK int cl_ledger_unseal(cl_ledger *l, const void *in, size_t len, cl_buf *out);
 

@@ -20,6 +20,8 @@
 #include "base/codec.h"
 #include "base/cursor.h"
 #include "base/log.h"
+#include "crypto/aead.h"
+#include "crypto/hash.h"
 #include "crypto/x509.h"
 #include "ledger/chunk.h"
 #include "ledger/claims.h"
@@ -1638,6 +1640,47 @@ static void test_location_in_another_chunk(void **state)
     tu_rmrf(dir);
 }
 
+/* A location row whose view (or type) is not its frame's: the view decides a transaction's state
+ * and its commit evidence, and it used to be taken from the row alone (a wrong state with 200).
+ * cl_ledger_view_checked and every frame read now compare it with the frame: index damage,
+ * rebuilt at the next open. */
+static void test_location_view_checked(void **state)
+{
+    (void)state;
+    const char *dir = tu_tempdir("cl-ledger");
+    cl_ledger *l = make(dir, 0, 0);
+    uint64_t s[6];
+    put_signed(l, "a", "a view in its row", 6, 6, s, NULL);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    uint64_t v = 0;
+    assert_int_equal(cl_ledger_view_checked(l, s[2], &v), CL_OK);
+    assert_int_equal(v, cur_view);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    for (int what = 0; what < 2; what++) {
+        uint8_t k[8], r[40];
+        be64_put(k, s[2]);
+        index_row_get(dir, "entries", k, 8, r, sizeof r);
+        if (what == 0)
+            cl_store_u64(r + 20, cur_view + 1); /* the view */
+        else
+            r[28] = CL_ENTRY_SIGNATURE; /* the type */
+        index_row(dir, "entries", k, 8, r, sizeof r);
+        l = reopen(dir, 0);
+        assert_int_equal(cl_ledger_view_checked(l, s[2], &v), CL_ECORRUPT);
+        assert_true(index_rebuild_asked(dir));
+        cl_ledger_entry e;
+        assert_int_equal(cl_ledger_read(l, s[2], &e), CL_ECORRUPT);
+        assert_int_equal(cl_ledger_view_checked(l, s[3], &v), CL_OK); /* the others are fine */
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+        l = reopen(dir, 0); /* rebuilt */
+        assert_int_equal(cl_ledger_view_checked(l, s[2], &v), CL_OK);
+        assert_int_equal(v, cur_view);
+        expect_entry(l, s[2], "a", "a view in its row");
+        assert_int_equal(cl_ledger_close(l), CL_OK);
+    }
+    tu_rmrf(dir);
+}
+
 /* At open, a ledger with a rotated secret asks the index whether any secret was recorded after the
  * last one node/ledger_secrets holds (an older copy of the file would lack it). When the index
  * cannot answer, open rebuilds it from the chunks and asks again: a damaged index used to fail
@@ -2164,14 +2207,63 @@ static void test_seal_unseal(void **state)
     assert_int_equal(cl_ledger_unseal(l, sealed.data, sealed.len, &plain), CL_EDECRYPT);
     sealed.data[sealed.len - 1] ^= 1;
     assert_int_equal(cl_ledger_unseal(l, sealed.data, 10, &plain), CL_EFORMAT);
+    /* v2: a key of its own (salt), IVs from a counter: the next seal has the next IV */
+    assert_int_equal(sealed.data[7], 2);
+    cl_buf second = CL_BUF_INIT, third = CL_BUF_INIT;
+    assert_int_equal(cl_ledger_seal(l, msg, strlen(msg), &second), CL_OK);
+    assert_memory_equal(second.data, sealed.data, 24); /* secret and salt */
+    assert_int_equal(cl_load_u64(sealed.data + 24), 0);
+    assert_int_equal(cl_load_u64(second.data + 24), 1);
+    assert_true(memcmp(second.data + 24, sealed.data + 24, sealed.len - 24) != 0);
+    sealed.data[10] ^= 1; /* the salt names the key */
+    assert_int_equal(cl_ledger_unseal(l, sealed.data, sealed.len, &plain), CL_EDECRYPT);
+    sealed.data[10] ^= 1;
+    sealed.data[7] = 1; /* no such version */
+    assert_int_equal(cl_ledger_unseal(l, sealed.data, sealed.len, &plain), CL_EFORMAT);
+    sealed.data[7] = 2;
+    /* v1, as earlier builds wrote it (a random IV under the secret itself), is still read */
+    char sp[600];
+    snprintf(sp, sizeof sp, "%s/node/ledger_secrets", dir);
+    size_t sn = 0;
+    uint8_t *sf = (uint8_t *)tu_read_file(sp, &sn);
+    assert_true(sf != NULL && sn >= 52);
+    cl_buf v1 = CL_BUF_INIT;
+    assert_int_equal(cl_buf_reserve(&v1, 36 + strlen(msg)), CL_OK);
+    memcpy(v1.data, sf + 12, 8); /* appliesFrom of the first secret */
+    memset(v1.data + 8, 0x5a, 12);
+    assert_int_equal(cl_aead_encrypt(sf + 20, v1.data + 8, (const uint8_t *)"cledger command v1",
+                                     18, (const uint8_t *)msg, strlen(msg), v1.data + 36,
+                                     v1.data + 20),
+                     CL_OK);
+    v1.len = 36 + strlen(msg);
+    cl_wipe(sf, sn);
+    free(sf);
+    assert_int_equal(cl_ledger_unseal(l, v1.data, v1.len, &plain), CL_OK);
+    assert_memory_equal(plain.data, msg, plain.len);
+    /* a rotation: the new secret gets its own salt */
     assert_int_equal(cl_ledger_rotate_secret(l, 2), CL_OK);
     assert_int_equal(cl_ledger_sync(l), CL_OK);
+    assert_int_equal(cl_ledger_seal(l, msg, strlen(msg), &third), CL_OK);
+    assert_true(memcmp(third.data, sealed.data, 24) != 0);
+    assert_int_equal(cl_load_u64(third.data + 24), 0);
     assert_int_equal(cl_ledger_close(l), CL_OK);
+    /* another process: a new salt; what earlier ones sealed still opens, in any order */
     l = reopen(dir, 0);
-    assert_int_equal(cl_ledger_unseal(l, sealed.data, sealed.len, &plain), CL_OK);
-    assert_memory_equal(plain.data, msg, plain.len);
+    cl_buf fourth = CL_BUF_INIT;
+    assert_int_equal(cl_ledger_seal(l, msg, strlen(msg), &fourth), CL_OK);
+    assert_true(memcmp(fourth.data + 8, third.data + 8, 16) != 0);
+    cl_buf *all[] = {&sealed, &third, &fourth, &v1, &second, &fourth, &sealed};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        assert_int_equal(cl_ledger_unseal(l, all[i]->data, all[i]->len, &plain), CL_OK);
+        assert_int_equal(plain.len, strlen(msg));
+        assert_memory_equal(plain.data, msg, plain.len);
+    }
     assert_int_equal(cl_ledger_close(l), CL_OK);
     cl_buf_free(&sealed);
+    cl_buf_free(&second);
+    cl_buf_free(&third);
+    cl_buf_free(&fourth);
+    cl_buf_free(&v1);
     cl_buf_free(&plain);
     tu_rmrf(dir);
 }
@@ -2441,6 +2533,7 @@ int main(void)
         cmocka_unit_test(test_index_damage_refused),
         cmocka_unit_test(test_secrets_check_index_damage),
         cmocka_unit_test(test_location_in_another_chunk),
+        cmocka_unit_test(test_location_view_checked),
         cmocka_unit_test(test_receipt_index_damage),
         cmocka_unit_test(test_table_row_forged),
         cmocka_unit_test(test_index_torn_mid_replay),
