@@ -49,7 +49,7 @@ CL_MUST_CHECK int cl_key_spki_sha256(const cl_key *k, uint8_t out[32]);
 
 /* The same with the nonce derived from the key and the digest (RFC 6979, HMAC-SHA256): one key
  * and one digest always give the same signature bytes (ecdsa_det.c says why the ledger needs
- * that). Verified before it is returned. */
+ * that). Verified before it is returned. A SHA-256 digest (32 bytes) only: CL_EINVAL otherwise. */
 CL_MUST_CHECK int cl_key_sign_deterministic(const cl_key *k, const uint8_t *digest, size_t dlen,
                                             uint8_t *sig, size_t *siglen);
 /* ECDSA over `digest` used as-is (no further hashing); DER signature into sig (cap >= 104). */

@@ -12,7 +12,8 @@
  *
  * OpenSSL 3.2 offers this as the "nonce-type" parameter of EVP_PKEY_sign; the 3.0 of Debian 12
  * does not. So the nonce k is derived here (RFC 6979 §3.2 with HMAC-SHA256, the hash that made the
- * digest: the ledger signs 32-byte SHA-256 Merkle roots, on P-256 or P-384), and OpenSSL does the
+ * digest: the ledger signs 32-byte SHA-256 Merkle roots, on P-256 or P-384; a digest of another
+ * length is refused, since RFC 6979 would derive its nonce with its own hash), and OpenSSL does the
  * curve arithmetic: k·G through EC_POINT_mul (its constant-time ladder for a secret scalar),
  * 1/k through BN_mod_exp_mont_consttime (Fermat), and s = (z + r·x)/k through ECDSA_do_sign_ex,
  * which takes a precomputed (1/k, r) and computes s with OpenSSL's constant-time code. Those two
@@ -75,7 +76,7 @@ int cl_key_sign_deterministic(const cl_key *k, const uint8_t *digest, size_t dle
 {
     CL_ENSURE(k != NULL && k->has_private && digest != NULL && sig != NULL && siglen != NULL,
               CL_EINVAL);
-    CL_ENSURE(dlen == CL_SHA256_LEN || dlen == CL_SHA384_LEN, CL_EINVAL);
+    CL_ENSURE(dlen == CL_SHA256_LEN, CL_EINVAL); /* the nonce's HMAC is SHA-256 (see above) */
     int nid = k->curve == CL_CURVE_P256 ? NID_X9_62_prime256v1 : NID_secp384r1;
     int rc = CL_ECRYPTO;
     BN_CTX *ctx = BN_CTX_secure_new();
