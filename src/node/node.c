@@ -1251,6 +1251,15 @@ static int admit(cl_req *r)
             return 0;
         }
     }
+    /* Writes go to the primary, refused before a handler answers from this node's own state: a
+     * DELETE of a user this node did not know answered 204, and a last-Administrator check 400,
+     * with nothing written (found in a review, 2026-11-25). The SDKs retry 503 + Retry-After. */
+    if (r->route->action != 0 && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+        !n->w.is_leader(n->w.impl)) {
+        cl_api_error_hdr(&r->to, 503, "Retry-After", "1", "ServiceUnavailable",
+                         "this node is not the primary");
+        return 0;
+    }
     /* Replies that can be large (a list page: up to 1 MiB; the collections of a preview-version
      * request: all of them) stay in memory until their readers take them: past a global cap on
      * such bytes, they wait (the SDKs retry 503 + Retry-After) rather than pile up. */
