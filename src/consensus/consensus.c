@@ -447,24 +447,19 @@ static void on_io_released(struct raft_io *io)
     cl_free(io->data); /* the cl_consensus (io->data set below) */
 }
 
-int cl_consensus_check_log(const char *dir, uint64_t *last_index, char *why, size_t why_len)
+int cl_consensus_new_term(const char *dir, uint64_t floor, uint64_t need_index,
+                          uint64_t *last_index, uint64_t *term, char *why, size_t why_len)
 {
+    *last_index = *term = 0;
     struct stat st;
-    if (stat(dir, &st) != 0 && errno == ENOENT) {
-        *last_index = 0;
-        return CL_OK;
-    }
-    return map_raft_err(NULL, cl_rlog_check(dir, last_index, why, why_len));
-}
-
-int cl_consensus_new_term(const char *dir, uint64_t floor, uint64_t *term, char *why,
-                          size_t why_len)
-{
+    if (need_index > 0 && stat(dir, &st) != 0 && errno == ENOENT)
+        return CL_OK; /* no log at all: it ends before need_index, and nothing is created */
     if (cl_mkdir_durable(dir, 0700) != CL_OK) {
         snprintf(why, why_len, "mkdir %s: %s", dir, strerror(errno));
         return CL_EIO;
     }
-    return map_raft_err(NULL, cl_rlog_new_term(dir, floor, term, why, why_len));
+    return map_raft_err(NULL,
+                        cl_rlog_new_term(dir, floor, need_index, last_index, term, why, why_len));
 }
 
 int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o, const cl_consensus_fsm *fsm,

@@ -78,16 +78,15 @@ typedef void (*cl_consensus_done)(void *arg, int status, uint64_t term, uint64_t
 
 CL_MUST_CHECK int cl_consensus_start(uv_loop_t *loop, const cl_consensus_opts *o,
                                      const cl_consensus_fsm *fsm, cl_consensus **out);
-/* Reads and judges the raft log in dir (cl_rlog_check) without changing anything, so that a caller
- * can refuse to start before it changes its own state. *last_index: the log's last raft index
- * (0: none, or no directory yet). CL_ECORRUPT / CL_EIO with `why` naming the file. */
-CL_MUST_CHECK int cl_consensus_check_log(const char *dir, uint64_t *last_index, char *why,
-                                         size_t why_len);
-/* Before a start: stores a new term for this node, above every term the raft log in dir holds and
- * >= floor, durably (cl_rlog_new_term; dir is created if missing). A single voter elects itself in
- * its stored term, so every command proposed after the start carries a term no earlier entry had.
- * *term: the term stored. */
-CL_MUST_CHECK int cl_consensus_new_term(const char *dir, uint64_t floor, uint64_t *term, char *why,
+/* Before a start: judges the raft log in dir as a start would (cl_rlog_check: CL_ECORRUPT /
+ * CL_EIO with `why` naming the file) and, when it reaches need_index (the state machine's), stores
+ * a new term for this node, above every term the log holds and >= floor, durably
+ * (cl_rlog_new_term; dir is created if missing). A single voter elects itself in its stored term,
+ * so every command proposed after the start carries a term no earlier entry had. *last_index: the
+ * log's last raft index (0: none); *term: the term stored, 0 when nothing was (an error, or the log
+ * ends before need_index: the directory is left as it was). */
+CL_MUST_CHECK int cl_consensus_new_term(const char *dir, uint64_t floor, uint64_t need_index,
+                                        uint64_t *last_index, uint64_t *term, char *why,
                                         size_t why_len);
 /* CL_ESTATE when this node is not the leader, or is leader but has not yet applied every entry
  * of earlier terms (a barrier is appended on each new leadership; became_leader fires once it is

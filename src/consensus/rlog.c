@@ -2568,6 +2568,12 @@ static void dry_done(dry_load *d)
     memset(d, 0, sizeof *d);
 }
 
+/* The log's last index: the snapshot's without entries; 0: empty. */
+static uint64_t dry_last_index(const dry_load *d)
+{
+    return d->n > 0 ? (uint64_t)d->start + d->n - 1 : d->snap != NULL ? d->snap->index : 0;
+}
+
 int cl_rlog_check(const char *dir, uint64_t *last_index, char *why, size_t why_len)
 {
     if (last_index == NULL)
@@ -2576,21 +2582,27 @@ int cl_rlog_check(const char *dir, uint64_t *last_index, char *why, size_t why_l
     dry_load d;
     int rv = dry_load_dir(dir, &d, why, why_len);
     if (rv == 0)
-        *last_index = d.n > 0 ? (uint64_t)d.start + d.n - 1 : d.snap != NULL ? d.snap->index : 0;
+        *last_index = dry_last_index(&d);
     dry_done(&d);
     return rv;
 }
 
-int cl_rlog_new_term(const char *dir, uint64_t floor, uint64_t *term, char *why, size_t why_len)
+int cl_rlog_new_term(const char *dir, uint64_t floor, uint64_t need_index, uint64_t *last_index,
+                     uint64_t *term, char *why, size_t why_len)
 {
-    if (term == NULL)
+    if (term == NULL || last_index == NULL)
         return RAFT_INVALID;
-    *term = 0;
+    *term = *last_index = 0;
     dry_load d;
     int rv = dry_load_dir(dir, &d, why, why_len);
     if (rv != 0) {
         dry_done(&d);
         return rv;
+    }
+    *last_index = dry_last_index(&d);
+    if (*last_index < need_index) { /* the caller refuses to start: nothing is changed */
+        dry_done(&d);
+        return 0;
     }
     /* Terms never go down along the log, and the stored term is at least the last entry's
      * unless meta was lost (a dry load stores nothing). */

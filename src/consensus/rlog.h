@@ -57,11 +57,12 @@ CL_MUST_CHECK int cl_rlog_check(const char *dir, uint64_t *last_index, char *why
  * in dir, with no vote: *term = max(every term the log holds + 1, floor). A single voter elects
  * itself in its stored term, so everything proposed after the next start carries a term no
  * earlier entry has. The log is judged as by cl_rlog_check first (a damaged log: its error, and
- * nothing stored); a log whose meta was lost is reported as a load would report it. A directory
- * never bootstrapped keeps the term: its bootstrap writes the configuration entry in term 1 and
- * leaves the stored term. dir must exist. */
-CL_MUST_CHECK int cl_rlog_new_term(const char *dir, uint64_t floor, uint64_t *term, char *why,
-                                   size_t why_len);
+ * nothing stored), and *last_index is what cl_rlog_check would give; when it is below need_index
+ * nothing is stored either (0, *term 0). A log whose meta was lost is reported as a load would
+ * report it. A directory never bootstrapped keeps the term: its bootstrap
+ * writes the configuration entry in term 1 and leaves the stored term. dir must exist. */
+CL_MUST_CHECK int cl_rlog_new_term(const char *dir, uint64_t floor, uint64_t need_index,
+                                   uint64_t *last_index, uint64_t *term, char *why, size_t why_len);
 
 /* For an io that raft does not own (never passed to raft_init, or raft_init failed): same as
  * io->close. cb may be NULL. */

@@ -19,6 +19,8 @@ expect() { # expect CODE DESCRIPTION -- command...
 D="$work/pub"
 expect 0 "init" -- "$CL" ledger init "$D" --chunk-size 4096
 expect 2 "init twice" -- "$CL" ledger init "$D"
+expect 2 "a directory that does not exist" -- "$CL" ledger status "$work/none"
+grep -q "$work/none: No such file or directory" "$work/err" && ok || bad "missing directory: $(cat "$work/err")"
 txids=()
 for i in $(seq 1 60); do
     t=$("$CL" ledger append "$D" --collection "c$((i % 3))" "payment $i") || bad "append $i"

@@ -1039,11 +1039,19 @@ static void test_new_term(void **state)
     assert_true(run_until(&h, pred_all_fired, &h, WAIT_MS));
     h_close(&h);
     /* above the stored term, no vote; the entries keep theirs */
-    assert_int_equal(cl_rlog_new_term(dir, 0, &t, why, sizeof why), 0);
+    assert_int_equal(cl_rlog_new_term(dir, 0, 0, &last, &t, why, sizeof why), 0);
     assert_int_equal(t, 3);
-    assert_int_equal(cl_rlog_new_term(dir, 2, &t, why, sizeof why), 0);
+    assert_int_equal(last, 4); /* what cl_rlog_check says */
+    /* a log that ends before the index asked for: nothing stored */
+    uint32_t unchanged = tu_dir_crc(dir);
+    t = 77;
+    assert_int_equal(cl_rlog_new_term(dir, 0, 5, &last, &t, why, sizeof why), 0);
+    assert_int_equal(last, 4);
+    assert_int_equal(t, 0);
+    assert_int_equal(tu_dir_crc(dir), unchanged);
+    assert_int_equal(cl_rlog_new_term(dir, 2, 0, &last, &t, why, sizeof why), 0);
     assert_int_equal(t, 4);
-    assert_int_equal(cl_rlog_new_term(dir, 9, &t, why, sizeof why), 0); /* the floor */
+    assert_int_equal(cl_rlog_new_term(dir, 9, 0, &last, &t, why, sizeof why), 0); /* the floor */
     assert_int_equal(t, 9);
     assert_int_equal(h_init(&h, dir, SEG_SMALL, 1), CL_OK);
     assert_int_equal(h_load(&h, &ld), 0);
@@ -1057,7 +1065,7 @@ static void test_new_term(void **state)
     /* meta lost: above the last entry's term, said loudly */
     snprintf(path, sizeof path, "%s/meta", dir);
     assert_int_equal(unlink(path), 0);
-    assert_int_equal(cl_rlog_new_term(dir, 0, &t, why, sizeof why), 0);
+    assert_int_equal(cl_rlog_new_term(dir, 0, 0, &last, &t, why, sizeof why), 0);
     assert_int_equal(t, 3);
     /* a damaged log: its error, nothing stored */
     assert_int_equal(unlink(path), 0);
@@ -1068,7 +1076,7 @@ static void test_new_term(void **state)
     close(fd);
     uint32_t before = tu_dir_crc(dir);
     t = 77;
-    assert_int_equal(cl_rlog_new_term(dir, 0, &t, why, sizeof why), RAFT_CORRUPT);
+    assert_int_equal(cl_rlog_new_term(dir, 0, 0, &last, &t, why, sizeof why), RAFT_CORRUPT);
     assert_int_equal(t, 0);
     assert_true(why[0] != '\0');
     assert_int_equal(tu_dir_crc(dir), before);
@@ -1078,7 +1086,18 @@ static void test_new_term(void **state)
     /* stored before the first start: the bootstrap keeps the term, its entry is in term 1 */
     dir = tu_tempdir("rlog-nt2");
     assert_non_null(dir);
-    assert_int_equal(cl_rlog_new_term(dir, 3, &t, why, sizeof why), 0);
+    /* the term cannot be stored (its temporary file's name is taken by a directory): the error,
+     * naming the file, and no term */
+    snprintf(path, sizeof path, "%s/meta.tmp", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    t = 77;
+    assert_int_equal(cl_rlog_new_term(dir, 3, 0, &last, &t, why, sizeof why), RAFT_IOERR);
+    assert_int_equal(t, 0);
+    assert_non_null(strstr(why, "meta"));
+    assert_int_equal(rmdir(path), 0);
+    assert_false(file_exists(dir, "meta"));
+    assert_int_equal(cl_rlog_new_term(dir, 3, 0, &last, &t, why, sizeof why), 0);
+    assert_int_equal(last, 0);
     assert_int_equal(t, 3);
     assert_int_equal(h_init(&h, dir, SEG_SMALL, 1), CL_OK);
     bootstrap(&h, &m);

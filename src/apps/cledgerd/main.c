@@ -14,10 +14,10 @@
  * "auto", the default: io_uring when the kernel allows it, else writer threads; "io_uring":
  * refuse to start without it; "threads"); command-line flags win. config.c parses the file.
  *
- * Start-up order: open (or create) the ledger; judge the raft log without changing it
- * (cl_consensus_check_log: refused if it is damaged or ends before the raft index recorded in the
- * ledger's last signature, with nothing changed); store a new raft term whose view is above every
- * view in the ledger (new_view); cut the ledger back to its last signature
+ * Start-up order: open (or create) the ledger; judge the raft log and store a new raft term whose
+ * view is above every view in the ledger (new_view: refused if the log is damaged or ends before
+ * the raft index recorded in the ledger's last signature, with the ledger unchanged); cut the
+ * ledger back to its last signature
  * (anything after it is still in the raft log and is re-applied byte-identically, since commands
  * carry their claims keys); start raft with applied_index = that raft index; start
  * the node (users from the ledger, signature timer) and the HTTPS listener. SIGTERM/SIGINT: stop
@@ -362,9 +362,9 @@ static int w_error(void *impl)
  * private ledger would then encrypt another plaintext under the key and IV (seqno || view) of the
  * cut one, which an older copy of ledger/ still holds (docs/ledger-format.md "Encryption").
  * A crash after the raise and before the cut raises again at the next start: views only grow. */
-static int new_view(daemon_t *d, const char *raft_dir)
+static int new_view(daemon_t *d, const char *raft_dir, uint64_t applied)
 {
-    uint64_t last_view = 0, term = 0;
+    uint64_t last_view = 0, term = 0, log_last = 0;
     int rc = cl_ledger_view_of(d->ledger, cl_ledger_last_seqno(d->ledger), &last_view);
     if (rc < 0) {
         fprintf(stderr, "cledgerd: cannot read the view of the ledger's last entry: %s\n",
@@ -372,11 +372,21 @@ static int new_view(daemon_t *d, const char *raft_dir)
         return rc;
     }
     /* view = term + 1: a term >= last_view is a view above it (views never go down along the
-     * ledger, so above every view it holds) */
+     * ledger, so above every view it holds). The raft log is judged by the same load. */
     char why[400];
-    rc = cl_consensus_new_term(raft_dir, last_view, &term, why, sizeof why);
+    rc = cl_consensus_new_term(raft_dir, last_view, applied, &log_last, &term, why, sizeof why);
+    if (rc == CL_OK && log_last < applied) {
+        rc = CL_ESTATE;
+        snprintf(why, sizeof why,
+                 "it ends at raft index %" PRIu64 " but the ledger's last signature was made at "
+                 "%" PRIu64 " (nothing was changed)",
+                 log_last, applied);
+    }
     if (rc < 0) {
-        fprintf(stderr, "cledgerd: start-up failed: cannot store a new term in %s: %s\n", raft_dir,
+        fprintf(stderr, "cledgerd: start-up failed: the raft log in %s %s: %s\n", raft_dir,
+                rc == CL_ESTATE     ? "does not match the ledger"
+                : rc == CL_ECORRUPT ? "is damaged"
+                                    : "cannot be used",
                 why);
         return rc;
     }
@@ -731,29 +741,13 @@ int main(int argc, char **argv)
     /* The raft log (written O_DSYNC by cl_rlog before commit) is a write's durability point. */
     cl_ledger_set_external_durability(d.ledger, 1);
     /* Restart rule: cut back to the last signature; raft re-applies the rest. The raft log is
-     * judged first: if it cannot start, the ledger is left as it was. */
+     * judged first (new_view): if it cannot start, the ledger is left as it was. A new service's
+     * raft directory was found empty above. */
     char raft_dir[1100];
     path_in(&d, "raft", raft_dir, sizeof raft_dir);
-    uint64_t applied = 0, log_last = 0;
-    char why[400];
+    uint64_t applied = 0;
     rc = cl_ledger_signed_raft_index(d.ledger, &applied);
-    if (rc == CL_OK) {
-        int log_rc = cl_consensus_check_log(raft_dir, &log_last, why, sizeof why);
-        if (log_rc == CL_OK && log_last < applied) {
-            log_rc = CL_ESTATE;
-            snprintf(why, sizeof why,
-                     "it ends at raft index %" PRIu64 " but the ledger's last signature was "
-                     "made at %" PRIu64 " (nothing was changed)",
-                     log_last, applied);
-        }
-        if (log_rc < 0) {
-            fprintf(stderr, "cledgerd: start-up failed: the raft log in %s %s: %s\n", raft_dir,
-                    log_rc == CL_ESTATE ? "does not match the ledger" : "is damaged", why);
-            cl_ledger_close(d.ledger);
-            return 1;
-        }
-    }
-    if (rc == CL_OK && !fresh && new_view(&d, raft_dir) < 0) {
+    if (rc == CL_OK && !fresh && new_view(&d, raft_dir, applied) < 0) {
         cl_ledger_close(d.ledger);
         return 1;
     }
