@@ -7,7 +7,7 @@ set -eu
 # Build: compiler, CMake, and the libraries the code links against.
 BUILD="build-essential cmake pkg-config clang libclang-rt-14-dev llvm \
 libssl-dev libuv1-dev libhttp-parser-dev libraft-dev liblmdb-dev libjansson-dev \
-libcurl4-openssl-dev libcjose-dev libgfshare-dev libcmocka-dev liburing-dev"
+libcurl4-openssl-dev libcjose-dev libgfshare-dev libcmocka-dev liburing-dev libbsd-dev"
 # Tests and benchmarks: openssl CLI for known answers and `openssl speed`, lmdb-utils to inspect
 # the index, nginx as the benchmark ceiling, swtpm/tpm2-tools (+ the swtpm TCTI and certtool)
 # for the TPM tests, python3-azure (+ python3-cryptography for the harnesses)

@@ -98,8 +98,8 @@ static int path_txid(cl_req *r, int reads_frame, uint64_t *view, uint64_t *seqno
 }
 
 /* Query parameter `name` (NULL when absent), or its hex form `name`Hex when that is present: a
- * collection id as a nextLink may carry it (link_id_param). A hex form that is not the hex of
- * 1..256 bytes is 400 InvalidInput (answers, sets *bad). */
+ * collection or user id as a nextLink may carry it (link_id_param). A hex form that is not the hex
+ * of 1..256 bytes is 400 InvalidInput (answers, sets *bad). */
 static const char *query_id(cl_req *r, const char *name, size_t *len, int *bad)
 {
     char hexname[32];
@@ -112,7 +112,7 @@ static const char *query_id(cl_req *r, const char *name, size_t *len, int *bad)
     if (hl == 0 || hl % 2 != 0 || hl > 2 * CL_NODE_MAX_COLLECTION_ID ||
         cl_hex_decode(hex, hl, (uint8_t *)r->id_hex, hl / 2) != CL_OK) {
         cl_api_error(&r->to, 400, "InvalidInput",
-                     "%s must be a collection id of 1 to %d bytes in hexadecimal.", hexname,
+                     "%s must be an id of 1 to %d bytes in hexadecimal.", hexname,
                      CL_NODE_MAX_COLLECTION_ID);
         *bad = 1;
         return NULL;
@@ -693,17 +693,48 @@ static json_t *user_json(const cl_user *u, int multi)
     return json_pack("{s:s,s:s}", "assignedRole", cl_role_highest(u->rs.builtin), "userId", u->id);
 }
 
+/* One page of users in key order (§11.4, PagedUsers): CL_NODE_USERS_PAGE at most, resumed after
+ * the user named by `after` (or `afterHex`) in the nextLink, so a page costs O(page + log users)
+ * and a user added or removed between pages neither repeats nor skips the others. */
 static void users_list(cl_req *r, int multi)
 {
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < r->n->users.n; i++) {
-        json_t *u = user_json(&r->n->users.v[i], multi);
-        if (u == NULL || json_array_append_new(arr, u) != 0) {
+    cl_node *n = r->n;
+    cl_buf link = CL_BUF_INIT;
+    size_t alen = 0;
+    int bad;
+    const char *after = query_id(r, "after", &alen, &bad);
+    if (bad) /* answered */
+        return;
+    const cl_user *u = after != NULL && alen > 0 ? cl_users_after(&n->users, after, alen)
+                                                 : cl_users_first(&n->users);
+    json_t *arr = json_array(), *page = NULL;
+    const cl_user *last = NULL;
+    for (size_t i = 0; arr != NULL && u != NULL && i < CL_NODE_USERS_PAGE; i++) {
+        json_t *j = user_json(u, multi);
+        if (j == NULL || json_array_append_new(arr, j) != 0) {
             json_decref(arr);
             arr = NULL;
         }
+        last = u;
+        u = cl_users_next(&n->users, u);
     }
-    cl_api_reply(r->n, &r->to, 200, arr ? json_pack("{s:o}", "ledgerUsers", arr) : NULL, NULL);
+    if (arr == NULL)
+        goto out;
+    page = json_pack("{s:o}", "ledgerUsers", arr); /* takes arr */
+    if (page != NULL && u != NULL) {
+        const char *path = multi ? "/app/ledgerUsers" : "/app/users";
+        json_t *nl = NULL;
+        if (api_version_param(r, &link, path) != CL_OK ||
+            link_id_param(&link, "after", last->id, strlen(last->id)) != CL_OK ||
+            (nl = json_stringn((const char *)link.data, link.len)) == NULL ||
+            json_object_set_new(page, "nextLink", nl) != 0) {
+            json_decref(page);
+            page = NULL;
+        }
+    }
+out:
+    cl_buf_free(&link);
+    cl_api_reply(n, &r->to, 200, page, NULL);
 }
 
 void cl_api_users_list(cl_req *r) { users_list(r, 0); }
@@ -743,8 +774,7 @@ void cl_api_user_get(cl_req *r)
 
 static int last_admin(cl_node *n, const cl_user *u)
 {
-    return u != NULL && (u->rs.builtin & CL_ROLE_ADMINISTRATOR) &&
-           cl_users_count_role(&n->users, CL_ROLE_ADMINISTRATOR) == 1;
+    return u != NULL && (u->rs.builtin & CL_ROLE_ADMINISTRATOR) && cl_users_admins(&n->users) == 1;
 }
 
 static void submit_user_cmd(cl_req *r, int kind, uint8_t op, const cl_roleset *rs)

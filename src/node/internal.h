@@ -31,6 +31,7 @@
  * and never read would otherwise hold 300 MB. */
 #define CL_NODE_LIST_BACKLOG_MAX (64u << 20)
 #define CL_NODE_COLLECTIONS_PAGE 1000 /* §8.4 */
+#define CL_NODE_USERS_PAGE 1000 /* §11.4: users per page of GET /app/users, /app/ledgerUsers */
 #define CL_NODE_QUOTE_VERSION "CLEDGER_VIRTUAL_v1"
 #define CL_NODE_QUOTE_MEASUREMENT "cledger virtual v1"
 #define CL_NODE_VERSION "0.1.0"

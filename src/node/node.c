@@ -261,8 +261,11 @@ void cl_api_reply_empty(cl_node *n, const cl_reply_to *t, int status, const char
 static int users_scan_cb(void *arg, const cl_ledger_entry *e)
 {
     cl_node *n = arg;
-    if (e->op == CL_OP_REMOVE)
-        return cl_users_remove(&n->users, e->key, e->key_len) < 0 ? CL_ENOMEM : 0;
+    if (e->op == CL_OP_REMOVE) {
+        /* An id that is not valid was never stored (the put below ignores it too). */
+        int rrc = cl_users_remove(&n->users, e->key, e->key_len);
+        return rrc == CL_EINVAL ? 0 : rrc;
+    }
     cl_roleset rs;
     int rc = cl_roles_value_decode(e->value, e->value_len, &rs);
     if (rc == CL_ENOMEM)
@@ -589,8 +592,8 @@ static int apply_users(cl_node *n, uint64_t view, const cl_cmd *c, cl_node_resul
     CL_GUARD(cl_user_id_normalise(c->key, c->key_len, &key, &stored));
     const cl_user *u = cl_users_find(&n->users, c->key, c->key_len);
     const char *id = u ? u->id : stored;
-    size_t admins = cl_users_count_role(&n->users, CL_ROLE_ADMINISTRATOR);
-    int last_admin = u && (u->rs.builtin & CL_ROLE_ADMINISTRATOR) && admins == 1;
+    int last_admin =
+        u && (u->rs.builtin & CL_ROLE_ADMINISTRATOR) && cl_users_admins(&n->users) == 1;
     if (c->op == CL_OP_PUT) {
         CL_GUARD(cl_roles_value_decode(c->value, c->value_len, &rs));
         /* Custom roles must exist when assigned (one may have been deleted meanwhile). */

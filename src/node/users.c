@@ -10,17 +10,35 @@
 #include "base/json.h"
 #include "ledger/claims.h"
 
-void cl_users_init(cl_users *u) { memset(u, 0, sizeof *u); }
+static int user_cmp(const cl_user *a, const cl_user *b) { return strcmp(a->key, b->key); }
+
+/* RB_GENERATE_STATIC with the attribute spelled out: libbsd leaves __unused undefined (its
+ * cdefs.h, Debian bugs #522773/#522774), and not every generated function is used here. */
+RB_GENERATE_INTERNAL(cl_user_tree, cl_user, link, user_cmp, __attribute__((unused)) static)
+
+void cl_users_init(cl_users *u)
+{
+    memset(u, 0, sizeof *u);
+    RB_INIT(&u->root);
+}
+
+static void user_free(cl_user *x)
+{
+    cl_free(x->key);
+    cl_free(x->id);
+    cl_roleset_free(&x->rs);
+    cl_free(x);
+}
 
 void cl_users_free(cl_users *u)
 {
-    for (size_t i = 0; i < u->n; i++) {
-        cl_free(u->v[i].key);
-        cl_free(u->v[i].id);
-        cl_roleset_free(&u->v[i].rs);
+    cl_user *x, *next;
+    for (x = RB_MIN(cl_user_tree, &u->root); x != NULL; x = next) {
+        next = RB_NEXT(cl_user_tree, &u->root, x);
+        RB_REMOVE(cl_user_tree, &u->root, x);
+        user_free(x);
     }
-    cl_free(u->v);
-    memset(u, 0, sizeof *u);
+    cl_users_init(u);
 }
 
 static int is_hex(char c)
@@ -94,19 +112,12 @@ int cl_user_id_normalise(const char *id, size_t len, char **key, char **stored)
     return CL_OK;
 }
 
-/* Index of the first entry with key >= k; *found when equal. */
-static size_t lower_bound(const cl_users *u, const char *k, int *found)
+/* The user whose key is k (NUL-terminated key form), or NULL. */
+static cl_user *find_key(const cl_users *u, const char *k)
 {
-    size_t lo = 0, hi = u->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(u->v[mid].key, k) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = lo < u->n && strcmp(u->v[lo].key, k) == 0;
-    return lo;
+    cl_user probe;
+    probe.key = (char *)k;
+    return RB_FIND(cl_user_tree, (struct cl_user_tree *)&u->root, &probe);
 }
 
 const cl_user *cl_users_find(const cl_users *u, const char *id, size_t len)
@@ -114,9 +125,7 @@ const cl_user *cl_users_find(const cl_users *u, const char *id, size_t len)
     char k[CL_USER_ID_MAX + 1];
     if (key_into(id, len, k) < 0)
         return NULL;
-    int found;
-    size_t i = lower_bound(u, k, &found);
-    return found ? &u->v[i] : NULL;
+    return find_key(u, k);
 }
 
 const cl_user *cl_users_find_fingerprint(const cl_users *u, const char *fp)
@@ -126,10 +135,10 @@ const cl_user *cl_users_find_fingerprint(const cl_users *u, const char *fp)
     size_t len = strnlen(fp, CL_USER_ID_MAX + 1);
     if (!is_fingerprint(fp, len) || strpbrk(fp, "abcdef") != NULL)
         return cl_users_find(u, fp, len);
-    int found;
-    size_t i = lower_bound(u, fp, &found);
-    return found ? &u->v[i] : NULL;
+    return find_key(u, fp);
 }
+
+static int is_admin(const cl_roleset *rs) { return (rs->builtin & CL_ROLE_ADMINISTRATOR) != 0; }
 
 int cl_users_put(cl_users *u, const char *id, size_t len, const cl_roleset *rs)
 {
@@ -142,59 +151,69 @@ int cl_users_put(cl_users *u, const char *id, size_t len, const cl_roleset *rs)
         cl_free(s);
         return rc;
     }
-    int found;
-    size_t i = lower_bound(u, k, &found);
-    if (found) {
-        cl_roleset_free(&u->v[i].rs);
-        u->v[i].rs = copy;
+    cl_user *x = find_key(u, k);
+    if (x != NULL) {
+        u->admins = u->admins - (size_t)is_admin(&x->rs) + (size_t)is_admin(&copy);
+        cl_roleset_free(&x->rs);
+        x->rs = copy;
         cl_free(k);
         cl_free(s);
         return CL_OK;
     }
-    if (u->n == u->cap) {
-        size_t cap = u->cap ? u->cap * 2 : 16;
-        cl_user *v = cl_realloc(u->v, cap * sizeof *v);
-        if (v == NULL) {
-            cl_free(k);
-            cl_free(s);
-            cl_roleset_free(&copy);
-            return CL_ENOMEM;
-        }
-        u->v = v;
-        u->cap = cap;
+    x = cl_calloc(1, sizeof *x);
+    if (x == NULL) {
+        cl_free(k);
+        cl_free(s);
+        cl_roleset_free(&copy);
+        return CL_ENOMEM;
     }
-    memmove(&u->v[i + 1], &u->v[i], (u->n - i) * sizeof *u->v);
-    u->v[i].key = k;
-    u->v[i].id = s;
-    u->v[i].rs = copy;
+    x->key = k;
+    x->id = s;
+    x->rs = copy;
+    RB_INSERT(cl_user_tree, &u->root, x);
     u->n++;
+    u->admins += (size_t)is_admin(&x->rs);
     return CL_OK;
 }
 
 int cl_users_remove(cl_users *u, const char *id, size_t len)
 {
-    char *k, *s;
-    CL_TRY(cl_user_id_normalise(id, len, &k, &s));
-    int found;
-    size_t i = lower_bound(u, k, &found);
-    cl_free(k);
-    cl_free(s);
-    if (!found)
+    char k[CL_USER_ID_MAX + 1];
+    CL_TRY(key_into(id, len, k));
+    cl_user *x = find_key(u, k);
+    if (x == NULL)
         return CL_OK;
-    cl_free(u->v[i].key);
-    cl_free(u->v[i].id);
-    cl_roleset_free(&u->v[i].rs);
-    memmove(&u->v[i], &u->v[i + 1], (u->n - i - 1) * sizeof *u->v);
+    RB_REMOVE(cl_user_tree, &u->root, x);
     u->n--;
+    u->admins -= (size_t)is_admin(&x->rs);
+    user_free(x);
     return CL_OK;
 }
 
-size_t cl_users_count_role(const cl_users *u, unsigned role)
+size_t cl_users_admins(const cl_users *u) { return u->admins; }
+
+const cl_user *cl_users_first(const cl_users *u)
 {
-    size_t c = 0;
-    for (size_t i = 0; i < u->n; i++)
-        c += (u->v[i].rs.builtin & role) != 0;
-    return c;
+    return RB_MIN(cl_user_tree, (struct cl_user_tree *)&u->root);
+}
+
+const cl_user *cl_users_next(const cl_users *u, const cl_user *x)
+{
+    (void)u;
+    return RB_NEXT(cl_user_tree, (struct cl_user_tree *)&u->root, (cl_user *)x);
+}
+
+const cl_user *cl_users_after(const cl_users *u, const char *id, size_t len)
+{
+    char k[CL_USER_ID_MAX + 1];
+    if (key_into(id, len, k) < 0)
+        return cl_users_first(u);
+    cl_user probe;
+    probe.key = k;
+    cl_user *x = RB_NFIND(cl_user_tree, (struct cl_user_tree *)&u->root, &probe);
+    if (x != NULL && strcmp(x->key, k) == 0)
+        x = RB_NEXT(cl_user_tree, (struct cl_user_tree *)&u->root, x);
+    return x;
 }
 
 /* Length in bytes of the UTF-8 sequence at s (already validated), 1..4. */

@@ -3,8 +3,10 @@
  * normalisation, built-in roles and the actions they grant, and the JSON value stored in the
  * ledger's users table ({"assignedRoles":[...]}).
  *
- * The store is a sorted array keyed by the normalised id; it is changed only by cl_node_apply (so
- * every node agrees) and rebuilt from the ledger at node creation.
+ * The store is a red-black tree (libbsd's <bsd/sys/tree.h>, OpenBSD's macros) ordered by the
+ * normalised id, with a count of Administrators kept on every change: a lookup, a change and the
+ * start of a listing page are O(log users), counting Administrators O(1). It is changed only by
+ * cl_node_apply (so every node agrees) and rebuilt from the ledger at node creation.
  *
  * Id rules (§2.3, cledger decisions): 1..256 bytes of UTF-8 without control characters. An id
  * matching the certificate fingerprint pattern (32 hex bytes separated by ':') in any letter case
@@ -17,6 +19,7 @@
 #ifndef CLEDGER_NODE_USERS_H
 #define CLEDGER_NODE_USERS_H
 
+#include <bsd/sys/tree.h>
 #include <jansson.h>
 #include <stddef.h>
 
@@ -57,15 +60,19 @@ typedef struct {
     size_t ncustom;
 } cl_roleset;
 
-typedef struct {
+typedef struct cl_user {
+    RB_ENTRY(cl_user) link;
     char *key; /* normalised (comparison) form */
     char *id;  /* stored / displayed form */
     cl_roleset rs;
 } cl_user;
 
+RB_HEAD(cl_user_tree, cl_user);
+
 typedef struct {
-    cl_user *v;
-    size_t n, cap;
+    struct cl_user_tree root;
+    size_t n;      /* users */
+    size_t admins; /* users holding the built-in Administrator role */
 } cl_users;
 
 void cl_users_init(cl_users *u);
@@ -85,7 +92,14 @@ const cl_user *cl_users_find_fingerprint(const cl_users *u, const char *fp);
 CL_MUST_CHECK int cl_users_put(cl_users *u, const char *id, size_t len, const cl_roleset *rs);
 /* Removes the user if present (CL_OK either way). */
 CL_MUST_CHECK int cl_users_remove(cl_users *u, const char *id, size_t len);
-size_t cl_users_count_role(const cl_users *u, unsigned role);
+/* Users holding the built-in Administrator role (O(1)). */
+size_t cl_users_admins(const cl_users *u);
+/* In key order: the first user, the user after x (NULL at the end), and the first user whose key
+ * is greater than the key of id (an id that is not valid starts from the first user: it can only
+ * come from a link the client changed). */
+const cl_user *cl_users_first(const cl_users *u);
+const cl_user *cl_users_next(const cl_users *u, const cl_user *x);
+const cl_user *cl_users_after(const cl_users *u, const char *id, size_t len);
 
 /* 1 when name[0..len) is a valid role name (built-in or custom). */
 int cl_role_name_valid(const char *name, size_t len);

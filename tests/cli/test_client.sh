@@ -108,6 +108,32 @@ expect 0 "user rm" -- "$CL" user rm "$work/r.pem" --json
 grep -q '"removed":true' "$work/out" && ok || bad "user rm --json"
 expect 1 "user get removed" -- "$CL" user get "$rfp"
 grep -q '404 ResourceNotFound' "$work/err" && ok || bad "404 message: $(cat "$work/err")"
+# user list across pages (1,000 users a page): 1,050 users named p+NNNN (the '+' makes the
+# nextLink carry afterHex), written over one keep-alive connection, then listed once each in order
+python3 - "$PORT" "$D" <<'PY' && ok || bad "adding 1,050 users"
+import http.client, ssl, sys
+port, d = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=f"{d}/service_cert.pem")
+ctx.load_cert_chain(f"{d}/admin_cert.pem", f"{d}/admin_key.pem")
+c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+for i in range(1050):
+    c.request("PATCH", f"/app/users/p%2B{i:04d}?api-version=2022-05-13", body='{"assignedRole":"Reader"}',
+              headers={"content-type": "application/merge-patch+json"})
+    r = c.getresponse(); r.read()
+    assert r.status == 200, (i, r.status)
+import json
+c.request("GET", "/app/users?api-version=2024-08-22-preview")
+r = c.getresponse(); page = json.loads(r.read())
+assert len(page["ledgerUsers"]) == 1000 and "&afterHex=702b" in page["nextLink"], page.get("nextLink")
+PY
+expect 0 "user list, two pages" -- "$CL" user list
+python3 - "$work/out" <<'PY' && ok || bad "user list pages: $(head -c 300 "$work/out")"
+import sys
+ids = [l.split("\t")[0] for l in open(sys.argv[1]).read().splitlines()]
+p = [i for i in ids if i.startswith("p+")]
+assert p == [f"p+{i:04d}" for i in range(1050)], p[:3]
+assert len(ids) == 1051 and len(set(ids)) == 1051, len(ids)
+PY
 expect 1 "removed user" -- "$CL" "${RD[@]}" status "$tx"
 expect 2 "bad role" -- "$CL" user add "$rfp" --role Owner
 expect 2 "missing cert file" -- "$CL" user add "$work/nope.pem" --role Reader

@@ -1745,6 +1745,197 @@ static void test_users_find_fingerprint(void **state)
     cl_users_free(&u);
 }
 
+/* The store against a plain model: random puts and removes over ids of the three kinds
+ * (fingerprints in either case, GUIDs in either case, plain names), then the order, the count, the
+ * Administrator count and cl_users_after checked against the model after every step. */
+#define MODEL_IDS 300
+static void model_key(int i, int upper, char *out, size_t cap)
+{
+    if (i % 3 == 0) { /* a fingerprint: 32 bytes */
+        size_t k = 0;
+        for (int b = 0; b < 32; b++)
+            k += (size_t)snprintf(out + k, cap - k, upper ? "%02X%s" : "%02x%s",
+                                  (unsigned)((i * 131 + b * 7) & 0xff), b < 31 ? ":" : "");
+    } else if (i % 3 == 1) {
+        snprintf(out, cap,
+                 upper ? "%08X-0B8E-4A6F-9F7A-1A2B3C4D5E6F" : "%08x-0b8e-4a6f-9f7a-1a2b3c4d5e6f",
+                 (unsigned)i * 2654435761u);
+    } else {
+        snprintf(out, cap, "name+%d", i); /* compared exactly: one form */
+    }
+}
+
+static void test_users_store(void **state)
+{
+    (void)state;
+    cl_users u;
+    cl_users_init(&u);
+    unsigned have[MODEL_IDS] = {0}; /* 0: absent, else builtin bits */
+    char *key[MODEL_IDS];
+    for (int i = 0; i < MODEL_IDS; i++) {
+        char id[128], *k = NULL, *st = NULL;
+        model_key(i, 1, id, sizeof id);
+        assert_int_equal(cl_user_id_normalise(id, strlen(id), &k, &st), CL_OK);
+        key[i] = k;
+        cl_free(st);
+    }
+    uint32_t seed = 12345;
+    for (int step = 0; step < 4000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int i = (int)((seed >> 8) % MODEL_IDS);
+        char id[128];
+        model_key(i, (seed >> 20) & 1, id, sizeof id);
+        if ((seed >> 24) % 4 == 0) {
+            assert_int_equal(cl_users_remove(&u, id, strlen(id)), CL_OK);
+            have[i] = 0;
+        } else {
+            cl_roleset rs = {.builtin = 1u << ((seed >> 26) % 3)};
+            assert_int_equal(cl_users_put(&u, id, strlen(id), &rs), CL_OK);
+            have[i] = rs.builtin;
+        }
+        if (step % 97 != 0 && step != 3999)
+            continue;
+        size_t n = 0, admins = 0;
+        for (int m = 0; m < MODEL_IDS; m++) {
+            n += have[m] != 0;
+            admins += (have[m] & CL_ROLE_ADMINISTRATOR) != 0;
+        }
+        assert_int_equal(u.n, n);
+        assert_int_equal(cl_users_admins(&u), admins);
+        size_t seen = 0;
+        const char *prev = NULL;
+        for (const cl_user *x = cl_users_first(&u); x != NULL; x = cl_users_next(&u, x)) {
+            if (prev != NULL && strcmp(prev, x->key) >= 0)
+                fail_msg("out of order: %s then %s", prev, x->key);
+            prev = x->key;
+            seen++;
+        }
+        assert_int_equal(seen, n);
+        /* cl_users_after(id): the model's smallest present key greater than id's key */
+        for (int m = 0; m < MODEL_IDS; m += 7) {
+            model_key(m, 0, id, sizeof id);
+            const char *want = NULL;
+            for (int o = 0; o < MODEL_IDS; o++)
+                if (have[o] && strcmp(key[o], key[m]) > 0 &&
+                    (want == NULL || strcmp(key[o], want) < 0))
+                    want = key[o];
+            const cl_user *a = cl_users_after(&u, id, strlen(id));
+            if (want == NULL)
+                assert_null(a);
+            else
+                assert_string_equal(a->key, want);
+        }
+    }
+    /* an id that is not valid starts from the first user */
+    assert_ptr_equal(cl_users_after(&u, "a\x01", 2), cl_users_first(&u));
+    assert_ptr_equal(cl_users_after(&u, "", 0), cl_users_first(&u));
+    assert_int_equal(cl_users_remove(&u, "", 0), CL_EINVAL);
+    for (int i = 0; i < MODEL_IDS; i++)
+        cl_free(key[i]);
+    cl_users_free(&u);
+    assert_null(cl_users_first(&u));
+    assert_int_equal(cl_users_admins(&u), 0);
+}
+
+#define USERS_PAGE 1000 /* CL_NODE_USERS_PAGE (node/internal.h) */
+
+/* The page of users at url starts with the user `want`. */
+static void page_starts_at(env_t *e, const char *url, const char *want)
+{
+    reply_t r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    assert_string_equal(jstr(json_array_get(json_object_get(j, "ledgerUsers"), 0), "userId"), want);
+    json_decref(j);
+    nu_reply_free(&r);
+}
+
+/* GET /app/users and /app/ledgerUsers page by CL_NODE_USERS_PAGE in key order; a nextLink resumes
+ * after the last user shown (afterHex for an id with '+'), so changes between pages neither
+ * repeat nor skip the users that stay. */
+static void test_users_paging(void **state)
+{
+    (void)state;
+    env_t *e = env_new();
+    char url[512];
+    for (int i = 0; i < 2100; i++) {
+        snprintf(url, sizeof url, "/app/users/u%%2B%04d", i);
+        reply_t r = rq(e, "PATCH", url, tu_fp(FP_ADMIN), "{\"assignedRole\":\"Reader\"}");
+        assert_int_equal(r.status, 200);
+        nu_reply_free(&r);
+    }
+    for (int multi = 0; multi < 2; multi++) {
+        const char *path = multi ? "/app/ledgerUsers" : "/app/users";
+        snprintf(url, sizeof url, "%s?api-version=2024-08-22-preview", path);
+        int pages = 0, next_u = 0, admin_seen = 0;
+        for (;;) {
+            reply_t r = rq(e, "GET", url, tu_fp(FP_ADMIN), NULL);
+            assert_int_equal(r.status, 200);
+            json_t *j = body_json(&r);
+            json_t *arr = json_object_get(j, "ledgerUsers");
+            size_t i;
+            json_t *v;
+            json_array_foreach(arr, i, v)
+            {
+                const char *id = jstr(v, "userId");
+                assert_true(multi ? json_is_array(json_object_get(v, "assignedRoles"))
+                                  : json_is_string(json_object_get(v, "assignedRole")));
+                if (strcmp(id, tu_fp(FP_ADMIN)) == 0) {
+                    admin_seen++;
+                    continue;
+                }
+                char want[16];
+                snprintf(want, sizeof want, "u+%04d", next_u);
+                if (strcmp(id, want) != 0)
+                    fail_msg("page %d: %s where %s was due", pages, id, want);
+                next_u++;
+            }
+            pages++;
+            const char *next = jstr(j, "nextLink");
+            if (pages < 3) {
+                assert_int_equal(json_array_size(arr), USERS_PAGE);
+                assert_non_null(next);
+                char pre[128];
+                snprintf(pre, sizeof pre, "%s?api-version=2024-08-22-preview&afterHex=752b", path);
+                if (strncmp(next, pre, strlen(pre)) != 0)
+                    fail_msg("nextLink %s", next);
+                snprintf(url, sizeof url, "%s", next);
+            } else {
+                assert_null(next); /* the last page has no nextLink at all */
+            }
+            json_decref(j);
+            nu_reply_free(&r);
+            if (pages == 3)
+                break;
+        }
+        assert_int_equal(next_u, 2100);
+        assert_int_equal(admin_seen, 1);
+    }
+    /* Changes between pages: after the first page (ends at u+0998: the admin's fingerprint sorts
+     * first), u+0999 is removed and u+0000a added before the cursor; the second page starts at
+     * u+1000 and nothing is listed twice. */
+    reply_t r = rq(e, "GET", "/app/users", tu_fp(FP_ADMIN), NULL);
+    json_t *j = body_json(&r);
+    snprintf(url, sizeof url, "%s", jstr(j, "nextLink"));
+    json_t *lastu = json_array_get(json_object_get(j, "ledgerUsers"), USERS_PAGE - 1);
+    assert_string_equal(jstr(lastu, "userId"), "u+0998");
+    json_decref(j);
+    nu_reply_free(&r);
+    r = rq(e, "DELETE", "/app/users/u%2B0999", tu_fp(FP_ADMIN), NULL);
+    assert_int_equal(r.status, 204);
+    nu_reply_free(&r);
+    r = rq(e, "PATCH", "/app/users/u%2B0000a", tu_fp(FP_ADMIN), "{\"assignedRole\":\"Reader\"}");
+    assert_int_equal(r.status, 200);
+    nu_reply_free(&r);
+    page_starts_at(e, url, "u+1000");
+    /* A continuation id of no user resumes at the next one; a bad hex form is 400. */
+    page_starts_at(e, "/app/users?after=u%2B0999", "u+1000");
+    r = rq(e, "GET", "/app/users?afterHex=7", tu_fp(FP_ADMIN), NULL);
+    EXPECT(r, 400, "InvalidInput");
+    nu_reply_free(&r);
+    env_free(e);
+}
+
 /* A writer like cl_consensus: each command is applied when submitted, but every callback runs
  * only at the end of the batch, after the ledger's sync (bw_flush). */
 typedef struct {
@@ -3160,6 +3351,8 @@ int main(void)
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_users),
         cmocka_unit_test(test_users_find_fingerprint),
+        cmocka_unit_test(test_users_store),
+        cmocka_unit_test(test_users_paging),
         cmocka_unit_test(test_user_writes_in_one_batch),
         cmocka_unit_test(test_restart),
         cmocka_unit_test(test_roles_crud),
