@@ -14,6 +14,7 @@
  * rollover — every 4th with external durability — and on close), so start-up never walks the
  * whole ledger.
  */
+#define _GNU_SOURCE /* memmem */
 #include "ledger/ledger.h"
 
 #include <inttypes.h>
@@ -786,30 +787,53 @@ int cl_ledger_rotate_secret(cl_ledger *l, uint64_t view)
     return poisoned(l, append_secret_record(l, view));
 }
 
-static int write_identity_files(cl_ledger *l)
+/* Writes pem[0..len) to `name` in dir through the ledger's fs (atomic replace, fsync'ed). */
+static int write_pem(cl_ledger *l, const char *dir, const char *name, const char *pem, size_t len,
+                     int mode)
 {
     char path[PATH_MAX_LEN];
-    CL_TRY(path_join(path, l->node_dir, "service_key.pem"));
-    CL_TRY(cl_key_save_private_pem(l->service_key, path));
-    CL_TRY(path_join(path, l->node_dir, "node_cert.pem"));
-    CL_TRY(cl_cert_save_pem(l->node_cert, path));
-    CL_TRY(path_join(path, l->dir, "service_cert.pem"));
-    return cl_cert_save_pem(l->service_cert, path);
+    CL_TRY(path_join(path, dir, name));
+    return named(cl_fs_write_atomic(l->fs, path, pem, len, mode), path);
 }
 
-static int issue_node_cert(cl_ledger *l)
+/* The identity files from the handle's identity: node/service_key.pem (0600), node/node_cert.pem
+ * and service_cert.pem. */
+static int write_identity_files(cl_ledger *l)
+{
+    char *kp = NULL;
+    size_t kl = 0;
+    CL_TRY(cl_key_private_pem(l->service_key, &kp, &kl));
+    int rc = write_pem(l, l->node_dir, "service_key.pem", kp, kl, 0600);
+    cl_secret_free(kp, kl + 1);
+    CL_TRY(rc);
+    CL_TRY(write_pem(l, l->node_dir, "node_cert.pem", l->node_cert_pem, strlen(l->node_cert_pem),
+                     0644));
+    return write_pem(l, l->dir, "service_cert.pem", l->service_cert_pem,
+                     strlen(l->service_cert_pem), 0644);
+}
+
+/* This node's certificate under the service identity (sk, sc). */
+static int issue_node_cert_under(cl_ledger *l, const cl_key *sk, const cl_cert *sc, cl_cert **out,
+                                 char **pem)
 {
     static const char *const sans[] = {"localhost", "127.0.0.1"};
     cl_cert *c = NULL;
-    CL_TRY(cl_cert_issue(l->node_key, "cledger node", l->service_cert, l->service_key, 3650, sans,
-                         2, &c));
-    char *pem = NULL;
+    CL_TRY(cl_cert_issue(l->node_key, "cledger node", sc, sk, 3650, sans, 2, &c));
     size_t len = 0;
-    int rc = cl_cert_to_pem(c, &pem, &len);
+    int rc = cl_cert_to_pem(c, pem, &len);
     if (rc < 0) {
         cl_cert_free(c);
         return rc;
     }
+    *out = c;
+    return CL_OK;
+}
+
+static int issue_node_cert(cl_ledger *l)
+{
+    cl_cert *c = NULL;
+    char *pem = NULL;
+    CL_TRY(issue_node_cert_under(l, l->service_key, l->service_cert, &c, &pem));
     cl_cert_free(l->node_cert);
     cl_free(l->node_cert_pem);
     l->node_cert = c;
@@ -817,40 +841,267 @@ static int issue_node_cert(cl_ledger *l)
     return CL_OK;
 }
 
-int cl_ledger_rotate_service_identity(cl_ledger *l, uint64_t view)
+/* ---- service identity rotation: staged, recorded and signed, then installed ----------------
+ *
+ * node/identity.next (0600) holds a rotation's new service key, service certificate and node
+ * certificate, in that order as PEM, from before its records are appended until its files are
+ * installed. So the identity files in place are always one the ledger recorded under a durable
+ * signature, and the key files never run ahead of the ledger: a crash at any point leaves either
+ * no record of the new identity (open discards the staged one), its records without their
+ * signature (open cuts them and discards it), or its records signed (open installs it).
+ * resolve_staged_identity does that at open. */
+#define IDENTITY_NEXT "identity.next"
+#define PEM_CERT_BEGIN "-----BEGIN CERTIFICATE-----"
+
+typedef struct {
+    cl_key *key;
+    cl_cert *cert, *node_cert;
+    char *cert_pem, *node_cert_pem;
+} staged_identity;
+
+static void staged_free(staged_identity *s)
 {
-    CL_ENSURE(!l->failed, CL_ECLOSED);
-    cl_key *nk = NULL;
-    cl_cert *nc = NULL, *endorsement = NULL;
-    char *endorse_pem = NULL, *cert_pem = NULL;
-    size_t len = 0;
-    int rc;
-    CL_GUARD(cl_key_generate(l->service_key->curve, &nk));
-    CL_GUARD(cl_cert_self_signed_ca(nk, "cledger service", 3650, &nc));
-    CL_GUARD(cl_cert_endorse_previous(l->service_cert, nc, nk, 3650, &endorsement));
-    CL_GUARD(cl_cert_to_pem(endorsement, &endorse_pem, &len));
-    CL_GUARD(cl_cert_to_pem(nc, &cert_pem, &len));
+    cl_key_free(s->key);
+    cl_cert_free(s->cert);
+    cl_cert_free(s->node_cert);
+    cl_free(s->cert_pem);
+    cl_free(s->node_cert_pem);
+    memset(s, 0, sizeof *s);
+}
+
+static int stage_identity(cl_ledger *l, const staged_identity *s)
+{
+    char *kp = NULL;
+    size_t kl = 0;
+    CL_TRY(cl_key_private_pem(s->key, &kp, &kl));
+    size_t c1 = strlen(s->cert_pem), c2 = strlen(s->node_cert_pem), n = kl + c1 + c2;
+    char *b = cl_secret_alloc(n + 1);
+    int rc = CL_ENOMEM;
+    if (b != NULL) {
+        memcpy(b, kp, kl);
+        memcpy(b + kl, s->cert_pem, c1);
+        memcpy(b + kl + c1, s->node_cert_pem, c2);
+        rc = write_pem(l, l->node_dir, IDENTITY_NEXT, b, n, 0600);
+        cl_secret_free(b, n + 1);
+    }
+    cl_secret_free(kp, kl + 1);
+    return rc;
+}
+
+/* A NUL-terminated copy of p[0..n). */
+static char *pem_dup(const char *p, size_t n) { return cl_strndup(p, n); }
+
+/* Parses what stage_identity wrote. CL_EFORMAT when it is not that. */
+static int staged_parse(const char *b, size_t n, staged_identity *s)
+{
+    memset(s, 0, sizeof *s);
+    const char *end = b + n;
+    const char *c1 = memmem(b, n, PEM_CERT_BEGIN, strlen(PEM_CERT_BEGIN));
+    const char *c2 =
+        c1 ? memmem(c1 + 1, (size_t)(end - c1 - 1), PEM_CERT_BEGIN, strlen(PEM_CERT_BEGIN)) : NULL;
+    CL_ENSURE(c1 != NULL && c2 != NULL && c1 > b, CL_EFORMAT);
+    CL_ENSURE(memmem(c2 + 1, (size_t)(end - c2 - 1), PEM_CERT_BEGIN, strlen(PEM_CERT_BEGIN)) ==
+                  NULL,
+              CL_EFORMAT);
+    int rc = CL_OK;
+    CL_GUARD(cl_key_from_private_pem(b, (size_t)(c1 - b), &s->key));
+    s->cert_pem = pem_dup(c1, (size_t)(c2 - c1));
+    s->node_cert_pem = pem_dup(c2, (size_t)(end - c2));
+    CL_GUARD_IF(s->cert_pem == NULL || s->node_cert_pem == NULL, CL_ENOMEM);
+    CL_GUARD(cl_cert_from_pem(s->cert_pem, strlen(s->cert_pem), &s->cert));
+    CL_GUARD(cl_cert_from_pem(s->node_cert_pem, strlen(s->node_cert_pem), &s->node_cert));
+    CL_GUARD_IF(cl_cert_same_key(s->cert, s->key) != 1, CL_EFORMAT);
+out:
+    if (rc < 0) {
+        staged_free(s);
+        if (rc != CL_ENOMEM)
+            rc = CL_EFORMAT;
+    }
+    return rc;
+}
+
+/* The handle takes the staged identity (s is emptied). */
+static void take_identity(cl_ledger *l, staged_identity *s)
+{
     cl_key_free(l->service_key);
     cl_cert_free(l->service_cert);
     cl_free(l->service_cert_pem);
-    l->service_key = nk;
-    l->service_cert = nc;
-    l->service_cert_pem = cert_pem;
-    nk = NULL;
-    nc = NULL;
-    cert_pem = NULL;
+    cl_cert_free(l->node_cert);
+    cl_free(l->node_cert_pem);
+    l->service_key = s->key;
+    l->service_cert = s->cert;
+    l->service_cert_pem = s->cert_pem;
+    l->node_cert = s->node_cert;
+    l->node_cert_pem = s->node_cert_pem;
+    memset(s, 0, sizeof *s);
+}
+
+/* Installs the handle's identity as the files, then removes node/identity.next. */
+static int install_identity(cl_ledger *l)
+{
+    CL_TRY(write_identity_files(l));
+    char path[PATH_MAX_LEN];
+    CL_TRY(path_join(path, l->node_dir, IDENTITY_NEXT));
+    CL_TRY(named(cl_fs_unlink(l->fs, path), path));
+    return named(cl_fs_sync_dir(l->fs, l->node_dir), l->node_dir);
+}
+
+int cl_ledger_rotate_service_identity(cl_ledger *l, uint64_t view)
+{
+    CL_ENSURE(!l->failed, CL_ECLOSED);
+    staged_identity s = {0};
+    cl_cert *endorsement = NULL;
+    char *endorse_pem = NULL;
+    size_t len = 0;
+    int rc;
+    CL_GUARD(cl_key_generate(l->service_key->curve, &s.key));
+    CL_GUARD(cl_cert_self_signed_ca(s.key, "cledger service", 3650, &s.cert));
+    CL_GUARD(cl_cert_endorse_previous(l->service_cert, s.cert, s.key, 3650, &endorsement));
+    CL_GUARD(cl_cert_to_pem(endorsement, &endorse_pem, &len));
+    CL_GUARD(cl_cert_to_pem(s.cert, &s.cert_pem, &len));
+    CL_GUARD(issue_node_cert_under(l, s.key, s.cert, &s.node_cert, &s.node_cert_pem));
+    /* Durable before any record of it: a crash after the records finds it at open. A failure here
+     * changed nothing the ledger relies on (a staged identity without records is discarded). */
+    CL_GUARD(stage_identity(l, &s));
+    /* From here the handle's identity runs ahead of the files: any failure poisons it, and the
+     * next open settles the rotation from node/identity.next. */
+    take_identity(l, &s);
     l->service_version++;
-    CL_GUARD(issue_node_cert(l));
-    CL_GUARD(append_service_record(l, view, endorse_pem));
-    CL_GUARD(append_node_record(l, view));
-    CL_GUARD(cl_ledger_sync(l));
-    CL_GUARD(write_identity_files(l));
+    CL_GUARD(poisoned(l, append_service_record(l, view, endorse_pem)));
+    CL_GUARD(poisoned(l, append_node_record(l, view)));
+    CL_GUARD(poisoned(l, cl_ledger_sign(l, view, NULL)));
+    CL_GUARD(poisoned(l, cl_ledger_sync(l)));
+    CL_GUARD(poisoned(l, install_identity(l)));
 out:
-    cl_key_free(nk);
-    cl_cert_free(nc);
+    staged_free(&s);
     cl_cert_free(endorsement);
     cl_free(endorse_pem);
-    cl_free(cert_pem);
+    return rc;
+}
+
+/* The last durable record of the service table: its seqno and its certificate (heap PEM), or
+ * seqno 0. Cost: the table's writes (one per rotation). */
+typedef struct {
+    uint64_t seqno;
+    char *cert_pem;
+    int rc;
+} last_service;
+
+static int last_service_cb(void *arg, const cl_ledger_entry *e)
+{
+    last_service *ls = arg;
+    if (e->op != CL_OP_PUT)
+        return 0;
+    json_t *j = NULL;
+    const char *pem = NULL;
+    size_t n = 0;
+    int rc = cl_json_parse(e->value, e->value_len, 1u << 20, &j, NULL, 0);
+    if (rc == CL_OK)
+        rc = cl_json_get_str(j, "cert", &pem, &n);
+    char *copy = rc == CL_OK ? cl_strndup(pem, n) : NULL;
+    json_decref(j);
+    if (rc == CL_OK && copy == NULL)
+        rc = CL_ENOMEM;
+    if (rc < 0) {
+        ls->rc = rc == CL_ENOMEM ? rc : CL_ECORRUPT;
+        return ls->rc;
+    }
+    cl_free(ls->cert_pem);
+    ls->cert_pem = copy;
+    ls->seqno = e->seqno;
+    return 0;
+}
+
+static int last_service_record(cl_ledger *l, last_service *ls)
+{
+    memset(ls, 0, sizeof *ls);
+    int rc = cl_ledger_table_scan(l, CL_TABLE_SERVICE, last_service_cb, ls);
+    if (rc == CL_OK)
+        rc = ls->rc;
+    if (rc < 0) {
+        cl_free(ls->cert_pem);
+        ls->cert_pem = NULL;
+    }
+    return rc;
+}
+
+/* Two PEM certificates are the same certificate (the files may differ in trailing bytes). */
+static int same_cert_pem(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    while (na > 0 && (a[na - 1] == '\n' || a[na - 1] == '\r'))
+        na--;
+    while (nb > 0 && (b[nb - 1] == '\n' || b[nb - 1] == '\r'))
+        nb--;
+    return na == nb && memcmp(a, b, na) == 0;
+}
+
+/* At open, after the chunks, tree and index are settled: finishes or undoes a rotation that
+ * stopped on the way (see above), then holds the service identity in place to the ledger: the
+ * service certificate must be the last recorded one and the service key its key. */
+static int resolve_staged_identity(cl_ledger *l)
+{
+    char path[PATH_MAX_LEN];
+    CL_TRY(path_join(path, l->node_dir, IDENTITY_NEXT));
+    last_service ls;
+    CL_TRY(last_service_record(l, &ls));
+    int rc = CL_OK;
+    staged_identity s = {0};
+    uint8_t *b = NULL;
+    size_t n = 0;
+    int exists = cl_fs_exists(l->fs, path);
+    CL_GUARD_IF(exists < 0, exists);
+    if (exists == 1) {
+        CL_GUARD(named(cl_fs_read_all(l->fs, path, 1u << 20, &b, &n), path));
+        rc = staged_parse((const char *)b, n, &s);
+        if (rc == CL_EFORMAT)
+            cl_logf(CL_LOG_ERROR,
+                    "ledger: %s is not a staged service identity (a key and two certificates); "
+                    "an interrupted rotation cannot be settled without it",
+                    path);
+        CL_GUARD(rc);
+        int recorded = ls.seqno != 0 && same_cert_pem(ls.cert_pem, s.cert_pem);
+        if (recorded && ls.seqno <= l->signed_seqno) {
+            cl_logf(CL_LOG_WARN,
+                    "ledger: finishing an interrupted service identity rotation (recorded and "
+                    "signed at seqno %" PRIu64 "): installing its key and certificates",
+                    ls.seqno);
+            take_identity(l, &s);
+            CL_GUARD(install_identity(l));
+        } else {
+            if (recorded) {
+                /* Its records, unsigned, end the ledger (the rotation appends nothing else
+                 * before its signature): cut them. */
+                cl_logf(CL_LOG_WARN,
+                        "ledger: undoing an interrupted service identity rotation: its records "
+                        "from seqno %" PRIu64 " were never signed",
+                        ls.seqno);
+                CL_GUARD(cl_ledger_truncate(l, ls.seqno - 1));
+                cl_free(ls.cert_pem);
+                CL_GUARD(last_service_record(l, &ls));
+            } else {
+                cl_logf(CL_LOG_WARN, "ledger: discarding an interrupted service identity "
+                                     "rotation that left no record");
+            }
+            CL_GUARD(named(cl_fs_unlink(l->fs, path), path));
+            CL_GUARD(named(cl_fs_sync_dir(l->fs, l->node_dir), l->node_dir));
+        }
+    }
+    if (ls.seqno != 0 && (!same_cert_pem(ls.cert_pem, l->service_cert_pem) ||
+                          cl_cert_same_key(l->service_cert, l->service_key) != 1)) {
+        cl_logf(CL_LOG_ERROR,
+                "ledger: %s/service_cert.pem or %s/service_key.pem is not the service identity "
+                "the ledger recorded last (seqno %" PRIu64 "): receipts would not verify",
+                l->dir, l->node_dir, ls.seqno);
+        CL_GUARD(CL_ECORRUPT);
+    }
+out:
+    if (b != NULL) {
+        cl_wipe(b, n);
+        cl_free(b);
+    }
+    staged_free(&s);
+    cl_free(ls.cert_pem);
     return rc;
 }
 
@@ -1610,21 +1861,23 @@ static int batch_cb(void *arg, uint64_t seqno)
     return 0;
 }
 
-int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
-                         int (*cb)(void *arg, const cl_ledger_entry *e), void *arg)
+/* cl_ledger_table_scan of the table's writes at seqnos in [from, to] (to <= the durable seqno). */
+static int table_scan_range(cl_ledger *l, uint8_t table, uint64_t from, uint64_t to,
+                            int (*cb)(void *arg, const cl_ledger_entry *e), void *arg)
 {
-    CL_ENSURE(table >= CL_TABLE_USERS && table <= CL_TABLE_MAX, CL_EINVAL);
+    CL_ENSURE(table >= CL_TABLE_USERS && table <= CL_TABLE_MAX && from >= 1, CL_EINVAL);
+    if (to > l->durable_seqno)
+        to = l->durable_seqno;
     char coll[TABLE_COLL_LEN + 1];
     table_coll(table, coll);
     /* The index is not re-entrant: collect a bounded batch of seqnos, then read them. */
     seq_batch *b = cl_malloc(sizeof *b);
     CL_ENSURE(b != NULL, CL_ENOMEM);
-    uint64_t from = 1;
     int rc = CL_OK, stop = 0;
     while (rc == CL_OK && !stop && from != 0) {
         b->n = 0;
         uint64_t next = 0;
-        rc = idx_scan(l, coll, TABLE_COLL_LEN, from, l->durable_seqno, 256, batch_cb, b, &next);
+        rc = idx_scan(l, coll, TABLE_COLL_LEN, from, to, 256, batch_cb, b, &next);
         for (size_t i = 0; rc == CL_OK && !stop && i < b->n; i++) {
             cl_ledger_entry e;
             rc = cl_ledger_read_listed(l, b->seq[i], coll, TABLE_COLL_LEN, &e);
@@ -1640,6 +1893,166 @@ int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
         from = next;
     }
     cl_free(b);
+    return rc;
+}
+
+int cl_ledger_table_scan(cl_ledger *l, uint8_t table,
+                         int (*cb)(void *arg, const cl_ledger_entry *e), void *arg)
+{
+    return table_scan_range(l, table, 1, UINT64_MAX, cb, arg);
+}
+
+/* ---- index meta rows of identity writes, after a cut -------------------------------------------
+ *
+ * index_internal_meta mirrors every node record into the meta row node:<id> and every service
+ * record into service_version. cl_index_truncate_from leaves meta rows alone, so a cut that
+ * removes such records puts back, in the same index transaction, what the records that stay say:
+ * the last one of each node (no row when none stays) and the last service record's version
+ * (identity_meta_batch). Cost: the two tables' writes (one per node and rotation), only when the
+ * cut holds an identity write; finding that out is two index lookups. */
+typedef struct {
+    char (*ids)[65]; /* node ids (hex) whose rows are to be derived again, distinct */
+    size_t n, cap;
+    int service; /* service_version too */
+} identity_cut;
+
+static int cut_node_cb(void *arg, const cl_ledger_entry *e)
+{
+    identity_cut *ic = arg;
+    if (e->key_len != 64)
+        return 0; /* index_internal_meta refused such a record: it has no row */
+    for (size_t i = 0; i < ic->n; i++)
+        if (memcmp(ic->ids[i], e->key, 64) == 0)
+            return 0;
+    if (ic->n == ic->cap) {
+        size_t cap = ic->cap ? 2 * ic->cap : 4;
+        char(*v)[65] = cl_realloc(ic->ids, cap * sizeof *v);
+        if (v == NULL)
+            return CL_ENOMEM;
+        ic->ids = v;
+        ic->cap = cap;
+    }
+    memcpy(ic->ids[ic->n], e->key, 64);
+    ic->ids[ic->n++][64] = '\0';
+    return 0;
+}
+
+static int any_cb(void *arg, uint64_t seqno)
+{
+    (void)seqno;
+    *(int *)arg = 1;
+    return 1;
+}
+
+/* Whether table has a write at a seqno >= from, by the index (one lookup). */
+static int table_has_from(cl_ledger *l, uint8_t table, uint64_t from, int *has)
+{
+    char coll[TABLE_COLL_LEN + 1];
+    table_coll(table, coll);
+    *has = 0;
+    return idx_scan(l, coll, TABLE_COLL_LEN, from, UINT64_MAX, 1, any_cb, has, NULL);
+}
+
+/* The identity writes at seqnos >= from (the index's rows for them; their entries must be
+ * readable when all_nodes is 0). all_nodes: the entries are gone (open found the index ahead of
+ * the chunks), so every node with a record before `from` has its row derived again; a node whose
+ * only records were cut keeps a row no signature of the ledger names. */
+static int identity_writes_from(cl_ledger *l, uint64_t from, int all_nodes, identity_cut *ic)
+{
+    int nodes = 0;
+    CL_TRY(table_has_from(l, CL_TABLE_NODES, from, &nodes));
+    CL_TRY(table_has_from(l, CL_TABLE_SERVICE, from, &ic->service));
+    if (!nodes)
+        return CL_OK;
+    if (all_nodes)
+        return table_scan_range(l, CL_TABLE_NODES, 1, from - 1, cut_node_cb, ic);
+    return table_scan_range(l, CL_TABLE_NODES, from, UINT64_MAX, cut_node_cb, ic);
+}
+
+typedef struct {
+    const identity_cut *ic;
+    char **node_value; /* per id: the value of its last PUT up to the cut (heap), or NULL */
+    size_t *node_len;
+    char version[24]; /* the last service record's key */
+    size_t version_len;
+} identity_rows;
+
+static int rows_node_cb(void *arg, const cl_ledger_entry *e)
+{
+    identity_rows *r = arg;
+    if (e->op != CL_OP_PUT || e->key_len != 64)
+        return 0;
+    for (size_t i = 0; i < r->ic->n; i++) {
+        if (memcmp(r->ic->ids[i], e->key, 64) != 0)
+            continue;
+        char *v = cl_malloc(e->value_len + 1);
+        if (v == NULL)
+            return CL_ENOMEM;
+        memcpy(v, e->value, e->value_len);
+        cl_free(r->node_value[i]);
+        r->node_value[i] = v;
+        r->node_len[i] = e->value_len;
+    }
+    return 0;
+}
+
+static int rows_service_cb(void *arg, const cl_ledger_entry *e)
+{
+    identity_rows *r = arg;
+    if (e->op == CL_OP_PUT && e->key_len < sizeof r->version) {
+        memcpy(r->version, e->key, e->key_len);
+        r->version[e->key_len] = '\0';
+        r->version_len = e->key_len;
+    }
+    return 0;
+}
+
+/* The meta rows of ic as the writes at seqnos <= upto leave them, as a batch for
+ * cl_index_truncate_from_then (*out NULL when ic is empty); *version: the service version they
+ * give (0 when ic leaves it alone). */
+static int identity_meta_batch(cl_ledger *l, const identity_cut *ic, uint64_t upto,
+                               cl_index_batch **out, uint64_t *version)
+{
+    *out = NULL;
+    *version = 0;
+    if (ic->n == 0 && !ic->service)
+        return CL_OK;
+    identity_rows r = {ic, NULL, NULL, {0}, 0};
+    cl_index_batch *b = NULL;
+    int rc = CL_OK;
+    r.node_value = cl_calloc(ic->n + 1, sizeof *r.node_value);
+    r.node_len = cl_calloc(ic->n + 1, sizeof *r.node_len);
+    CL_GUARD_IF(r.node_value == NULL || r.node_len == NULL, CL_ENOMEM);
+    if (ic->n > 0)
+        CL_GUARD(table_scan_range(l, CL_TABLE_NODES, 1, upto, rows_node_cb, &r));
+    if (ic->service)
+        CL_GUARD(table_scan_range(l, CL_TABLE_SERVICE, 1, upto, rows_service_cb, &r));
+    CL_GUARD(cl_index_batch_begin(l->idx, &b));
+    for (size_t i = 0; i < ic->n; i++) {
+        char mk[CL_INDEX_META_KEY_MAX];
+        snprintf(mk, sizeof mk, "node:%s", ic->ids[i]);
+        if (r.node_value[i] != NULL)
+            CL_GUARD(cl_index_put_meta(b, mk, r.node_value[i], r.node_len[i]));
+        else
+            CL_GUARD(cl_index_del_meta(b, mk));
+    }
+    if (ic->service) {
+        if (r.version_len > 0)
+            CL_GUARD(cl_index_put_meta(b, "service_version", r.version, r.version_len));
+        else
+            CL_GUARD(cl_index_del_meta(b, "service_version"));
+        *version = r.version_len > 0 ? strtoull(r.version, NULL, 10) : 0;
+        if (*version == 0)
+            *version = 1;
+    }
+    *out = b;
+    b = NULL;
+out:
+    cl_index_batch_abort(b);
+    for (size_t i = 0; r.node_value != NULL && i < ic->n; i++)
+        cl_free(r.node_value[i]);
+    cl_free(r.node_value);
+    cl_free(r.node_len);
     return rc;
 }
 
@@ -2198,8 +2611,23 @@ static int derive(cl_ledger *l, const cl_ledger_opts *o)
     uint64_t ilast = 0;
     CL_TRY(idx_at_open(cl_index_last_seqno(l->idx, &ilast)));
     if (ilast > l->last_seqno) {
+        /* The entries the index is ahead by are gone: the identity rows they wrote are derived
+         * again from the records that stay (identity_writes_from). */
+        identity_cut ic = {NULL, 0, 0, 0};
+        cl_index_batch *mb = NULL;
+        uint64_t version = 0;
         l->loc_seqno = 0;
-        CL_TRY(idx_at_open(cl_index_truncate_from(l->idx, l->last_seqno + 1)));
+        rc = identity_writes_from(l, l->last_seqno + 1, 1, &ic);
+        if (rc == CL_OK)
+            rc = identity_meta_batch(l, &ic, l->last_seqno, &mb, &version);
+        cl_free(ic.ids);
+        if (rc == CL_OK) {
+            l->loc_seqno = 0;
+            rc = cl_index_truncate_from_then(l->idx, l->last_seqno + 1, mb);
+        } else {
+            cl_index_batch_abort(mb);
+        }
+        CL_TRY(idx_at_open(rc));
         ilast = l->last_seqno;
     }
     uint64_t index_from = ilast + 1;
@@ -2627,6 +3055,18 @@ int cl_ledger_open(const cl_ledger_opts *o, cl_ledger **out)
     CL_GUARD(check_chunk_ends(l, o));
     CL_GUARD(check_tree(l, &of));
     {
+        /* It reads the service table through the index: damage found there (not noticed while
+         * the index was brought up to date) rebuilds the index once, as above. */
+        unsigned faults = l->index_faults;
+        rc = resolve_staged_identity(l);
+        if (rc == CL_ECORRUPT && l->index_faults != faults) {
+            CL_GUARD(
+                rederive_index(l, o, "the index failed while open read the service identity", rc));
+            rc = resolve_staged_identity(l);
+        }
+        CL_GUARD(rc);
+    }
+    {
         size_t vl = 0;
         char ver[24] = {0};
         if (cl_index_get_meta(l->idx, "service_version", ver, sizeof ver - 1, &vl) == CL_OK)
@@ -2743,15 +3183,26 @@ int cl_ledger_truncate(cl_ledger *l, uint64_t seqno)
     l->loc_seqno = 0;
     CL_TRY(cl_ledger_sync(l));
     uint64_t cut = 0;
+    identity_cut ic = {NULL, 0, 0, 0};
+    cl_index_batch *mb = NULL;
+    uint64_t version = 0;
     int rc;
     CL_GUARD_IF(l->open_chunk == NULL || seqno + 1 < l->open_start, CL_ESTATE);
+    CL_GUARD(identity_writes_from(l, seqno + 1, 0, &ic));
+    CL_GUARD(identity_meta_batch(l, &ic, seqno, &mb, &version));
     CL_GUARD(cut_point(l, seqno, &cut));
     l->loc_seqno = 0;
     CL_GUARD(cl_file_truncate(l->open_chunk, cut));
     CL_GUARD(cl_file_sync(l->open_chunk));
     l->open_durable = cut;
     l->kicked = cut;
-    CL_GUARD(cl_index_truncate_from(l->idx, seqno + 1));
+    {
+        cl_index_batch *b = mb;
+        mb = NULL;
+        CL_GUARD(cl_index_truncate_from_then(l->idx, seqno + 1, b));
+    }
+    if (version != 0)
+        l->service_version = version;
     CL_GUARD(cl_merkle_truncate(l->tree, seqno + 1));
     l->last_seqno = l->durable_seqno = seqno;
     l->last_view = 0; /* read again by the next append */
@@ -2762,6 +3213,8 @@ int cl_ledger_truncate(cl_ledger *l, uint64_t seqno)
      * file is saved is repaired by the next open's trim. */
     CL_GUARD(trim_secrets(l));
 out:
+    cl_index_batch_abort(mb);
+    cl_free(ic.ids);
     return rc < 0 ? poisoned(l, rc) : rc;
 }
 

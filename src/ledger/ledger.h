@@ -95,7 +95,10 @@ CL_MUST_CHECK int cl_ledger_sync_hard(cl_ledger *l);
 /* New ledger secret (recorded in the ledger, chained to the previous one). */
 CL_MUST_CHECK int cl_ledger_rotate_secret(cl_ledger *l, uint64_t view);
 /* New service identity: records the new identity with an endorsement of the previous one and
- * re-issues this node's certificate under it; writes the new service_cert.pem. */
+ * re-issues this node's certificate under it, signs and syncs, then installs the new key and
+ * certificates (service_cert.pem among them). Staged first in node/identity.next, so a crash at
+ * any point is settled by the next open: installed when its records were signed, undone
+ * otherwise (docs/ledger-format.md). Any failure after the staging poisons the handle. */
 CL_MUST_CHECK int cl_ledger_rotate_service_identity(cl_ledger *l, uint64_t view);
 /* Drops every entry > seqno that is not durable or not yet signed (Raft rollback). CL_ESTATE
  * when that would cut below the last durable signature. */

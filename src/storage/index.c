@@ -94,12 +94,13 @@ struct cl_index {
 #define RELEASE_READS 4096
 #define RELEASE_MIN ((size_t)1 << 20)
 
-enum { OP_ENTRY = 1, OP_COLL = 2, OP_META = 3 };
+enum { OP_ENTRY = 1, OP_COLL = 2, OP_META = 3, OP_META_DEL = 4 };
 
 /* Recorded operations, replayed in order at commit (and again after the map grows):
- *   OP_ENTRY seqno u64, loc [CL_INDEX_LOC_SIZE]
- *   OP_COLL  seqno u64, lp16 id
- *   OP_META  lp16 key, lp32 value */
+ *   OP_ENTRY    seqno u64, loc [CL_INDEX_LOC_SIZE]
+ *   OP_COLL     seqno u64, lp16 id
+ *   OP_META     lp16 key, lp32 value
+ *   OP_META_DEL lp16 key */
 struct cl_index_batch {
     cl_index *idx;
     cl_buf ops;
@@ -575,6 +576,22 @@ int cl_index_put_meta(cl_index_batch *b, const char *key, const void *val, size_
     return rc;
 }
 
+int cl_index_del_meta(cl_index_batch *b, const char *key)
+{
+    CL_ENSURE(b != NULL && key != NULL, CL_EINVAL);
+    size_t klen = strlen(key);
+    CL_ENSURE(klen >= 1 && klen <= CL_INDEX_META_KEY_MAX, CL_EINVAL);
+    size_t mark = b->ops.len;
+    int rc = cl_buf_reserve(&b->ops, 1 + 2 + klen);
+    if (rc == CL_OK)
+        rc = cl_buf_u8(&b->ops, OP_META_DEL);
+    if (rc == CL_OK)
+        rc = cl_buf_lp16(&b->ops, key, klen);
+    if (rc != CL_OK)
+        b->ops.len = mark;
+    return rc;
+}
+
 /* State of one replay of a batch. The collstats row being updated is cached in slot_* so a run of
  * puts to one collection reads and writes its row once. */
 typedef struct {
@@ -739,6 +756,16 @@ static int apply_meta(cl_index *idx, MDB_txn *txn, cl_cursor *c)
     return db_err(mdb_put(txn, idx->meta, &k, &v, 0), "meta put");
 }
 
+static int apply_meta_del(cl_index *idx, MDB_txn *txn, cl_cursor *c)
+{
+    const uint8_t *key;
+    size_t klen;
+    CL_TRY(cl_cursor_lp16(c, &key, &klen));
+    MDB_val k = mval(key, klen);
+    int mrc = mdb_del(txn, idx->meta, &k, NULL);
+    return mrc == MDB_NOTFOUND ? CL_OK : db_err(mrc, "meta del");
+}
+
 static int update_ncoll(cl_index *idx, MDB_txn *txn, int64_t delta)
 {
     if (delta == 0)
@@ -775,6 +802,9 @@ static int apply_batch(cl_index *idx, MDB_txn *txn, void *arg)
             break;
         case OP_META:
             CL_GUARD(apply_meta(idx, txn, &c));
+            break;
+        case OP_META_DEL:
+            CL_GUARD(apply_meta_del(idx, txn, &c));
             break;
         default:
             CL_GUARD(CL_EINVAL); /* cannot happen: we wrote the buffer */
@@ -892,6 +922,31 @@ int cl_index_truncate_from(cl_index *idx, uint64_t seqno)
     CL_ENSURE(idx != NULL && seqno >= 1, CL_EINVAL);
     CL_ENSURE(!idx->batch_open, CL_ESTATE);
     return run_write(idx, do_truncate, &seqno);
+}
+
+typedef struct {
+    uint64_t from;
+    const cl_buf *ops;
+} truncate_then;
+
+static int do_truncate_then(cl_index *idx, MDB_txn *txn, void *arg)
+{
+    truncate_then *t = arg;
+    CL_TRY(do_truncate(idx, txn, &t->from));
+    return t->ops->len > 0 ? apply_batch(idx, txn, (void *)t->ops) : CL_OK;
+}
+
+int cl_index_truncate_from_then(cl_index *idx, uint64_t seqno, cl_index_batch *b)
+{
+    if (b == NULL)
+        return cl_index_truncate_from(idx, seqno);
+    int rc = CL_EINVAL;
+    if (idx != NULL && seqno >= 1 && b->idx == idx) {
+        truncate_then t = {seqno, &b->ops};
+        rc = run_write(idx, do_truncate_then, &t);
+    }
+    cl_index_batch_abort(b);
+    return rc;
 }
 
 /* ---- reads ---- */

@@ -108,6 +108,8 @@ CL_MUST_CHECK int cl_index_put_collection(cl_index_batch *b, const char *coll, s
                                           uint64_t seqno);
 CL_MUST_CHECK int cl_index_put_meta(cl_index_batch *b, const char *key, const void *val,
                                     size_t len);
+/* Removes meta key (nothing when it is absent). */
+CL_MUST_CHECK int cl_index_del_meta(cl_index_batch *b, const char *key);
 /* Applies the batch in one write transaction and frees b. On failure nothing of it is visible. */
 CL_MUST_CHECK int cl_index_batch_commit(cl_index_batch *b);
 /* Drops the batch and frees b (NULL is a no-op). */
@@ -117,6 +119,9 @@ void cl_index_batch_abort(cl_index_batch *b);
  * per-collection statistics and the distinct-collection count, in one write transaction. Cost is
  * O((removed entries) * log n). Meta values are left alone. CL_ESTATE while a batch is open. */
 CL_MUST_CHECK int cl_index_truncate_from(cl_index *idx, uint64_t seqno);
+/* cl_index_truncate_from, then batch b applied, in one write transaction: both or neither. Frees b
+ * (NULL: the truncation alone). */
+CL_MUST_CHECK int cl_index_truncate_from_then(cl_index *idx, uint64_t seqno, cl_index_batch *b);
 
 /* Reads. Each sees everything committed so far (this handle is the environment's only writer).
  * They share one LMDB read transaction that is kept open between reads and released before every

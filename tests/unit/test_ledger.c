@@ -30,6 +30,7 @@
 #include "ledger/merkle.h"
 #include "ledger/receipt.h"
 #include "ledger/verify.h"
+#include "ledgerutil.h"
 #include "storage/fs.h"
 #include "storage/index.h"
 #include "testutil.h"
@@ -542,6 +543,155 @@ static void test_service_identity_rotation(void **state)
     assert_int_equal(cl_ledger_close(l), CL_OK);
     free(old);
     free(cur);
+    tu_rmrf(dir);
+}
+
+static int open_logged(const char *dir, const char *log, cl_ledger **l);
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t n = 0;
+    char *b = tu_read_file(from, &n);
+    assert_non_null(b);
+    FILE *f = fopen(to, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+    free(b);
+}
+
+static int last_key_cb(void *arg, const cl_ledger_entry *e)
+{
+    snprintf(arg, 32, "%.*s", (int)e->key_len, e->key);
+    return 0;
+}
+
+/* A rotation whose records became durable but whose signature did not (a crash inside its sync),
+ * its new identity staged and not installed: open cuts the records, removes the staging file,
+ * keeps the old identity, and the index's meta rows are those of before the rotation (its
+ * service_version and its node row: the next rotation records version 2 again, and receipts signed
+ * later carry a node certificate the old identity endorses). */
+static void test_service_identity_rotation_undone(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    char pre[600], path[700], from[700], log[700];
+    snprintf(pre, sizeof pre, "%s-pre", dir);
+    snprintf(log, sizeof log, "%s.log", dir);
+    cl_ledger *l = make(dir, 1, 0);
+    char *old = strdup(cl_ledger_service_cert_pem(l));
+    uint64_t before, after;
+    put(l, "c", "before rotation", &before);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    uint64_t last = cl_ledger_last_seqno(l);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    assert_int_equal(tu_copy_tree(dir, pre), 0);
+    l = reopen(dir, 0);
+    assert_int_equal(cl_ledger_rotate_service_identity(l, 2), CL_OK);
+    assert_int_equal(cl_ledger_last_seqno(l), last + 3); /* service, node, signature */
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    /* the staging file as the rotation wrote it: key, service certificate, node certificate */
+    char *parts[3];
+    const char *files[3][2] = {
+        {"node", "service_key.pem"}, {"", "service_cert.pem"}, {"node", "node_cert.pem"}};
+    size_t total = 0, len[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s/%s", dir, files[i][0], files[i][1]);
+        parts[i] = tu_read_file(path, &len[i]);
+        assert_non_null(parts[i]);
+        total += len[i];
+        snprintf(from, sizeof from, "%s/%s/%s", pre, files[i][0], files[i][1]);
+        copy_file(from, path); /* the old identity back in place */
+    }
+    snprintf(path, sizeof path, "%s/node/identity.next", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fwrite(parts[i], 1, len[i], f), len[i]);
+        free(parts[i]);
+    }
+    assert_int_equal(fclose(f), 0);
+    /* the signature's frame lost: the open chunk ends after the two records */
+    char names[16][128];
+    int nc = lu_list_chunks(dir, names, 16);
+    assert_true(nc >= 1);
+    snprintf(from, sizeof from, "%s/ledger/%s", dir, names[nc - 1]);
+    lu_frame *fr = NULL;
+    size_t nf = 0;
+    assert_int_equal(lu_chunk_frames(from, &fr, &nf), CL_OK);
+    assert_true(nf >= 3);
+    assert_int_equal(fr[nf - 1].type, CL_ENTRY_SIGNATURE);
+    assert_int_equal(fr[nf - 1].seqno, last + 3);
+    assert_int_equal(truncate(from, (off_t)fr[nf - 1].off), 0);
+    free(fr);
+
+    assert_int_equal(open_logged(dir, log, &l), CL_OK);
+    char *out = tu_read_file(log, NULL);
+    assert_non_null(strstr(out, "undoing an interrupted service identity rotation"));
+    free(out);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(cl_ledger_last_seqno(l), last);
+    assert_string_equal(cl_ledger_service_cert_pem(l), old);
+    put(l, "c", "after the undone rotation", &after);
+    assert_int_equal(cl_ledger_sign(l, 3, NULL), CL_OK);
+    assert_int_equal(cl_ledger_sync(l), CL_OK);
+    expect_receipt(l, before, old); /* the node row is the old identity's again */
+    expect_receipt(l, after, old);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    expect_verified(dir, old, 0);
+    /* a reopen (the meta rows read back) and a new rotation: version 2, as the first one was */
+    l = reopen(dir, 0);
+    expect_receipt(l, after, old);
+    assert_int_equal(cl_ledger_rotate_service_identity(l, 3), CL_OK);
+    char key[32] = "";
+    assert_int_equal(cl_ledger_table_scan(l, CL_TABLE_SERVICE, last_key_cb, key), CL_OK);
+    assert_string_equal(key, "2");
+    char *cur = strdup(cl_ledger_service_cert_pem(l));
+    expect_receipt(l, after, cur);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    expect_verified(dir, cur, 0);
+    free(cur);
+    free(old);
+    unlink(log);
+    tu_rmrf(pre);
+    tu_rmrf(dir);
+}
+
+/* The identity files are held to the ledger at open: a service_cert.pem or service_key.pem that
+ * is not the last recorded service identity is refused with a message naming them (a receipt
+ * signed under it would not verify), and nothing is written. */
+static void test_identity_files_checked(void **state)
+{
+    const char *dir = tu_tempdir("cl-ledger");
+    char other[600], path[700], from[700], log[700];
+    snprintf(other, sizeof other, "%s-other", dir);
+    snprintf(log, sizeof log, "%s.log", dir);
+    cl_ledger *l = make(dir, 0, 0);
+    put(l, "c", "x", NULL);
+    assert_int_equal(cl_ledger_sign(l, 2, NULL), CL_OK);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    l = make(other, 0, 0);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    const char *files[2][2] = {{"", "service_cert.pem"}, {"node", "service_key.pem"}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s/%s", dir, files[i][0], files[i][1]);
+        size_t n = 0;
+        char *saved = tu_read_file(path, &n);
+        snprintf(from, sizeof from, "%s/%s/%s", other, files[i][0], files[i][1]);
+        copy_file(from, path);
+        assert_int_equal(open_logged(dir, log, &l), CL_ECORRUPT);
+        char *out = tu_read_file(log, NULL);
+        assert_non_null(strstr(out, "is not the service identity the ledger recorded last"));
+        free(out);
+        FILE *f = fopen(path, "wb");
+        assert_int_equal(fwrite(saved, 1, n, f), n);
+        assert_int_equal(fclose(f), 0);
+        free(saved);
+    }
+    l = reopen(dir, 0);
+    assert_int_equal(cl_ledger_close(l), CL_OK);
+    unlink(log);
+    tu_rmrf(other);
     tu_rmrf(dir);
 }
 
@@ -1416,20 +1566,8 @@ static void test_index_after_os_crash(void **state)
  * checksums), so those opens are only required to succeed. */
 static int open_logged(const char *dir, const char *log, cl_ledger **l)
 {
-    fflush(stderr);
-    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    assert_true(saved >= 0 && fd >= 0);
-    assert_int_equal(dup2(fd, 2), 2);
-    close(fd);
-    cl_ledger_opts o = {0};
-    o.dir = dir;
-    o.boot_id = "boot-1";
-    cl_log_set_level(CL_LOG_WARN); /* the rebuild is a warning */
-    int rc = cl_ledger_open(&o, l);
-    cl_log_set_level(CL_LOG_ERROR); /* as main sets it */
-    assert_int_equal(dup2(saved, 2), 2);
-    close(saved);
-    return rc;
+    /* the rebuild is a warning; main sets the level to errors */
+    return lu_open_logged(dir, 0, "boot-1", CL_LOG_WARN, log, l);
 }
 
 /* The index's keys hold seqnos big-endian, so rows sort by seqno. */
@@ -2521,6 +2659,8 @@ int main(void)
         cmocka_unit_test(test_public_ledger_not_encrypted_and_type_fixed),
         cmocka_unit_test(test_rollover_and_reads_across_chunks),
         cmocka_unit_test(test_service_identity_rotation),
+        cmocka_unit_test(test_service_identity_rotation_undone),
+        cmocka_unit_test(test_identity_files_checked),
         cmocka_unit_test(test_truncate_unsigned_tail),
         cmocka_unit_test(test_truncate_checks_index),
         cmocka_unit_test(test_sign_deterministic),

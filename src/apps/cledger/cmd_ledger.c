@@ -314,8 +314,10 @@ static int do_rotate(int argc, char **argv, int identity)
     if (rc != CLEDGER_EXIT_OK)
         return rc;
     uint64_t view = current_view(l);
+    /* An identity rotation signs its records itself (before it installs the new key files); a
+     * secret rotation's record is signed here. */
     rc = identity ? cl_ledger_rotate_service_identity(l, view) : cl_ledger_rotate_secret(l, view);
-    if (rc == CL_OK)
+    if (rc == CL_OK && !identity)
         rc = cl_ledger_sign(l, view, NULL);
     if (rc == CL_OK)
         rc = cl_ledger_sync(l);

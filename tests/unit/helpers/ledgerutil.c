@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/cursor.h"
+#include "base/log.h"
 #include "crypto/x509.h"
 #include "ledger/chunk.h"
 #include "ledger/entry.h"
@@ -54,6 +55,25 @@ int lu_open_boot(const char *dir, uint64_t chunk_size, cl_fs *fs, const char *bo
 int lu_open(const char *dir, uint64_t chunk_size, cl_fs *fs, cl_ledger **out)
 {
     return lu_open_boot(dir, chunk_size, fs, NULL, out);
+}
+
+int lu_open_logged(const char *dir, uint64_t chunk_size, const char *boot, int level,
+                   const char *log, cl_ledger **out)
+{
+    fflush(stderr);
+    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (saved < 0 || fd < 0 || dup2(fd, 2) != 2)
+        abort();
+    close(fd);
+    cl_log_level was = cl_log_get_level();
+    cl_log_set_level((cl_log_level)level);
+    int rc = lu_open_boot(dir, chunk_size, NULL, boot, out);
+    cl_log_set_level(was);
+    fflush(stderr);
+    if (dup2(saved, 2) != 2)
+        abort();
+    close(saved);
+    return rc;
 }
 
 void lu_log_init(lu_log *g) { memset(g, 0, sizeof *g); }

@@ -21,6 +21,10 @@ int lu_open(const char *dir, uint64_t chunk_size, cl_fs *fs, cl_ledger **out);
  * takes a torn tail for damage when the boot is the same (only the process died). */
 int lu_open_boot(const char *dir, uint64_t chunk_size, cl_fs *fs, const char *boot,
                  cl_ledger **out);
+/* lu_open_boot (real file system) with the log at `level` written to the file `log` instead of
+ * stderr; the log level is put back afterwards. Aborts when stderr cannot be redirected. */
+int lu_open_logged(const char *dir, uint64_t chunk_size, const char *boot, int level,
+                   const char *log, cl_ledger **out);
 
 /* One appended user entry. */
 typedef struct {
