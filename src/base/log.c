@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/codec.h"
 #include "base/json.h"
 
 static cl_log_level level = CL_LOG_INFO;
@@ -21,6 +22,35 @@ int cl_log_level_parse(const char *s)
         if (strcmp(s, NAMES[i]) == 0)
             return i;
     return -1;
+}
+
+/* A JSON string of s; bytes that are not UTF-8 (a path, a message cut at its buffer's end in the
+ * middle of a character) become '?' instead of losing the whole text. */
+json_t *cl_log_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j != NULL)
+        return j;
+    size_t n = strlen(s);
+    char *t = cl_malloc(n + 1);
+    if (t == NULL)
+        return NULL;
+    size_t i = 0;
+    while (i < n) {
+        size_t k = 1;
+        while (k <= 4 && i + k <= n && !cl_utf8_valid(s + i, k))
+            k++;
+        if (k <= 4 && i + k <= n) {
+            memcpy(t + i, s + i, k);
+            i += k;
+        } else {
+            t[i++] = '?';
+        }
+    }
+    t[n] = '\0';
+    j = json_string(t);
+    cl_free(t);
+    return j;
 }
 
 void cl_log(cl_log_level lvl, const char *msg, const json_t *fields)
@@ -40,7 +70,7 @@ void cl_log(cl_log_level lvl, const char *msg, const json_t *fields)
         return;
     json_object_set_new(o, "ts", json_string(when));
     json_object_set_new(o, "level", json_string(NAMES[lvl]));
-    json_object_set_new(o, "msg", json_string(msg));
+    json_object_set_new(o, "msg", cl_log_text(msg));
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (line == NULL)

@@ -17,6 +17,9 @@ void cl_log_set_level(cl_log_level lvl);
 cl_log_level cl_log_get_level(void);
 /* Parses "debug|info|warn|error|off"; returns -1 when unknown. */
 int cl_log_level_parse(const char *s);
+/* A new JSON string of s for a log line: bytes that are not UTF-8 (a path) become '?' (NULL only
+ * when out of memory). */
+json_t *cl_log_text(const char *s);
 void cl_log(cl_log_level lvl, const char *msg, const json_t *fields);
 /* printf-style convenience without structured fields. */
 void cl_logf(cl_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

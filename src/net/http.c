@@ -2336,6 +2336,34 @@ void cl_http_server_stop(cl_http_server *s, void (*done)(void *arg), void *arg)
 
 void cl_http_server_set_handler_arg(cl_http_server *s, void *arg) { s->o.handler_arg = arg; }
 
+int cl_http_listen_check(const char *host, int port, char *why, size_t cap)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    int v6 = strchr(host, ':') != NULL;
+    int rc = v6 ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)
+                : uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+    if (rc != 0) {
+        snprintf(why, cap, "'%s' is not an IP address", host);
+        return CL_EINVAL;
+    }
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0) {
+        snprintf(why, cap, "socket: %s", strerror(errno));
+        return CL_EIO;
+    }
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    rc = bind(fd, (const struct sockaddr *)&ss,
+              v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    int err = errno;
+    close(fd);
+    if (rc != 0) {
+        snprintf(why, cap, "%s", strerror(err));
+        return CL_EIO;
+    }
+    return CL_OK;
+}
+
 int cl_parse_hostport(const char *l, char *host, size_t hostcap, int *port)
 {
     const char *colon = strrchr(l, ':');

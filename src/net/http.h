@@ -164,6 +164,12 @@ cl_http_route_verdict cl_http_route_decide(const char *method, int asterisk, int
 size_t cl_http_server_queued_bytes(const cl_http_server *s);
 /* "HOST:PORT" or "[V6]:PORT" -> host (without brackets) and port 0..65535. 0 or -1. */
 int cl_parse_hostport(const char *s, char *host, size_t hostcap, int *port);
+/* Whether a server could listen on host:port, checked before a program changes anything: host
+ * must be an IP address literal (cl_http_server_start takes nothing else; "localhost" is for the
+ * caller to map), and the address must bind (SO_REUSEADDR, as the server sets). CL_EINVAL for a
+ * host that is not a literal, CL_EIO when the bind fails (why: strerror). The probe socket is
+ * closed; another process may still take the port before the server binds it. */
+CL_MUST_CHECK int cl_http_listen_check(const char *host, int port, char *why, size_t cap);
 /* Replaces the handler argument (for handlers whose state needs the bound port first). Call on
  * the main loop thread before the loop runs. */
 void cl_http_server_set_handler_arg(cl_http_server *s, void *arg);

@@ -895,10 +895,34 @@ static void test_alloc_seam(void **state)
     cl_free(NULL);
 }
 
+/* Log text that is not UTF-8 keeps its readable part: each bad byte becomes '?'. */
+static void test_log_text(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain", "plain"},
+        {"/tmp/d\xff"
+         "x",
+         "/tmp/d?x"},
+        {"caf\xc3\xa9", "caf\xc3\xa9"},                       /* valid two-byte character kept */
+        {"cut \xe2\x82", "cut ??"},                           /* a character cut at the end */
+        {"\xf0\x9f\x98\x80 \xc0\xaf", "\xf0\x9f\x98\x80 ??"}, /* overlong '/' refused */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *j = cl_log_text(cases[i].in);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(j), cases[i].out);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_list),
+        cmocka_unit_test(test_log_text),
         cmocka_unit_test(test_err_macros),
         cmocka_unit_test(test_cursor_reads),
         cmocka_unit_test(test_cursor_truncation),

@@ -800,6 +800,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "cledger-attestd: --listen must be HOST:PORT (got '%s')\n", d.s.listen);
         return 2;
     }
+    if (strcmp(d.host, "localhost") == 0)
+        snprintf(d.host, sizeof d.host, "127.0.0.1");
+    char why[256];
+    int lc = cl_http_listen_check(d.host, d.port, why, sizeof why);
+    if (lc == CL_EINVAL) {
+        fprintf(stderr,
+                "cledger-attestd: --listen: %s (HOST is an IPv4 or IPv6 address, or localhost)\n",
+                why);
+        return 2;
+    }
+    if (lc < 0) {
+        fprintf(stderr, "cledger-attestd: cannot listen on %s: %s\n", d.s.listen, why);
+        return 1;
+    }
     if (d.s.collateral != NULL && strcmp(d.s.collateral, "required") != 0 &&
         strcmp(d.s.collateral, "if-available") != 0) {
         fprintf(stderr, "cledger-attestd: --collateral must be required or if-available\n");

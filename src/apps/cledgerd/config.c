@@ -33,6 +33,11 @@ static int config_fail(json_t *j, cledgerd_config *c, char *err, size_t errcap, 
     if (errcap > 0)
         vsnprintf(err, errcap, fmt, ap);
     va_end(ap);
+    /* A key is echoed in the message: its control characters (an escape sequence for the
+     * terminal) are not. */
+    for (size_t i = 0; i < errcap && err[i] != '\0'; i++)
+        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f)
+            err[i] = '?';
     json_decref(j);
     cledgerd_config_free(c);
     return -1;

@@ -50,6 +50,10 @@
 
 #include "config.h"
 
+/* --data-dir at most this long: every path under it fits the 1,024-byte buffers of the ledger
+ * and of this file (the longest is a committed chunk's name under ledger/). */
+#define CLEDGERD_DATA_DIR_MAX 900
+
 #ifndef CLEDGER_VERSION
 #define CLEDGER_VERSION "0.1.0-dev"
 #endif
@@ -109,6 +113,11 @@ static void config_take(const char **slot, char **value)
 static int load_config(settings *s)
 {
     size_t len = 0;
+    struct stat st;
+    if (stat(s->config, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "cledgerd: config file %s is not a regular file\n", s->config);
+        return -1;
+    }
     char *text = cl_read_file(s->config, &len);
     if (text == NULL) {
         fprintf(stderr, "cledgerd: cannot read config file %s: %s\n", s->config, strerror(errno));
@@ -171,43 +180,72 @@ static int admin_generate(const char *cpath, const char *kpath)
                 kpath, cl_strerror(rc));
         return -1;
     }
-    json_t *f = json_pack("{s:s,s:s}", "cert", cpath, "key", kpath);
+    json_t *f = json_pack("{s:o,s:o}", "cert", cl_log_text(cpath), "key", cl_log_text(kpath));
     cl_log(CL_LOG_INFO, "generated the first administrator's credentials", f);
     json_decref(f);
     return 0;
 }
 
+/* A first start cut short between admin_key.pem and admin_cert.pem (admin_generate writes the
+ * key first): the certificate is issued again from the key, which was never handed out. */
+static int admin_certify(const char *cpath, const char *kpath)
+{
+    cl_key *k = NULL;
+    cl_cert *c = NULL;
+    int rc = cl_key_load_private_pem(kpath, &k);
+    if (rc == CL_OK)
+        rc = cl_cert_self_signed_ca(k, "cledger administrator", 3650, &c);
+    if (rc == CL_OK)
+        rc = cl_cert_save_pem(c, cpath);
+    cl_key_free(k);
+    cl_cert_free(c);
+    if (rc < 0)
+        fprintf(stderr,
+                "cledgerd: %s exists without %s, and no certificate could be made from it: "
+                "%s; move it away, or pass --initial-admin-cert PEM\n",
+                kpath, cpath, cl_strerror(rc));
+    else
+        cl_logf(CL_LOG_WARN,
+                "the first start of this directory stopped after %s was written: %s "
+                "was issued from it",
+                kpath, cpath);
+    return rc < 0 ? -1 : 0;
+}
+
 /* The first administrator, recorded by the first leader when the users table is empty
  * (became_leader): the certificate given with --initial-admin-cert, else DIR/admin_cert.pem.
- * A new service without either gets a generated DIR/admin_cert.pem + admin_key.pem, before its
- * ledger is created, so a first start cut short resumes with the same credential. Neither file is
- * ever overwritten, and a resumed service generates nothing: without DIR/admin_cert.pem it adds
- * no administrator (its users are in the ledger). */
+ * A new service without either gets a generated DIR/admin_cert.pem + admin_key.pem, and one
+ * given --initial-admin-cert keeps a copy of it as DIR/admin_cert.pem, before its ledger is
+ * created, so a first start cut short resumes with the same administrator, flag or not. A
+ * resumed service generates nothing: without DIR/admin_cert.pem it adds no administrator (its
+ * users are in the ledger). */
 static int admin_identity(daemon_t *d, int fresh)
 {
     char cpath[1100], kpath[1100];
+    path_in(d, "admin_cert.pem", cpath, sizeof cpath);
+    path_in(d, "admin_key.pem", kpath, sizeof kpath);
+    struct stat st;
+    int have_cert = stat(cpath, &st) == 0, have_key = stat(kpath, &st) == 0;
     const char *cert_path = d->s.admin_cert;
     if (cert_path == NULL) {
-        path_in(d, "admin_cert.pem", cpath, sizeof cpath);
-        path_in(d, "admin_key.pem", kpath, sizeof kpath);
         cert_path = cpath;
-        struct stat st;
-        int have_cert = stat(cpath, &st) == 0, have_key = stat(kpath, &st) == 0;
         if (!have_cert && !fresh) {
-            cl_logf(CL_LOG_INFO,
-                    "%s is missing: no administrator is added (the users recorded in the ledger "
-                    "stand; pass --initial-admin-cert PEM if it has none)",
+            cl_logf(CL_LOG_WARN,
+                    "%s is missing and no --initial-admin-cert was given: no administrator is "
+                    "added. The users recorded in the ledger stand; if it has none, nobody can "
+                    "use this service until it is started with --initial-admin-cert PEM",
                     cpath);
             return 0; /* admin_fp stays empty */
         }
-        if (!have_cert && have_key) {
-            fprintf(stderr,
-                    "cledgerd: %s exists without %s; it is not overwritten: move it away, or "
-                    "pass --initial-admin-cert PEM\n",
-                    kpath, cpath);
+        if (!have_cert && have_key && (!fresh || admin_certify(cpath, kpath) < 0)) {
+            if (!fresh)
+                fprintf(stderr,
+                        "cledgerd: %s exists without %s; it is not overwritten: move it away, "
+                        "or pass --initial-admin-cert PEM\n",
+                        kpath, cpath);
             return -1;
         }
-        if (!have_cert && admin_generate(cpath, kpath) < 0)
+        if (!have_cert && !have_key && admin_generate(cpath, kpath) < 0)
             return -1;
     }
     cl_cert *c = NULL;
@@ -217,10 +255,18 @@ static int admin_identity(daemon_t *d, int fresh)
         rc = cl_cert_to_der(c, &der);
     if (rc == CL_OK)
         cl_tls_fingerprint(der.data, der.len, d->admin_fp);
+    if (rc == CL_OK && fresh && d->s.admin_cert != NULL && !have_cert) {
+        rc = cl_cert_save_pem(c, cpath);
+        if (rc < 0)
+            fprintf(stderr,
+                    "cledgerd: cannot keep a copy of the administrator certificate as %s: "
+                    "%s\n",
+                    cpath, cl_strerror(rc));
+    } else if (rc < 0) {
+        fprintf(stderr, "cledgerd: administrator certificate %s: %s\n", cert_path, cl_strerror(rc));
+    }
     cl_buf_free(&der);
     cl_cert_free(c);
-    if (rc < 0)
-        fprintf(stderr, "cledgerd: administrator certificate %s: %s\n", cert_path, cl_strerror(rc));
     return rc < 0 ? -1 : 0;
 }
 
@@ -246,7 +292,10 @@ static int make_tls(daemon_t *d)
     path_in(d, "service_cert.pem", path, sizeof path);
     CL_GUARD(cl_cert_load_pem_file(path, &service));
     snprintf(path, sizeof path, "the TLS certificate");
-    CL_GUARD(cl_cert_issue(node_key, "cledger node", service, service_key, 365, sans, nsans, &tls));
+    /* As long as the node's certificate: it is issued again at every start, never while the node
+     * runs, so a shorter one would expire under a node that runs for long. */
+    CL_GUARD(
+        cl_cert_issue(node_key, "cledger node", service, service_key, 3650, sans, nsans, &tls));
     CL_GUARD(cl_cert_to_pem(tls, &d->tls_cert_pem, &cert_len));
     path_in(d, "node/tls_cert.pem", path, sizeof path);
     CL_GUARD(cl_cert_save_pem(tls, path));
@@ -353,6 +402,13 @@ static int w_error(void *impl)
     "cledgerd: the ledger in %s/ledger holds no entries, not even its genesis: its files are "     \
     "missing or its creation was interrupted; restore them from a backup, or use an empty "        \
     "directory for a new service\n"
+
+/* node/ledger_type written, no entry in the ledger and no raft log: a first start stopped while
+ * the ledger was created (its type file is written before its first entry). */
+#define INTERRUPTED_FIRST_START                                                                    \
+    "cledgerd: %s holds no ledger entry and no raft log: the first start of this directory "       \
+    "stopped after node/ledger_type was written and before its first entry, so no service was "    \
+    "created. Remove %s/node, ledger, merkle and index and start again\n"
 
 /* Each start of an existing service writes in a new view, above every view its ledger and raft
  * log hold, stored before the ledger is cut back to its last signature. The raft log re-applies
@@ -618,7 +674,10 @@ int main(int argc, char **argv)
     if (d.s.log_level != NULL) {
         int lvl = cl_log_level_parse(d.s.log_level);
         if (lvl < 0) {
-            fprintf(stderr, "cledgerd: unknown log level '%s'\n", d.s.log_level);
+            fprintf(stderr,
+                    "cledgerd: unknown log level '%s' (--log-level, or logLevel in a "
+                    "config file)\n",
+                    d.s.log_level);
             return 2;
         }
         cl_log_set_level((cl_log_level)lvl);
@@ -630,12 +689,33 @@ int main(int argc, char **argv)
         else if (strcmp(d.s.ledger_type, "private") == 0)
             want_private = 1;
         else {
-            fprintf(stderr, "cledgerd: --ledger-type must be public or private\n");
+            fprintf(stderr, "cledgerd: --ledger-type (ledgerType in a config file) must be public "
+                            "or private\n");
             return 2;
         }
     }
     if (cl_parse_hostport(d.s.listen, d.host, sizeof d.host, &d.port) < 0) {
         fprintf(stderr, "cledgerd: --listen must be HOST:PORT (got '%s')\n", d.s.listen);
+        return 2;
+    }
+    if (strcmp(d.host, "localhost") == 0)
+        snprintf(d.host, sizeof d.host, "127.0.0.1");
+    /* Before the data directory is touched: a start that cannot listen changes nothing (it used
+     * to create the service, or raise a resumed one's view, first). */
+    char why[256];
+    int lc = cl_http_listen_check(d.host, d.port, why, sizeof why);
+    if (lc == CL_EINVAL) {
+        fprintf(stderr, "cledgerd: --listen: %s (HOST is an IPv4 or IPv6 address, or localhost)\n",
+                why);
+        return 2;
+    }
+    if (lc < 0) {
+        fprintf(stderr, "cledgerd: cannot listen on %s: %s\n", d.s.listen, why);
+        return 1;
+    }
+    /* Room for the longest file name under it (the ledger's own paths stop at 1,023 bytes). */
+    if (strlen(d.s.data_dir) > CLEDGERD_DATA_DIR_MAX) {
+        fprintf(stderr, "cledgerd: --data-dir is longer than %d bytes\n", CLEDGERD_DATA_DIR_MAX);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -672,9 +752,19 @@ int main(int argc, char **argv)
     path_in(&d, "node/ledger_type", probe, sizeof probe);
     struct stat st;
     int fresh = stat(probe, &st) != 0;
+    if (fresh && errno != ENOENT) { /* not "absent": a new service must not be made over it */
+        fprintf(stderr, "cledgerd: cannot read %s: %s\n", probe, strerror(errno));
+        return 1;
+    }
     path_in(&d, "ledger", probe, sizeof probe);
     if (!fresh && !cl_dir_has_files(probe)) { /* checked again below, after the open */
-        fprintf(stderr, NO_GENESIS, d.s.data_dir);
+        char raft[1100];
+        path_in(&d, "raft", raft, sizeof raft);
+        if (!cl_dir_has_files(raft)) {
+            fprintf(stderr, INTERRUPTED_FIRST_START, d.s.data_dir, d.s.data_dir);
+        } else {
+            fprintf(stderr, NO_GENESIS, d.s.data_dir);
+        }
         return 1;
     }
     if (fresh) {
@@ -721,7 +811,12 @@ int main(int argc, char **argv)
         /* A service's ledger starts with its genesis entries (service, node, secret, signature),
          * written when it was created; a ledger without them has lost its files (or its creation
          * never finished), and raft replaying its log into it would shift every seqno. */
-        fprintf(stderr, NO_GENESIS, d.s.data_dir);
+        char raft[1100];
+        path_in(&d, "raft", raft, sizeof raft);
+        if (cl_dir_has_files(raft))
+            fprintf(stderr, NO_GENESIS, d.s.data_dir);
+        else
+            fprintf(stderr, INTERRUPTED_FIRST_START, d.s.data_dir, d.s.data_dir);
         cl_ledger_close(d.ledger);
         return 1;
     }
@@ -840,8 +935,8 @@ int main(int argc, char **argv)
     uv_prepare_start(&d.lag, on_lag);
     uv_unref((uv_handle_t *)&d.lag);
     json_t *f =
-        json_pack("{s:s,s:i,s:s,s:s,s:s}", "host", d.host, "port", cl_http_server_port(d.http),
-                  "dataDir", d.s.data_dir, "ledgerType",
+        json_pack("{s:s,s:i,s:o,s:s,s:s}", "host", d.host, "port", cl_http_server_port(d.http),
+                  "dataDir", cl_log_text(d.s.data_dir), "ledgerType",
                   cl_ledger_is_private(d.ledger) ? "private" : "public", "admin", d.admin_fp);
     cl_log(CL_LOG_INFO, "cledgerd listening", f);
     json_decref(f);
