@@ -4,7 +4,9 @@
 #                 tests and replays under ASan+UBSan
 #   make run      build and start a local single-node ledger (see README)
 #   make asan     only the sanitizer run        make fuzz   libFuzzer for FUZZ_SECONDS each
-#   make bench    benchmarks, results in bench/results.md (copy into docs/performance.md)
+#   make bench    benchmarks, results in bench/results.md, bench/load-results.md (with RSS at
+#                 250k..1M entries), bench/slow-*-results.md and
+#                 bench/attest-results.md (copy the figures into docs/performance.md)
 #   make format   clang-format every C file
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -62,7 +64,7 @@ $(BENCH_BUILD)/CMakeCache.txt:
 bench: deps $(BENCH_BUILD)/CMakeCache.txt
 	cmake --build $(BENCH_BUILD) -j$(JOBS)
 	bash bench/run.sh $(BENCH_BUILD)/bin
-	sh bench/load.sh $(BENCH_BUILD)/bin
+	LOAD_1M=$${LOAD_1M:-1} sh bench/load.sh $(BENCH_BUILD)/bin
 	/usr/bin/python3 bench/slow_readers.py $(BENCH_BUILD)/bin
 	/usr/bin/python3 bench/slow_uploads.py $(BENCH_BUILD)/bin
 	sh bench/collections.sh $(BENCH_BUILD)/bin

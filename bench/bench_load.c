@@ -19,7 +19,7 @@
  *          make N collections.
  *   read   GET /app/transactions/{id}?api-version=2022-05-13[&collectionId=C] for random ids
  *          taken from --txids FILE. 2xx answers whose body says "state":"Loading" are counted
- *          (load.read.loading) besides the successes.
+ *          apart (load.read.loading), not as reads (they were counted as both until 2026-11-25).
  *   get    GET --path (default /): the nginx ceiling.
  *   mixed  writes with probability --write-ratio, reads otherwise (ids from --txids when given,
  *          else the last id this thread wrote).
@@ -27,12 +27,19 @@
  * --rate R (requests/s, all connections together; 0 = as fast as possible, closed loop) paces each
  * connection open-loop at R/N per second; latency is then measured from the intended send time,
  * so a server that falls behind is charged for the queueing it causes (no coordinated omission).
+ * The schedule survives a reconnect (an outage's sends go out late, charged from their intended
+ * time), and every request scheduled before the deadline that has no answer by then (in flight,
+ * or not sent yet) enters the latencies with what it had waited at the deadline
+ * (load.<mode>.cut_off counts them; they are not successes): a stall at the end of a run shows.
  * At --rate 0 latency is measured from the send of each request. --requests N stops after N
  * requests have been issued (the duration then defaults to one hour).
  *
  * --receipt-latency N: after the run, on one connection, N times: POST one entry, take the time of
  * its 200, then GET /app/transactions/{id}/receipt every 2 ms until the body says "state":"Ready";
- * reports p50/p99/max of that delay (10 s timeout per transaction).
+ * reports p50/p99/max of that delay (10 s timeout per transaction; each blocking call gives up
+ * after 10 s, and three failed writes or three receipts never ready in a row end the phase).
+ *
+ * Latencies are kept in a log-linear histogram (fixed memory; percentiles at most 0.2% high).
  *
  * Output: one metric a line on stdout, "name value unit" (load.<mode>.per_s, .ok, .p50_ms,
  * .p90_ms, .p99_ms, .p999_ms, .max_ms, .mean_ms, .errors, .errors.<status>, .errors.io; paced
@@ -80,6 +87,8 @@
 #define NSTATUS 600
 /* paced sends due within this much of now go out together (one wake-up for several) */
 #define PACE_SLACK_NS 200000u
+/* the receipt phase's blocking calls give up after this long */
+#define SYNC_TIMEOUT_S 10
 
 enum { MODE_WRITE, MODE_READ, MODE_GET, MODE_MIXED };
 enum { OP_WRITE, OP_READ, OP_GET, NOPS };
@@ -164,42 +173,112 @@ static uint64_t rnd(uint64_t *s)
 
 /* ---- statistics --------------------------------------------------------------------------- */
 
+/* Latencies in a log-linear histogram (HdrHistogram's layout): exact below 1,024 ns, then 512
+ * buckets per power of two, so a percentile is reported as its bucket's upper edge, at most 0.2%
+ * above the true value, and memory stays fixed however long the run (an array of every sample
+ * grew by 8-16 bytes a request: gigabytes for an hour at full rate). Values from 2^44 ns (4.9 h)
+ * up share the last bucket; the maximum is kept exactly. */
+#define H_LINEAR 1024u
+#define H_SUB 512u
+#define H_MAXEXP 44
+#define H_BUCKETS (H_LINEAR + (H_MAXEXP - 10) * H_SUB)
+
 typedef struct {
-    uint64_t *lat; /* ns, one per success */
-    size_t n, cap;
-    uint64_t *svc; /* paced runs: ns from the actual send, one per success */
-    size_t nsvc, capsvc;
+    uint64_t *b; /* H_BUCKETS counts (NULL until the first value) */
+    uint64_t n, max;
+    double sum;
+} hist_t;
+
+static size_t h_index(uint64_t v)
+{
+    if (v < H_LINEAR)
+        return (size_t)v;
+    int m = 63 - __builtin_clzll(v); /* 2^m <= v < 2^(m+1), m >= 10 */
+    if (m >= H_MAXEXP)
+        return H_BUCKETS - 1;
+    return H_LINEAR + (size_t)(m - 10) * H_SUB + (size_t)((v >> (m - 9)) & (H_SUB - 1));
+}
+
+/* the largest value of bucket i */
+static uint64_t h_upper(size_t i)
+{
+    if (i < H_LINEAR)
+        return i;
+    size_t k = i - H_LINEAR;
+    int m = (int)(k / H_SUB) + 10;
+    uint64_t sub = k % H_SUB;
+    return ((H_SUB + sub + 1) << (m - 9)) - 1;
+}
+
+static void h_add_n(hist_t *h, uint64_t v, uint64_t count)
+{
+    if (h->b == NULL && (h->b = calloc(H_BUCKETS, sizeof *h->b)) == NULL)
+        die("out of memory");
+    h->b[h_index(v)] += count;
+    h->n += count;
+    h->sum += (double)v * (double)count;
+    if (v > h->max)
+        h->max = v;
+}
+
+static void h_merge(hist_t *dst, const hist_t *src)
+{
+    if (src->n == 0)
+        return;
+    if (dst->b == NULL && (dst->b = calloc(H_BUCKETS, sizeof *dst->b)) == NULL)
+        die("out of memory");
+    for (size_t i = 0; i < H_BUCKETS; i++)
+        dst->b[i] += src->b[i];
+    dst->n += src->n;
+    dst->sum += src->sum;
+    if (src->max > dst->max)
+        dst->max = src->max;
+}
+
+/* nearest-rank percentile, in ms: the upper edge of the bucket that holds that rank (the exact
+ * maximum for the top one) */
+static double h_pct_ms(const hist_t *h, double p)
+{
+    if (h->n == 0)
+        return 0;
+    uint64_t rank = (uint64_t)(p / 100.0 * (double)h->n + 0.999999), seen = 0;
+    if (rank < 1)
+        rank = 1;
+    if (rank > h->n)
+        rank = h->n;
+    for (size_t i = 0; i < H_BUCKETS; i++) {
+        seen += h->b[i];
+        if (seen >= rank) {
+            uint64_t v = h_upper(i);
+            return (double)(v < h->max ? v : h->max) / 1e6;
+        }
+    }
+    return (double)h->max / 1e6;
+}
+
+typedef struct {
+    hist_t lat; /* ns, successes (and, paced, the requests cut off by the end: below) */
+    hist_t svc; /* paced runs: ns from the actual send, one per success */
     uint64_t ok, io_err, loading;
+    /* paced runs: requests scheduled before the deadline that had no answer by then (in flight,
+     * or never sent because the connection was still busy or down): each enters lat with the
+     * time it had waited at the deadline, a lower bound, so a stall at the end of a run shows in
+     * the percentiles (it vanished from them until 2026-11-25). Not successes. */
+    uint64_t cut_off;
     uint64_t status_err[NSTATUS]; /* non-2xx answers by status (0: out of range) */
 } opstats_t;
 
-static void stats_add(opstats_t *s, uint64_t lat)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 4096;
-        s->lat = xrealloc(s->lat, s->cap * sizeof *s->lat);
-    }
-    s->lat[s->n++] = lat;
-}
-
-static void stats_add_svc(opstats_t *s, uint64_t lat)
-{
-    if (s->nsvc == s->capsvc) {
-        s->capsvc = s->capsvc ? s->capsvc * 2 : 4096;
-        s->svc = xrealloc(s->svc, s->capsvc * sizeof *s->svc);
-    }
-    s->svc[s->nsvc++] = lat;
-}
+static void stats_add(opstats_t *s, uint64_t lat) { h_add_n(&s->lat, lat, 1); }
+static void stats_add_svc(opstats_t *s, uint64_t lat) { h_add_n(&s->svc, lat, 1); }
 
 static void stats_merge(opstats_t *dst, const opstats_t *src)
 {
-    for (size_t i = 0; i < src->n; i++)
-        stats_add(dst, src->lat[i]);
-    for (size_t i = 0; i < src->nsvc; i++)
-        stats_add_svc(dst, src->svc[i]);
+    h_merge(&dst->lat, &src->lat);
+    h_merge(&dst->svc, &src->svc);
     dst->ok += src->ok;
     dst->io_err += src->io_err;
     dst->loading += src->loading;
+    dst->cut_off += src->cut_off;
     for (int i = 0; i < NSTATUS; i++)
         dst->status_err[i] += src->status_err[i];
 }
@@ -406,7 +485,10 @@ typedef struct {
     int op;
     uint64_t t_start;  /* latency origin: intended (paced) or actual send time */
     uint64_t t_sent;   /* actual send time */
-    uint64_t due;      /* next send (paced), or retry time when ST_DOWN */
+    uint64_t due;      /* next wake-up: sched when idle and paced, or the retry time when down */
+    uint64_t sched;    /* paced: the intended time of the next send (of the one in flight while a
+                        * request is out); kept across reconnects, so an outage's sends are late,
+                        * not forgotten */
     uint64_t interval; /* ns between sends when paced */
     int want_out;      /* EPOLLOUT in the interest set (only while a write would block) */
 } conn_t;
@@ -449,6 +531,13 @@ static int conn_open(conn_t *c, int nonblock)
     c->fd = socket(g_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return -1;
+    if (!nonblock) {
+        /* blocking I/O (the receipt phase): a server that stops answering makes a call fail
+         * after this, instead of hanging the benchmark (connect obeys the send timeout too) */
+        struct timeval tv = {.tv_sec = SYNC_TIMEOUT_S};
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
     if (connect(c->fd, (struct sockaddr *)&g_addr, g_addrlen) != 0) {
         close(c->fd);
         c->fd = -1;
@@ -641,6 +730,8 @@ static void conn_fail(conn_t *c, uint64_t now)
     thread_t *t = c->t;
     if ((c->state == ST_SEND || c->state == ST_RECV) && running(now))
         t->st[c->op].io_err++;
+    if (c->state == ST_SEND || c->state == ST_RECV)
+        c->sched += c->interval; /* that slot was used */
     conn_close(c);
     if (!running(now)) {
         c->state = ST_DONE;
@@ -662,22 +753,24 @@ static void complete(conn_t *c, uint64_t now)
     resp_t *r = &c->resp;
     if (running(now)) {
         opstats_t *s = &t->st[c->op];
-        if (r->status >= 200 && r->status < 300) {
+        if (r->status >= 200 && r->status < 300 && c->op == OP_READ &&
+            body_state_is(c->rbuf + r->body_start, c->rlen - r->body_start, "Loading")) {
+            s->loading++; /* answered, but the entry was not served: not a read */
+        } else if (r->status >= 200 && r->status < 300) {
             s->ok++;
             stats_add(s, now - c->t_start);
             if (cfg.rate > 0)
                 stats_add_svc(s, now - c->t_sent);
             if (c->op == OP_WRITE)
                 append_txid(t, r->txid);
-            else if (c->op == OP_READ &&
-                     body_state_is(c->rbuf + r->body_start, c->rlen - r->body_start, "Loading"))
-                s->loading++;
         } else {
             s->status_err[r->status < NSTATUS ? r->status : 0]++;
         }
     }
-    if (cfg.rate > 0)
-        c->due += c->interval;
+    if (cfg.rate > 0) {
+        c->sched += c->interval;
+        c->due = c->sched;
+    }
     c->state = ST_IDLE;
 }
 
@@ -692,6 +785,7 @@ static void drive(conn_t *c)
             if (rc == 1) {
                 conn_block(c, SSL_ERROR_WANT_READ);
                 c->state = ST_IDLE;
+                c->due = c->sched;   /* paced: back on the schedule (late sends go out at once) */
                 if (g_deadline == 0) /* before the start: wait for the barrier */
                     return;
                 continue;
@@ -731,14 +825,14 @@ static void drive(conn_t *c)
                 c->state = ST_DONE;
                 return;
             }
-            if (cfg.rate > 0 && now + PACE_SLACK_NS < c->due)
+            if (cfg.rate > 0 && now + PACE_SLACK_NS < c->sched)
                 return; /* the timer brings it back */
             if (!next_request(c)) {
                 c->state = ST_DONE;
                 return;
             }
             /* paced: from the intended time when late, from now when (slightly) early */
-            c->t_start = cfg.rate > 0 && c->due < now ? c->due : now;
+            c->t_start = cfg.rate > 0 && c->sched < now ? c->sched : now;
             c->t_sent = now;
             c->state = ST_SEND;
             continue;
@@ -900,9 +994,9 @@ static void *thread_main(void *arg)
         if (total_rate > 0) {
             c->interval = (uint64_t)(1e9 * cfg.conns / total_rate);
             /* spread the connections' first sends over one interval */
-            c->due = g_t0 + (uint64_t)(1e9 * (t->first + i) / total_rate);
+            c->sched = c->due = g_t0 + (uint64_t)(1e9 * (t->first + i) / total_rate);
         } else {
-            c->due = g_t0;
+            c->sched = c->due = g_t0;
         }
         if (c->state == ST_DOWN)
             c->due = g_t0;
@@ -958,6 +1052,25 @@ static void *thread_main(void *arg)
     t->end = now_ns();
     if (t->end > g_deadline)
         t->end = g_deadline;
+    if (cfg.rate > 0 && (cfg.requests == 0 || atomic_load(&g_issued) < cfg.requests)) {
+        /* Paced: every request scheduled before the deadline and not answered by then enters the
+         * latencies with what it had waited at the deadline (see opstats_t.cut_off). */
+        for (int i = 0; i < t->nconns; i++) {
+            conn_t *c = &t->conns[i];
+            uint64_t due = c->sched;
+            int op = cfg.mode == MODE_READ ? OP_READ : cfg.mode == MODE_GET ? OP_GET : OP_WRITE;
+            if (c->state == ST_SEND || c->state == ST_RECV) {
+                op = c->op;
+                t->st[op].cut_off++;
+                stats_add(&t->st[op], g_deadline > c->t_start ? g_deadline - c->t_start : 0);
+                due = c->sched + c->interval;
+            }
+            for (; due < g_deadline && c->interval > 0; due += c->interval) {
+                t->st[op].cut_off++;
+                stats_add(&t->st[op], g_deadline - due);
+            }
+        }
+    }
     for (int i = 0; i < t->nconns; i++)
         conn_close(&t->conns[i]);
     return NULL;
@@ -1039,14 +1152,14 @@ static void receipt_latency(int n)
     if (lat == NULL)
         die("out of memory");
     size_t nl = 0;
-    int timeouts = 0, write_err = 0;
+    int timeouts = 0, write_err = 0, write_fail_run = 0;
     uint64_t polls = 0, not_ready = 0;
     for (int i = 0; i < n; i++) {
         build_write(&c, &t);
         if (sync_request(&c) != 0 || c.resp.status < 200 || c.resp.status >= 300 ||
             c.resp.txid[0] == 0) {
             write_err++;
-            if (write_err > 10 && write_err > n / 2) {
+            if (++write_fail_run >= 3 || (write_err > 10 && write_err > n / 2)) {
                 fprintf(stderr,
                         "bench_load: receipt latency: too many failed writes (last "
                         "status %d)\n",
@@ -1055,6 +1168,7 @@ static void receipt_latency(int n)
             }
             continue;
         }
+        write_fail_run = 0;
         uint64_t t200 = now_ns();
         char txid[TXID_MAX];
         snprintf(txid, sizeof txid, "%s", c.resp.txid);
@@ -1079,8 +1193,11 @@ static void receipt_latency(int n)
                 poll_at = nw;
             sleep_until(poll_at);
         }
-        if (!ready)
-            timeouts++;
+        if (!ready && ++timeouts >= 3 && nl == 0) {
+            fprintf(stderr, "bench_load: receipt latency: no receipt ready in 10 s, three times; "
+                            "stopped\n");
+            break;
+        }
     }
     conn_close(&c);
     if (nl > 0)
@@ -1218,31 +1335,28 @@ static void resolve(void)
 
 static void report(const char *prefix, opstats_t *s, double secs, int reads)
 {
-    if (s->n > 0)
-        qsort(s->lat, s->n, sizeof *s->lat, cmp_u64);
     uint64_t errs = s->io_err;
     for (int i = 0; i < NSTATUS; i++)
         errs += s->status_err[i];
     double per_s = secs > 0 ? (double)s->ok / secs : 0;
-    double sum = 0;
-    for (size_t i = 0; i < s->n; i++)
-        sum += (double)s->lat[i];
-    double mean = s->n ? sum / (double)s->n / 1e6 : 0;
+    const hist_t *h = &s->lat;
+    double mean = h->n ? h->sum / (double)h->n / 1e6 : 0;
     printf("%s.per_s %.1f req/s\n", prefix, per_s);
     printf("%s.ok %" PRIu64 " count\n", prefix, s->ok);
-    printf("%s.p50_ms %.3f ms\n", prefix, pct_ms(s->lat, s->n, 50));
-    printf("%s.p90_ms %.3f ms\n", prefix, pct_ms(s->lat, s->n, 90));
-    printf("%s.p99_ms %.3f ms\n", prefix, pct_ms(s->lat, s->n, 99));
-    printf("%s.p999_ms %.3f ms\n", prefix, pct_ms(s->lat, s->n, 99.9));
-    printf("%s.max_ms %.3f ms\n", prefix, s->n ? (double)s->lat[s->n - 1] / 1e6 : 0.0);
+    printf("%s.p50_ms %.3f ms\n", prefix, h_pct_ms(h, 50));
+    printf("%s.p90_ms %.3f ms\n", prefix, h_pct_ms(h, 90));
+    printf("%s.p99_ms %.3f ms\n", prefix, h_pct_ms(h, 99));
+    printf("%s.p999_ms %.3f ms\n", prefix, h_pct_ms(h, 99.9));
+    printf("%s.max_ms %.3f ms\n", prefix, (double)h->max / 1e6);
     printf("%s.mean_ms %.3f ms\n", prefix, mean);
-    if (s->nsvc > 0) {
+    if (s->svc.n > 0) {
         /* paced runs: the same answers timed from their actual send (without the queueing
          * behind a late connection that the figures above charge to the server) */
-        qsort(s->svc, s->nsvc, sizeof *s->svc, cmp_u64);
-        printf("%s.svc_p50_ms %.3f ms\n", prefix, pct_ms(s->svc, s->nsvc, 50));
-        printf("%s.svc_p99_ms %.3f ms\n", prefix, pct_ms(s->svc, s->nsvc, 99));
+        printf("%s.svc_p50_ms %.3f ms\n", prefix, h_pct_ms(&s->svc, 50));
+        printf("%s.svc_p99_ms %.3f ms\n", prefix, h_pct_ms(&s->svc, 99));
     }
+    if (cfg.rate > 0)
+        printf("%s.cut_off %" PRIu64 " count\n", prefix, s->cut_off);
     printf("%s.errors %" PRIu64 " count\n", prefix, errs);
     if (s->io_err)
         printf("%s.errors.io %" PRIu64 " count\n", prefix, s->io_err);
@@ -1254,8 +1368,8 @@ static void report(const char *prefix, opstats_t *s, double secs, int reads)
     fprintf(stderr,
             "%-18s %10.1f req/s  %8" PRIu64 " ok  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms  "
             "%" PRIu64 " errors",
-            prefix, per_s, s->ok, pct_ms(s->lat, s->n, 50), pct_ms(s->lat, s->n, 90),
-            pct_ms(s->lat, s->n, 99), s->n ? (double)s->lat[s->n - 1] / 1e6 : 0.0, errs);
+            prefix, per_s, s->ok, h_pct_ms(h, 50), h_pct_ms(h, 90), h_pct_ms(h, 99),
+            (double)h->max / 1e6, errs);
     if (s->io_err)
         fprintf(stderr, " (io %" PRIu64 ")", s->io_err);
     for (int i = 0; i < NSTATUS; i++)
@@ -1263,9 +1377,11 @@ static void report(const char *prefix, opstats_t *s, double secs, int reads)
             fprintf(stderr, " (%d: %" PRIu64 ")", i, s->status_err[i]);
     if (s->loading)
         fprintf(stderr, " [%" PRIu64 " Loading]", s->loading);
-    if (s->nsvc > 0)
-        fprintf(stderr, " [from send: p50 %.3f p99 %.3f ms]", pct_ms(s->svc, s->nsvc, 50),
-                pct_ms(s->svc, s->nsvc, 99));
+    if (s->cut_off)
+        fprintf(stderr, " [%" PRIu64 " cut off by the end]", s->cut_off);
+    if (s->svc.n > 0)
+        fprintf(stderr, " [from send: p50 %.3f p99 %.3f ms]", h_pct_ms(&s->svc, 50),
+                h_pct_ms(&s->svc, 99));
     fputc('\n', stderr);
 }
 
@@ -1471,8 +1587,8 @@ int main(int argc, char **argv)
         report("load.mixed", &all, secs, 1);
         report("load.mixed.write", &tot[OP_WRITE], secs, 0);
         report("load.mixed.read", &tot[OP_READ], secs, 1);
-        free(all.lat);
-        free(all.svc);
+        free(all.lat.b);
+        free(all.svc.b);
     } else {
         int op = cfg.mode == MODE_WRITE ? OP_WRITE : cfg.mode == MODE_READ ? OP_READ : OP_GET;
         snprintf(prefix, sizeof prefix, "load.%s", op_names[op]);
@@ -1510,8 +1626,8 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < nt; i++) {
         for (int k = 0; k < NOPS; k++) {
-            free(ts[i].st[k].lat);
-            free(ts[i].st[k].svc);
+            free(ts[i].st[k].lat.b);
+            free(ts[i].st[k].svc.b);
         }
         free(ts[i].txbuf);
         for (int j = 0; j < ts[i].nconns; j++) {
@@ -1522,8 +1638,8 @@ int main(int argc, char **argv)
         close(ts[i].tfd);
     }
     for (int k = 0; k < NOPS; k++) {
-        free(tot[k].lat);
-        free(tot[k].svc);
+        free(tot[k].lat.b);
+        free(tot[k].svc.b);
     }
     free(tot);
     free(ts);

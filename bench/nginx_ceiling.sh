@@ -7,7 +7,8 @@
 #   sh bench/nginx_ceiling.sh stop DIR      stop it and remove DIR
 #
 # Runs as the current user with DIR (default: a new mktemp directory) as its prefix: generated
-# config, logs, pid file and certificates. Like cledgerd: TLS 1.3 only, an ECDSA P-256 leaf for
+# config, logs, pid file and certificates. TLS 1.3 only (cledgerd prefers 1.3 and accepts 1.2;
+# bench_load offers 1.3 alone, so both sides of a comparison run 1.3), an ECDSA P-256 leaf for
 # 127.0.0.1/localhost issued by a generated P-256 CA (DIR/ca.pem), client certificates requested
 # (ssl_verify_client optional_no_ca), keep-alive connections (keepalive_requests 1000000),
 # 2 worker processes (NGINX_WORKERS), access_log off, `location / { return 200 '{"ok":true}'; }`.
