@@ -888,9 +888,6 @@ static int stage_identity(cl_ledger *l, const staged_identity *s)
     return rc;
 }
 
-/* A NUL-terminated copy of p[0..n). */
-static char *pem_dup(const char *p, size_t n) { return cl_strndup(p, n); }
-
 /* Parses what stage_identity wrote. CL_EFORMAT when it is not that. */
 static int staged_parse(const char *b, size_t n, staged_identity *s)
 {
@@ -905,8 +902,8 @@ static int staged_parse(const char *b, size_t n, staged_identity *s)
               CL_EFORMAT);
     int rc = CL_OK;
     CL_GUARD(cl_key_from_private_pem(b, (size_t)(c1 - b), &s->key));
-    s->cert_pem = pem_dup(c1, (size_t)(c2 - c1));
-    s->node_cert_pem = pem_dup(c2, (size_t)(end - c2));
+    s->cert_pem = cl_strndup(c1, (size_t)(c2 - c1));
+    s->node_cert_pem = cl_strndup(c2, (size_t)(end - c2));
     CL_GUARD_IF(s->cert_pem == NULL || s->node_cert_pem == NULL, CL_ENOMEM);
     CL_GUARD(cl_cert_from_pem(s->cert_pem, strlen(s->cert_pem), &s->cert));
     CL_GUARD(cl_cert_from_pem(s->node_cert_pem, strlen(s->node_cert_pem), &s->node_cert));
@@ -2616,13 +2613,12 @@ static int derive(cl_ledger *l, const cl_ledger_opts *o)
         identity_cut ic = {NULL, 0, 0, 0};
         cl_index_batch *mb = NULL;
         uint64_t version = 0;
-        l->loc_seqno = 0;
         rc = identity_writes_from(l, l->last_seqno + 1, 1, &ic);
         if (rc == CL_OK)
             rc = identity_meta_batch(l, &ic, l->last_seqno, &mb, &version);
         cl_free(ic.ids);
         if (rc == CL_OK) {
-            l->loc_seqno = 0;
+            l->loc_seqno = 0; /* the location cache, which those reads set */
             rc = cl_index_truncate_from_then(l->idx, l->last_seqno + 1, mb);
         } else {
             cl_index_batch_abort(mb);

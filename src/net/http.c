@@ -2153,6 +2153,16 @@ static int start_threaded(cl_http_server *s, const struct sockaddr_storage *ss)
     return listen_start(s);
 }
 
+/* host (an IPv4 or IPv6 literal) and port as a socket address; -1 when host is not one. */
+static int listen_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof *ss);
+    int v6 = strchr(host, ':') != NULL;
+    *len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return v6 ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss)
+              : uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+}
+
 int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_server **out)
 {
     *out = NULL;
@@ -2160,12 +2170,10 @@ int cl_http_server_start(uv_loop_t *loop, const cl_http_server_opts *o, cl_http_
         o->port < 0 || o->port > 65535 || o->worker_threads > 64)
         return CL_EINVAL;
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    int rc = strchr(o->host, ':') != NULL
-                 ? uv_ip6_addr(o->host, o->port, (struct sockaddr_in6 *)&ss)
-                 : uv_ip4_addr(o->host, o->port, (struct sockaddr_in *)&ss);
-    if (rc != 0)
+    socklen_t sslen;
+    if (listen_addr(o->host, o->port, &ss, &sslen) != 0)
         return CL_EINVAL;
+    int rc;
     cl_json_init(); /* the access log and error bodies use jansson through the alloc seam */
     cl_http_server *s = cl_calloc(1, sizeof *s);
     if (s == NULL)
@@ -2339,22 +2347,18 @@ void cl_http_server_set_handler_arg(cl_http_server *s, void *arg) { s->o.handler
 int cl_http_listen_check(const char *host, int port, char *why, size_t cap)
 {
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    int v6 = strchr(host, ':') != NULL;
-    int rc = v6 ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)
-                : uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
-    if (rc != 0) {
+    socklen_t sslen;
+    if (listen_addr(host, port, &ss, &sslen) != 0) {
         snprintf(why, cap, "'%s' is not an IP address", host);
         return CL_EINVAL;
     }
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
     if (fd < 0) {
         snprintf(why, cap, "socket: %s", strerror(errno));
         return CL_EIO;
     }
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    rc = bind(fd, (const struct sockaddr *)&ss,
-              v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    int rc = bind(fd, (const struct sockaddr *)&ss, sslen);
     int err = errno;
     close(fd);
     if (rc != 0) {

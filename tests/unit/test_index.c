@@ -429,6 +429,49 @@ static void test_stats(void **state)
     assert_int_equal(cl_index_check(idx), CL_OK);
 }
 
+/* cl_index_del_meta, and cl_index_truncate_from_then: the cut and the batch (meta rows put and
+ * removed) in one transaction; a batch that fails to apply leaves the cut undone too. */
+static void test_truncate_then_meta(void **state)
+{
+    fixture *f = *state;
+    cl_index *idx = open_idx(f, 0);
+    put_range(idx, 1, 40, coll_three);
+    char buf[16];
+    size_t len = 0;
+    cl_index_batch *b;
+    assert_int_equal(cl_index_batch_begin(idx, &b), CL_OK);
+    assert_int_equal(cl_index_put_meta(b, "node:a", "old", 3), CL_OK);
+    assert_int_equal(cl_index_put_meta(b, "node:b", "cut", 3), CL_OK);
+    assert_int_equal(cl_index_del_meta(b, ""), CL_EINVAL);
+    assert_int_equal(cl_index_batch_commit(b), CL_OK);
+
+    assert_int_equal(cl_index_batch_begin(idx, &b), CL_OK);
+    assert_int_equal(cl_index_put_meta(b, "node:a", "new", 3), CL_OK);
+    assert_int_equal(cl_index_del_meta(b, "node:b"), CL_OK);
+    assert_int_equal(cl_index_del_meta(b, "node:none"), CL_OK);       /* absent: nothing */
+    assert_int_equal(cl_index_truncate_from_then(idx, 31, b), CL_OK); /* frees b */
+    uint64_t last;
+    assert_int_equal(cl_index_last_seqno(idx, &last), CL_OK);
+    assert_int_equal(last, 30);
+    assert_int_equal(cl_index_get_meta(idx, "node:a", buf, sizeof buf, &len), CL_OK);
+    assert_memory_equal(buf, "new", 3);
+    assert_int_equal(cl_index_get_meta(idx, "node:b", buf, sizeof buf, &len), CL_ENOENT);
+    /* without a batch: the cut alone */
+    assert_int_equal(cl_index_truncate_from_then(idx, 21, NULL), CL_OK);
+    assert_int_equal(cl_index_last_seqno(idx, &last), CL_OK);
+    assert_int_equal(last, 20);
+    /* a batch whose apply fails (a seqno under a second collection): neither happens */
+    assert_int_equal(cl_index_batch_begin(idx, &b), CL_OK);
+    assert_int_equal(cl_index_put_meta(b, "node:a", "lost", 4), CL_OK);
+    assert_int_equal(cl_index_put_collection(b, "other", 5, 5), CL_OK);
+    assert_int_equal(cl_index_truncate_from_then(idx, 11, b), CL_EEXIST);
+    assert_int_equal(cl_index_last_seqno(idx, &last), CL_OK);
+    assert_int_equal(last, 20);
+    assert_int_equal(cl_index_get_meta(idx, "node:a", buf, sizeof buf, &len), CL_OK);
+    assert_memory_equal(buf, "new", 3);
+    assert_int_equal(cl_index_check(idx), CL_OK);
+}
+
 static void test_truncate(void **state)
 {
     fixture *f = *state;
@@ -960,6 +1003,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_then_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ordering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),

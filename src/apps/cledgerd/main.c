@@ -161,55 +161,44 @@ static int path_in(const daemon_t *d, const char *name, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
-/* Generates the first administrator's credential: a P-256 key and a self-signed certificate. */
-static int admin_generate(const char *cpath, const char *kpath)
+/* The first administrator's certificate: self-signed with k, written to cpath. */
+static int admin_cert_from(const cl_key *k, const char *cpath)
 {
-    cl_key *k = NULL;
     cl_cert *c = NULL;
-    int rc = cl_key_generate(CL_CURVE_P256, &k);
-    if (rc == CL_OK)
-        rc = cl_cert_self_signed_ca(k, "cledger administrator", 3650, &c);
-    if (rc == CL_OK)
-        rc = cl_key_save_private_pem(k, kpath);
+    int rc = cl_cert_self_signed_ca(k, "cledger administrator", 3650, &c);
     if (rc == CL_OK)
         rc = cl_cert_save_pem(c, cpath);
-    cl_key_free(k);
     cl_cert_free(c);
+    return rc;
+}
+
+/* The first administrator's credential in a new DIR: a P-256 key (written first) and its
+ * certificate. A key left without its certificate (a first start cut short between the two; the
+ * key was never handed out) gets the certificate issued from it. */
+static int admin_credential(const char *cpath, const char *kpath, int have_key)
+{
+    cl_key *k = NULL;
+    int rc = have_key ? cl_key_load_private_pem(kpath, &k) : cl_key_generate(CL_CURVE_P256, &k);
+    if (rc == CL_OK && !have_key)
+        rc = cl_key_save_private_pem(k, kpath);
+    if (rc == CL_OK)
+        rc = admin_cert_from(k, cpath);
+    cl_key_free(k);
     if (rc < 0) {
-        fprintf(stderr, "cledgerd: cannot write the administrator credential %s / %s: %s\n", cpath,
-                kpath, cl_strerror(rc));
+        fprintf(stderr,
+                "cledgerd: cannot %s the administrator credential %s / %s: %s; move them away, "
+                "or pass --initial-admin-cert PEM\n",
+                have_key ? "complete" : "write", cpath, kpath, cl_strerror(rc));
         return -1;
     }
     json_t *f = json_pack("{s:o,s:o}", "cert", cl_log_text(cpath), "key", cl_log_text(kpath));
-    cl_log(CL_LOG_INFO, "generated the first administrator's credentials", f);
+    cl_log(have_key ? CL_LOG_WARN : CL_LOG_INFO,
+           have_key ? "the first start of this directory stopped after the administrator's key "
+                      "was written: its certificate was issued from it"
+                    : "generated the first administrator's credentials",
+           f);
     json_decref(f);
     return 0;
-}
-
-/* A first start cut short between admin_key.pem and admin_cert.pem (admin_generate writes the
- * key first): the certificate is issued again from the key, which was never handed out. */
-static int admin_certify(const char *cpath, const char *kpath)
-{
-    cl_key *k = NULL;
-    cl_cert *c = NULL;
-    int rc = cl_key_load_private_pem(kpath, &k);
-    if (rc == CL_OK)
-        rc = cl_cert_self_signed_ca(k, "cledger administrator", 3650, &c);
-    if (rc == CL_OK)
-        rc = cl_cert_save_pem(c, cpath);
-    cl_key_free(k);
-    cl_cert_free(c);
-    if (rc < 0)
-        fprintf(stderr,
-                "cledgerd: %s exists without %s, and no certificate could be made from it: "
-                "%s; move it away, or pass --initial-admin-cert PEM\n",
-                kpath, cpath, cl_strerror(rc));
-    else
-        cl_logf(CL_LOG_WARN,
-                "the first start of this directory stopped after %s was written: %s "
-                "was issued from it",
-                kpath, cpath);
-    return rc < 0 ? -1 : 0;
 }
 
 /* The first administrator, recorded by the first leader when the users table is empty
@@ -237,15 +226,8 @@ static int admin_identity(daemon_t *d, int fresh)
                     cpath);
             return 0; /* admin_fp stays empty */
         }
-        if (!have_cert && have_key && (!fresh || admin_certify(cpath, kpath) < 0)) {
-            if (!fresh)
-                fprintf(stderr,
-                        "cledgerd: %s exists without %s; it is not overwritten: move it away, "
-                        "or pass --initial-admin-cert PEM\n",
-                        kpath, cpath);
-            return -1;
-        }
-        if (!have_cert && !have_key && admin_generate(cpath, kpath) < 0)
+        /* from here a missing certificate means a new DIR (returned above otherwise) */
+        if (!have_cert && admin_credential(cpath, kpath, have_key) < 0)
             return -1;
     }
     cl_cert *c = NULL;
